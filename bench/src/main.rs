@@ -1,1 +1,219 @@
-fn main() {}
+//! `strom-bench`: throughput of the Strom broker driven by librdkafka.
+//!
+//! ```text
+//! cargo run --release -p strom-bench -- --records 5000000
+//! ```
+//!
+//! 1. produce: librdkafka (`rdkafka`, bundled build) produces `--records` records of
+//!    `--size` bytes to one partition with `linger.ms=5`, and reports records/s and MB/s
+//!    counted from delivery reports;
+//! 2. fetch (raw): Strom's protocol `Connection` fetches the stored data back with plain
+//!    Fetch requests: what the broker can serve, without a client's record parsing;
+//! 3. fetch (librdkafka): a librdkafka consumer reads every record back.
+//!
+//! The broker runs in this process unless `--bootstrap` names another one.
+// A benchmark reports on stdout.
+#![allow(clippy::print_stdout)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::{CreateTopicsRequest, FetchRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use strom_broker::{Broker, BrokerConfig};
+use strom_protocol::connection::Connection;
+
+#[derive(Parser, Debug)]
+struct Args {
+    /// Records to produce.
+    #[arg(long, default_value_t = 5_000_000)]
+    records: u64,
+    /// Value size in bytes.
+    #[arg(long, default_value_t = 100)]
+    size: usize,
+    /// librdkafka compression.codec.
+    #[arg(long, default_value = "none")]
+    compression: String,
+    /// librdkafka linger.ms.
+    #[arg(long, default_value_t = 5)]
+    linger_ms: u64,
+    /// acks.
+    #[arg(long, default_value = "1")]
+    acks: String,
+    /// Use this broker instead of an embedded one.
+    #[arg(long)]
+    bootstrap: Option<String>,
+}
+
+struct Counter(Arc<AtomicU64>, Arc<AtomicU64>);
+
+impl ClientContext for Counter {}
+
+impl ProducerContext for Counter {
+    type DeliveryOpaque = ();
+    fn delivery(&self, result: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {
+        match result {
+            Ok(_) => self.0.fetch_add(1, Ordering::Relaxed),
+            Err(_) => self.1.fetch_add(1, Ordering::Relaxed),
+        };
+    }
+}
+
+fn rate(label: &str, records: u64, bytes: u64, elapsed: Duration) {
+    let secs = elapsed.as_secs_f64();
+    println!(
+        "{label:<22} {records:>10} records in {secs:>6.2} s: {:>12.0} records/s {:>9.1} MB/s",
+        records as f64 / secs,
+        bytes as f64 / secs / 1e6
+    );
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let dir = tempfile::tempdir()?;
+    let broker = match &args.bootstrap {
+        Some(_) => None,
+        None => Some(Broker::start(BrokerConfig::new(dir.path())).await?),
+    };
+    let bootstrap = match (&args.bootstrap, &broker) {
+        (Some(b), _) => b.clone(),
+        (None, Some(b)) => b.bootstrap(),
+        (None, None) => bail!("no broker"),
+    };
+    let topic = format!("bench-{}", std::process::id());
+    let conn = Connection::connect(&bootstrap, "strom-bench").await?;
+    let created = conn
+        .send(&CreateTopicsRequest::default().with_timeout_ms(10_000).with_topics(vec![CreatableTopic::default()
+            .with_name(TopicName(StrBytes::from_string(topic.clone())))
+            .with_num_partitions(1)
+            .with_replication_factor(1)]))
+        .await?;
+    if created.topics.iter().any(|t| t.error_code != 0) {
+        bail!("CreateTopics failed: {:?}", created.topics);
+    }
+    let topic_id = created.topics.first().map(|t| t.topic_id).unwrap_or_default();
+    println!("broker {bootstrap}, topic {topic}, {} records of {} bytes, compression {}, linger.ms {}, acks {}", args.records, args.size, args.compression, args.linger_ms, args.acks);
+
+    let a = args.records;
+    let size = args.size;
+    let (t, b, codec, linger, acks) = (topic.clone(), bootstrap.clone(), args.compression.clone(), args.linger_ms, args.acks.clone());
+    let produced = tokio::task::spawn_blocking(move || produce(&b, &t, a, size, &codec, linger, &acks)).await??;
+    rate("produce (librdkafka)", args.records, args.records * args.size as u64, produced);
+
+    let (records, bytes, elapsed) = raw_fetch(&conn, &topic, topic_id).await?;
+    rate("fetch (raw Fetch)", records, bytes, elapsed);
+
+    let (t, b, n) = (topic.clone(), bootstrap.clone(), args.records);
+    let (count, elapsed) = tokio::task::spawn_blocking(move || consume(&b, &t, n)).await??;
+    rate("fetch (librdkafka)", count, count * args.size as u64, elapsed);
+
+    drop(conn);
+    if let Some(broker) = broker {
+        broker.shutdown().await?;
+    }
+    Ok(())
+}
+
+fn produce(bootstrap: &str, topic: &str, records: u64, size: usize, codec: &str, linger_ms: u64, acks: &str) -> anyhow::Result<Duration> {
+    let ok = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let producer: BaseProducer<Counter> = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("linger.ms", linger_ms.to_string())
+        .set("batch.size", "1000000")
+        .set("queue.buffering.max.messages", "1000000")
+        .set("queue.buffering.max.kbytes", "1048576")
+        .set("compression.codec", codec)
+        .set("acks", acks)
+        .create_with_context(Counter(ok.clone(), failed.clone()))?;
+    let payload = vec![b'x'; size];
+    let start = Instant::now();
+    for _ in 0..records {
+        loop {
+            match producer.send(BaseRecord::<(), [u8]>::to(topic).payload(&payload[..]).partition(0)) {
+                Ok(()) => break,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                    producer.poll(Duration::from_millis(1));
+                }
+                Err((e, _)) => return Err(e).context("produce"),
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(120))?;
+    let elapsed = start.elapsed();
+    let (ok, failed) = (ok.load(Ordering::Relaxed), failed.load(Ordering::Relaxed));
+    if ok != records || failed != 0 {
+        bail!("{ok} delivered, {failed} failed of {records}");
+    }
+    Ok(elapsed)
+}
+
+async fn raw_fetch(conn: &Connection, topic: &str, topic_id: kafka_protocol::protocol::Uuid) -> anyhow::Result<(u64, u64, Duration)> {
+    let mut offset = 0i64;
+    let mut bytes = 0u64;
+    let start = Instant::now();
+    loop {
+        let request = FetchRequest::default().with_max_wait_ms(0).with_max_bytes(64 << 20).with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_string(topic.to_owned())))
+            .with_topic_id(topic_id)
+            .with_partitions(vec![FetchPartition::default().with_fetch_offset(offset).with_partition_max_bytes(16 << 20)])]);
+        let response = conn.send(&request).await?;
+        let p = response.responses.first().and_then(|t| t.partitions.first()).context("empty fetch response")?;
+        if p.error_code != 0 {
+            bail!("fetch error {}", p.error_code);
+        }
+        let data = p.records.clone().unwrap_or_default();
+        let mut next = offset;
+        for item in strom_protocol::records::batches(&data) {
+            let (header, _) = item?;
+            next = header.next_offset();
+        }
+        bytes += data.len() as u64;
+        if next >= p.high_watermark {
+            return Ok((next as u64, bytes, start.elapsed()));
+        }
+        if next == offset {
+            bail!("fetch made no progress at offset {offset}");
+        }
+        offset = next;
+    }
+}
+
+fn consume(bootstrap: &str, topic: &str, records: u64) -> anyhow::Result<(u64, Duration)> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "strom-bench")
+        .set("enable.auto.commit", "false")
+        .set("fetch.max.bytes", "67108864")
+        .set("max.partition.fetch.bytes", "16777216")
+        .create()?;
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)?;
+    consumer.assign(&tpl)?;
+    let start = Instant::now();
+    let mut count = 0u64;
+    while count < records {
+        match consumer.poll(Duration::from_secs(10)) {
+            Some(Ok(m)) => {
+                count += 1;
+                std::hint::black_box(m.payload());
+            }
+            Some(Err(e)) => bail!("consume: {e}"),
+            None => bail!("no records for 10 s after {count}"),
+        }
+    }
+    Ok((count, start.elapsed()))
+}

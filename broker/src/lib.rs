@@ -1,4 +1,31 @@
-//! The Strom broker.
+//! The Strom broker: a small Kafka-compatible broker that third-party Kafka clients can use.
+//!
+//! ```text
+//!  TCP ─▶ net (frames, one task per connection) ─▶ net::dispatch (API table)
+//!                                                       │
+//!                              handler/<api>.rs ◀───────┘
+//!                                   │
+//!                 topics (names, ids, configs) ─▶ partition (lock, idempotence)
+//!                                                       │
+//!                                                log (segments, indexes)
+//! ```
+//!
+//! Start one in-process with [`Broker::start`] (port 0 and a temporary folder make it
+//! self-contained for tests and examples), or run `strom broker`.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod config;
+pub mod error;
+mod handler;
 pub mod log;
+mod net;
+mod partition;
+pub mod producer_state;
+mod producer_ids;
+mod server;
+mod state;
+mod topics;
+
+pub use config::BrokerConfig;
+pub use error::BrokerError;
+pub use server::Broker;

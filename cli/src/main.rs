@@ -1,1 +1,55 @@
-fn main() {}
+//! `strom`: run a broker, or try the whole stack with `strom quickstart`.
+// Printing to stdout is this binary's job.
+#![allow(clippy::print_stdout)]
+
+mod broker_cmd;
+mod quickstart;
+
+use clap::{Parser, Subcommand};
+
+/// Strom: a Rust-native Kafka toolkit.
+#[derive(Parser, Debug)]
+#[command(name = "strom", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a Kafka-compatible broker (no configuration needed).
+    Broker(broker_cmd::BrokerArgs),
+    /// Start an embedded broker, create a topic, produce and consume a few records.
+    Quickstart(quickstart::QuickstartArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("strom: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Broker(args) => broker_cmd::run(args).await,
+            Command::Quickstart(args) => quickstart::run(args).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("strom: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

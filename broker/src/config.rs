@@ -1,0 +1,243 @@
+//! Broker configuration, under Kafka's own key names.
+//!
+//! [`BrokerConfig::set`] takes any supported Kafka broker key as a string (what a TOML file or
+//! the command line gives); the typed fields can also be set directly. Broker-level log keys
+//! (`log.segment.bytes`, `log.retention.ms`, ...) become the defaults of the matching
+//! topic-level keys (`segment.bytes`, `retention.ms`, ...), which topics may override.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::error::BrokerError;
+
+/// Kafka's default `message.max.bytes`.
+pub const DEFAULT_MESSAGE_MAX_BYTES: i32 = 1_048_588;
+
+/// Configuration of one broker.
+#[derive(Clone, Debug)]
+pub struct BrokerConfig {
+    /// Address to listen on; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// Host name given to clients in metadata; defaults to the listen address's IP (or
+    /// 127.0.0.1 when listening on all interfaces).
+    pub advertised_host: Option<String>,
+    /// Folder holding partition logs and broker metadata (`log.dirs`).
+    pub data_dir: PathBuf,
+    /// This broker's id (`node.id`).
+    pub node_id: i32,
+    /// Create topics on first use in Metadata and Produce (`auto.create.topics.enable`).
+    pub auto_create_topics: bool,
+    /// Partitions of an auto-created topic or a CreateTopics with -1 (`num.partitions`).
+    pub num_partitions: i32,
+    /// Largest record batch accepted (`message.max.bytes`); topics override it with
+    /// `max.message.bytes`.
+    pub message_max_bytes: i32,
+    /// Largest request frame accepted (`socket.request.max.bytes`).
+    pub socket_request_max_bytes: usize,
+    /// How often retention and compaction run (`log.retention.check.interval.ms`).
+    pub retention_check_interval: Duration,
+    /// Defaults for topic-level configs, by topic-level key (`segment.bytes`, ...).
+    pub log_defaults: BTreeMap<String, String>,
+}
+
+/// Broker keys that set the default of a topic-level key.
+const LOG_KEYS: &[(&str, &str)] = &[
+    ("log.segment.bytes", "segment.bytes"),
+    ("log.roll.ms", "segment.ms"),
+    ("log.retention.ms", "retention.ms"),
+    ("log.retention.bytes", "retention.bytes"),
+    ("log.cleanup.policy", "cleanup.policy"),
+    ("log.cleaner.delete.retention.ms", "delete.retention.ms"),
+    ("log.cleaner.min.compaction.lag.ms", "min.compaction.lag.ms"),
+    ("log.cleaner.min.cleanable.ratio", "min.cleanable.dirty.ratio"),
+    ("log.flush.interval.messages", "flush.messages"),
+    ("log.flush.interval.ms", "flush.ms"),
+    ("log.index.interval.bytes", "index.interval.bytes"),
+    ("message.max.bytes", "max.message.bytes"),
+];
+
+impl BrokerConfig {
+    /// Defaults as Kafka has them, listening on 127.0.0.1 port 0, storing in `data_dir`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        BrokerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            advertised_host: None,
+            data_dir: data_dir.into(),
+            node_id: 1,
+            auto_create_topics: true,
+            num_partitions: 1,
+            message_max_bytes: DEFAULT_MESSAGE_MAX_BYTES,
+            socket_request_max_bytes: strom_protocol::frame::DEFAULT_MAX_FRAME_BYTES,
+            retention_check_interval: Duration::from_secs(300),
+            log_defaults: BTreeMap::new(),
+        }
+    }
+
+    /// Sets one Kafka broker key from its string form.
+    ///
+    /// ```
+    /// let mut config = strom_broker::BrokerConfig::new("/tmp/x");
+    /// config.set("num.partitions", "3").unwrap();
+    /// config.set("log.retention.ms", "60000").unwrap();
+    /// assert_eq!(config.num_partitions, 3);
+    /// assert!(config.set("no.such.key", "1").is_err());
+    /// assert!(config.set("num.partitions", "three").is_err());
+    /// ```
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), BrokerError> {
+        let bad = |reason: &str| BrokerError::Config {
+            key: key.to_owned(),
+            value: value.to_owned(),
+            reason: reason.to_owned(),
+        };
+        match key {
+            "listen" => self.listen = value.parse().map_err(|_| bad("expected HOST:PORT"))?,
+            "listeners" => self.listen = parse_listener(value).ok_or_else(|| bad("expected PLAINTEXT://HOST:PORT"))?,
+            "advertised.host.name" => self.advertised_host = Some(value.to_owned()),
+            "log.dirs" | "log.dir" | "data.dir" => self.data_dir = PathBuf::from(value),
+            "node.id" | "broker.id" => self.node_id = parse(value).map_err(|_| bad("expected an integer"))?,
+            "auto.create.topics.enable" => self.auto_create_topics = parse_bool(value).ok_or_else(|| bad("expected true or false"))?,
+            "num.partitions" => {
+                self.num_partitions = parse(value).map_err(|_| bad("expected an integer"))?;
+                if self.num_partitions < 1 {
+                    return Err(bad("must be at least 1"));
+                }
+            }
+            "socket.request.max.bytes" => self.socket_request_max_bytes = parse(value).map_err(|_| bad("expected a byte count"))?,
+            "log.retention.check.interval.ms" => {
+                let ms: u64 = parse(value).map_err(|_| bad("expected milliseconds"))?;
+                self.retention_check_interval = Duration::from_millis(ms.max(1));
+            }
+            "log.retention.hours" => self.set_log_default("retention.ms", hours_to_ms(value).ok_or_else(|| bad("expected hours"))?),
+            "log.roll.hours" => self.set_log_default("segment.ms", hours_to_ms(value).ok_or_else(|| bad("expected hours"))?),
+            "default.replication.factor" | "offsets.topic.replication.factor" | "transaction.state.log.replication.factor" | "process.roles" | "controller.quorum.voters" => {}
+            _ => {
+                let Some((_, topic_key)) = LOG_KEYS.iter().find(|(k, _)| *k == key) else {
+                    return Err(bad("unknown broker configuration key"));
+                };
+                if key == "message.max.bytes" {
+                    self.message_max_bytes = parse(value).map_err(|_| bad("expected a byte count"))?;
+                }
+                let mut probe = BTreeMap::new();
+                probe.insert((*topic_key).to_owned(), value.to_owned());
+                crate::log::LogConfig::from_kafka_pairs(probe.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+                    .map_err(|e| bad(&e.to_string()))?;
+                self.set_log_default(topic_key, value.to_owned());
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads a TOML file of Kafka keys over these settings. Keys may be quoted
+    /// (`"log.retention.ms" = 60000`) or dotted (`log.retention.ms = 60000`).
+    pub fn apply_toml_file(&mut self, path: &Path) -> Result<(), BrokerError> {
+        let text = std::fs::read_to_string(path).map_err(|e| BrokerError::Io {
+            context: format!("reading config file {}", path.display()),
+            source: e,
+        })?;
+        self.apply_toml_str(&text)
+            .map_err(|e| match e {
+                BrokerError::ConfigFile { reason, .. } => BrokerError::ConfigFile { path: path.display().to_string(), reason },
+                other => other,
+            })
+    }
+
+    /// Reads TOML text of Kafka keys over these settings.
+    pub fn apply_toml_str(&mut self, text: &str) -> Result<(), BrokerError> {
+        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| BrokerError::ConfigFile {
+            path: "<string>".to_owned(),
+            reason: e.to_string(),
+        })?;
+        let mut flat = Vec::new();
+        flatten("", &toml::Value::Table(table), &mut flat);
+        for (key, value) in flat {
+            self.set(&key, &value)?;
+        }
+        Ok(())
+    }
+
+    fn set_log_default(&mut self, topic_key: &str, value: String) {
+        self.log_defaults.insert(topic_key.to_owned(), value);
+    }
+
+    /// The host and port clients are told to connect to.
+    pub fn advertised(&self, bound: SocketAddr) -> (String, i32) {
+        let host = match &self.advertised_host {
+            Some(h) => h.clone(),
+            None if bound.ip().is_unspecified() => "127.0.0.1".to_owned(),
+            None => bound.ip().to_string(),
+        };
+        (host, i32::from(bound.port()))
+    }
+}
+
+fn parse<T: std::str::FromStr>(value: &str) -> Result<T, T::Err> {
+    value.trim().parse()
+}
+
+fn parse_bool(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
+    }
+}
+
+fn hours_to_ms(value: &str) -> Option<String> {
+    let hours: i64 = value.trim().parse().ok()?;
+    Some(hours.checked_mul(3_600_000)?.to_string())
+}
+
+fn parse_listener(value: &str) -> Option<SocketAddr> {
+    let first = value.split(',').next()?.trim();
+    let addr = first.split_once("://").map_or(first, |(_, a)| a);
+    let addr = if addr.starts_with(':') { format!("0.0.0.0{addr}") } else { addr.to_owned() };
+    addr.parse().ok()
+}
+
+fn flatten(prefix: &str, value: &toml::Value, out: &mut Vec<(String, String)>) {
+    match value {
+        toml::Value::Table(t) => {
+            for (k, v) in t {
+                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                flatten(&key, v, out);
+            }
+        }
+        toml::Value::String(s) => out.push((prefix.to_owned(), s.clone())),
+        other => out.push((prefix.to_owned(), other.to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn toml_with_dotted_and_quoted_keys() {
+        let mut c = BrokerConfig::new("/tmp/d");
+        c.apply_toml_str(
+            r#"
+            "auto.create.topics.enable" = false
+            log.segment.bytes = 1048576
+            listeners = "PLAINTEXT://127.0.0.1:19092"
+            [log.retention]
+            ms = 1000
+            "#,
+        )
+        .unwrap();
+        assert!(!c.auto_create_topics);
+        assert_eq!(c.listen.port(), 19092);
+        assert_eq!(c.log_defaults["segment.bytes"], "1048576");
+        assert_eq!(c.log_defaults["retention.ms"], "1000");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let mut c = BrokerConfig::new("/tmp/d");
+        let e = c.apply_toml_str("\"log.segment.bytes\" = \"big\"").unwrap_err();
+        assert!(e.to_string().contains("log.segment.bytes"), "{e}");
+        let e = c.set("frobnicate", "1").unwrap_err();
+        assert!(e.to_string().contains("frobnicate"), "{e}");
+    }
+}

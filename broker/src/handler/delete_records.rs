@@ -1,0 +1,35 @@
+//! DeleteRecords (key 21): versions 0-2. Moves a partition's log start offset forward;
+//! offset -1 means the high watermark. Whole segments below it are removed.
+
+use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult};
+use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
+use strom_protocol::ErrorCode;
+
+use crate::state::BrokerState;
+
+pub(crate) async fn handle(state: &BrokerState, request: DeleteRecordsRequest, _version: i16) -> DeleteRecordsResponse {
+    let topics = request
+        .topics
+        .into_iter()
+        .map(|t| {
+            let topic = state.topics.get(t.name.0.as_str());
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let result = DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index);
+                    let outcome = match topic.as_ref().and_then(|topic| topic.partition(p.partition_index)) {
+                        None => Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
+                        Some(partition) => partition.delete_records_before(p.offset),
+                    };
+                    match outcome {
+                        Ok(low) => result.with_low_watermark(low),
+                        Err(code) => result.with_error_code(code.code()).with_low_watermark(-1),
+                    }
+                })
+                .collect();
+            DeleteRecordsTopicResult::default().with_name(t.name).with_partitions(partitions)
+        })
+        .collect();
+    DeleteRecordsResponse::default().with_topics(topics)
+}

@@ -1,0 +1,37 @@
+//! DeleteTopics (key 20): versions 1-6. v6 names topics by name or by id.
+//!
+//! The topic disappears from metadata at once and its partition folders are removed.
+
+use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
+use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse};
+use strom_protocol::ErrorCode;
+
+use super::{str_bytes, topic_name};
+use crate::state::BrokerState;
+
+pub(crate) async fn handle(state: &BrokerState, request: DeleteTopicsRequest, version: i16) -> DeleteTopicsResponse {
+    let targets: Vec<(Option<String>, uuid::Uuid)> = if version >= 6 {
+        request.topics.into_iter().map(|t| (t.name.map(|n| n.0.to_string()), t.topic_id)).collect()
+    } else {
+        request.topic_names.into_iter().map(|n| (Some(n.0.to_string()), uuid::Uuid::nil())).collect()
+    };
+    let responses = targets
+        .into_iter()
+        .map(|(name, id)| {
+            let name = name.or_else(|| state.topics.get_by_id(id).map(|t| t.name.clone()));
+            let Some(name) = name else {
+                return DeletableTopicResult::default()
+                    .with_topic_id(id)
+                    .with_error_code(ErrorCode::UNKNOWN_TOPIC_ID.code());
+            };
+            let result = DeletableTopicResult::default().with_name(Some(topic_name(name.clone())));
+            match state.topics.delete(&name) {
+                Ok(id) => result.with_topic_id(id),
+                Err(code) => result
+                    .with_error_code(code.code())
+                    .with_error_message(Some(str_bytes(format!("topic '{name}': {}", code.message())))),
+            }
+        })
+        .collect();
+    DeleteTopicsResponse::default().with_responses(responses)
+}

@@ -1,0 +1,110 @@
+//! Fetch (key 1): versions 4-16.
+//!
+//! Stored batches are returned as they are on disk, without re-encoding. The response is
+//! limited by the request's `max_bytes` and each partition's `partition_max_bytes`, except
+//! that the first partition with data always gets at least one whole batch (KIP-74) so a
+//! consumer can make progress past a batch larger than its limits. When less than
+//! `min_bytes` is available the request waits up to `max_wait_ms` for appends (long poll).
+//! v13+ names topics by id. Fetch sessions (KIP-227) are not created: the response's session
+//! id is always 0, which tells clients to keep sending full requests.
+
+use std::time::Duration;
+
+use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use strom_protocol::ErrorCode;
+use tokio::time::Instant;
+
+use crate::state::BrokerState;
+use crate::topics::Topic;
+use std::sync::Arc;
+
+/// Longest wait honoured, whatever a client asks.
+const MAX_WAIT: Duration = Duration::from_secs(30);
+
+pub(crate) async fn handle(state: &BrokerState, request: FetchRequest, version: i16) -> FetchResponse {
+    if request.session_id != 0 || request.session_epoch > 0 {
+        return FetchResponse::default().with_error_code(ErrorCode::FETCH_SESSION_ID_NOT_FOUND.code());
+    }
+    let wait = Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0)).min(MAX_WAIT);
+    let deadline = Instant::now() + wait;
+    let topics: Vec<Option<Arc<Topic>>> = request
+        .topics
+        .iter()
+        .map(|t| {
+            if version >= 13 {
+                state.topics.get_by_id(t.topic_id)
+            } else {
+                state.topics.get(t.topic.0.as_str())
+            }
+        })
+        .collect();
+    let mut appended = state.appended.subscribe();
+    loop {
+        // Mark the current append count as seen before reading, so no append is missed.
+        appended.borrow_and_update();
+        let (response, read) = read_all(&request, &topics, version);
+        let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
+        if read.bytes >= min_bytes || read.errors || Instant::now() >= deadline {
+            return response;
+        }
+        if tokio::time::timeout_at(deadline, appended.changed()).await.is_err() {
+            return read_all(&request, &topics, version).0;
+        }
+    }
+}
+
+/// What one pass over the requested partitions found.
+struct Read {
+    bytes: usize,
+    errors: bool,
+}
+
+fn read_all(request: &FetchRequest, topics: &[Option<Arc<Topic>>], version: i16) -> (FetchResponse, Read) {
+    let mut remaining = usize::try_from(request.max_bytes).unwrap_or(0);
+    let mut total = 0usize;
+    let mut errors = false;
+    let mut responses = Vec::with_capacity(request.topics.len());
+    for (fetch_topic, topic) in request.topics.iter().zip(topics) {
+        let mut partitions = Vec::with_capacity(fetch_topic.partitions.len());
+        for p in &fetch_topic.partitions {
+            let data = PartitionData::default().with_partition_index(p.partition);
+            let Some(partition) = topic.as_ref().and_then(|t| t.partition(p.partition)) else {
+                let code = if version >= 13 { ErrorCode::UNKNOWN_TOPIC_ID } else { ErrorCode::UNKNOWN_TOPIC_OR_PARTITION };
+                partitions.push(data.with_error_code(code.code()).with_high_watermark(-1));
+                errors = true;
+                continue;
+            };
+            let marks = partition.watermarks();
+            let data = data
+                .with_high_watermark(marks.high_watermark)
+                .with_last_stable_offset(marks.high_watermark)
+                .with_log_start_offset(marks.log_start_offset);
+            let limit = usize::try_from(p.partition_max_bytes).unwrap_or(0).min(remaining);
+            let min_one = total == 0;
+            if limit == 0 && !min_one {
+                partitions.push(data.with_records(Some(Default::default())));
+                continue;
+            }
+            match partition.read(p.fetch_offset, limit, min_one) {
+                Ok(records) => {
+                    total += records.len();
+                    remaining = remaining.saturating_sub(records.len());
+                    partitions.push(data.with_records(Some(records)));
+                }
+                Err(code) => {
+                    errors = true;
+                    partitions.push(data.with_error_code(code.code()));
+                }
+            }
+        }
+        responses.push(
+            FetchableTopicResponse::default()
+                .with_topic(fetch_topic.topic.clone())
+                .with_topic_id(fetch_topic.topic_id)
+                .with_partitions(partitions),
+        );
+    }
+    let read = Read { bytes: total, errors };
+    (FetchResponse::default().with_responses(responses), read)
+}

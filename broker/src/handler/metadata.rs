@@ -1,0 +1,100 @@
+//! Metadata (key 3): versions 0-12.
+//!
+//! A null topic list (v1+) or an empty one (v0) asks for every topic. Unknown topics are
+//! created when `auto.create.topics.enable` is on and the request allows it (v4+ says so
+//! per request), with `num.partitions` partitions. v10+ may name topics by id. This broker is
+//! the leader of every partition, at leader epoch 0.
+
+use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
+use std::collections::BTreeMap;
+use strom_protocol::ErrorCode;
+use uuid::Uuid;
+
+use super::{str_bytes, topic_name};
+use crate::state::{now_ms, BrokerState};
+use crate::topics::{validate_topic_name, Topic};
+
+pub(crate) async fn handle(state: &BrokerState, request: MetadataRequest, version: i16) -> MetadataResponse {
+    let node = BrokerId(state.config.node_id);
+    let broker = MetadataResponseBroker::default()
+        .with_node_id(node)
+        .with_host(str_bytes(state.advertised_host.clone()))
+        .with_port(state.advertised_port);
+    let all = match &request.topics {
+        None => true,
+        Some(t) => t.is_empty() && version == 0,
+    };
+    let topics = if all {
+        state.topics.all().iter().map(|t| describe(t, node)).collect()
+    } else {
+        let allow_create = state.config.auto_create_topics && (version < 4 || request.allow_auto_topic_creation);
+        request
+            .topics
+            .unwrap_or_default()
+            .into_iter()
+            .map(|t| match t.name {
+                Some(name) => by_name(state, name.0.as_str(), allow_create, node),
+                None => by_id(state, t.topic_id, node),
+            })
+            .collect()
+    };
+    MetadataResponse::default()
+        .with_brokers(vec![broker])
+        .with_cluster_id(Some(str_bytes(state.cluster_id.clone())))
+        .with_controller_id(node)
+        .with_topics(topics)
+}
+
+fn by_name(state: &BrokerState, name: &str, allow_create: bool, node: BrokerId) -> MetadataResponseTopic {
+    if let Some(topic) = state.topics.get(name) {
+        return describe(&topic, node);
+    }
+    let failed = |code: ErrorCode| {
+        MetadataResponseTopic::default()
+            .with_name(Some(topic_name(name)))
+            .with_error_code(code.code())
+    };
+    if validate_topic_name(name).is_err() {
+        return failed(ErrorCode::INVALID_TOPIC_EXCEPTION);
+    }
+    if !allow_create {
+        return failed(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION);
+    }
+    match state.topics.create(name, state.config.num_partitions, BTreeMap::new(), false, now_ms()) {
+        Ok(topic) => describe(&topic, node),
+        // Created concurrently by another request.
+        Err((ErrorCode::TOPIC_ALREADY_EXISTS, _)) => match state.topics.get(name) {
+            Some(topic) => describe(&topic, node),
+            None => failed(ErrorCode::LEADER_NOT_AVAILABLE),
+        },
+        Err((code, _)) => failed(code),
+    }
+}
+
+fn by_id(state: &BrokerState, id: Uuid, node: BrokerId) -> MetadataResponseTopic {
+    match state.topics.get_by_id(id) {
+        Some(topic) => describe(&topic, node),
+        None => MetadataResponseTopic::default()
+            .with_topic_id(id)
+            .with_error_code(ErrorCode::UNKNOWN_TOPIC_ID.code()),
+    }
+}
+
+fn describe(topic: &Topic, node: BrokerId) -> MetadataResponseTopic {
+    let partitions = (0..topic.partition_count())
+        .map(|index| {
+            MetadataResponsePartition::default()
+                .with_partition_index(index)
+                .with_leader_id(node)
+                .with_leader_epoch(0)
+                .with_replica_nodes(vec![node])
+                .with_isr_nodes(vec![node])
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(topic_name(topic.name.clone())))
+        .with_topic_id(topic.id)
+        .with_is_internal(topic.name.starts_with("__"))
+        .with_partitions(partitions)
+}

@@ -1,0 +1,65 @@
+//! Produce (key 0): versions 3-11 served; 0-2 advertised but refused (see `net::dispatch`).
+//!
+//! Each partition's payload is validated (magic 2, lengths, CRC, `max.message.bytes`),
+//! checked against the idempotent-producer state, and appended with offsets assigned here.
+//! With one broker the in-sync replicas are this broker alone, so `acks=all` and `acks=1`
+//! answer once the records are in the log (written to the OS; see the log's flush policy).
+//! `acks=0` gets no response. Transactional produce is not served yet.
+
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use strom_protocol::ErrorCode;
+
+use super::str_bytes;
+use crate::state::{now_ms, BrokerState};
+
+pub(crate) async fn handle(state: &BrokerState, request: ProduceRequest, _version: i16) -> Option<ProduceResponse> {
+    let acks = request.acks;
+    let refuse_all = if !matches!(acks, -1..=1) {
+        Some((ErrorCode::INVALID_REQUIRED_ACKS, "acks must be -1 (all), 0 or 1"))
+    } else if request.transactional_id.is_some() {
+        Some((ErrorCode::TRANSACTIONAL_ID_NOT_FOUND, "transactions are not served by this broker yet"))
+    } else {
+        None
+    };
+    let now = now_ms();
+    let mut appended_any = false;
+    let mut responses = Vec::with_capacity(request.topic_data.len());
+    for topic_data in request.topic_data {
+        let topic = state.topics.get(topic_data.name.0.as_str());
+        let mut partition_responses = Vec::with_capacity(topic_data.partition_data.len());
+        for data in topic_data.partition_data {
+            let response = PartitionProduceResponse::default().with_index(data.index);
+            let result = match (&refuse_all, &topic, data.records) {
+                (Some((code, message)), _, _) => Err((*code, Some(*message))),
+                (None, None, _) => Err((ErrorCode::UNKNOWN_TOPIC_OR_PARTITION, None)),
+                (None, Some(_), None) => Err((ErrorCode::INVALID_RECORD, Some("no records"))),
+                (None, Some(topic), Some(records)) => match topic.partition(data.index) {
+                    None => Err((ErrorCode::UNKNOWN_TOPIC_OR_PARTITION, None)),
+                    Some(partition) => partition.append(records, now).map_err(|code| (code, None)),
+                },
+            };
+            partition_responses.push(match result {
+                Ok(appended) => {
+                    appended_any = true;
+                    response
+                        .with_base_offset(appended.base_offset)
+                        .with_log_start_offset(appended.log_start_offset)
+                }
+                Err((code, message)) => response
+                    .with_error_code(code.code())
+                    .with_base_offset(-1)
+                    .with_error_message(message.map(str_bytes)),
+            });
+        }
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(topic_data.name)
+                .with_partition_responses(partition_responses),
+        );
+    }
+    if appended_any {
+        state.notify_appended();
+    }
+    (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
+}

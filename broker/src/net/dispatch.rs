@@ -1,0 +1,137 @@
+//! The dispatch table: which APIs and versions the broker serves, and the handler of each.
+//!
+//! [`APIS`] is the one list: ApiVersions advertises exactly it and [`dispatch`] refuses
+//! anything outside it, so what is advertised is what is served.
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::VersionRange;
+use strom_protocol::header::{decode_body, decode_request_header, encode_response, RequestPrefix};
+use strom_protocol::versions::{api_name, unsupported_api_versions_response};
+use strom_protocol::ProtocolError;
+use tracing::trace;
+
+use crate::handler;
+use crate::state::BrokerState;
+
+/// An API the broker serves, with the versions it advertises.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ApiSpec {
+    pub(crate) key: ApiKey,
+    pub(crate) min: i16,
+    pub(crate) max: i16,
+}
+
+const fn spec(key: ApiKey, min: i16, max: i16) -> ApiSpec {
+    ApiSpec { key, min, max }
+}
+
+/// Every API served, with the advertised version range.
+///
+/// Produce advertises v0-v2 as Kafka 4 does (KAFKA-18659: librdkafka turns compression off
+/// when Produce v0 is missing) but refuses requests below v3, which carry the old message
+/// formats this broker does not store.
+pub(crate) const APIS: &[ApiSpec] = &[
+    spec(ApiKey::Produce, 0, 11),
+    spec(ApiKey::Fetch, 4, 16),
+    spec(ApiKey::ListOffsets, 1, 9),
+    spec(ApiKey::Metadata, 0, 12),
+    spec(ApiKey::ApiVersions, 0, 4),
+    spec(ApiKey::CreateTopics, 2, 7),
+    spec(ApiKey::DeleteTopics, 1, 6),
+    spec(ApiKey::DeleteRecords, 0, 2),
+    spec(ApiKey::InitProducerId, 0, 5),
+    spec(ApiKey::DescribeConfigs, 1, 4),
+    spec(ApiKey::AlterConfigs, 0, 2),
+    spec(ApiKey::CreatePartitions, 0, 3),
+    spec(ApiKey::IncrementalAlterConfigs, 0, 1),
+    spec(ApiKey::DescribeCluster, 0, 1),
+];
+
+/// Lowest Produce version actually served.
+const PRODUCE_MIN_SERVED: i16 = 3;
+
+pub(crate) fn find(key: i16) -> Option<ApiSpec> {
+    APIS.iter().copied().find(|s| s.key as i16 == key)
+}
+
+/// Handles one request frame, appending the response frame (if any) to `out`.
+///
+/// An error means the connection should be closed (as Kafka does for requests it cannot
+/// parse or versions it cannot answer).
+pub(crate) async fn dispatch(state: &BrokerState, mut frame: Bytes, out: &mut BytesMut) -> Result<(), ProtocolError> {
+    let prefix = RequestPrefix::peek(&frame)?;
+    let api = ApiKey::try_from(prefix.api_key).map_err(|_| ProtocolError::UnknownApiKey(prefix.api_key))?;
+    let Some(spec) = find(prefix.api_key) else {
+        return Err(unsupported(api, prefix.api_version, VersionRange { min: 0, max: -1 }));
+    };
+    let version = prefix.api_version;
+    let served_min = if api == ApiKey::Produce { PRODUCE_MIN_SERVED } else { spec.min };
+    if version < served_min || version > spec.max {
+        if api == ApiKey::ApiVersions {
+            // KIP-511: answer in v0 with the range we speak, so the client can retry.
+            let body = unsupported_api_versions_response(VersionRange { min: spec.min, max: spec.max });
+            return encode_response(api, 0, prefix.correlation_id, &body, out);
+        }
+        return Err(unsupported(api, version, VersionRange { min: served_min, max: spec.max }));
+    }
+    let header = decode_request_header(&mut frame, api, version)?;
+    let id = header.correlation_id;
+    trace!(api = api_name(api), version, correlation_id = id, "request");
+    macro_rules! serve {
+        ($req:ty, $handler:path) => {{
+            let request: $req = decode_body(&mut frame, version, api_name(api))?;
+            let response = $handler(state, request, version).await;
+            encode_response(api, version, id, &response, out)
+        }};
+    }
+    match api {
+        ApiKey::Produce => {
+            let request: ProduceRequest = decode_body(&mut frame, version, "Produce")?;
+            match handler::produce::handle(state, request, version).await {
+                Some(response) => encode_response(api, version, id, &response, out),
+                None => Ok(()),
+            }
+        }
+        ApiKey::Fetch => serve!(FetchRequest, handler::fetch::handle),
+        ApiKey::ListOffsets => serve!(ListOffsetsRequest, handler::list_offsets::handle),
+        ApiKey::Metadata => serve!(MetadataRequest, handler::metadata::handle),
+        ApiKey::ApiVersions => serve!(ApiVersionsRequest, handler::api_versions::handle),
+        ApiKey::CreateTopics => serve!(CreateTopicsRequest, handler::create_topics::handle),
+        ApiKey::DeleteTopics => serve!(DeleteTopicsRequest, handler::delete_topics::handle),
+        ApiKey::DeleteRecords => serve!(DeleteRecordsRequest, handler::delete_records::handle),
+        ApiKey::InitProducerId => serve!(InitProducerIdRequest, handler::init_producer_id::handle),
+        ApiKey::DescribeConfigs => serve!(DescribeConfigsRequest, handler::describe_configs::handle),
+        ApiKey::AlterConfigs => serve!(AlterConfigsRequest, handler::alter_configs::handle),
+        ApiKey::CreatePartitions => serve!(CreatePartitionsRequest, handler::create_partitions::handle),
+        ApiKey::IncrementalAlterConfigs => serve!(IncrementalAlterConfigsRequest, handler::incremental_alter_configs::handle),
+        ApiKey::DescribeCluster => serve!(DescribeClusterRequest, handler::describe_cluster::handle),
+        other => Err(unsupported(other, version, VersionRange { min: 0, max: -1 })),
+    }
+}
+
+fn unsupported(api: ApiKey, version: i16, range: VersionRange) -> ProtocolError {
+    ProtocolError::UnsupportedVersion {
+        api: api_name(api),
+        version,
+        min: range.min,
+        max: range.max,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every advertised version must be one the message types can decode and encode.
+    #[test]
+    fn advertised_versions_are_codable() {
+        for spec in APIS {
+            let known = spec.key.valid_versions();
+            let min = if spec.key == ApiKey::Produce { PRODUCE_MIN_SERVED } else { spec.min };
+            assert!(min >= known.min && spec.max <= known.max, "{:?} {}..{} outside {}", spec.key, min, spec.max, known);
+        }
+        use kafka_protocol::protocol::Message;
+        assert_eq!(ApiVersionsRequest::VERSIONS.max, 4);
+    }
+}

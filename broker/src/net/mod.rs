@@ -1,0 +1,80 @@
+//! Listeners and connections.
+//!
+//! One task per connection reads frames, hands each to [`dispatch`] and writes the response
+//! before reading the next request, so responses leave in request order as Kafka requires.
+//! A connection that sends something undecodable is closed; the others carry on.
+
+pub(crate) mod dispatch;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::BytesMut;
+use strom_protocol::frame::FrameReader;
+use tokio::io::AsyncWriteExt;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tracing::{debug, info_span, warn, Instrument};
+
+use crate::state::BrokerState;
+
+/// Accepts connections until `shutdown` turns true.
+pub(crate) async fn accept_loop(listener: TcpListener, state: Arc<BrokerState>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let span = info_span!("connection", %peer);
+                    tokio::spawn(serve(stream, peer, state.clone(), shutdown.clone()).instrument(span));
+                }
+                Err(e) => {
+                    warn!(error = %e, "accept failed");
+                    // Out of file descriptors and the like: give the system a moment.
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+            },
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+async fn serve(stream: TcpStream, peer: SocketAddr, state: Arc<BrokerState>, mut shutdown: watch::Receiver<bool>) {
+    if let Err(e) = stream.set_nodelay(true) {
+        debug!(error = %e, "set_nodelay failed");
+    }
+    let (read, mut write) = stream.into_split();
+    let mut reader = FrameReader::new(read, state.config.socket_request_max_bytes);
+    let mut out = BytesMut::with_capacity(64 * 1024);
+    loop {
+        let frame = tokio::select! {
+            frame = reader.next_frame() => frame,
+            _ = shutdown.changed() => break,
+        };
+        let frame = match frame {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break,
+            Err(e) => {
+                warn!(%peer, error = %e, "closing connection: unreadable frame");
+                break;
+            }
+        };
+        out.clear();
+        match dispatch::dispatch(&state, frame, &mut out).await {
+            Ok(()) => {}
+            Err(e) => {
+                warn!(%peer, error = %e, "closing connection: bad request");
+                break;
+            }
+        }
+        if !out.is_empty() {
+            if let Err(e) = write.write_all(&out).await {
+                debug!(%peer, error = %e, "write failed");
+                break;
+            }
+        }
+        if out.capacity() > 8 << 20 {
+            out = BytesMut::with_capacity(64 * 1024);
+        }
+    }
+    let _ = write.shutdown().await;
+}

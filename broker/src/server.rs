@@ -1,0 +1,140 @@
+//! Starting and stopping a broker: the listener, the connection tasks, and the background
+//! task that applies retention, compaction and time-based flushes.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::{info, warn};
+
+use crate::config::BrokerConfig;
+use crate::error::BrokerError;
+use crate::log::LogConfig;
+use crate::producer_ids::ProducerIds;
+use crate::state::{load_cluster_id, now_ms, BrokerState};
+use crate::topics::Topics;
+
+/// A running broker.
+///
+/// ```
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), strom_broker::BrokerError> {
+/// let dir = tempfile::tempdir().map_err(|e| strom_broker::BrokerError::Io { context: "tempdir".into(), source: e })?;
+/// let broker = strom_broker::Broker::start(strom_broker::BrokerConfig::new(dir.path())).await?;
+/// assert!(broker.bootstrap().starts_with("127.0.0.1:"));
+/// broker.shutdown().await?;
+/// # Ok(()) }
+/// ```
+pub struct Broker {
+    state: Arc<BrokerState>,
+    local_addr: SocketAddr,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Broker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Broker").field("local_addr", &self.local_addr).finish()
+    }
+}
+
+impl Broker {
+    /// Opens the data directory (recovering logs after an unclean stop), binds the listener
+    /// and starts serving.
+    pub async fn start(config: BrokerConfig) -> Result<Broker, BrokerError> {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| BrokerError::io(format!("creating data dir {}", config.data_dir.display()), e))?;
+        let defaults = LogConfig::default().with_overrides(config.log_defaults.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+        let cluster_id = load_cluster_id(&config.data_dir, config.node_id)?;
+        let data_dir = config.data_dir.clone();
+        let topics = tokio::task::spawn_blocking(move || Topics::load(&data_dir, defaults, now_ms()))
+            .await
+            .map_err(|e| BrokerError::io("loading topics", std::io::Error::other(e)))??;
+        let producer_ids = ProducerIds::load(&config.data_dir)?;
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .map_err(|e| BrokerError::io(format!("binding {}", config.listen), e))?;
+        let local_addr = listener.local_addr().map_err(|e| BrokerError::io("reading the bound address", e))?;
+        let (advertised_host, advertised_port) = config.advertised(local_addr);
+        let (appended, _) = watch::channel(0);
+        let retention_every = config.retention_check_interval;
+        let state = Arc::new(BrokerState {
+            config,
+            cluster_id,
+            advertised_host,
+            advertised_port,
+            topics,
+            producer_ids,
+            appended,
+        });
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let tasks = vec![
+            tokio::spawn(crate::net::accept_loop(listener, state.clone(), shutdown_rx.clone())),
+            tokio::spawn(maintenance(state.clone(), retention_every, shutdown_rx)),
+        ];
+        info!(addr = %local_addr, cluster_id = %state.cluster_id, node_id = state.config.node_id, "broker started");
+        Ok(Broker { state, local_addr, shutdown, tasks })
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// `host:port` for clients' `bootstrap.servers`.
+    pub fn bootstrap(&self) -> String {
+        format!("{}:{}", self.state.advertised_host, self.state.advertised_port)
+    }
+
+    /// The cluster id stored in the data directory.
+    pub fn cluster_id(&self) -> &str {
+        &self.state.cluster_id
+    }
+
+    /// Stops accepting, closes connections, flushes and cleanly closes every log.
+    pub async fn shutdown(mut self) -> Result<(), BrokerError> {
+        let _ = self.shutdown.send(true);
+        for task in self.tasks.drain(..) {
+            let _ = task.await;
+        }
+        let state = self.state.clone();
+        tokio::task::spawn_blocking(move || state.topics.close())
+            .await
+            .map_err(|e| BrokerError::io("closing logs", std::io::Error::other(e)))?;
+        info!("broker stopped");
+        Ok(())
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+/// Retention, compaction and `flush.ms` flushes, on a timer.
+async fn maintenance(state: Arc<BrokerState>, every: Duration, mut shutdown: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.changed() => return,
+        }
+        let state = state.clone();
+        let run = tokio::task::spawn_blocking(move || {
+            let now = now_ms();
+            for topic in state.topics.all() {
+                for partition in topic.partitions() {
+                    partition.maintain(now);
+                }
+            }
+        });
+        if let Err(e) = run.await {
+            warn!(error = %e, "maintenance task failed");
+        }
+    }
+}
