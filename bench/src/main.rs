@@ -96,29 +96,55 @@ async fn main() -> anyhow::Result<()> {
     let topic = format!("bench-{}", std::process::id());
     let conn = Connection::connect(&bootstrap, "strom-bench").await?;
     let created = conn
-        .send(&CreateTopicsRequest::default().with_timeout_ms(10_000).with_topics(vec![CreatableTopic::default()
-            .with_name(TopicName(StrBytes::from_string(topic.clone())))
-            .with_num_partitions(1)
-            .with_replication_factor(1)]))
+        .send(
+            &CreateTopicsRequest::default()
+                .with_timeout_ms(10_000)
+                .with_topics(vec![CreatableTopic::default()
+                    .with_name(TopicName(StrBytes::from_string(topic.clone())))
+                    .with_num_partitions(1)
+                    .with_replication_factor(1)]),
+        )
         .await?;
     if created.topics.iter().any(|t| t.error_code != 0) {
         bail!("CreateTopics failed: {:?}", created.topics);
     }
-    let topic_id = created.topics.first().map(|t| t.topic_id).unwrap_or_default();
+    let topic_id = created
+        .topics
+        .first()
+        .map(|t| t.topic_id)
+        .unwrap_or_default();
     println!("broker {bootstrap}, topic {topic}, {} records of {} bytes, compression {}, linger.ms {}, acks {}", args.records, args.size, args.compression, args.linger_ms, args.acks);
 
     let a = args.records;
     let size = args.size;
-    let (t, b, codec, linger, acks) = (topic.clone(), bootstrap.clone(), args.compression.clone(), args.linger_ms, args.acks.clone());
-    let produced = tokio::task::spawn_blocking(move || produce(&b, &t, a, size, &codec, linger, &acks)).await??;
-    rate("produce (librdkafka)", args.records, args.records * args.size as u64, produced);
+    let (t, b, codec, linger, acks) = (
+        topic.clone(),
+        bootstrap.clone(),
+        args.compression.clone(),
+        args.linger_ms,
+        args.acks.clone(),
+    );
+    let produced =
+        tokio::task::spawn_blocking(move || produce(&b, &t, a, size, &codec, linger, &acks))
+            .await??;
+    rate(
+        "produce (librdkafka)",
+        args.records,
+        args.records * args.size as u64,
+        produced,
+    );
 
     let (records, bytes, elapsed) = raw_fetch(&conn, &topic, topic_id).await?;
     rate("fetch (raw Fetch)", records, bytes, elapsed);
 
     let (t, b, n) = (topic.clone(), bootstrap.clone(), args.records);
     let (count, elapsed) = tokio::task::spawn_blocking(move || consume(&b, &t, n)).await??;
-    rate("fetch (librdkafka)", count, count * args.size as u64, elapsed);
+    rate(
+        "fetch (librdkafka)",
+        count,
+        count * args.size as u64,
+        elapsed,
+    );
 
     drop(conn);
     if let Some(broker) = broker {
@@ -127,7 +153,15 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-fn produce(bootstrap: &str, topic: &str, records: u64, size: usize, codec: &str, linger_ms: u64, acks: &str) -> anyhow::Result<Duration> {
+fn produce(
+    bootstrap: &str,
+    topic: &str,
+    records: u64,
+    size: usize,
+    codec: &str,
+    linger_ms: u64,
+    acks: &str,
+) -> anyhow::Result<Duration> {
     let ok = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
     let producer: BaseProducer<Counter> = ClientConfig::new()
@@ -143,7 +177,11 @@ fn produce(bootstrap: &str, topic: &str, records: u64, size: usize, codec: &str,
     let start = Instant::now();
     for _ in 0..records {
         loop {
-            match producer.send(BaseRecord::<(), [u8]>::to(topic).payload(&payload[..]).partition(0)) {
+            match producer.send(
+                BaseRecord::<(), [u8]>::to(topic)
+                    .payload(&payload[..])
+                    .partition(0),
+            ) {
                 Ok(()) => break,
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
                     producer.poll(Duration::from_millis(1));
@@ -161,17 +199,30 @@ fn produce(bootstrap: &str, topic: &str, records: u64, size: usize, codec: &str,
     Ok(elapsed)
 }
 
-async fn raw_fetch(conn: &Connection, topic: &str, topic_id: kafka_protocol::protocol::Uuid) -> anyhow::Result<(u64, u64, Duration)> {
+async fn raw_fetch(
+    conn: &Connection,
+    topic: &str,
+    topic_id: uuid::Uuid,
+) -> anyhow::Result<(u64, u64, Duration)> {
     let mut offset = 0i64;
     let mut bytes = 0u64;
     let start = Instant::now();
     loop {
-        let request = FetchRequest::default().with_max_wait_ms(0).with_max_bytes(64 << 20).with_topics(vec![FetchTopic::default()
-            .with_topic(TopicName(StrBytes::from_string(topic.to_owned())))
-            .with_topic_id(topic_id)
-            .with_partitions(vec![FetchPartition::default().with_fetch_offset(offset).with_partition_max_bytes(16 << 20)])]);
+        let request = FetchRequest::default()
+            .with_max_wait_ms(0)
+            .with_max_bytes(64 << 20)
+            .with_topics(vec![FetchTopic::default()
+                .with_topic(TopicName(StrBytes::from_string(topic.to_owned())))
+                .with_topic_id(topic_id)
+                .with_partitions(vec![FetchPartition::default()
+                    .with_fetch_offset(offset)
+                    .with_partition_max_bytes(16 << 20)])]);
         let response = conn.send(&request).await?;
-        let p = response.responses.first().and_then(|t| t.partitions.first()).context("empty fetch response")?;
+        let p = response
+            .responses
+            .first()
+            .and_then(|t| t.partitions.first())
+            .context("empty fetch response")?;
         if p.error_code != 0 {
             bail!("fetch error {}", p.error_code);
         }

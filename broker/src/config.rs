@@ -51,7 +51,10 @@ const LOG_KEYS: &[(&str, &str)] = &[
     ("log.cleanup.policy", "cleanup.policy"),
     ("log.cleaner.delete.retention.ms", "delete.retention.ms"),
     ("log.cleaner.min.compaction.lag.ms", "min.compaction.lag.ms"),
-    ("log.cleaner.min.cleanable.ratio", "min.cleanable.dirty.ratio"),
+    (
+        "log.cleaner.min.cleanable.ratio",
+        "min.cleanable.dirty.ratio",
+    ),
     ("log.flush.interval.messages", "flush.messages"),
     ("log.flush.interval.ms", "flush.ms"),
     ("log.index.interval.bytes", "index.interval.bytes"),
@@ -93,36 +96,60 @@ impl BrokerConfig {
         };
         match key {
             "listen" => self.listen = value.parse().map_err(|_| bad("expected HOST:PORT"))?,
-            "listeners" => self.listen = parse_listener(value).ok_or_else(|| bad("expected PLAINTEXT://HOST:PORT"))?,
+            "listeners" => {
+                self.listen =
+                    parse_listener(value).ok_or_else(|| bad("expected PLAINTEXT://HOST:PORT"))?
+            }
             "advertised.host.name" => self.advertised_host = Some(value.to_owned()),
             "log.dirs" | "log.dir" | "data.dir" => self.data_dir = PathBuf::from(value),
-            "node.id" | "broker.id" => self.node_id = parse(value).map_err(|_| bad("expected an integer"))?,
-            "auto.create.topics.enable" => self.auto_create_topics = parse_bool(value).ok_or_else(|| bad("expected true or false"))?,
+            "node.id" | "broker.id" => {
+                self.node_id = parse(value).map_err(|_| bad("expected an integer"))?
+            }
+            "auto.create.topics.enable" => {
+                self.auto_create_topics =
+                    parse_bool(value).ok_or_else(|| bad("expected true or false"))?
+            }
             "num.partitions" => {
                 self.num_partitions = parse(value).map_err(|_| bad("expected an integer"))?;
                 if self.num_partitions < 1 {
                     return Err(bad("must be at least 1"));
                 }
             }
-            "socket.request.max.bytes" => self.socket_request_max_bytes = parse(value).map_err(|_| bad("expected a byte count"))?,
+            "socket.request.max.bytes" => {
+                self.socket_request_max_bytes =
+                    parse(value).map_err(|_| bad("expected a byte count"))?
+            }
             "log.retention.check.interval.ms" => {
                 let ms: u64 = parse(value).map_err(|_| bad("expected milliseconds"))?;
                 self.retention_check_interval = Duration::from_millis(ms.max(1));
             }
-            "log.retention.hours" => self.set_log_default("retention.ms", hours_to_ms(value).ok_or_else(|| bad("expected hours"))?),
-            "log.roll.hours" => self.set_log_default("segment.ms", hours_to_ms(value).ok_or_else(|| bad("expected hours"))?),
-            "default.replication.factor" | "offsets.topic.replication.factor" | "transaction.state.log.replication.factor" | "process.roles" | "controller.quorum.voters" => {}
+            "log.retention.hours" => self.set_log_default(
+                "retention.ms",
+                hours_to_ms(value).ok_or_else(|| bad("expected hours"))?,
+            ),
+            "log.roll.hours" => self.set_log_default(
+                "segment.ms",
+                hours_to_ms(value).ok_or_else(|| bad("expected hours"))?,
+            ),
+            "default.replication.factor"
+            | "offsets.topic.replication.factor"
+            | "transaction.state.log.replication.factor"
+            | "process.roles"
+            | "controller.quorum.voters" => {}
             _ => {
                 let Some((_, topic_key)) = LOG_KEYS.iter().find(|(k, _)| *k == key) else {
                     return Err(bad("unknown broker configuration key"));
                 };
                 if key == "message.max.bytes" {
-                    self.message_max_bytes = parse(value).map_err(|_| bad("expected a byte count"))?;
+                    self.message_max_bytes =
+                        parse(value).map_err(|_| bad("expected a byte count"))?;
                 }
                 let mut probe = BTreeMap::new();
                 probe.insert((*topic_key).to_owned(), value.to_owned());
-                crate::log::LogConfig::from_kafka_pairs(probe.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-                    .map_err(|e| bad(&e.to_string()))?;
+                crate::log::LogConfig::from_kafka_pairs(
+                    probe.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                )
+                .map_err(|e| bad(&e.to_string()))?;
                 self.set_log_default(topic_key, value.to_owned());
             }
         }
@@ -136,19 +163,23 @@ impl BrokerConfig {
             context: format!("reading config file {}", path.display()),
             source: e,
         })?;
-        self.apply_toml_str(&text)
-            .map_err(|e| match e {
-                BrokerError::ConfigFile { reason, .. } => BrokerError::ConfigFile { path: path.display().to_string(), reason },
-                other => other,
-            })
+        self.apply_toml_str(&text).map_err(|e| match e {
+            BrokerError::ConfigFile { reason, .. } => BrokerError::ConfigFile {
+                path: path.display().to_string(),
+                reason,
+            },
+            other => other,
+        })
     }
 
     /// Reads TOML text of Kafka keys over these settings.
     pub fn apply_toml_str(&mut self, text: &str) -> Result<(), BrokerError> {
-        let table: toml::Table = text.parse().map_err(|e: toml::de::Error| BrokerError::ConfigFile {
-            path: "<string>".to_owned(),
-            reason: e.to_string(),
-        })?;
+        let table: toml::Table =
+            text.parse()
+                .map_err(|e: toml::de::Error| BrokerError::ConfigFile {
+                    path: "<string>".to_owned(),
+                    reason: e.to_string(),
+                })?;
         let mut flat = Vec::new();
         flatten("", &toml::Value::Table(table), &mut flat);
         for (key, value) in flat {
@@ -192,7 +223,11 @@ fn hours_to_ms(value: &str) -> Option<String> {
 fn parse_listener(value: &str) -> Option<SocketAddr> {
     let first = value.split(',').next()?.trim();
     let addr = first.split_once("://").map_or(first, |(_, a)| a);
-    let addr = if addr.starts_with(':') { format!("0.0.0.0{addr}") } else { addr.to_owned() };
+    let addr = if addr.starts_with(':') {
+        format!("0.0.0.0{addr}")
+    } else {
+        addr.to_owned()
+    };
     addr.parse().ok()
 }
 
@@ -200,7 +235,11 @@ fn flatten(prefix: &str, value: &toml::Value, out: &mut Vec<(String, String)>) {
     match value {
         toml::Value::Table(t) => {
             for (k, v) in t {
-                let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
                 flatten(&key, v, out);
             }
         }
@@ -235,7 +274,9 @@ mod tests {
     #[test]
     fn bad_values_name_the_key() {
         let mut c = BrokerConfig::new("/tmp/d");
-        let e = c.apply_toml_str("\"log.segment.bytes\" = \"big\"").unwrap_err();
+        let e = c
+            .apply_toml_str("\"log.segment.bytes\" = \"big\"")
+            .unwrap_err();
         assert!(e.to_string().contains("log.segment.bytes"), "{e}");
         let e = c.set("frobnicate", "1").unwrap_err();
         assert!(e.to_string().contains("frobnicate"), "{e}");

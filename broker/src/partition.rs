@@ -43,7 +43,12 @@ pub(crate) struct Watermarks {
 
 impl Partition {
     /// Opens (recovering if needed) the log in `dir` and rebuilds producer state from it.
-    pub(crate) fn open(index: i32, dir: &Path, config: LogConfig, now_ms: i64) -> Result<Partition, LogError> {
+    pub(crate) fn open(
+        index: i32,
+        dir: &Path,
+        config: LogConfig,
+        now_ms: i64,
+    ) -> Result<Partition, LogError> {
         let log = PartitionLog::open(dir, config, now_ms)?;
         let producers = rebuild_producers(&log)?;
         Ok(Partition {
@@ -84,12 +89,17 @@ impl Partition {
                         log_start_offset: state.log.log_start_offset(),
                     });
                 }
-                SequenceCheck::Duplicate { .. } => return Err(ErrorCode::DUPLICATE_SEQUENCE_NUMBER),
+                SequenceCheck::Duplicate { .. } => {
+                    return Err(ErrorCode::DUPLICATE_SEQUENCE_NUMBER)
+                }
                 SequenceCheck::Reject(code) => return Err(code),
             }
         }
         let mut data = BytesMut::from(&payload[..]);
-        let info = state.log.append(&mut data, now_ms).map_err(|e| log_error_code(&e, self.index))?;
+        let info = state
+            .log
+            .append(&mut data, now_ms)
+            .map_err(|e| log_error_code(&e, self.index))?;
         let mut offset = info.base_offset;
         for header in &headers {
             state.producers.record(header, offset);
@@ -103,7 +113,12 @@ impl Partition {
 
     /// Reads whole batches from `offset`, up to `max_bytes` (at least one batch when
     /// `min_one`).
-    pub(crate) fn read(&self, offset: i64, max_bytes: usize, min_one: bool) -> Result<Bytes, ErrorCode> {
+    pub(crate) fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+    ) -> Result<Bytes, ErrorCode> {
         let state = self.read_state();
         match state.log.read(offset, max_bytes, min_one) {
             Ok(read) => Ok(read.records),
@@ -119,7 +134,10 @@ impl Partition {
         }
     }
 
-    pub(crate) fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<(i64, i64)>, ErrorCode> {
+    pub(crate) fn offset_for_timestamp(
+        &self,
+        timestamp: i64,
+    ) -> Result<Option<(i64, i64)>, ErrorCode> {
         self.read_state()
             .log
             .offset_for_timestamp(timestamp)
@@ -135,7 +153,11 @@ impl Partition {
 
     pub(crate) fn delete_records_before(&self, offset: i64) -> Result<i64, ErrorCode> {
         let mut state = self.write_state();
-        let target = if offset == -1 { state.log.log_end_offset() } else { offset };
+        let target = if offset == -1 {
+            state.log.log_end_offset()
+        } else {
+            offset
+        };
         if target < 0 || target > state.log.log_end_offset() {
             return Err(ErrorCode::OFFSET_OUT_OF_RANGE);
         }

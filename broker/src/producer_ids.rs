@@ -23,10 +23,13 @@ impl ProducerIds {
     pub(crate) fn load(data_dir: &Path) -> Result<ProducerIds, BrokerError> {
         let path = data_dir.join(FILE);
         let end = match std::fs::read_to_string(&path) {
-            Ok(text) => text.trim().parse::<i64>().map_err(|e| BrokerError::Metadata {
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            })?,
+            Ok(text) => text
+                .trim()
+                .parse::<i64>()
+                .map_err(|e| BrokerError::Metadata {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                })?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
             Err(e) => return Err(BrokerError::io(format!("reading {}", path.display()), e)),
         };

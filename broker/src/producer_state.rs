@@ -169,15 +169,24 @@ mod tests {
         s.record(&b0, 100);
         assert_eq!(
             s.check(&b0),
-            SequenceCheck::Duplicate { first_offset: 100, last_offset: 109 }
+            SequenceCheck::Duplicate {
+                first_offset: 100,
+                last_offset: 109
+            }
         );
         let gap = batch(7, 0, 11, 5);
-        assert_eq!(s.check(&gap), SequenceCheck::Reject(ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER));
+        assert_eq!(
+            s.check(&gap),
+            SequenceCheck::Reject(ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER)
+        );
         let next = batch(7, 0, 10, 5);
         assert_eq!(s.check(&next), SequenceCheck::Append);
         s.record(&next, 110);
         let old_epoch = batch(7, -1, 15, 1);
-        assert_eq!(s.check(&old_epoch), SequenceCheck::Reject(ErrorCode::INVALID_PRODUCER_EPOCH));
+        assert_eq!(
+            s.check(&old_epoch),
+            SequenceCheck::Reject(ErrorCode::INVALID_PRODUCER_EPOCH)
+        );
         let bumped = batch(7, 1, 0, 1);
         assert_eq!(s.check(&bumped), SequenceCheck::Append);
     }
@@ -185,7 +194,10 @@ mod tests {
     #[test]
     fn unknown_producer_must_start_at_zero_and_plain_batches_pass() {
         let s = ProducerStates::default();
-        assert_eq!(s.check(&batch(9, 0, 3, 1)), SequenceCheck::Reject(ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER));
+        assert_eq!(
+            s.check(&batch(9, 0, 3, 1)),
+            SequenceCheck::Reject(ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER)
+        );
         assert_eq!(s.check(&batch(-1, -1, -1, 3)), SequenceCheck::Append);
     }
 
@@ -197,7 +209,13 @@ mod tests {
             assert_eq!(s.check(&b), SequenceCheck::Append);
             s.record(&b, i64::from(i));
         }
-        assert!(matches!(s.check(&batch(1, 0, 6, 1)), SequenceCheck::Duplicate { .. }));
-        assert!(matches!(s.check(&batch(1, 0, 1, 1)), SequenceCheck::Reject(_)));
+        assert!(matches!(
+            s.check(&batch(1, 0, 6, 1)),
+            SequenceCheck::Duplicate { .. }
+        ));
+        assert!(matches!(
+            s.check(&batch(1, 0, 1, 1)),
+            SequenceCheck::Reject(_)
+        ));
     }
 }

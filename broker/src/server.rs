@@ -37,7 +37,9 @@ pub struct Broker {
 
 impl std::fmt::Debug for Broker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Broker").field("local_addr", &self.local_addr).finish()
+        f.debug_struct("Broker")
+            .field("local_addr", &self.local_addr)
+            .finish()
     }
 }
 
@@ -45,19 +47,31 @@ impl Broker {
     /// Opens the data directory (recovering logs after an unclean stop), binds the listener
     /// and starts serving.
     pub async fn start(config: BrokerConfig) -> Result<Broker, BrokerError> {
-        std::fs::create_dir_all(&config.data_dir)
-            .map_err(|e| BrokerError::io(format!("creating data dir {}", config.data_dir.display()), e))?;
-        let defaults = LogConfig::default().with_overrides(config.log_defaults.iter().map(|(k, v)| (k.as_str(), v.as_str())))?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            BrokerError::io(
+                format!("creating data dir {}", config.data_dir.display()),
+                e,
+            )
+        })?;
+        let defaults = LogConfig::default().with_overrides(
+            config
+                .log_defaults
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        )?;
         let cluster_id = load_cluster_id(&config.data_dir, config.node_id)?;
         let data_dir = config.data_dir.clone();
-        let topics = tokio::task::spawn_blocking(move || Topics::load(&data_dir, defaults, now_ms()))
-            .await
-            .map_err(|e| BrokerError::io("loading topics", std::io::Error::other(e)))??;
+        let topics =
+            tokio::task::spawn_blocking(move || Topics::load(&data_dir, defaults, now_ms()))
+                .await
+                .map_err(|e| BrokerError::io("loading topics", std::io::Error::other(e)))??;
         let producer_ids = ProducerIds::load(&config.data_dir)?;
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| BrokerError::io(format!("binding {}", config.listen), e))?;
-        let local_addr = listener.local_addr().map_err(|e| BrokerError::io("reading the bound address", e))?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|e| BrokerError::io("reading the bound address", e))?;
         let (advertised_host, advertised_port) = config.advertised(local_addr);
         let (appended, _) = watch::channel(0);
         let retention_every = config.retention_check_interval;
@@ -72,11 +86,20 @@ impl Broker {
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
         let tasks = vec![
-            tokio::spawn(crate::net::accept_loop(listener, state.clone(), shutdown_rx.clone())),
+            tokio::spawn(crate::net::accept_loop(
+                listener,
+                state.clone(),
+                shutdown_rx.clone(),
+            )),
             tokio::spawn(maintenance(state.clone(), retention_every, shutdown_rx)),
         ];
         info!(addr = %local_addr, cluster_id = %state.cluster_id, node_id = state.config.node_id, "broker started");
-        Ok(Broker { state, local_addr, shutdown, tasks })
+        Ok(Broker {
+            state,
+            local_addr,
+            shutdown,
+            tasks,
+        })
     }
 
     /// The address the listener is bound to.
@@ -86,7 +109,10 @@ impl Broker {
 
     /// `host:port` for clients' `bootstrap.servers`.
     pub fn bootstrap(&self) -> String {
-        format!("{}:{}", self.state.advertised_host, self.state.advertised_port)
+        format!(
+            "{}:{}",
+            self.state.advertised_host, self.state.advertised_port
+        )
     }
 
     /// The cluster id stored in the data directory.
@@ -116,7 +142,11 @@ impl Drop for Broker {
 }
 
 /// Retention, compaction and `flush.ms` flushes, on a timer.
-async fn maintenance(state: Arc<BrokerState>, every: Duration, mut shutdown: watch::Receiver<bool>) {
+async fn maintenance(
+    state: Arc<BrokerState>,
+    every: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut tick = tokio::time::interval(every);
     tick.tick().await;
     loop {

@@ -33,7 +33,9 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
     config.data_dir = args.data_dir.clone();
     config.listen = args.listen;
     for pair in &args.overrides {
-        let (key, value) = pair.split_once('=').with_context(|| format!("--set {pair}: expected KEY=VALUE"))?;
+        let (key, value) = pair
+            .split_once('=')
+            .with_context(|| format!("--set {pair}: expected KEY=VALUE"))?;
         config.set(key.trim(), value.trim())?;
     }
     let broker = Broker::start(config).await?;

@@ -13,7 +13,7 @@ use kafka_protocol::messages::{CreateTopicsRequest, FetchRequest, ProduceRequest
 use kafka_protocol::protocol::StrBytes;
 use strom_broker::{Broker, BrokerConfig};
 use strom_protocol::connection::Connection;
-use strom_protocol::records::{decode_batch, batches, BatchBuilder, Compression};
+use strom_protocol::records::{batches, decode_batch, BatchBuilder, Compression};
 use strom_protocol::ErrorCode;
 
 #[derive(Args, Debug)]
@@ -29,46 +29,82 @@ const PARTITIONS: i32 = 3;
 pub async fn run(args: QuickstartArgs) -> anyhow::Result<()> {
     let dir = tempfile::tempdir().context("creating a temporary data folder")?;
     let broker = Broker::start(BrokerConfig::new(dir.path())).await?;
-    println!("broker listening on {} (data in {})", broker.bootstrap(), dir.path().display());
+    println!(
+        "broker listening on {} (data in {})",
+        broker.bootstrap(),
+        dir.path().display()
+    );
     let conn = Connection::connect(&broker.bootstrap(), "strom-quickstart").await?;
 
     let topic = TopicName(StrBytes::from_static_str(TOPIC));
     let created = conn
-        .send(&CreateTopicsRequest::default().with_timeout_ms(5000).with_topics(vec![CreatableTopic::default()
-            .with_name(topic.clone())
-            .with_num_partitions(PARTITIONS)
-            .with_replication_factor(1)]))
+        .send(
+            &CreateTopicsRequest::default()
+                .with_timeout_ms(5000)
+                .with_topics(vec![CreatableTopic::default()
+                    .with_name(topic.clone())
+                    .with_num_partitions(PARTITIONS)
+                    .with_replication_factor(1)]),
+        )
         .await?;
     for t in &created.topics {
         check(t.error_code, "CreateTopics")?;
     }
     // Fetch v13+ names topics by id.
-    let topic_id = created.topics.first().map(|t| t.topic_id).unwrap_or_default();
+    let topic_id = created
+        .topics
+        .first()
+        .map(|t| t.topic_id)
+        .unwrap_or_default();
     println!("created topic '{TOPIC}' with {PARTITIONS} partitions");
 
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
-    let mut builders: Vec<BatchBuilder> = (0..PARTITIONS).map(|_| BatchBuilder::new(Compression::Lz4)).collect();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    let mut builders: Vec<BatchBuilder> = (0..PARTITIONS)
+        .map(|_| BatchBuilder::new(Compression::Lz4))
+        .collect();
     for i in 0..args.records {
         let key = format!("user-{}", i % 5);
         let value = format!("{{\"event\":\"click\",\"n\":{i}}}");
-        let partition = key.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b))) % PARTITIONS as u32;
-        builders[partition as usize].push(now + i as i64, Some(key.as_bytes()), Some(value.as_bytes()), &[("source", Some(b"quickstart"))]);
+        let partition = key
+            .bytes()
+            .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)))
+            % PARTITIONS as u32;
+        builders[partition as usize].push(
+            now + i as i64,
+            Some(key.as_bytes()),
+            Some(value.as_bytes()),
+            &[("source", Some(b"quickstart"))],
+        );
     }
     let mut partitions = Vec::new();
     for (index, builder) in builders.into_iter().enumerate() {
         if !builder.is_empty() {
-            partitions.push(PartitionProduceData::default().with_index(index as i32).with_records(Some(builder.build()?)));
+            partitions.push(
+                PartitionProduceData::default()
+                    .with_index(index as i32)
+                    .with_records(Some(builder.build()?)),
+            );
         }
     }
     let produced = conn
-        .send(&ProduceRequest::default().with_acks(-1).with_timeout_ms(5000).with_topic_data(vec![TopicProduceData::default()
-            .with_name(topic.clone())
-            .with_partition_data(partitions)]))
+        .send(
+            &ProduceRequest::default()
+                .with_acks(-1)
+                .with_timeout_ms(5000)
+                .with_topic_data(vec![TopicProduceData::default()
+                    .with_name(topic.clone())
+                    .with_partition_data(partitions)]),
+        )
         .await?;
     for t in &produced.responses {
         for p in &t.partition_responses {
             check(p.error_code, "Produce")?;
-            println!("produced to partition {} at base offset {}", p.index, p.base_offset);
+            println!(
+                "produced to partition {} at base offset {}",
+                p.index, p.base_offset
+            );
         }
     }
 
@@ -76,9 +112,19 @@ pub async fn run(args: QuickstartArgs) -> anyhow::Result<()> {
         .with_max_wait_ms(100)
         .with_min_bytes(1)
         .with_max_bytes(1 << 20)
-        .with_topics(vec![FetchTopic::default().with_topic(topic).with_topic_id(topic_id).with_partitions(
-            (0..PARTITIONS).map(|p| FetchPartition::default().with_partition(p).with_fetch_offset(0).with_partition_max_bytes(1 << 20)).collect(),
-        )]);
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(topic)
+            .with_topic_id(topic_id)
+            .with_partitions(
+                (0..PARTITIONS)
+                    .map(|p| {
+                        FetchPartition::default()
+                            .with_partition(p)
+                            .with_fetch_offset(0)
+                            .with_partition_max_bytes(1 << 20)
+                    })
+                    .collect(),
+            )]);
     let fetched = conn.send(&fetch).await?;
     let mut count = 0;
     for t in &fetched.responses {

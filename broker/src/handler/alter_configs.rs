@@ -11,7 +11,11 @@ use strom_protocol::ErrorCode;
 use super::str_bytes;
 use crate::state::BrokerState;
 
-pub(crate) async fn handle(state: &BrokerState, request: AlterConfigsRequest, _version: i16) -> AlterConfigsResponse {
+pub(crate) async fn handle(
+    state: &BrokerState,
+    request: AlterConfigsRequest,
+    _version: i16,
+) -> AlterConfigsResponse {
     let responses = request
         .resources
         .into_iter()
@@ -22,12 +26,24 @@ pub(crate) async fn handle(state: &BrokerState, request: AlterConfigsRequest, _v
             let overrides: BTreeMap<String, String> = resource
                 .configs
                 .iter()
-                .filter_map(|c| c.value.as_ref().map(|v| (c.name.to_string(), v.to_string())))
+                .filter_map(|c| {
+                    c.value
+                        .as_ref()
+                        .map(|v| (c.name.to_string(), v.to_string()))
+                })
                 .collect();
-            let outcome = super::incremental_alter_configs::apply(state, resource.resource_type, resource.resource_name.as_str(), request.validate_only, |_| Ok(overrides));
+            let outcome = super::incremental_alter_configs::apply(
+                state,
+                resource.resource_type,
+                resource.resource_name.as_str(),
+                request.validate_only,
+                |_| Ok(overrides),
+            );
             match outcome {
                 Ok(()) => response,
-                Err((code, message)) => response.with_error_code(code.code()).with_error_message(Some(str_bytes(message))),
+                Err((code, message)) => response
+                    .with_error_code(code.code())
+                    .with_error_message(Some(str_bytes(message))),
             }
         })
         .collect();
@@ -36,5 +52,8 @@ pub(crate) async fn handle(state: &BrokerState, request: AlterConfigsRequest, _v
 
 /// The error for resources other than topics.
 pub(crate) fn not_alterable(resource_type: i8) -> (ErrorCode, String) {
-    (ErrorCode::INVALID_REQUEST, format!("configs of resource type {resource_type} cannot be altered on this broker"))
+    (
+        ErrorCode::INVALID_REQUEST,
+        format!("configs of resource type {resource_type} cannot be altered on this broker"),
+    )
 }

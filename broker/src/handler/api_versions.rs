@@ -11,7 +11,11 @@ use kafka_protocol::messages::{ApiVersionsRequest, ApiVersionsResponse};
 use crate::net::dispatch::APIS;
 use crate::state::BrokerState;
 
-pub(crate) async fn handle(_state: &BrokerState, _request: ApiVersionsRequest, _version: i16) -> ApiVersionsResponse {
+pub(crate) async fn handle(
+    _state: &BrokerState,
+    _request: ApiVersionsRequest,
+    _version: i16,
+) -> ApiVersionsResponse {
     let api_keys = APIS
         .iter()
         .map(|spec| {

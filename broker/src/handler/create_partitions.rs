@@ -8,7 +8,11 @@ use strom_protocol::ErrorCode;
 use super::str_bytes;
 use crate::state::{now_ms, BrokerState};
 
-pub(crate) async fn handle(state: &BrokerState, request: CreatePartitionsRequest, _version: i16) -> CreatePartitionsResponse {
+pub(crate) async fn handle(
+    state: &BrokerState,
+    request: CreatePartitionsRequest,
+    _version: i16,
+) -> CreatePartitionsResponse {
     let node = state.config.node_id;
     let results = request
         .topics
@@ -20,13 +24,23 @@ pub(crate) async fn handle(state: &BrokerState, request: CreatePartitionsRequest
                 .as_ref()
                 .is_some_and(|a| a.iter().any(|a| a.broker_ids.iter().any(|b| b.0 != node)));
             let outcome = if bad_assignment {
-                Err((ErrorCode::INVALID_REPLICA_ASSIGNMENT, format!("this cluster has one broker, {node}")))
+                Err((
+                    ErrorCode::INVALID_REPLICA_ASSIGNMENT,
+                    format!("this cluster has one broker, {node}"),
+                ))
             } else {
-                state.topics.add_partitions(t.name.0.as_str(), t.count, request.validate_only, now_ms())
+                state.topics.add_partitions(
+                    t.name.0.as_str(),
+                    t.count,
+                    request.validate_only,
+                    now_ms(),
+                )
             };
             match outcome {
                 Ok(()) => result,
-                Err((code, message)) => result.with_error_code(code.code()).with_error_message(Some(str_bytes(message))),
+                Err((code, message)) => result
+                    .with_error_code(code.code())
+                    .with_error_message(Some(str_bytes(message))),
             }
         })
         .collect();

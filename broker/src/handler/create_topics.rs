@@ -7,7 +7,9 @@
 
 use std::collections::{BTreeMap, HashSet};
 
-use kafka_protocol::messages::create_topics_response::{CreatableTopicConfigs, CreatableTopicResult};
+use kafka_protocol::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use strom_protocol::ErrorCode;
 
@@ -15,7 +17,11 @@ use super::describe_configs::topic_entries;
 use super::str_bytes;
 use crate::state::{now_ms, BrokerState};
 
-pub(crate) async fn handle(state: &BrokerState, request: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
+pub(crate) async fn handle(
+    state: &BrokerState,
+    request: CreateTopicsRequest,
+    version: i16,
+) -> CreateTopicsResponse {
     let mut seen = HashSet::new();
     let duplicated: HashSet<String> = request
         .topics
@@ -34,30 +40,43 @@ pub(crate) async fn handle(state: &BrokerState, request: CreateTopicsRequest, ve
                     .with_name(topic.name.clone())
                     .with_error_code(code.code())
                     .with_error_message(Some(str_bytes(message)))
-                    .with_num_partitions(-1)
-                    .with_replication_factor(-1)
             };
             if duplicated.contains(&name) {
-                return fail(ErrorCode::INVALID_REQUEST, format!("topic '{name}' appears more than once in the request"));
+                return fail(
+                    ErrorCode::INVALID_REQUEST,
+                    format!("topic '{name}' appears more than once in the request"),
+                );
             }
             let node = state.config.node_id;
-            let partitions = if !topic.assignments.is_empty() {
-                if topic.num_partitions != -1 || topic.replication_factor != -1 {
-                    return fail(ErrorCode::INVALID_REQUEST, "give either assignments or partitions and replication factor".into());
-                }
-                if topic.assignments.iter().any(|a| a.broker_ids.iter().any(|b| b.0 != node) || a.broker_ids.len() != 1) {
-                    return fail(ErrorCode::INVALID_REPLICA_ASSIGNMENT, format!("this cluster has one broker, {node}"));
-                }
-                topic.assignments.len() as i32
-            } else if topic.num_partitions == -1 {
-                state.config.num_partitions
-            } else {
-                topic.num_partitions
-            };
+            let partitions =
+                if !topic.assignments.is_empty() {
+                    if topic.num_partitions != -1 || topic.replication_factor != -1 {
+                        return fail(
+                            ErrorCode::INVALID_REQUEST,
+                            "give either assignments or partitions and replication factor".into(),
+                        );
+                    }
+                    if topic.assignments.iter().any(|a| {
+                        a.broker_ids.iter().any(|b| b.0 != node) || a.broker_ids.len() != 1
+                    }) {
+                        return fail(
+                            ErrorCode::INVALID_REPLICA_ASSIGNMENT,
+                            format!("this cluster has one broker, {node}"),
+                        );
+                    }
+                    topic.assignments.len() as i32
+                } else if topic.num_partitions == -1 {
+                    state.config.num_partitions
+                } else {
+                    topic.num_partitions
+                };
             if !matches!(topic.replication_factor, -1 | 1) {
                 return fail(
                     ErrorCode::INVALID_REPLICATION_FACTOR,
-                    format!("replication factor {} is larger than the 1 available broker", topic.replication_factor),
+                    format!(
+                        "replication factor {} is larger than the 1 available broker",
+                        topic.replication_factor
+                    ),
                 );
             }
             let mut overrides = BTreeMap::new();
@@ -66,10 +85,22 @@ pub(crate) async fn handle(state: &BrokerState, request: CreateTopicsRequest, ve
                     overrides.insert(config.name.to_string(), value.to_string());
                 }
             }
-            match state.topics.create(&name, partitions, overrides.clone(), request.validate_only, now_ms()) {
+            match state.topics.create(
+                &name,
+                partitions,
+                overrides.clone(),
+                request.validate_only,
+                now_ms(),
+            ) {
                 Ok(created) => {
-                    let mut result = result.with_num_partitions(partitions).with_replication_factor(1).with_topic_id(created.id);
+                    let mut result = result;
+                    if version >= 7 {
+                        result = result.with_topic_id(created.id);
+                    }
                     if version >= 5 {
+                        result = result
+                            .with_num_partitions(partitions)
+                            .with_replication_factor(1);
                         let configs = topic_entries(state, &overrides)
                             .into_iter()
                             .map(|e| {

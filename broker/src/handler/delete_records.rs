@@ -1,13 +1,19 @@
 //! DeleteRecords (key 21): versions 0-2. Moves a partition's log start offset forward;
 //! offset -1 means the high watermark. Whole segments below it are removed.
 
-use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionResult, DeleteRecordsTopicResult};
+use kafka_protocol::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+};
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 use strom_protocol::ErrorCode;
 
 use crate::state::BrokerState;
 
-pub(crate) async fn handle(state: &BrokerState, request: DeleteRecordsRequest, _version: i16) -> DeleteRecordsResponse {
+pub(crate) async fn handle(
+    state: &BrokerState,
+    request: DeleteRecordsRequest,
+    _version: i16,
+) -> DeleteRecordsResponse {
     let topics = request
         .topics
         .into_iter()
@@ -17,8 +23,12 @@ pub(crate) async fn handle(state: &BrokerState, request: DeleteRecordsRequest, _
                 .partitions
                 .iter()
                 .map(|p| {
-                    let result = DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index);
-                    let outcome = match topic.as_ref().and_then(|topic| topic.partition(p.partition_index)) {
+                    let result = DeleteRecordsPartitionResult::default()
+                        .with_partition_index(p.partition_index);
+                    let outcome = match topic
+                        .as_ref()
+                        .and_then(|topic| topic.partition(p.partition_index))
+                    {
                         None => Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
                         Some(partition) => partition.delete_records_before(p.offset),
                     };
@@ -28,7 +38,9 @@ pub(crate) async fn handle(state: &BrokerState, request: DeleteRecordsRequest, _
                     }
                 })
                 .collect();
-            DeleteRecordsTopicResult::default().with_name(t.name).with_partitions(partitions)
+            DeleteRecordsTopicResult::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
         })
         .collect();
     DeleteRecordsResponse::default().with_topics(topics)

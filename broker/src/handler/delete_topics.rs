@@ -9,11 +9,23 @@ use strom_protocol::ErrorCode;
 use super::{str_bytes, topic_name};
 use crate::state::BrokerState;
 
-pub(crate) async fn handle(state: &BrokerState, request: DeleteTopicsRequest, version: i16) -> DeleteTopicsResponse {
+pub(crate) async fn handle(
+    state: &BrokerState,
+    request: DeleteTopicsRequest,
+    version: i16,
+) -> DeleteTopicsResponse {
     let targets: Vec<(Option<String>, uuid::Uuid)> = if version >= 6 {
-        request.topics.into_iter().map(|t| (t.name.map(|n| n.0.to_string()), t.topic_id)).collect()
+        request
+            .topics
+            .into_iter()
+            .map(|t| (t.name.map(|n| n.0.to_string()), t.topic_id))
+            .collect()
     } else {
-        request.topic_names.into_iter().map(|n| (Some(n.0.to_string()), uuid::Uuid::nil())).collect()
+        request
+            .topic_names
+            .into_iter()
+            .map(|n| (Some(n.0.to_string()), uuid::Uuid::nil()))
+            .collect()
     };
     let responses = targets
         .into_iter()
@@ -26,10 +38,15 @@ pub(crate) async fn handle(state: &BrokerState, request: DeleteTopicsRequest, ve
             };
             let result = DeletableTopicResult::default().with_name(Some(topic_name(name.clone())));
             match state.topics.delete(&name) {
-                Ok(id) => result.with_topic_id(id),
-                Err(code) => result
+                Ok(id) if version >= 6 => result.with_topic_id(id),
+                Ok(_) => result,
+                Err(code) if version >= 5 => result
                     .with_error_code(code.code())
-                    .with_error_message(Some(str_bytes(format!("topic '{name}': {}", code.message())))),
+                    .with_error_message(Some(str_bytes(format!(
+                        "topic '{name}': {}",
+                        code.message()
+                    )))),
+                Err(code) => result.with_error_code(code.code()),
             }
         })
         .collect();

@@ -7,7 +7,11 @@ use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeCluster
 use super::str_bytes;
 use crate::state::BrokerState;
 
-pub(crate) async fn handle(state: &BrokerState, request: DescribeClusterRequest, _version: i16) -> DescribeClusterResponse {
+pub(crate) async fn handle(
+    state: &BrokerState,
+    request: DescribeClusterRequest,
+    _version: i16,
+) -> DescribeClusterResponse {
     let broker = DescribeClusterBroker::default()
         .with_broker_id(BrokerId(state.config.node_id))
         .with_host(str_bytes(state.advertised_host.clone()))

@@ -7,7 +7,9 @@
 
 use std::collections::BTreeMap;
 
-use kafka_protocol::messages::describe_configs_response::{DescribeConfigsResourceResult, DescribeConfigsResult};
+use kafka_protocol::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult,
+};
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use strom_protocol::ErrorCode;
 
@@ -36,8 +38,14 @@ pub(crate) struct Entry {
 }
 
 /// Effective topic configs for `overrides` over the broker's defaults.
-pub(crate) fn topic_entries(state: &BrokerState, overrides: &BTreeMap<String, String>) -> Vec<Entry> {
-    let config = state.topics.log_config(overrides).unwrap_or_else(|_| state.topics.defaults().clone());
+pub(crate) fn topic_entries(
+    state: &BrokerState,
+    overrides: &BTreeMap<String, String>,
+) -> Vec<Entry> {
+    let config = state
+        .topics
+        .log_config(overrides)
+        .unwrap_or_else(|_| state.topics.defaults().clone());
     config
         .describe()
         .into_iter()
@@ -55,24 +63,50 @@ pub(crate) fn topic_entries(state: &BrokerState, overrides: &BTreeMap<String, St
                 "segment.bytes" | "max.message.bytes" | "index.interval.bytes" => TYPE_INT,
                 _ => TYPE_LONG,
             };
-            Entry { name: e.name.to_owned(), value: e.value, source, kind }
+            Entry {
+                name: e.name.to_owned(),
+                value: e.value,
+                source,
+                kind,
+            }
         })
         .collect()
 }
 
 fn broker_entries(state: &BrokerState) -> Vec<Entry> {
     let c = &state.config;
-    let entry = |name: &str, value: String, kind: i8| Entry { name: name.to_owned(), value, source: SOURCE_STATIC_BROKER, kind };
+    let entry = |name: &str, value: String, kind: i8| Entry {
+        name: name.to_owned(),
+        value,
+        source: SOURCE_STATIC_BROKER,
+        kind,
+    };
     let mut entries = vec![
         entry("node.id", c.node_id.to_string(), TYPE_INT),
         entry("broker.id", c.node_id.to_string(), TYPE_INT),
         entry("log.dirs", c.data_dir.display().to_string(), TYPE_STRING),
         entry("listeners", format!("PLAINTEXT://{}", c.listen), TYPE_LIST),
-        entry("auto.create.topics.enable", c.auto_create_topics.to_string(), TYPE_BOOLEAN),
+        entry(
+            "auto.create.topics.enable",
+            c.auto_create_topics.to_string(),
+            TYPE_BOOLEAN,
+        ),
         entry("num.partitions", c.num_partitions.to_string(), TYPE_INT),
-        entry("message.max.bytes", c.message_max_bytes.to_string(), TYPE_INT),
-        entry("socket.request.max.bytes", c.socket_request_max_bytes.to_string(), TYPE_INT),
-        entry("log.retention.check.interval.ms", c.retention_check_interval.as_millis().to_string(), TYPE_LONG),
+        entry(
+            "message.max.bytes",
+            c.message_max_bytes.to_string(),
+            TYPE_INT,
+        ),
+        entry(
+            "socket.request.max.bytes",
+            c.socket_request_max_bytes.to_string(),
+            TYPE_INT,
+        ),
+        entry(
+            "log.retention.check.interval.ms",
+            c.retention_check_interval.as_millis().to_string(),
+            TYPE_LONG,
+        ),
     ];
     for (key, value) in &c.log_defaults {
         entries.push(entry(&format!("log.{key}"), value.clone(), TYPE_STRING));
@@ -80,7 +114,11 @@ fn broker_entries(state: &BrokerState) -> Vec<Entry> {
     entries
 }
 
-pub(crate) async fn handle(state: &BrokerState, request: DescribeConfigsRequest, version: i16) -> DescribeConfigsResponse {
+pub(crate) async fn handle(
+    state: &BrokerState,
+    request: DescribeConfigsRequest,
+    version: i16,
+) -> DescribeConfigsResponse {
     let results = request
         .resources
         .into_iter()
@@ -92,18 +130,35 @@ pub(crate) async fn handle(state: &BrokerState, request: DescribeConfigsRequest,
             let entries = match resource.resource_type {
                 RESOURCE_TOPIC => match state.topics.get(&name) {
                     Some(topic) => Ok(topic_entries(state, &topic.overrides())),
-                    None => Err((ErrorCode::UNKNOWN_TOPIC_OR_PARTITION, format!("topic '{name}' does not exist"))),
+                    None => Err((
+                        ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+                        format!("topic '{name}' does not exist"),
+                    )),
                 },
-                RESOURCE_BROKER if name.is_empty() || name == state.config.node_id.to_string() => Ok(broker_entries(state)),
-                RESOURCE_BROKER => Err((ErrorCode::INVALID_REQUEST, format!("this broker is {}, not {name}", state.config.node_id))),
-                other => Err((ErrorCode::INVALID_REQUEST, format!("resource type {other} is not supported"))),
+                RESOURCE_BROKER if name.is_empty() || name == state.config.node_id.to_string() => {
+                    Ok(broker_entries(state))
+                }
+                RESOURCE_BROKER => Err((
+                    ErrorCode::INVALID_REQUEST,
+                    format!("this broker is {}, not {name}", state.config.node_id),
+                )),
+                other => Err((
+                    ErrorCode::INVALID_REQUEST,
+                    format!("resource type {other} is not supported"),
+                )),
             };
             match entries {
                 Ok(entries) => {
-                    let wanted = resource.configuration_keys.as_ref();
+                    // Null (and, leniently, empty) asks for every config.
+                    let wanted = resource
+                        .configuration_keys
+                        .as_ref()
+                        .filter(|k| !k.is_empty());
                     let configs = entries
                         .into_iter()
-                        .filter(|e| wanted.is_none_or(|keys| keys.iter().any(|k| k.as_str() == e.name)))
+                        .filter(|e| {
+                            wanted.is_none_or(|keys| keys.iter().any(|k| k.as_str() == e.name))
+                        })
                         .map(|e| {
                             let mut r = DescribeConfigsResourceResult::default()
                                 .with_name(str_bytes(e.name))
@@ -118,7 +173,9 @@ pub(crate) async fn handle(state: &BrokerState, request: DescribeConfigsRequest,
                         .collect();
                     result.with_configs(configs)
                 }
-                Err((code, message)) => result.with_error_code(code.code()).with_error_message(Some(str_bytes(message))),
+                Err((code, message)) => result
+                    .with_error_code(code.code())
+                    .with_error_message(Some(str_bytes(message))),
             }
         })
         .collect();

@@ -22,9 +22,14 @@ use std::sync::Arc;
 /// Longest wait honoured, whatever a client asks.
 const MAX_WAIT: Duration = Duration::from_secs(30);
 
-pub(crate) async fn handle(state: &BrokerState, request: FetchRequest, version: i16) -> FetchResponse {
+pub(crate) async fn handle(
+    state: &BrokerState,
+    request: FetchRequest,
+    version: i16,
+) -> FetchResponse {
     if request.session_id != 0 || request.session_epoch > 0 {
-        return FetchResponse::default().with_error_code(ErrorCode::FETCH_SESSION_ID_NOT_FOUND.code());
+        return FetchResponse::default()
+            .with_error_code(ErrorCode::FETCH_SESSION_ID_NOT_FOUND.code());
     }
     let wait = Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0)).min(MAX_WAIT);
     let deadline = Instant::now() + wait;
@@ -48,7 +53,10 @@ pub(crate) async fn handle(state: &BrokerState, request: FetchRequest, version: 
         if read.bytes >= min_bytes || read.errors || Instant::now() >= deadline {
             return response;
         }
-        if tokio::time::timeout_at(deadline, appended.changed()).await.is_err() {
+        if tokio::time::timeout_at(deadline, appended.changed())
+            .await
+            .is_err()
+        {
             return read_all(&request, &topics, version).0;
         }
     }
@@ -60,7 +68,11 @@ struct Read {
     errors: bool,
 }
 
-fn read_all(request: &FetchRequest, topics: &[Option<Arc<Topic>>], version: i16) -> (FetchResponse, Read) {
+fn read_all(
+    request: &FetchRequest,
+    topics: &[Option<Arc<Topic>>],
+    version: i16,
+) -> (FetchResponse, Read) {
     let mut remaining = usize::try_from(request.max_bytes).unwrap_or(0);
     let mut total = 0usize;
     let mut errors = false;
@@ -70,17 +82,25 @@ fn read_all(request: &FetchRequest, topics: &[Option<Arc<Topic>>], version: i16)
         for p in &fetch_topic.partitions {
             let data = PartitionData::default().with_partition_index(p.partition);
             let Some(partition) = topic.as_ref().and_then(|t| t.partition(p.partition)) else {
-                let code = if version >= 13 { ErrorCode::UNKNOWN_TOPIC_ID } else { ErrorCode::UNKNOWN_TOPIC_OR_PARTITION };
+                let code = if version >= 13 {
+                    ErrorCode::UNKNOWN_TOPIC_ID
+                } else {
+                    ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
+                };
                 partitions.push(data.with_error_code(code.code()).with_high_watermark(-1));
                 errors = true;
                 continue;
             };
             let marks = partition.watermarks();
-            let data = data
+            let mut data = data
                 .with_high_watermark(marks.high_watermark)
-                .with_last_stable_offset(marks.high_watermark)
-                .with_log_start_offset(marks.log_start_offset);
-            let limit = usize::try_from(p.partition_max_bytes).unwrap_or(0).min(remaining);
+                .with_last_stable_offset(marks.high_watermark);
+            if version >= 5 {
+                data = data.with_log_start_offset(marks.log_start_offset);
+            }
+            let limit = usize::try_from(p.partition_max_bytes)
+                .unwrap_or(0)
+                .min(remaining);
             let min_one = total == 0;
             if limit == 0 && !min_one {
                 partitions.push(data.with_records(Some(Default::default())));
@@ -105,6 +125,9 @@ fn read_all(request: &FetchRequest, topics: &[Option<Arc<Topic>>], version: i16)
                 .with_partitions(partitions),
         );
     }
-    let read = Read { bytes: total, errors };
+    let read = Read {
+        bytes: total,
+        errors,
+    };
     (FetchResponse::default().with_responses(responses), read)
 }

@@ -29,20 +29,31 @@ pub(crate) fn apply(
     if resource_type != RESOURCE_TOPIC {
         return Err(not_alterable(resource_type));
     }
-    let topic = state
-        .topics
-        .get(name)
-        .ok_or_else(|| (ErrorCode::UNKNOWN_TOPIC_OR_PARTITION, format!("topic '{name}' does not exist")))?;
+    let topic = state.topics.get(name).ok_or_else(|| {
+        (
+            ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+            format!("topic '{name}' does not exist"),
+        )
+    })?;
     let overrides = change(topic.overrides())?;
     if validate_only {
-        return state.topics.log_config(&overrides).map(|_| ()).map_err(|e| (ErrorCode::INVALID_CONFIG, e.to_string()));
+        return state
+            .topics
+            .log_config(&overrides)
+            .map(|_| ())
+            .map_err(|e| (ErrorCode::INVALID_CONFIG, e.to_string()));
     }
     state.topics.set_overrides(&topic, overrides)
 }
 
 fn list_edit(current: Option<&String>, value: &str, append: bool) -> String {
     let mut items: Vec<String> = current
-        .map(|c| c.split(',').map(|s| s.trim().to_owned()).filter(|s| !s.is_empty()).collect())
+        .map(|c| {
+            c.split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
         .unwrap_or_default();
     for v in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         if append {
@@ -56,7 +67,11 @@ fn list_edit(current: Option<&String>, value: &str, append: bool) -> String {
     items.join(",")
 }
 
-pub(crate) async fn handle(state: &BrokerState, request: IncrementalAlterConfigsRequest, _version: i16) -> IncrementalAlterConfigsResponse {
+pub(crate) async fn handle(
+    state: &BrokerState,
+    request: IncrementalAlterConfigsRequest,
+    _version: i16,
+) -> IncrementalAlterConfigsResponse {
     let responses = request
         .resources
         .into_iter()
@@ -65,31 +80,62 @@ pub(crate) async fn handle(state: &BrokerState, request: IncrementalAlterConfigs
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name.clone());
             let configs = resource.configs;
-            let outcome = apply(state, resource.resource_type, resource.resource_name.as_str(), request.validate_only, |mut overrides| {
-                for c in &configs {
-                    let key = c.name.to_string();
-                    let value = c.value.as_ref().map(|v| v.to_string()).unwrap_or_default();
-                    match c.config_operation {
-                        SET => {
-                            overrides.insert(key, value);
+            let outcome = apply(
+                state,
+                resource.resource_type,
+                resource.resource_name.as_str(),
+                request.validate_only,
+                |mut overrides| {
+                    for c in &configs {
+                        let key = c.name.to_string();
+                        let value = c.value.as_ref().map(|v| v.to_string()).unwrap_or_default();
+                        match c.config_operation {
+                            SET => {
+                                overrides.insert(key, value);
+                            }
+                            DELETE => {
+                                overrides.remove(&key);
+                            }
+                            APPEND | SUBTRACT if key == "cleanup.policy" => {
+                                let current = overrides.get(&key).cloned().or_else(|| {
+                                    Some(
+                                        state
+                                            .topics
+                                            .defaults()
+                                            .cleanup_policy
+                                            .as_kafka_str()
+                                            .to_owned(),
+                                    )
+                                });
+                                let edited = list_edit(
+                                    current.as_ref(),
+                                    &value,
+                                    c.config_operation == APPEND,
+                                );
+                                overrides.insert(key, edited);
+                            }
+                            APPEND | SUBTRACT => {
+                                return Err((
+                                    ErrorCode::INVALID_CONFIG,
+                                    format!("{key} is not a list config"),
+                                ))
+                            }
+                            other => {
+                                return Err((
+                                    ErrorCode::INVALID_REQUEST,
+                                    format!("unknown config operation {other}"),
+                                ))
+                            }
                         }
-                        DELETE => {
-                            overrides.remove(&key);
-                        }
-                        APPEND | SUBTRACT if key == "cleanup.policy" => {
-                            let current = overrides.get(&key).cloned().or_else(|| Some(state.topics.defaults().cleanup_policy.as_kafka_str().to_owned()));
-                            let edited = list_edit(current.as_ref(), &value, c.config_operation == APPEND);
-                            overrides.insert(key, edited);
-                        }
-                        APPEND | SUBTRACT => return Err((ErrorCode::INVALID_CONFIG, format!("{key} is not a list config"))),
-                        other => return Err((ErrorCode::INVALID_REQUEST, format!("unknown config operation {other}"))),
                     }
-                }
-                Ok(overrides)
-            });
+                    Ok(overrides)
+                },
+            );
             match outcome {
                 Ok(()) => response,
-                Err((code, message)) => response.with_error_code(code.code()).with_error_message(Some(str_bytes(message))),
+                Err((code, message)) => response
+                    .with_error_code(code.code())
+                    .with_error_message(Some(str_bytes(message))),
             }
         })
         .collect();
@@ -102,8 +148,14 @@ mod tests {
 
     #[test]
     fn list_edits() {
-        assert_eq!(list_edit(Some(&"delete".to_owned()), "compact", true), "delete,compact");
-        assert_eq!(list_edit(Some(&"delete,compact".to_owned()), "delete", false), "compact");
+        assert_eq!(
+            list_edit(Some(&"delete".to_owned()), "compact", true),
+            "delete,compact"
+        );
+        assert_eq!(
+            list_edit(Some(&"delete,compact".to_owned()), "delete", false),
+            "compact"
+        );
         assert_eq!(list_edit(None, "compact", true), "compact");
     }
 }

@@ -11,13 +11,22 @@ use tracing::warn;
 
 use crate::state::BrokerState;
 
-pub(crate) async fn handle(state: &BrokerState, request: InitProducerIdRequest, _version: i16) -> InitProducerIdResponse {
-    let error = |code: ErrorCode| InitProducerIdResponse::default().with_error_code(code.code()).with_producer_id(ProducerId(-1)).with_producer_epoch(-1);
+pub(crate) async fn handle(
+    state: &BrokerState,
+    request: InitProducerIdRequest,
+    _version: i16,
+) -> InitProducerIdResponse {
+    let error = |code: ErrorCode| {
+        InitProducerIdResponse::default()
+            .with_error_code(code.code())
+            .with_producer_id(ProducerId(-1))
+            .with_producer_epoch(-1)
+    };
     if request.transactional_id.is_some() {
         return error(ErrorCode::INVALID_REQUEST);
     }
     let (id, epoch) = match (request.producer_id.0, request.producer_epoch) {
-        (id, epoch) if id >= 0 && epoch >= 0 && epoch < i16::MAX - 1 => (id, epoch + 1),
+        (id, epoch) if id >= 0 && (0..i16::MAX - 1).contains(&epoch) => (id, epoch + 1),
         _ => match state.producer_ids.next() {
             Ok(id) => (id, 0),
             Err(e) => {
@@ -26,5 +35,7 @@ pub(crate) async fn handle(state: &BrokerState, request: InitProducerIdRequest, 
             }
         },
     };
-    InitProducerIdResponse::default().with_producer_id(ProducerId(id)).with_producer_epoch(epoch)
+    InitProducerIdResponse::default()
+        .with_producer_id(ProducerId(id))
+        .with_producer_epoch(epoch)
 }

@@ -6,7 +6,9 @@
 //! Any other timestamp finds the first record whose timestamp is at or after it, or
 //! offset -1 when there is none.
 
-use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionResponse, ListOffsetsTopicResponse};
+use kafka_protocol::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 use strom_protocol::ErrorCode;
 
@@ -19,27 +21,44 @@ const MAX_TIMESTAMP: i64 = -3;
 const EARLIEST_LOCAL: i64 = -4;
 const EARLIEST_PENDING_UPLOAD: i64 = -5;
 
-pub(crate) async fn handle(state: &BrokerState, request: ListOffsetsRequest, _version: i16) -> ListOffsetsResponse {
+pub(crate) async fn handle(
+    state: &BrokerState,
+    request: ListOffsetsRequest,
+    version: i16,
+) -> ListOffsetsResponse {
     let topics = request
         .topics
         .into_iter()
         .map(|t| {
             let topic = state.topics.get(t.name.0.as_str());
-            let partitions = t
-                .partitions
-                .iter()
-                .map(|p| {
-                    let response = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
-                    match topic.as_ref().and_then(|topic| topic.partition(p.partition_index)) {
-                        None => response.with_error_code(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code()),
-                        Some(partition) => match lookup(&partition, p.timestamp) {
-                            Ok((offset, timestamp)) => response.with_offset(offset).with_timestamp(timestamp).with_leader_epoch(0),
-                            Err(code) => response.with_error_code(code.code()),
-                        },
-                    }
-                })
-                .collect();
-            ListOffsetsTopicResponse::default().with_name(t.name).with_partitions(partitions)
+            let partitions =
+                t.partitions
+                    .iter()
+                    .map(|p| {
+                        let response = ListOffsetsPartitionResponse::default()
+                            .with_partition_index(p.partition_index);
+                        match topic
+                            .as_ref()
+                            .and_then(|topic| topic.partition(p.partition_index))
+                        {
+                            None => response
+                                .with_error_code(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code()),
+                            Some(partition) => match lookup(&partition, p.timestamp) {
+                                Ok((offset, timestamp)) => {
+                                    let epoch = if version >= 4 { 0 } else { -1 };
+                                    response
+                                        .with_offset(offset)
+                                        .with_timestamp(timestamp)
+                                        .with_leader_epoch(epoch)
+                                }
+                                Err(code) => response.with_error_code(code.code()),
+                            },
+                        }
+                    })
+                    .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
         })
         .collect();
     ListOffsetsResponse::default().with_topics(topics)
@@ -51,7 +70,9 @@ fn lookup(partition: &Partition, timestamp: i64) -> Result<(i64, i64), ErrorCode
     match timestamp {
         LATEST => Ok((marks.high_watermark, -1)),
         EARLIEST | EARLIEST_LOCAL | EARLIEST_PENDING_UPLOAD => Ok((marks.log_start_offset, -1)),
-        MAX_TIMESTAMP => Ok(partition.max_timestamp()?.map_or((-1, -1), |(ts, offset)| (offset, ts))),
+        MAX_TIMESTAMP => Ok(partition
+            .max_timestamp()?
+            .map_or((-1, -1), |(ts, offset)| (offset, ts))),
         t if t < 0 => Err(ErrorCode::INVALID_REQUEST),
         t => Ok(partition.offset_for_timestamp(t)?.unwrap_or((-1, -1))),
     }

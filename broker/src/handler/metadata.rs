@@ -5,7 +5,9 @@
 //! per request), with `num.partitions` partitions. v10+ may name topics by id. This broker is
 //! the leader of every partition, at leader epoch 0.
 
-use kafka_protocol::messages::metadata_response::{MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic};
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 use std::collections::BTreeMap;
 use strom_protocol::ErrorCode;
@@ -15,7 +17,11 @@ use super::{str_bytes, topic_name};
 use crate::state::{now_ms, BrokerState};
 use crate::topics::{validate_topic_name, Topic};
 
-pub(crate) async fn handle(state: &BrokerState, request: MetadataRequest, version: i16) -> MetadataResponse {
+pub(crate) async fn handle(
+    state: &BrokerState,
+    request: MetadataRequest,
+    version: i16,
+) -> MetadataResponse {
     let node = BrokerId(state.config.node_id);
     let broker = MetadataResponseBroker::default()
         .with_node_id(node)
@@ -26,29 +32,46 @@ pub(crate) async fn handle(state: &BrokerState, request: MetadataRequest, versio
         Some(t) => t.is_empty() && version == 0,
     };
     let topics = if all {
-        state.topics.all().iter().map(|t| describe(t, node)).collect()
+        state
+            .topics
+            .all()
+            .iter()
+            .map(|t| describe(t, node, version))
+            .collect()
     } else {
-        let allow_create = state.config.auto_create_topics && (version < 4 || request.allow_auto_topic_creation);
+        let allow_create =
+            state.config.auto_create_topics && (version < 4 || request.allow_auto_topic_creation);
         request
             .topics
             .unwrap_or_default()
             .into_iter()
             .map(|t| match t.name {
-                Some(name) => by_name(state, name.0.as_str(), allow_create, node),
-                None => by_id(state, t.topic_id, node),
+                Some(name) => by_name(state, name.0.as_str(), allow_create, node, version),
+                None => by_id(state, t.topic_id, node, version),
             })
             .collect()
     };
-    MetadataResponse::default()
+    let mut response = MetadataResponse::default()
         .with_brokers(vec![broker])
-        .with_cluster_id(Some(str_bytes(state.cluster_id.clone())))
-        .with_controller_id(node)
-        .with_topics(topics)
+        .with_topics(topics);
+    if version >= 1 {
+        response = response.with_controller_id(node);
+    }
+    if version >= 2 {
+        response = response.with_cluster_id(Some(str_bytes(state.cluster_id.clone())));
+    }
+    response
 }
 
-fn by_name(state: &BrokerState, name: &str, allow_create: bool, node: BrokerId) -> MetadataResponseTopic {
+fn by_name(
+    state: &BrokerState,
+    name: &str,
+    allow_create: bool,
+    node: BrokerId,
+    version: i16,
+) -> MetadataResponseTopic {
     if let Some(topic) = state.topics.get(name) {
-        return describe(&topic, node);
+        return describe(&topic, node, version);
     }
     let failed = |code: ErrorCode| {
         MetadataResponseTopic::default()
@@ -61,40 +84,52 @@ fn by_name(state: &BrokerState, name: &str, allow_create: bool, node: BrokerId) 
     if !allow_create {
         return failed(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION);
     }
-    match state.topics.create(name, state.config.num_partitions, BTreeMap::new(), false, now_ms()) {
-        Ok(topic) => describe(&topic, node),
+    match state.topics.create(
+        name,
+        state.config.num_partitions,
+        BTreeMap::new(),
+        false,
+        now_ms(),
+    ) {
+        Ok(topic) => describe(&topic, node, version),
         // Created concurrently by another request.
         Err((ErrorCode::TOPIC_ALREADY_EXISTS, _)) => match state.topics.get(name) {
-            Some(topic) => describe(&topic, node),
+            Some(topic) => describe(&topic, node, version),
             None => failed(ErrorCode::LEADER_NOT_AVAILABLE),
         },
         Err((code, _)) => failed(code),
     }
 }
 
-fn by_id(state: &BrokerState, id: Uuid, node: BrokerId) -> MetadataResponseTopic {
+fn by_id(state: &BrokerState, id: Uuid, node: BrokerId, version: i16) -> MetadataResponseTopic {
     match state.topics.get_by_id(id) {
-        Some(topic) => describe(&topic, node),
+        Some(topic) => describe(&topic, node, version),
         None => MetadataResponseTopic::default()
-            .with_topic_id(id)
+            .with_topic_id(if version >= 10 { id } else { Uuid::nil() })
             .with_error_code(ErrorCode::UNKNOWN_TOPIC_ID.code()),
     }
 }
 
-fn describe(topic: &Topic, node: BrokerId) -> MetadataResponseTopic {
+/// A topic's metadata, with only the fields `version` has.
+fn describe(topic: &Topic, node: BrokerId, version: i16) -> MetadataResponseTopic {
     let partitions = (0..topic.partition_count())
         .map(|index| {
             MetadataResponsePartition::default()
                 .with_partition_index(index)
                 .with_leader_id(node)
-                .with_leader_epoch(0)
+                .with_leader_epoch(if version >= 7 { 0 } else { -1 })
                 .with_replica_nodes(vec![node])
                 .with_isr_nodes(vec![node])
         })
         .collect();
-    MetadataResponseTopic::default()
+    let mut response = MetadataResponseTopic::default()
         .with_name(Some(topic_name(topic.name.clone())))
-        .with_topic_id(topic.id)
-        .with_is_internal(topic.name.starts_with("__"))
-        .with_partitions(partitions)
+        .with_partitions(partitions);
+    if version >= 1 {
+        response = response.with_is_internal(topic.name.starts_with("__"));
+    }
+    if version >= 10 {
+        response = response.with_topic_id(topic.id);
+    }
+    response
 }

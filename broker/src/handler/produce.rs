@@ -13,12 +13,22 @@ use strom_protocol::ErrorCode;
 use super::str_bytes;
 use crate::state::{now_ms, BrokerState};
 
-pub(crate) async fn handle(state: &BrokerState, request: ProduceRequest, _version: i16) -> Option<ProduceResponse> {
+pub(crate) async fn handle(
+    state: &BrokerState,
+    request: ProduceRequest,
+    version: i16,
+) -> Option<ProduceResponse> {
     let acks = request.acks;
     let refuse_all = if !matches!(acks, -1..=1) {
-        Some((ErrorCode::INVALID_REQUIRED_ACKS, "acks must be -1 (all), 0 or 1"))
+        Some((
+            ErrorCode::INVALID_REQUIRED_ACKS,
+            "acks must be -1 (all), 0 or 1",
+        ))
     } else if request.transactional_id.is_some() {
-        Some((ErrorCode::TRANSACTIONAL_ID_NOT_FOUND, "transactions are not served by this broker yet"))
+        Some((
+            ErrorCode::TRANSACTIONAL_ID_NOT_FOUND,
+            "transactions are not served by this broker yet",
+        ))
     } else {
         None
     };
@@ -42,14 +52,21 @@ pub(crate) async fn handle(state: &BrokerState, request: ProduceRequest, _versio
             partition_responses.push(match result {
                 Ok(appended) => {
                     appended_any = true;
-                    response
-                        .with_base_offset(appended.base_offset)
-                        .with_log_start_offset(appended.log_start_offset)
+                    let response = response.with_base_offset(appended.base_offset);
+                    if version >= 5 {
+                        response.with_log_start_offset(appended.log_start_offset)
+                    } else {
+                        response
+                    }
                 }
-                Err((code, message)) => response
-                    .with_error_code(code.code())
-                    .with_base_offset(-1)
-                    .with_error_message(message.map(str_bytes)),
+                Err((code, message)) => {
+                    let response = response.with_error_code(code.code()).with_base_offset(-1);
+                    if version >= 8 {
+                        response.with_error_message(message.map(str_bytes))
+                    } else {
+                        response
+                    }
+                }
             });
         }
         responses.push(

@@ -59,21 +59,44 @@ pub(crate) fn find(key: i16) -> Option<ApiSpec> {
 ///
 /// An error means the connection should be closed (as Kafka does for requests it cannot
 /// parse or versions it cannot answer).
-pub(crate) async fn dispatch(state: &BrokerState, mut frame: Bytes, out: &mut BytesMut) -> Result<(), ProtocolError> {
+pub(crate) async fn dispatch(
+    state: &BrokerState,
+    mut frame: Bytes,
+    out: &mut BytesMut,
+) -> Result<(), ProtocolError> {
     let prefix = RequestPrefix::peek(&frame)?;
-    let api = ApiKey::try_from(prefix.api_key).map_err(|_| ProtocolError::UnknownApiKey(prefix.api_key))?;
+    let api = ApiKey::try_from(prefix.api_key)
+        .map_err(|_| ProtocolError::UnknownApiKey(prefix.api_key))?;
     let Some(spec) = find(prefix.api_key) else {
-        return Err(unsupported(api, prefix.api_version, VersionRange { min: 0, max: -1 }));
+        return Err(unsupported(
+            api,
+            prefix.api_version,
+            VersionRange { min: 0, max: -1 },
+        ));
     };
     let version = prefix.api_version;
-    let served_min = if api == ApiKey::Produce { PRODUCE_MIN_SERVED } else { spec.min };
+    let served_min = if api == ApiKey::Produce {
+        PRODUCE_MIN_SERVED
+    } else {
+        spec.min
+    };
     if version < served_min || version > spec.max {
         if api == ApiKey::ApiVersions {
             // KIP-511: answer in v0 with the range we speak, so the client can retry.
-            let body = unsupported_api_versions_response(VersionRange { min: spec.min, max: spec.max });
+            let body = unsupported_api_versions_response(VersionRange {
+                min: spec.min,
+                max: spec.max,
+            });
             return encode_response(api, 0, prefix.correlation_id, &body, out);
         }
-        return Err(unsupported(api, version, VersionRange { min: served_min, max: spec.max }));
+        return Err(unsupported(
+            api,
+            version,
+            VersionRange {
+                min: served_min,
+                max: spec.max,
+            },
+        ));
     }
     let header = decode_request_header(&mut frame, api, version)?;
     let id = header.correlation_id;
@@ -101,12 +124,25 @@ pub(crate) async fn dispatch(state: &BrokerState, mut frame: Bytes, out: &mut By
         ApiKey::DeleteTopics => serve!(DeleteTopicsRequest, handler::delete_topics::handle),
         ApiKey::DeleteRecords => serve!(DeleteRecordsRequest, handler::delete_records::handle),
         ApiKey::InitProducerId => serve!(InitProducerIdRequest, handler::init_producer_id::handle),
-        ApiKey::DescribeConfigs => serve!(DescribeConfigsRequest, handler::describe_configs::handle),
+        ApiKey::DescribeConfigs => {
+            serve!(DescribeConfigsRequest, handler::describe_configs::handle)
+        }
         ApiKey::AlterConfigs => serve!(AlterConfigsRequest, handler::alter_configs::handle),
-        ApiKey::CreatePartitions => serve!(CreatePartitionsRequest, handler::create_partitions::handle),
-        ApiKey::IncrementalAlterConfigs => serve!(IncrementalAlterConfigsRequest, handler::incremental_alter_configs::handle),
-        ApiKey::DescribeCluster => serve!(DescribeClusterRequest, handler::describe_cluster::handle),
-        other => Err(unsupported(other, version, VersionRange { min: 0, max: -1 })),
+        ApiKey::CreatePartitions => {
+            serve!(CreatePartitionsRequest, handler::create_partitions::handle)
+        }
+        ApiKey::IncrementalAlterConfigs => serve!(
+            IncrementalAlterConfigsRequest,
+            handler::incremental_alter_configs::handle
+        ),
+        ApiKey::DescribeCluster => {
+            serve!(DescribeClusterRequest, handler::describe_cluster::handle)
+        }
+        other => Err(unsupported(
+            other,
+            version,
+            VersionRange { min: 0, max: -1 },
+        )),
     }
 }
 
@@ -128,8 +164,19 @@ mod tests {
     fn advertised_versions_are_codable() {
         for spec in APIS {
             let known = spec.key.valid_versions();
-            let min = if spec.key == ApiKey::Produce { PRODUCE_MIN_SERVED } else { spec.min };
-            assert!(min >= known.min && spec.max <= known.max, "{:?} {}..{} outside {}", spec.key, min, spec.max, known);
+            let min = if spec.key == ApiKey::Produce {
+                PRODUCE_MIN_SERVED
+            } else {
+                spec.min
+            };
+            assert!(
+                min >= known.min && spec.max <= known.max,
+                "{:?} {}..{} outside {}",
+                spec.key,
+                min,
+                spec.max,
+                known
+            );
         }
         use kafka_protocol::protocol::Message;
         assert_eq!(ApiVersionsRequest::VERSIONS.max, 4);

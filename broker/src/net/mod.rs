@@ -19,7 +19,11 @@ use tracing::{debug, info_span, warn, Instrument};
 use crate::state::BrokerState;
 
 /// Accepts connections until `shutdown` turns true.
-pub(crate) async fn accept_loop(listener: TcpListener, state: Arc<BrokerState>, mut shutdown: watch::Receiver<bool>) {
+pub(crate) async fn accept_loop(
+    listener: TcpListener,
+    state: Arc<BrokerState>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -38,7 +42,12 @@ pub(crate) async fn accept_loop(listener: TcpListener, state: Arc<BrokerState>, 
     }
 }
 
-async fn serve(stream: TcpStream, peer: SocketAddr, state: Arc<BrokerState>, mut shutdown: watch::Receiver<bool>) {
+async fn serve(
+    stream: TcpStream,
+    peer: SocketAddr,
+    state: Arc<BrokerState>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     if let Err(e) = stream.set_nodelay(true) {
         debug!(error = %e, "set_nodelay failed");
     }

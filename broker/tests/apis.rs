@@ -1,0 +1,328 @@
+//! Every API at every advertised version answers, and answers correctly.
+
+use bytes::Bytes;
+use kafka_protocol::messages::alter_configs_request::{AlterConfigsResource, AlterableConfig};
+use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::delete_records_request::{
+    DeleteRecordsPartition, DeleteRecordsTopic,
+};
+use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
+use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::incremental_alter_configs_request as iac;
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::*;
+use kafka_protocol::protocol::StrBytes;
+use strom_protocol::connection::Connection;
+use strom_protocol::records::{BatchBuilder, Compression};
+use uuid::Uuid;
+
+use crate::TestBroker;
+
+fn name(s: &str) -> TopicName {
+    TopicName(StrBytes::from_string(s.to_owned()))
+}
+
+fn s(v: &str) -> StrBytes {
+    StrBytes::from_string(v.to_owned())
+}
+
+fn batch(n: usize) -> Bytes {
+    let mut b = BatchBuilder::new(Compression::None);
+    for i in 0..n {
+        b.push(
+            1_000 + i as i64,
+            Some(b"k"),
+            Some(format!("v{i}").as_bytes()),
+            &[],
+        );
+    }
+    b.build().unwrap()
+}
+
+async fn create(conn: &Connection, topic: &str, partitions: i32) -> Uuid {
+    let r = conn
+        .send(
+            &CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+                .with_name(name(topic))
+                .with_num_partitions(partitions)
+                .with_replication_factor(1)]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0]);
+    r.topics[0].topic_id
+}
+
+#[tokio::test]
+async fn every_api_at_every_advertised_version() {
+    let b = TestBroker::start().await;
+    let conn = b.connect().await;
+    let base_id = create(&conn, "base", 1).await;
+    let versions = conn.send(&ApiVersionsRequest::default()).await.unwrap();
+    assert_eq!(versions.api_keys.len(), 14);
+    for api in &versions.api_keys {
+        let key = ApiKey::try_from(api.api_key).unwrap();
+        let min = if key == ApiKey::Produce {
+            3
+        } else {
+            api.min_version
+        };
+        for v in min..=api.max_version {
+            let ctx = format!("{key:?} v{v}");
+            match key {
+                ApiKey::ApiVersions => {
+                    let r = conn
+                        .send_version(&ApiVersionsRequest::default(), v)
+                        .await
+                        .unwrap();
+                    assert_eq!(r.error_code, 0, "{ctx}");
+                }
+                ApiKey::Metadata => {
+                    let topic = MetadataRequestTopic::default().with_name(Some(name("base")));
+                    let r = conn
+                        .send_version(
+                            &MetadataRequest::default().with_topics(Some(vec![topic])),
+                            v,
+                        )
+                        .await
+                        .unwrap();
+                    assert_eq!(r.topics.len(), 1, "{ctx}");
+                    assert_eq!(r.topics[0].error_code, 0, "{ctx}");
+                    assert_eq!(r.topics[0].partitions.len(), 1, "{ctx}");
+                    if v >= 10 {
+                        assert_eq!(r.topics[0].topic_id, base_id, "{ctx}");
+                    }
+                }
+                ApiKey::Produce => {
+                    let data = TopicProduceData::default()
+                        .with_name(name("base"))
+                        .with_partition_data(vec![PartitionProduceData::default()
+                            .with_index(0)
+                            .with_records(Some(batch(3)))]);
+                    let r = conn
+                        .send_version(
+                            &ProduceRequest::default()
+                                .with_acks(-1)
+                                .with_timeout_ms(1000)
+                                .with_topic_data(vec![data]),
+                            v,
+                        )
+                        .await
+                        .unwrap();
+                    assert_eq!(r.responses[0].partition_responses[0].error_code, 0, "{ctx}");
+                }
+                ApiKey::Fetch => {
+                    let mut topic =
+                        FetchTopic::default().with_partitions(vec![FetchPartition::default()
+                            .with_fetch_offset(0)
+                            .with_partition_max_bytes(1 << 20)]);
+                    topic = if v >= 13 {
+                        topic.with_topic_id(base_id)
+                    } else {
+                        topic.with_topic(name("base"))
+                    };
+                    let r = conn
+                        .send_version(
+                            &FetchRequest::default()
+                                .with_max_bytes(1 << 20)
+                                .with_topics(vec![topic]),
+                            v,
+                        )
+                        .await
+                        .unwrap();
+                    let p = &r.responses[0].partitions[0];
+                    assert_eq!(p.error_code, 0, "{ctx}");
+                    assert!(p.records.as_ref().is_some_and(|r| !r.is_empty()), "{ctx}");
+                }
+                ApiKey::ListOffsets => {
+                    let t = ListOffsetsTopic::default()
+                        .with_name(name("base"))
+                        .with_partitions(vec![ListOffsetsPartition::default().with_timestamp(-1)]);
+                    let r = conn
+                        .send_version(&ListOffsetsRequest::default().with_topics(vec![t]), v)
+                        .await
+                        .unwrap();
+                    let p = &r.topics[0].partitions[0];
+                    assert_eq!(p.error_code, 0, "{ctx}");
+                    assert!(p.offset > 0, "{ctx}");
+                }
+                ApiKey::CreateTopics => {
+                    let t = CreatableTopic::default()
+                        .with_name(name(&format!("created-{v}")))
+                        .with_num_partitions(2)
+                        .with_replication_factor(1)
+                        .with_configs(vec![CreatableTopicConfig::default()
+                            .with_name(s("retention.ms"))
+                            .with_value(Some(s("60000")))]);
+                    let r = conn
+                        .send_version(&CreateTopicsRequest::default().with_topics(vec![t]), v)
+                        .await
+                        .unwrap();
+                    assert_eq!(r.topics[0].error_code, 0, "{ctx}");
+                    if v >= 5 {
+                        assert_eq!(r.topics[0].num_partitions, 2, "{ctx}");
+                        let configs = r.topics[0].configs.as_ref().unwrap();
+                        assert!(
+                            configs.iter().any(|c| c.name.as_str() == "retention.ms"
+                                && c.value.as_deref() == Some("60000")),
+                            "{ctx}"
+                        );
+                    }
+                }
+                ApiKey::DeleteTopics => {
+                    let topic = format!("deleted-{v}");
+                    let id = create(&conn, &topic, 1).await;
+                    let request = if v >= 6 {
+                        DeleteTopicsRequest::default()
+                            .with_topics(vec![DeleteTopicState::default().with_topic_id(id)])
+                    } else {
+                        DeleteTopicsRequest::default().with_topic_names(vec![name(&topic)])
+                    };
+                    let r = conn.send_version(&request, v).await.unwrap();
+                    assert_eq!(r.responses[0].error_code, 0, "{ctx}");
+                    assert!(!b.dir.path().join(format!("{topic}-0")).exists(), "{ctx}");
+                }
+                ApiKey::CreatePartitions => {
+                    let topic = format!("grown-{v}");
+                    create(&conn, &topic, 1).await;
+                    let r = conn
+                        .send_version(
+                            &CreatePartitionsRequest::default().with_topics(vec![
+                                CreatePartitionsTopic::default()
+                                    .with_name(name(&topic))
+                                    .with_count(3),
+                            ]),
+                            v,
+                        )
+                        .await
+                        .unwrap();
+                    assert_eq!(r.results[0].error_code, 0, "{ctx}");
+                }
+                ApiKey::DeleteRecords => {
+                    let t = DeleteRecordsTopic::default()
+                        .with_name(name("base"))
+                        .with_partitions(vec![DeleteRecordsPartition::default().with_offset(1)]);
+                    let r = conn
+                        .send_version(&DeleteRecordsRequest::default().with_topics(vec![t]), v)
+                        .await
+                        .unwrap();
+                    let p = &r.topics[0].partitions[0];
+                    assert_eq!((p.error_code, p.low_watermark), (0, 1), "{ctx}");
+                }
+                ApiKey::InitProducerId => {
+                    let r = conn
+                        .send_version(
+                            &InitProducerIdRequest::default()
+                                .with_transactional_id(None)
+                                .with_transaction_timeout_ms(60000),
+                            v,
+                        )
+                        .await
+                        .unwrap();
+                    assert_eq!(r.error_code, 0, "{ctx}");
+                    assert!(r.producer_id.0 >= 0, "{ctx}");
+                }
+                ApiKey::DescribeConfigs => {
+                    let res = DescribeConfigsResource::default()
+                        .with_resource_type(2)
+                        .with_resource_name(s("base"));
+                    let r = conn
+                        .send_version(
+                            &DescribeConfigsRequest::default().with_resources(vec![res]),
+                            v,
+                        )
+                        .await
+                        .unwrap();
+                    assert_eq!(r.results[0].error_code, 0, "{ctx}");
+                    assert!(
+                        r.results[0]
+                            .configs
+                            .iter()
+                            .any(|c| c.name.as_str() == "cleanup.policy"),
+                        "{ctx}"
+                    );
+                }
+                ApiKey::AlterConfigs => {
+                    let res = AlterConfigsResource::default()
+                        .with_resource_type(2)
+                        .with_resource_name(s("base"))
+                        .with_configs(vec![AlterableConfig::default()
+                            .with_name(s("retention.ms"))
+                            .with_value(Some(s("123456")))]);
+                    let r = conn
+                        .send_version(&AlterConfigsRequest::default().with_resources(vec![res]), v)
+                        .await
+                        .unwrap();
+                    assert_eq!(r.responses[0].error_code, 0, "{ctx}");
+                }
+                ApiKey::IncrementalAlterConfigs => {
+                    let res = iac::AlterConfigsResource::default()
+                        .with_resource_type(2)
+                        .with_resource_name(s("base"))
+                        .with_configs(vec![iac::AlterableConfig::default()
+                            .with_name(s("segment.ms"))
+                            .with_config_operation(0)
+                            .with_value(Some(s("3600000")))]);
+                    let r = conn
+                        .send_version(
+                            &IncrementalAlterConfigsRequest::default().with_resources(vec![res]),
+                            v,
+                        )
+                        .await
+                        .unwrap();
+                    assert_eq!(r.responses[0].error_code, 0, "{ctx}");
+                }
+                ApiKey::DescribeCluster => {
+                    let r = conn
+                        .send_version(&DescribeClusterRequest::default(), v)
+                        .await
+                        .unwrap();
+                    assert_eq!(r.brokers.len(), 1, "{ctx}");
+                    assert_eq!(r.cluster_id.as_str(), b.broker.cluster_id(), "{ctx}");
+                }
+                other => panic!("advertised but not tested: {other:?}"),
+            }
+        }
+    }
+    // Config changes are visible and typed errors name the key.
+    let res = DescribeConfigsResource::default()
+        .with_resource_type(2)
+        .with_resource_name(s("base"));
+    let r = conn
+        .send(&DescribeConfigsRequest::default().with_resources(vec![res]))
+        .await
+        .unwrap();
+    let seg = r.results[0]
+        .configs
+        .iter()
+        .find(|c| c.name.as_str() == "segment.ms")
+        .unwrap();
+    assert_eq!(
+        (seg.value.as_deref(), seg.config_source),
+        (Some("3600000"), 1)
+    );
+    let bad = CreatableTopic::default()
+        .with_name(name("bad-config"))
+        .with_num_partitions(1)
+        .with_replication_factor(1)
+        .with_configs(vec![CreatableTopicConfig::default()
+            .with_name(s("retention.ms"))
+            .with_value(Some(s("soon")))]);
+    let r = conn
+        .send(&CreateTopicsRequest::default().with_topics(vec![bad]))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.topics[0].error_code,
+        strom_protocol::ErrorCode::INVALID_CONFIG.code()
+    );
+    assert!(r.topics[0]
+        .error_message
+        .as_deref()
+        .unwrap()
+        .contains("retention.ms"));
+}
