@@ -319,8 +319,8 @@ async fn read_loop<R: AsyncRead + Unpin>(mut reader: FrameReader<R>, shared: Arc
             warn!("response with no request in flight");
             break;
         };
-        let result = decode_response_header(&mut frame, pending.api, pending.version)
-            .and_then(|id| {
+        let result =
+            decode_response_header(&mut frame, pending.api, pending.version).and_then(|id| {
                 if id == pending.correlation_id {
                     Ok(frame)
                 } else {

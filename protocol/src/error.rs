@@ -318,6 +318,9 @@ mod tests {
         assert!(ErrorCode::LEADER_NOT_AVAILABLE.is_retriable());
         assert!(!ErrorCode::TOPIC_ALREADY_EXISTS.is_retriable());
         assert!(!ErrorCode(9999).is_retriable());
-        assert_eq!(format!("{:?}", ErrorCode::CORRUPT_MESSAGE), "CORRUPT_MESSAGE(2)");
+        assert_eq!(
+            format!("{:?}", ErrorCode::CORRUPT_MESSAGE),
+            "CORRUPT_MESSAGE(2)"
+        );
     }
 }

@@ -124,7 +124,13 @@ mod tests {
     fn refuses_oversized_before_reserving() {
         let mut buf = BytesMut::from(&[0x10, 0, 0, 0, 1, 2][..]);
         let err = decode_frame(&mut buf, 1024).unwrap_err();
-        assert!(matches!(err, ProtocolError::FrameTooLarge { size: 0x1000_0000, max: 1024 }));
+        assert!(matches!(
+            err,
+            ProtocolError::FrameTooLarge {
+                size: 0x1000_0000,
+                max: 1024
+            }
+        ));
         assert!(buf.capacity() < 1024);
     }
 
@@ -148,7 +154,10 @@ mod tests {
         let mut reader = FrameReader::new(&wire[..], 1024);
         assert_eq!(reader.next_frame().await.unwrap().unwrap(), &b"abc"[..]);
         assert_eq!(reader.next_frame().await.unwrap().unwrap(), &b""[..]);
-        assert_eq!(reader.next_frame().await.unwrap().unwrap(), &b"hello world"[..]);
+        assert_eq!(
+            reader.next_frame().await.unwrap().unwrap(),
+            &b"hello world"[..]
+        );
         assert!(reader.next_frame().await.unwrap().is_none());
     }
 

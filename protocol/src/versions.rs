@@ -136,7 +136,10 @@ mod tests {
     #[test]
     fn names() {
         assert_eq!(api_name(ApiKey::Produce), "Produce");
-        assert_eq!(api_name(ApiKey::IncrementalAlterConfigs), "IncrementalAlterConfigs");
+        assert_eq!(
+            api_name(ApiKey::IncrementalAlterConfigs),
+            "IncrementalAlterConfigs"
+        );
     }
 
     #[test]
