@@ -1,0 +1,387 @@
+#!/usr/bin/env python3
+"""confluent-kafka-python (librdkafka) as a third-party peer of the Strom broker.
+
+Usage: confluent_kafka_peer.py BOOTSTRAP SCENARIO [ARGS]
+
+Scenarios:
+  admin                     create a 3-partition topic with a config, list and describe
+                            it, grow it to 4 partitions, delete it
+  roundtrip CODEC           200 keyed records with headers, CODEC in none/gzip/snappy/lz4/zstd,
+                            consumed from the beginning and compared
+  timestamps                explicit timestamps, offsets_for_times, watermarks
+  idempotent                enable.idempotence=true, acks=all, 1000 records, no gaps or dups
+  large                     ~1,000,000-byte record accepted, 2,000,000-byte one refused with
+                            MSG_SIZE_TOO_LARGE, then the producer still works
+  produce TOPIC N           N numbered records to partition 0; prints `ack I OFFSET` lines
+  consume TOPIC N           exactly records 0..N-1 from the beginning of partition 0
+  dump TOPIC                every record of partition 0 up to the high watermark, printed
+                            as `OFFSET KEY VALUE` lines (for the crash tests)
+  produce-until-killed TOPIC OUTFILE
+                            numbered records with acks=all until killed, appending
+                            `I OFFSET` per acknowledged record to OUTFILE (flushed per ack)
+  mock-broker               (development aid) starts librdkafka's mock cluster, prints
+                            `mock broker listening on HOST:PORT`, runs until killed;
+                            BOOTSTRAP is ignored
+
+Consumption is group-less (assign + OFFSET_BEGINNING). confluent-kafka insists on a
+group.id, so a throwaway one is set, but nothing joins, commits or fetches group offsets.
+"""
+
+import concurrent.futures
+import sys
+import time
+
+from confluent_kafka import (
+    OFFSET_BEGINNING,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicCollection,
+    TopicPartition,
+)
+from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions, NewTopic
+
+import peer_common as pc
+
+OP_TIMEOUT_S = 15.0
+
+
+def base_conf(bootstrap):
+    return {"bootstrap.servers": bootstrap, "log_level": 4}
+
+
+def producer(bootstrap, **extra):
+    conf = base_conf(bootstrap)
+    conf.update({"acks": "all", "linger.ms": 5, "message.timeout.ms": 20000})
+    conf.update({k.replace("_", "."): v for k, v in extra.items()})
+    return Producer(conf)
+
+
+def consumer(bootstrap):
+    conf = base_conf(bootstrap)
+    conf.update({
+        "group.id": pc.fresh_topic("strom-interop-unused-group"),
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "enable.partition.eof": False,
+    })
+    return Consumer(conf)
+
+
+def produce_all(prod, records):
+    """Produces `records` (dicts of Producer.produce kwargs) and waits for every delivery
+    report. Returns [(partition, offset)] in produce order; fails on any delivery error."""
+    reports = [None] * len(records)
+
+    def on_delivery_for(idx):
+        def on_delivery(err, msg):
+            reports[idx] = (err, msg.partition() if err is None else None,
+                            msg.offset() if err is None else None)
+        return on_delivery
+
+    for idx, rec in enumerate(records):
+        while True:
+            try:
+                prod.produce(on_delivery=on_delivery_for(idx), **rec)
+                break
+            except BufferError:
+                prod.poll(0.1)
+        prod.poll(0)
+    remaining = prod.flush(OP_TIMEOUT_S)
+    pc.check(remaining == 0, f"{remaining} records still undelivered after {OP_TIMEOUT_S} s")
+    out = []
+    for idx, rep in enumerate(reports):
+        pc.check(rep is not None, f"no delivery report for record {idx}")
+        err, partition, offset = rep
+        pc.check(err is None, f"record {idx} not delivered: {err}")
+        out.append((partition, offset))
+    return out
+
+
+def partitions_of(client, topic):
+    md = client.list_topics(topic=topic, timeout=OP_TIMEOUT_S)
+    tmd = md.topics.get(topic)
+    pc.check(tmd is not None and tmd.error is None, f"metadata for {topic}: {tmd and tmd.error}")
+    return sorted(tmd.partitions)
+
+
+def consume_from_beginning(bootstrap, topic, partitions, n, timeout_s=OP_TIMEOUT_S):
+    """Returns the first `n` messages of `partitions` as Message objects."""
+    cons = consumer(bootstrap)
+    try:
+        cons.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+        out = []
+        deadline = time.monotonic() + timeout_s
+        while len(out) < n and time.monotonic() < deadline:
+            for msg in cons.consume(num_messages=min(500, n - len(out)), timeout=0.5):
+                if msg.error() is not None:
+                    raise pc.PeerFailure(f"consume error: {msg.error()}")
+                out.append(msg)
+        pc.check(len(out) >= n, f"consumed only {len(out)} of {n} records in {timeout_s:.0f} s")
+        return out
+    finally:
+        cons.close()
+
+
+def as_rows(msgs):
+    return [(m.partition(), m.offset(), m.key(), m.value(), m.headers()) for m in msgs]
+
+
+def admin_client(bootstrap):
+    return AdminClient(base_conf(bootstrap))
+
+
+def wait_future(fut, what):
+    try:
+        return fut.result(timeout=OP_TIMEOUT_S)
+    except KafkaException as e:
+        raise pc.PeerFailure(f"{what}: {e}") from e
+    except concurrent.futures.TimeoutError as e:
+        raise pc.PeerFailure(f"{what}: no answer in {OP_TIMEOUT_S:.0f} s") from e
+
+
+def poll_until(cond, what, timeout_s=OP_TIMEOUT_S):
+    deadline = time.monotonic() + timeout_s
+    while True:
+        last = cond()
+        if last is True:
+            return
+        if time.monotonic() > deadline:
+            raise pc.PeerFailure(f"{what} (last seen: {last})")
+        time.sleep(0.1)
+
+
+# --- scenarios ----------------------------------------------------------------------------
+
+def scenario_admin(bootstrap):
+    admin = admin_client(bootstrap)
+    topic = pc.fresh_topic("admin-confluent")
+    new = NewTopic(topic, num_partitions=3, replication_factor=1,
+                   config={"retention.ms": "3600000", "cleanup.policy": "delete"})
+    for t, fut in admin.create_topics([new], operation_timeout=10).items():
+        wait_future(fut, f"create_topics {t}")
+    pc.log(f"created {topic}")
+
+    def partition_count():
+        tmd = admin.list_topics(timeout=OP_TIMEOUT_S).topics.get(topic)
+        return True if tmd is not None and len(tmd.partitions) == want else (tmd and len(tmd.partitions))
+
+    want = 3
+    poll_until(partition_count, f"list_topics: {topic} with 3 partitions")
+
+    desc = admin.describe_topics(TopicCollection([topic]), request_timeout=10)
+    d = wait_future(desc[topic], f"describe_topics {topic}")
+    pc.check(d.name == topic and len(d.partitions) == 3, f"describe_topics: {d}")
+
+    res = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    configs = wait_future(admin.describe_configs([res])[res], f"describe_configs {topic}")
+    pc.check("retention.ms" in configs, f"describe_configs: no retention.ms in {sorted(configs)}")
+    pc.check(configs["retention.ms"].value == "3600000",
+             f"retention.ms = {configs['retention.ms'].value}, expected 3600000")
+    pc.log(f"described {topic}: retention.ms={configs['retention.ms'].value}")
+
+    for t, fut in admin.create_partitions([NewPartitions(topic, 4)], operation_timeout=10).items():
+        wait_future(fut, f"create_partitions {t}")
+    want = 4
+    poll_until(partition_count, f"list_topics: {topic} with 4 partitions after create_partitions")
+    pc.log(f"grew {topic} to 4 partitions")
+
+    for t, fut in admin.delete_topics([topic], operation_timeout=10).items():
+        wait_future(fut, f"delete_topics {t}")
+    poll_until(lambda: True if topic not in admin.list_topics(timeout=OP_TIMEOUT_S).topics else "still listed",
+               f"list_topics: {topic} gone after delete_topics")
+    pc.log(f"deleted {topic}")
+
+
+def scenario_roundtrip(bootstrap, codec):
+    pc.check(codec in pc.CODECS, f"unknown codec {codec}; one of {pc.CODECS}")
+    topic = pc.fresh_topic(f"roundtrip-{codec}-confluent")
+    n = pc.ROUNDTRIP_RECORDS
+    records = []
+    for i in range(n):
+        key, value, headers = pc.expected_record(i, codec)
+        records.append({"topic": topic, "key": key, "value": value, "headers": headers})
+    prod = producer(bootstrap, compression_type=codec)
+    acks = produce_all(prod, records)
+    partitions = partitions_of(prod, topic)
+    pc.log(f"produced {n} {codec} records to {topic} ({len(partitions)} partitions), "
+           f"last ack {acks[-1]}")
+    msgs = consume_from_beginning(bootstrap, topic, partitions, n)
+    pc.check_roundtrip(as_rows(msgs), n, codec)
+    by_seq = {int(dict(m.headers())["seq"]): (m.partition(), m.offset()) for m in msgs}
+    for i, ack in enumerate(acks):
+        pc.check(by_seq[i] == ack, f"record {i} acked at {ack}, consumed at {by_seq[i]}")
+
+
+def scenario_timestamps(bootstrap):
+    topic = pc.fresh_topic("timestamps-confluent")
+    t0 = pc.now_ms() - 60_000
+    prod = producer(bootstrap)
+    records = [{"topic": topic, "partition": 0, "key": f"k{i}".encode(), "value": f"v{i}".encode(),
+                "timestamp": t0 + 1000 * i} for i in range(3)]
+    acks = produce_all(prod, records)
+    pc.check([o for _, o in acks] == [0, 1, 2], f"acked offsets {acks}, expected 0,1,2")
+
+    cons = consumer(bootstrap)
+    try:
+        def lookup(ts):
+            res = cons.offsets_for_times([TopicPartition(topic, 0, ts)], timeout=OP_TIMEOUT_S)
+            pc.check(res[0].error is None, f"offsets_for_times({ts}): {res[0].error}")
+            return res[0].offset
+
+        for ts, want in ((t0 - 1, 0), (t0, 0), (t0 + 500, 1), (t0 + 1000, 1), (t0 + 2000, 2)):
+            got = lookup(ts)
+            pc.check(got == want, f"offsets_for_times(t0{ts - t0:+d}) = {got}, expected {want}")
+        got = lookup(t0 + 2001)
+        pc.check(got == -1, f"offsets_for_times(past the last record) = {got}, expected -1 (end)")
+        low, high = cons.get_watermark_offsets(TopicPartition(topic, 0), timeout=OP_TIMEOUT_S)
+        pc.check((low, high) == (0, 3), f"watermarks ({low}, {high}), expected (0, 3)")
+    finally:
+        cons.close()
+    msgs = consume_from_beginning(bootstrap, topic, [0], 3)
+    for i, m in enumerate(msgs):
+        ts_type, ts = m.timestamp()
+        pc.check(ts == t0 + 1000 * i, f"offset {m.offset()}: timestamp {ts}, expected {t0 + 1000 * i}")
+        pc.check(ts_type == 1, f"offset {m.offset()}: timestamp type {ts_type}, expected CreateTime (1)")
+
+
+def scenario_idempotent(bootstrap):
+    topic = pc.fresh_topic("idempotent-confluent")
+    n = pc.IDEMPOTENT_RECORDS
+    prod = producer(bootstrap, enable_idempotence=True, acks="all")
+    records = [{"topic": topic, "partition": 0, "key": f"{i}".encode(), "value": f"{i}".encode()}
+               for i in range(n)]
+    acks = produce_all(prod, records)
+    offsets = [o for _, o in acks]
+    mismatch = next((i for i, o in enumerate(offsets) if o != i), None)
+    pc.check(mismatch is None, f"acked offsets are not 0..n-1 in order: record {mismatch} "
+             f"acked at offset {offsets[mismatch] if mismatch is not None else None}")
+    msgs = consume_from_beginning(bootstrap, topic, [0], n)
+    pc.check_numbered([(m.offset(), m.value()) for m in msgs], n)
+    cons = consumer(bootstrap)
+    try:
+        low, high = cons.get_watermark_offsets(TopicPartition(topic, 0), timeout=OP_TIMEOUT_S)
+    finally:
+        cons.close()
+    pc.check((low, high) == (0, n), f"watermarks ({low}, {high}), expected (0, {n}): duplicates?")
+
+
+def scenario_large(bootstrap):
+    topic = pc.fresh_topic("large-confluent")
+    # The client's own limit is raised so that the broker is the one refusing.
+    prod = producer(bootstrap, message_max_bytes=10_000_000, linger_ms=0)
+    big_ok = bytes((i * 7) % 251 for i in range(pc.LARGE_OK_BYTES))
+    acks = produce_all(prod, [{"topic": topic, "partition": 0, "key": b"ok", "value": big_ok}])
+    pc.check(acks == [(0, 0)], f"large record acked at {acks}, expected partition 0 offset 0")
+
+    errors = []
+    prod.produce(topic, partition=0, key=b"too-big", value=b"x" * pc.LARGE_REFUSED_BYTES,
+                 on_delivery=lambda err, msg: errors.append(err))
+    pc.check(prod.flush(OP_TIMEOUT_S) == 0, "no delivery report for the 2,000,000-byte record")
+    pc.check(len(errors) == 1 and errors[0] is not None,
+             f"2,000,000-byte record was accepted: {errors}")
+    pc.check(errors[0].code() == KafkaError.MSG_SIZE_TOO_LARGE,
+             f"2,000,000-byte record refused with {errors[0]}, expected MSG_SIZE_TOO_LARGE")
+    pc.log(f"refused as expected: {errors[0]}")
+
+    acks = produce_all(prod, [{"topic": topic, "partition": 0, "key": b"after", "value": b"still works"}])
+    pc.check(acks == [(0, 1)], f"record after the refused one acked at {acks}, expected offset 1")
+    msgs = consume_from_beginning(bootstrap, topic, [0], 2)
+    pc.check(msgs[0].value() == big_ok, f"large record came back with {len(msgs[0].value())} bytes, altered")
+    pc.check(msgs[1].value() == b"still works", f"offset 1 holds {msgs[1].value()!r}")
+
+
+def scenario_produce(bootstrap, topic, n):
+    n = int(n)
+    prod = producer(bootstrap)
+    acks = produce_all(prod, [{"topic": topic, "partition": 0, "key": str(i).encode(),
+                               "value": str(i).encode()} for i in range(n)])
+    for i, (_, offset) in enumerate(acks):
+        print(f"ack {i} {offset}")
+    sys.stdout.flush()
+
+
+def scenario_consume(bootstrap, topic, n):
+    n = int(n)
+    msgs = consume_from_beginning(bootstrap, topic, [0], n) if n > 0 else []
+    pc.check_numbered([(m.offset(), m.value()) for m in msgs[:n]], n)
+    cons = consumer(bootstrap)
+    try:
+        low, high = cons.get_watermark_offsets(TopicPartition(topic, 0), timeout=OP_TIMEOUT_S)
+    finally:
+        cons.close()
+    pc.check((low, high) == (0, n), f"watermarks ({low}, {high}), expected exactly (0, {n})")
+
+
+def scenario_dump(bootstrap, topic):
+    cons = consumer(bootstrap)
+    try:
+        low, high = cons.get_watermark_offsets(TopicPartition(topic, 0), timeout=OP_TIMEOUT_S)
+    finally:
+        cons.close()
+    pc.log(f"{topic}/0: log start {low}, high watermark {high}")
+    msgs = consume_from_beginning(bootstrap, topic, [0], high - low, timeout_s=60) if high > low else []
+    expected = low
+    for m in msgs:
+        pc.check(m.offset() >= expected, f"offset {m.offset()} went back (expected >= {expected})")
+        expected = m.offset() + 1
+        key = (m.key() or b"").decode(errors="replace")
+        value = (m.value() or b"").decode(errors="replace")
+        print(f"{m.offset()} {key} {value}")
+    print(f"end {high}")
+    sys.stdout.flush()
+
+
+def scenario_produce_until_killed(bootstrap, topic, outfile):
+    prod = producer(bootstrap, linger_ms=1, message_timeout_ms=60_000)
+    out = open(outfile, "a", encoding="utf-8")
+    failures = []
+
+    def on_delivery(err, msg):
+        if err is not None:
+            if not failures:
+                pc.log(f"delivery failed (broker gone?): {err}")
+            failures.append(err)
+            return
+        out.write(f"{int(msg.value())} {msg.offset()}\n")
+        out.flush()
+
+    i = 0
+    while True:
+        try:
+            prod.produce(topic, partition=0, key=str(i).encode(), value=str(i).encode(),
+                         on_delivery=on_delivery)
+            i += 1
+        except BufferError:
+            prod.poll(0.05)
+        # Bound what is in flight so the loop does not starve the broker of CPU.
+        prod.poll(0.01 if len(prod) > 2000 else 0)
+
+
+def scenario_mock_broker(_bootstrap):
+    prod = Producer({"bootstrap.servers": "ignored:1", "test.mock.num.brokers": 1, "log_level": 3})
+    md = prod.list_topics(timeout=10)
+    broker = next(iter(md.brokers.values()))
+    print(f"mock broker listening on {broker.host}:{broker.port}", flush=True)
+    while True:
+        prod.poll(1.0)
+
+
+SCENARIOS = {
+    "admin": (scenario_admin, pc.SCENARIO_TIMEOUT_S),
+    "roundtrip": (scenario_roundtrip, pc.SCENARIO_TIMEOUT_S),
+    "timestamps": (scenario_timestamps, pc.SCENARIO_TIMEOUT_S),
+    "idempotent": (scenario_idempotent, pc.SCENARIO_TIMEOUT_S),
+    "large": (scenario_large, pc.SCENARIO_TIMEOUT_S),
+    "produce": (scenario_produce, pc.SCENARIO_TIMEOUT_S),
+    "consume": (scenario_consume, pc.SCENARIO_TIMEOUT_S),
+    "dump": (scenario_dump, 90.0),
+    # Runs until the test kills it; the cap only guards against a forgotten process.
+    "produce-until-killed": (scenario_produce_until_killed, 180.0),
+    # Development aid, runs until killed.
+    "mock-broker": (scenario_mock_broker, None),
+}
+
+if __name__ == "__main__":
+    sys.exit(pc.run_main("confluent_kafka_peer", SCENARIOS, sys.argv))

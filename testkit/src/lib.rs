@@ -1,0 +1,22 @@
+//! Test helpers shared by Strom's test suites (dev-dependency only).
+//!
+//! - [`wait_until`] / [`wait_until_async`]: poll a condition until a deadline, the
+//!   replacement for sleeps as synchronisation.
+//! - Third-party peers: [`repo_root`], [`peers_dir`], [`require_peer`] find what
+//!   `scripts/install-peers.sh` installed, and skip (locally) or fail (in CI) without it.
+//! - [`run_command`]: runs a child process with a hard timeout, capturing its output.
+//! - [`strom_bin`] and [`BrokerProcess`]: the `strom` binary as a separate process, for
+//!   tests that must kill a broker the hard way.
+
+// Test-only code: printing skip notices and panicking with a clear message are its job.
+#![allow(clippy::print_stdout, clippy::unwrap_used)]
+
+mod broker_process;
+mod command;
+mod peers;
+mod wait;
+
+pub use broker_process::BrokerProcess;
+pub use command::{run_command, CommandOutput};
+pub use peers::{find_in_path, peers_dir, repo_root, require_peer, strom_bin};
+pub use wait::{wait_until, wait_until_async};
