@@ -31,6 +31,8 @@ pub(crate) struct IndexFile<E> {
     entries: Vec<E>,
     /// How many of `entries` are in the file.
     persisted: usize,
+    /// Whether the file changed since the last fsync.
+    unsynced: bool,
     _entry: PhantomData<E>,
 }
 
@@ -61,6 +63,7 @@ impl<E: IndexEntry> IndexFile<E> {
             file,
             entries: Vec::new(),
             persisted: 0,
+            unsynced: !existed,
             _entry: PhantomData,
         };
         if !existed {
@@ -109,6 +112,7 @@ impl<E: IndexEntry> IndexFile<E> {
         self.file
             .write_all_at(&buf, (self.persisted * E::SIZE) as u64)?;
         self.persisted = self.entries.len();
+        self.unsynced = true;
         Ok(())
     }
 
@@ -121,6 +125,7 @@ impl<E: IndexEntry> IndexFile<E> {
         if self.persisted > len {
             self.file.set_len((len * E::SIZE) as u64)?;
             self.persisted = len;
+            self.unsynced = true;
         }
         Ok(())
     }
@@ -129,13 +134,18 @@ impl<E: IndexEntry> IndexFile<E> {
     pub(crate) fn clear(&mut self) -> io::Result<()> {
         self.entries.clear();
         self.persisted = 0;
+        self.unsynced = true;
         self.file.set_len(0)
     }
 
-    /// Writes pending entries and fsyncs the file.
+    /// Writes pending entries and fsyncs the file if it changed since the last fsync.
     pub(crate) fn sync(&mut self) -> io::Result<()> {
         self.write_pending()?;
-        self.file.sync_data()
+        if self.unsynced {
+            self.file.sync_data()?;
+            self.unsynced = false;
+        }
+        Ok(())
     }
 }
 

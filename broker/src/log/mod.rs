@@ -34,6 +34,11 @@
 //! the recovery point, checking CRCs and truncating torn writes. The broker should call
 //! `flush` now and then (or set `flush.ms`) to bound that scan.
 //!
+//! Rolling: before an append that would make the active segment exceed `segment.bytes`,
+//! when the active segment is older than `segment.ms` (counted from its creation, or
+//! after a restart from its first batch's max timestamp, as Kafka does), or when an offset
+//! would no longer fit the indexes' 32-bit relative offsets.
+//!
 //! Every call is quick (bounded by the bytes it touches) except `flush`, `close`,
 //! `compact` and `open` after an unclean shutdown.
 
@@ -106,6 +111,8 @@ pub struct PartitionLog {
     active: LogSegment,
     log_start_offset: i64,
     recovery_point: i64,
+    /// The recovery point in `recovery-point-offset-checkpoint`.
+    recovery_point_on_disk: i64,
     first_dirty_offset: i64,
     unflushed_messages: i64,
     last_flush_ms: i64,
@@ -354,12 +361,15 @@ impl PartitionLog {
         }
         self.active.write_indexes()?;
         self.active.flush()?;
-        checkpoint::sync_dir(&self.dir)?;
         let leo = self.log_end_offset();
-        if leo != self.recovery_point {
+        // Recovery scans whole segments, so the checkpoint only needs rewriting once it
+        // falls below the active segment (the first flush after a roll).
+        if self.recovery_point_on_disk < self.active.base_offset {
+            checkpoint::sync_dir(&self.dir)?;
             checkpoint::write(&self.dir, checkpoint::RECOVERY_POINT, leo)?;
-            self.recovery_point = leo;
+            self.recovery_point_on_disk = leo;
         }
+        self.recovery_point = leo;
         self.unflushed_messages = 0;
         Ok(())
     }
@@ -427,6 +437,7 @@ impl PartitionLog {
         self.first_dirty_offset = self.first_dirty_offset.min(leo);
         if self.recovery_point > leo {
             self.recovery_point = leo;
+            self.recovery_point_on_disk = leo;
             checkpoint::write(&self.dir, checkpoint::RECOVERY_POINT, leo)?;
         }
         tracing::info!(dir = %self.dir.display(), offset, log_end_offset = leo, "truncated log");
@@ -447,6 +458,7 @@ impl PartitionLog {
         }
         self.log_start_offset = offset;
         self.recovery_point = offset;
+        self.recovery_point_on_disk = offset;
         self.first_dirty_offset = offset;
         checkpoint::write(&self.dir, checkpoint::LOG_START_OFFSET, offset)?;
         checkpoint::write(&self.dir, checkpoint::RECOVERY_POINT, offset)?;

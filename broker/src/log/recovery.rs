@@ -54,9 +54,10 @@ impl PartitionLog {
         let clean = checkpoint::remove(dir, CLEAN_SHUTDOWN)?;
         checkpoint::sync_dir(dir)?;
         let bases = scan_dir(dir)?;
+        let recovery_point_on_disk = checkpoint::read(dir, RECOVERY_POINT)?.unwrap_or(i64::MIN);
         let recovery_point = match clean {
             true => i64::MAX,
-            false => checkpoint::read(dir, RECOVERY_POINT)?.unwrap_or(i64::MIN),
+            false => recovery_point_on_disk,
         };
         let mut loaded = load_segments(dir, &bases, recovery_point, &config, now_ms)?;
         let log_start_checkpoint = checkpoint::read(dir, LOG_START_OFFSET)?;
@@ -83,6 +84,7 @@ impl PartitionLog {
             active,
             log_start_offset,
             recovery_point,
+            recovery_point_on_disk,
             first_dirty_offset,
             unflushed_messages: 0,
             last_flush_ms: now_ms,

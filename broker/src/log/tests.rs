@@ -106,6 +106,12 @@ fn append_and_read_round_trip_across_rolls_and_reopen() {
 }
 
 #[test]
+fn partition_log_is_send_and_sync() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<PartitionLog>();
+}
+
+#[test]
 fn read_bounds_and_min_one() {
     let dir = tempfile::tempdir().unwrap();
     let mut log = PartitionLog::open(dir.path(), small_config(), T0).unwrap();
@@ -495,6 +501,7 @@ mod model {
         Roll,
         Truncate(u8),
         Reopen,
+        Flush,
         Crash(Vec<u8>),
     }
 
@@ -504,6 +511,7 @@ mod model {
             1 => Just(Op::Roll),
             1 => any::<u8>().prop_map(Op::Truncate),
             1 => Just(Op::Reopen),
+            1 => Just(Op::Flush),
             1 => proptest::collection::vec(any::<u8>(), 0..80).prop_map(Op::Crash),
         ]
     }
@@ -520,9 +528,10 @@ mod model {
         assert_eq!(log.log_end_offset(), next);
         let got: BTreeMap<i64, String> = values(log, log.log_start_offset()).into_iter().collect();
         assert_eq!(&got, model);
-        if let Some((&first, _)) = model.iter().next() {
-            let read = log.read(first, 1, true).unwrap();
-            assert!(!read.records.is_empty());
+        for &offset in model.keys() {
+            let read = log.read(offset, 1, true).unwrap();
+            let (header, _) = decode_batch(&read.records).unwrap();
+            assert!(header.base_offset <= offset && offset <= header.last_offset());
         }
     }
 
@@ -546,6 +555,7 @@ mod model {
                     batch_ends.push(next);
                 }
                 Op::Roll => log.roll(T0).unwrap(),
+                Op::Flush => log.flush().unwrap(),
                 Op::Truncate(x) => {
                     // Truncate to a batch boundary.
                     let boundaries: Vec<i64> = std::iter::once(0)
@@ -576,7 +586,7 @@ mod model {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
         #[test]
         fn log_matches_model(ops in proptest::collection::vec(op(), 1..40)) {
             run(ops);
