@@ -110,16 +110,6 @@ pub enum LogError {
         /// The config name.
         key: String,
     },
-    /// The segment's offsets no longer fit the 32-bit relative offsets of its indexes.
-    #[error("offset {offset} does not fit segment {segment} of log {dir}")]
-    OffsetOverflow {
-        /// The partition directory.
-        dir: PathBuf,
-        /// Base offset of the segment.
-        segment: i64,
-        /// The offset that does not fit.
-        offset: i64,
-    },
 }
 
 impl LogError {
