@@ -12,7 +12,8 @@ Scenarios:
   idempotent                enable.idempotence=true, acks=all, 1000 records, no gaps or dups
   large                     ~1,000,000-byte record accepted, 2,000,000-byte one refused with
                             MSG_SIZE_TOO_LARGE, then the producer still works
-  produce TOPIC N           N numbered records to partition 0; prints `ack I OFFSET` lines
+  produce TOPIC N [FIRST]   N numbered records (FIRST, FIRST+1, ..; default 0) to partition 0;
+                            prints `ack I OFFSET` lines
   consume TOPIC N           exactly records 0..N-1 from the beginning of partition 0
   dump TOPIC                every record of partition 0 up to the high watermark, printed
                             as `OFFSET KEY VALUE` lines (for the crash tests)
@@ -292,12 +293,13 @@ def scenario_large(bootstrap):
     pc.check(msgs[1].value() == b"still works", f"offset 1 holds {msgs[1].value()!r}")
 
 
-def scenario_produce(bootstrap, topic, n):
-    n = int(n)
+def scenario_produce(bootstrap, topic, n, first="0"):
+    n, first = int(n), int(first)
     prod = producer(bootstrap)
+    numbers = range(first, first + n)
     acks = produce_all(prod, [{"topic": topic, "partition": 0, "key": str(i).encode(),
-                               "value": str(i).encode()} for i in range(n)])
-    for i, (_, offset) in enumerate(acks):
+                               "value": str(i).encode()} for i in numbers])
+    for i, (_, offset) in zip(numbers, acks):
         print(f"ack {i} {offset}")
     sys.stdout.flush()
 

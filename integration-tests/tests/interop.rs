@@ -1,0 +1,22 @@
+//! Third-party Kafka clients against the Strom broker: confluent-kafka-python and kcat
+//! (librdkafka), kafka-python, kafkajs.
+//!
+//! Each peer is a program in `integration-tests/peers/` taking `BOOTSTRAP SCENARIO
+//! [ARGS]` and exiting non-zero on any mismatch; these tests start an in-process broker per
+//! scenario, run the peer against it and show its output when it fails. Peers come from
+//! `scripts/install-peers.sh`: without them a test prints `skipping: ...` and passes,
+//! except under `CI=true`, where it fails.
+
+#[path = "interop/support.rs"]
+mod support;
+
+#[path = "interop/confluent.rs"]
+mod confluent;
+#[path = "interop/kafka_python.rs"]
+mod kafka_python;
+#[path = "interop/kafkajs.rs"]
+mod kafkajs;
+#[path = "interop/kcat.rs"]
+mod kcat;
+#[path = "interop/restart.rs"]
+mod restart;

@@ -1,0 +1,199 @@
+//! Shared by the interop and crash tests: an in-process broker and the peer programs of
+//! `integration-tests/peers/`.
+#![allow(dead_code)] // crash.rs includes this module too and uses only part of it.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use strom_broker::{Broker, BrokerConfig};
+use strom_testkit::{find_in_path, peers_dir, repo_root, require_peer, run_command, CommandOutput};
+
+/// A backstop only: every peer ends itself after 30 s per scenario.
+pub const PEER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A broker running in this process on its own tokio runtime, so tests can stay
+/// synchronous and block on child processes while the broker serves them.
+pub struct TestBroker {
+    // Dropped before the runtime that drives it.
+    broker: Option<Broker>,
+    runtime: tokio::runtime::Runtime,
+    data_dir: PathBuf,
+    _owned_dir: Option<tempfile::TempDir>,
+}
+
+impl TestBroker {
+    /// Starts a broker with default settings on a fresh temporary data dir.
+    pub fn start() -> TestBroker {
+        let dir = tempfile::tempdir().expect("create a temporary data dir");
+        let mut broker = TestBroker::start_in(dir.path());
+        broker._owned_dir = Some(dir);
+        broker
+    }
+
+    /// Starts a broker with default settings on `data_dir` (which may hold an earlier
+    /// broker's data).
+    pub fn start_in(data_dir: &Path) -> TestBroker {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("build a tokio runtime for the broker");
+        let broker = runtime
+            .block_on(Broker::start(BrokerConfig::new(data_dir)))
+            .unwrap_or_else(|e| panic!("broker did not start on {}: {e}", data_dir.display()));
+        TestBroker {
+            broker: Some(broker),
+            runtime,
+            data_dir: data_dir.to_path_buf(),
+            _owned_dir: None,
+        }
+    }
+
+    /// `127.0.0.1:PORT`.
+    pub fn bootstrap(&self) -> String {
+        self.broker
+            .as_ref()
+            .map(Broker::bootstrap)
+            .unwrap_or_default()
+    }
+
+    /// The broker's data dir.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Shuts the broker down cleanly and waits for it.
+    pub fn shutdown(mut self) {
+        if let Some(broker) = self.broker.take() {
+            self.runtime
+                .block_on(broker.shutdown())
+                .expect("clean broker shutdown");
+        }
+    }
+}
+
+/// One third-party client program: an interpreter and its peer script.
+pub struct Peer {
+    pub name: &'static str,
+    program: PathBuf,
+    script: PathBuf,
+}
+
+fn peer_script(file: &str) -> PathBuf {
+    repo_root().join("integration-tests/peers").join(file)
+}
+
+impl Peer {
+    /// confluent-kafka-python (librdkafka 2.x) from the `.peers/venv`.
+    pub fn confluent() -> Option<Peer> {
+        let python = require_peer("confluent-kafka", peers_dir().join("venv/bin/python"))?;
+        Some(Peer {
+            name: "confluent-kafka",
+            program: python,
+            script: peer_script("confluent_kafka_peer.py"),
+        })
+    }
+
+    /// kafka-python (pure Python) from the `.peers/venv`.
+    pub fn kafka_python() -> Option<Peer> {
+        let python = require_peer("kafka-python", peers_dir().join("venv/bin/python"))?;
+        Some(Peer {
+            name: "kafka-python",
+            program: python,
+            script: peer_script("kafka_python_peer.py"),
+        })
+    }
+
+    /// kafkajs 2.2.4 from `.peers/node`, run by `node` from `PATH`.
+    pub fn kafkajs() -> Option<Peer> {
+        require_peer(
+            "kafkajs",
+            peers_dir().join("node/node_modules/kafkajs/package.json"),
+        )?;
+        let node = require_peer(
+            "node",
+            find_in_path("node").unwrap_or_else(|| PathBuf::from("/usr/bin/node")),
+        )?;
+        Some(Peer {
+            name: "kafkajs",
+            program: node,
+            script: peer_script("kafkajs_peer.js"),
+        })
+    }
+
+    /// `PROGRAM SCRIPT BOOTSTRAP ARGS...`, not yet started.
+    pub fn command(&self, bootstrap: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new(&self.program);
+        cmd.arg(&self.script).arg(bootstrap).args(args);
+        cmd.env("STROM_PEERS_DIR", peers_dir());
+        cmd.env("PYTHONUNBUFFERED", "1");
+        cmd
+    }
+
+    /// Runs the peer to completion (or [`PEER_TIMEOUT`]).
+    pub fn run(&self, bootstrap: &str, args: &[&str]) -> CommandOutput {
+        run_command(&mut self.command(bootstrap, args), PEER_TIMEOUT)
+            .unwrap_or_else(|e| panic!("cannot run {}: {e}", self.name))
+    }
+
+    /// Runs the peer and panics, showing its output, unless it succeeds.
+    pub fn run_ok(&self, bootstrap: &str, args: &[&str]) -> CommandOutput {
+        let out = self.run(bootstrap, args);
+        assert!(
+            out.success(),
+            "{} {} failed:\n{out}",
+            self.name,
+            args.join(" ")
+        );
+        out
+    }
+}
+
+/// Runs each scenario (the peer's arguments after BOOTSTRAP) against its own fresh
+/// broker, one after another, and fails at the end listing every failed scenario with
+/// its output, so one failure does not hide the others.
+pub fn run_scenarios(peer: &Peer, scenarios: &[&[&str]]) {
+    let mut failures = String::new();
+    for args in scenarios {
+        let broker = TestBroker::start();
+        let out = peer.run(&broker.bootstrap(), args);
+        broker.shutdown();
+        let what = format!("{} {}", peer.name, args.join(" "));
+        if out.success() {
+            for skipped in out.stdout.lines().filter(|l| l.starts_with("skipped:")) {
+                eprintln!("{skipped}");
+            }
+            eprintln!("ok: {what} ({:.1?})", out.elapsed);
+        } else {
+            eprintln!("FAILED: {what}");
+            let _ = write!(failures, "\n===== {what} =====\n{out}\n");
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} scenarios failed:{failures}",
+        peer.name
+    );
+}
+
+/// Every roundtrip scenario, one per codec.
+pub const ROUNDTRIPS: [&[&str]; 5] = [
+    &["roundtrip", "none"],
+    &["roundtrip", "gzip"],
+    &["roundtrip", "snappy"],
+    &["roundtrip", "lz4"],
+    &["roundtrip", "zstd"],
+];
+
+/// Parses the `ack I OFFSET` lines a peer's `produce` scenario prints.
+pub fn parse_acks(stdout: &str) -> Vec<(u64, i64)> {
+    stdout
+        .lines()
+        .filter_map(|line| {
+            let mut parts = line.strip_prefix("ack ")?.split_whitespace();
+            Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+        })
+        .collect()
+}
