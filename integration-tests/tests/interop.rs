@@ -18,5 +18,7 @@ mod kafka_python;
 mod kafkajs;
 #[path = "interop/kcat.rs"]
 mod kcat;
+#[path = "interop/mock.rs"]
+mod mock;
 #[path = "interop/restart.rs"]
 mod restart;
