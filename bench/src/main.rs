@@ -52,6 +52,12 @@ struct Args {
     /// acks.
     #[arg(long, default_value = "1")]
     acks: String,
+    /// Times the raw fetch reads the whole partition (the page cache is warm after the first).
+    #[arg(long, default_value_t = 3)]
+    fetch_rounds: u32,
+    /// Skip the librdkafka consumer (client-bound: it measures librdkafka, not the broker).
+    #[arg(long)]
+    no_consumer: bool,
     /// Use this broker instead of an embedded one.
     #[arg(long)]
     bootstrap: Option<String>,
@@ -134,8 +140,17 @@ async fn main() -> anyhow::Result<()> {
         produced,
     );
 
-    let (records, bytes, elapsed) = raw_fetch(&conn, &topic, topic_id).await?;
-    rate("fetch (raw Fetch)", records, bytes, elapsed);
+    for _ in 0..args.fetch_rounds {
+        let (records, bytes, elapsed) = raw_fetch(&conn, &topic, topic_id).await?;
+        rate("fetch (raw Fetch)", records, bytes, elapsed);
+    }
+    if args.no_consumer {
+        drop(conn);
+        if let Some(broker) = broker {
+            broker.shutdown().await?;
+        }
+        return Ok(());
+    }
 
     let (t, b, n) = (topic.clone(), bootstrap.clone(), args.records);
     let (count, elapsed) = tokio::task::spawn_blocking(move || consume(&b, &t, n)).await??;
@@ -248,8 +263,6 @@ fn consume(bootstrap: &str, topic: &str, records: u64) -> anyhow::Result<(u64, D
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "strom-bench")
         .set("enable.auto.commit", "false")
-        .set("fetch.max.bytes", "67108864")
-        .set("max.partition.fetch.bytes", "16777216")
         .create()?;
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, 0, Offset::Beginning)?;

@@ -55,11 +55,43 @@ pub(crate) fn find(key: i16) -> Option<ApiSpec> {
     APIS.iter().copied().find(|s| s.key as i16 == key)
 }
 
-/// Handles one request frame, appending the response frame (if any) to `out`.
+/// How a response leaves: encoded into the connection's buffer, or as chunks that include
+/// stored record batches by reference (Fetch).
+pub(crate) enum Written {
+    /// The response (if any) is in the buffer passed to [`dispatch`].
+    Buffered,
+    /// The whole response frame, in order.
+    Chunks(Vec<Bytes>),
+}
+
+/// Handles one request frame, appending the response frame (if any) to `out` or returning
+/// it as chunks.
 ///
 /// An error means the connection should be closed (as Kafka does for requests it cannot
 /// parse or versions it cannot answer).
 pub(crate) async fn dispatch(
+    state: &BrokerState,
+    frame: Bytes,
+    out: &mut BytesMut,
+) -> Result<Written, ProtocolError> {
+    let mut frame = frame;
+    let prefix = RequestPrefix::peek(&frame)?;
+    let fetch = find(ApiKey::Fetch as i16).is_some_and(|s| (s.min..=s.max).contains(&prefix.api_version));
+    if prefix.api_key == ApiKey::Fetch as i16 && fetch {
+        let version = prefix.api_version;
+        let header = decode_request_header(&mut frame, ApiKey::Fetch, version)?;
+        let request: FetchRequest = decode_body(&mut frame, version, "Fetch")?;
+        let response = handler::fetch::handle(state, request, version).await;
+        let id = header.correlation_id;
+        return match super::fetch_response::encode(&response, version, id) {
+            Some(chunks) => Ok(Written::Chunks(chunks)),
+            None => encode_response(ApiKey::Fetch, version, id, &response, out).map(|()| Written::Buffered),
+        };
+    }
+    dispatch_buffered(state, frame, out).await.map(|()| Written::Buffered)
+}
+
+async fn dispatch_buffered(
     state: &BrokerState,
     mut frame: Bytes,
     out: &mut BytesMut,
@@ -116,6 +148,7 @@ pub(crate) async fn dispatch(
                 None => Ok(()),
             }
         }
+        // Served above, with records passed by reference.
         ApiKey::Fetch => serve!(FetchRequest, handler::fetch::handle),
         ApiKey::ListOffsets => serve!(ListOffsetsRequest, handler::list_offsets::handle),
         ApiKey::Metadata => serve!(MetadataRequest, handler::metadata::handle),

@@ -5,6 +5,7 @@
 //! A connection that sends something undecodable is closed; the others carry on.
 
 pub(crate) mod dispatch;
+mod fetch_response;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -68,22 +69,39 @@ async fn serve(
             }
         };
         out.clear();
-        match dispatch::dispatch(&state, frame, &mut out).await {
-            Ok(()) => {}
+        let written = match dispatch::dispatch(&state, frame, &mut out).await {
+            Ok(written) => written,
             Err(e) => {
                 warn!(%peer, error = %e, "closing connection: bad request");
                 break;
             }
-        }
-        if !out.is_empty() {
-            if let Err(e) = write.write_all(&out).await {
-                debug!(%peer, error = %e, "write failed");
-                break;
-            }
+        };
+        let result = match written {
+            dispatch::Written::Buffered if out.is_empty() => Ok(()),
+            dispatch::Written::Buffered => write.write_all(&out).await,
+            dispatch::Written::Chunks(chunks) => write_all_vectored(&mut write, chunks).await,
+        };
+        if let Err(e) = result {
+            debug!(%peer, error = %e, "write failed");
+            break;
         }
         if out.capacity() > 8 << 20 {
             out = BytesMut::with_capacity(64 * 1024);
         }
     }
     let _ = write.shutdown().await;
+}
+
+/// Writes every chunk, in order, with as few system calls as the socket allows.
+async fn write_all_vectored<W: tokio::io::AsyncWrite + Unpin>(write: &mut W, chunks: Vec<bytes::Bytes>) -> std::io::Result<()> {
+    let mut slices: Vec<std::io::IoSlice<'_>> = chunks.iter().map(|c| std::io::IoSlice::new(c)).collect();
+    let mut rest = &mut slices[..];
+    while !rest.is_empty() {
+        let n = write.write_vectored(rest).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        std::io::IoSlice::advance_slices(&mut rest, n);
+    }
+    Ok(())
 }
