@@ -2,11 +2,10 @@
 //! headers, consume from the beginning, and metadata.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use strom_testkit::{find_in_path, require_peer, run_command, CommandOutput};
 
-use crate::support::{TestBroker, PEER_TIMEOUT};
+use crate::support::{peer_command, TestBroker, PEER_TIMEOUT};
 
 const RECORDS: usize = 200;
 const CODECS: [&str; 5] = ["none", "gzip", "snappy", "lz4", "zstd"];
@@ -19,7 +18,7 @@ fn kcat() -> Option<PathBuf> {
 }
 
 fn run(kcat: &Path, args: &[&str]) -> CommandOutput {
-    run_command(Command::new(kcat).args(args), PEER_TIMEOUT).expect("run kcat")
+    run_command(peer_command(kcat).args(args), PEER_TIMEOUT).expect("run kcat")
 }
 
 fn key(i: usize) -> String {

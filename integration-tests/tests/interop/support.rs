@@ -74,6 +74,16 @@ impl TestBroker {
     }
 }
 
+/// A command for a third-party program, with the environment cleaned of what `cargo test`
+/// adds for Rust binaries: `cargo test --workspace` puts the native library folders of
+/// every build script on `LD_LIBRARY_PATH`, among them rdkafka-sys's bundled librdkafka
+/// (built without zstd), which kcat would load instead of the system's.
+pub fn peer_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.env_remove("LD_LIBRARY_PATH");
+    cmd
+}
+
 /// One third-party client program: an interpreter and its peer script.
 pub struct Peer {
     pub name: &'static str,
@@ -125,7 +135,7 @@ impl Peer {
 
     /// `PROGRAM SCRIPT BOOTSTRAP ARGS...`, not yet started.
     pub fn command(&self, bootstrap: &str, args: &[&str]) -> Command {
-        let mut cmd = Command::new(&self.program);
+        let mut cmd = peer_command(&self.program);
         cmd.arg(&self.script).arg(bootstrap).args(args);
         cmd.env("STROM_PEERS_DIR", peers_dir());
         cmd.env("PYTHONUNBUFFERED", "1");
