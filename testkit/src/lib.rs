@@ -8,9 +8,6 @@
 //! - [`strom_bin`] and [`BrokerProcess`]: the `strom` binary as a separate process, for
 //!   tests that must kill a broker the hard way.
 
-// Test-only code: printing skip notices and panicking with a clear message are its job.
-#![allow(clippy::print_stdout, clippy::unwrap_used)]
-
 mod broker_process;
 mod command;
 mod peers;
