@@ -7,6 +7,7 @@
 //! - [`run_command`]: runs a child process with a hard timeout, capturing its output.
 //! - [`strom_bin`] and [`BrokerProcess`]: the `strom` binary as a separate process, for
 //!   tests that must kill a broker the hard way.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod broker_process;
 mod command;
