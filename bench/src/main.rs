@@ -9,7 +9,9 @@
 //!    counted from delivery reports;
 //! 2. fetch (raw): Strom's protocol `Connection` fetches the stored data back with plain
 //!    Fetch requests: what the broker can serve, without a client's record parsing;
-//! 3. fetch (librdkafka): a librdkafka consumer reads every record back.
+//! 3. fetch (librdkafka): a librdkafka consumer reads every record back;
+//! 4. loopback: one TCP stream on 127.0.0.1 moving 2 GiB in 1 MiB writes, the ceiling the
+//!    fetch numbers are compared with.
 //!
 //! The broker runs in this process unless `--bootstrap` names another one.
 // A benchmark reports on stdout.
@@ -140,6 +142,8 @@ async fn main() -> anyhow::Result<()> {
         produced,
     );
 
+    let (bytes, elapsed) = tokio::task::spawn_blocking(loopback).await??;
+    rate("loopback TCP", 0, bytes, elapsed);
     for _ in 0..args.fetch_rounds {
         let (records, bytes, elapsed) = raw_fetch(&conn, &topic, topic_id).await?;
         rate("fetch (raw Fetch)", records, bytes, elapsed);
@@ -166,6 +170,36 @@ async fn main() -> anyhow::Result<()> {
         broker.shutdown().await?;
     }
     Ok(())
+}
+
+/// Raw TCP throughput of one loopback stream, as a baseline.
+fn loopback() -> anyhow::Result<(u64, Duration)> {
+    use std::io::{Read, Write};
+    const TOTAL: u64 = 2 << 30;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let writer = std::thread::spawn(move || -> std::io::Result<()> {
+        let mut s = std::net::TcpStream::connect(addr)?;
+        let chunk = vec![1u8; 1 << 20];
+        for _ in 0..TOTAL >> 20 {
+            s.write_all(&chunk)?;
+        }
+        Ok(())
+    });
+    let (mut s, _) = listener.accept()?;
+    let mut buf = vec![0u8; 1 << 20];
+    let start = Instant::now();
+    let mut got = 0u64;
+    while got < TOTAL {
+        let n = s.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        got += n as u64;
+    }
+    let elapsed = start.elapsed();
+    writer.join().map_err(|_| anyhow::anyhow!("writer panicked"))??;
+    Ok((got, elapsed))
 }
 
 fn produce(
