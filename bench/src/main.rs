@@ -57,6 +57,9 @@ struct Args {
     /// Times the raw fetch reads the whole partition (the page cache is warm after the first).
     #[arg(long, default_value_t = 3)]
     fetch_rounds: u32,
+    /// Partition bytes per raw Fetch request.
+    #[arg(long, default_value_t = 16 << 20)]
+    fetch_bytes: i32,
     /// Skip the librdkafka consumer (client-bound: it measures librdkafka, not the broker).
     #[arg(long)]
     no_consumer: bool,
@@ -145,7 +148,8 @@ async fn main() -> anyhow::Result<()> {
     let (bytes, elapsed) = tokio::task::spawn_blocking(loopback).await??;
     rate("loopback TCP", 0, bytes, elapsed);
     for _ in 0..args.fetch_rounds {
-        let (records, bytes, elapsed) = raw_fetch(&conn, &topic, topic_id).await?;
+        let (records, bytes, elapsed) =
+            raw_fetch(&conn, &topic, topic_id, args.fetch_bytes).await?;
         rate("fetch (raw Fetch)", records, bytes, elapsed);
     }
     if args.no_consumer {
@@ -198,7 +202,9 @@ fn loopback() -> anyhow::Result<(u64, Duration)> {
         got += n as u64;
     }
     let elapsed = start.elapsed();
-    writer.join().map_err(|_| anyhow::anyhow!("writer panicked"))??;
+    writer
+        .join()
+        .map_err(|_| anyhow::anyhow!("writer panicked"))??;
     Ok((got, elapsed))
 }
 
@@ -252,6 +258,7 @@ async fn raw_fetch(
     conn: &Connection,
     topic: &str,
     topic_id: uuid::Uuid,
+    fetch_bytes: i32,
 ) -> anyhow::Result<(u64, u64, Duration)> {
     let mut offset = 0i64;
     let mut bytes = 0u64;
@@ -259,13 +266,13 @@ async fn raw_fetch(
     loop {
         let request = FetchRequest::default()
             .with_max_wait_ms(0)
-            .with_max_bytes(64 << 20)
+            .with_max_bytes(fetch_bytes)
             .with_topics(vec![FetchTopic::default()
                 .with_topic(TopicName(StrBytes::from_string(topic.to_owned())))
                 .with_topic_id(topic_id)
                 .with_partitions(vec![FetchPartition::default()
                     .with_fetch_offset(offset)
-                    .with_partition_max_bytes(16 << 20)])]);
+                    .with_partition_max_bytes(fetch_bytes)])]);
         let response = conn.send(&request).await?;
         let p = response
             .responses

@@ -11,7 +11,7 @@ use strom_protocol::records::{batches, validate_batches, BatchHeader};
 use strom_protocol::ErrorCode;
 use tracing::{debug, warn};
 
-use crate::log::{LogConfig, LogError, PartitionLog};
+use crate::log::{FileRegion, LogConfig, LogError, PartitionLog};
 use crate::producer_state::{ProducerStates, SequenceCheck};
 
 struct State {
@@ -111,19 +111,17 @@ impl Partition {
         })
     }
 
-    /// Reads whole batches from `offset`, up to `max_bytes` (at least one batch when
-    /// `min_one`).
-    pub(crate) fn read(
+    /// Locates whole batches from `offset` without reading them (the fetch path).
+    pub(crate) fn read_region(
         &self,
         offset: i64,
         max_bytes: usize,
         min_one: bool,
-    ) -> Result<Bytes, ErrorCode> {
-        let state = self.read_state();
-        match state.log.read(offset, max_bytes, min_one) {
-            Ok(read) => Ok(read.records),
-            Err(e) => Err(log_error_code(&e, self.index)),
-        }
+    ) -> Result<Option<FileRegion>, ErrorCode> {
+        self.read_state()
+            .log
+            .read_region(offset, max_bytes, min_one)
+            .map_err(|e| log_error_code(&e, self.index))
     }
 
     pub(crate) fn watermarks(&self) -> Watermarks {

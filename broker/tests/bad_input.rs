@@ -60,9 +60,26 @@ async fn malformed_frames_close_only_their_connection() {
     assert!(closes_after(&b, &[0, 0, 0, 3, 0, 1, 2]).await);
     // Metadata v1 announcing 2^31-1 topics in a 4-byte array header: refused before any
     // allocation (an unchecked decoder would try to reserve hundreds of GB and abort).
-    assert!(closes_after(&b, &frame(ApiKey::Metadata as i16, 1, 1, &i32::MAX.to_be_bytes())).await);
+    assert!(
+        closes_after(
+            &b,
+            &frame(ApiKey::Metadata as i16, 1, 1, &i32::MAX.to_be_bytes())
+        )
+        .await
+    );
     // A string announcing 30000 bytes with 2 present.
-    assert!(closes_after(&b, &frame(ApiKey::Metadata as i16, 1, 1, &[0, 0, 0, 1, 0x75, 0x30, b'a', b'b'])).await);
+    assert!(
+        closes_after(
+            &b,
+            &frame(
+                ApiKey::Metadata as i16,
+                1,
+                1,
+                &[0, 0, 0, 1, 0x75, 0x30, b'a', b'b']
+            )
+        )
+        .await
+    );
     // Produce v3 with a body of garbage.
     assert!(closes_after(&b, &frame(ApiKey::Produce as i16, 3, 1, &[0xff; 40])).await);
     still_serves(&b).await;

@@ -1,6 +1,8 @@
 //! Fetch (key 1): versions 4-16.
 //!
-//! Stored batches are returned as they are on disk, without re-encoding. The response is
+//! Stored batches are returned as they are on disk, without re-encoding: the handler only
+//! locates them ([`FileRegion`]s); the connection reads each region in pieces while
+//! writing it to the socket (see `net::fetch_response`). The response is
 //! limited by the request's `max_bytes` and each partition's `partition_max_bytes`, except
 //! that the first partition with data always gets at least one whole batch (KIP-74) so a
 //! consumer can make progress past a batch larger than its limits. When less than
@@ -15,6 +17,7 @@ use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use strom_protocol::ErrorCode;
 use tokio::time::Instant;
 
+use crate::log::FileRegion;
 use crate::state::BrokerState;
 use crate::topics::Topic;
 use std::sync::Arc;
@@ -22,14 +25,41 @@ use std::sync::Arc;
 /// Longest wait honoured, whatever a client asks.
 const MAX_WAIT: Duration = Duration::from_secs(30);
 
+/// A response whose partitions' records are still in the log: `regions` has one entry per
+/// partition, in response order; where it is `Some`, the partition's `records` field is a
+/// placeholder for the region's bytes.
+pub(crate) struct FetchOutput {
+    pub(crate) response: FetchResponse,
+    pub(crate) regions: Vec<Option<FileRegion>>,
+}
+
+impl FetchOutput {
+    /// Reads every region into its partition's `records`, for the generic encoder.
+    pub(crate) fn materialize(mut self) -> std::io::Result<FetchResponse> {
+        let mut regions = self.regions.into_iter();
+        for topic in &mut self.response.responses {
+            for partition in &mut topic.partitions {
+                if let Some(Some(region)) = regions.next() {
+                    partition.records = Some(region.to_bytes()?);
+                }
+            }
+        }
+        Ok(self.response)
+    }
+}
+
 pub(crate) async fn handle(
     state: &BrokerState,
     request: FetchRequest,
     version: i16,
-) -> FetchResponse {
+) -> FetchOutput {
     if request.session_id != 0 || request.session_epoch > 0 {
-        return FetchResponse::default()
-            .with_error_code(ErrorCode::FETCH_SESSION_ID_NOT_FOUND.code());
+        let response =
+            FetchResponse::default().with_error_code(ErrorCode::FETCH_SESSION_ID_NOT_FOUND.code());
+        return FetchOutput {
+            response,
+            regions: Vec::new(),
+        };
     }
     let wait = Duration::from_millis(u64::try_from(request.max_wait_ms).unwrap_or(0)).min(MAX_WAIT);
     let deadline = Instant::now() + wait;
@@ -48,10 +78,10 @@ pub(crate) async fn handle(
     loop {
         // Mark the current append count as seen before reading, so no append is missed.
         appended.borrow_and_update();
-        let (response, read) = read_all(&request, &topics, version);
+        let (output, read) = read_all(&request, &topics, version);
         let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
         if read.bytes >= min_bytes || read.errors || Instant::now() >= deadline {
-            return response;
+            return output;
         }
         if tokio::time::timeout_at(deadline, appended.changed())
             .await
@@ -72,7 +102,8 @@ fn read_all(
     request: &FetchRequest,
     topics: &[Option<Arc<Topic>>],
     version: i16,
-) -> (FetchResponse, Read) {
+) -> (FetchOutput, Read) {
+    let mut regions = Vec::new();
     let mut remaining = usize::try_from(request.max_bytes).unwrap_or(0);
     let mut total = 0usize;
     let mut errors = false;
@@ -88,6 +119,7 @@ fn read_all(
                     ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
                 };
                 partitions.push(data.with_error_code(code.code()).with_high_watermark(-1));
+                regions.push(None);
                 errors = true;
                 continue;
             };
@@ -104,17 +136,21 @@ fn read_all(
             let min_one = total == 0;
             if limit == 0 && !min_one {
                 partitions.push(data.with_records(Some(Default::default())));
+                regions.push(None);
                 continue;
             }
-            match partition.read(p.fetch_offset, limit, min_one) {
-                Ok(records) => {
-                    total += records.len();
-                    remaining = remaining.saturating_sub(records.len());
-                    partitions.push(data.with_records(Some(records)));
+            match partition.read_region(p.fetch_offset, limit, min_one) {
+                Ok(region) => {
+                    let len = region.as_ref().map_or(0, FileRegion::len);
+                    total += len;
+                    remaining = remaining.saturating_sub(len);
+                    partitions.push(data.with_records(Some(Default::default())));
+                    regions.push(region.filter(|r| !r.is_empty()));
                 }
                 Err(code) => {
                     errors = true;
                     partitions.push(data.with_error_code(code.code()));
+                    regions.push(None);
                 }
             }
         }
@@ -129,5 +165,6 @@ fn read_all(
         bytes: total,
         errors,
     };
-    (FetchResponse::default().with_responses(responses), read)
+    let response = FetchResponse::default().with_responses(responses);
+    (FetchOutput { response, regions }, read)
 }

@@ -69,6 +69,7 @@ pub use cleaner::CompactionStats;
 pub use config::{CleanupPolicy, ConfigEntry, LogConfig};
 pub use error::LogError;
 
+pub use segment::FileRegion;
 use segment::LogSegment;
 
 /// What an append did.
@@ -315,6 +316,27 @@ impl PartitionLog {
             }
         }
         Ok(result)
+    }
+
+    /// Like [`PartitionLog::read`], but locates the batches instead of reading them; the
+    /// caller reads the [`FileRegion`] (which stays valid while the log moves on, even if
+    /// the segment is deleted).
+    ///
+    /// # Errors
+    /// As [`PartitionLog::read`].
+    pub fn read_region(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+    ) -> Result<Option<FileRegion>, LogError> {
+        self.check_range(offset)?;
+        for segment in self.segments_from(offset) {
+            if let Some((position, header)) = segment.find_batch(offset)? {
+                return segment.region(position, &header, max_bytes, min_one);
+            }
+        }
+        Ok(None)
     }
 
     fn check_range(&self, offset: i64) -> Result<(), LogError> {

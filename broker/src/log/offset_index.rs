@@ -94,6 +94,13 @@ impl OffsetIndex {
         n.checked_sub(1).map(|i| self.absolute(entries[i]))
     }
 
+    /// The entry with the largest position `<= position`, as (absolute offset, position).
+    pub(crate) fn lookup_position(&self, position: u64) -> Option<(i64, u64)> {
+        let entries = self.file.entries();
+        let n = entries.partition_point(|e| u64::from(e.position) <= position);
+        n.checked_sub(1).map(|i| self.absolute(entries[i]))
+    }
+
     /// Drops the entries whose position is `>= position`.
     pub(crate) fn truncate_to_position(&mut self, position: u64) -> io::Result<()> {
         let keep = self

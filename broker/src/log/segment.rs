@@ -19,6 +19,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use bytes::Bytes;
 use strom_protocol::records::{batches, BatchHeader, BATCH_HEADER_LEN};
@@ -38,7 +39,8 @@ pub(crate) struct LogSegment {
     pub(crate) dir: PathBuf,
     pub(crate) base_offset: i64,
     pub(crate) log_path: PathBuf,
-    pub(crate) file: File,
+    /// Shared so that a fetch can keep reading a region while the log moves on.
+    pub(crate) file: Arc<File>,
     pub(crate) size: u64,
     pub(crate) next_offset: i64,
     pub(crate) offset_index: OffsetIndex,
@@ -121,6 +123,7 @@ impl LogSegment {
         let time_path = segment_file(dir, base_offset, "timeindex");
         let (time_index, time_state) = TimeIndex::open(&time_path, base_offset)
             .map_err(|e| LogError::io(dir, &time_path, "open", e))?;
+        let file = Arc::new(file);
         let segment = LogSegment {
             dir: dir.to_owned(),
             base_offset,
@@ -258,6 +261,51 @@ impl LogSegment {
         let whole = iter.position();
         buf.truncate(whole);
         Ok(Bytes::from(buf))
+    }
+
+    /// Like [`LogSegment::read`], but returns where the batches are instead of reading
+    /// them: the fetch path reads the region in small pieces while writing it to the socket.
+    pub(crate) fn region(
+        &self,
+        position: u64,
+        first: &BatchHeader,
+        max_bytes: usize,
+        min_one: bool,
+    ) -> Result<Option<FileRegion>, LogError> {
+        let first_len = first.total_len() as u64;
+        if first_len > max_bytes as u64 && !min_one {
+            return Ok(None);
+        }
+        let limit = (position + (max_bytes as u64).max(first_len)).min(self.size);
+        // Every batch before an index entry at or below `limit` ends below it, so only the
+        // batches after that entry need their headers read.
+        let start = self
+            .offset_index
+            .lookup_position(limit)
+            .map_or(position, |(_, p)| p.max(position));
+        let mut end = position + first_len;
+        let mut scanner = BatchScanner::new(&self.file, start, self.size, LOOKUP_CHUNK);
+        loop {
+            match scanner.next_step().map_err(|e| self.read_error(e))? {
+                Step::Batch {
+                    header,
+                    position: at,
+                } => {
+                    let batch_end = at + header.total_len() as u64;
+                    if batch_end > limit {
+                        break;
+                    }
+                    end = end.max(batch_end);
+                }
+                Step::End => break,
+                Step::Torn { position, reason } => return Err(self.corrupt(position, reason)),
+            }
+        }
+        Ok(Some(FileRegion {
+            file: self.file.clone(),
+            position,
+            len: (end - position) as usize,
+        }))
     }
 
     /// Reads the whole batch with `header` at `position`.
@@ -432,5 +480,73 @@ impl LogSegment {
             position,
             reason,
         }
+    }
+}
+
+/// Whole batches in a segment file, located but not yet read.
+#[derive(Debug, Clone)]
+pub struct FileRegion {
+    file: Arc<File>,
+    position: u64,
+    len: usize,
+}
+
+impl FileRegion {
+    /// Length in bytes.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True for an empty region.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Reads `buf.len()` bytes starting `at` bytes into the region.
+    ///
+    /// # Errors
+    /// An I/O error, or `UnexpectedEof` when the segment was truncated after the region was
+    /// located (recovery or replica truncation).
+    pub fn read_at(&self, buf: &mut [u8], at: usize) -> io::Result<()> {
+        if at + buf.len() > self.len {
+            return Err(io::ErrorKind::InvalidInput.into());
+        }
+        self.file.read_exact_at(buf, self.position + at as u64)
+    }
+
+    /// Sends up to `max` bytes of the region, starting `at` bytes into it, from the page
+    /// cache straight to `socket` (`sendfile`: no copy through user space). Returns the
+    /// bytes sent; `WouldBlock` when a non-blocking socket is full.
+    ///
+    /// # Errors
+    /// An I/O error, or `UnexpectedEof` when the segment was truncated after the region was
+    /// located.
+    #[cfg(target_os = "linux")]
+    pub fn send_to(
+        &self,
+        socket: impl std::os::fd::AsFd,
+        at: usize,
+        max: usize,
+    ) -> io::Result<usize> {
+        let count = max.min(self.len.saturating_sub(at));
+        if count == 0 {
+            return Ok(0);
+        }
+        let mut offset = self.position + at as u64;
+        match rustix::fs::sendfile(socket, &*self.file, Some(&mut offset), count) {
+            Ok(0) => Err(io::ErrorKind::UnexpectedEof.into()),
+            Ok(n) => Ok(n),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Reads the whole region into memory.
+    ///
+    /// # Errors
+    /// As [`FileRegion::read_at`].
+    pub fn to_bytes(&self) -> io::Result<Bytes> {
+        let mut buf = vec![0u8; self.len];
+        self.read_at(&mut buf, 0)?;
+        Ok(Bytes::from(buf))
     }
 }

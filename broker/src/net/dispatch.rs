@@ -61,7 +61,7 @@ pub(crate) enum Written {
     /// The response (if any) is in the buffer passed to [`dispatch`].
     Buffered,
     /// The whole response frame, in order.
-    Chunks(Vec<Bytes>),
+    Chunks(Vec<super::fetch_response::Chunk>),
 }
 
 /// Handles one request frame, appending the response frame (if any) to `out` or returning
@@ -76,19 +76,26 @@ pub(crate) async fn dispatch(
 ) -> Result<Written, ProtocolError> {
     let mut frame = frame;
     let prefix = RequestPrefix::peek(&frame)?;
-    let fetch = find(ApiKey::Fetch as i16).is_some_and(|s| (s.min..=s.max).contains(&prefix.api_version));
+    let fetch =
+        find(ApiKey::Fetch as i16).is_some_and(|s| (s.min..=s.max).contains(&prefix.api_version));
     if prefix.api_key == ApiKey::Fetch as i16 && fetch {
         let version = prefix.api_version;
         let header = decode_request_header(&mut frame, ApiKey::Fetch, version)?;
         let request: FetchRequest = decode_body(&mut frame, version, "Fetch")?;
-        let response = handler::fetch::handle(state, request, version).await;
+        let output = handler::fetch::handle(state, request, version).await;
         let id = header.correlation_id;
-        return match super::fetch_response::encode(&response, version, id) {
+        return match super::fetch_response::encode(&output, version, id)? {
             Some(chunks) => Ok(Written::Chunks(chunks)),
-            None => encode_response(ApiKey::Fetch, version, id, &response, out).map(|()| Written::Buffered),
+            None => {
+                let response = output.materialize()?;
+                encode_response(ApiKey::Fetch, version, id, &response, out)
+                    .map(|()| Written::Buffered)
+            }
         };
     }
-    dispatch_buffered(state, frame, out).await.map(|()| Written::Buffered)
+    dispatch_buffered(state, frame, out)
+        .await
+        .map(|()| Written::Buffered)
 }
 
 async fn dispatch_buffered(
@@ -148,8 +155,8 @@ async fn dispatch_buffered(
                 None => Ok(()),
             }
         }
-        // Served above, with records passed by reference.
-        ApiKey::Fetch => serve!(FetchRequest, handler::fetch::handle),
+        // Served by `dispatch`, with records read while writing.
+        ApiKey::Fetch => Err(unsupported(api, version, VersionRange { min: 0, max: -1 })),
         ApiKey::ListOffsets => serve!(ListOffsetsRequest, handler::list_offsets::handle),
         ApiKey::Metadata => serve!(MetadataRequest, handler::metadata::handle),
         ApiKey::ApiVersions => serve!(ApiVersionsRequest, handler::api_versions::handle),

@@ -1,10 +1,12 @@
-//! Fetch responses written without copying the records.
+//! Fetch responses written without an extra copy of the records.
 //!
-//! The generic path encodes a whole response into one buffer, which would copy every
-//! fetched batch once more on its way from the log to the socket. This writer produces the
-//! same bytes as `kafka-protocol`'s encoder (a test compares them for every version) as a
-//! list of chunks: small encoded parts, and the records `Bytes` as read from the log, which
-//! the connection hands to the socket with vectored writes.
+//! The generic path encodes a whole response into one buffer, which would read every
+//! fetched batch into memory and copy it once more on its way to the socket. This writer
+//! produces the same bytes as `kafka-protocol`'s encoder (a test compares them for every
+//! version) as a list of [`Chunk`]s: small encoded parts, and large [`FileRegion`]s that the
+//! connection reads piece by piece into a reused buffer while it writes them, so the data
+//! crosses memory once, through a cache-sized buffer, and the client starts receiving
+//! before the whole response is read from the log.
 //!
 //! Only the fields the broker sets are written; a response carrying anything else (tagged
 //! fields such as diverging epochs or node endpoints) returns `None` and goes through the
@@ -12,7 +14,9 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::fetch_response::PartitionData;
-use kafka_protocol::messages::FetchResponse;
+
+use crate::handler::fetch::FetchOutput;
+use crate::log::FileRegion;
 
 /// First flexible version (compact lengths, tagged fields).
 const FLEXIBLE: i16 = 12;
@@ -20,35 +24,73 @@ const FLEXIBLE: i16 = 12;
 /// Records at least this large are sent as their own chunk rather than copied.
 const SPLICE_MIN: usize = 16 * 1024;
 
-/// A response frame as chunks to write in order.
-pub(crate) struct Chunks {
-    chunks: Vec<Bytes>,
+/// One piece of a response frame.
+#[derive(Debug)]
+pub(crate) enum Chunk {
+    /// Bytes to write as they are.
+    Bytes(Bytes),
+    /// Stored batches to read from the log while writing.
+    Region(FileRegion),
+}
+
+impl Chunk {
+    fn len(&self) -> usize {
+        match self {
+            Chunk::Bytes(b) => b.len(),
+            Chunk::Region(r) => r.len(),
+        }
+    }
+}
+
+/// A response frame being assembled.
+struct Chunks {
+    chunks: Vec<Chunk>,
     current: BytesMut,
 }
 
 impl Chunks {
     fn new() -> Self {
-        Chunks { chunks: Vec::new(), current: BytesMut::with_capacity(512) }
+        Chunks {
+            chunks: Vec::new(),
+            current: BytesMut::with_capacity(512),
+        }
+    }
+
+    fn flush_current(&mut self) {
+        if !self.current.is_empty() {
+            self.chunks
+                .push(Chunk::Bytes(self.current.split().freeze()));
+        }
     }
 
     fn splice(&mut self, bytes: &Bytes) {
         if bytes.len() < SPLICE_MIN {
             self.current.extend_from_slice(bytes);
-            return;
+        } else {
+            self.flush_current();
+            self.chunks.push(Chunk::Bytes(bytes.clone()));
         }
-        if !self.current.is_empty() {
-            self.chunks.push(self.current.split().freeze());
-        }
-        self.chunks.push(bytes.clone());
     }
 
-    fn finish(mut self) -> Vec<Bytes> {
-        if !self.current.is_empty() {
-            self.chunks.push(self.current.split().freeze());
+    fn splice_region(&mut self, region: &FileRegion) -> std::io::Result<()> {
+        if region.len() < SPLICE_MIN {
+            let at = self.current.len();
+            self.current.resize(at + region.len(), 0);
+            region.read_at(&mut self.current[at..], 0)
+        } else {
+            self.flush_current();
+            self.chunks.push(Chunk::Region(region.clone()));
+            Ok(())
         }
-        let total: usize = self.chunks.iter().map(Bytes::len).sum();
+    }
+
+    fn finish(mut self) -> Vec<Chunk> {
+        self.flush_current();
+        let total: usize = self.chunks.iter().map(Chunk::len).sum();
         let mut framed = Vec::with_capacity(self.chunks.len() + 1);
-        framed.push(Bytes::copy_from_slice(&(total as u32).to_be_bytes()));
+        framed.push(Chunk::Bytes(Bytes::copy_from_slice(
+            &(total as u32).to_be_bytes(),
+        )));
         framed.extend(self.chunks);
         framed
     }
@@ -79,10 +121,22 @@ fn encodable(p: &PartitionData) -> bool {
 
 /// Writes a Fetch response frame (length, header, body) as chunks, or `None` when the
 /// response uses fields this writer does not handle.
-pub(crate) fn encode(response: &FetchResponse, version: i16, correlation_id: i32) -> Option<Vec<Bytes>> {
-    if !(4..=16).contains(&version) || !response.unknown_tagged_fields.is_empty() || !response.node_endpoints.is_empty() {
-        return None;
+///
+/// # Errors
+/// Reading a small region into the frame failed.
+pub(crate) fn encode(
+    output: &FetchOutput,
+    version: i16,
+    correlation_id: i32,
+) -> std::io::Result<Option<Vec<Chunk>>> {
+    let response = &output.response;
+    if !(4..=16).contains(&version)
+        || !response.unknown_tagged_fields.is_empty()
+        || !response.node_endpoints.is_empty()
+    {
+        return Ok(None);
     }
+    let mut regions = output.regions.iter();
     let flexible = version >= FLEXIBLE;
     let mut out = Chunks::new();
     let b = &mut out.current;
@@ -98,7 +152,7 @@ pub(crate) fn encode(response: &FetchResponse, version: i16, correlation_id: i32
     put_array_len(b, response.responses.len(), version);
     for topic in &response.responses {
         if !topic.unknown_tagged_fields.is_empty() || !topic.partitions.iter().all(encodable) {
-            return None;
+            return Ok(None);
         }
         let b = &mut out.current;
         if version >= 13 {
@@ -137,15 +191,16 @@ pub(crate) fn encode(response: &FetchResponse, version: i16, correlation_id: i32
             if version >= 11 {
                 b.put_i32(p.preferred_read_replica.0);
             }
-            match &p.records {
-                None if flexible => put_uvarint(b, 0),
-                None => b.put_i32(-1),
-                Some(records) => {
-                    if flexible {
-                        put_uvarint(b, records.len() as u32 + 1);
-                    } else {
-                        b.put_i32(records.len() as i32);
-                    }
+            let region = regions.next().and_then(Option::as_ref);
+            match (&p.records, region) {
+                (_, Some(region)) => {
+                    put_bytes_len(b, region.len(), flexible);
+                    out.splice_region(region)?;
+                }
+                (None, None) if flexible => put_uvarint(b, 0),
+                (None, None) => b.put_i32(-1),
+                (Some(records), None) => {
+                    put_bytes_len(b, records.len(), flexible);
                     out.splice(records);
                 }
             }
@@ -160,15 +215,37 @@ pub(crate) fn encode(response: &FetchResponse, version: i16, correlation_id: i32
     if flexible {
         out.current.put_u8(0);
     }
-    Some(out.finish())
+    Ok(Some(out.finish()))
+}
+
+fn put_bytes_len(buf: &mut BytesMut, len: usize, flexible: bool) {
+    if flexible {
+        put_uvarint(buf, len as u32 + 1);
+    } else {
+        buf.put_i32(len as i32);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use kafka_protocol::messages::fetch_response::{AbortedTransaction, FetchableTopicResponse};
-    use kafka_protocol::messages::{ApiKey, BrokerId, ProducerId, TopicName};
+    use kafka_protocol::messages::{ApiKey, BrokerId, FetchResponse, ProducerId, TopicName};
     use kafka_protocol::protocol::StrBytes;
+    use strom_protocol::records::{BatchBuilder, Compression};
+
+    use crate::log::{LogConfig, PartitionLog};
+
+    fn write_all(chunks: &[Chunk]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for c in chunks {
+            match c {
+                Chunk::Bytes(b) => out.extend_from_slice(b),
+                Chunk::Region(r) => out.extend_from_slice(&r.to_bytes().unwrap()),
+            }
+        }
+        out
+    }
 
     fn sample(version: i16) -> FetchResponse {
         let big = Bytes::from(vec![7u8; 40_000]);
@@ -187,7 +264,9 @@ mod tests {
                 p = p.with_preferred_read_replica(BrokerId(-1));
             }
             if i == 1 {
-                p = p.with_aborted_transactions(Some(vec![AbortedTransaction::default().with_producer_id(ProducerId(9)).with_first_offset(3)]));
+                p = p.with_aborted_transactions(Some(vec![AbortedTransaction::default()
+                    .with_producer_id(ProducerId(9))
+                    .with_first_offset(3)]));
             }
             p
         };
@@ -198,11 +277,15 @@ mod tests {
             partition(3, Some(Bytes::new())),
         ]);
         topic = if version >= 13 {
-            topic.with_topic_id(uuid::Uuid::from_u128(0x1234_5678_9abc_def0_1122_3344_5566_7788))
+            topic.with_topic_id(uuid::Uuid::from_u128(
+                0x1234_5678_9abc_def0_1122_3344_5566_7788,
+            ))
         } else {
             topic.with_topic(TopicName(StrBytes::from_static_str("orders")))
         };
-        let mut r = FetchResponse::default().with_throttle_time_ms(3).with_responses(vec![topic.clone(), topic]);
+        let mut r = FetchResponse::default()
+            .with_throttle_time_ms(3)
+            .with_responses(vec![topic.clone(), topic]);
         if version >= 7 {
             r = r.with_error_code(0).with_session_id(0);
         }
@@ -214,11 +297,70 @@ mod tests {
         for version in 4..=16 {
             let response = sample(version);
             let mut expected = BytesMut::new();
-            strom_protocol::header::encode_response(ApiKey::Fetch, version, 77, &response, &mut expected).unwrap();
-            let chunks = encode(&response, version, 77).unwrap();
-            assert!(chunks.len() > 2, "v{version}: records are spliced, not copied");
-            let actual: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
-            assert_eq!(actual, expected.to_vec(), "v{version}");
+            strom_protocol::header::encode_response(
+                ApiKey::Fetch,
+                version,
+                77,
+                &response,
+                &mut expected,
+            )
+            .unwrap();
+            let regions = vec![None; 8];
+            let chunks = encode(&FetchOutput { response, regions }, version, 77)
+                .unwrap()
+                .unwrap();
+            assert!(
+                chunks.len() > 2,
+                "v{version}: records are spliced, not copied"
+            );
+            assert_eq!(write_all(&chunks), expected.to_vec(), "v{version}");
+        }
+    }
+
+    #[test]
+    fn regions_are_read_while_writing_and_match_the_generic_encoder() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::open(dir.path(), LogConfig::default(), 0).unwrap();
+        for (i, size) in [100usize, 50_000].into_iter().enumerate() {
+            let mut b = BatchBuilder::new(Compression::None);
+            b.push(i as i64, None, Some(&vec![i as u8; size]), &[]);
+            let mut batch = b.build().unwrap().to_vec();
+            log.append(&mut batch, 0).unwrap();
+        }
+        let small = log.read_region(0, 200, true).unwrap().unwrap();
+        let big = log.read_region(1, 1 << 20, true).unwrap().unwrap();
+        let all = log.read_region(0, 1 << 20, true).unwrap().unwrap();
+        for version in [4, 11, 12, 16] {
+            let mut response = sample(version);
+            response.responses.truncate(1);
+            let regions = vec![
+                Some(small.clone()),
+                Some(big.clone()),
+                None,
+                Some(all.clone()),
+            ];
+            let output = FetchOutput { response, regions };
+            let chunks = encode(&output, version, 5).unwrap().unwrap();
+            assert!(
+                chunks.iter().any(|c| matches!(c, Chunk::Region(_))),
+                "v{version}"
+            );
+            let mut expected = BytesMut::new();
+            let materialized = FetchOutput {
+                response: output.response.clone(),
+                regions: output.regions.clone(),
+            }
+            .materialize()
+            .unwrap();
+            strom_protocol::header::encode_response(
+                ApiKey::Fetch,
+                version,
+                5,
+                &materialized,
+                &mut expected,
+            )
+            .unwrap();
+            assert_eq!(write_all(&chunks), expected.to_vec(), "v{version}");
         }
     }
 }

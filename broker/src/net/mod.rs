@@ -5,7 +5,7 @@
 //! A connection that sends something undecodable is closed; the others carry on.
 
 pub(crate) mod dispatch;
-mod fetch_response;
+pub(crate) mod fetch_response;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -55,6 +55,8 @@ async fn serve(
     let (read, mut write) = stream.into_split();
     let mut reader = FrameReader::new(read, state.config.socket_request_max_bytes);
     let mut out = BytesMut::with_capacity(64 * 1024);
+    // Reused for reading stored batches on their way to the socket.
+    let mut piece = Vec::new();
     loop {
         let frame = tokio::select! {
             frame = reader.next_frame() => frame,
@@ -79,7 +81,7 @@ async fn serve(
         let result = match written {
             dispatch::Written::Buffered if out.is_empty() => Ok(()),
             dispatch::Written::Buffered => write.write_all(&out).await,
-            dispatch::Written::Chunks(chunks) => write_all_vectored(&mut write, chunks).await,
+            dispatch::Written::Chunks(chunks) => write_chunks(&mut write, chunks, &mut piece).await,
         };
         if let Err(e) = result {
             debug!(%peer, error = %e, "write failed");
@@ -92,9 +94,79 @@ async fn serve(
     let _ = write.shutdown().await;
 }
 
-/// Writes every chunk, in order, with as few system calls as the socket allows.
-async fn write_all_vectored<W: tokio::io::AsyncWrite + Unpin>(write: &mut W, chunks: Vec<bytes::Bytes>) -> std::io::Result<()> {
-    let mut slices: Vec<std::io::IoSlice<'_>> = chunks.iter().map(|c| std::io::IoSlice::new(c)).collect();
+/// Size of the pieces stored batches are read in where `sendfile` is not available: small
+/// enough to stay in cache between the read from the page cache and the copy into the
+/// socket.
+#[cfg(not(target_os = "linux"))]
+const PIECE: usize = 256 * 1024;
+
+/// Writes a response's chunks in order; regions go from the page cache to the socket.
+async fn write_chunks(
+    write: &mut tokio::net::tcp::OwnedWriteHalf,
+    chunks: Vec<fetch_response::Chunk>,
+    piece: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    let mut pending: Vec<bytes::Bytes> = Vec::new();
+    for chunk in chunks {
+        match chunk {
+            fetch_response::Chunk::Bytes(b) => pending.push(b),
+            fetch_response::Chunk::Region(region) => {
+                write_all_vectored(write, &pending).await?;
+                pending.clear();
+                send_region(write, &region, piece).await?;
+            }
+        }
+    }
+    write_all_vectored(write, &pending).await
+}
+
+/// Kafka's zero-copy path: `sendfile` from the segment file to the socket.
+#[cfg(target_os = "linux")]
+async fn send_region(
+    write: &mut tokio::net::tcp::OwnedWriteHalf,
+    region: &crate::log::FileRegion,
+    _piece: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    let stream: &TcpStream = write.as_ref();
+    let mut at = 0;
+    while at < region.len() {
+        stream.writable().await?;
+        match stream.try_io(tokio::io::Interest::WRITABLE, || {
+            region.send_to(stream, at, region.len() - at)
+        }) {
+            Ok(n) => at += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Elsewhere: read pieces into a reused buffer and write them.
+#[cfg(not(target_os = "linux"))]
+async fn send_region(
+    write: &mut tokio::net::tcp::OwnedWriteHalf,
+    region: &crate::log::FileRegion,
+    piece: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    piece.resize(PIECE, 0);
+    let mut at = 0;
+    while at < region.len() {
+        let n = PIECE.min(region.len() - at);
+        region.read_at(&mut piece[..n], at)?;
+        write.write_all(&piece[..n]).await?;
+        at += n;
+    }
+    Ok(())
+}
+
+/// Writes every buffer, in order, with as few system calls as the socket allows.
+async fn write_all_vectored<W: tokio::io::AsyncWrite + Unpin>(
+    write: &mut W,
+    buffers: &[bytes::Bytes],
+) -> std::io::Result<()> {
+    let mut slices: Vec<std::io::IoSlice<'_>> =
+        buffers.iter().map(|c| std::io::IoSlice::new(c)).collect();
     let mut rest = &mut slices[..];
     while !rest.is_empty() {
         let n = write.write_vectored(rest).await?;
