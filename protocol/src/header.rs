@@ -140,7 +140,7 @@ fn encode_error(what: &'static str, version: i16, e: anyhow::Error) -> ProtocolE
 #[cfg(test)]
 mod tests {
     use super::*;
-    use kafka_protocol::messages::MetadataRequest;
+    use kafka_protocol::messages::*;
     use kafka_protocol::protocol::StrBytes;
 
     fn request_frame<M: Encodable>(api: ApiKey, version: i16, body: &M) -> Bytes {
@@ -174,6 +174,50 @@ mod tests {
         // length, correlation id, then the body's error code: no tagged-field byte in between.
         assert_eq!(&out[4..8], &7i32.to_be_bytes());
         assert_eq!(&out[8..10], &0i16.to_be_bytes());
+    }
+
+    macro_rules! decode_any {
+        ($api:expr, $frame:expr, $version:expr, $($key:ident => $ty:ty),* $(,)?) => {
+            match $api {
+                $(ApiKey::$key => {
+                    let _ = decode_body::<$ty>(&mut $frame, $version, stringify!($key));
+                })*
+                _ => {}
+            }
+        };
+    }
+
+    proptest::proptest! {
+        /// What the fuzz target `request` does, on every test run: garbage after a valid
+        /// prefix is an error, never a panic or a huge allocation.
+        #[test]
+        fn garbage_requests_never_panic(
+            api in proptest::sample::select(vec![0i16, 1, 2, 3, 18, 19, 20, 21, 22, 32, 33, 37, 44, 60]),
+            version in 0i16..20,
+            body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..256),
+        ) {
+            let Ok(key) = ApiKey::try_from(api) else { return Ok(()) };
+            let range = key.valid_versions();
+            proptest::prop_assume!(range.min <= version && version <= range.max);
+            let mut frame = BytesMut::new();
+            frame.extend_from_slice(&api.to_be_bytes());
+            frame.extend_from_slice(&version.to_be_bytes());
+            frame.extend_from_slice(&1i32.to_be_bytes());
+            frame.extend_from_slice(&body);
+            let mut frame = frame.freeze();
+            if decode_request_header(&mut frame, key, version).is_ok() {
+                decode_any!(key, frame, version,
+                    Produce => ProduceRequest, Fetch => FetchRequest, ListOffsets => ListOffsetsRequest,
+                    Metadata => MetadataRequest, ApiVersions => ApiVersionsRequest,
+                    CreateTopics => CreateTopicsRequest, DeleteTopics => DeleteTopicsRequest,
+                    DeleteRecords => DeleteRecordsRequest, InitProducerId => InitProducerIdRequest,
+                    DescribeConfigs => DescribeConfigsRequest, AlterConfigs => AlterConfigsRequest,
+                    CreatePartitions => CreatePartitionsRequest,
+                    IncrementalAlterConfigs => IncrementalAlterConfigsRequest,
+                    DescribeCluster => DescribeClusterRequest,
+                );
+            }
+        }
     }
 
     #[test]
