@@ -4,6 +4,7 @@
 
 mod apis;
 mod bad_input;
+mod maintenance;
 mod produce_fetch;
 
 use strom_broker::{Broker, BrokerConfig};
