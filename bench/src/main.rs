@@ -304,6 +304,9 @@ fn consume(bootstrap: &str, topic: &str, records: u64) -> anyhow::Result<(u64, D
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "strom-bench")
         .set("enable.auto.commit", "false")
+        // librdkafka 2.4+ pauses a partition's fetches for fetch.queue.backoff.ms (1 s) once
+        // queued.min.messages are buffered; with 100-byte records that is every few ms.
+        .set("fetch.queue.backoff.ms", "1")
         .create()?;
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_offset(topic, 0, Offset::Beginning)?;

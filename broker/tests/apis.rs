@@ -63,7 +63,7 @@ async fn every_api_at_every_advertised_version() {
     let conn = b.connect().await;
     let base_id = create(&conn, "base", 1).await;
     let versions = conn.send(&ApiVersionsRequest::default()).await.unwrap();
-    assert_eq!(versions.api_keys.len(), 14);
+    assert_eq!(versions.api_keys.len(), 15);
     for api in &versions.api_keys {
         let key = ApiKey::try_from(api.api_key).unwrap();
         let min = if key == ApiKey::Produce {
@@ -275,6 +275,29 @@ async fn every_api_at_every_advertised_version() {
                         .await
                         .unwrap();
                     assert_eq!(r.responses[0].error_code, 0, "{ctx}");
+                }
+                ApiKey::FindCoordinator => {
+                    let request = if v >= 4 {
+                        FindCoordinatorRequest::default()
+                            .with_coordinator_keys(vec![s("group-a"), s("group-b")])
+                    } else {
+                        FindCoordinatorRequest::default().with_key(s("group-a"))
+                    };
+                    let r = conn.send_version(&request, v).await.unwrap();
+                    if v >= 4 {
+                        assert_eq!(r.coordinators.len(), 2, "{ctx}");
+                        assert_eq!(
+                            r.coordinators[1].port,
+                            b.broker.local_addr().port() as i32,
+                            "{ctx}"
+                        );
+                    } else {
+                        assert_eq!(
+                            (r.error_code, r.port),
+                            (0, b.broker.local_addr().port() as i32),
+                            "{ctx}"
+                        );
+                    }
                 }
                 ApiKey::DescribeCluster => {
                     let r = conn

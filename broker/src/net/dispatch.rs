@@ -36,6 +36,7 @@ pub(crate) const APIS: &[ApiSpec] = &[
     spec(ApiKey::Fetch, 4, 16),
     spec(ApiKey::ListOffsets, 1, 9),
     spec(ApiKey::Metadata, 0, 12),
+    spec(ApiKey::FindCoordinator, 0, 6),
     spec(ApiKey::ApiVersions, 0, 4),
     spec(ApiKey::CreateTopics, 2, 7),
     spec(ApiKey::DeleteTopics, 1, 6),
@@ -158,6 +159,9 @@ async fn dispatch_buffered(
         // Served by `dispatch`, with records read while writing.
         ApiKey::Fetch => Err(unsupported(api, version, VersionRange { min: 0, max: -1 })),
         ApiKey::ListOffsets => serve!(ListOffsetsRequest, handler::list_offsets::handle),
+        ApiKey::FindCoordinator => {
+            serve!(FindCoordinatorRequest, handler::find_coordinator::handle)
+        }
         ApiKey::Metadata => serve!(MetadataRequest, handler::metadata::handle),
         ApiKey::ApiVersions => serve!(ApiVersionsRequest, handler::api_versions::handle),
         ApiKey::CreateTopics => serve!(CreateTopicsRequest, handler::create_topics::handle),

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use strom_testkit::{find_in_path, require_peer, run_command, CommandOutput};
 
-use crate::support::{peer_command, TestBroker, PEER_TIMEOUT};
+use crate::support::{check_stored_codec, peer_command, TestBroker, PEER_TIMEOUT};
 
 const RECORDS: usize = 200;
 const CODECS: [&str; 5] = ["none", "gzip", "snappy", "lz4", "zstd"];
@@ -116,7 +116,13 @@ fn kcat_roundtrip_every_codec() {
     let dir = tempfile::tempdir().expect("temporary dir");
     let failures: Vec<String> = CODECS
         .iter()
-        .filter_map(|codec| roundtrip(&kcat, &broker.bootstrap(), codec, dir.path()).err())
+        .filter_map(|codec| {
+            roundtrip(&kcat, &broker.bootstrap(), codec, dir.path())
+                .and_then(|()| {
+                    check_stored_codec(broker.data_dir(), &format!("kcat-{codec}-"), codec)
+                })
+                .err()
+        })
         .collect();
     broker.shutdown();
     assert!(

@@ -169,9 +169,24 @@ pub fn run_scenarios(peer: &Peer, scenarios: &[&[&str]]) {
     for args in scenarios {
         let broker = TestBroker::start();
         let out = peer.run(&broker.bootstrap(), args);
+        // The records must be stored compressed as asked, not merely round-trip: a client
+        // that turns compression off (librdkafka does when ApiVersions lacks what it looks
+        // for) would otherwise pass unnoticed.
+        let stored = match args {
+            ["roundtrip", codec] if out.success() && !out.stdout.contains("skipped:") => {
+                check_stored_codec(broker.data_dir(), "roundtrip-", codec).err()
+            }
+            _ => None,
+        };
         broker.shutdown();
         let what = format!("{} {}", peer.name, args.join(" "));
-        if out.success() {
+        if let Some(problem) = stored {
+            eprintln!("FAILED: {what}");
+            let _ = write!(
+                failures,
+                "\n===== {what} =====\nstored batches: {problem}\n{out}\n"
+            );
+        } else if out.success() {
             for skipped in out.stdout.lines().filter(|l| l.starts_with("skipped:")) {
                 eprintln!("{skipped}");
             }
@@ -186,6 +201,44 @@ pub fn run_scenarios(peer: &Peer, scenarios: &[&[&str]]) {
         "{} scenarios failed:{failures}",
         peer.name
     );
+}
+
+/// Checks that every batch stored for topics named `prefix…` uses `codec`, and that there
+/// is at least one.
+pub fn check_stored_codec(data_dir: &Path, prefix: &str, codec: &str) -> Result<(), String> {
+    let mut seen = 0;
+    let entries = std::fs::read_dir(data_dir).map_err(|e| e.to_string())?;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with(prefix) {
+            continue;
+        }
+        for file in std::fs::read_dir(entry.path())
+            .map_err(|e| e.to_string())?
+            .flatten()
+        {
+            if file.path().extension().and_then(|e| e.to_str()) != Some("log") {
+                continue;
+            }
+            let data = std::fs::read(file.path()).map_err(|e| e.to_string())?;
+            for item in strom_protocol::records::batches(&data) {
+                let (header, _) = item.map_err(|e| format!("{name}: {e}"))?;
+                let stored = header.compression().map_err(|e| e.to_string())?;
+                if stored.name() != codec {
+                    return Err(format!(
+                        "{name}: batch at offset {} stored as {}, expected {codec}",
+                        header.base_offset,
+                        stored.name()
+                    ));
+                }
+                seen += 1;
+            }
+        }
+    }
+    if seen == 0 {
+        return Err(format!("no batches stored for topics {prefix}*"));
+    }
+    Ok(())
 }
 
 /// Every roundtrip scenario, one per codec.
