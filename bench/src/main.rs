@@ -25,7 +25,8 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::{CreateTopicsRequest, FetchRequest, TopicName};
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{CreateTopicsRequest, FetchRequest, MetadataRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -63,6 +64,9 @@ struct Args {
     /// Skip the librdkafka consumer (client-bound: it measures librdkafka, not the broker).
     #[arg(long)]
     no_consumer: bool,
+    /// Fetch an existing topic (partition 0) instead of creating and producing one.
+    #[arg(long)]
+    existing_topic: Option<String>,
     /// Use this broker instead of an embedded one.
     #[arg(long)]
     bootstrap: Option<String>,
@@ -104,8 +108,20 @@ async fn main() -> anyhow::Result<()> {
         (None, Some(b)) => b.bootstrap(),
         (None, None) => bail!("no broker"),
     };
-    let topic = format!("bench-{}", std::process::id());
     let conn = Connection::connect(&bootstrap, "strom-bench").await?;
+    if let Some(topic) = &args.existing_topic {
+        let metadata = conn
+            .send(&MetadataRequest::default().with_topics(Some(vec![MetadataRequestTopic::default()
+                .with_name(Some(TopicName(StrBytes::from_string(topic.clone()))))])))
+            .await?;
+        let topic_id = metadata.topics.first().context("no such topic")?.topic_id;
+        for _ in 0..args.fetch_rounds {
+            let (records, bytes, elapsed) = raw_fetch(&conn, topic, topic_id, args.fetch_bytes).await?;
+            rate("fetch (raw Fetch)", records, bytes, elapsed);
+        }
+        return Ok(());
+    }
+    let topic = format!("bench-{}", std::process::id());
     let created = conn
         .send(
             &CreateTopicsRequest::default()
