@@ -64,6 +64,9 @@ struct Args {
     /// Skip the librdkafka consumer (client-bound: it measures librdkafka, not the broker).
     #[arg(long)]
     no_consumer: bool,
+    /// Concurrent raw fetchers, each on its own connection reading its share of the offsets.
+    #[arg(long, default_value_t = 1)]
+    fetchers: u32,
     /// Fetch an existing topic (partition 0) instead of creating and producing one.
     #[arg(long)]
     existing_topic: Option<String>,
@@ -116,7 +119,7 @@ async fn main() -> anyhow::Result<()> {
             .await?;
         let topic_id = metadata.topics.first().context("no such topic")?.topic_id;
         for _ in 0..args.fetch_rounds {
-            let (records, bytes, elapsed) = raw_fetch(&conn, topic, topic_id, args.fetch_bytes).await?;
+            let (records, bytes, elapsed) = raw_fetch(&bootstrap, topic, topic_id, args.fetch_bytes, args.fetchers).await?;
             rate("fetch (raw Fetch)", records, bytes, elapsed);
         }
         return Ok(());
@@ -165,7 +168,7 @@ async fn main() -> anyhow::Result<()> {
     rate("loopback TCP", 0, bytes, elapsed);
     for _ in 0..args.fetch_rounds {
         let (records, bytes, elapsed) =
-            raw_fetch(&conn, &topic, topic_id, args.fetch_bytes).await?;
+            raw_fetch(&bootstrap, &topic, topic_id, args.fetch_bytes, args.fetchers).await?;
         rate("fetch (raw Fetch)", records, bytes, elapsed);
     }
     if args.no_consumer {
@@ -270,49 +273,76 @@ fn produce(
     Ok(elapsed)
 }
 
+/// Fetches partition 0 of `topic` with `fetchers` connections at once, each reading its
+/// share of the offsets; returns (records, bytes, elapsed).
 async fn raw_fetch(
-    conn: &Connection,
+    bootstrap: &str,
     topic: &str,
     topic_id: uuid::Uuid,
     fetch_bytes: i32,
+    fetchers: u32,
 ) -> anyhow::Result<(u64, u64, Duration)> {
-    let mut offset = 0i64;
-    let mut bytes = 0u64;
+    let mut conns = Vec::new();
+    for _ in 0..fetchers.max(1) {
+        conns.push(Connection::connect(bootstrap, "strom-bench").await?);
+    }
+    let (_, high_watermark, _) = fetch_once(&conns[0], topic, topic_id, 0, 1).await?;
+    let n = conns.len() as i64;
     let start = Instant::now();
-    loop {
-        let request = FetchRequest::default()
-            .with_max_wait_ms(0)
-            .with_max_bytes(fetch_bytes)
-            .with_topics(vec![FetchTopic::default()
-                .with_topic(TopicName(StrBytes::from_string(topic.to_owned())))
-                .with_topic_id(topic_id)
-                .with_partitions(vec![FetchPartition::default()
-                    .with_fetch_offset(offset)
-                    .with_partition_max_bytes(fetch_bytes)])]);
-        let response = conn.send(&request).await?;
-        let p = response
-            .responses
-            .first()
-            .and_then(|t| t.partitions.first())
-            .context("empty fetch response")?;
-        if p.error_code != 0 {
-            bail!("fetch error {}", p.error_code);
-        }
-        let data = p.records.clone().unwrap_or_default();
-        let mut next = offset;
-        for item in strom_protocol::records::batches(&data) {
-            let (header, _) = item?;
-            next = header.next_offset();
-        }
-        bytes += data.len() as u64;
-        if next >= p.high_watermark {
-            return Ok((next as u64, bytes, start.elapsed()));
-        }
-        if next == offset {
+    let tasks: Vec<_> = conns
+        .into_iter()
+        .enumerate()
+        .map(|(i, conn)| {
+            let (topic, i) = (topic.to_owned(), i as i64);
+            let (from, to) = (high_watermark * i / n, high_watermark * (i + 1) / n);
+            tokio::spawn(async move { fetch_range(&conn, &topic, topic_id, fetch_bytes, from, to).await })
+        })
+        .collect();
+    let mut bytes = 0;
+    for task in tasks {
+        bytes += task.await??;
+    }
+    Ok((high_watermark as u64, bytes, start.elapsed()))
+}
+
+/// One Fetch at `offset`: (next offset, high watermark, bytes).
+async fn fetch_once(conn: &Connection, topic: &str, topic_id: uuid::Uuid, offset: i64, fetch_bytes: i32) -> anyhow::Result<(i64, i64, u64)> {
+    let request = FetchRequest::default()
+        .with_max_wait_ms(0)
+        .with_max_bytes(fetch_bytes)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_string(topic.to_owned())))
+            .with_topic_id(topic_id)
+            .with_partitions(vec![FetchPartition::default()
+                .with_fetch_offset(offset)
+                .with_partition_max_bytes(fetch_bytes)])]);
+    let response = conn.send(&request).await?;
+    let p = response.responses.first().and_then(|t| t.partitions.first()).context("empty fetch response")?;
+    if p.error_code != 0 {
+        bail!("fetch error {}", p.error_code);
+    }
+    let data = p.records.clone().unwrap_or_default();
+    let mut next = offset;
+    for item in strom_protocol::records::batches(&data) {
+        let (header, _) = item?;
+        next = header.next_offset();
+    }
+    Ok((next, p.high_watermark, data.len() as u64))
+}
+
+/// Fetches offsets `from..to`; returns the bytes received.
+async fn fetch_range(conn: &Connection, topic: &str, topic_id: uuid::Uuid, fetch_bytes: i32, from: i64, to: i64) -> anyhow::Result<u64> {
+    let mut offset = from;
+    let mut bytes = 0;
+    while offset < to {
+        let (next, _, got) = fetch_once(conn, topic, topic_id, offset, fetch_bytes).await?;
+        if next <= offset {
             bail!("fetch made no progress at offset {offset}");
         }
+        bytes += got;
         offset = next;
     }
+    Ok(bytes)
 }
 
 fn consume(bootstrap: &str, topic: &str, records: u64) -> anyhow::Result<(u64, Duration)> {
