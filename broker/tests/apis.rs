@@ -13,22 +13,10 @@ use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::incremental_alter_configs_request as iac;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
-use strom_protocol::connection::Connection;
 use strom_protocol::records::{BatchBuilder, Compression};
-use uuid::Uuid;
 
-use crate::TestBroker;
-
-fn name(s: &str) -> TopicName {
-    TopicName(StrBytes::from_string(s.to_owned()))
-}
-
-fn s(v: &str) -> StrBytes {
-    StrBytes::from_string(v.to_owned())
-}
+use crate::{create_topic, name, produce_request, s, TestBroker};
 
 fn batch(n: usize) -> Bytes {
     let mut b = BatchBuilder::new(Compression::None);
@@ -43,25 +31,11 @@ fn batch(n: usize) -> Bytes {
     b.build().unwrap()
 }
 
-async fn create(conn: &Connection, topic: &str, partitions: i32) -> Uuid {
-    let r = conn
-        .send(
-            &CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
-                .with_name(name(topic))
-                .with_num_partitions(partitions)
-                .with_replication_factor(1)]),
-        )
-        .await
-        .unwrap();
-    assert_eq!(r.topics[0].error_code, 0, "{:?}", r.topics[0]);
-    r.topics[0].topic_id
-}
-
 #[tokio::test]
 async fn every_api_at_every_advertised_version() {
     let b = TestBroker::start().await;
     let conn = b.connect().await;
-    let base_id = create(&conn, "base", 1).await;
+    let base_id = create_topic(&conn, "base", 1).await;
     let versions = conn.send(&ApiVersionsRequest::default()).await.unwrap();
     assert_eq!(versions.api_keys.len(), 15);
     for api in &versions.api_keys {
@@ -98,21 +72,8 @@ async fn every_api_at_every_advertised_version() {
                     }
                 }
                 ApiKey::Produce => {
-                    let data = TopicProduceData::default()
-                        .with_name(name("base"))
-                        .with_partition_data(vec![PartitionProduceData::default()
-                            .with_index(0)
-                            .with_records(Some(batch(3)))]);
-                    let r = conn
-                        .send_version(
-                            &ProduceRequest::default()
-                                .with_acks(-1)
-                                .with_timeout_ms(1000)
-                                .with_topic_data(vec![data]),
-                            v,
-                        )
-                        .await
-                        .unwrap();
+                    let request = produce_request("base", 0, batch(3));
+                    let r = conn.send_version(&request, v).await.unwrap();
                     assert_eq!(r.responses[0].partition_responses[0].error_code, 0, "{ctx}");
                 }
                 ApiKey::Fetch => {
@@ -175,7 +136,7 @@ async fn every_api_at_every_advertised_version() {
                 }
                 ApiKey::DeleteTopics => {
                     let topic = format!("deleted-{v}");
-                    let id = create(&conn, &topic, 1).await;
+                    let id = create_topic(&conn, &topic, 1).await;
                     let request = if v >= 6 {
                         DeleteTopicsRequest::default()
                             .with_topics(vec![DeleteTopicState::default().with_topic_id(id)])
@@ -188,7 +149,7 @@ async fn every_api_at_every_advertised_version() {
                 }
                 ApiKey::CreatePartitions => {
                     let topic = format!("grown-{v}");
-                    create(&conn, &topic, 1).await;
+                    create_topic(&conn, &topic, 1).await;
                     let r = conn
                         .send_version(
                             &CreatePartitionsRequest::default().with_topics(vec![

@@ -2,7 +2,6 @@
 
 use bytes::{BufMut, BytesMut};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
 use kafka_protocol::protocol::StrBytes;
 use strom_protocol::records::{BatchBuilder, Compression};
@@ -10,7 +9,7 @@ use strom_protocol::ErrorCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::TestBroker;
+use crate::{list_offset, produce, TestBroker};
 
 /// Sends raw bytes and reports whether the broker closed the connection (reading to EOF).
 async fn closes_after(b: &TestBroker, bytes: &[u8]) -> bool {
@@ -106,28 +105,6 @@ async fn too_new_api_versions_gets_v0_unsupported_version() {
     assert_eq!((r.api_keys[0].api_key, r.api_keys[0].max_version), (18, 4));
 }
 
-async fn produce_raw(
-    conn: &strom_protocol::connection::Connection,
-    topic: &str,
-    records: bytes::Bytes,
-) -> i16 {
-    let data = TopicProduceData::default()
-        .with_name(TopicName(StrBytes::from_string(topic.to_owned())))
-        .with_partition_data(vec![PartitionProduceData::default()
-            .with_index(0)
-            .with_records(Some(records))]);
-    let r = conn
-        .send(
-            &ProduceRequest::default()
-                .with_acks(1)
-                .with_timeout_ms(1000)
-                .with_topic_data(vec![data]),
-        )
-        .await
-        .unwrap();
-    r.responses[0].partition_responses[0].error_code
-}
-
 #[tokio::test]
 async fn corrupt_and_oversized_batches_get_kafka_errors() {
     let b = TestBroker::start_with(|c| c.set("message.max.bytes", "10000").unwrap()).await;
@@ -150,31 +127,25 @@ async fn corrupt_and_oversized_batches_get_kafka_errors() {
     let last = flipped.len() - 1;
     flipped[last] ^= 0xff;
     assert_eq!(
-        produce_raw(&conn, "t", flipped.into()).await,
+        produce(&conn, "t", 0, flipped.into()).await.0,
         ErrorCode::CORRUPT_MESSAGE.code()
     );
 
     let mut short = good.to_vec();
     short.truncate(good.len() - 3);
     assert_eq!(
-        produce_raw(&conn, "t", short.into()).await,
+        produce(&conn, "t", 0, short.into()).await.0,
         ErrorCode::CORRUPT_MESSAGE.code()
     );
 
     let mut big = BatchBuilder::new(Compression::None);
     big.push(1, None, Some(&[7u8; 20_000]), &[]);
     assert_eq!(
-        produce_raw(&conn, "t", big.build().unwrap()).await,
+        produce(&conn, "t", 0, big.build().unwrap()).await.0,
         ErrorCode::MESSAGE_TOO_LARGE.code()
     );
 
     // Nothing bad was stored, and the connection still works.
-    assert_eq!(produce_raw(&conn, "t", good).await, 0);
-    let offsets = conn
-        .send(&ListOffsetsRequest::default().with_topics(vec![kafka_protocol::messages::list_offsets_request::ListOffsetsTopic::default()
-            .with_name(TopicName(StrBytes::from_static_str("t")))
-            .with_partitions(vec![kafka_protocol::messages::list_offsets_request::ListOffsetsPartition::default().with_timestamp(-1)])]))
-        .await
-        .unwrap();
-    assert_eq!(offsets.topics[0].partitions[0].offset, 1);
+    assert_eq!(produce(&conn, "t", 0, good).await.0, 0);
+    assert_eq!(list_offset(&conn, "t", 0, -1).await, (0, 1, -1));
 }

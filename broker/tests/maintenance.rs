@@ -5,52 +5,18 @@ use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
 use strom_protocol::connection::Connection;
 use strom_protocol::records::{BatchBuilder, Compression};
 
-use crate::TestBroker;
-
-fn s(v: &str) -> StrBytes {
-    StrBytes::from_string(v.to_owned())
-}
-
-async fn earliest(conn: &Connection, topic: &str, partition: i32) -> i64 {
-    let r = conn
-        .send(
-            &ListOffsetsRequest::default().with_topics(vec![ListOffsetsTopic::default()
-                .with_name(TopicName(s(topic)))
-                .with_partitions(vec![ListOffsetsPartition::default()
-                    .with_partition_index(partition)
-                    .with_timestamp(-2)])]),
-        )
-        .await
-        .unwrap();
-    r.topics[0].partitions[0].offset
-}
+use crate::{list_offset, produce, s, TestBroker};
 
 async fn produce_one(conn: &Connection, topic: &str, partition: i32, timestamp: i64) -> i64 {
     let mut b = BatchBuilder::new(Compression::None);
     b.push(timestamp, None, Some(&[0u8; 600]), &[]);
-    let data = TopicProduceData::default()
-        .with_name(TopicName(s(topic)))
-        .with_partition_data(vec![PartitionProduceData::default()
-            .with_index(partition)
-            .with_records(Some(b.build().unwrap()))]);
-    let r = conn
-        .send(
-            &ProduceRequest::default()
-                .with_acks(-1)
-                .with_timeout_ms(1000)
-                .with_topic_data(vec![data]),
-        )
-        .await
-        .unwrap();
-    let p = &r.responses[0].partition_responses[0];
-    assert_eq!(p.error_code, 0);
-    p.base_offset
+    let (error, offset) = produce(conn, topic, partition, b.build().unwrap()).await;
+    assert_eq!(error, 0);
+    offset
 }
 
 #[tokio::test]
@@ -91,7 +57,7 @@ async fn retention_runs_in_the_background() {
     let last = produce_one(&conn, "old", 0, now).await;
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let start = earliest(&conn, "old", 0).await;
+        let (_, start, _) = list_offset(&conn, "old", 0, -2).await;
         if start == last {
             break;
         }

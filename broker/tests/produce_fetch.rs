@@ -3,34 +3,20 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::*;
-use kafka_protocol::protocol::StrBytes;
 use strom_protocol::connection::Connection;
 use strom_protocol::records::{batches, decode_batch, BatchBuilder, Compression};
 use strom_protocol::ErrorCode;
 
-use crate::TestBroker;
+use crate::{create_topic, list_offset, name, produce, produce_request, TestBroker};
 
-fn name(s: &str) -> TopicName {
-    TopicName(StrBytes::from_string(s.to_owned()))
-}
-
-async fn create(conn: &Connection, topic: &str, partitions: i32) {
-    let r = conn
-        .send(
-            &CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
-                .with_name(name(topic))
-                .with_num_partitions(partitions)
-                .with_replication_factor(1)]),
-        )
-        .await
-        .unwrap();
-    assert_eq!(r.topics[0].error_code, 0);
+/// (offset, timestamp) of a ListOffsets query on partition 0 that must succeed.
+async fn offset_at(conn: &Connection, topic: &str, timestamp: i64) -> (i64, i64) {
+    let (error, offset, ts) = list_offset(conn, topic, 0, timestamp).await;
+    assert_eq!(error, 0);
+    (offset, ts)
 }
 
 fn records(values: &[&str], timestamp: i64) -> BatchBuilder {
@@ -44,26 +30,6 @@ fn records(values: &[&str], timestamp: i64) -> BatchBuilder {
         );
     }
     b
-}
-
-/// (error code, base offset)
-async fn produce(conn: &Connection, topic: &str, partition: i32, batch: Bytes) -> (i16, i64) {
-    let data = TopicProduceData::default()
-        .with_name(name(topic))
-        .with_partition_data(vec![PartitionProduceData::default()
-            .with_index(partition)
-            .with_records(Some(batch))]);
-    let r = conn
-        .send(
-            &ProduceRequest::default()
-                .with_acks(-1)
-                .with_timeout_ms(1000)
-                .with_topic_data(vec![data]),
-        )
-        .await
-        .unwrap();
-    let p = &r.responses[0].partition_responses[0];
-    (p.error_code, p.base_offset)
 }
 
 fn fetch_request(
@@ -116,7 +82,7 @@ fn values(data: &Option<Bytes>) -> Vec<String> {
 async fn idempotent_produce_drops_duplicates_and_refuses_gaps() {
     let b = TestBroker::start().await;
     let conn = b.connect().await;
-    create(&conn, "idem", 1).await;
+    create_topic(&conn, "idem", 1).await;
     let init = conn
         .send(
             &InitProducerIdRequest::default()
@@ -168,13 +134,9 @@ async fn idempotent_produce_drops_duplicates_and_refuses_gaps() {
     );
 
     // Producer state is rebuilt from the log after a restart: the duplicate is still caught.
-    let TestBroker { broker, dir } = b;
     drop(conn);
-    broker.shutdown().await.unwrap();
-    let broker = strom_broker::Broker::start(strom_broker::BrokerConfig::new(dir.path()))
-        .await
-        .unwrap();
-    let conn = Connection::connect(&broker.bootstrap(), "t").await.unwrap();
+    let b = b.restart().await;
+    let conn = b.connect().await;
     assert_eq!(produce(&conn, "idem", 0, batch(2, &["c"])).await, (0, 2));
     assert_eq!(produce(&conn, "idem", 0, batch(3, &["d"])).await, (0, 3));
 }
@@ -183,7 +145,7 @@ async fn idempotent_produce_drops_duplicates_and_refuses_gaps() {
 async fn long_poll_returns_when_data_arrives() {
     let b = TestBroker::start().await;
     let conn = b.connect().await;
-    create(&conn, "poll", 1).await;
+    create_topic(&conn, "poll", 1).await;
     let waiting = {
         let conn = b.connect().await;
         tokio::spawn(async move {
@@ -223,7 +185,7 @@ async fn long_poll_returns_when_data_arrives() {
 async fn fetch_limits_and_the_first_batch_rule() {
     let b = TestBroker::start().await;
     let conn = b.connect().await;
-    create(&conn, "limits", 2).await;
+    create_topic(&conn, "limits", 2).await;
     let big = "x".repeat(5000);
     for p in 0..2 {
         for _ in 0..3 {
@@ -269,27 +231,11 @@ async fn fetch_limits_and_the_first_batch_rule() {
     );
 }
 
-async fn list_offset(conn: &Connection, topic: &str, timestamp: i64) -> (i64, i64) {
-    let r = conn
-        .send(
-            &ListOffsetsRequest::default().with_topics(vec![ListOffsetsTopic::default()
-                .with_name(name(topic))
-                .with_partitions(vec![
-                    ListOffsetsPartition::default().with_timestamp(timestamp)
-                ])]),
-        )
-        .await
-        .unwrap();
-    let p = &r.topics[0].partitions[0];
-    assert_eq!(p.error_code, 0);
-    (p.offset, p.timestamp)
-}
-
 #[tokio::test]
 async fn list_offsets_by_timestamp() {
     let b = TestBroker::start().await;
     let conn = b.connect().await;
-    create(&conn, "ts", 1).await;
+    create_topic(&conn, "ts", 1).await;
     // Timestamps 10_000, 11_000, 12_000 then 20_000, 21_000.
     produce(
         &conn,
@@ -305,35 +251,24 @@ async fn list_offsets_by_timestamp() {
         records(&["d", "e"], 20_000).build().unwrap(),
     )
     .await;
-    assert_eq!(list_offset(&conn, "ts", -2).await.0, 0);
-    assert_eq!(list_offset(&conn, "ts", -1).await.0, 5);
-    assert_eq!(list_offset(&conn, "ts", 10_500).await, (1, 11_000));
-    assert_eq!(list_offset(&conn, "ts", 12_001).await, (3, 20_000));
-    assert_eq!(list_offset(&conn, "ts", 99_000).await, (-1, -1));
-    assert_eq!(list_offset(&conn, "ts", -3).await, (4, 21_000));
+    assert_eq!(offset_at(&conn, "ts", -2).await.0, 0);
+    assert_eq!(offset_at(&conn, "ts", -1).await.0, 5);
+    assert_eq!(offset_at(&conn, "ts", 10_500).await, (1, 11_000));
+    assert_eq!(offset_at(&conn, "ts", 12_001).await, (3, 20_000));
+    assert_eq!(offset_at(&conn, "ts", 99_000).await, (-1, -1));
+    assert_eq!(offset_at(&conn, "ts", -3).await, (4, 21_000));
 }
 
 #[tokio::test]
 async fn acks_zero_gets_no_response_but_stores() {
     let b = TestBroker::start().await;
     let conn = b.connect().await;
-    create(&conn, "fire", 1).await;
-    let data = TopicProduceData::default()
-        .with_name(name("fire"))
-        .with_partition_data(vec![PartitionProduceData::default()
-            .with_index(0)
-            .with_records(Some(records(&["a"], 1).build().unwrap()))]);
+    create_topic(&conn, "fire", 1).await;
+    let request = produce_request("fire", 0, records(&["a"], 1).build().unwrap()).with_acks(0);
     let version = conn.version_for::<ProduceRequest>().unwrap();
-    conn.send_no_response(
-        &ProduceRequest::default()
-            .with_acks(0)
-            .with_topic_data(vec![data]),
-        version,
-    )
-    .await
-    .unwrap();
+    conn.send_no_response(&request, version).await.unwrap();
     // Requests on one connection are answered in order, so this one sees the append.
-    assert_eq!(list_offset(&conn, "fire", -1).await.0, 1);
+    assert_eq!(offset_at(&conn, "fire", -1).await.0, 1);
 }
 
 #[tokio::test]
@@ -359,7 +294,7 @@ async fn auto_create_can_be_switched_off() {
 async fn records_and_topics_survive_restart() {
     let b = TestBroker::start().await;
     let conn = b.connect().await;
-    create(&conn, "durable", 3).await;
+    create_topic(&conn, "durable", 3).await;
     for p in 0..3 {
         produce(
             &conn,
@@ -369,13 +304,9 @@ async fn records_and_topics_survive_restart() {
         )
         .await;
     }
-    let TestBroker { broker, dir } = b;
     drop(conn);
-    broker.shutdown().await.unwrap();
-    let broker = strom_broker::Broker::start(strom_broker::BrokerConfig::new(dir.path()))
-        .await
-        .unwrap();
-    let conn = Connection::connect(&broker.bootstrap(), "t").await.unwrap();
+    let b = b.restart().await;
+    let conn = b.connect().await;
     let r = fetch(
         &conn,
         &fetch_request("durable", &[(0, 0), (1, 0), (2, 0)], 1 << 20, 1 << 20, 0),
