@@ -1,28 +1,13 @@
 //! confluent-kafka-python (librdkafka 2.x) against the broker.
 
-use crate::support::{parse_acks, run_scenarios, Peer, TestBroker, ROUNDTRIPS};
+use crate::support::{produce_then_consume, standard_scenarios, Peer};
 
 #[test]
 fn confluent_kafka_scenarios() {
-    let Some(peer) = Peer::confluent() else {
-        return;
-    };
-    let mut scenarios: Vec<&[&str]> = vec![&["admin"]];
-    scenarios.extend(ROUNDTRIPS);
-    scenarios.extend([&["timestamps"][..], &["idempotent"], &["large"]]);
-    run_scenarios(&peer, &scenarios);
+    standard_scenarios(Peer::confluent());
 }
 
 #[test]
 fn confluent_kafka_produce_then_consume() {
-    let Some(peer) = Peer::confluent() else {
-        return;
-    };
-    let broker = TestBroker::start();
-    let out = peer.run_ok(&broker.bootstrap(), &["produce", "numbers", "300"]);
-    let acks = parse_acks(&out.stdout);
-    let expected: Vec<(u64, i64)> = (0..300).map(|i| (i, i as i64)).collect();
-    assert_eq!(acks, expected, "acknowledged offsets\n{out}");
-    peer.run_ok(&broker.bootstrap(), &["consume", "numbers", "300"]);
-    broker.shutdown();
+    produce_then_consume(Peer::confluent());
 }

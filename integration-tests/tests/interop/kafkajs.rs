@@ -4,15 +4,11 @@
 //! written through acknowledged offsets and the admin API's offset look-ups; reading
 //! records back is left to the other peers.
 
-use crate::support::{parse_acks, run_scenarios, Peer, TestBroker, ROUNDTRIPS};
+use crate::support::{parse_acks, standard_scenarios, Peer, TestBroker};
 
 #[test]
 fn kafkajs_scenarios() {
-    let Some(peer) = Peer::kafkajs() else { return };
-    let mut scenarios: Vec<&[&str]> = vec![&["admin"]];
-    scenarios.extend(ROUNDTRIPS);
-    scenarios.extend([&["timestamps"][..], &["idempotent"], &["large"]]);
-    run_scenarios(&peer, &scenarios);
+    standard_scenarios(Peer::kafkajs());
 }
 
 #[test]

@@ -260,3 +260,26 @@ pub fn parse_acks(stdout: &str) -> Vec<(u64, i64)> {
         })
         .collect()
 }
+
+/// The scenarios every peer runs: admin, each codec, timestamps, idempotence, large
+/// records.
+pub fn standard_scenarios(peer: Option<Peer>) {
+    let Some(peer) = peer else { return };
+    let mut scenarios: Vec<&[&str]> = vec![&["admin"]];
+    scenarios.extend(ROUNDTRIPS);
+    scenarios.extend([&["timestamps"][..], &["idempotent"], &["large"]]);
+    run_scenarios(&peer, &scenarios);
+}
+
+/// Produces 300 numbered records and checks their acknowledged offsets, then consumes them
+/// back with the same peer.
+pub fn produce_then_consume(peer: Option<Peer>) {
+    let Some(peer) = peer else { return };
+    let broker = TestBroker::start();
+    let out = peer.run_ok(&broker.bootstrap(), &["produce", "numbers", "300"]);
+    let acks = parse_acks(&out.stdout);
+    let expected: Vec<(u64, i64)> = (0..300).map(|i| (i, i as i64)).collect();
+    assert_eq!(acks, expected, "acknowledged offsets\n{out}");
+    peer.run_ok(&broker.bootstrap(), &["consume", "numbers", "300"]);
+    broker.shutdown();
+}
