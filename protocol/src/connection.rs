@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, RequestHeader};
+use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, RequestHeader};
 use kafka_protocol::protocol::{Request, StrBytes, VersionRange};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -122,15 +122,20 @@ impl Connection {
         self.request_timeout = timeout;
     }
 
-    /// Asks the broker which versions it supports (ApiVersions v3, falling back to v0 when the
-    /// broker answers `UNSUPPORTED_VERSION`) and remembers them.
+    /// Asks the broker which versions it supports and remembers them.
+    ///
+    /// Sends ApiVersions v3. A broker that does not know v3 answers with a v0 body carrying
+    /// `UNSUPPORTED_VERSION` and its own ApiVersions range (KIP-511); the request is then
+    /// retried at the highest version both sides know.
     pub async fn negotiate_versions(&mut self) -> Result<(), ProtocolError> {
         let request = ApiVersionsRequest::default()
             .with_client_software_name(StrBytes::from_static_str("strom"))
             .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
-        let mut response = self.send_version(&request, 3).await?;
+        let mut response = self.api_versions(&request, API_VERSIONS_FIRST).await?;
         if response.error_code == ErrorCode::UNSUPPORTED_VERSION.code() {
-            response = self.send_version(&request, 0).await?;
+            let retry = api_versions_retry_version(&response);
+            debug!(retry, "broker refused ApiVersions v3");
+            response = self.api_versions(&request, retry).await?;
         }
         let code = ErrorCode(response.error_code);
         if !code.is_ok() {
@@ -148,6 +153,27 @@ impl Connection {
             })
             .collect();
         Ok(())
+    }
+
+    /// Sends ApiVersions at `version` and decodes the answer: as v0 when it carries
+    /// `UNSUPPORTED_VERSION` (the broker then answers in v0 whatever was asked), else at
+    /// `version`.
+    async fn api_versions(
+        &self,
+        request: &ApiVersionsRequest,
+        version: i16,
+    ) -> Result<ApiVersionsResponse, ProtocolError> {
+        let mut body = self.send_raw(request, version).await?;
+        // The error code comes first in every version of the response.
+        let body_version = match body.get(..2) {
+            Some(&[hi, lo])
+                if i16::from_be_bytes([hi, lo]) == ErrorCode::UNSUPPORTED_VERSION.code() =>
+            {
+                0
+            }
+            _ => version,
+        };
+        decode_body(&mut body, body_version, api_name(ApiKey::ApiVersions))
     }
 
     /// The version of `R` this connection uses: the highest both sides support.
@@ -178,19 +204,28 @@ impl Connection {
         version: i16,
     ) -> Result<R::Response, ProtocolError> {
         let api = api_of::<R>()?;
+        let mut body = self.send_raw(request, version).await?;
+        decode_body(&mut body, version, api_name(api))
+    }
+
+    /// Sends `request` at `version` and waits for the response body, undecoded (the response
+    /// header has been read and its correlation id checked).
+    async fn send_raw<R: Request>(
+        &self,
+        request: &R,
+        version: i16,
+    ) -> Result<Bytes, ProtocolError> {
+        let api = api_of::<R>()?;
         let (tx, rx) = oneshot::channel();
         self.enqueue(request, version, Some(tx)).await?;
-        let mut body = match tokio::time::timeout(self.request_timeout, rx).await {
-            Ok(Ok(result)) => result?,
-            Ok(Err(_)) => return Err(ProtocolError::ConnectionClosed),
-            Err(_) => {
-                return Err(ProtocolError::Timeout {
-                    api: api_name(api),
-                    timeout_ms: self.request_timeout.as_millis() as u64,
-                })
-            }
-        };
-        decode_body(&mut body, version, api_name(api))
+        match tokio::time::timeout(self.request_timeout, rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(ProtocolError::ConnectionClosed),
+            Err(_) => Err(ProtocolError::Timeout {
+                api: api_name(api),
+                timeout_ms: self.request_timeout.as_millis() as u64,
+            }),
+        }
     }
 
     /// Sends `request` at `version` without waiting for a response; for requests the broker
@@ -241,6 +276,19 @@ impl Connection {
     }
 }
 
+/// The ApiVersions version tried first.
+const API_VERSIONS_FIRST: i16 = 3;
+
+/// The version to retry ApiVersions at after an `UNSUPPORTED_VERSION` answer: the broker's
+/// highest, capped at ours; 0 when the answer does not say.
+fn api_versions_retry_version(response: &ApiVersionsResponse) -> i16 {
+    response
+        .api_keys
+        .iter()
+        .find(|k| k.api_key == ApiKey::ApiVersions as i16)
+        .map_or(0, |k| k.max_version.clamp(0, API_VERSIONS_FIRST))
+}
+
 fn api_of<R: Request>() -> Result<ApiKey, ProtocolError> {
     ApiKey::try_from(R::KEY).map_err(|_| ProtocolError::UnknownApiKey(R::KEY))
 }
@@ -278,7 +326,10 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             correlation_id = correlation_id.wrapping_add(1);
             out.header.correlation_id = correlation_id;
             let version = out.header.request_api_version;
+            let start = buf.len();
             if let Err(e) = encode_request(&out.header, &RawBody(&out.body), &mut buf) {
+                // Drop the partial frame so the socket only ever carries whole requests.
+                buf.truncate(start);
                 if let Some(reply) = out.reply {
                     let _ = reply.send(Err(e));
                 }
@@ -345,4 +396,178 @@ fn fail_all(shared: &Shared) {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::header::{decode_request_header, encode_response, RequestPrefix};
+    use crate::versions::unsupported_api_versions_response;
+    use kafka_protocol::messages::api_versions_response::ApiVersion;
+    use kafka_protocol::messages::MetadataRequest;
+
+    fn metadata_header(version: i16, client_id: String) -> RequestHeader {
+        RequestHeader::default()
+            .with_request_api_key(ApiKey::Metadata as i16)
+            .with_request_api_version(version)
+            .with_client_id(Some(StrBytes::from_string(client_id)))
+    }
+
+    fn metadata_body(version: i16) -> BytesMut {
+        let mut body = BytesMut::new();
+        kafka_protocol::protocol::Encodable::encode(
+            &MetadataRequest::default(),
+            &mut body,
+            version,
+        )
+        .unwrap();
+        body
+    }
+
+    #[tokio::test]
+    async fn write_loop_drops_a_frame_that_fails_to_encode() {
+        let (ours, theirs) = tokio::io::duplex(64 * 1024);
+        let shared = Arc::new(Shared {
+            in_flight: Mutex::new(VecDeque::new()),
+            closed: AtomicBool::new(false),
+        });
+        let (tx, rx) = mpsc::channel(8);
+        let (bad_tx, bad_rx) = oneshot::channel();
+        let (good_tx, _good_rx) = oneshot::channel();
+        // A client id longer than a Kafka string can hold fails inside the header, after the
+        // length prefix and the fixed fields are already in the buffer.
+        let bad = Outgoing {
+            header: metadata_header(1, "x".repeat(40_000)),
+            body: metadata_body(1),
+            reply: Some(bad_tx),
+        };
+        let good = Outgoing {
+            header: metadata_header(1, "ok".to_owned()),
+            body: metadata_body(1),
+            reply: Some(good_tx),
+        };
+        // Queued before the writer starts, so both land in one coalesced write.
+        tx.send(bad).await.unwrap();
+        tx.send(good).await.unwrap();
+        let writer = tokio::spawn(write_loop(ours, rx, shared.clone()));
+
+        assert!(matches!(
+            bad_rx.await.unwrap(),
+            Err(ProtocolError::Encode { .. })
+        ));
+        let mut reader = FrameReader::new(theirs, DEFAULT_MAX_FRAME_BYTES);
+        let mut frame = reader.next_frame().await.unwrap().unwrap();
+        let prefix = RequestPrefix::peek(&frame).unwrap();
+        assert_eq!(prefix.api_key, ApiKey::Metadata as i16);
+        assert_eq!(prefix.correlation_id, 2);
+        let header = decode_request_header(&mut frame, ApiKey::Metadata, 1).unwrap();
+        assert_eq!(header.client_id.as_deref(), Some("ok"));
+        let _: MetadataRequest = decode_body(&mut frame, 1, "Metadata").unwrap();
+        assert_eq!(lock(&shared.in_flight).len(), 1);
+
+        drop(tx);
+        writer.await.unwrap();
+        assert!(reader.next_frame().await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn request_that_fails_to_encode_never_reaches_the_wire() {
+        let (ours, theirs) = tokio::io::duplex(64 * 1024);
+        let conn = Connection::from_stream(ours, "t");
+        let bad = MetadataRequest::default().with_allow_auto_topic_creation(false);
+        let err = conn.send_version(&bad, 0).await.unwrap_err();
+        assert!(
+            matches!(err, ProtocolError::Encode { version: 0, .. }),
+            "{err}"
+        );
+        conn.send_no_response(&MetadataRequest::default(), 0)
+            .await
+            .unwrap();
+
+        let mut reader = FrameReader::new(theirs, DEFAULT_MAX_FRAME_BYTES);
+        let mut frame = reader.next_frame().await.unwrap().unwrap();
+        let prefix = RequestPrefix::peek(&frame).unwrap();
+        assert_eq!(prefix.api_key, ApiKey::Metadata as i16);
+        assert_eq!(prefix.api_version, 0);
+        assert_eq!(prefix.correlation_id, 1);
+        decode_request_header(&mut frame, ApiKey::Metadata, 0).unwrap();
+        let sent: MetadataRequest = decode_body(&mut frame, 0, "Metadata").unwrap();
+        assert!(sent.allow_auto_topic_creation);
+    }
+
+    fn api_version(key: ApiKey, min: i16, max: i16) -> ApiVersion {
+        ApiVersion::default()
+            .with_api_key(key as i16)
+            .with_min_version(min)
+            .with_max_version(max)
+    }
+
+    /// A broker that knows ApiVersions up to v2 only: it answers v3 with a v0
+    /// `UNSUPPORTED_VERSION` body and v0..=2 properly.
+    async fn old_broker(stream: tokio::io::DuplexStream) -> Vec<i16> {
+        let (read, mut write) = tokio::io::split(stream);
+        let mut reader = FrameReader::new(read, DEFAULT_MAX_FRAME_BYTES);
+        let mut seen = Vec::new();
+        while let Ok(Some(frame)) = reader.next_frame().await {
+            let prefix = RequestPrefix::peek(&frame).unwrap();
+            assert_eq!(prefix.api_key, ApiKey::ApiVersions as i16);
+            seen.push(prefix.api_version);
+            let mut out = BytesMut::new();
+            if prefix.api_version > 2 {
+                let refusal = unsupported_api_versions_response(VersionRange { min: 0, max: 2 });
+                encode_response(
+                    ApiKey::ApiVersions,
+                    0,
+                    prefix.correlation_id,
+                    &refusal,
+                    &mut out,
+                )
+                .unwrap();
+            } else {
+                let answer = ApiVersionsResponse::default().with_api_keys(vec![
+                    api_version(ApiKey::ApiVersions, 0, 2),
+                    api_version(ApiKey::Metadata, 0, 5),
+                    api_version(ApiKey::Produce, 3, 7),
+                ]);
+                encode_response(
+                    ApiKey::ApiVersions,
+                    prefix.api_version,
+                    prefix.correlation_id,
+                    &answer,
+                    &mut out,
+                )
+                .unwrap();
+            }
+            write.write_all(&out).await.unwrap();
+        }
+        seen
+    }
+
+    #[tokio::test]
+    async fn negotiation_falls_back_when_broker_refuses_v3() {
+        let (ours, theirs) = tokio::io::duplex(64 * 1024);
+        let broker = tokio::spawn(old_broker(theirs));
+        let mut conn = Connection::from_stream(ours, "t");
+        conn.negotiate_versions().await.unwrap();
+
+        assert_eq!(conn.version_for::<MetadataRequest>().unwrap(), 5);
+        assert_eq!(conn.version_for::<ApiVersionsRequest>().unwrap(), 2);
+        assert_eq!(
+            conn.version_for::<kafka_protocol::messages::ProduceRequest>()
+                .unwrap(),
+            7
+        );
+        drop(conn);
+        assert_eq!(broker.await.unwrap(), vec![3, 2]);
+    }
+
+    #[test]
+    fn retry_version_is_capped_and_defaults_to_zero() {
+        let refusal = |max| unsupported_api_versions_response(VersionRange { min: 0, max });
+        assert_eq!(api_versions_retry_version(&refusal(1)), 1);
+        assert_eq!(api_versions_retry_version(&refusal(9)), 3);
+        let empty =
+            ApiVersionsResponse::default().with_error_code(ErrorCode::UNSUPPORTED_VERSION.code());
+        assert_eq!(api_versions_retry_version(&empty), 0);
+    }
 }

@@ -1,8 +1,14 @@
 //! Length-prefixed frames: a big-endian `i32` size, then that many bytes.
 //!
 //! The size is checked against the configured maximum (`socket.request.max.bytes`, 100 MiB by
-//! default) before any buffer is reserved for the body, so a peer announcing a huge frame
-//! costs four bytes of memory, not the announced size.
+//! default) before any buffer is reserved for the body. The body's buffer then grows only as
+//! bytes arrive: [`decode_frame`] reserves at most [`FRAME_RESERVE_STEP`] (64 KiB) beyond what is
+//! buffered, and `BytesMut`'s amortised growth at most doubles an allocation when it grows. So
+//! whatever size a peer announces, the buffer's capacity stays within twice (bytes actually
+//! received + 64 KiB): a peer that announces 100 MiB and sends nothing more costs a
+//! [`FrameReader`] about 128 KiB (its 64 KiB read buffer, grown once), not 100 MiB.
+//! After a frame above [`FRAME_SHRINK_ABOVE`] (1 MiB), [`FrameReader`] drops its buffer for a
+//! fresh small one, so an idle connection does not keep the large allocation.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -14,6 +20,16 @@ pub const DEFAULT_MAX_FRAME_BYTES: usize = 100 * 1024 * 1024;
 
 /// Size of the length prefix.
 pub const FRAME_PREFIX_LEN: usize = 4;
+
+/// The most [`decode_frame`] reserves beyond what is buffered while a frame is incomplete.
+pub const FRAME_RESERVE_STEP: usize = 64 * 1024;
+
+/// After a frame at least this large, [`FrameReader`] replaces its (empty) buffer with a fresh
+/// small one instead of keeping the large allocation.
+pub const FRAME_SHRINK_ABOVE: usize = 1024 * 1024;
+
+/// Initial capacity of a [`FrameReader`]'s buffer, and the step it reads in.
+const READ_BUFFER_BYTES: usize = 64 * 1024;
 
 /// Checks a frame's length prefix against `max` and returns the body length.
 ///
@@ -34,8 +50,9 @@ pub fn frame_body_len(prefix: [u8; 4], max: usize) -> Result<usize, ProtocolErro
 
 /// Takes one whole frame body off the front of `buf`, if `buf` holds one.
 ///
-/// Returns `Ok(None)` when more bytes are needed; on that path it reserves room for the rest
-/// of the frame (only after the size has passed the limit check).
+/// Returns `Ok(None)` when more bytes are needed; on that path, and only after the size has
+/// passed the limit check, it reserves room for the next part of the frame: at most
+/// [`FRAME_RESERVE_STEP`] bytes beyond what is buffered, never the whole announced size.
 pub fn decode_frame(buf: &mut BytesMut, max: usize) -> Result<Option<BytesMut>, ProtocolError> {
     let Some(prefix) = buf.get(..FRAME_PREFIX_LEN) else {
         return Ok(None);
@@ -44,7 +61,7 @@ pub fn decode_frame(buf: &mut BytesMut, max: usize) -> Result<Option<BytesMut>, 
     let len = frame_body_len(prefix, max)?;
     let total = FRAME_PREFIX_LEN + len;
     if buf.len() < total {
-        buf.reserve(total - buf.len());
+        buf.reserve((total - buf.len()).min(FRAME_RESERVE_STEP));
         return Ok(None);
     }
     buf.advance(FRAME_PREFIX_LEN);
@@ -64,7 +81,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub fn new(inner: R, max: usize) -> Self {
         FrameReader {
             inner,
-            buf: BytesMut::with_capacity(64 * 1024),
+            buf: BytesMut::with_capacity(READ_BUFFER_BYTES),
             max,
         }
     }
@@ -74,10 +91,15 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub async fn next_frame(&mut self) -> Result<Option<Bytes>, ProtocolError> {
         loop {
             if let Some(frame) = decode_frame(&mut self.buf, self.max)? {
+                // The frame shares the buffer's allocation; a fresh buffer lets that allocation
+                // go once the caller drops the frame.
+                if self.buf.is_empty() && frame.len() > FRAME_SHRINK_ABOVE {
+                    self.buf = BytesMut::with_capacity(READ_BUFFER_BYTES);
+                }
                 return Ok(Some(frame.freeze()));
             }
             if self.buf.capacity() - self.buf.len() < 4096 {
-                self.buf.reserve(64 * 1024);
+                self.buf.reserve(READ_BUFFER_BYTES);
             }
             let n = self.inner.read_buf(&mut self.buf).await?;
             if n == 0 {
@@ -169,6 +191,77 @@ mod tests {
             reader.next_frame().await,
             Err(ProtocolError::ConnectionClosed)
         ));
+    }
+
+    #[test]
+    fn incomplete_frame_reserves_a_bounded_step() {
+        let announced: i32 = 200 * 1024;
+        let mut buf = BytesMut::from(&announced.to_be_bytes()[..]);
+        buf.extend_from_slice(&[7; 10]);
+        assert!(decode_frame(&mut buf, DEFAULT_MAX_FRAME_BYTES)
+            .unwrap()
+            .is_none());
+        assert!(buf.capacity() >= buf.len() + FRAME_RESERVE_STEP);
+        assert!(buf.capacity() < 100 * 1024, "{}", buf.capacity());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn huge_announcement_costs_the_reader_little() {
+        let (mut peer, ours) = tokio::io::duplex(64 * 1024);
+        let mut wire = (DEFAULT_MAX_FRAME_BYTES as i32).to_be_bytes().to_vec();
+        wire.extend_from_slice(&[7; 10]);
+        tokio::io::AsyncWriteExt::write_all(&mut peer, &wire)
+            .await
+            .unwrap();
+        let mut reader = FrameReader::new(ours, DEFAULT_MAX_FRAME_BYTES);
+        let waited =
+            tokio::time::timeout(std::time::Duration::from_secs(1), reader.next_frame()).await;
+        assert!(waited.is_err(), "the frame is incomplete");
+        assert_eq!(reader.buf.len(), 14);
+        assert!(reader.buf.capacity() <= 2 * (READ_BUFFER_BYTES + FRAME_RESERVE_STEP));
+    }
+
+    #[tokio::test]
+    async fn large_frame_in_small_chunks_decodes_and_then_shrinks() {
+        let body: Vec<u8> = (0..3 * 1024 * 1024 + 17).map(|i| (i % 251) as u8).collect();
+        let mut wire = BytesMut::new();
+        let at = begin_frame(&mut wire);
+        wire.extend_from_slice(&body);
+        finish_frame(&mut wire, at).unwrap();
+        let (mut peer, ours) = tokio::io::duplex(1000);
+        let writer = tokio::spawn(async move {
+            for piece in wire.chunks(777) {
+                tokio::io::AsyncWriteExt::write_all(&mut peer, piece)
+                    .await
+                    .unwrap();
+            }
+        });
+        let mut reader = FrameReader::new(ours, DEFAULT_MAX_FRAME_BYTES);
+        let frame = reader.next_frame().await.unwrap().unwrap();
+        assert!(frame == body[..], "frame body differs");
+        assert!(reader.buf.capacity() <= READ_BUFFER_BYTES);
+        writer.await.unwrap();
+        assert!(reader.next_frame().await.unwrap().is_none());
+    }
+
+    #[test]
+    fn large_frame_decodes_from_small_chunks() {
+        let body: Vec<u8> = (0..500 * 1024).map(|i| (i % 253) as u8).collect();
+        let mut wire = BytesMut::new();
+        let at = begin_frame(&mut wire);
+        wire.extend_from_slice(&body);
+        finish_frame(&mut wire, at).unwrap();
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        for piece in wire.chunks(1000) {
+            buf.extend_from_slice(piece);
+            assert!(buf.capacity() <= 2 * (buf.len() + FRAME_RESERVE_STEP));
+            while let Some(f) = decode_frame(&mut buf, DEFAULT_MAX_FRAME_BYTES).unwrap() {
+                out.push(f);
+            }
+        }
+        assert_eq!(out.len(), 1);
+        assert!(out[0] == body[..], "frame body differs");
     }
 
     proptest! {
