@@ -27,13 +27,15 @@ pub struct BrokerConfig {
     pub data_dir: PathBuf,
     /// This broker's id (`node.id`).
     pub node_id: i32,
-    /// Create topics on first use in Metadata and Produce (`auto.create.topics.enable`).
+    /// Create topics when Metadata asks for unknown ones (`auto.create.topics.enable`).
     pub auto_create_topics: bool,
     /// Partitions of an auto-created topic or a CreateTopics with -1 (`num.partitions`).
     pub num_partitions: i32,
     /// Largest record batch accepted (`message.max.bytes`); topics override it with
     /// `max.message.bytes`.
     pub message_max_bytes: i32,
+    /// Largest Fetch response, whatever a client asks (`fetch.max.bytes`).
+    pub fetch_max_bytes: i32,
     /// Largest request frame accepted (`socket.request.max.bytes`).
     pub socket_request_max_bytes: usize,
     /// How often retention and compaction run (`log.retention.check.interval.ms`).
@@ -61,6 +63,14 @@ const LOG_KEYS: &[(&str, &str)] = &[
     ("message.max.bytes", "max.message.bytes"),
 ];
 
+/// The broker key whose value is the default of topic key `topic_key`.
+pub(crate) fn broker_key_for(topic_key: &str) -> Option<&'static str> {
+    LOG_KEYS
+        .iter()
+        .find(|(_, t)| *t == topic_key)
+        .map(|(b, _)| *b)
+}
+
 impl BrokerConfig {
     /// Defaults as Kafka has them, listening on 127.0.0.1 port 0, storing in `data_dir`.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
@@ -72,6 +82,7 @@ impl BrokerConfig {
             auto_create_topics: true,
             num_partitions: 1,
             message_max_bytes: DEFAULT_MESSAGE_MAX_BYTES,
+            fetch_max_bytes: 57_671_680,
             socket_request_max_bytes: strom_protocol::frame::DEFAULT_MAX_FRAME_BYTES,
             retention_check_interval: Duration::from_secs(300),
             log_defaults: BTreeMap::new(),
@@ -113,6 +124,12 @@ impl BrokerConfig {
                 self.num_partitions = parse(value).map_err(|_| bad("expected an integer"))?;
                 if self.num_partitions < 1 {
                     return Err(bad("must be at least 1"));
+                }
+            }
+            "fetch.max.bytes" => {
+                self.fetch_max_bytes = parse(value).map_err(|_| bad("expected a byte count"))?;
+                if self.fetch_max_bytes < 1024 {
+                    return Err(bad("must be at least 1024"));
                 }
             }
             "socket.request.max.bytes" => {

@@ -24,6 +24,7 @@ mod producer_ids;
 pub mod producer_state;
 mod server;
 mod state;
+mod topic_config;
 mod topics;
 
 pub use config::BrokerConfig;

@@ -1,14 +1,17 @@
 //! One partition: its log and its idempotent-producer state, behind one lock.
 //!
-//! Appends take the write lock only for the in-memory checks and the write to the page
-//! cache; fetches take the read lock for positioned reads, so many readers share a partition.
+//! The lock is async: a request waiting for it (while compaction or retention holds it, say)
+//! yields its worker thread instead of blocking it, so one busy partition does not stall
+//! other connections. Appends hold the write lock only for the in-memory checks and the
+//! write to the page cache; fetches take the read lock to locate data, which they then send
+//! without it.
 
 use std::path::Path;
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use bytes::{Bytes, BytesMut};
-use strom_protocol::records::{batches, validate_batches, BatchHeader};
+use strom_protocol::records::{batches, decode_batch, validate_batches, BatchHeader};
 use strom_protocol::ErrorCode;
+use tokio::sync::RwLock;
 use tracing::{debug, warn};
 
 use crate::log::{FileRegion, LogConfig, LogError, PartitionLog};
@@ -41,6 +44,13 @@ pub(crate) struct Watermarks {
     pub(crate) high_watermark: i64,
 }
 
+/// Why an append was refused: the Kafka error and, where it helps, a message.
+pub(crate) type Refusal = (ErrorCode, Option<String>);
+
+fn refuse(code: ErrorCode, message: impl Into<String>) -> Refusal {
+    (code, Some(message.into()))
+}
+
 impl Partition {
     /// Opens (recovering if needed) the log in `dir` and rebuilds producer state from it.
     pub(crate) fn open(
@@ -57,121 +67,133 @@ impl Partition {
         })
     }
 
-    fn read_state(&self) -> RwLockReadGuard<'_, State> {
-        self.state.read().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn write_state(&self) -> RwLockWriteGuard<'_, State> {
-        self.state.write().unwrap_or_else(|p| p.into_inner())
-    }
-
-    /// Validates and appends a produce payload; offsets are assigned here.
-    pub(crate) fn append(&self, payload: Bytes, now_ms: i64) -> Result<Appended, ErrorCode> {
+    /// Validates and appends one produce payload; offsets are assigned here.
+    ///
+    /// As Kafka does for Produce v3+, the payload must be exactly one magic-2 batch; control
+    /// batches are the broker's to write, and transactional batches need a transaction
+    /// coordinator, which this broker does not have yet. Compacted topics refuse records
+    /// without a key.
+    pub(crate) async fn append(&self, payload: Bytes, now_ms: i64) -> Result<Appended, Refusal> {
         let headers = validate_batches(&payload).map_err(|e| {
             debug!(partition = self.index, error = %e, "refusing corrupt batch");
-            ErrorCode::CORRUPT_MESSAGE
+            refuse(ErrorCode::CORRUPT_MESSAGE, e.to_string())
         })?;
-        if headers.is_empty() {
-            return Err(ErrorCode::INVALID_RECORD);
+        let [header] = headers[..] else {
+            let message = format!(
+                "a produce request carries exactly one record batch per partition, not {}",
+                headers.len()
+            );
+            return Err(refuse(ErrorCode::INVALID_RECORD, message));
+        };
+        if header.is_control() {
+            return Err(refuse(
+                ErrorCode::INVALID_RECORD,
+                "clients may not write control batches",
+            ));
         }
-        let mut state = self.write_state();
-        let max = state.log.config().max_message_bytes;
-        if headers.iter().any(|h| h.total_len() > max) {
-            return Err(ErrorCode::MESSAGE_TOO_LARGE);
+        if header.is_transactional() {
+            return Err(refuse(
+                ErrorCode::INVALID_RECORD,
+                "transactional batches are not accepted by this broker yet",
+            ));
         }
-        // Kafka clients send one batch per partition; check every batch all the same.
-        for header in &headers {
-            match state.producers.check(header) {
-                SequenceCheck::Append => {}
-                SequenceCheck::Duplicate { first_offset, .. } if headers.len() == 1 => {
-                    return Ok(Appended {
-                        base_offset: first_offset,
-                        log_start_offset: state.log.log_start_offset(),
-                    });
-                }
-                SequenceCheck::Duplicate { .. } => {
-                    return Err(ErrorCode::DUPLICATE_SEQUENCE_NUMBER)
-                }
-                SequenceCheck::Reject(code) => return Err(code),
+        let mut state = self.state.write().await;
+        let config = state.log.config();
+        if header.total_len() > config.max_message_bytes {
+            let message = format!(
+                "batch of {} bytes exceeds max.message.bytes {}",
+                header.total_len(),
+                config.max_message_bytes
+            );
+            return Err(refuse(ErrorCode::MESSAGE_TOO_LARGE, message));
+        }
+        if config.cleanup_policy.compacts() {
+            check_keys(&payload)?;
+        }
+        match state.producers.check(&header) {
+            SequenceCheck::Append => {}
+            SequenceCheck::Duplicate { first_offset, .. } => {
+                return Ok(Appended {
+                    base_offset: first_offset,
+                    log_start_offset: state.log.log_start_offset(),
+                })
             }
+            SequenceCheck::Reject(code) => return Err((code, None)),
         }
         let mut data = BytesMut::from(&payload[..]);
         let info = state
             .log
             .append(&mut data, now_ms)
-            .map_err(|e| log_error_code(&e, self.index))?;
-        let mut offset = info.base_offset;
-        for header in &headers {
-            state.producers.record(header, offset);
-            offset += i64::from(header.last_offset_delta) + 1;
-        }
+            .map_err(|e| (log_error_code(&e, self.index), Some(e.to_string())))?;
+        state.producers.record(&header, info.base_offset);
         Ok(Appended {
             base_offset: info.base_offset,
             log_start_offset: state.log.log_start_offset(),
         })
     }
 
-    /// Locates whole batches from `offset` without reading them (the fetch path).
-    pub(crate) fn read_region(
+    /// Locates whole batches from `offset` without reading them (the fetch path), with the
+    /// watermarks of the same moment.
+    pub(crate) async fn read_region(
         &self,
         offset: i64,
         max_bytes: usize,
         min_one: bool,
-    ) -> Result<Option<FileRegion>, ErrorCode> {
-        self.read_state()
+    ) -> (Watermarks, Result<Option<FileRegion>, ErrorCode>) {
+        let state = self.state.read().await;
+        let region = state
             .log
             .read_region(offset, max_bytes, min_one)
-            .map_err(|e| log_error_code(&e, self.index))
+            .map_err(|e| log_error_code(&e, self.index));
+        (watermarks(&state.log), region)
     }
 
-    pub(crate) fn watermarks(&self) -> Watermarks {
-        let state = self.read_state();
-        Watermarks {
-            log_start_offset: state.log.log_start_offset(),
-            high_watermark: state.log.log_end_offset(),
-        }
+    pub(crate) async fn watermarks(&self) -> Watermarks {
+        watermarks(&self.state.read().await.log)
     }
 
-    pub(crate) fn offset_for_timestamp(
+    pub(crate) async fn offset_for_timestamp(
         &self,
         timestamp: i64,
     ) -> Result<Option<(i64, i64)>, ErrorCode> {
-        self.read_state()
+        let state = self.state.read().await;
+        state
             .log
             .offset_for_timestamp(timestamp)
             .map_err(|e| log_error_code(&e, self.index))
     }
 
-    pub(crate) fn max_timestamp(&self) -> Result<Option<(i64, i64)>, ErrorCode> {
-        self.read_state()
+    pub(crate) async fn max_timestamp(&self) -> Result<Option<(i64, i64)>, ErrorCode> {
+        let state = self.state.read().await;
+        state
             .log
             .max_timestamp()
             .map_err(|e| log_error_code(&e, self.index))
     }
 
-    pub(crate) fn delete_records_before(&self, offset: i64) -> Result<i64, ErrorCode> {
-        let mut state = self.write_state();
-        let target = if offset == -1 {
-            state.log.log_end_offset()
-        } else {
-            offset
-        };
-        if target < 0 || target > state.log.log_end_offset() {
+    /// DeleteRecords: moves the log start offset to `offset` (-1: the high watermark).
+    pub(crate) async fn delete_records_before(&self, offset: i64) -> Result<i64, ErrorCode> {
+        let mut state = self.state.write().await;
+        if state.log.config().cleanup_policy == crate::log::CleanupPolicy::Compact {
+            return Err(ErrorCode::POLICY_VIOLATION);
+        }
+        if offset < -1 || offset > state.log.log_end_offset() {
             return Err(ErrorCode::OFFSET_OUT_OF_RANGE);
         }
         state
             .log
-            .delete_records_before(target)
+            .delete_records_before(offset)
             .map_err(|e| log_error_code(&e, self.index))
     }
 
-    pub(crate) fn update_config(&self, config: LogConfig) {
-        self.write_state().log.update_config(config);
+    pub(crate) async fn update_config(&self, config: LogConfig) {
+        self.state.write().await.log.update_config(config);
     }
 
-    /// Runs retention and, for compacted topics, compaction.
+    /// Runs retention and, for compacted topics, compaction. Blocking: call it from a
+    /// blocking thread.
     pub(crate) fn maintain(&self, now_ms: i64) {
-        let mut state = self.write_state();
+        let mut state = self.state.blocking_write();
         let policy = state.log.config().cleanup_policy;
         if policy.deletes() {
             if let Err(e) = state.log.apply_retention(now_ms) {
@@ -185,20 +207,42 @@ impl Partition {
         }
     }
 
+    /// Flushes the log. Blocking.
     pub(crate) fn flush(&self) -> Result<(), LogError> {
-        self.write_state().log.flush()
+        self.state.blocking_write().log.flush()
     }
 
-    /// Flushes and marks the log cleanly closed.
+    /// Flushes and marks the log cleanly closed. Blocking.
     pub(crate) fn close(self) -> Result<(), LogError> {
-        let state = self.state.into_inner().unwrap_or_else(|p| p.into_inner());
-        state.log.close()
+        self.state.into_inner().log.close()
     }
 
-    /// Removes the partition's folder.
+    /// Removes the partition's folder. Blocking.
     pub(crate) fn delete(self) -> Result<(), LogError> {
-        let state = self.state.into_inner().unwrap_or_else(|p| p.into_inner());
-        state.log.delete_dir()
+        self.state.into_inner().log.delete_dir()
+    }
+}
+
+fn watermarks(log: &PartitionLog) -> Watermarks {
+    Watermarks {
+        log_start_offset: log.log_start_offset(),
+        high_watermark: log.log_end_offset(),
+    }
+}
+
+/// Compacted topics keep the latest record per key, so every record needs one.
+fn check_keys(batch: &[u8]) -> Result<(), Refusal> {
+    let (_, records) =
+        decode_batch(batch).map_err(|e| refuse(ErrorCode::CORRUPT_MESSAGE, e.to_string()))?;
+    match records.iter().find(|r| r.key.is_none()) {
+        Some(r) => Err(refuse(
+            ErrorCode::INVALID_RECORD,
+            format!(
+                "record at offset delta {} has no key; compacted topics need keys",
+                r.offset
+            ),
+        )),
+        None => Ok(()),
     }
 }
 
@@ -207,6 +251,8 @@ fn log_error_code(e: &LogError, partition: i32) -> ErrorCode {
     match e {
         LogError::OffsetOutOfRange { .. } => ErrorCode::OFFSET_OUT_OF_RANGE,
         LogError::MessageTooLarge { .. } => ErrorCode::MESSAGE_TOO_LARGE,
+        LogError::AppendTooLarge { .. } => ErrorCode::RECORD_LIST_TOO_LARGE,
+        LogError::InvalidRecords { .. } => ErrorCode::INVALID_RECORD,
         other => {
             warn!(partition, error = %other, "log operation failed");
             ErrorCode::KAFKA_STORAGE_ERROR

@@ -4,7 +4,8 @@
 //! A batch from producer `p` at epoch `e` with sequences `first..=last` is:
 //! - a duplicate when one of the last [`RETAINED_BATCHES`] batches of `p` at `e` has the same
 //!   range: the broker answers with the offsets it stored the first time and appends nothing;
-//! - in order when `first` follows the last stored sequence (or is 0 at a new epoch);
+//! - in order when `first` follows the last stored sequence (or is 0 at a new epoch, or
+//!   the producer is unknown here: its earlier batches may have been deleted);
 //! - otherwise out of order (`OUT_OF_ORDER_SEQUENCE_NUMBER`), or fenced when `e` is older
 //!   than the producer's current epoch (`INVALID_PRODUCER_EPOCH`).
 //!
@@ -72,12 +73,10 @@ impl ProducerStates {
         }
         let first = batch.base_sequence;
         let last = batch.last_sequence();
+        // A producer this partition has no state for is taken at its word, as Kafka does:
+        // retention, DeleteRecords or compaction may have removed its earlier batches.
         let Some(entry) = self.producers.get(&batch.producer_id) else {
-            return if first == 0 {
-                SequenceCheck::Append
-            } else {
-                SequenceCheck::Reject(ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER)
-            };
+            return SequenceCheck::Append;
         };
         if batch.producer_epoch < entry.epoch {
             return SequenceCheck::Reject(ErrorCode::INVALID_PRODUCER_EPOCH);
@@ -192,12 +191,9 @@ mod tests {
     }
 
     #[test]
-    fn unknown_producer_must_start_at_zero_and_plain_batches_pass() {
+    fn unknown_producers_and_plain_batches_pass() {
         let s = ProducerStates::default();
-        assert_eq!(
-            s.check(&batch(9, 0, 3, 1)),
-            SequenceCheck::Reject(ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER)
-        );
+        assert_eq!(s.check(&batch(9, 0, 3, 1)), SequenceCheck::Append);
         assert_eq!(s.check(&batch(-1, -1, -1, 3)), SequenceCheck::Append);
     }
 

@@ -53,6 +53,12 @@ impl Broker {
                 e,
             )
         })?;
+        let mut config = config;
+        // `message.max.bytes` may have been set as a field rather than through `set`.
+        config
+            .log_defaults
+            .entry("max.message.bytes".to_owned())
+            .or_insert_with(|| config.message_max_bytes.to_string());
         let defaults = LogConfig::default().with_overrides(
             config
                 .log_defaults
@@ -80,7 +86,7 @@ impl Broker {
             cluster_id,
             advertised_host,
             advertised_port,
-            topics,
+            topics: Arc::new(topics),
             producer_ids,
             appended,
         });

@@ -2,6 +2,7 @@
 //! signal that wakes long-polling fetches when data arrives.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::watch;
@@ -18,7 +19,7 @@ pub(crate) struct BrokerState {
     pub(crate) cluster_id: String,
     pub(crate) advertised_host: String,
     pub(crate) advertised_port: i32,
-    pub(crate) topics: Topics,
+    pub(crate) topics: Arc<Topics>,
     pub(crate) producer_ids: ProducerIds,
     /// Bumped after every append; fetches waiting for data watch it.
     pub(crate) appended: watch::Sender<u64>,

@@ -8,13 +8,17 @@
 //!   NAME-0/ NAME-1/ ...          partition logs (see `log`)
 //! ```
 //!
-//! A topic file is written (to a temporary name, then renamed) before its partition folders
-//! are created, so a crash between the two leaves a topic whose empty partitions are
-//! created again on the next start.
+//! Changes (create, delete, add partitions, alter configs) are serialised by one admin lock
+//! and do their file work on a blocking thread, so requests for other topics never wait on
+//! it. A topic's file is written (temporary name, fsync, rename, fsync of the folder) only
+//! after its partitions are open, and removed before its folders are; partition folders
+//! left behind by a deletion cut short are removed when the name is created again, so an
+//! old topic's records never reappear under a new topic.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
@@ -25,6 +29,7 @@ use uuid::Uuid;
 use crate::error::BrokerError;
 use crate::log::LogConfig;
 use crate::partition::Partition;
+use crate::topic_config;
 
 /// Folder under the data dir holding one file per topic.
 const TOPICS_DIR: &str = "__strom_topics";
@@ -32,12 +37,22 @@ const TOPICS_DIR: &str = "__strom_topics";
 /// Longest legal topic name (Kafka's limit).
 pub const MAX_TOPIC_NAME_LEN: usize = 249;
 
+/// Most partitions one topic may have on this broker: each is a folder and three open
+/// files.
+pub const MAX_PARTITIONS: i32 = 10_000;
+
+/// A failed admin change: the Kafka error and a message for the client.
+pub(crate) type Failure = (ErrorCode, String);
+
 /// A topic and its partitions.
 pub(crate) struct Topic {
     pub(crate) name: String,
     pub(crate) id: Uuid,
-    pub(crate) overrides: RwLock<BTreeMap<String, String>>,
-    pub(crate) partitions: RwLock<Vec<Arc<Partition>>>,
+    overrides: RwLock<BTreeMap<String, String>>,
+    partitions: RwLock<Vec<Arc<Partition>>>,
+    /// Set (under the admin lock) when the topic is deleted, so a change racing the deletion
+    /// does not write its file back.
+    deleted: AtomicBool,
 }
 
 impl Topic {
@@ -68,6 +83,10 @@ impl Topic {
             .unwrap_or_else(|p| p.into_inner())
             .clone()
     }
+
+    fn take_partitions(&self) -> Vec<Arc<Partition>> {
+        std::mem::take(&mut *self.partitions.write().unwrap_or_else(|p| p.into_inner()))
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -78,11 +97,19 @@ struct TopicFile {
     configs: BTreeMap<String, String>,
 }
 
+#[derive(Default)]
+struct Maps {
+    by_name: HashMap<String, Arc<Topic>>,
+    by_id: HashMap<Uuid, Arc<Topic>>,
+}
+
 /// All topics, by name and by id.
 pub(crate) struct Topics {
     data_dir: PathBuf,
     defaults: LogConfig,
-    by_name: RwLock<HashMap<String, Arc<Topic>>>,
+    maps: RwLock<Maps>,
+    admin: tokio::sync::Mutex<()>,
+    temp_files: AtomicU64,
 }
 
 /// Checks a topic name as Kafka does.
@@ -117,7 +144,9 @@ impl Topics {
         let topics = Topics {
             data_dir: data_dir.to_owned(),
             defaults,
-            by_name: RwLock::new(HashMap::new()),
+            maps: RwLock::new(Maps::default()),
+            admin: tokio::sync::Mutex::new(()),
+            temp_files: AtomicU64::new(0),
         };
         let dir = data_dir.join(TOPICS_DIR);
         fs::create_dir_all(&dir)
@@ -129,43 +158,43 @@ impl Topics {
                 .map_err(|e| BrokerError::io("listing topics", e))?
                 .path();
             if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+                // Temporary files of a write cut short.
+                let _ = fs::remove_file(&path);
                 continue;
             }
             let Some(name) = path.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else {
                 continue;
             };
+            let bad = |reason: String| BrokerError::Metadata {
+                path: path.display().to_string(),
+                reason,
+            };
             let text = fs::read_to_string(&path)
                 .map_err(|e| BrokerError::io(format!("reading {}", path.display()), e))?;
-            let file: TopicFile = toml::from_str(&text).map_err(|e| BrokerError::Metadata {
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            })?;
-            let id = Uuid::parse_str(&file.id).map_err(|e| BrokerError::Metadata {
-                path: path.display().to_string(),
-                reason: e.to_string(),
-            })?;
-            let topic = topics.open_topic(&name, id, file.partitions, file.configs, now_ms)?;
+            let file: TopicFile = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
+            let id = Uuid::parse_str(&file.id).map_err(|e| bad(e.to_string()))?;
+            let config = topics.log_config(&file.configs).map_err(bad)?;
+            let partitions = topics.open_partitions(&name, 0..file.partitions, &config, now_ms)?;
             info!(topic = %name, partitions = file.partitions, "loaded topic");
-            topics.write_map().insert(name, Arc::new(topic));
+            topics.insert(Topic::new(&name, id, file.configs, partitions));
         }
         Ok(topics)
     }
 
-    fn write_map(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Arc<Topic>>> {
-        self.by_name.write().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn read_map(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<Topic>>> {
-        self.by_name.read().unwrap_or_else(|p| p.into_inner())
+    fn insert(&self, topic: Topic) -> Arc<Topic> {
+        let topic = Arc::new(topic);
+        let mut maps = self.maps.write().unwrap_or_else(|p| p.into_inner());
+        maps.by_name.insert(topic.name.clone(), topic.clone());
+        maps.by_id.insert(topic.id, topic.clone());
+        topic
     }
 
     /// The effective log config for a topic with these overrides.
     pub(crate) fn log_config(
         &self,
         overrides: &BTreeMap<String, String>,
-    ) -> Result<LogConfig, crate::log::LogError> {
-        self.defaults
-            .with_overrides(overrides.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+    ) -> Result<LogConfig, String> {
+        topic_config::effective(&self.defaults, overrides)
     }
 
     /// Broker-level defaults of topic configs.
@@ -173,139 +202,143 @@ impl Topics {
         &self.defaults
     }
 
-    fn open_topic(
-        &self,
-        name: &str,
-        id: Uuid,
-        partitions: i32,
-        overrides: BTreeMap<String, String>,
-        now_ms: i64,
-    ) -> Result<Topic, BrokerError> {
-        let config = self.log_config(&overrides)?;
-        let mut opened = Vec::new();
-        for index in 0..partitions {
-            let dir = self.data_dir.join(format!("{name}-{index}"));
-            opened.push(Arc::new(Partition::open(
-                index,
-                &dir,
-                config.clone(),
-                now_ms,
-            )?));
-        }
-        Ok(Topic {
-            name: name.to_owned(),
-            id,
-            overrides: RwLock::new(overrides),
-            partitions: RwLock::new(opened),
-        })
-    }
-
     pub(crate) fn get(&self, name: &str) -> Option<Arc<Topic>> {
-        self.read_map().get(name).cloned()
+        self.maps
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .by_name
+            .get(name)
+            .cloned()
     }
 
     pub(crate) fn get_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
-        self.read_map().values().find(|t| t.id == id).cloned()
+        self.maps
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .by_id
+            .get(&id)
+            .cloned()
     }
 
     /// All topics, sorted by name.
     pub(crate) fn all(&self) -> Vec<Arc<Topic>> {
-        let mut all: Vec<_> = self.read_map().values().cloned().collect();
+        let mut all: Vec<_> = self
+            .maps
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .by_name
+            .values()
+            .cloned()
+            .collect();
         all.sort_by(|a, b| a.name.cmp(&b.name));
         all
     }
 
     /// Creates a topic; `validate_only` checks without creating.
-    pub(crate) fn create(
-        &self,
+    pub(crate) async fn create(
+        self: &Arc<Self>,
         name: &str,
         partitions: i32,
         overrides: BTreeMap<String, String>,
         validate_only: bool,
         now_ms: i64,
-    ) -> Result<Arc<Topic>, (ErrorCode, String)> {
+    ) -> Result<Arc<Topic>, Failure> {
         validate_topic_name(name).map_err(|m| (ErrorCode::INVALID_TOPIC_EXCEPTION, m))?;
-        if partitions < 1 {
-            return Err((
-                ErrorCode::INVALID_PARTITIONS,
-                format!("{partitions} partitions requested; at least 1 is needed"),
-            ));
-        }
-        self.log_config(&overrides)
-            .map_err(|e| (ErrorCode::INVALID_CONFIG, e.to_string()))?;
-        let mut map = self.write_map();
-        if map.contains_key(name) {
+        check_partition_count(partitions)?;
+        let config = self
+            .log_config(&overrides)
+            .map_err(|e| (ErrorCode::INVALID_CONFIG, e))?;
+        let _admin = self.admin.lock().await;
+        if self.get(name).is_some() {
             return Err((
                 ErrorCode::TOPIC_ALREADY_EXISTS,
                 format!("topic '{name}' already exists"),
             ));
         }
-        let id = Uuid::new_v4();
+        let topic = Topic::new(name, Uuid::new_v4(), overrides, Vec::new());
         if validate_only {
-            return Ok(Arc::new(Topic {
-                name: name.to_owned(),
-                id,
-                overrides: RwLock::new(overrides),
-                partitions: RwLock::new(Vec::new()),
-            }));
+            return Ok(Arc::new(topic));
         }
-        let internal = |e: BrokerError| (ErrorCode::KAFKA_STORAGE_ERROR, e.to_string());
-        self.write_topic_file(name, id, partitions, &overrides)
-            .map_err(internal)?;
-        let topic = Arc::new(
-            self.open_topic(name, id, partitions, overrides, now_ms)
-                .map_err(internal)?,
-        );
-        map.insert(name.to_owned(), topic.clone());
+        let this = self.clone();
+        let topic = blocking(move || {
+            this.remove_leftover_folders(&topic.name)?;
+            let opened = this.open_partitions(&topic.name, 0..partitions, &config, now_ms);
+            let opened = opened.and_then(|p| {
+                this.write_topic_file(&topic.name, topic.id, partitions, &topic.overrides())?;
+                Ok(p)
+            });
+            match opened {
+                Ok(p) => {
+                    *topic.partitions.write().unwrap_or_else(|e| e.into_inner()) = p;
+                    Ok(topic)
+                }
+                Err(e) => {
+                    // Leave nothing half made behind.
+                    let _ = this.remove_leftover_folders(&topic.name);
+                    Err(e)
+                }
+            }
+        })
+        .await?;
         info!(topic = %name, partitions, "created topic");
-        Ok(topic)
+        Ok(self.insert(topic))
     }
 
     /// Deletes a topic and its data.
-    pub(crate) fn delete(&self, name: &str) -> Result<Uuid, ErrorCode> {
-        let Some(topic) = self.write_map().remove(name) else {
-            return Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION);
+    pub(crate) async fn delete(self: &Arc<Self>, name: &str) -> Result<Uuid, ErrorCode> {
+        let _admin = self.admin.lock().await;
+        let topic = {
+            let mut maps = self.maps.write().unwrap_or_else(|p| p.into_inner());
+            let Some(topic) = maps.by_name.remove(name) else {
+                return Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION);
+            };
+            maps.by_id.remove(&topic.id);
+            topic
         };
-        let path = self.topic_file(name);
-        if let Err(e) = fs::remove_file(&path) {
-            warn!(path = %path.display(), error = %e, "removing topic file");
-        }
-        let partitions =
-            std::mem::take(&mut *topic.partitions.write().unwrap_or_else(|p| p.into_inner()));
-        for partition in partitions {
-            match Arc::try_unwrap(partition) {
-                Ok(p) => {
-                    if let Err(e) = p.delete() {
-                        warn!(topic = %name, error = %e, "deleting partition data");
-                    }
-                }
-                Err(p) => {
-                    // A request still holds it; remove the folder directly.
-                    let dir = self.data_dir.join(format!("{name}-{}", p.index));
-                    if let Err(e) = fs::remove_dir_all(&dir) {
-                        warn!(dir = %dir.display(), error = %e, "deleting partition folder");
-                    }
+        topic.deleted.store(true, Ordering::Release);
+        let this = self.clone();
+        let id = topic.id;
+        let result = blocking(move || {
+            let path = this.topic_file(&topic.name);
+            fs::remove_file(&path).map_err(|e| BrokerError::io(format!("removing {}", path.display()), e))?;
+            sync_dir(&this.data_dir.join(TOPICS_DIR))?;
+            for partition in topic.take_partitions() {
+                let index = partition.index;
+                let removed = match Arc::try_unwrap(partition) {
+                    Ok(p) => p.delete().map_err(BrokerError::from),
+                    // A request still holds it; its open files stay readable until it ends.
+                    Err(_) => remove_dir(&this.partition_dir(&topic.name, index)),
+                };
+                if let Err(e) = removed {
+                    warn!(topic = %topic.name, partition = index, error = %e, "deleting partition data; removed when the name is created again");
                 }
             }
+            Ok(())
+        })
+        .await;
+        if let Err((_, message)) = result {
+            warn!(topic = %name, error = %message, "deleting topic");
+            return Err(ErrorCode::KAFKA_STORAGE_ERROR);
         }
         info!(topic = %name, "deleted topic");
-        Ok(topic.id)
+        Ok(id)
     }
 
     /// Grows a topic to `count` partitions.
-    pub(crate) fn add_partitions(
-        &self,
+    pub(crate) async fn add_partitions(
+        self: &Arc<Self>,
         name: &str,
         count: i32,
         validate_only: bool,
         now_ms: i64,
-    ) -> Result<(), (ErrorCode, String)> {
+    ) -> Result<(), Failure> {
+        check_partition_count(count)?;
+        let _admin = self.admin.lock().await;
         let topic = self.get(name).ok_or((
             ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
             format!("topic '{name}' does not exist"),
         ))?;
-        let mut partitions = topic.partitions.write().unwrap_or_else(|p| p.into_inner());
-        let current = partitions.len() as i32;
+        let current = topic.partition_count();
         if count <= current {
             return Err((
                 ErrorCode::INVALID_PARTITIONS,
@@ -315,38 +348,105 @@ impl Topics {
         if validate_only {
             return Ok(());
         }
-        let overrides = topic.overrides();
-        let internal = |e: String| (ErrorCode::KAFKA_STORAGE_ERROR, e);
-        self.write_topic_file(name, topic.id, count, &overrides)
-            .map_err(|e| internal(e.to_string()))?;
-        let config = self
-            .log_config(&overrides)
-            .map_err(|e| internal(e.to_string()))?;
-        for index in current..count {
-            let dir = self.data_dir.join(format!("{name}-{index}"));
-            let partition = Partition::open(index, &dir, config.clone(), now_ms)
-                .map_err(|e| internal(e.to_string()))?;
-            partitions.push(Arc::new(partition));
-        }
+        let this = self.clone();
+        let grown = topic.clone();
+        blocking(move || {
+            let config =
+                this.log_config(&grown.overrides())
+                    .map_err(|reason| BrokerError::Metadata {
+                        path: grown.name.clone(),
+                        reason,
+                    })?;
+            let added = this.open_partitions(&grown.name, current..count, &config, now_ms)?;
+            this.write_topic_file(&grown.name, grown.id, count, &grown.overrides())?;
+            grown
+                .partitions
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(added);
+            Ok(())
+        })
+        .await?;
         info!(topic = %name, from = current, to = count, "added partitions");
         Ok(())
     }
 
-    /// Replaces a topic's config overrides and applies them to its partitions.
-    pub(crate) fn set_overrides(
-        &self,
-        topic: &Topic,
-        overrides: BTreeMap<String, String>,
-    ) -> Result<(), (ErrorCode, String)> {
+    /// Changes a topic's config overrides (`change` maps the current ones to the new ones,
+    /// under the admin lock, so concurrent changes do not lose each other), stores them and
+    /// applies them to its partitions.
+    pub(crate) async fn alter_overrides(
+        self: &Arc<Self>,
+        name: &str,
+        validate_only: bool,
+        change: impl FnOnce(BTreeMap<String, String>) -> Result<BTreeMap<String, String>, Failure>,
+    ) -> Result<(), Failure> {
+        let _admin = self.admin.lock().await;
+        let topic = self.get(name).ok_or((
+            ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+            format!("topic '{name}' does not exist"),
+        ))?;
+        let overrides = change(topic.overrides())?;
         let config = self
             .log_config(&overrides)
-            .map_err(|e| (ErrorCode::INVALID_CONFIG, e.to_string()))?;
-        self.write_topic_file(&topic.name, topic.id, topic.partition_count(), &overrides)
-            .map_err(|e| (ErrorCode::KAFKA_STORAGE_ERROR, e.to_string()))?;
+            .map_err(|e| (ErrorCode::INVALID_CONFIG, e))?;
+        if validate_only || topic.deleted.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let this = self.clone();
+        let stored = topic.clone();
+        let written = overrides.clone();
+        blocking(move || {
+            this.write_topic_file(&stored.name, stored.id, stored.partition_count(), &written)
+        })
+        .await?;
         for partition in topic.partitions() {
-            partition.update_config(config.clone());
+            partition.update_config(config.clone()).await;
         }
         *topic.overrides.write().unwrap_or_else(|p| p.into_inner()) = overrides;
+        Ok(())
+    }
+
+    fn open_partitions(
+        &self,
+        name: &str,
+        indexes: std::ops::Range<i32>,
+        config: &LogConfig,
+        now_ms: i64,
+    ) -> Result<Vec<Arc<Partition>>, BrokerError> {
+        indexes
+            .map(|index| {
+                Ok(Arc::new(Partition::open(
+                    index,
+                    &self.partition_dir(name, index),
+                    config.clone(),
+                    now_ms,
+                )?))
+            })
+            .collect()
+    }
+
+    fn partition_dir(&self, name: &str, index: i32) -> PathBuf {
+        self.data_dir.join(format!("{name}-{index}"))
+    }
+
+    /// Removes partition folders of `name` that no topic owns.
+    fn remove_leftover_folders(&self, name: &str) -> Result<(), BrokerError> {
+        let entries = fs::read_dir(&self.data_dir)
+            .map_err(|e| BrokerError::io(format!("listing {}", self.data_dir.display()), e))?;
+        for entry in entries.flatten() {
+            let file_name = entry.file_name();
+            let Some(rest) = file_name
+                .to_str()
+                .and_then(|f| f.strip_prefix(name))
+                .and_then(|r| r.strip_prefix('-'))
+            else {
+                continue;
+            };
+            if !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()) {
+                warn!(topic = %name, folder = %entry.path().display(), "removing data left by an earlier topic of this name");
+                remove_dir(&entry.path())?;
+            }
+        }
         Ok(())
     }
 
@@ -370,35 +470,98 @@ impl Topics {
             path: name.to_owned(),
             reason: e.to_string(),
         })?;
-        write_atomically(&self.topic_file(name), text.as_bytes())
+        let n = self.temp_files.fetch_add(1, Ordering::Relaxed);
+        write_atomically_via(&self.topic_file(name), &format!("tmp{n}"), text.as_bytes())
     }
 
-    /// Closes every partition cleanly.
+    /// Closes every partition cleanly. Blocking.
     pub(crate) fn close(&self) {
-        for (name, topic) in self.write_map().drain() {
-            let partitions =
-                std::mem::take(&mut *topic.partitions.write().unwrap_or_else(|p| p.into_inner()));
-            for partition in partitions {
-                match Arc::try_unwrap(partition) {
-                    Ok(p) => {
-                        if let Err(e) = p.close() {
-                            warn!(topic = %name, error = %e, "closing partition");
-                        }
-                    }
-                    Err(p) => {
-                        if let Err(e) = p.flush() {
-                            warn!(topic = %name, error = %e, "flushing partition");
-                        }
-                    }
+        let topics: Vec<Arc<Topic>> = {
+            let mut maps = self.maps.write().unwrap_or_else(|p| p.into_inner());
+            maps.by_id.clear();
+            maps.by_name.drain().map(|(_, t)| t).collect()
+        };
+        for topic in topics {
+            for partition in topic.take_partitions() {
+                let closed = match Arc::try_unwrap(partition) {
+                    Ok(p) => p.close(),
+                    Err(p) => p.flush(),
+                };
+                if let Err(e) = closed {
+                    warn!(topic = %topic.name, error = %e, "closing partition");
                 }
             }
         }
     }
 }
 
-/// Writes `bytes` to `path` through a temporary file and a rename, fsyncing the file.
+impl Topic {
+    fn new(
+        name: &str,
+        id: Uuid,
+        overrides: BTreeMap<String, String>,
+        partitions: Vec<Arc<Partition>>,
+    ) -> Topic {
+        Topic {
+            name: name.to_owned(),
+            id,
+            overrides: RwLock::new(overrides),
+            partitions: RwLock::new(partitions),
+            deleted: AtomicBool::new(false),
+        }
+    }
+}
+
+fn check_partition_count(count: i32) -> Result<(), Failure> {
+    if count < 1 {
+        return Err((
+            ErrorCode::INVALID_PARTITIONS,
+            format!("{count} partitions requested; at least 1 is needed"),
+        ));
+    }
+    if count > MAX_PARTITIONS {
+        return Err((ErrorCode::INVALID_PARTITIONS, format!("{count} partitions requested; this broker allows at most {MAX_PARTITIONS} per topic")));
+    }
+    Ok(())
+}
+
+/// Runs file work on a blocking thread; failures become `KAFKA_STORAGE_ERROR`.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, BrokerError> + Send + 'static,
+) -> Result<T, Failure> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(e)) => Err((ErrorCode::KAFKA_STORAGE_ERROR, e.to_string())),
+        Err(e) => Err((ErrorCode::KAFKA_STORAGE_ERROR, e.to_string())),
+    }
+}
+
+fn remove_dir(dir: &Path) -> Result<(), BrokerError> {
+    match fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(BrokerError::io(format!("removing {}", dir.display()), e)),
+    }
+}
+
+fn sync_dir(dir: &Path) -> Result<(), BrokerError> {
+    fs::File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| BrokerError::io(format!("syncing folder {}", dir.display()), e))
+}
+
+/// Writes `bytes` to `path` through a temporary file and a rename, fsyncing the file and
+/// then the folder so the rename itself survives a power loss.
 pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), BrokerError> {
-    let tmp = path.with_extension("tmp");
+    write_atomically_via(path, "tmp", bytes)
+}
+
+fn write_atomically_via(
+    path: &Path,
+    temp_extension: &str,
+    bytes: &[u8],
+) -> Result<(), BrokerError> {
+    let tmp = path.with_extension(temp_extension);
     let write = || -> std::io::Result<()> {
         use std::io::Write;
         let mut f = fs::File::create(&tmp)?;
@@ -406,7 +569,11 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), BrokerEr
         f.sync_all()?;
         fs::rename(&tmp, path)
     };
-    write().map_err(|e| BrokerError::io(format!("writing {}", path.display()), e))
+    write().map_err(|e| BrokerError::io(format!("writing {}", path.display()), e))?;
+    match path.parent() {
+        Some(parent) => sync_dir(parent),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -422,26 +589,90 @@ mod tests {
         assert!(validate_topic_name(&"x".repeat(250)).is_err());
     }
 
-    #[test]
-    fn topics_survive_reload() {
+    #[tokio::test]
+    async fn topics_survive_reload() {
         let dir = tempfile::tempdir().unwrap();
-        let topics = Topics::load(dir.path(), LogConfig::default(), 0).unwrap();
+        let topics = Arc::new(Topics::load(dir.path(), LogConfig::default(), 0).unwrap());
         let mut configs = BTreeMap::new();
         configs.insert("retention.ms".to_owned(), "1000".to_owned());
-        let t = topics.create("a", 3, configs, false, 0).unwrap();
+        configs.insert("min.insync.replicas".to_owned(), "2".to_owned());
+        let t = topics.create("a", 3, configs, false, 0).await.unwrap();
         let id = t.id;
-        let again = topics.create("a", 1, BTreeMap::new(), false, 0);
+        let again = topics.create("a", 1, BTreeMap::new(), false, 0).await;
         assert!(matches!(again, Err((ErrorCode::TOPIC_ALREADY_EXISTS, _))));
-        topics.add_partitions("a", 4, false, 0).unwrap();
+        assert!(matches!(
+            topics
+                .create("b", MAX_PARTITIONS + 1, BTreeMap::new(), false, 0)
+                .await,
+            Err((ErrorCode::INVALID_PARTITIONS, _))
+        ));
+        topics.add_partitions("a", 4, false, 0).await.unwrap();
+        assert_eq!(topics.get_by_id(id).unwrap().name, "a");
         drop(t);
         topics.close();
-        let again = Topics::load(dir.path(), LogConfig::default(), 0).unwrap();
+        let again = Arc::new(Topics::load(dir.path(), LogConfig::default(), 0).unwrap());
         let t = again.get("a").unwrap();
         assert_eq!(t.id, id);
         assert_eq!(t.partition_count(), 4);
         assert_eq!(t.overrides()["retention.ms"], "1000");
         drop(t);
-        again.delete("a").unwrap();
+        again.delete("a").await.unwrap();
         assert!(!dir.path().join("a-0").exists());
+        assert!(again.get_by_id(id).is_none());
+    }
+
+    #[tokio::test]
+    async fn leftover_folders_do_not_come_back_under_a_new_topic() {
+        let dir = tempfile::tempdir().unwrap();
+        let topics = Arc::new(Topics::load(dir.path(), LogConfig::default(), 0).unwrap());
+        // A folder of an earlier "old" whose deletion did not finish, with a segment in it.
+        fs::create_dir_all(dir.path().join("old-0")).unwrap();
+        fs::write(dir.path().join("old-0/00000000000000000000.log"), b"stale").unwrap();
+        fs::create_dir_all(dir.path().join("old-x")).unwrap();
+        topics
+            .create("old", 1, BTreeMap::new(), false, 0)
+            .await
+            .unwrap();
+        let log = fs::read(dir.path().join("old-0/00000000000000000000.log")).unwrap_or_default();
+        assert!(log.is_empty(), "stale data survived");
+        assert!(
+            dir.path().join("old-x").exists(),
+            "only NAME-<digits> folders are partitions"
+        );
+    }
+
+    #[tokio::test]
+    async fn concurrent_config_changes_are_not_lost() {
+        let dir = tempfile::tempdir().unwrap();
+        let topics = Arc::new(Topics::load(dir.path(), LogConfig::default(), 0).unwrap());
+        topics
+            .create("c", 1, BTreeMap::new(), false, 0)
+            .await
+            .unwrap();
+        const KEYS: [&str; 4] = [
+            "retention.ms",
+            "segment.ms",
+            "delete.retention.ms",
+            "min.insync.replicas",
+        ];
+        let keys = KEYS;
+        let tasks: Vec<_> = KEYS
+            .into_iter()
+            .map(|key| {
+                let topics = topics.clone();
+                tokio::spawn(async move {
+                    topics
+                        .alter_overrides("c", false, |mut o| {
+                            o.insert(key.to_owned(), "5".to_owned());
+                            Ok(o)
+                        })
+                        .await
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
+        assert_eq!(topics.get("c").unwrap().overrides().len(), keys.len());
     }
 }

@@ -149,3 +149,65 @@ async fn corrupt_and_oversized_batches_get_kafka_errors() {
     assert_eq!(produce(&conn, "t", 0, good).await.0, 0);
     assert_eq!(list_offset(&conn, "t", 0, -1).await, (0, 1, -1));
 }
+
+#[tokio::test]
+async fn produce_rules_kafka_enforces() {
+    use kafka_protocol::messages::create_topics_request::CreatableTopicConfig;
+    let b = TestBroker::start().await;
+    let conn = b.connect().await;
+    crate::create_topic(&conn, "t", 1).await;
+    let compacted = CreatableTopic::default()
+        .with_name(crate::name("compacted"))
+        .with_num_partitions(1)
+        .with_replication_factor(1)
+        .with_configs(vec![CreatableTopicConfig::default()
+            .with_name(crate::s("cleanup.policy"))
+            .with_value(Some(crate::s("compact")))]);
+    conn.send(&CreateTopicsRequest::default().with_topics(vec![compacted]))
+        .await
+        .unwrap();
+    let one = |key: Option<&[u8]>| {
+        let mut b = BatchBuilder::new(Compression::Lz4);
+        b.push(1, key, Some(b"v"), &[]);
+        b.build().unwrap()
+    };
+    // Two batches in one partition's payload.
+    let mut two = one(Some(b"k")).to_vec();
+    two.extend_from_slice(&one(Some(b"k")));
+    assert_eq!(
+        produce(&conn, "t", 0, two.into()).await.0,
+        ErrorCode::INVALID_RECORD.code()
+    );
+    // A control batch.
+    let control = BatchBuilder::new(Compression::None).control(true);
+    let mut control = control;
+    control.push(1, Some(&[0, 0, 0, 0]), Some(&[0, 0, 0, 0, 0, 0]), &[]);
+    assert_eq!(
+        produce(&conn, "t", 0, control.build().unwrap()).await.0,
+        ErrorCode::INVALID_RECORD.code()
+    );
+    // A record without a key on a compacted topic; with a key it is fine.
+    assert_eq!(
+        produce(&conn, "compacted", 0, one(None)).await.0,
+        ErrorCode::INVALID_RECORD.code()
+    );
+    assert_eq!(
+        produce(&conn, "compacted", 0, one(Some(b"k"))).await,
+        (0, 0)
+    );
+    assert_eq!(list_offset(&conn, "t", 0, -1).await, (0, 0, -1));
+}
+
+#[tokio::test]
+async fn failed_acks_zero_produce_closes_the_connection() {
+    let b = TestBroker::start().await;
+    let conn = b.connect().await;
+    let mut batch = BatchBuilder::new(Compression::None);
+    batch.push(1, None, Some(b"v"), &[]);
+    let request = crate::produce_request("no-such-topic", 0, batch.build().unwrap()).with_acks(0);
+    let version = conn.version_for::<ProduceRequest>().unwrap();
+    conn.send_no_response(&request, version).await.unwrap();
+    // The broker tells an acks=0 producer about a failure the only way it can.
+    assert!(conn.send(&MetadataRequest::default()).await.is_err());
+    still_serves(&b).await;
+}

@@ -115,3 +115,39 @@ async fn pipelined_requests_on_one_connection_get_their_own_answers() {
         assert_eq!(offset, i as i64 + 1);
     }
 }
+
+#[tokio::test]
+async fn shutdown_does_not_wait_out_long_polls_and_closes_logs_cleanly() {
+    use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    let b = TestBroker::start().await;
+    let conn = b.connect().await;
+    crate::create_topic(&conn, "quiet", 1).await;
+    let poll = FetchRequest::default()
+        .with_max_wait_ms(30_000)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(crate::name("quiet"))
+            .with_partitions(vec![
+                FetchPartition::default().with_partition_max_bytes(1 << 20)
+            ])]);
+    let waiting = tokio::spawn(async move { conn.send_version(&poll, 12).await });
+    // The long poll is in flight once the broker has read it; a second connection's answer
+    // proves the broker is serving, then shut down.
+    let other = b.connect().await;
+    other.send(&MetadataRequest::default()).await.unwrap();
+    drop(other);
+    let TestBroker { broker, dir } = b;
+    tokio::time::timeout(Duration::from_secs(10), broker.shutdown())
+        .await
+        .expect("shutdown waited for the long poll")
+        .unwrap();
+    assert!(
+        waiting.await.unwrap().is_err(),
+        "the polling connection is closed"
+    );
+    assert!(
+        dir.path().join("quiet-0").join("clean-shutdown").exists(),
+        "log closed cleanly"
+    );
+}

@@ -320,3 +320,27 @@ async fn records_and_topics_survive_restart() {
         (0, 2)
     );
 }
+
+#[tokio::test]
+async fn fetch_max_bytes_caps_what_a_client_asks() {
+    let b = TestBroker::start_with(|c| c.set("fetch.max.bytes", "6000").unwrap()).await;
+    let conn = b.connect().await;
+    create_topic(&conn, "capped", 2).await;
+    let big = "x".repeat(5000);
+    for p in 0..2 {
+        let mut batch = BatchBuilder::new(Compression::None);
+        batch.push(1, None, Some(big.as_bytes()), &[]);
+        assert_eq!(
+            produce(&conn, "capped", p, batch.build().unwrap()).await.0,
+            0
+        );
+    }
+    let request = fetch_request("capped", &[(0, 0), (1, 0)], i32::MAX, i32::MAX, 0);
+    let r = fetch(&conn, &request).await;
+    let total: usize = r.responses[0]
+        .partitions
+        .iter()
+        .map(|p| values(&p.records).len())
+        .sum();
+    assert_eq!(total, 1);
+}

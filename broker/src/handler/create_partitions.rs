@@ -14,35 +14,30 @@ pub(crate) async fn handle(
     _version: i16,
 ) -> CreatePartitionsResponse {
     let node = state.config.node_id;
-    let results = request
-        .topics
-        .into_iter()
-        .map(|t| {
-            let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
-            let bad_assignment = t
-                .assignments
-                .as_ref()
-                .is_some_and(|a| a.iter().any(|a| a.broker_ids.iter().any(|b| b.0 != node)));
-            let outcome = if bad_assignment {
-                Err((
-                    ErrorCode::INVALID_REPLICA_ASSIGNMENT,
-                    format!("this cluster has one broker, {node}"),
-                ))
-            } else {
-                state.topics.add_partitions(
-                    t.name.0.as_str(),
-                    t.count,
-                    request.validate_only,
-                    now_ms(),
-                )
-            };
-            match outcome {
-                Ok(()) => result,
-                Err((code, message)) => result
-                    .with_error_code(code.code())
-                    .with_error_message(Some(str_bytes(message))),
-            }
-        })
-        .collect();
+    let mut results = Vec::with_capacity(request.topics.len());
+    for t in request.topics {
+        let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+        let bad_assignment = t
+            .assignments
+            .as_ref()
+            .is_some_and(|a| a.iter().any(|a| a.broker_ids.iter().any(|b| b.0 != node)));
+        let outcome = if bad_assignment {
+            Err((
+                ErrorCode::INVALID_REPLICA_ASSIGNMENT,
+                format!("this cluster has one broker, {node}"),
+            ))
+        } else {
+            state
+                .topics
+                .add_partitions(t.name.0.as_str(), t.count, request.validate_only, now_ms())
+                .await
+        };
+        results.push(match outcome {
+            Ok(()) => result,
+            Err((code, message)) => result
+                .with_error_code(code.code())
+                .with_error_message(Some(str_bytes(message))),
+        });
+    }
     CreatePartitionsResponse::default().with_results(results)
 }

@@ -1,5 +1,6 @@
 //! DeleteRecords (key 21): versions 0-2. Moves a partition's log start offset forward;
-//! offset -1 means the high watermark. Whole segments below it are removed.
+//! offset -1 means the high watermark. Whole segments below it are removed. Compact-only
+//! topics refuse it (`POLICY_VIOLATION`), as in Kafka.
 
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
@@ -14,34 +15,30 @@ pub(crate) async fn handle(
     request: DeleteRecordsRequest,
     _version: i16,
 ) -> DeleteRecordsResponse {
-    let topics = request
-        .topics
-        .into_iter()
-        .map(|t| {
-            let topic = state.topics.get(t.name.0.as_str());
-            let partitions = t
-                .partitions
-                .iter()
-                .map(|p| {
-                    let result = DeleteRecordsPartitionResult::default()
-                        .with_partition_index(p.partition_index);
-                    let outcome = match topic
-                        .as_ref()
-                        .and_then(|topic| topic.partition(p.partition_index))
-                    {
-                        None => Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
-                        Some(partition) => partition.delete_records_before(p.offset),
-                    };
-                    match outcome {
-                        Ok(low) => result.with_low_watermark(low),
-                        Err(code) => result.with_error_code(code.code()).with_low_watermark(-1),
-                    }
-                })
-                .collect();
+    let mut topics = Vec::with_capacity(request.topics.len());
+    for t in request.topics {
+        let topic = state.topics.get(t.name.0.as_str());
+        let mut partitions = Vec::with_capacity(t.partitions.len());
+        for p in &t.partitions {
+            let result =
+                DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index);
+            let outcome = match topic
+                .as_ref()
+                .and_then(|topic| topic.partition(p.partition_index))
+            {
+                None => Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
+                Some(partition) => partition.delete_records_before(p.offset).await,
+            };
+            partitions.push(match outcome {
+                Ok(low) => result.with_low_watermark(low),
+                Err(code) => result.with_error_code(code.code()).with_low_watermark(-1),
+            });
+        }
+        topics.push(
             DeleteRecordsTopicResult::default()
                 .with_name(t.name)
-                .with_partitions(partitions)
-        })
-        .collect();
+                .with_partitions(partitions),
+        );
+    }
     DeleteRecordsResponse::default().with_topics(topics)
 }

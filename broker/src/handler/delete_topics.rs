@@ -5,6 +5,7 @@
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse};
 use strom_protocol::ErrorCode;
+use uuid::Uuid;
 
 use super::{str_bytes, topic_name};
 use crate::state::BrokerState;
@@ -14,7 +15,7 @@ pub(crate) async fn handle(
     request: DeleteTopicsRequest,
     version: i16,
 ) -> DeleteTopicsResponse {
-    let targets: Vec<(Option<String>, uuid::Uuid)> = if version >= 6 {
+    let targets: Vec<(Option<String>, Uuid)> = if version >= 6 {
         request
             .topics
             .into_iter()
@@ -24,31 +25,34 @@ pub(crate) async fn handle(
         request
             .topic_names
             .into_iter()
-            .map(|n| (Some(n.0.to_string()), uuid::Uuid::nil()))
+            .map(|n| (Some(n.0.to_string()), Uuid::nil()))
             .collect()
     };
-    let responses = targets
-        .into_iter()
-        .map(|(name, id)| {
-            let name = name.or_else(|| state.topics.get_by_id(id).map(|t| t.name.clone()));
-            let Some(name) = name else {
-                return DeletableTopicResult::default()
+    let mut responses = Vec::with_capacity(targets.len());
+    for (name, id) in targets {
+        let name = name.or_else(|| state.topics.get_by_id(id).map(|t| t.name.clone()));
+        let Some(name) = name else {
+            responses.push(
+                DeletableTopicResult::default()
                     .with_topic_id(id)
-                    .with_error_code(ErrorCode::UNKNOWN_TOPIC_ID.code());
-            };
-            let result = DeletableTopicResult::default().with_name(Some(topic_name(name.clone())));
-            match state.topics.delete(&name) {
-                Ok(id) if version >= 6 => result.with_topic_id(id),
-                Ok(_) => result,
-                Err(code) if version >= 5 => result
+                    .with_error_code(ErrorCode::UNKNOWN_TOPIC_ID.code()),
+            );
+            continue;
+        };
+        let result = DeletableTopicResult::default().with_name(Some(topic_name(name.clone())));
+        responses.push(match state.topics.delete(&name).await {
+            Ok(id) if version >= 6 => result.with_topic_id(id),
+            Ok(_) => result,
+            Err(code) if version >= 5 => {
+                result
                     .with_error_code(code.code())
                     .with_error_message(Some(str_bytes(format!(
                         "topic '{name}': {}",
                         code.message()
-                    )))),
-                Err(code) => result.with_error_code(code.code()),
+                    ))))
             }
-        })
-        .collect();
+            Err(code) => result.with_error_code(code.code()),
+        });
+    }
     DeleteTopicsResponse::default().with_responses(responses)
 }

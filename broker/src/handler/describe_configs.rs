@@ -46,25 +46,35 @@ pub(crate) fn topic_entries(
         .topics
         .log_config(overrides)
         .unwrap_or_else(|_| state.topics.defaults().clone());
-    config
-        .describe()
+    crate::topic_config::describe(&config, overrides)
         .into_iter()
         .map(|e| {
-            let source = if overrides.contains_key(e.name) {
+            let source = if e.overridden {
                 SOURCE_DYNAMIC_TOPIC
-            } else if state.config.log_defaults.contains_key(e.name) {
+            } else if state.config.log_defaults.contains_key(&e.name) {
                 SOURCE_STATIC_BROKER
             } else {
                 SOURCE_DEFAULT
             };
-            let kind = match e.name {
-                "cleanup.policy" => TYPE_LIST,
+            let kind = match e.name.as_str() {
+                "cleanup.policy"
+                | "leader.replication.throttled.replicas"
+                | "follower.replication.throttled.replicas" => TYPE_LIST,
                 "min.cleanable.dirty.ratio" => TYPE_DOUBLE,
-                "segment.bytes" | "max.message.bytes" | "index.interval.bytes" => TYPE_INT,
+                "compression.type" | "message.timestamp.type" => TYPE_STRING,
+                "unclean.leader.election.enable"
+                | "message.downconversion.enable"
+                | "preallocate"
+                | "remote.storage.enable" => TYPE_BOOLEAN,
+                "segment.bytes"
+                | "max.message.bytes"
+                | "index.interval.bytes"
+                | "min.insync.replicas"
+                | "segment.index.bytes" => TYPE_INT,
                 _ => TYPE_LONG,
             };
             Entry {
-                name: e.name.to_owned(),
+                name: e.name,
                 value: e.value,
                 source,
                 kind,
@@ -109,7 +119,9 @@ fn broker_entries(state: &BrokerState) -> Vec<Entry> {
         ),
     ];
     for (key, value) in &c.log_defaults {
-        entries.push(entry(&format!("log.{key}"), value.clone(), TYPE_STRING));
+        if let Some(broker_key) = crate::config::broker_key_for(key) {
+            entries.push(entry(broker_key, value.clone(), TYPE_STRING));
+        }
     }
     entries
 }

@@ -74,20 +74,23 @@ pub(crate) async fn handle(
             }
         })
         .collect();
+    // The response limit: the client's, capped by the broker's `fetch.max.bytes`.
+    let max_bytes = request.max_bytes.clamp(0, state.config.fetch_max_bytes) as usize;
     let mut appended = state.appended.subscribe();
     loop {
         // Mark the current append count as seen before reading, so no append is missed.
         appended.borrow_and_update();
-        let (output, read) = read_all(&request, &topics, version);
+        let (output, read) = read_all(&request, &topics, version, max_bytes).await;
         let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
-        if read.bytes >= min_bytes || read.errors || Instant::now() >= deadline {
+        let nothing_asked = request.topics.iter().all(|t| t.partitions.is_empty());
+        if read.bytes >= min_bytes || read.errors || nothing_asked || Instant::now() >= deadline {
             return output;
         }
         if tokio::time::timeout_at(deadline, appended.changed())
             .await
             .is_err()
         {
-            return read_all(&request, &topics, version).0;
+            return read_all(&request, &topics, version, max_bytes).await.0;
         }
     }
 }
@@ -98,13 +101,14 @@ struct Read {
     errors: bool,
 }
 
-fn read_all(
+async fn read_all(
     request: &FetchRequest,
     topics: &[Option<Arc<Topic>>],
     version: i16,
+    max_bytes: usize,
 ) -> (FetchOutput, Read) {
     let mut regions = Vec::new();
-    let mut remaining = usize::try_from(request.max_bytes).unwrap_or(0);
+    let mut remaining = max_bytes;
     let mut total = 0usize;
     let mut errors = false;
     let mut responses = Vec::with_capacity(request.topics.len());
@@ -113,7 +117,9 @@ fn read_all(
         for p in &fetch_topic.partitions {
             let data = PartitionData::default().with_partition_index(p.partition);
             let Some(partition) = topic.as_ref().and_then(|t| t.partition(p.partition)) else {
-                let code = if version >= 13 {
+                // v13+ names topics by id: an unknown id is UNKNOWN_TOPIC_ID, an unknown
+                // partition of a known topic UNKNOWN_TOPIC_OR_PARTITION.
+                let code = if version >= 13 && topic.is_none() {
                     ErrorCode::UNKNOWN_TOPIC_ID
                 } else {
                     ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
@@ -123,23 +129,24 @@ fn read_all(
                 errors = true;
                 continue;
             };
-            let marks = partition.watermarks();
+            let limit = usize::try_from(p.partition_max_bytes)
+                .unwrap_or(0)
+                .min(remaining);
+            let min_one = total == 0;
+            // Watermarks and data from the same moment, so no record is past the high
+            // watermark reported with it.
+            let (marks, region) = if limit == 0 && !min_one {
+                (partition.watermarks().await, Ok(None))
+            } else {
+                partition.read_region(p.fetch_offset, limit, min_one).await
+            };
             let mut data = data
                 .with_high_watermark(marks.high_watermark)
                 .with_last_stable_offset(marks.high_watermark);
             if version >= 5 {
                 data = data.with_log_start_offset(marks.log_start_offset);
             }
-            let limit = usize::try_from(p.partition_max_bytes)
-                .unwrap_or(0)
-                .min(remaining);
-            let min_one = total == 0;
-            if limit == 0 && !min_one {
-                partitions.push(data.with_records(Some(Default::default())));
-                regions.push(None);
-                continue;
-            }
-            match partition.read_region(p.fetch_offset, limit, min_one) {
+            match region {
                 Ok(region) => {
                     let len = region.as_ref().map_or(0, FileRegion::len);
                     total += len;

@@ -7,44 +7,17 @@ use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsRe
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 use strom_protocol::ErrorCode;
 
-use super::alter_configs::not_alterable;
-use super::{str_bytes, RESOURCE_TOPIC};
+use kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig;
+
+use super::alter_configs::topic_resource;
+use super::str_bytes;
 use crate::state::BrokerState;
+use crate::topics::Failure;
 
 const SET: i8 = 0;
 const DELETE: i8 = 1;
 const APPEND: i8 = 2;
 const SUBTRACT: i8 = 3;
-
-type Failure = (ErrorCode, String);
-
-/// Applies `change` to a topic's overrides and stores the result (unless `validate_only`).
-pub(crate) fn apply(
-    state: &BrokerState,
-    resource_type: i8,
-    name: &str,
-    validate_only: bool,
-    change: impl FnOnce(BTreeMap<String, String>) -> Result<BTreeMap<String, String>, Failure>,
-) -> Result<(), Failure> {
-    if resource_type != RESOURCE_TOPIC {
-        return Err(not_alterable(resource_type));
-    }
-    let topic = state.topics.get(name).ok_or_else(|| {
-        (
-            ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
-            format!("topic '{name}' does not exist"),
-        )
-    })?;
-    let overrides = change(topic.overrides())?;
-    if validate_only {
-        return state
-            .topics
-            .log_config(&overrides)
-            .map(|_| ())
-            .map_err(|e| (ErrorCode::INVALID_CONFIG, e.to_string()));
-    }
-    state.topics.set_overrides(&topic, overrides)
-}
 
 fn list_edit(current: Option<&String>, value: &str, append: bool) -> String {
     let mut items: Vec<String> = current
@@ -72,74 +45,74 @@ pub(crate) async fn handle(
     request: IncrementalAlterConfigsRequest,
     _version: i16,
 ) -> IncrementalAlterConfigsResponse {
-    let responses = request
-        .resources
-        .into_iter()
-        .map(|resource| {
-            let response = AlterConfigsResourceResponse::default()
-                .with_resource_type(resource.resource_type)
-                .with_resource_name(resource.resource_name.clone());
-            let configs = resource.configs;
-            let outcome = apply(
-                state,
-                resource.resource_type,
-                resource.resource_name.as_str(),
-                request.validate_only,
-                |mut overrides| {
-                    for c in &configs {
-                        let key = c.name.to_string();
-                        let value = c.value.as_ref().map(|v| v.to_string()).unwrap_or_default();
-                        match c.config_operation {
-                            SET => {
-                                overrides.insert(key, value);
-                            }
-                            DELETE => {
-                                overrides.remove(&key);
-                            }
-                            APPEND | SUBTRACT if key == "cleanup.policy" => {
-                                let current = overrides.get(&key).cloned().or_else(|| {
-                                    Some(
-                                        state
-                                            .topics
-                                            .defaults()
-                                            .cleanup_policy
-                                            .as_kafka_str()
-                                            .to_owned(),
-                                    )
-                                });
-                                let edited = list_edit(
-                                    current.as_ref(),
-                                    &value,
-                                    c.config_operation == APPEND,
-                                );
-                                overrides.insert(key, edited);
-                            }
-                            APPEND | SUBTRACT => {
-                                return Err((
-                                    ErrorCode::INVALID_CONFIG,
-                                    format!("{key} is not a list config"),
-                                ))
-                            }
-                            other => {
-                                return Err((
-                                    ErrorCode::INVALID_REQUEST,
-                                    format!("unknown config operation {other}"),
-                                ))
-                            }
-                        }
-                    }
-                    Ok(overrides)
-                },
-            );
-            match outcome {
-                Ok(()) => response,
-                Err((code, message)) => response
-                    .with_error_code(code.code())
-                    .with_error_message(Some(str_bytes(message))),
+    let mut responses = Vec::with_capacity(request.resources.len());
+    for resource in request.resources {
+        let response = AlterConfigsResourceResponse::default()
+            .with_resource_type(resource.resource_type)
+            .with_resource_name(resource.resource_name.clone());
+        let default_policy = state.topics.defaults().cleanup_policy.as_kafka_str();
+        let outcome = match topic_resource(resource.resource_type) {
+            Ok(()) => {
+                let configs = resource.configs;
+                let name = resource.resource_name.as_str();
+                state
+                    .topics
+                    .alter_overrides(name, request.validate_only, |o| {
+                        apply(o, &configs, default_policy)
+                    })
+                    .await
             }
-        })
-        .collect();
+            Err(failure) => Err(failure),
+        };
+        responses.push(match outcome {
+            Ok(()) => response,
+            Err((code, message)) => response
+                .with_error_code(code.code())
+                .with_error_message(Some(str_bytes(message))),
+        });
+    }
     IncrementalAlterConfigsResponse::default().with_responses(responses)
+}
+
+/// Applies each operation to a topic's overrides.
+fn apply(
+    mut overrides: BTreeMap<String, String>,
+    configs: &[AlterableConfig],
+    default_policy: &str,
+) -> Result<BTreeMap<String, String>, Failure> {
+    for c in configs {
+        let key = c.name.to_string();
+        let value = c.value.as_ref().map(|v| v.to_string()).unwrap_or_default();
+        match c.config_operation {
+            SET => {
+                overrides.insert(key, value);
+            }
+            DELETE => {
+                overrides.remove(&key);
+            }
+            APPEND | SUBTRACT if key == "cleanup.policy" => {
+                let current = overrides
+                    .get(&key)
+                    .cloned()
+                    .unwrap_or_else(|| default_policy.to_owned());
+                let edited = list_edit(Some(&current), &value, c.config_operation == APPEND);
+                overrides.insert(key, edited);
+            }
+            APPEND | SUBTRACT => {
+                return Err((
+                    ErrorCode::INVALID_CONFIG,
+                    format!("{key} is not a list config"),
+                ))
+            }
+            other => {
+                return Err((
+                    ErrorCode::INVALID_REQUEST,
+                    format!("unknown config operation {other}"),
+                ))
+            }
+        }
+    }
+    Ok(overrides)
 }
 
 #[cfg(test)]

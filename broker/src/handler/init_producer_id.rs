@@ -1,9 +1,9 @@
 //! InitProducerId (key 22): versions 0-5, for idempotent producers.
 //!
-//! Without a transactional id the broker hands out a fresh producer id at epoch 0. A client
-//! that passes its current id and epoch (KIP-360, after a sequence error) gets the same id
-//! with the epoch bumped, or a new id once the epoch is exhausted. Transactional ids are not
-//! served by this broker yet and get `INVALID_REQUEST`.
+//! Without a transactional id the broker hands out a fresh producer id at epoch 0, as Kafka
+//! does, whatever id and epoch the client passes (KIP-360 clients pass their current ones
+//! after a sequence error; a fresh id serves them as well, and no client can bump another's
+//! epoch). Transactional ids are not served by this broker yet and get `INVALID_REQUEST`.
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use strom_protocol::ErrorCode;
@@ -25,17 +25,13 @@ pub(crate) async fn handle(
     if request.transactional_id.is_some() {
         return error(ErrorCode::INVALID_REQUEST);
     }
-    let (id, epoch) = match (request.producer_id.0, request.producer_epoch) {
-        (id, epoch) if id >= 0 && (0..i16::MAX - 1).contains(&epoch) => (id, epoch + 1),
-        _ => match state.producer_ids.next() {
-            Ok(id) => (id, 0),
-            Err(e) => {
-                warn!(error = %e, "cannot allocate a producer id");
-                return error(ErrorCode::KAFKA_STORAGE_ERROR);
-            }
-        },
-    };
-    InitProducerIdResponse::default()
-        .with_producer_id(ProducerId(id))
-        .with_producer_epoch(epoch)
+    match state.producer_ids.next() {
+        Ok(id) => InitProducerIdResponse::default()
+            .with_producer_id(ProducerId(id))
+            .with_producer_epoch(0),
+        Err(e) => {
+            warn!(error = %e, "cannot allocate a producer id");
+            error(ErrorCode::KAFKA_STORAGE_ERROR)
+        }
+    }
 }

@@ -26,54 +26,52 @@ pub(crate) async fn handle(
     request: ListOffsetsRequest,
     version: i16,
 ) -> ListOffsetsResponse {
-    let topics = request
-        .topics
-        .into_iter()
-        .map(|t| {
-            let topic = state.topics.get(t.name.0.as_str());
-            let partitions =
-                t.partitions
-                    .iter()
-                    .map(|p| {
-                        let response = ListOffsetsPartitionResponse::default()
-                            .with_partition_index(p.partition_index);
-                        match topic
-                            .as_ref()
-                            .and_then(|topic| topic.partition(p.partition_index))
-                        {
-                            None => response
-                                .with_error_code(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code()),
-                            Some(partition) => match lookup(&partition, p.timestamp) {
-                                Ok((offset, timestamp)) => {
-                                    let epoch = if version >= 4 { 0 } else { -1 };
-                                    response
-                                        .with_offset(offset)
-                                        .with_timestamp(timestamp)
-                                        .with_leader_epoch(epoch)
-                                }
-                                Err(code) => response.with_error_code(code.code()),
-                            },
-                        }
-                    })
-                    .collect();
+    let mut topics = Vec::with_capacity(request.topics.len());
+    for t in request.topics {
+        let topic = state.topics.get(t.name.0.as_str());
+        let mut partitions = Vec::with_capacity(t.partitions.len());
+        for p in &t.partitions {
+            let response =
+                ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
+            let found = match topic
+                .as_ref()
+                .and_then(|topic| topic.partition(p.partition_index))
+            {
+                None => Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
+                Some(partition) => lookup(&partition, p.timestamp).await,
+            };
+            partitions.push(match found {
+                Ok((offset, timestamp)) => {
+                    let epoch = if version >= 4 { 0 } else { -1 };
+                    response
+                        .with_offset(offset)
+                        .with_timestamp(timestamp)
+                        .with_leader_epoch(epoch)
+                }
+                Err(code) => response.with_error_code(code.code()),
+            });
+        }
+        topics.push(
             ListOffsetsTopicResponse::default()
                 .with_name(t.name)
-                .with_partitions(partitions)
-        })
-        .collect();
+                .with_partitions(partitions),
+        );
+    }
     ListOffsetsResponse::default().with_topics(topics)
 }
 
 /// (offset, timestamp) for a ListOffsets timestamp query.
-fn lookup(partition: &Partition, timestamp: i64) -> Result<(i64, i64), ErrorCode> {
-    let marks = partition.watermarks();
+async fn lookup(partition: &Partition, timestamp: i64) -> Result<(i64, i64), ErrorCode> {
     match timestamp {
-        LATEST => Ok((marks.high_watermark, -1)),
-        EARLIEST | EARLIEST_LOCAL | EARLIEST_PENDING_UPLOAD => Ok((marks.log_start_offset, -1)),
+        LATEST => Ok((partition.watermarks().await.high_watermark, -1)),
+        EARLIEST | EARLIEST_LOCAL | EARLIEST_PENDING_UPLOAD => {
+            Ok((partition.watermarks().await.log_start_offset, -1))
+        }
         MAX_TIMESTAMP => Ok(partition
-            .max_timestamp()?
+            .max_timestamp()
+            .await?
             .map_or((-1, -1), |(ts, offset)| (offset, ts))),
         t if t < 0 => Err(ErrorCode::INVALID_REQUEST),
-        t => Ok(partition.offset_for_timestamp(t)?.unwrap_or((-1, -1))),
+        t => Ok(partition.offset_for_timestamp(t).await?.unwrap_or((-1, -1))),
     }
 }

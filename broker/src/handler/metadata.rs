@@ -41,15 +41,14 @@ pub(crate) async fn handle(
     } else {
         let allow_create =
             state.config.auto_create_topics && (version < 4 || request.allow_auto_topic_creation);
-        request
-            .topics
-            .unwrap_or_default()
-            .into_iter()
-            .map(|t| match t.name {
-                Some(name) => by_name(state, name.0.as_str(), allow_create, node, version),
+        let mut found = Vec::new();
+        for t in request.topics.unwrap_or_default() {
+            found.push(match t.name {
+                Some(name) => by_name(state, name.0.as_str(), allow_create, node, version).await,
                 None => by_id(state, t.topic_id, node, version),
-            })
-            .collect()
+            });
+        }
+        found
     };
     let mut response = MetadataResponse::default()
         .with_brokers(vec![broker])
@@ -63,7 +62,7 @@ pub(crate) async fn handle(
     response
 }
 
-fn by_name(
+async fn by_name(
     state: &BrokerState,
     name: &str,
     allow_create: bool,
@@ -84,13 +83,17 @@ fn by_name(
     if !allow_create {
         return failed(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION);
     }
-    match state.topics.create(
-        name,
-        state.config.num_partitions,
-        BTreeMap::new(),
-        false,
-        now_ms(),
-    ) {
+    let created = state
+        .topics
+        .create(
+            name,
+            state.config.num_partitions,
+            BTreeMap::new(),
+            false,
+            now_ms(),
+        )
+        .await;
+    match created {
         Ok(topic) => describe(&topic, node, version),
         // Created concurrently by another request.
         Err((ErrorCode::TOPIC_ALREADY_EXISTS, _)) => match state.topics.get(name) {
@@ -126,7 +129,9 @@ fn describe(topic: &Topic, node: BrokerId, version: i16) -> MetadataResponseTopi
         .with_name(Some(topic_name(topic.name.clone())))
         .with_partitions(partitions);
     if version >= 1 {
-        response = response.with_is_internal(topic.name.starts_with("__"));
+        response = response.with_is_internal(
+            topic.name == "__consumer_offsets" || topic.name == "__transaction_state",
+        );
     }
     if version >= 10 {
         response = response.with_topic_id(topic.id);

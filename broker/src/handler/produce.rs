@@ -1,39 +1,49 @@
 //! Produce (key 0): versions 3-11 served; 0-2 advertised but refused (see `net::dispatch`).
 //!
-//! Each partition's payload is validated (magic 2, lengths, CRC, `max.message.bytes`),
-//! checked against the idempotent-producer state, and appended with offsets assigned here.
-//! With one broker the in-sync replicas are this broker alone, so `acks=all` and `acks=1`
-//! answer once the records are in the log (written to the OS; see the log's flush policy).
-//! `acks=0` gets no response. Transactional produce is not served yet.
+//! Each partition's payload is validated (one magic-2 batch, lengths, CRC,
+//! `max.message.bytes`, keys on compacted topics), checked against the idempotent-producer
+//! state, and appended with offsets assigned here. With one broker the in-sync replicas
+//! are this broker alone, so `acks=all` and `acks=1` answer once the records are in the log
+//! (written to the OS; see the log's flush policy). `acks=0` gets no response; as in Kafka,
+//! a failure then closes the connection, the only way left to tell the client.
+//! Transactional produce is not served yet.
 
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use strom_protocol::ErrorCode;
 
 use super::str_bytes;
+use crate::partition::Refusal;
 use crate::state::{now_ms, BrokerState};
 
-pub(crate) async fn handle(
-    state: &BrokerState,
-    request: ProduceRequest,
-    version: i16,
-) -> Option<ProduceResponse> {
+/// What a Produce request comes to.
+pub(crate) enum Produced {
+    /// Send this response.
+    Respond(ProduceResponse),
+    /// `acks=0`, everything stored: no response.
+    Silent,
+    /// `acks=0` and something failed: close the connection.
+    Failed(ErrorCode),
+}
+
+pub(crate) async fn handle(state: &BrokerState, request: ProduceRequest, version: i16) -> Produced {
     let acks = request.acks;
-    let refuse_all = if !matches!(acks, -1..=1) {
+    let refuse_all: Option<Refusal> = if !matches!(acks, -1..=1) {
         Some((
             ErrorCode::INVALID_REQUIRED_ACKS,
-            "acks must be -1 (all), 0 or 1",
+            Some("acks must be -1 (all), 0 or 1".into()),
         ))
     } else if request.transactional_id.is_some() {
         Some((
             ErrorCode::TRANSACTIONAL_ID_NOT_FOUND,
-            "transactions are not served by this broker yet",
+            Some("transactions are not served by this broker yet".into()),
         ))
     } else {
         None
     };
     let now = now_ms();
     let mut appended_any = false;
+    let mut first_error = None;
     let mut responses = Vec::with_capacity(request.topic_data.len());
     for topic_data in request.topic_data {
         let topic = state.topics.get(topic_data.name.0.as_str());
@@ -41,12 +51,14 @@ pub(crate) async fn handle(
         for data in topic_data.partition_data {
             let response = PartitionProduceResponse::default().with_index(data.index);
             let result = match (&refuse_all, &topic, data.records) {
-                (Some((code, message)), _, _) => Err((*code, Some(*message))),
+                (Some(refusal), _, _) => Err(refusal.clone()),
                 (None, None, _) => Err((ErrorCode::UNKNOWN_TOPIC_OR_PARTITION, None)),
-                (None, Some(_), None) => Err((ErrorCode::INVALID_RECORD, Some("no records"))),
+                (None, Some(_), None) => {
+                    Err((ErrorCode::INVALID_RECORD, Some("no records".into())))
+                }
                 (None, Some(topic), Some(records)) => match topic.partition(data.index) {
                     None => Err((ErrorCode::UNKNOWN_TOPIC_OR_PARTITION, None)),
-                    Some(partition) => partition.append(records, now).map_err(|code| (code, None)),
+                    Some(partition) => partition.append(records, now).await,
                 },
             };
             partition_responses.push(match result {
@@ -60,6 +72,7 @@ pub(crate) async fn handle(
                     }
                 }
                 Err((code, message)) => {
+                    first_error.get_or_insert(code);
                     let response = response.with_error_code(code.code()).with_base_offset(-1);
                     if version >= 8 {
                         response.with_error_message(message.map(str_bytes))
@@ -78,5 +91,9 @@ pub(crate) async fn handle(
     if appended_any {
         state.notify_appended();
     }
-    (acks != 0).then(|| ProduceResponse::default().with_responses(responses))
+    match (acks, first_error) {
+        (0, None) => Produced::Silent,
+        (0, Some(code)) => Produced::Failed(code),
+        _ => Produced::Respond(ProduceResponse::default().with_responses(responses)),
+    }
 }

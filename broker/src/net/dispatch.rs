@@ -152,11 +152,14 @@ async fn dispatch_buffered(
         ApiKey::Produce => {
             let request: ProduceRequest = decode_body(&mut frame, version, "Produce")?;
             match handler::produce::handle(state, request, version).await {
-                Some(response) => encode_response(api, version, id, &response, out),
-                None => Ok(()),
+                handler::produce::Produced::Respond(response) => {
+                    encode_response(api, version, id, &response, out)
+                }
+                handler::produce::Produced::Silent => Ok(()),
+                handler::produce::Produced::Failed(code) => Err(ProtocolError::Broker(code)),
             }
         }
-        // Served by `dispatch`, with records read while writing.
+        // Served by `dispatch`, with records sent from the log.
         ApiKey::Fetch => Err(unsupported(api, version, VersionRange { min: 0, max: -1 })),
         ApiKey::ListOffsets => serve!(ListOffsetsRequest, handler::list_offsets::handle),
         ApiKey::FindCoordinator => {

@@ -19,18 +19,26 @@ use tracing::{debug, info_span, warn, Instrument};
 
 use crate::state::BrokerState;
 
-/// Accepts connections until `shutdown` turns true.
+/// How long shutdown waits for connections to finish the request they are serving.
+const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Accepts connections until `shutdown` turns true, then waits for the connections to
+/// finish their current request (up to [`DRAIN`]), so every partition is free to be closed
+/// cleanly.
 pub(crate) async fn accept_loop(
     listener: TcpListener,
     state: Arc<BrokerState>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let mut connections = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let span = info_span!("connection", %peer);
-                    tokio::spawn(serve(stream, peer, state.clone(), shutdown.clone()).instrument(span));
+                    connections.spawn(serve(stream, peer, state.clone(), shutdown.clone()).instrument(span));
+                    // Reap finished connections as we go.
+                    while connections.try_join_next().is_some() {}
                 }
                 Err(e) => {
                     warn!(error = %e, "accept failed");
@@ -38,8 +46,20 @@ pub(crate) async fn accept_loop(
                     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 }
             },
-            _ = shutdown.changed() => return,
+            _ = shutdown.changed() => break,
         }
+    }
+    drop(listener);
+    let drained = tokio::time::timeout(DRAIN, async {
+        while connections.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        warn!(
+            open = connections.len(),
+            "connections still busy at shutdown; closing them"
+        );
+        connections.shutdown().await;
     }
 }
 
@@ -71,7 +91,12 @@ async fn serve(
             }
         };
         out.clear();
-        let written = match dispatch::dispatch(&state, frame, &mut out).await {
+        // A long poll must not hold up shutdown; nothing is half done when it is dropped.
+        let dispatched = tokio::select! {
+            dispatched = dispatch::dispatch(&state, frame, &mut out) => dispatched,
+            _ = shutdown.changed() => break,
+        };
+        let written = match dispatched {
             Ok(written) => written,
             Err(e) => {
                 warn!(%peer, error = %e, "closing connection: bad request");
