@@ -1,9 +1,10 @@
 //! Fetch (key 1): versions 4-16.
 //!
 //! Stored batches are returned as they are on disk, without re-encoding: the handler only
-//! locates them ([`FileRegion`]s); the connection reads each region in pieces while
-//! writing it to the socket (see `net::fetch_response`). The response is
-//! limited by the request's `max_bytes` and each partition's `partition_max_bytes`, except
+//! locates them ([`FileRegion`]s); the connection sends each region from the page cache
+//! to the socket with `sendfile` (see `net::fetch_response`). The response is limited by
+//! the request's `max_bytes` (capped by the broker's `fetch.max.bytes`) and each
+//! partition's `partition_max_bytes`, except
 //! that the first partition with data always gets at least one whole batch (KIP-74) so a
 //! consumer can make progress past a batch larger than its limits. When less than
 //! `min_bytes` is available the request waits up to `max_wait_ms` for appends (long poll).

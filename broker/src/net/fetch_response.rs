@@ -4,9 +4,10 @@
 //! fetched batch into memory and copy it once more on its way to the socket. This writer
 //! produces the same bytes as `kafka-protocol`'s encoder (a test compares them for every
 //! version) as a list of [`Chunk`]s: small encoded parts, and large [`FileRegion`]s that the
-//! connection reads piece by piece into a reused buffer while it writes them, so the data
-//! crosses memory once, through a cache-sized buffer, and the client starts receiving
-//! before the whole response is read from the log.
+//! connection sends from the page cache to the socket with `sendfile` on Linux (elsewhere
+//! it reads them piece by piece into a reused buffer), so stored data is never copied
+//! through the broker's memory and the client starts receiving before the whole response
+//! is read from the log.
 //!
 //! Only the fields the broker sets are written; a response carrying anything else (tagged
 //! fields such as diverging epochs or node endpoints) returns `None` and goes through the
