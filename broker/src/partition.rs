@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use bytes::{Bytes, BytesMut};
-use strom_protocol::records::{batches, decode_batch, validate_batches, BatchHeader};
+use strom_protocol::records::{decode_batch, validate_batches};
 use strom_protocol::ErrorCode;
 use tokio::sync::RwLock;
 use tracing::{debug, warn};
@@ -260,32 +260,13 @@ fn log_error_code(e: &LogError, partition: i32) -> ErrorCode {
     }
 }
 
-/// Replays batch headers of the whole log into producer state.
+/// Replays the batch headers of the log into producer state.
 fn rebuild_producers(log: &PartitionLog) -> Result<ProducerStates, LogError> {
     let mut producers = ProducerStates::default();
-    let mut offset = log.log_start_offset();
-    let end = log.log_end_offset();
-    while offset < end {
-        let read = log.read(offset, 4 << 20, true)?;
-        if read.records.is_empty() {
-            break;
+    log.for_each_batch_header(|header| {
+        if header.producer_id >= 0 {
+            producers.record(header, header.base_offset);
         }
-        let mut next = offset;
-        for item in batches(&read.records) {
-            let Ok((header, _)) = item else { break };
-            record_if_idempotent(&mut producers, &header);
-            next = header.next_offset();
-        }
-        if next <= offset {
-            break;
-        }
-        offset = next;
-    }
+    })?;
     Ok(producers)
-}
-
-fn record_if_idempotent(producers: &mut ProducerStates, header: &BatchHeader) {
-    if header.producer_id >= 0 {
-        producers.record(header, header.base_offset);
-    }
 }

@@ -69,6 +69,7 @@ pub use cleaner::CompactionStats;
 pub use config::{CleanupPolicy, ConfigEntry, LogConfig};
 pub use error::LogError;
 
+use scan::{BatchScanner, Step};
 pub use segment::FileRegion;
 use segment::LogSegment;
 
@@ -337,6 +338,28 @@ impl PartitionLog {
             }
         }
         Ok(None)
+    }
+
+    /// Calls `f` with the header of every batch from the log start, oldest first, reading
+    /// headers only (large batches' bodies are skipped).
+    ///
+    /// # Errors
+    /// I/O errors and [`LogError::Corrupt`] where the bytes stop being batches.
+    pub fn for_each_batch_header(&self, mut f: impl FnMut(&BatchHeader)) -> Result<(), LogError> {
+        for segment in self.all_segments() {
+            let mut scanner = BatchScanner::new(&segment.file, 0, segment.size, 64 * 1024);
+            loop {
+                match scanner.next_step().map_err(|e| segment.read_error(e))? {
+                    Step::Batch { header, .. } if header.last_offset() < self.log_start_offset => {}
+                    Step::Batch { header, .. } => f(&header),
+                    Step::End => break,
+                    Step::Torn { position, reason } => {
+                        return Err(segment.corrupt(position, reason))
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     fn check_range(&self, offset: i64) -> Result<(), LogError> {
