@@ -9,9 +9,11 @@
 use std::path::Path;
 
 use bytes::{Bytes, BytesMut};
+use std::sync::{Arc, Weak};
 use strom_protocol::records::{decode_batch, validate_batches};
 use strom_protocol::ErrorCode;
-use tokio::sync::RwLock;
+
+use tokio::sync::{Notify, RwLock};
 use tracing::{debug, warn};
 
 use crate::log::{FileRegion, LogConfig, LogError, PartitionLog};
@@ -26,6 +28,8 @@ struct State {
 pub(crate) struct Partition {
     pub(crate) index: i32,
     state: RwLock<State>,
+    /// Fetches waiting for this partition to grow.
+    waiters: std::sync::Mutex<Vec<Weak<Notify>>>,
 }
 
 /// What an append did.
@@ -64,6 +68,7 @@ impl Partition {
         Ok(Partition {
             index,
             state: RwLock::new(State { log, producers }),
+            waiters: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -126,10 +131,30 @@ impl Partition {
             .append(&mut data, now_ms)
             .map_err(|e| (log_error_code(&e, self.index), Some(e.to_string())))?;
         state.producers.record(&header, info.base_offset);
+        let log_start_offset = state.log.log_start_offset();
+        drop(state);
+        self.wake_waiters();
         Ok(Appended {
             base_offset: info.base_offset,
-            log_start_offset: state.log.log_start_offset(),
+            log_start_offset,
         })
+    }
+
+    /// Asks to be woken (through `notify`) at the next append. A waiter that is gone by
+    /// then is skipped; `notify_one` keeps the wake-up if the fetch is not waiting yet.
+    pub(crate) fn wait_for_append(&self, notify: &Arc<Notify>) {
+        let mut waiters = self.waiters.lock().unwrap_or_else(|p| p.into_inner());
+        if waiters.len() >= 64 {
+            waiters.retain(|w| w.strong_count() > 0);
+        }
+        waiters.push(Arc::downgrade(notify));
+    }
+
+    fn wake_waiters(&self) {
+        let waiters = std::mem::take(&mut *self.waiters.lock().unwrap_or_else(|p| p.into_inner()));
+        for notify in waiters.iter().filter_map(Weak::upgrade) {
+            notify.notify_one();
+        }
     }
 
     /// Locates whole batches from `offset` without reading them (the fetch path), with the

@@ -79,7 +79,6 @@ impl Broker {
             .local_addr()
             .map_err(|e| BrokerError::io("reading the bound address", e))?;
         let (advertised_host, advertised_port) = config.advertised(local_addr);
-        let (appended, _) = watch::channel(0);
         let retention_every = config.retention_check_interval;
         let state = Arc::new(BrokerState {
             config,
@@ -88,7 +87,6 @@ impl Broker {
             advertised_port,
             topics: Arc::new(topics),
             producer_ids,
-            appended,
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
         let tasks = vec![

@@ -5,7 +5,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::config::BrokerConfig;
@@ -21,15 +20,6 @@ pub(crate) struct BrokerState {
     pub(crate) advertised_port: i32,
     pub(crate) topics: Arc<Topics>,
     pub(crate) producer_ids: ProducerIds,
-    /// Bumped after every append; fetches waiting for data watch it.
-    pub(crate) appended: watch::Sender<u64>,
-}
-
-impl BrokerState {
-    /// Wakes fetches waiting for new data.
-    pub(crate) fn notify_appended(&self) {
-        self.appended.send_modify(|n| *n = n.wrapping_add(1));
-    }
 }
 
 /// Wall-clock milliseconds since the Unix epoch.

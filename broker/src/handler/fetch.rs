@@ -7,7 +7,8 @@
 //! partition's `partition_max_bytes`, except
 //! that the first partition with data always gets at least one whole batch (KIP-74) so a
 //! consumer can make progress past a batch larger than its limits. When less than
-//! `min_bytes` is available the request waits up to `max_wait_ms` for appends (long poll).
+//! `min_bytes` is available the request waits up to `max_wait_ms` for appends to the
+//! partitions it asks for (long poll; each partition wakes only its own waiters).
 //! v13+ names topics by id. Fetch sessions (KIP-227) are not created: the response's session
 //! id is always 0, which tells clients to keep sending full requests.
 
@@ -16,6 +17,7 @@ use std::time::Duration;
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use strom_protocol::ErrorCode;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::log::FileRegion;
@@ -77,17 +79,24 @@ pub(crate) async fn handle(
         .collect();
     // The response limit: the client's, capped by the broker's `fetch.max.bytes`.
     let max_bytes = request.max_bytes.clamp(0, state.config.fetch_max_bytes) as usize;
-    let mut appended = state.appended.subscribe();
+    let woken = Arc::new(Notify::new());
     loop {
-        // Mark the current append count as seen before reading, so no append is missed.
-        appended.borrow_and_update();
+        // Ask to be woken before reading, so an append between the read and the wait is
+        // not missed (the wake-up is kept until we wait).
+        for (fetch_topic, topic) in request.topics.iter().zip(&topics) {
+            for p in &fetch_topic.partitions {
+                if let Some(partition) = topic.as_ref().and_then(|t| t.partition(p.partition)) {
+                    partition.wait_for_append(&woken);
+                }
+            }
+        }
         let (output, read) = read_all(&request, &topics, version, max_bytes).await;
         let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
         let nothing_asked = request.topics.iter().all(|t| t.partitions.is_empty());
         if read.bytes >= min_bytes || read.errors || nothing_asked || Instant::now() >= deadline {
             return output;
         }
-        if tokio::time::timeout_at(deadline, appended.changed())
+        if tokio::time::timeout_at(deadline, woken.notified())
             .await
             .is_err()
         {

@@ -42,7 +42,6 @@ pub(crate) async fn handle(state: &BrokerState, request: ProduceRequest, version
         None
     };
     let now = now_ms();
-    let mut appended_any = false;
     let mut first_error = None;
     let mut responses = Vec::with_capacity(request.topic_data.len());
     for topic_data in request.topic_data {
@@ -63,7 +62,6 @@ pub(crate) async fn handle(state: &BrokerState, request: ProduceRequest, version
             };
             partition_responses.push(match result {
                 Ok(appended) => {
-                    appended_any = true;
                     let response = response.with_base_offset(appended.base_offset);
                     if version >= 5 {
                         response.with_log_start_offset(appended.log_start_offset)
@@ -87,9 +85,6 @@ pub(crate) async fn handle(state: &BrokerState, request: ProduceRequest, version
                 .with_name(topic_data.name)
                 .with_partition_responses(partition_responses),
         );
-    }
-    if appended_any {
-        state.notify_appended();
     }
     match (acks, first_error) {
         (0, None) => Produced::Silent,
