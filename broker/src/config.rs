@@ -23,6 +23,10 @@ pub struct BrokerConfig {
     /// Host name given to clients in metadata; defaults to the listen address's IP (or
     /// 127.0.0.1 when listening on all interfaces).
     pub advertised_host: Option<String>,
+    /// Port given to clients in metadata; defaults to the bound port. Set it (with
+    /// `advertised.listeners`) when clients reach the broker through a proxy or a port
+    /// mapping.
+    pub advertised_port: Option<u16>,
     /// Folder holding partition logs and broker metadata (`log.dirs`).
     pub data_dir: PathBuf,
     /// This broker's id (`node.id`).
@@ -77,6 +81,7 @@ impl BrokerConfig {
         BrokerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             advertised_host: None,
+            advertised_port: None,
             data_dir: data_dir.into(),
             node_id: 1,
             auto_create_topics: true,
@@ -112,6 +117,15 @@ impl BrokerConfig {
                     parse_listener(value).ok_or_else(|| bad("expected PLAINTEXT://HOST:PORT"))?
             }
             "advertised.host.name" => self.advertised_host = Some(value.to_owned()),
+            "advertised.port" => {
+                self.advertised_port = Some(parse(value).map_err(|_| bad("expected a port"))?)
+            }
+            "advertised.listeners" => {
+                let (host, port) =
+                    parse_advertised(value).ok_or_else(|| bad("expected PLAINTEXT://HOST:PORT"))?;
+                self.advertised_host = Some(host);
+                self.advertised_port = Some(port);
+            }
             "log.dirs" | "log.dir" | "data.dir" => self.data_dir = PathBuf::from(value),
             "node.id" | "broker.id" => {
                 self.node_id = parse(value).map_err(|_| bad("expected an integer"))?
@@ -216,7 +230,8 @@ impl BrokerConfig {
             None if bound.ip().is_unspecified() => "127.0.0.1".to_owned(),
             None => bound.ip().to_string(),
         };
-        (host, i32::from(bound.port()))
+        let port = self.advertised_port.unwrap_or(bound.port());
+        (host, i32::from(port))
     }
 }
 
@@ -235,6 +250,19 @@ fn parse_bool(value: &str) -> Option<bool> {
 fn hours_to_ms(value: &str) -> Option<String> {
     let hours: i64 = value.trim().parse().ok()?;
     Some(hours.checked_mul(3_600_000)?.to_string())
+}
+
+/// `PLAINTEXT://host:port` (the first listener) as host and port.
+fn parse_advertised(value: &str) -> Option<(String, u16)> {
+    let first = value.split(',').next()?.trim();
+    let addr = first.split_once("://").map_or(first, |(_, a)| a);
+    let (host, port) = addr.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = port.parse().ok()?;
+    if host.is_empty() {
+        return None;
+    }
+    Some((host.to_owned(), port))
 }
 
 fn parse_listener(value: &str) -> Option<SocketAddr> {
@@ -286,6 +314,17 @@ mod tests {
         assert_eq!(c.listen.port(), 19092);
         assert_eq!(c.log_defaults["segment.bytes"], "1048576");
         assert_eq!(c.log_defaults["retention.ms"], "1000");
+    }
+
+    #[test]
+    fn advertised_listener_overrides_host_and_port() {
+        let mut c = BrokerConfig::new("/tmp/d");
+        let bound: SocketAddr = "0.0.0.0:9092".parse().unwrap();
+        assert_eq!(c.advertised(bound), ("127.0.0.1".to_owned(), 9092));
+        c.set("advertised.listeners", "PLAINTEXT://kafka.example:19092")
+            .unwrap();
+        assert_eq!(c.advertised(bound), ("kafka.example".to_owned(), 19092));
+        assert!(c.set("advertised.listeners", "PLAINTEXT://nohost").is_err());
     }
 
     #[test]

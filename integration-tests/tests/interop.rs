@@ -22,3 +22,5 @@ mod kcat;
 mod mock;
 #[path = "interop/restart.rs"]
 mod restart;
+#[path = "interop/retries.rs"]
+mod retries;

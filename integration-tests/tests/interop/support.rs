@@ -35,13 +35,20 @@ impl TestBroker {
     /// Starts a broker with default settings on `data_dir` (which may hold an earlier
     /// broker's data).
     pub fn start_in(data_dir: &Path) -> TestBroker {
+        TestBroker::start_with(data_dir, |_| {})
+    }
+
+    /// Starts a broker on `data_dir` with settings changed by `configure`.
+    pub fn start_with(data_dir: &Path, configure: impl FnOnce(&mut BrokerConfig)) -> TestBroker {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .enable_all()
             .build()
             .expect("build a tokio runtime for the broker");
+        let mut config = BrokerConfig::new(data_dir);
+        configure(&mut config);
         let broker = runtime
-            .block_on(Broker::start(BrokerConfig::new(data_dir)))
+            .block_on(Broker::start(config))
             .unwrap_or_else(|e| panic!("broker did not start on {}: {e}", data_dir.display()));
         TestBroker {
             broker: Some(broker),
@@ -49,6 +56,14 @@ impl TestBroker {
             data_dir: data_dir.to_path_buf(),
             _owned_dir: None,
         }
+    }
+
+    /// The address the broker listens on (which may differ from what it advertises).
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.broker
+            .as_ref()
+            .map(Broker::local_addr)
+            .expect("broker running")
     }
 
     /// `127.0.0.1:PORT`.
