@@ -2,6 +2,7 @@
 //! and the broker swallows the first Produce response and cuts the connection, so the
 //! producer resends a batch the broker has already stored. The broker must acknowledge the
 //! resend without storing it twice: every record exactly once, in order.
+#![allow(clippy::unwrap_used)]
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
