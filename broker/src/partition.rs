@@ -232,6 +232,16 @@ impl Partition {
         }
     }
 
+    /// Fsyncs segments that rolled since the last time and moves the recovery point past
+    /// them; the partition stays available meanwhile. Blocking.
+    pub(crate) fn flush_rolled(&self) -> Result<(), LogError> {
+        let Some(rolled) = self.state.blocking_read().log.rolled_unflushed() else {
+            return Ok(());
+        };
+        rolled.sync()?;
+        self.state.blocking_write().log.rolled_flushed(rolled.up_to)
+    }
+
     /// Flushes the log. Blocking.
     pub(crate) fn flush(&self) -> Result<(), LogError> {
         self.state.blocking_write().log.flush()

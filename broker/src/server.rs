@@ -145,17 +145,39 @@ impl Drop for Broker {
     }
 }
 
-/// Retention, compaction and `flush.ms` flushes, on a timer.
+/// How often segments that rolled are fsynced (Kafka flushes a segment when it rolls).
+const ROLLED_FLUSH_EVERY: Duration = Duration::from_secs(10);
+
+/// Background work on timers: retention and compaction every `every`, and the fsync of
+/// rolled segments every [`ROLLED_FLUSH_EVERY`].
 async fn maintenance(
     state: Arc<BrokerState>,
     every: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut tick = tokio::time::interval(every);
+    let mut flush_tick = tokio::time::interval(ROLLED_FLUSH_EVERY);
     tick.tick().await;
+    flush_tick.tick().await;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
+            _ = flush_tick.tick() => {
+                let state = state.clone();
+                let run = tokio::task::spawn_blocking(move || {
+                    for topic in state.topics.all() {
+                        for partition in topic.partitions() {
+                            if let Err(e) = partition.flush_rolled() {
+                                warn!(topic = %topic.name, partition = partition.index, error = %e, "flushing rolled segments");
+                            }
+                        }
+                    }
+                });
+                if let Err(e) = run.await {
+                    warn!(error = %e, "flush task failed");
+                }
+                continue;
+            }
             _ = shutdown.changed() => return,
         }
         let state = state.clone();

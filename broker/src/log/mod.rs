@@ -88,6 +88,30 @@ pub struct AppendInfo {
     pub offset_of_max_timestamp: i64,
 }
 
+/// Closed segments to fsync before the recovery point can move to `up_to`.
+#[derive(Debug)]
+pub struct RolledSegments {
+    dir: PathBuf,
+    files: Vec<(PathBuf, std::sync::Arc<std::fs::File>)>,
+    /// The recovery point once they are on disk.
+    pub up_to: i64,
+}
+
+impl RolledSegments {
+    /// Fsyncs the segments' `.log` files (their indexes are checked, and rebuilt if need
+    /// be, when a log is opened).
+    ///
+    /// # Errors
+    /// The first fsync that fails.
+    pub fn sync(&self) -> Result<(), LogError> {
+        for (path, file) in &self.files {
+            file.sync_data()
+                .map_err(|e| LogError::io(&self.dir, path, "fsync", e))?;
+        }
+        Ok(())
+    }
+}
+
 /// What a read returned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadResult {
@@ -416,6 +440,44 @@ impl PartitionLog {
         }
         self.recovery_point = leo;
         self.unflushed_messages = 0;
+        Ok(())
+    }
+
+    /// The closed segments written since the recovery point was last stored, if any: the
+    /// caller fsyncs their files (without holding the log) and then reports back with
+    /// [`PartitionLog::rolled_flushed`]. This is Kafka's flush of rolled segments: it bounds
+    /// what recovery must scan after an unclean stop to the active segment.
+    pub fn rolled_unflushed(&self) -> Option<RolledSegments> {
+        let up_to = self.active.base_offset;
+        if self.recovery_point_on_disk >= up_to {
+            return None;
+        }
+        let files = self
+            .segments
+            .values()
+            .filter(|s| s.next_offset > self.recovery_point_on_disk)
+            .map(|s| (s.log_path.clone(), s.file.clone()))
+            .collect();
+        Some(RolledSegments {
+            dir: self.dir.clone(),
+            files,
+            up_to,
+        })
+    }
+
+    /// Records that the segments from [`PartitionLog::rolled_unflushed`] are on disk: the
+    /// recovery point moves to `up_to` (if the log still reaches it) and is stored.
+    ///
+    /// # Errors
+    /// I/O errors writing the checkpoint.
+    pub fn rolled_flushed(&mut self, up_to: i64) -> Result<(), LogError> {
+        if up_to <= self.recovery_point_on_disk || up_to > self.log_end_offset() {
+            return Ok(());
+        }
+        checkpoint::sync_dir(&self.dir)?;
+        checkpoint::write(&self.dir, checkpoint::RECOVERY_POINT, up_to)?;
+        self.recovery_point_on_disk = up_to;
+        self.recovery_point = self.recovery_point.max(up_to);
         Ok(())
     }
 

@@ -604,3 +604,33 @@ mod model {
         ]);
     }
 }
+
+#[test]
+fn flushed_rolled_segments_are_not_rescanned_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::open(dir.path(), small_config(), T0).unwrap();
+    for i in 0..20 {
+        log.append(&mut batch(T0, &[&format!("{i:0>200}")]), T0)
+            .unwrap();
+    }
+    let bases = log.segment_base_offsets();
+    assert!(bases.len() >= 3, "{bases:?}");
+    let rolled = log.rolled_unflushed().unwrap();
+    assert_eq!(Some(&rolled.up_to), bases.last());
+    rolled.sync().unwrap();
+    log.rolled_flushed(rolled.up_to).unwrap();
+    assert!(log.rolled_unflushed().is_none());
+    let leo = log.log_end_offset();
+    drop(log); // no clean shutdown
+
+    // Damage below the recovery point is not looked for at open (Kafka trusts flushed
+    // segments); had the rolled segments not been flushed, recovery would have cut the log
+    // at this byte.
+    let first = dir.path().join("00000000000000000000.log");
+    let mut bytes = std::fs::read(&first).unwrap();
+    let at = bytes.len() - 2;
+    bytes[at] ^= 0xff;
+    std::fs::write(&first, &bytes).unwrap();
+    let log = PartitionLog::open(dir.path(), small_config(), T0).unwrap();
+    assert_eq!(log.log_end_offset(), leo);
+}
