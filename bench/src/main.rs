@@ -114,12 +114,15 @@ async fn main() -> anyhow::Result<()> {
     let conn = Connection::connect(&bootstrap, "strom-bench").await?;
     if let Some(topic) = &args.existing_topic {
         let metadata = conn
-            .send(&MetadataRequest::default().with_topics(Some(vec![MetadataRequestTopic::default()
-                .with_name(Some(TopicName(StrBytes::from_string(topic.clone()))))])))
+            .send(&MetadataRequest::default().with_topics(Some(
+                vec![MetadataRequestTopic::default()
+                        .with_name(Some(TopicName(StrBytes::from_string(topic.clone()))))],
+            )))
             .await?;
         let topic_id = metadata.topics.first().context("no such topic")?.topic_id;
         for _ in 0..args.fetch_rounds {
-            let (records, bytes, elapsed) = raw_fetch(&bootstrap, topic, topic_id, args.fetch_bytes, args.fetchers).await?;
+            let (records, bytes, elapsed) =
+                raw_fetch(&bootstrap, topic, topic_id, args.fetch_bytes, args.fetchers).await?;
             rate("fetch (raw Fetch)", records, bytes, elapsed);
         }
         return Ok(());
@@ -167,8 +170,14 @@ async fn main() -> anyhow::Result<()> {
     let (bytes, elapsed) = tokio::task::spawn_blocking(loopback).await??;
     rate("loopback TCP", 0, bytes, elapsed);
     for _ in 0..args.fetch_rounds {
-        let (records, bytes, elapsed) =
-            raw_fetch(&bootstrap, &topic, topic_id, args.fetch_bytes, args.fetchers).await?;
+        let (records, bytes, elapsed) = raw_fetch(
+            &bootstrap,
+            &topic,
+            topic_id,
+            args.fetch_bytes,
+            args.fetchers,
+        )
+        .await?;
         rate("fetch (raw Fetch)", records, bytes, elapsed);
     }
     if args.no_consumer {
@@ -295,7 +304,9 @@ async fn raw_fetch(
         .map(|(i, conn)| {
             let (topic, i) = (topic.to_owned(), i as i64);
             let (from, to) = (high_watermark * i / n, high_watermark * (i + 1) / n);
-            tokio::spawn(async move { fetch_range(&conn, &topic, topic_id, fetch_bytes, from, to).await })
+            tokio::spawn(async move {
+                fetch_range(&conn, &topic, topic_id, fetch_bytes, from, to).await
+            })
         })
         .collect();
     let mut bytes = 0;
@@ -306,7 +317,13 @@ async fn raw_fetch(
 }
 
 /// One Fetch at `offset`: (next offset, high watermark, bytes).
-async fn fetch_once(conn: &Connection, topic: &str, topic_id: uuid::Uuid, offset: i64, fetch_bytes: i32) -> anyhow::Result<(i64, i64, u64)> {
+async fn fetch_once(
+    conn: &Connection,
+    topic: &str,
+    topic_id: uuid::Uuid,
+    offset: i64,
+    fetch_bytes: i32,
+) -> anyhow::Result<(i64, i64, u64)> {
     let request = FetchRequest::default()
         .with_max_wait_ms(0)
         .with_max_bytes(fetch_bytes)
@@ -317,7 +334,11 @@ async fn fetch_once(conn: &Connection, topic: &str, topic_id: uuid::Uuid, offset
                 .with_fetch_offset(offset)
                 .with_partition_max_bytes(fetch_bytes)])]);
     let response = conn.send(&request).await?;
-    let p = response.responses.first().and_then(|t| t.partitions.first()).context("empty fetch response")?;
+    let p = response
+        .responses
+        .first()
+        .and_then(|t| t.partitions.first())
+        .context("empty fetch response")?;
     if p.error_code != 0 {
         bail!("fetch error {}", p.error_code);
     }
@@ -331,7 +352,14 @@ async fn fetch_once(conn: &Connection, topic: &str, topic_id: uuid::Uuid, offset
 }
 
 /// Fetches offsets `from..to`; returns the bytes received.
-async fn fetch_range(conn: &Connection, topic: &str, topic_id: uuid::Uuid, fetch_bytes: i32, from: i64, to: i64) -> anyhow::Result<u64> {
+async fn fetch_range(
+    conn: &Connection,
+    topic: &str,
+    topic_id: uuid::Uuid,
+    fetch_bytes: i32,
+    from: i64,
+    to: i64,
+) -> anyhow::Result<u64> {
     let mut offset = from;
     let mut bytes = 0;
     while offset < to {
