@@ -9,6 +9,7 @@ use std::path::Path;
 /// Workspace crates each crate may depend on (normal and build dependencies).
 const ALLOWED: &[(&str, &[&str])] = &[
     ("strom-protocol", &[]),
+    ("strom-client", &["strom-protocol"]),
     ("strom-broker", &["strom-protocol"]),
     ("strom-testkit", &["strom-protocol"]),
     ("strom-cli", &["*"]),

@@ -1,0 +1,3 @@
+//! The producer. So far: choosing partitions.
+
+pub mod partitioner;
