@@ -163,7 +163,7 @@ impl Connection {
         request: &ApiVersionsRequest,
         version: i16,
     ) -> Result<ApiVersionsResponse, ProtocolError> {
-        let mut body = self.send_raw(request, version).await?;
+        let body = self.send_raw(request, version).await?;
         // The error code comes first in every version of the response.
         let body_version = match body.get(..2) {
             Some(&[hi, lo])
@@ -173,7 +173,15 @@ impl Connection {
             }
             _ => version,
         };
-        decode_body(&mut body, body_version, api_name(ApiKey::ApiVersions))
+        match decode_body(&mut body.clone(), body_version, api_name(ApiKey::ApiVersions)) {
+            Ok(response) => Ok(response),
+            // Some brokers (librdkafka's mock cluster among them) encode the refusal in a
+            // shape that is neither v0 nor what was asked; the error code, read above, is
+            // all that is needed: retry at v0, which every broker speaks.
+            Err(_) if body_version == 0 && version > 0 => Ok(ApiVersionsResponse::default()
+                .with_error_code(ErrorCode::UNSUPPORTED_VERSION.code())),
+            Err(e) => Err(e),
+        }
     }
 
     /// The version of `R` this connection uses: the highest both sides support.

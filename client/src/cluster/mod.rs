@@ -1,0 +1,295 @@
+//! The cluster as the client sees it: bootstrap, a metadata cache, and one connection per
+//! broker.
+//!
+//! ```text
+//!  bootstrap.servers ──connect──▶ Metadata ──▶ ClusterMetadata (brokers, controller, topics)
+//!                                                   │
+//!        broker(node id) / leader(topic, p) ────────┴──▶ one Connection per broker,
+//!                                                         opened on first use (ApiVersions
+//!                                                         negotiated), reopened when closed
+//! ```
+//!
+//! Metadata is refreshed on demand (an unknown topic, a leader that moved) and when it is
+//! older than `metadata.max.age.ms`. Connections use the highest version of each API both
+//! sides support.
+
+mod metadata;
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{MetadataRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use strom_protocol::connection::Connection;
+use strom_protocol::{ErrorCode, ProtocolError};
+use tracing::{debug, warn};
+
+pub use metadata::{BrokerInfo, ClusterMetadata, PartitionMetadata, TopicMetadata};
+
+use crate::config::ClientConfig;
+use crate::error::ClientError;
+
+/// A handle on a Kafka cluster; cheap to clone, shared by the producer, consumer and admin
+/// client built on it.
+#[derive(Clone)]
+pub struct Cluster {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: ClientConfig,
+    metadata: RwLock<Snapshot>,
+    connections: tokio::sync::Mutex<HashMap<i32, Arc<Connection>>>,
+    /// A connection to a bootstrap server, used until broker connections exist.
+    bootstrap: tokio::sync::Mutex<Option<Arc<Connection>>>,
+    refresh: tokio::sync::Mutex<()>,
+}
+
+struct Snapshot {
+    metadata: Arc<ClusterMetadata>,
+    taken: Instant,
+}
+
+impl std::fmt::Debug for Cluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("bootstrap", &self.inner.config.bootstrap_servers)
+            .field("brokers", &self.metadata().brokers.len())
+            .finish()
+    }
+}
+
+impl Cluster {
+    /// Checks `config`, reaches a bootstrap server and loads the brokers' metadata.
+    ///
+    /// # Errors
+    /// Configuration errors, or [`ClientError::NoBrokers`] when no bootstrap server answers.
+    pub async fn connect(config: ClientConfig) -> Result<Cluster, ClientError> {
+        config.validate()?;
+        let cluster = Cluster {
+            inner: Arc::new(Inner {
+                config,
+                metadata: RwLock::new(Snapshot {
+                    metadata: Arc::new(ClusterMetadata::default()),
+                    taken: Instant::now(),
+                }),
+                connections: tokio::sync::Mutex::new(HashMap::new()),
+                bootstrap: tokio::sync::Mutex::new(None),
+                refresh: tokio::sync::Mutex::new(()),
+            }),
+        };
+        cluster.refresh_metadata(Some(&[])).await?;
+        Ok(cluster)
+    }
+
+    /// The configuration the cluster was opened with.
+    pub fn config(&self) -> &ClientConfig {
+        &self.inner.config
+    }
+
+    /// The last metadata snapshot.
+    pub fn metadata(&self) -> Arc<ClusterMetadata> {
+        self.inner.metadata.read().unwrap_or_else(|p| p.into_inner()).metadata.clone()
+    }
+
+    fn metadata_age(&self) -> Duration {
+        self.inner.metadata.read().unwrap_or_else(|p| p.into_inner()).taken.elapsed()
+    }
+
+    /// Asks the cluster for metadata: `None` for every topic, `Some(&[])` for brokers only,
+    /// or the topics named (which are not created if missing).
+    ///
+    /// # Errors
+    /// When no broker answers within `request.timeout.ms`.
+    pub async fn refresh_metadata(&self, topics: Option<&[String]>) -> Result<Arc<ClusterMetadata>, ClientError> {
+        let _one_at_a_time = self.inner.refresh.lock().await;
+        let request = MetadataRequest::default()
+            .with_allow_auto_topic_creation(false)
+            .with_topics(topics.map(|names| {
+                names
+                    .iter()
+                    .map(|n| MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_string(n.clone())))))
+                    .collect()
+            }));
+        let conn = self.any_broker().await?;
+        let version = conn.version_for::<MetadataRequest>()?;
+        // v0 cannot ask for "no topics" (an empty list means all); v3 is needed for
+        // `allow_auto_topic_creation = false` to be sent, older brokers never create here.
+        let request = if version < 4 { request.with_allow_auto_topic_creation(true) } else { request };
+        let response = match conn.send_version(&request, version).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.forget(&conn).await;
+                return Err(e.into());
+            }
+        };
+        let all = topics.is_none();
+        let merged = Arc::new(self.metadata().merged(&response, all));
+        *self.inner.metadata.write().unwrap_or_else(|p| p.into_inner()) = Snapshot {
+            metadata: merged.clone(),
+            taken: Instant::now(),
+        };
+        debug!(brokers = merged.brokers.len(), topics = merged.topics.len(), "metadata refreshed");
+        Ok(merged)
+    }
+
+    /// Metadata of one topic, asking the cluster when it is unknown or the snapshot is older
+    /// than `metadata.max.age.ms`.
+    ///
+    /// # Errors
+    /// [`ClientError::UnknownTopicOrPartition`] (partition -1) when the cluster does not
+    /// have the topic.
+    pub async fn topic(&self, topic: &str) -> Result<TopicMetadata, ClientError> {
+        let stale = self.metadata_age() > Duration::from_millis(self.inner.config.metadata_max_age_ms);
+        if !stale {
+            if let Some(t) = self.metadata().topics.get(topic) {
+                return Ok(t.clone());
+            }
+        }
+        let refreshed = self.refresh_metadata(Some(&[topic.to_owned()])).await?;
+        refreshed.topics.get(topic).cloned().ok_or_else(|| ClientError::UnknownTopicOrPartition {
+            topic: topic.to_owned(),
+            partition: -1,
+        })
+    }
+
+    /// The connection to broker `node_id`, opened (with version negotiation) on first use
+    /// and reopened when it has closed; metadata is refreshed when the node is unknown.
+    ///
+    /// # Errors
+    /// The node is not in the cluster, or cannot be reached.
+    pub async fn broker(&self, node_id: i32) -> Result<Arc<Connection>, ClientError> {
+        if let Some(conn) = self.known_broker(node_id).await? {
+            return Ok(conn);
+        }
+        self.refresh_metadata(Some(&[])).await?;
+        self.known_broker(node_id).await?.ok_or_else(|| ClientError::Broker {
+            code: ErrorCode::BROKER_NOT_AVAILABLE,
+            context: format!("broker {node_id} is not in the cluster metadata"),
+        })
+    }
+
+    /// The connection to `node_id` if the metadata knows the node (`None` otherwise).
+    async fn known_broker(&self, node_id: i32) -> Result<Option<Arc<Connection>>, ClientError> {
+        let mut connections = self.inner.connections.lock().await;
+        if let Some(conn) = connections.get(&node_id) {
+            if !conn.is_closed() {
+                return Ok(Some(conn.clone()));
+            }
+        }
+        let Some(address) = self.metadata().brokers.get(&node_id).map(BrokerInfo::address) else {
+            return Ok(None);
+        };
+        let conn = Arc::new(self.open(&address).await?);
+        connections.insert(node_id, conn.clone());
+        Ok(Some(conn))
+    }
+
+    /// A connection to some live broker: an open one if there is, else the brokers in the
+    /// metadata, else the bootstrap servers, in order.
+    ///
+    /// # Errors
+    /// [`ClientError::NoBrokers`] when none can be reached.
+    pub async fn any_broker(&self) -> Result<Arc<Connection>, ClientError> {
+        if let Some(conn) = self.inner.connections.lock().await.values().find(|c| !c.is_closed()) {
+            return Ok(conn.clone());
+        }
+        let known: Vec<i32> = self.metadata().brokers.keys().copied().collect();
+        for node_id in known {
+            match self.known_broker(node_id).await {
+                Ok(Some(conn)) => return Ok(conn),
+                Ok(None) => {}
+                Err(e) => debug!(node_id, error = %e, "broker unreachable"),
+            }
+        }
+        let mut bootstrap = self.inner.bootstrap.lock().await;
+        if let Some(conn) = bootstrap.as_ref().filter(|c| !c.is_closed()) {
+            return Ok(conn.clone());
+        }
+        for address in &self.inner.config.bootstrap_servers {
+            match self.open(address).await {
+                Ok(conn) => {
+                    let conn = Arc::new(conn);
+                    *bootstrap = Some(conn.clone());
+                    return Ok(conn);
+                }
+                Err(e) => warn!(%address, error = %e, "bootstrap server unreachable"),
+            }
+        }
+        Err(ClientError::NoBrokers {
+            bootstrap: self.inner.config.bootstrap_servers.join(","),
+        })
+    }
+
+    /// The connection to the controller (what CreateTopics and friends need), or to any
+    /// broker when the cluster does not name a controller it lists.
+    ///
+    /// # Errors
+    /// As [`Cluster::broker`].
+    pub async fn controller(&self) -> Result<Arc<Connection>, ClientError> {
+        let metadata = self.metadata();
+        match metadata.controller_id {
+            id if metadata.brokers.contains_key(&id) => self.broker(id).await,
+            _ => self.any_broker().await,
+        }
+    }
+
+    /// The leader of a partition and the connection to it, refreshing metadata when the
+    /// topic is unknown or the partition has no leader.
+    ///
+    /// # Errors
+    /// [`ClientError::UnknownTopicOrPartition`], or `LEADER_NOT_AVAILABLE` as a broker error.
+    pub async fn leader(&self, topic: &str, partition: i32) -> Result<(i32, Arc<Connection>), ClientError> {
+        let mut meta = self.topic(topic).await?;
+        if meta.partition(partition).is_none_or(|p| p.leader < 0) {
+            let refreshed = self.refresh_metadata(Some(&[topic.to_owned()])).await?;
+            meta = refreshed.topics.get(topic).cloned().ok_or_else(|| ClientError::UnknownTopicOrPartition {
+                topic: topic.to_owned(),
+                partition,
+            })?;
+        }
+        let Some(p) = meta.partition(partition) else {
+            return Err(ClientError::UnknownTopicOrPartition { topic: topic.to_owned(), partition });
+        };
+        if p.leader < 0 {
+            return Err(ClientError::Broker {
+                code: ErrorCode::LEADER_NOT_AVAILABLE,
+                context: format!("{topic}-{partition} has no leader"),
+            });
+        }
+        Ok((p.leader, self.broker(p.leader).await?))
+    }
+
+    async fn open(&self, address: &str) -> Result<Connection, ClientError> {
+        let config = &self.inner.config;
+        let setup = Duration::from_millis(config.socket_connection_setup_timeout_ms);
+        let connecting = Connection::connect(address, &config.client_id);
+        let mut conn = match tokio::time::timeout(setup, connecting).await {
+            Ok(Ok(conn)) => conn,
+            Ok(Err(ProtocolError::Io(source))) => {
+                return Err(ClientError::Connect { addr: address.to_owned(), source });
+            }
+            Ok(Err(e)) => return Err(e.into()),
+            Err(_) => {
+                return Err(ClientError::Timeout {
+                    what: format!("connecting to {address}"),
+                    after_ms: config.socket_connection_setup_timeout_ms,
+                })
+            }
+        };
+        conn.set_request_timeout(Duration::from_millis(config.request_timeout_ms));
+        debug!(%address, "connected");
+        Ok(conn)
+    }
+
+    /// Drops a connection that failed, so the next use reconnects.
+    async fn forget(&self, failed: &Arc<Connection>) {
+        self.inner.connections.lock().await.retain(|_, c| !Arc::ptr_eq(c, failed));
+        let mut bootstrap = self.inner.bootstrap.lock().await;
+        if bootstrap.as_ref().is_some_and(|c| Arc::ptr_eq(c, failed)) {
+            *bootstrap = None;
+        }
+    }
+}
