@@ -100,7 +100,11 @@ impl ClusterMetadata {
                 (b.node_id.0, info)
             })
             .collect();
-        let mut topics = if all_topics { BTreeMap::new() } else { self.topics.clone() };
+        let mut topics = if all_topics {
+            BTreeMap::new()
+        } else {
+            self.topics.clone()
+        };
         for t in &response.topics {
             let Some(name) = t.name.as_ref().map(|n| n.0.to_string()) else {
                 continue;

@@ -91,11 +91,21 @@ impl Cluster {
 
     /// The last metadata snapshot.
     pub fn metadata(&self) -> Arc<ClusterMetadata> {
-        self.inner.metadata.read().unwrap_or_else(|p| p.into_inner()).metadata.clone()
+        self.inner
+            .metadata
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .metadata
+            .clone()
     }
 
     fn metadata_age(&self) -> Duration {
-        self.inner.metadata.read().unwrap_or_else(|p| p.into_inner()).taken.elapsed()
+        self.inner
+            .metadata
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .taken
+            .elapsed()
     }
 
     /// Asks the cluster for metadata: `None` for every topic, `Some(&[])` for brokers only,
@@ -103,21 +113,31 @@ impl Cluster {
     ///
     /// # Errors
     /// When no broker answers within `request.timeout.ms`.
-    pub async fn refresh_metadata(&self, topics: Option<&[String]>) -> Result<Arc<ClusterMetadata>, ClientError> {
+    pub async fn refresh_metadata(
+        &self,
+        topics: Option<&[String]>,
+    ) -> Result<Arc<ClusterMetadata>, ClientError> {
         let _one_at_a_time = self.inner.refresh.lock().await;
         let request = MetadataRequest::default()
             .with_allow_auto_topic_creation(false)
             .with_topics(topics.map(|names| {
                 names
                     .iter()
-                    .map(|n| MetadataRequestTopic::default().with_name(Some(TopicName(StrBytes::from_string(n.clone())))))
+                    .map(|n| {
+                        MetadataRequestTopic::default()
+                            .with_name(Some(TopicName(StrBytes::from_string(n.clone()))))
+                    })
                     .collect()
             }));
         let conn = self.any_broker().await?;
         let version = conn.version_for::<MetadataRequest>()?;
         // v0 cannot ask for "no topics" (an empty list means all); v3 is needed for
         // `allow_auto_topic_creation = false` to be sent, older brokers never create here.
-        let request = if version < 4 { request.with_allow_auto_topic_creation(true) } else { request };
+        let request = if version < 4 {
+            request.with_allow_auto_topic_creation(true)
+        } else {
+            request
+        };
         let response = match conn.send_version(&request, version).await {
             Ok(r) => r,
             Err(e) => {
@@ -127,11 +147,19 @@ impl Cluster {
         };
         let all = topics.is_none();
         let merged = Arc::new(self.metadata().merged(&response, all));
-        *self.inner.metadata.write().unwrap_or_else(|p| p.into_inner()) = Snapshot {
+        *self
+            .inner
+            .metadata
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Snapshot {
             metadata: merged.clone(),
             taken: Instant::now(),
         };
-        debug!(brokers = merged.brokers.len(), topics = merged.topics.len(), "metadata refreshed");
+        debug!(
+            brokers = merged.brokers.len(),
+            topics = merged.topics.len(),
+            "metadata refreshed"
+        );
         Ok(merged)
     }
 
@@ -142,17 +170,22 @@ impl Cluster {
     /// [`ClientError::UnknownTopicOrPartition`] (partition -1) when the cluster does not
     /// have the topic.
     pub async fn topic(&self, topic: &str) -> Result<TopicMetadata, ClientError> {
-        let stale = self.metadata_age() > Duration::from_millis(self.inner.config.metadata_max_age_ms);
+        let stale =
+            self.metadata_age() > Duration::from_millis(self.inner.config.metadata_max_age_ms);
         if !stale {
             if let Some(t) = self.metadata().topics.get(topic) {
                 return Ok(t.clone());
             }
         }
         let refreshed = self.refresh_metadata(Some(&[topic.to_owned()])).await?;
-        refreshed.topics.get(topic).cloned().ok_or_else(|| ClientError::UnknownTopicOrPartition {
-            topic: topic.to_owned(),
-            partition: -1,
-        })
+        refreshed
+            .topics
+            .get(topic)
+            .cloned()
+            .ok_or_else(|| ClientError::UnknownTopicOrPartition {
+                topic: topic.to_owned(),
+                partition: -1,
+            })
     }
 
     /// The connection to broker `node_id`, opened (with version negotiation) on first use
@@ -165,10 +198,12 @@ impl Cluster {
             return Ok(conn);
         }
         self.refresh_metadata(Some(&[])).await?;
-        self.known_broker(node_id).await?.ok_or_else(|| ClientError::Broker {
-            code: ErrorCode::BROKER_NOT_AVAILABLE,
-            context: format!("broker {node_id} is not in the cluster metadata"),
-        })
+        self.known_broker(node_id)
+            .await?
+            .ok_or_else(|| ClientError::Broker {
+                code: ErrorCode::BROKER_NOT_AVAILABLE,
+                context: format!("broker {node_id} is not in the cluster metadata"),
+            })
     }
 
     /// The connection to `node_id` if the metadata knows the node (`None` otherwise).
@@ -179,7 +214,12 @@ impl Cluster {
                 return Ok(Some(conn.clone()));
             }
         }
-        let Some(address) = self.metadata().brokers.get(&node_id).map(BrokerInfo::address) else {
+        let Some(address) = self
+            .metadata()
+            .brokers
+            .get(&node_id)
+            .map(BrokerInfo::address)
+        else {
             return Ok(None);
         };
         let conn = Arc::new(self.open(&address).await?);
@@ -193,7 +233,14 @@ impl Cluster {
     /// # Errors
     /// [`ClientError::NoBrokers`] when none can be reached.
     pub async fn any_broker(&self) -> Result<Arc<Connection>, ClientError> {
-        if let Some(conn) = self.inner.connections.lock().await.values().find(|c| !c.is_closed()) {
+        if let Some(conn) = self
+            .inner
+            .connections
+            .lock()
+            .await
+            .values()
+            .find(|c| !c.is_closed())
+        {
             return Ok(conn.clone());
         }
         let known: Vec<i32> = self.metadata().brokers.keys().copied().collect();
@@ -241,17 +288,26 @@ impl Cluster {
     ///
     /// # Errors
     /// [`ClientError::UnknownTopicOrPartition`], or `LEADER_NOT_AVAILABLE` as a broker error.
-    pub async fn leader(&self, topic: &str, partition: i32) -> Result<(i32, Arc<Connection>), ClientError> {
+    pub async fn leader(
+        &self,
+        topic: &str,
+        partition: i32,
+    ) -> Result<(i32, Arc<Connection>), ClientError> {
         let mut meta = self.topic(topic).await?;
         if meta.partition(partition).is_none_or(|p| p.leader < 0) {
             let refreshed = self.refresh_metadata(Some(&[topic.to_owned()])).await?;
-            meta = refreshed.topics.get(topic).cloned().ok_or_else(|| ClientError::UnknownTopicOrPartition {
-                topic: topic.to_owned(),
-                partition,
+            meta = refreshed.topics.get(topic).cloned().ok_or_else(|| {
+                ClientError::UnknownTopicOrPartition {
+                    topic: topic.to_owned(),
+                    partition,
+                }
             })?;
         }
         let Some(p) = meta.partition(partition) else {
-            return Err(ClientError::UnknownTopicOrPartition { topic: topic.to_owned(), partition });
+            return Err(ClientError::UnknownTopicOrPartition {
+                topic: topic.to_owned(),
+                partition,
+            });
         };
         if p.leader < 0 {
             return Err(ClientError::Broker {
@@ -269,7 +325,10 @@ impl Cluster {
         let mut conn = match tokio::time::timeout(setup, connecting).await {
             Ok(Ok(conn)) => conn,
             Ok(Err(ProtocolError::Io(source))) => {
-                return Err(ClientError::Connect { addr: address.to_owned(), source });
+                return Err(ClientError::Connect {
+                    addr: address.to_owned(),
+                    source,
+                });
             }
             Ok(Err(e)) => return Err(e.into()),
             Err(_) => {
@@ -286,7 +345,11 @@ impl Cluster {
 
     /// Drops a connection that failed, so the next use reconnects.
     async fn forget(&self, failed: &Arc<Connection>) {
-        self.inner.connections.lock().await.retain(|_, c| !Arc::ptr_eq(c, failed));
+        self.inner
+            .connections
+            .lock()
+            .await
+            .retain(|_, c| !Arc::ptr_eq(c, failed));
         let mut bootstrap = self.inner.bootstrap.lock().await;
         if bootstrap.as_ref().is_some_and(|c| Arc::ptr_eq(c, failed)) {
             *bootstrap = None;
