@@ -1,0 +1,6 @@
+//! Integration tests of `strom-client` against the embedded Strom broker: one test binary
+//! with a module per client part.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod admin;
+mod support;
