@@ -2,10 +2,11 @@
 //! against any Kafka-compatible cluster.
 //!
 //! This crate is being built up: configuration ([`config`]), the cluster view and
-//! connections ([`cluster`]) and the Java-compatible
+//! connections ([`cluster`]), the admin client ([`admin`]) and the Java-compatible
 //! partitioner ([`producer::partitioner`]) are here; the producer and consumer follow.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod admin;
 pub mod cluster;
 pub mod config;
 pub mod error;
