@@ -4,6 +4,7 @@
 
 mod broker_cmd;
 mod quickstart;
+mod topics_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -21,6 +22,8 @@ enum Command {
     Broker(broker_cmd::BrokerArgs),
     /// Start an embedded broker, create a topic, produce and consume a few records.
     Quickstart(quickstart::QuickstartArgs),
+    /// Manage topics on any Kafka cluster.
+    Topics(topics_cmd::TopicsArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -46,6 +49,7 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Broker(args) => broker_cmd::run(args).await,
             Command::Quickstart(args) => quickstart::run(args).await,
+            Command::Topics(args) => topics_cmd::run(args).await,
         }
     });
     match result {
