@@ -1,3 +1,344 @@
-//! The producer. So far: choosing partitions.
+//! The producer: batches records per partition and sends them to the partitions' leaders.
+//!
+//! ```text
+//!  send(record) ──partitioner──▶ buffer.memory ──append──▶ Accumulator ──drain──▶ sink task
+//!    │ size check,   (metadata)   (waits ≤ max.block.ms)    per-partition         one ProduceRequest
+//!    │ returns a DeliveryFuture                              batch queues          per leader broker
+//!    ▼                                                           ▲                     │
+//!  DeliveryFuture ◀──────── offsets / errors ─────────────────── └── retriable: back ◀─┘
+//!                                                                    to the front
+//! ```
+//!
+//! [`Producer::send`] checks the record's size against `max.request.size`, picks its
+//! partition (the record's own, or the configured partitioner's over the topic's partition
+//! count), reserves its bytes from `buffer.memory` — waiting up to `max.block.ms` for
+//! earlier records to be sent, which is the producer's backpressure — and appends it to the
+//! partition's open batch. A batch is sent when it is full (`batch.size`), when it is
+//! `linger.ms` old, or when [`Producer::flush`] or [`Producer::close`] asks.
+//!
+//! One background task, the sink, drains ready batches and sends one ProduceRequest per
+//! leader broker holding at most one batch per partition. Each partition has at most one
+//! batch out at a time: this keeps its records in order across retries and makes
+//! idempotent retries safe, while different partitions on one broker proceed in parallel,
+//! up to `max.in.flight.requests.per.connection` requests per broker. Retriable errors (a
+//! moved leader, a timeout, a lost connection) refresh the topic's metadata and resend the
+//! same batch bytes after `retry.backoff.ms` (doubling up to `retry.backoff.max.ms`),
+//! until `delivery.timeout.ms` after the batch was created.
+//!
+//! With idempotence (the default with `acks=all`), the producer asks for a producer id
+//! (InitProducerId) when it starts and numbers each partition's records; a retried batch
+//! the broker already has is answered as a duplicate with its first offsets, so retries do
+//! not duplicate records. Not done, unlike the Java client: bumping the epoch after a
+//! sequence error (`OUT_OF_ORDER_SEQUENCE_NUMBER`, `UNKNOWN_PRODUCER_ID`, or a batch that
+//! timed out after being sent); such batches fail, and later ones of that partition may too.
+//!
+//! ```
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = tempfile::tempdir()?;
+//! # let broker = strom_broker::Broker::start(strom_broker::BrokerConfig::new(dir.path())).await?;
+//! # let bootstrap = broker.bootstrap();
+//! use std::time::Duration;
+//! use strom_client::producer::{Producer, Record};
+//! use strom_client::ClientConfig;
+//!
+//! let config = ClientConfig::new()
+//!     .bootstrap(&bootstrap)
+//!     .linger(Duration::from_millis(10));
+//! let producer = Producer::new(config).await?;
+//! let delivery = producer
+//!     .send(Record::new("orders").key("customer-7").value("{\"total\": 12}"))
+//!     .await?;
+//! let metadata = delivery.await?;
+//! assert_eq!((metadata.topic.as_str(), metadata.offset), ("orders", 0));
+//! producer.close().await;
+//! # Ok(()) }
+//! ```
 
+mod accumulator;
+mod batch;
+mod idempotence;
 pub mod partitioner;
+mod produce;
+mod record;
+mod sink;
+mod topics;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
+use tracing::Instrument;
+
+pub use record::{DeliveryFuture, Record, RecordMetadata};
+
+use self::accumulator::{Accumulator, AccumulatorConfig};
+use self::batch::ProducerIdentity;
+use self::partitioner::{partitioner_for, DefaultPartitioner, Partitioner};
+use self::record::BATCH_OVERHEAD;
+use crate::cluster::Cluster;
+use crate::config::ClientConfig;
+use crate::error::ClientError;
+
+/// An asynchronous Kafka producer. Cheap to clone; clones share one buffer and one
+/// background task.
+///
+/// Dropping the last clone without [`Producer::close`] still sends what is buffered, in the
+/// background.
+#[derive(Clone)]
+pub struct Producer {
+    handle: Arc<Handle>,
+}
+
+/// Owned by the clones of one producer; closes the producer when the last one goes.
+struct Handle {
+    shared: Arc<Shared>,
+    sink: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// What `send` and the sink task share.
+struct Shared {
+    cluster: Cluster,
+    accumulator: Mutex<Accumulator>,
+    /// `buffer.memory`, one permit per byte.
+    memory: Arc<Semaphore>,
+    /// Wakes the sink: a new or full batch, a flush, a finished request, close.
+    wake: Notify,
+    /// A batch completed; `flush` re-checks.
+    completed: Notify,
+    partitioner: Box<dyn Partitioner>,
+    /// Producer id and epoch, with idempotence.
+    identity: Option<ProducerIdentity>,
+    closed: AtomicBool,
+}
+
+impl std::fmt::Debug for Producer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer")
+            .field("cluster", &self.handle.shared.cluster)
+            .field("identity", &self.handle.shared.identity)
+            .finish()
+    }
+}
+
+impl Producer {
+    /// Connects to the cluster and starts the producer's background task; with idempotence
+    /// on, first obtains a producer id.
+    ///
+    /// # Errors
+    /// Configuration errors, an unreachable cluster, or a failed InitProducerId.
+    pub async fn new(config: ClientConfig) -> Result<Producer, ClientError> {
+        Producer::with_cluster(Cluster::connect(config).await?).await
+    }
+
+    /// A producer on an existing [`Cluster`] handle, using its configuration.
+    ///
+    /// # Errors
+    /// As [`Producer::new`], past connecting.
+    pub async fn with_cluster(cluster: Cluster) -> Result<Producer, ClientError> {
+        let config = cluster.config();
+        let partitioner =
+            partitioner_for(config.partitioner.name()).unwrap_or_else(default_partitioner);
+        Producer::with_partitioner(cluster, partitioner).await
+    }
+
+    /// A producer choosing partitions with `partitioner` instead of the configured one.
+    ///
+    /// # Errors
+    /// As [`Producer::with_cluster`].
+    pub async fn with_partitioner(
+        cluster: Cluster,
+        partitioner: Box<dyn Partitioner>,
+    ) -> Result<Producer, ClientError> {
+        let config = cluster.config().clone();
+        config.validate()?;
+        let identity = if config.idempotence_enabled() {
+            Some(idempotence::init_producer_id(&cluster).await?)
+        } else {
+            None
+        };
+        let shared = Arc::new(Shared {
+            accumulator: Mutex::new(Accumulator::new(accumulator_config(&config))),
+            memory: Arc::new(Semaphore::new(
+                config.buffer_memory.min(Semaphore::MAX_PERMITS),
+            )),
+            wake: Notify::new(),
+            completed: Notify::new(),
+            partitioner,
+            identity,
+            closed: AtomicBool::new(false),
+            cluster,
+        });
+        let span = tracing::info_span!("producer", client_id = %config.client_id);
+        let sink = tokio::spawn(sink::run(shared.clone()).instrument(span));
+        let handle = Handle {
+            shared,
+            sink: Mutex::new(Some(sink)),
+        };
+        Ok(Producer {
+            handle: Arc::new(handle),
+        })
+    }
+
+    /// Buffers `record` for sending and returns a future of its outcome.
+    ///
+    /// Waits, at most `max.block.ms`, for the topic's metadata (asking the cluster to create
+    /// a missing topic, as the Java client's `allow.auto.create.topics`) and for room in
+    /// `buffer.memory`.
+    ///
+    /// # Errors
+    /// [`ClientError::RecordTooLarge`] over `max.request.size` or `buffer.memory`;
+    /// [`ClientError::Timeout`] when the topic's metadata does not arrive in time;
+    /// [`ClientError::UnknownTopicOrPartition`] for a partition the topic does not have;
+    /// [`ClientError::BufferFull`] when no room frees in time; [`ClientError::Closed`]
+    /// after [`Producer::close`].
+    pub async fn send(&self, record: Record) -> Result<DeliveryFuture, ClientError> {
+        let shared = &self.handle.shared;
+        if shared.closed.load(Ordering::Acquire) {
+            return Err(ClientError::Closed);
+        }
+        let size = record.size_upper_bound();
+        check_size(shared.cluster.config(), size)?;
+        let deadline = Instant::now() + Duration::from_millis(shared.cluster.config().max_block_ms);
+        let partition = topics::partition_for(shared, &record, deadline).await?;
+        let memory = shared.reserve(size, deadline).await?;
+        shared.append(record, partition, size, memory)
+    }
+
+    /// Sends every buffered record now, whatever its linger, and waits until every record
+    /// sent before this call has completed (successfully or not).
+    pub async fn flush(&self) {
+        let shared = &self.handle.shared;
+        let mark = shared.lock().begin_flush();
+        shared.wake.notify_one();
+        loop {
+            let completed = shared.completed.notified();
+            tokio::pin!(completed);
+            completed.as_mut().enable();
+            if shared.lock().flushed(mark) {
+                return;
+            }
+            completed.await;
+        }
+    }
+
+    /// Sends everything buffered, waits for the outcomes and stops the background task.
+    /// Other clones of this producer are closed too: their sends fail with
+    /// [`ClientError::Closed`].
+    pub async fn close(self) {
+        self.flush().await;
+        self.handle.shared.close();
+        let sink = self
+            .handle
+            .sink
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(sink) = sink {
+            let _ = sink.await;
+        }
+    }
+}
+
+impl Drop for Handle {
+    fn drop(&mut self) {
+        self.shared.close();
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, Accumulator> {
+        self.accumulator
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Stops new sends and lets the sink send what is left, then stop.
+    fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.lock().close();
+        self.wake.notify_one();
+    }
+
+    /// Reserves `size` bytes of `buffer.memory`, waiting until `deadline`.
+    async fn reserve(
+        &self,
+        size: usize,
+        deadline: Instant,
+    ) -> Result<OwnedSemaphorePermit, ClientError> {
+        let buffer_memory = self.cluster.config().buffer_memory;
+        let permits = u32::try_from(size).map_err(|_| ClientError::RecordTooLarge {
+            size,
+            limit_key: "buffer.memory",
+            limit: buffer_memory,
+        })?;
+        let acquire = self.memory.clone().acquire_many_owned(permits);
+        match tokio::time::timeout_at(deadline.into(), acquire).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) => Err(ClientError::Closed),
+            Err(_) => Err(ClientError::BufferFull { buffer_memory }),
+        }
+    }
+
+    /// Appends the record to its partition's open batch and wakes the sink when a batch
+    /// starts or fills.
+    fn append(
+        &self,
+        record: Record,
+        partition: i32,
+        size: usize,
+        memory: OwnedSemaphorePermit,
+    ) -> Result<DeliveryFuture, ClientError> {
+        let timestamp = record.timestamp.unwrap_or_else(record::now_ms);
+        let (sender, future) = DeliveryFuture::channel();
+        let appended = {
+            let mut accumulator = self.lock();
+            if accumulator.is_closing() {
+                return Err(ClientError::Closed);
+            }
+            let record_size = size.saturating_sub(BATCH_OVERHEAD);
+            accumulator.append(&record.topic, partition, record_size, |batch| {
+                batch.push(&record, timestamp, sender, memory)
+            })
+        };
+        if appended.batch_full {
+            self.partitioner.on_new_batch(&record.topic, partition);
+        }
+        if appended.new_batch || appended.batch_full {
+            self.wake.notify_one();
+        }
+        Ok(future)
+    }
+}
+
+/// Checks a record's size against `max.request.size` and `buffer.memory`.
+fn check_size(config: &ClientConfig, size: usize) -> Result<(), ClientError> {
+    let limits = [
+        ("max.request.size", config.message_max_bytes),
+        ("buffer.memory", config.buffer_memory),
+    ];
+    match limits.into_iter().find(|&(_, limit)| size > limit) {
+        Some((limit_key, limit)) => Err(ClientError::RecordTooLarge {
+            size,
+            limit_key,
+            limit,
+        }),
+        None => Ok(()),
+    }
+}
+
+fn accumulator_config(config: &ClientConfig) -> AccumulatorConfig {
+    AccumulatorConfig {
+        batch_size: config.batch_size,
+        linger: Duration::from_millis(config.linger_ms),
+        compression: config.compression,
+        delivery_timeout: Duration::from_millis(config.delivery_timeout_ms),
+        idempotent: config.idempotence_enabled(),
+    }
+}
+
+fn default_partitioner() -> Box<dyn Partitioner> {
+    Box::new(DefaultPartitioner::new())
+}

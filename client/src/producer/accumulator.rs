@@ -1,0 +1,313 @@
+//! The record accumulator: per partition, a queue of batches waiting to be sent.
+//!
+//! ```text
+//!  send ──append──▶ [ open batch ] ──full / linger.ms / flush / close──▶ [ closed ] ... ──drain──▶ sink
+//!                     per (topic, partition) queue, oldest first          ▲
+//!                                                                         └── requeue (retry, at the front)
+//! ```
+//!
+//! A plain struct with no I/O and no `.await`: the producer keeps it behind a mutex, `send`
+//! appends, the sink drains. At most one batch per partition is out at a time (drained and
+//! not yet completed), which keeps each partition's batches in order across retries and
+//! lets the idempotent producer assign sequence numbers at drain time, knowing no later
+//! batch of that partition has one yet.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use strom_protocol::records::Compression;
+
+use super::batch::{BatchKey, ProducerBatch};
+
+/// What the accumulator needs from the producer's configuration.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct AccumulatorConfig {
+    /// `batch.size`.
+    pub(crate) batch_size: usize,
+    /// `linger.ms`.
+    pub(crate) linger: Duration,
+    /// `compression.type`.
+    pub(crate) compression: Compression,
+    /// `delivery.timeout.ms`: batches older than this fail instead of being sent.
+    pub(crate) delivery_timeout: Duration,
+    /// Whether to assign sequence numbers (idempotence).
+    pub(crate) idempotent: bool,
+}
+
+/// One partition's batches, oldest first.
+#[derive(Default)]
+struct PartitionQueue {
+    batches: VecDeque<ProducerBatch>,
+    /// A batch of this partition is with the sink.
+    in_flight: bool,
+    /// Sequence of the next record, with idempotence.
+    next_sequence: i32,
+}
+
+/// What [`Accumulator::append`] did, for the caller to act on outside the lock.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Appended {
+    /// A batch was started (the sink may need to recompute its linger deadline).
+    pub(crate) new_batch: bool,
+    /// A batch filled up: it is ready to send, and sticky partitioners move on.
+    pub(crate) batch_full: bool,
+}
+
+/// What one drain produced.
+#[derive(Default)]
+pub(crate) struct Drained {
+    /// Ready batches by leader node id, at most one per partition, each node's total
+    /// bytes at most the request limit (or a single larger batch).
+    pub(crate) by_leader: HashMap<i32, Vec<ProducerBatch>>,
+    /// Batches past `delivery.timeout.ms` before being sent: to fail.
+    pub(crate) expired: Vec<ProducerBatch>,
+    /// Topics with ready batches on partitions with no known leader.
+    pub(crate) unknown_leaders: BTreeSet<Arc<str>>,
+    /// When the next batch becomes ready (linger expiry or end of a retry backoff).
+    pub(crate) next_wake: Option<Instant>,
+}
+
+/// The per-partition batch queues of one producer.
+pub(crate) struct Accumulator {
+    config: AccumulatorConfig,
+    topics: HashMap<Arc<str>, HashMap<i32, PartitionQueue>>,
+    next_batch_id: u64,
+    /// Ids of batches not yet completed (in a queue or with the sink).
+    incomplete: BTreeSet<u64>,
+    /// Batches with a lower id are ready whatever their linger (a flush is waiting).
+    flush_until: u64,
+    /// Every batch is ready: the producer is closing.
+    closing: bool,
+}
+
+impl Accumulator {
+    pub(crate) fn new(config: AccumulatorConfig) -> Self {
+        Accumulator {
+            config,
+            topics: HashMap::new(),
+            next_batch_id: 0,
+            incomplete: BTreeSet::new(),
+            flush_until: 0,
+            closing: false,
+        }
+    }
+
+    /// Appends to the partition's open batch, starting a new batch when there is none or
+    /// `size` more bytes would not fit in `batch.size`. `add` pushes the record.
+    pub(crate) fn append(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        size: usize,
+        add: impl FnOnce(&mut ProducerBatch),
+    ) -> Appended {
+        let batch_size = self.config.batch_size;
+        let mut outcome = Appended {
+            new_batch: false,
+            batch_full: false,
+        };
+        match self.queue(topic, partition).batches.back_mut() {
+            Some(open) if open.has_room(size, batch_size) => {
+                add(open);
+                outcome.batch_full = close_if_full(open, batch_size);
+                return outcome;
+            }
+            Some(full) if !full.closed => {
+                full.closed = true;
+                outcome.batch_full = true;
+            }
+            _ => {}
+        }
+        let mut batch = self.new_batch(topic, partition);
+        add(&mut batch);
+        outcome.batch_full |= close_if_full(&mut batch, batch_size);
+        outcome.new_batch = true;
+        self.queue(topic, partition).batches.push_back(batch);
+        outcome
+    }
+
+    /// The queue of a partition, created empty on first use.
+    fn queue(&mut self, topic: &str, partition: i32) -> &mut PartitionQueue {
+        let key = self.topic_key(topic);
+        self.topics
+            .entry(key)
+            .or_default()
+            .entry(partition)
+            .or_default()
+    }
+
+    /// The shared name of `topic`, so batches do not each copy it.
+    fn topic_key(&self, topic: &str) -> Arc<str> {
+        self.topics
+            .get_key_value(topic)
+            .map_or_else(|| Arc::from(topic), |(k, _)| k.clone())
+    }
+
+    /// A new empty batch for the partition, registered as incomplete.
+    fn new_batch(&mut self, topic: &str, partition: i32) -> ProducerBatch {
+        let id = self.next_batch_id;
+        self.next_batch_id += 1;
+        self.incomplete.insert(id);
+        ProducerBatch::new(
+            id,
+            self.topic_key(topic),
+            partition,
+            self.config.compression,
+        )
+    }
+
+    /// Takes the ready batch of every partition whose leader is known and that has none
+    /// out, grouped by leader; at most `max_request_bytes` per leader (a larger single
+    /// batch goes alone). Idempotent batches get their base sequence here.
+    pub(crate) fn drain(
+        &mut self,
+        now: Instant,
+        leader_of: impl Fn(&str, i32) -> Option<i32>,
+        max_request_bytes: usize,
+    ) -> Drained {
+        let mut drained = Drained::default();
+        let mut bytes_by_leader: HashMap<i32, usize> = HashMap::new();
+        let (config, flush_until, closing) = (self.config, self.flush_until, self.closing);
+        for (topic, partitions) in &mut self.topics {
+            for (&partition, queue) in partitions.iter_mut() {
+                if queue.in_flight {
+                    continue;
+                }
+                drained
+                    .expired
+                    .extend(expire(queue, now, config.delivery_timeout));
+                let Some(front) = queue.batches.front() else {
+                    continue;
+                };
+                if let Some(at) = not_ready_until(front, now, &config, flush_until, closing) {
+                    drained.next_wake = Some(drained.next_wake.map_or(at, |w| w.min(at)));
+                    continue;
+                }
+                let Some(leader) = leader_of(topic, partition) else {
+                    drained.unknown_leaders.insert(topic.clone());
+                    continue;
+                };
+                let used = bytes_by_leader.entry(leader).or_default();
+                let size = front.estimated_size();
+                if *used > 0 && *used + size > max_request_bytes {
+                    continue;
+                }
+                *used += size;
+                let Some(batch) = take_front(queue, config.idempotent) else {
+                    continue;
+                };
+                drained.by_leader.entry(leader).or_default().push(batch);
+            }
+        }
+        drained
+    }
+
+    /// Puts a batch that failed retriably back at the front of its queue, to be sent again
+    /// not before `retry_at`.
+    pub(crate) fn requeue(&mut self, mut batch: ProducerBatch, retry_at: Instant) {
+        batch.retry_at = Some(retry_at);
+        let queue = self.queue(&batch.topic, batch.partition);
+        queue.in_flight = false;
+        queue.batches.push_front(batch);
+    }
+
+    /// Records that a batch is done (its records completed or failed), drained or
+    /// expired. `rollback` resets the partition's sequence to the batch's base sequence:
+    /// for a batch the broker refused, so the next batch takes its sequence numbers.
+    pub(crate) fn finish(&mut self, batch: &BatchKey, rollback: bool) {
+        let queue = self.queue(&batch.topic, batch.partition);
+        queue.in_flight = false;
+        if let (true, Some(base)) = (rollback, batch.base_sequence) {
+            queue.next_sequence = base;
+        }
+        self.incomplete.remove(&batch.id);
+    }
+
+    /// Makes every batch created so far ready; returns the mark to wait for with
+    /// [`Accumulator::flushed`].
+    pub(crate) fn begin_flush(&mut self) -> u64 {
+        self.flush_until = self.next_batch_id;
+        self.next_batch_id
+    }
+
+    /// Whether every batch created before the `mark` of a flush has completed.
+    pub(crate) fn flushed(&self, mark: u64) -> bool {
+        self.incomplete.first().is_none_or(|&oldest| oldest >= mark)
+    }
+
+    /// Makes every batch ready from now on.
+    pub(crate) fn close(&mut self) {
+        self.closing = true;
+    }
+
+    /// Whether [`Accumulator::close`] was called: no more appends.
+    pub(crate) fn is_closing(&self) -> bool {
+        self.closing
+    }
+
+    /// Whether no batch is waiting or out.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.incomplete.is_empty()
+    }
+}
+
+/// Closes `batch` when it has reached `batch.size`; whether it did.
+fn close_if_full(batch: &mut ProducerBatch, batch_size: usize) -> bool {
+    if batch.estimated_size() >= batch_size {
+        batch.closed = true;
+    }
+    batch.closed
+}
+
+/// Pops the expired batches at the front of an idle queue.
+fn expire(queue: &mut PartitionQueue, now: Instant, timeout: Duration) -> Vec<ProducerBatch> {
+    let mut expired = Vec::new();
+    while queue
+        .batches
+        .front()
+        .is_some_and(|b| now.saturating_duration_since(b.created) >= timeout)
+    {
+        expired.extend(queue.batches.pop_front());
+    }
+    expired
+}
+
+/// `None` when `batch` may be sent now; otherwise when it may (as far as time decides).
+fn not_ready_until(
+    batch: &ProducerBatch,
+    now: Instant,
+    config: &AccumulatorConfig,
+    flush_until: u64,
+    closing: bool,
+) -> Option<Instant> {
+    if let Some(at) = batch.retry_at.filter(|&at| at > now) {
+        return Some(at);
+    }
+    let lingered = batch.created + config.linger;
+    let ready = batch.closed || closing || batch.id < flush_until || lingered <= now;
+    (!ready).then_some(lingered)
+}
+
+/// Takes the front batch out, closing it and assigning its base sequence.
+fn take_front(queue: &mut PartitionQueue, idempotent: bool) -> Option<ProducerBatch> {
+    let mut batch = queue.batches.pop_front()?;
+    batch.closed = true;
+    if idempotent && batch.base_sequence.is_none() {
+        batch.base_sequence = Some(queue.next_sequence);
+        queue.next_sequence = next_sequence(queue.next_sequence, batch.record_count());
+    }
+    queue.in_flight = true;
+    Some(batch)
+}
+
+/// `sequence + count`, wrapping past `i32::MAX` to 0 as Kafka does.
+fn next_sequence(sequence: i32, count: usize) -> i32 {
+    let count = i64::try_from(count).unwrap_or(i64::MAX);
+    let next = (i64::from(sequence) + count) % (i64::from(i32::MAX) + 1);
+    i32::try_from(next).unwrap_or(0)
+}
+
+#[cfg(test)]
+#[path = "accumulator_tests.rs"]
+mod tests;

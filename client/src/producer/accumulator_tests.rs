@@ -1,0 +1,165 @@
+//! Unit tests of the accumulator: batching, readiness, draining, retries, flush marks.
+
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use strom_protocol::records::Compression;
+use tokio::sync::Semaphore;
+
+use super::*;
+use crate::producer::record::{DeliveryFuture, Record};
+
+fn config(batch_size: usize, linger_ms: u64) -> AccumulatorConfig {
+    AccumulatorConfig {
+        batch_size,
+        linger: Duration::from_millis(linger_ms),
+        compression: Compression::None,
+        delivery_timeout: Duration::from_secs(120),
+        idempotent: true,
+    }
+}
+
+/// One semaphore for every test: a batch merges its records' permits, which must come from
+/// one semaphore.
+fn memory() -> Arc<Semaphore> {
+    static MEMORY: OnceLock<Arc<Semaphore>> = OnceLock::new();
+    MEMORY
+        .get_or_init(|| Arc::new(Semaphore::new(Semaphore::MAX_PERMITS)))
+        .clone()
+}
+
+/// Appends a record with a 100-byte value; returns what the append did.
+fn append(acc: &mut Accumulator, topic: &str, partition: i32) -> Appended {
+    let memory = memory();
+    let record = Record::new(topic).value(vec![7u8; 100]);
+    let (sender, future) = DeliveryFuture::channel();
+    std::mem::forget(future);
+    acc.append(topic, partition, 110, |batch| {
+        let permit = memory.try_acquire_many_owned(1).unwrap();
+        batch.push(&record, 1, sender, permit)
+    })
+}
+
+fn leader_zero(_: &str, _: i32) -> Option<i32> {
+    Some(0)
+}
+
+fn drained_counts(drained: &Drained) -> Vec<usize> {
+    let mut counts: Vec<usize> = drained
+        .by_leader
+        .values()
+        .flatten()
+        .map(ProducerBatch::record_count)
+        .collect();
+    counts.sort_unstable();
+    counts
+}
+
+#[test]
+fn batches_fill_up_to_batch_size() {
+    let mut acc = Accumulator::new(config(400, 60_000));
+    let first = append(&mut acc, "t", 0);
+    assert_eq!((first.new_batch, first.batch_full), (true, false));
+    // The batch header (61) plus three ~110-byte records fit in 400; a fourth does not.
+    for _ in 0..2 {
+        assert!(!append(&mut acc, "t", 0).new_batch);
+    }
+    let fourth = append(&mut acc, "t", 0);
+    assert_eq!((fourth.new_batch, fourth.batch_full), (true, true));
+    let drained = acc.drain(Instant::now(), leader_zero, 1 << 20);
+    assert_eq!(
+        drained_counts(&drained),
+        [3],
+        "only the full batch is ready"
+    );
+    assert!(drained.next_wake.is_none(), "partition busy: no deadline");
+}
+
+#[test]
+fn linger_and_flush_make_batches_ready() {
+    let mut acc = Accumulator::new(config(16_384, 50));
+    append(&mut acc, "t", 0);
+    let now = Instant::now();
+    let drained = acc.drain(now, leader_zero, 1 << 20);
+    assert!(drained.by_leader.is_empty());
+    assert!(drained.next_wake.is_some_and(|w| w > now));
+    let later = now + Duration::from_millis(60);
+    assert_eq!(drained_counts(&acc.drain(later, leader_zero, 1 << 20)), [1]);
+
+    append(&mut acc, "t", 1);
+    let mark = acc.begin_flush();
+    assert!(!acc.flushed(mark));
+    let drained = acc.drain(Instant::now(), leader_zero, 1 << 20);
+    assert_eq!(drained_counts(&drained), [1]);
+    for batch in drained.by_leader.into_values().flatten() {
+        acc.finish(&batch.key(), false);
+    }
+    assert!(!acc.flushed(mark), "partition 0's batch is still out");
+}
+
+#[test]
+fn one_batch_per_partition_out_and_sequences_in_order() {
+    let mut acc = Accumulator::new(config(200, 0));
+    for _ in 0..3 {
+        append(&mut acc, "t", 0);
+    }
+    let now = Instant::now();
+    let mut first = acc.drain(now, leader_zero, 1 << 20);
+    assert_eq!(drained_counts(&first), [1]);
+    assert!(acc.drain(now, leader_zero, 1 << 20).by_leader.is_empty());
+    let batch = first.by_leader.remove(&0).unwrap().pop().unwrap();
+    assert_eq!(batch.base_sequence, Some(0));
+    // A retry goes first again, with its sequence kept.
+    acc.requeue(batch, now);
+    let mut again = acc.drain(now, leader_zero, 1 << 20);
+    let batch = again.by_leader.remove(&0).unwrap().pop().unwrap();
+    assert_eq!(batch.base_sequence, Some(0));
+    acc.finish(&batch.key(), false);
+    let mut second = acc.drain(now, leader_zero, 1 << 20);
+    let batch = second.by_leader.remove(&0).unwrap().pop().unwrap();
+    assert_eq!(batch.base_sequence, Some(1));
+    // The broker refused it: the next batch reuses its sequence.
+    acc.finish(&batch.key(), true);
+    let mut third = acc.drain(now, leader_zero, 1 << 20);
+    let batch = third.by_leader.remove(&0).unwrap().pop().unwrap();
+    assert_eq!(batch.base_sequence, Some(1));
+}
+
+#[test]
+fn unknown_leaders_and_request_limit() {
+    let mut acc = Accumulator::new(config(16_384, 0));
+    for p in 0..3 {
+        append(&mut acc, "t", p);
+    }
+    append(&mut acc, "u", 0);
+    let leaders = |topic: &str, _: i32| (topic == "t").then_some(1);
+    let drained = acc.drain(Instant::now(), leaders, 400);
+    assert_eq!(drained.unknown_leaders.len(), 1);
+    // Each batch is ~171 bytes: two fit in a 400-byte request.
+    assert_eq!(drained_counts(&drained), [1, 1]);
+}
+
+#[test]
+fn old_batches_expire_unsent() {
+    let mut acc = Accumulator::new(AccumulatorConfig {
+        delivery_timeout: Duration::from_millis(10),
+        ..config(16_384, 0)
+    });
+    append(&mut acc, "t", 0);
+    let drained = acc.drain(
+        Instant::now() + Duration::from_millis(20),
+        |_, _| None,
+        1 << 20,
+    );
+    assert_eq!(drained.expired.len(), 1);
+    assert!(drained.unknown_leaders.is_empty());
+    acc.finish(&drained.expired[0].key(), false);
+    assert!(acc.is_empty());
+}
+
+#[test]
+fn sequences_wrap_like_kafka() {
+    assert_eq!(next_sequence(5, 3), 8);
+    assert_eq!(next_sequence(i32::MAX, 1), 0);
+    assert_eq!(next_sequence(i32::MAX - 1, 3), 1);
+}

@@ -1,0 +1,351 @@
+//! The sink: the producer's one background task, draining ready batches to their leaders.
+//!
+//! ```text
+//!  wake (new / full batch, flush, close, a request done) or linger / backoff deadline
+//!     │
+//!     ▼
+//!  drain accumulator ──by leader──▶ spawn one request per broker ──▶ Produce ──▶ answers
+//!     │ expired: fail (delivery.timeout.ms)   ≤ max.in.flight per broker          │
+//!     │ no leader: refresh metadata                                               ▼
+//!     └──────────◀── requeue retriable (same bytes, after backoff) ◀── complete / fail records
+//! ```
+//!
+//! The accumulator lets out at most one batch per partition at a time, so a request holds
+//! at most one batch per partition and a partition's batches reach the log in order even
+//! when some are retried. Requests to one broker are capped at
+//! `max.in.flight.requests.per.connection`, across partitions.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use strom_protocol::ProtocolError;
+use tokio::sync::Semaphore;
+use tracing::{debug, warn, Instrument};
+
+use super::accumulator::Drained;
+use super::batch::{BatchKey, ProducerBatch};
+use super::produce::{self, Outcome};
+use super::Shared;
+use crate::config::{Acks, ClientConfig};
+use crate::error::ClientError;
+
+/// Runs until the producer is closed and every batch has completed.
+pub(super) async fn run(shared: Arc<Shared>) {
+    let config = shared.cluster.config().clone();
+    let backoff = Duration::from_millis(config.retry_backoff_ms);
+    let max_in_flight = usize::try_from(config.max_in_flight_requests_per_connection)
+        .unwrap_or(1)
+        .max(1);
+    let mut in_flight: HashMap<i32, Arc<Semaphore>> = HashMap::new();
+    let mut last_refresh: Option<Instant> = None;
+    loop {
+        let drained = drain(&shared, config.message_max_bytes);
+        for batch in drained.expired {
+            let error = delivery_timeout(&config, &batch, None);
+            shared.fail(batch, error, false);
+        }
+        let mut next_wake = drained.next_wake;
+        if !drained.unknown_leaders.is_empty() {
+            refresh_leaders(&shared, drained.unknown_leaders, &mut last_refresh, backoff);
+            let soon = Instant::now() + backoff;
+            next_wake = Some(next_wake.map_or(soon, |w| w.min(soon)));
+        }
+        for (leader, batches) in drained.by_leader {
+            let limit = in_flight
+                .entry(leader)
+                .or_insert_with(|| Arc::new(Semaphore::new(max_in_flight)))
+                .clone();
+            let span = tracing::debug_span!("produce", broker = leader, batches = batches.len());
+            tokio::spawn(send(shared.clone(), leader, batches, limit).instrument(span));
+        }
+        let done = {
+            let accumulator = shared.lock();
+            accumulator.is_closing() && accumulator.is_empty()
+        };
+        if done {
+            debug!("producer closed");
+            return;
+        }
+        match next_wake {
+            Some(at) => {
+                let _ = tokio::time::timeout_at(at.into(), shared.wake.notified()).await;
+            }
+            None => shared.wake.notified().await,
+        }
+    }
+}
+
+/// Drains the accumulator, placing partitions by the leaders in the metadata snapshot.
+fn drain(shared: &Shared, max_request_bytes: usize) -> Drained {
+    let metadata = shared.cluster.metadata();
+    let leader_of = |topic: &str, partition: i32| {
+        let meta = metadata.topics.get(topic)?.partition(partition)?;
+        (meta.leader >= 0).then_some(meta.leader)
+    };
+    shared
+        .lock()
+        .drain(Instant::now(), leader_of, max_request_bytes)
+}
+
+/// Refreshes the metadata of topics with leaderless partitions, at most once per backoff.
+fn refresh_leaders(
+    shared: &Arc<Shared>,
+    topics: BTreeSet<Arc<str>>,
+    last: &mut Option<Instant>,
+    backoff: Duration,
+) {
+    if last.is_some_and(|at| at.elapsed() < backoff) {
+        return;
+    }
+    *last = Some(Instant::now());
+    let shared = shared.clone();
+    tokio::spawn(async move {
+        let names: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
+        if let Err(e) = shared.cluster.refresh_metadata(Some(&names)).await {
+            debug!(error = %e, "metadata refresh for leaderless partitions failed");
+        }
+        shared.wake.notify_one();
+    });
+}
+
+/// Sends `batches` to broker `leader` in one request and settles each batch.
+async fn send(
+    shared: Arc<Shared>,
+    leader: i32,
+    batches: Vec<ProducerBatch>,
+    limit: Arc<Semaphore>,
+) {
+    let _slot = limit.acquire_owned().await.ok();
+    let mut parts = Vec::with_capacity(batches.len());
+    for mut batch in batches {
+        match batch.build(shared.identity) {
+            Ok(bytes) => {
+                batch.attempts += 1;
+                parts.push((batch, bytes));
+            }
+            Err(e) => shared.fail(batch, e, true),
+        }
+    }
+    if parts.is_empty() {
+        return;
+    }
+    match exchange(&shared, leader, &parts).await {
+        Ok(None) => parts
+            .into_iter()
+            .for_each(|(b, _)| shared.complete(b, -1, -1)),
+        Ok(Some(response)) => settle(&shared, parts, &response).await,
+        Err(e) => {
+            warn!(broker = leader, error = %e, "produce request failed");
+            let config = shared.cluster.config();
+            let mut retry = Vec::new();
+            for (batch, _) in parts {
+                match retry_at(config, &batch, copy_error(&e)) {
+                    Ok(at) => retry.push((batch, at)),
+                    Err(error) => shared.fail(batch, error, false),
+                }
+            }
+            requeue(&shared, retry).await;
+        }
+    }
+}
+
+/// Sends the request; `None` for `acks=0`, which gets no answer.
+async fn exchange(
+    shared: &Shared,
+    leader: i32,
+    parts: &[(ProducerBatch, Bytes)],
+) -> Result<Option<ProduceResponse>, ClientError> {
+    let config = shared.cluster.config();
+    let conn = shared.cluster.broker(leader).await?;
+    let version = conn
+        .version_for::<ProduceRequest>()?
+        .min(produce::MAX_VERSION);
+    let batches = parts
+        .iter()
+        .map(|(b, bytes)| (&*b.topic, b.partition, bytes.clone()));
+    let timeout_ms = i32::try_from(config.request_timeout_ms).unwrap_or(i32::MAX);
+    let request = produce::request(batches, config.acks.as_i16(), timeout_ms);
+    debug!(version, acks = config.acks.name(), "sending produce");
+    if config.acks == Acks::None {
+        conn.send_no_response(&request, version).await?;
+        return Ok(None);
+    }
+    Ok(Some(conn.send_version(&request, version).await?))
+}
+
+/// Completes, fails or requeues each batch by its partition's answer.
+async fn settle(shared: &Shared, parts: Vec<(ProducerBatch, Bytes)>, response: &ProduceResponse) {
+    let config = shared.cluster.config();
+    let answers = produce::index(response);
+    let mut retry = Vec::new();
+    for (batch, _) in parts {
+        let answer = answers.get(&(&*batch.topic, batch.partition)).copied();
+        match produce::outcome(answer, &batch.topic, batch.partition) {
+            Outcome::Done {
+                base_offset,
+                log_append_time,
+            } => shared.complete(batch, base_offset, log_append_time),
+            Outcome::Retry(e) => match retry_at(config, &batch, e) {
+                Ok(at) => retry.push((batch, at)),
+                Err(error) => shared.fail(batch, error, false),
+            },
+            Outcome::Fail(e) => shared.fail(batch, e, true),
+        }
+    }
+    requeue(shared, retry).await;
+}
+
+/// Refreshes the retried batches' topics and puts the batches back at the front of their
+/// queues.
+async fn requeue(shared: &Shared, retry: Vec<(ProducerBatch, Instant)>) {
+    if retry.is_empty() {
+        return;
+    }
+    let topics: BTreeSet<String> = retry.iter().map(|(b, _)| b.topic.to_string()).collect();
+    let topics: Vec<String> = topics.into_iter().collect();
+    if let Err(e) = shared.cluster.refresh_metadata(Some(&topics)).await {
+        debug!(error = %e, "metadata refresh before retry failed");
+    }
+    {
+        let mut accumulator = shared.lock();
+        for (batch, at) in retry {
+            debug!(topic = %batch.topic, partition = batch.partition, attempts = batch.attempts, "retrying batch");
+            accumulator.requeue(batch, at);
+        }
+    }
+    shared.wake.notify_one();
+}
+
+/// When to resend a batch that failed with `error`, or the error to fail it with: not
+/// retriable, out of `retries`, or past `delivery.timeout.ms` by the time of the retry.
+fn retry_at(
+    config: &ClientConfig,
+    batch: &ProducerBatch,
+    error: ClientError,
+) -> Result<Instant, ClientError> {
+    if !error.is_retriable() || batch.attempts > config.retries {
+        return Err(error);
+    }
+    let backoff = backoff(config, batch.attempts);
+    let deadline = batch.created + Duration::from_millis(config.delivery_timeout_ms);
+    let at = Instant::now() + backoff;
+    if at >= deadline {
+        return Err(delivery_timeout(config, batch, Some(&error)));
+    }
+    Ok(at)
+}
+
+/// `retry.backoff.ms`, doubled per earlier attempt, at most `retry.backoff.max.ms`.
+fn backoff(config: &ClientConfig, attempts: u32) -> Duration {
+    let doublings = attempts.saturating_sub(1).min(32);
+    let ms = config
+        .retry_backoff_ms
+        .saturating_mul(1u64 << doublings)
+        .min(config.retry_backoff_max_ms.max(config.retry_backoff_ms));
+    Duration::from_millis(ms)
+}
+
+fn delivery_timeout(
+    config: &ClientConfig,
+    batch: &ProducerBatch,
+    last: Option<&ClientError>,
+) -> ClientError {
+    let (topic, partition) = (&batch.topic, batch.partition);
+    let what = match last {
+        Some(e) => format!("delivery to {topic}-{partition} (last error: {e})"),
+        None => format!("delivery to {topic}-{partition}"),
+    };
+    ClientError::Timeout {
+        what,
+        after_ms: config.delivery_timeout_ms,
+    }
+}
+
+impl Shared {
+    /// Completes a batch's records and frees its partition and memory.
+    fn complete(&self, batch: ProducerBatch, base_offset: i64, log_append_time: i64) {
+        let key = batch.key();
+        batch.complete(base_offset, log_append_time);
+        self.finished(&key, false);
+    }
+
+    /// Fails a batch's records; `rollback` when the broker surely did not write it.
+    fn fail(&self, batch: ProducerBatch, error: ClientError, rollback: bool) {
+        let key = batch.key();
+        warn!(topic = %key.topic, partition = key.partition, records = batch.record_count(), error = %error, "batch failed");
+        batch.fail(|| copy_error(&error));
+        self.finished(&key, rollback);
+    }
+
+    fn finished(&self, key: &BatchKey, rollback: bool) {
+        self.lock().finish(key, rollback);
+        self.completed.notify_waiters();
+        self.wake.notify_one();
+    }
+}
+
+/// The same error again, for each record of a failed batch ([`ClientError`] is not
+/// `Clone`: I/O errors keep their kind and message).
+fn copy_error(e: &ClientError) -> ClientError {
+    let io = |io: &std::io::Error| std::io::Error::new(io.kind(), io.to_string());
+    match e {
+        ClientError::Broker { code, context } => ClientError::Broker {
+            code: *code,
+            context: context.clone(),
+        },
+        ClientError::Timeout { what, after_ms } => ClientError::Timeout {
+            what: what.clone(),
+            after_ms: *after_ms,
+        },
+        ClientError::Connect { addr, source } => ClientError::Connect {
+            addr: addr.clone(),
+            source: io(source),
+        },
+        ClientError::NoBrokers { bootstrap } => ClientError::NoBrokers {
+            bootstrap: bootstrap.clone(),
+        },
+        ClientError::UnknownTopicOrPartition { topic, partition } => {
+            ClientError::UnknownTopicOrPartition {
+                topic: topic.clone(),
+                partition: *partition,
+            }
+        }
+        ClientError::Protocol(p) => ClientError::Protocol(copy_protocol_error(p)),
+        ClientError::Closed => ClientError::Closed,
+        other => ClientError::InvalidState {
+            operation: "produce".to_owned(),
+            state: other.to_string(),
+        },
+    }
+}
+
+fn copy_protocol_error(e: &ProtocolError) -> ProtocolError {
+    match e {
+        ProtocolError::Io(io) => ProtocolError::Io(std::io::Error::new(io.kind(), io.to_string())),
+        ProtocolError::ConnectionClosed => ProtocolError::ConnectionClosed,
+        ProtocolError::Timeout { api, timeout_ms } => ProtocolError::Timeout {
+            api,
+            timeout_ms: *timeout_ms,
+        },
+        ProtocolError::Broker(code) => ProtocolError::Broker(*code),
+        ProtocolError::UnsupportedVersion {
+            api,
+            version,
+            min,
+            max,
+        } => ProtocolError::UnsupportedVersion {
+            api,
+            version: *version,
+            min: *min,
+            max: *max,
+        },
+        other => ProtocolError::Encode {
+            what: "ProduceRequest",
+            version: -1,
+            reason: other.to_string(),
+        },
+    }
+}

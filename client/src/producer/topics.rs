@@ -1,0 +1,100 @@
+//! Choosing a record's partition: the topic's metadata (asking the cluster to create a
+//! missing topic), then the record's own partition or the partitioner's choice.
+
+use std::time::{Duration, Instant};
+
+use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
+use kafka_protocol::messages::{MetadataRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use tracing::debug;
+
+use super::{Record, Shared};
+use crate::cluster::{Cluster, TopicMetadata};
+use crate::error::ClientError;
+
+/// The partition `record` goes to, waiting until `deadline` for the topic's metadata.
+pub(super) async fn partition_for(
+    shared: &Shared,
+    record: &Record,
+    deadline: Instant,
+) -> Result<i32, ClientError> {
+    let topic = topic_metadata(&shared.cluster, &record.topic, deadline).await?;
+    let count = i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX);
+    match record.partition {
+        Some(p) if (0..count).contains(&p) => Ok(p),
+        Some(p) => Err(ClientError::UnknownTopicOrPartition {
+            topic: record.topic.clone(),
+            partition: p,
+        }),
+        None => {
+            let available: Vec<i32> = topic
+                .partitions
+                .iter()
+                .filter(|p| p.leader >= 0)
+                .map(|p| p.partition)
+                .collect();
+            let key = record.key.as_deref();
+            Ok(shared
+                .partitioner
+                .partition(&record.topic, key, count, &available))
+        }
+    }
+}
+
+/// The topic's metadata with at least one partition. An unknown topic is asked for with
+/// `allow_auto_topic_creation`, then looked up again every `retry.backoff.ms`.
+async fn topic_metadata(
+    cluster: &Cluster,
+    topic: &str,
+    deadline: Instant,
+) -> Result<TopicMetadata, ClientError> {
+    let config = cluster.config();
+    loop {
+        match cluster.topic(topic).await {
+            Ok(t) if !t.partitions.is_empty() => return Ok(t),
+            Ok(t) if !t.error.is_ok() && !t.error.is_retriable() => {
+                return Err(ClientError::Broker {
+                    code: t.error,
+                    context: format!("metadata for topic {topic}"),
+                })
+            }
+            Ok(_) | Err(ClientError::UnknownTopicOrPartition { .. }) => {}
+            Err(e) if !e.is_retriable() => return Err(e),
+            Err(e) => debug!(topic, error = %e, "metadata not available yet"),
+        }
+        if Instant::now() >= deadline {
+            return Err(ClientError::Timeout {
+                what: format!("metadata for topic {topic}"),
+                after_ms: config.max_block_ms,
+            });
+        }
+        if let Err(e) = request_creation(cluster, topic).await {
+            debug!(topic, error = %e, "metadata request with auto-creation failed");
+        }
+        if let Ok(refreshed) = cluster.refresh_metadata(Some(&[topic.to_owned()])).await {
+            if let Some(t) = refreshed
+                .topics
+                .get(topic)
+                .filter(|t| !t.partitions.is_empty())
+            {
+                return Ok(t.clone());
+            }
+        }
+        let backoff = Duration::from_millis(config.retry_backoff_ms);
+        tokio::time::sleep_until((Instant::now() + backoff).min(deadline).into()).await;
+    }
+}
+
+/// Asks a broker for the topic's metadata allowing it to create the topic, as the Java
+/// producer does (`allow.auto.create.topics`); the broker decides, by its
+/// `auto.create.topics.enable`.
+async fn request_creation(cluster: &Cluster, topic: &str) -> Result<(), ClientError> {
+    let name = TopicName(StrBytes::from_string(topic.to_owned()));
+    let request = MetadataRequest::default()
+        .with_topics(Some(vec![
+            MetadataRequestTopic::default().with_name(Some(name))
+        ]))
+        .with_allow_auto_topic_creation(true);
+    cluster.any_broker().await?.send(&request).await?;
+    Ok(())
+}

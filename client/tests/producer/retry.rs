@@ -1,0 +1,148 @@
+//! Retries through a proxy that cuts the connection after a Produce request reached the
+//! broker and before its answer came back: the idempotent producer's resend is recognised
+//! as a duplicate; without idempotence the record is written twice, as in Kafka.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use strom_client::config::Acks;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use super::{ms, record, Fixture};
+
+/// Forwards connections to the broker; cuts the one carrying the next Produce request
+/// when `cut_next_produce` is set.
+struct Proxy {
+    cut_next_produce: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    fn start(listener: TcpListener, target: SocketAddr) -> Proxy {
+        let cut = Arc::new(AtomicBool::new(false));
+        let flag = cut.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                tokio::spawn(forward(client, target, flag.clone()));
+            }
+        });
+        Proxy {
+            cut_next_produce: cut,
+        }
+    }
+}
+
+async fn forward(client: TcpStream, target: SocketAddr, cut: Arc<AtomicBool>) {
+    let server = TcpStream::connect(target).await.unwrap();
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut server_read, mut server_write) = server.into_split();
+    let answers = tokio::spawn(async move {
+        let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
+    });
+    loop {
+        let mut len = [0u8; 4];
+        if client_read.read_exact(&mut len).await.is_err() {
+            break;
+        }
+        let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+        if client_read.read_exact(&mut body).await.is_err() {
+            break;
+        }
+        server_write.write_all(&len).await.unwrap();
+        server_write.write_all(&body).await.unwrap();
+        let is_produce = body[..2] == [0, 0];
+        if is_produce && cut.swap(false, Ordering::SeqCst) {
+            // Relay no answer; the broker appends, then both sides close.
+            answers.abort();
+            tokio::time::sleep(ms(300)).await;
+            break;
+        }
+    }
+    answers.abort();
+}
+
+/// A broker reachable only through a proxy (it advertises the proxy's port).
+async fn proxied_broker() -> (Fixture, Proxy, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let proxy_addr = listener.local_addr().unwrap();
+    let fx = Fixture::start_with(|c| {
+        c.num_partitions = 1;
+        c.advertised_host = Some("127.0.0.1".to_owned());
+        c.advertised_port = Some(proxy_addr.port());
+    })
+    .await;
+    let proxy = Proxy::start(listener, fx.broker.local_addr());
+    (fx, proxy, proxy_addr.to_string())
+}
+
+#[tokio::test]
+async fn idempotent_retry_is_not_duplicated() {
+    let (fx, proxy, bootstrap) = proxied_broker().await;
+    let config = fx.config().bootstrap(&bootstrap).retry_backoff(ms(50));
+    assert!(config.idempotence_enabled());
+    let producer = fx.producer(config).await;
+    // Create the topic first so the cut hits a produce.
+    let first = producer
+        .send(record("idem", "zero"))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(first.offset, 0);
+    proxy.cut_next_produce.store(true, Ordering::SeqCst);
+    let retried = producer
+        .send(record("idem", "one"))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert!(
+        !proxy.cut_next_produce.load(Ordering::SeqCst),
+        "the produce was cut"
+    );
+    assert_eq!(
+        retried.offset, 1,
+        "the duplicate is answered with the first offset"
+    );
+    let next = producer
+        .send(record("idem", "two"))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(next.offset, 2);
+    assert_eq!(fx.values("idem", 0).await, ["zero", "one", "two"]);
+    producer.close().await;
+}
+
+#[tokio::test]
+async fn retry_without_idempotence_duplicates() {
+    let (fx, proxy, bootstrap) = proxied_broker().await;
+    let config = fx
+        .config()
+        .bootstrap(&bootstrap)
+        .acks(Acks::Leader)
+        .retry_backoff(ms(50));
+    assert!(!config.idempotence_enabled());
+    let producer = fx.producer(config).await;
+    producer
+        .send(record("dup", "zero"))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    proxy.cut_next_produce.store(true, Ordering::SeqCst);
+    let retried = producer
+        .send(record("dup", "one"))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    assert_eq!(
+        retried.offset, 2,
+        "written at 1, then again at 2 by the retry"
+    );
+    assert_eq!(fx.values("dup", 0).await, ["zero", "one", "one"]);
+    producer.close().await;
+}
