@@ -9,9 +9,11 @@
 pub mod admin;
 pub mod cluster;
 pub mod config;
+pub mod consumer;
 pub mod error;
 pub mod producer;
 
 pub use cluster::Cluster;
 pub use config::ClientConfig;
+pub use consumer::Consumer;
 pub use error::ClientError;

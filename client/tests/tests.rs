@@ -3,5 +3,6 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod admin;
+mod consumer;
 mod producer;
 mod support;

@@ -1,0 +1,202 @@
+//! Turning a partition's `records` from a fetch response into [`ConsumerRecord`]s.
+//!
+//! A size-limited fetch response may end with a partial batch (the broker cuts at
+//! `partition_max_bytes`); [`records::batches`] stops there and so do we: the tail is not
+//! an error, it is fetched whole next time from the offset after the last whole batch.
+//! A batch may start before the fetch offset (the broker returns whole batches), so
+//! records below it are dropped. Control batches are skipped, and with
+//! `isolation.level=read_committed` so are batches of aborted transactions, located with
+//! the response's `aborted_transactions` as the Java client does.
+
+use std::collections::HashSet;
+
+use strom_protocol::records::{self, RecordsError};
+
+use super::record::ConsumerRecord;
+
+/// What one partition's fetched bytes yielded.
+#[derive(Debug, Default)]
+pub(crate) struct Decoded {
+    /// Records at or after the fetch offset, in offset order.
+    pub(crate) records: Vec<ConsumerRecord>,
+    /// The offset after the last whole batch; `None` when the bytes held no whole batch.
+    pub(crate) next_offset: Option<i64>,
+}
+
+/// An aborted transaction from a fetch response: its producer and first offset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Aborted {
+    pub(crate) producer_id: i64,
+    pub(crate) first_offset: i64,
+}
+
+/// Decodes the whole batches of `data`, fetched for `topic`-`partition` at `fetch_offset`.
+/// `aborted` is `Some` under `read_committed` (possibly empty).
+///
+/// # Errors
+/// A corrupt batch (bad CRC, length or magic) or one that does not decompress.
+pub(crate) fn decode_partition(
+    topic: &str,
+    partition: i32,
+    fetch_offset: i64,
+    data: &[u8],
+    aborted: Option<Vec<Aborted>>,
+) -> Result<Decoded, RecordsError> {
+    let mut filter = aborted.map(AbortFilter::new);
+    let mut decoded = Decoded::default();
+    for batch in records::batches(data) {
+        let (header, range) = batch?;
+        decoded.next_offset = Some(header.next_offset());
+        if header.next_offset() <= fetch_offset {
+            continue;
+        }
+        let skip = match filter.as_mut() {
+            Some(f) => f.skips(&header),
+            None => header.is_control(),
+        };
+        if skip {
+            continue;
+        }
+        let (header, batch) = records::decode_batch(data.get(range).unwrap_or_default())?;
+        let epoch = header.partition_leader_epoch;
+        decoded.records.extend(
+            batch
+                .into_iter()
+                .filter(|r| r.offset >= fetch_offset)
+                .map(|r| ConsumerRecord::from_record(topic, partition, epoch, r)),
+        );
+    }
+    Ok(decoded)
+}
+
+/// Which batches `read_committed` hides: those of producers with an aborted transaction
+/// open at the batch, until that producer's control (abort) marker.
+struct AbortFilter {
+    /// Aborted transactions by descending first offset; the next to open is last.
+    pending: Vec<Aborted>,
+    open: HashSet<i64>,
+}
+
+impl AbortFilter {
+    fn new(mut aborted: Vec<Aborted>) -> Self {
+        aborted.sort_by_key(|a| std::cmp::Reverse(a.first_offset));
+        AbortFilter {
+            pending: aborted,
+            open: HashSet::new(),
+        }
+    }
+
+    fn skips(&mut self, header: &records::BatchHeader) -> bool {
+        while self
+            .pending
+            .last()
+            .is_some_and(|a| a.first_offset <= header.last_offset())
+        {
+            if let Some(a) = self.pending.pop() {
+                self.open.insert(a.producer_id);
+            }
+        }
+        if header.is_control() {
+            self.open.remove(&header.producer_id);
+            return true;
+        }
+        header.is_transactional() && self.open.contains(&header.producer_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bytes::{Bytes, BytesMut};
+    use strom_protocol::records::{BatchBuilder, Compression};
+
+    fn batch(base: i64, values: &[&str], compression: Compression) -> Bytes {
+        let mut b = BatchBuilder::new(compression).base_offset(base);
+        for v in values {
+            b.push(1000, Some(b"k"), Some(v.as_bytes()), &[("h", None)]);
+        }
+        b.build().unwrap()
+    }
+
+    fn concat(parts: &[Bytes]) -> BytesMut {
+        let mut buf = BytesMut::new();
+        for p in parts {
+            buf.extend_from_slice(p);
+        }
+        buf
+    }
+
+    #[test]
+    fn partial_tail_stops_without_error() {
+        let first = batch(0, &["a", "b"], Compression::None);
+        let second = batch(2, &["c", "d"], Compression::Lz4);
+        let whole = concat(&[first.clone(), second.clone()]);
+        for cut in first.len()..whole.len() {
+            let d = decode_partition("t", 0, 0, &whole[..cut], None).unwrap();
+            assert_eq!(d.records.len(), 2, "cut at {cut}");
+            assert_eq!(d.next_offset, Some(2));
+        }
+        let d = decode_partition("t", 0, 0, &whole[..first.len() - 1], None).unwrap();
+        assert!(d.records.is_empty() && d.next_offset.is_none());
+        let d = decode_partition("t", 0, 0, &whole, None).unwrap();
+        let values: Vec<_> = d.records.iter().map(|r| r.value.clone().unwrap()).collect();
+        assert_eq!(values, ["a", "b", "c", "d"]);
+        assert_eq!(d.next_offset, Some(4));
+        assert_eq!(d.records[3].headers, vec![("h".to_owned(), None)]);
+    }
+
+    #[test]
+    fn records_below_the_fetch_offset_are_dropped() {
+        let data = batch(10, &["a", "b", "c"], Compression::Zstd);
+        let d = decode_partition("t", 3, 11, &data, None).unwrap();
+        let offsets: Vec<_> = d.records.iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, [11, 12]);
+        assert_eq!(d.records[0].partition, 3);
+        let d = decode_partition("t", 3, 13, &data, None).unwrap();
+        assert!(d.records.is_empty());
+        assert_eq!(d.next_offset, Some(13));
+    }
+
+    #[test]
+    fn control_and_aborted_batches_are_skipped() {
+        let txn = |base, pid, control: bool| {
+            let mut b = BatchBuilder::new(Compression::None)
+                .base_offset(base)
+                .producer(pid, 0, 0)
+                .transactional(true)
+                .control(control);
+            let value: &[u8] = if control { &[0, 0, 0, 0] } else { b"v" };
+            b.push(0, Some(&[0, 0, 0, 0]), Some(value), &[]);
+            b.build().unwrap()
+        };
+        // Producer 7 aborts offset 0, producer 8 commits offset 1.
+        let data = concat(&[
+            txn(0, 7, false),
+            txn(1, 8, false),
+            txn(2, 7, true),
+            txn(3, 8, true),
+        ]);
+        let committed = decode_partition("t", 0, 0, &data, None).unwrap();
+        assert_eq!(
+            committed.records.len(),
+            2,
+            "read_uncommitted skips only markers"
+        );
+        let aborted = vec![Aborted {
+            producer_id: 7,
+            first_offset: 0,
+        }];
+        let d = decode_partition("t", 0, 0, &data, Some(aborted)).unwrap();
+        let offsets: Vec<_> = d.records.iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, [1]);
+        assert_eq!(d.next_offset, Some(4));
+    }
+
+    #[test]
+    fn corrupt_batch_is_an_error() {
+        let mut data = BytesMut::from(&batch(0, &["a"], Compression::None)[..]);
+        let last = data.len() - 1;
+        data[last] ^= 0xff;
+        assert!(decode_partition("t", 0, 0, &data, None).is_err());
+    }
+}

@@ -1,0 +1,266 @@
+//! The fetch loop of one broker (a "source", as franz-go calls it).
+//!
+//! ```text
+//!  loop: plan ── the cursors routed here that are fetchable (position known, not paused,
+//!          │     not in flight, buffer under its bound), marked in flight
+//!          ├─▶ one Fetch (v4..=12, topics by name) for all of them, long-polled by
+//!          │   fetch.min.bytes / fetch.max.wait.ms, sized by fetch.max.bytes and
+//!          │   max.partition.fetch.bytes
+//!          └─▶ apply: records into each cursor's buffer (if its version is unchanged),
+//!              OFFSET_OUT_OF_RANGE → reset, leader errors → unrouted (poll re-routes),
+//!              other retriable errors → retry.backoff.ms
+//! ```
+//!
+//! With nothing to fetch the loop sleeps until woken (a seek, resume, drained buffer) or
+//! `retry.backoff.ms` passes. Fetch v13+ names topics by id; this client stops at v12 so
+//! it needs no topic ids and works with any broker since Kafka 0.11 (Fetch v4).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+use kafka_protocol::messages::fetch_response::PartitionData;
+use kafka_protocol::messages::{FetchRequest, FetchResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use strom_protocol::ErrorCode;
+use tokio::time::Instant;
+use tracing::{debug, warn, Instrument};
+
+use super::cursor::{Cursor, Reset};
+use super::decode::{decode_partition, Aborted};
+use super::fetcher::{Shared, State};
+use super::offsets::TopicPartition;
+use crate::config::IsolationLevel;
+use crate::error::ClientError;
+
+/// The highest Fetch version used: the last that names topics.
+const MAX_FETCH_VERSION: i16 = 12;
+
+/// Errors after which the partition's leader must be looked up again.
+const LEADER_ERRORS: [ErrorCode; 8] = [
+    ErrorCode::NOT_LEADER_OR_FOLLOWER,
+    ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+    ErrorCode::LEADER_NOT_AVAILABLE,
+    ErrorCode::FENCED_LEADER_EPOCH,
+    ErrorCode::UNKNOWN_LEADER_EPOCH,
+    ErrorCode::KAFKA_STORAGE_ERROR,
+    ErrorCode::REPLICA_NOT_AVAILABLE,
+    ErrorCode::UNKNOWN_TOPIC_ID,
+];
+
+/// A partition in a Fetch request, as the cursor was when the request was planned.
+#[derive(Clone, Debug)]
+struct Planned {
+    tp: TopicPartition,
+    fetch_offset: i64,
+    version: u64,
+}
+
+/// Runs broker `node`'s fetch loop until the consumer closes.
+pub(crate) async fn run(shared: Arc<Shared>, node: i32) {
+    let span = tracing::debug_span!("fetch_source", node);
+    fetch_loop(shared, node).instrument(span).await;
+}
+
+async fn fetch_loop(shared: Arc<Shared>, node: i32) {
+    let backoff = shared.retry_backoff().max(Duration::from_millis(10));
+    while !shared.is_closed() {
+        let woken = shared.wake.notified();
+        let plan = plan(&shared, node);
+        if plan.is_empty() {
+            let _ = tokio::time::timeout(backoff, woken).await;
+            continue;
+        }
+        match fetch(&shared, node, &plan).await {
+            Ok(response) => {
+                if !apply(&shared, &plan, response) {
+                    tokio::time::sleep(backoff).await;
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, partitions = plan.len(), "fetch failed; re-routing");
+                unroute(&shared, &plan);
+                tokio::time::sleep(backoff).await;
+            }
+        }
+    }
+}
+
+/// The fetchable cursors of `node`, marked in flight.
+fn plan(shared: &Shared, node: i32) -> Vec<Planned> {
+    let max_buffered = shared.max_buffered();
+    let now = Instant::now();
+    let mut state = shared.lock();
+    let mut plan = Vec::new();
+    for (tp, c) in state.cursors.iter_mut() {
+        if c.is_fetchable(node, max_buffered, now) {
+            c.in_flight = true;
+            c.retry_at = None;
+            plan.push(Planned {
+                tp: tp.clone(),
+                fetch_offset: c.fetch_offset,
+                version: c.version,
+            });
+        }
+    }
+    plan
+}
+
+/// Sends one Fetch for `plan` to `node`.
+async fn fetch(shared: &Shared, node: i32, plan: &[Planned]) -> Result<FetchResponse, ClientError> {
+    let conn = shared.cluster.broker(node).await?;
+    let version = conn.version_for::<FetchRequest>()?.min(MAX_FETCH_VERSION);
+    let request = fetch_request(shared, plan);
+    debug!(version, partitions = plan.len(), "fetch");
+    Ok(conn.send_version(&request, version).await?)
+}
+
+fn fetch_request(shared: &Shared, plan: &[Planned]) -> FetchRequest {
+    let config = shared.cluster.config();
+    let partition_max_bytes = i32::try_from(config.max_partition_fetch_bytes).unwrap_or(i32::MAX);
+    let mut topics: Vec<FetchTopic> = Vec::new();
+    for p in plan {
+        let partition = FetchPartition::default()
+            .with_partition(p.tp.1)
+            .with_fetch_offset(p.fetch_offset)
+            .with_partition_max_bytes(partition_max_bytes);
+        match topics.last_mut() {
+            Some(t) if t.topic.0.as_str() == p.tp.0 => t.partitions.push(partition),
+            _ => topics.push(
+                FetchTopic::default()
+                    .with_topic(TopicName(StrBytes::from_string(p.tp.0.clone())))
+                    .with_partitions(vec![partition]),
+            ),
+        }
+    }
+    FetchRequest::default()
+        .with_max_wait_ms(i32::try_from(config.fetch_max_wait_ms).unwrap_or(i32::MAX))
+        .with_min_bytes(i32::try_from(config.fetch_min_bytes).unwrap_or(i32::MAX))
+        .with_max_bytes(i32::try_from(config.fetch_max_bytes).unwrap_or(i32::MAX))
+        .with_isolation_level(config.isolation_level.as_i8())
+        .with_topics(topics)
+}
+
+/// Applies a Fetch response to the cursors still as planned. Returns `false` when the
+/// whole request failed (the loop backs off).
+fn apply(shared: &Shared, plan: &[Planned], response: FetchResponse) -> bool {
+    let read_committed = shared.cluster.config().isolation_level == IsolationLevel::ReadCommitted;
+    let backoff = shared.retry_backoff();
+    let mut state = shared.lock();
+    for p in plan {
+        if let Some(c) = current(&mut state, p) {
+            c.in_flight = false;
+        }
+    }
+    let whole = ErrorCode::from(response.error_code);
+    if !whole.is_ok() {
+        warn!(error = %whole, "fetch request failed");
+        return false;
+    }
+    for topic in response.responses {
+        let name = topic.topic.0.to_string();
+        for data in topic.partitions {
+            let tp = (name.clone(), data.partition_index);
+            let Some(planned) = plan.iter().find(|p| p.tp == tp) else {
+                continue;
+            };
+            let version = state.version();
+            if let Some(c) = current(&mut state, planned) {
+                apply_partition(
+                    c,
+                    planned.fetch_offset,
+                    data,
+                    read_committed,
+                    backoff,
+                    version,
+                );
+            }
+        }
+    }
+    drop(state);
+    shared.data.notify_waiters();
+    true
+}
+
+/// The cursor `planned` was made from, if nothing moved it since.
+fn current<'a>(state: &'a mut State, planned: &Planned) -> Option<&'a mut Cursor> {
+    state
+        .cursors
+        .get_mut(&planned.tp)
+        .filter(|c| c.version == planned.version)
+}
+
+/// One partition's answer; `version` is a fresh version should the cursor be reset.
+fn apply_partition(
+    c: &mut Cursor,
+    fetch_offset: i64,
+    data: PartitionData,
+    read_committed: bool,
+    backoff: Duration,
+    version: u64,
+) {
+    let code = ErrorCode::from(data.error_code);
+    if code.is_ok() {
+        return apply_records(c, fetch_offset, data, read_committed, backoff);
+    }
+    debug!(topic = %c.topic, partition = c.partition, error = %code, "partition fetch error");
+    if code == ErrorCode::OFFSET_OUT_OF_RANGE {
+        c.request_reset(Reset::Auto(Some(fetch_offset)), version);
+    } else if LEADER_ERRORS.contains(&code) {
+        c.leader = None;
+        c.stale_leader = true;
+    } else if code.is_retriable() {
+        c.retry_at = Some(Instant::now() + backoff);
+    } else {
+        c.error = Some(ClientError::Broker {
+            code,
+            context: format!("fetch {}-{} at {fetch_offset}", c.topic, c.partition),
+        });
+    }
+}
+
+fn apply_records(
+    c: &mut Cursor,
+    fetch_offset: i64,
+    data: PartitionData,
+    read_committed: bool,
+    backoff: Duration,
+) {
+    let records = data.records.unwrap_or_default();
+    let aborted = read_committed.then(|| {
+        data.aborted_transactions
+            .unwrap_or_default()
+            .iter()
+            .map(|a| Aborted {
+                producer_id: a.producer_id.0,
+                first_offset: a.first_offset,
+            })
+            .collect()
+    });
+    match decode_partition(&c.topic, c.partition, fetch_offset, &records, aborted) {
+        Ok(decoded) => match decoded.next_offset {
+            Some(next) => c.push(decoded.records, next),
+            None if !records.is_empty() => {
+                warn!(topic = %c.topic, partition = c.partition, bytes = records.len(),
+                    "fetch returned only part of a batch; retrying");
+                c.retry_at = Some(Instant::now() + backoff);
+            }
+            None => {}
+        },
+        Err(e) => c.error = Some(ClientError::Protocol(e.into())),
+    }
+}
+
+/// After a failed request: the planned partitions go back to `poll` for routing.
+fn unroute(shared: &Shared, plan: &[Planned]) {
+    let mut state = shared.lock();
+    for p in plan {
+        if let Some(c) = current(&mut state, p) {
+            c.in_flight = false;
+            c.leader = None;
+            c.stale_leader = true;
+        }
+    }
+    drop(state);
+    shared.data.notify_waiters();
+}
