@@ -33,6 +33,7 @@ mod fetcher;
 mod offsets;
 mod record;
 mod source;
+mod stream;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -41,6 +42,7 @@ use tokio::time::Instant;
 use tracing::debug;
 
 pub use record::ConsumerRecord;
+pub use stream::RecordStream;
 
 use crate::cluster::Cluster;
 use crate::config::ClientConfig;
@@ -299,6 +301,24 @@ impl Consumer {
                 return Ok(record);
             }
         }
+    }
+
+    /// The records as a `futures::Stream`, one at a time as [`Consumer::recv`] returns them.
+    ///
+    /// ```no_run
+    /// # async fn demo(consumer: strom_client::Consumer) {
+    /// use std::pin::pin;
+    /// use std::future::poll_fn;
+    /// use futures_core::Stream;
+    /// let mut records = pin!(consumer.stream());
+    /// while let Some(record) = poll_fn(|cx| records.as_mut().poll_next(cx)).await {
+    ///     let record = record.expect("consumer error");
+    ///     println!("{}-{}@{}", record.topic, record.partition, record.offset);
+    /// }
+    /// # }
+    /// ```
+    pub fn stream(&self) -> RecordStream<'_> {
+        RecordStream::new(self)
     }
 
     /// Stops the fetch loops; later calls fail with [`ClientError::Closed`]. Dropping the

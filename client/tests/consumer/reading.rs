@@ -176,3 +176,29 @@ async fn records_produced_while_polling_arrive() {
         Err(strom_client::ClientError::Closed)
     ));
 }
+
+#[tokio::test]
+async fn records_come_as_a_stream_which_ends_when_the_consumer_closes() {
+    use futures_core::Stream;
+    use std::future::poll_fn;
+    use std::pin::pin;
+
+    let broker = TestBroker::start().await;
+    create(&broker, "streamed", 1).await;
+    produce_values(&broker, "streamed", 0, "s", 20, now_ms()).await;
+    let consumer = consumer(&broker, OffsetReset::Earliest, &[]).await;
+    consumer.assign(&tps("streamed", [0])).unwrap();
+    let mut got = Vec::new();
+    {
+        let mut records = pin!(consumer.stream());
+        while got.len() < 20 {
+            let next = poll_fn(|cx| records.as_mut().poll_next(cx)).await;
+            got.push(text(&next.unwrap().unwrap()));
+        }
+    }
+    let expected: Vec<String> = (0..20).map(|i| format!("s-{i}")).collect();
+    assert_eq!(got, expected);
+    consumer.close();
+    let mut records = pin!(consumer.stream());
+    assert!(poll_fn(|cx| records.as_mut().poll_next(cx)).await.is_none());
+}
