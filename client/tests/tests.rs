@@ -4,5 +4,6 @@
 
 mod admin;
 mod consumer;
+mod faults;
 mod producer;
 mod support;
