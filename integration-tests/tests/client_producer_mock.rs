@@ -1,7 +1,10 @@
 //! strom-client's producer writes to librdkafka's mock cluster (three brokers, from the
 //! `rdkafka` crate's bundled build) and librdkafka reads the records back, so the producer
 //! is not tested only against our own broker: idempotent (InitProducerId, sequences),
-//! compressed, keyed onto murmur2 partitions, in order per partition.
+//! compressed, keyed onto murmur2 partitions, in order per partition. Halfway, every
+//! partition's leader moves to another broker: the producer must follow the moves
+//! (NOT_LEADER_OR_FOLLOWER → metadata refresh → resend) without losing, duplicating or
+//! reordering records.
 #![allow(clippy::unwrap_used, missing_docs)]
 
 use std::collections::BTreeMap;
