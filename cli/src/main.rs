@@ -1,8 +1,11 @@
-//! `strom`: run a broker, or try the whole stack with `strom quickstart`.
+//! `strom`: run a broker, manage topics, produce and consume, or try the whole stack with
+//! `strom quickstart`.
 // Printing to stdout is this binary's job.
 #![allow(clippy::print_stdout)]
 
 mod broker_cmd;
+mod consume_cmd;
+mod produce_cmd;
 mod quickstart;
 mod topics_cmd;
 
@@ -24,6 +27,10 @@ enum Command {
     Quickstart(quickstart::QuickstartArgs),
     /// Manage topics on any Kafka cluster.
     Topics(topics_cmd::TopicsArgs),
+    /// Produce records from standard input, one per line.
+    Produce(produce_cmd::ProduceArgs),
+    /// Print a topic's records.
+    Consume(consume_cmd::ConsumeArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -50,6 +57,8 @@ fn main() -> std::process::ExitCode {
             Command::Broker(args) => broker_cmd::run(args).await,
             Command::Quickstart(args) => quickstart::run(args).await,
             Command::Topics(args) => topics_cmd::run(args).await,
+            Command::Produce(args) => produce_cmd::run(args).await,
+            Command::Consume(args) => consume_cmd::run(args).await,
         }
     });
     match result {

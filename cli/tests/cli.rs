@@ -1,11 +1,13 @@
 //! The `strom` binary's command line.
 
-use std::process::Command;
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 #[test]
 fn quickstart_runs_end_to_end() {
     let out = Command::new(env!("CARGO_BIN_EXE_strom"))
-        .args(["quickstart", "--records", "20"])
+        .args(["quickstart", "--records", "2000"])
         .output()
         .expect("run strom");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -14,7 +16,8 @@ fn quickstart_runs_end_to_end() {
         "stdout:\n{stdout}\nstderr:\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("quickstart ok: 20 records"), "{stdout}");
+    assert!(stdout.contains("quickstart ok: 2000 records"), "{stdout}");
+    assert!(stdout.contains("in order"), "{stdout}");
 }
 
 #[test]
@@ -98,4 +101,358 @@ fn topics_commands_manage_topics() {
     let (_, out, _) = topics(&b, &["list"], true);
     assert!(out.trim().is_empty(), "{out}");
     runtime.block_on(broker.shutdown()).expect("shutdown");
+}
+
+/// An in-process broker for the tests that drive `strom` against it.
+struct TestBroker {
+    runtime: tokio::runtime::Runtime,
+    broker: Option<strom_broker::Broker>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestBroker {
+    fn start() -> TestBroker {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let broker = runtime
+            .block_on(strom_broker::Broker::start(
+                strom_broker::BrokerConfig::new(dir.path()),
+            ))
+            .expect("broker");
+        TestBroker {
+            runtime,
+            broker: Some(broker),
+            _dir: dir,
+        }
+    }
+
+    fn bootstrap(&self) -> String {
+        self.broker.as_ref().expect("running").bootstrap()
+    }
+
+    fn stop(mut self) {
+        if let Some(broker) = self.broker.take() {
+            self.runtime.block_on(broker.shutdown()).expect("shutdown");
+        }
+    }
+}
+
+/// Runs `strom` with `args` and `stdin`; returns success, stdout and stderr.
+fn strom(args: &[&str], stdin: &str) -> (bool, String, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strom"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run strom");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(stdin.as_bytes())
+        .expect("write stdin");
+    let out = child.wait_with_output().expect("wait for strom");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// As [`strom`], panicking with both streams unless it succeeds; returns stdout.
+fn strom_ok(args: &[&str], stdin: &str) -> String {
+    let (ok, stdout, stderr) = strom(args, stdin);
+    assert!(ok, "strom {args:?}\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    stdout
+}
+
+#[test]
+fn produce_and_consume_round_trip() {
+    let broker = TestBroker::start();
+    let b = broker.bootstrap();
+    strom_ok(&["topics", "-b", &b, "create", "events", "-p", "2"], "");
+    let input =
+        "user-1:{\"n\":1}\nuser-2:{\"n\":2}\nno key here\nuser-1:{\"n\":3}:x\r\n:empty key\n";
+    let (ok, _, stderr) = strom(
+        &[
+            "produce",
+            "events",
+            "--bootstrap",
+            &b,
+            "--key-separator",
+            ":",
+            "--header",
+            "source=test",
+            "--header",
+            "env=ci",
+            "--compression",
+            "zstd",
+            "--acks",
+            "all",
+            "--property",
+            "linger.ms=1",
+        ],
+        input,
+    );
+    assert!(ok, "{stderr}");
+    assert!(
+        stderr.contains("produced 5 record(s) to events"),
+        "{stderr}"
+    );
+
+    let out = strom_ok(
+        &[
+            "consume",
+            "events",
+            "-b",
+            &b,
+            "--from-beginning",
+            "--max-messages",
+            "5",
+            "--format",
+            "%k|%s|%p|%o|%h\\n",
+        ],
+        "",
+    );
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 5, "{out}");
+    // Per partition: offsets count up from 0, and records keep their input order.
+    let mut by_partition: std::collections::BTreeMap<&str, Vec<(&str, &str, i64)>> =
+        Default::default();
+    for line in &lines {
+        let f: Vec<&str> = line.split('|').collect();
+        assert_eq!(f.len(), 5, "{line}");
+        assert_eq!(f[4], "source=test,env=ci", "{line}");
+        by_partition
+            .entry(f[2])
+            .or_default()
+            .push((f[0], f[1], f[3].parse().expect("offset")));
+    }
+    let mut all = Vec::new();
+    for records in by_partition.values() {
+        for (i, r) in records.iter().enumerate() {
+            assert_eq!(r.2, i as i64, "{out}");
+        }
+        let positions: Vec<usize> = records
+            .iter()
+            .map(|r| {
+                let expected = [
+                    ("user-1", "{\"n\":1}"),
+                    ("user-2", "{\"n\":2}"),
+                    ("", "no key here"),
+                    ("user-1", "{\"n\":3}:x"),
+                    ("", "empty key"),
+                ];
+                expected
+                    .iter()
+                    .position(|e| (e.0, e.1) == (r.0, r.1))
+                    .unwrap_or_else(|| panic!("unexpected record {r:?} in\n{out}"))
+            })
+            .collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]), "{out}");
+        all.extend(positions);
+    }
+    all.sort_unstable();
+    assert_eq!(all, [0, 1, 2, 3, 4], "{out}");
+    // Both user-1 records went to one partition.
+    let user1: Vec<_> = lines.iter().filter(|l| l.starts_with("user-1|")).collect();
+    assert_eq!(user1[0].split('|').nth(2), user1[1].split('|').nth(2));
+
+    // Null and empty keys differ: %K prints -1 for null.
+    let out = strom_ok(
+        &[
+            "consume",
+            "events",
+            "-b",
+            &b,
+            "--from-beginning",
+            "-e",
+            "-f",
+            "%K %S %t\\n",
+        ],
+        "",
+    );
+    let mut lens: Vec<&str> = out.lines().collect();
+    lens.sort_unstable();
+    assert_eq!(
+        lens,
+        [
+            "-1 11 events",
+            "0 9 events",
+            "6 7 events",
+            "6 7 events",
+            "6 9 events"
+        ],
+        "{out}"
+    );
+    broker.stop();
+}
+
+/// `ms` since the epoch as RFC 3339 in the zone `offset_minutes` east of UTC.
+fn rfc3339(ms: i64, offset_minutes: i64) -> String {
+    let local = ms + offset_minutes * 60_000;
+    let (days, rest) = (local.div_euclid(86_400_000), local.rem_euclid(86_400_000));
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    let zone = if offset_minutes == 0 {
+        "Z".to_owned()
+    } else {
+        let sign = if offset_minutes < 0 { '-' } else { '+' };
+        let m = offset_minutes.abs();
+        format!("{sign}{:02}:{:02}", m / 60, m % 60)
+    };
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}{zone}",
+        rest / 3_600_000,
+        rest / 60_000 % 60,
+        rest / 1000 % 60,
+        rest % 1000
+    )
+}
+
+#[test]
+fn consume_from_time_and_offset() {
+    let broker = TestBroker::start();
+    let b = broker.bootstrap();
+    strom_ok(&["topics", "-b", &b, "create", "timed", "-p", "1"], "");
+    strom_ok(&["produce", "timed", "-b", &b], "early-1\nearly-2\n");
+    std::thread::sleep(Duration::from_millis(50));
+    let middle = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    std::thread::sleep(Duration::from_millis(50));
+    strom_ok(
+        &["produce", "timed", "-b", &b, "-p", "0"],
+        "late-1\nlate-2\n",
+    );
+
+    let consume = |extra: &[&str]| {
+        let mut args = vec!["consume", "timed", "-b", &b, "-e", "-f", "%o:%s\\n"];
+        args.extend_from_slice(extra);
+        strom_ok(&args, "")
+    };
+    let late = "2:late-1\n3:late-2\n";
+    assert_eq!(consume(&["--from-time", &rfc3339(middle, 0)]), late);
+    assert_eq!(consume(&["--from-time", &rfc3339(middle, 150)]), late);
+    assert_eq!(consume(&["--from-time", &rfc3339(middle, -330)]), late);
+    assert_eq!(
+        consume(&["--from-time", "1970-01-01T00:00:00Z"]),
+        "0:early-1\n1:early-2\n2:late-1\n3:late-2\n"
+    );
+    assert_eq!(consume(&["--from-time", "2999-01-01T00:00:00Z"]), "");
+    assert_eq!(
+        consume(&["--offset", "1", "--partition", "0"]),
+        "1:early-2\n2:late-1\n3:late-2\n"
+    );
+    assert_eq!(consume(&["--offset", "3"]), "3:late-2\n");
+    assert_eq!(consume(&["--offset", "-2"]), late);
+    assert_eq!(consume(&[]), "");
+    assert_eq!(
+        consume(&["--from-beginning", "--max-messages", "1"]),
+        "0:early-1\n"
+    );
+    broker.stop();
+}
+
+#[test]
+fn consume_follows_new_records() {
+    let broker = TestBroker::start();
+    let b = broker.bootstrap();
+    strom_ok(&["topics", "-b", &b, "create", "live", "-p", "2"], "");
+    strom_ok(&["produce", "live", "-b", &b], "old\n");
+    // Without a start option, only records produced after the consumer started show.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_strom"))
+        .args(["consume", "live", "-b", &b, "--max-messages", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run strom");
+    std::thread::sleep(Duration::from_secs(2));
+    strom_ok(
+        &["produce", "live", "-b", &b, "-K", "="],
+        "a=new-1\nb=new-2\n",
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().expect("try_wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("wait");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut lines: Vec<&str> = stdout.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(lines, ["new-1", "new-2"]);
+    broker.stop();
+}
+
+#[test]
+fn produce_and_consume_report_bad_input() {
+    let broker = TestBroker::start();
+    let b = broker.bootstrap();
+    strom_ok(&["topics", "-b", &b, "create", "small", "-p", "1"], "");
+    let (ok, _, err) = strom(&["produce", "small", "-b", &b, "--header", "nope"], "x\n");
+    assert!(!ok && err.contains("KEY=VALUE"), "{err}");
+    let (ok, _, err) = strom(
+        &["produce", "small", "-b", &b, "--property", "linger.ms=soon"],
+        "x\n",
+    );
+    assert!(!ok && err.contains("linger.ms"), "{err}");
+    // One record too large for max.request.size fails; the others are sent.
+    let big = "x".repeat(2000);
+    let (ok, _, err) = strom(
+        &["produce", "small", "-b", &b, "-X", "max.request.size=1000"],
+        &format!("fine\n{big}\nalso fine\n"),
+    );
+    assert!(!ok, "{err}");
+    assert!(
+        err.contains("line 2") && err.contains("max.request.size"),
+        "{err}"
+    );
+    assert!(
+        err.contains("produced 2 record(s)") && err.contains("1 failed"),
+        "{err}"
+    );
+    let (ok, _, err) = strom(&["consume", "missing", "-b", &b, "-e"], "");
+    assert!(!ok && err.contains("missing"), "{err}");
+    let (ok, _, err) = strom(
+        &["consume", "small", "-b", &b, "--from-time", "yesterday"],
+        "",
+    );
+    assert!(!ok && err.contains("--from-time"), "{err}");
+    let (ok, _, err) = strom(&["consume", "small", "-b", &b, "-f", "%q"], "");
+    assert!(!ok && err.contains("%q"), "{err}");
+    let (ok, _, err) = strom(&["consume", "small", "-b", &b, "-p", "5", "-e"], "");
+    assert!(!ok && err.contains("no partition 5"), "{err}");
+    let (ok, _, _) = strom(
+        &[
+            "consume",
+            "small",
+            "-b",
+            &b,
+            "--from-beginning",
+            "--offset",
+            "1",
+        ],
+        "",
+    );
+    assert!(!ok);
+    broker.stop();
 }
