@@ -124,6 +124,13 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     } else {
         consumer.seek_to_end(&[])?;
     }
+    // Resolve every start position now and say where reading starts (on stderr, so scripts
+    // can wait for it before producing).
+    let mut starts = Vec::with_capacity(partitions.len());
+    for &p in &partitions {
+        starts.push(format!("{p}@{}", consumer.position(topic, p).await?));
+    }
+    eprintln!("consuming {topic} from {}", starts.join(" "));
 
     // Partitions still to read up to their end, with `--exit-at-end`.
     let mut unfinished: BTreeMap<i32, i64> = BTreeMap::new();

@@ -377,7 +377,14 @@ fn consume_follows_new_records() {
         .stderr(Stdio::piped())
         .spawn()
         .expect("run strom");
-    std::thread::sleep(Duration::from_secs(2));
+    // Wait until the consumer says where it starts: its positions are then fixed at the end.
+    let mut stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    while !line.starts_with("consuming live from") {
+        line.clear();
+        let n = std::io::BufRead::read_line(&mut stderr, &mut line).expect("read stderr");
+        assert!(n > 0, "the consumer exited before reporting its start");
+    }
     strom_ok(
         &["produce", "live", "-b", &b, "-K", "="],
         "a=new-1\nb=new-2\n",
