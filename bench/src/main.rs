@@ -14,6 +14,9 @@
 //!    fetch numbers are compared with.
 //!
 //! The broker runs in this process unless `--bootstrap` names another one.
+//!
+//! `strom-bench clients` compares Strom's producer and consumer with librdkafka and krafka
+//! instead (see `clients.rs`).
 // A benchmark reports on stdout.
 #![allow(clippy::print_stdout)]
 
@@ -22,7 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
@@ -37,6 +40,9 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::{ClientContext, Offset, TopicPartitionList};
 use strom_broker::{Broker, BrokerConfig};
 use strom_protocol::connection::Connection;
+
+mod clients;
+mod latency;
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -73,6 +79,16 @@ struct Args {
     /// Use this broker instead of an embedded one.
     #[arg(long)]
     bootstrap: Option<String>,
+    /// Another benchmark instead of the broker one.
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Strom's producer and consumer against librdkafka and krafka: throughput and
+    /// end-to-end latency.
+    Clients(clients::ClientsArgs),
 }
 
 struct Counter(Arc<AtomicU64>, Arc<AtomicU64>);
@@ -102,6 +118,22 @@ fn rate(label: &str, records: u64, bytes: u64, elapsed: Duration) {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let dir = tempfile::tempdir()?;
+    if let Some(Command::Clients(clients_args)) = &args.command {
+        let broker = match &clients_args.bootstrap {
+            Some(_) => None,
+            None => Some(Broker::start(BrokerConfig::new(dir.path())).await?),
+        };
+        let bootstrap = match (&clients_args.bootstrap, &broker) {
+            (Some(b), _) => b.clone(),
+            (None, Some(b)) => b.bootstrap(),
+            (None, None) => bail!("no broker"),
+        };
+        clients::run(clients_args, &bootstrap).await?;
+        if let Some(broker) = broker {
+            broker.shutdown().await?;
+        }
+        return Ok(());
+    }
     let broker = match &args.bootstrap {
         Some(_) => None,
         None => Some(Broker::start(BrokerConfig::new(dir.path())).await?),
