@@ -127,6 +127,16 @@ impl Accumulator {
         outcome
     }
 
+    /// Whether the partition's open batch can take `size` more bytes (false when a record
+    /// of that size would start a new batch).
+    pub(crate) fn has_room(&self, topic: &str, partition: i32, size: usize) -> bool {
+        self.topics
+            .get(topic)
+            .and_then(|t| t.get(&partition))
+            .and_then(|q| q.batches.back())
+            .is_some_and(|b| b.has_room(size, self.config.batch_size))
+    }
+
     /// The queue of a partition, created empty on first use.
     fn queue(&mut self, topic: &str, partition: i32) -> &mut PartitionQueue {
         let key = self.topic_key(topic);

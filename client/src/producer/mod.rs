@@ -202,7 +202,8 @@ impl Producer {
         let size = record.size_upper_bound();
         check_size(shared.cluster.config(), size)?;
         let deadline = Instant::now() + Duration::from_millis(shared.cluster.config().max_block_ms);
-        let partition = topics::partition_for(shared, &record, deadline).await?;
+        let record_size = size.saturating_sub(BATCH_OVERHEAD);
+        let partition = topics::partition_for(shared, &record, record_size, deadline).await?;
         let memory = shared.reserve(size, deadline).await?;
         shared.append(record, partition, size, memory)
     }
@@ -303,9 +304,6 @@ impl Shared {
                 batch.push(&record, timestamp, sender, memory)
             })
         };
-        if appended.batch_full {
-            self.partitioner.on_new_batch(&record.topic, partition);
-        }
         if appended.new_batch || appended.batch_full {
             self.wake.notify_one();
         }

@@ -16,6 +16,7 @@ use crate::error::ClientError;
 pub(super) async fn partition_for(
     shared: &Shared,
     record: &Record,
+    record_size: usize,
     deadline: Instant,
 ) -> Result<i32, ClientError> {
     let topic = topic_metadata(&shared.cluster, &record.topic, deadline).await?;
@@ -34,9 +35,16 @@ pub(super) async fn partition_for(
                 .map(|p| p.partition)
                 .collect();
             let key = record.key.as_deref();
-            Ok(shared
-                .partitioner
-                .partition(&record.topic, key, count, &available))
+            let partitioner = &shared.partitioner;
+            let chosen = partitioner.partition(&record.topic, key, count, &available);
+            // KIP-480: a keyless record that would start a new batch on its sticky
+            // partition is the cue to stick to another one, so keyless records fill whole
+            // batches and spread over the partitions batch by batch.
+            if key.is_none() && !shared.lock().has_room(&record.topic, chosen, record_size) {
+                partitioner.on_new_batch(&record.topic, chosen);
+                return Ok(partitioner.partition(&record.topic, key, count, &available));
+            }
+            Ok(chosen)
         }
     }
 }

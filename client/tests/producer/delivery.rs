@@ -352,3 +352,43 @@ async fn closed_producers_refuse_sends() {
         Err(ClientError::Closed)
     ));
 }
+
+#[tokio::test]
+async fn keyless_records_stick_to_a_partition_per_batch_and_spread() {
+    let fx = Fixture::start(4).await;
+    let producer = fx
+        .producer(fx.config().linger(ms(300)).batch_size(1000))
+        .await;
+    let mut deliveries = Vec::new();
+    for i in 0..80 {
+        deliveries.push(
+            producer
+                .send(record("spread", format!("{i:0>100}")))
+                .await
+                .unwrap(),
+        );
+    }
+    for d in deliveries {
+        d.await.unwrap();
+    }
+    producer.close().await;
+    let mut used = 0;
+    let mut total = 0;
+    for p in 0..4 {
+        let stored = fx.read("spread", p).await;
+        if !stored.is_empty() {
+            used += 1;
+        }
+        // Every batch but a partition's last one is full: records stick to one partition
+        // until its batch is full, then move on.
+        for (header, records) in stored.iter().rev().skip(1) {
+            assert!(
+                header.total_len() > 800 && records.len() > 5,
+                "a small batch on partition {p}"
+            );
+        }
+        total += stored.iter().map(|(_, r)| r.len()).sum::<usize>();
+    }
+    assert_eq!(total, 80);
+    assert!(used >= 2, "keyless records all went to one partition");
+}
