@@ -99,6 +99,11 @@ impl Cluster {
             .clone()
     }
 
+    /// Whether the metadata snapshot is younger than `metadata.max.age.ms`.
+    pub fn metadata_is_fresh(&self) -> bool {
+        self.metadata_age() <= Duration::from_millis(self.inner.config.metadata_max_age_ms)
+    }
+
     fn metadata_age(&self) -> Duration {
         self.inner
             .metadata

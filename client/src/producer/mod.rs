@@ -275,6 +275,10 @@ impl Shared {
             limit_key: "buffer.memory",
             limit: buffer_memory,
         })?;
+        // Most sends find room at once; only waiting needs a timer.
+        if let Ok(permit) = self.memory.clone().try_acquire_many_owned(permits) {
+            return Ok(permit);
+        }
         let acquire = self.memory.clone().acquire_many_owned(permits);
         match tokio::time::timeout_at(deadline.into(), acquire).await {
             Ok(Ok(permit)) => Ok(permit),

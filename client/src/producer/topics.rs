@@ -19,30 +19,46 @@ pub(super) async fn partition_for(
     record_size: usize,
     deadline: Instant,
 ) -> Result<i32, ClientError> {
-    let topic = topic_metadata(&shared.cluster, &record.topic, deadline).await?;
+    // The common case reads the current snapshot without copying the topic's metadata.
+    let snapshot = shared.cluster.metadata();
+    let fresh = snapshot
+        .topics
+        .get(&record.topic)
+        .filter(|t| !t.partitions.is_empty() && shared.cluster.metadata_is_fresh());
+    let fetched;
+    let topic = match fresh {
+        Some(t) => t,
+        None => {
+            fetched = topic_metadata(&shared.cluster, &record.topic, deadline).await?;
+            &fetched
+        }
+    };
     let count = i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX);
-    match record.partition {
-        Some(p) if (0..count).contains(&p) => Ok(p),
-        Some(p) => Err(ClientError::UnknownTopicOrPartition {
+    match (record.partition, record.key.as_deref()) {
+        (Some(p), _) if (0..count).contains(&p) => Ok(p),
+        (Some(p), _) => Err(ClientError::UnknownTopicOrPartition {
             topic: record.topic.clone(),
             partition: p,
         }),
-        None => {
+        // Keyed records hash over all partitions; the partitioner needs no availability.
+        (None, Some(key)) => Ok(shared
+            .partitioner
+            .partition(&record.topic, Some(key), count, &[])),
+        (None, None) => {
             let available: Vec<i32> = topic
                 .partitions
                 .iter()
                 .filter(|p| p.leader >= 0)
                 .map(|p| p.partition)
                 .collect();
-            let key = record.key.as_deref();
             let partitioner = &shared.partitioner;
-            let chosen = partitioner.partition(&record.topic, key, count, &available);
+            let chosen = partitioner.partition(&record.topic, None, count, &available);
             // KIP-480: a keyless record that would start a new batch on its sticky
             // partition is the cue to stick to another one, so keyless records fill whole
             // batches and spread over the partitions batch by batch.
-            if key.is_none() && !shared.lock().has_room(&record.topic, chosen, record_size) {
+            if !shared.lock().has_room(&record.topic, chosen, record_size) {
                 partitioner.on_new_batch(&record.topic, chosen);
-                return Ok(partitioner.partition(&record.topic, key, count, &available));
+                return Ok(partitioner.partition(&record.topic, None, count, &available));
             }
             Ok(chosen)
         }
