@@ -8,7 +8,7 @@ use strom_client::producer::Record;
 use strom_client::ClientError;
 use strom_protocol::records::Compression;
 
-use super::{ms, record, text, Fixture};
+use super::{ms, record, send_all, text, Fixture};
 
 #[tokio::test]
 async fn keyed_records_land_on_murmur2_partitions_in_order() {
@@ -188,18 +188,12 @@ async fn batch_size_splits_batches() {
     let producer = fx
         .producer(fx.config().linger(ms(300)).batch_size(1000))
         .await;
-    let mut deliveries = Vec::new();
-    for i in 0..50 {
-        deliveries.push(
-            producer
-                .send(record("small-batches", format!("{i:0>100}")))
-                .await
-                .unwrap(),
-        );
-    }
-    for d in deliveries {
-        d.await.unwrap();
-    }
+    send_all(
+        &producer,
+        "small-batches",
+        (0..50).map(|i| format!("{i:0>100}")),
+    )
+    .await;
     let stored = fx.read("small-batches", 0).await;
     assert!(stored.len() >= 6, "{} batches", stored.len());
     assert!(stored.iter().all(|(h, _)| h.total_len() <= 1000));
@@ -359,18 +353,7 @@ async fn keyless_records_stick_to_a_partition_per_batch_and_spread() {
     let producer = fx
         .producer(fx.config().linger(ms(300)).batch_size(1000))
         .await;
-    let mut deliveries = Vec::new();
-    for i in 0..80 {
-        deliveries.push(
-            producer
-                .send(record("spread", format!("{i:0>100}")))
-                .await
-                .unwrap(),
-        );
-    }
-    for d in deliveries {
-        d.await.unwrap();
-    }
+    send_all(&producer, "spread", (0..80).map(|i| format!("{i:0>100}"))).await;
     producer.close().await;
     let mut used = 0;
     let mut total = 0;

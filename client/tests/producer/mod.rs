@@ -90,6 +90,23 @@ pub fn ms(n: u64) -> Duration {
 }
 
 /// A record to `topic` with a text value.
+/// Sends a record per value and waits for every delivery, in send order.
+pub async fn send_all(
+    producer: &Producer,
+    topic: &str,
+    values: impl IntoIterator<Item = String>,
+) -> Vec<strom_client::producer::RecordMetadata> {
+    let mut deliveries = Vec::new();
+    for value in values {
+        deliveries.push(producer.send(record(topic, value)).await.unwrap());
+    }
+    let mut delivered = Vec::new();
+    for d in deliveries {
+        delivered.push(d.await.unwrap());
+    }
+    delivered
+}
+
 pub fn record(topic: &str, value: impl Into<String>) -> Record {
     Record::new(topic).value(value.into())
 }
