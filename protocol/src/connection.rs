@@ -173,7 +173,11 @@ impl Connection {
             }
             _ => version,
         };
-        match decode_body(&mut body.clone(), body_version, api_name(ApiKey::ApiVersions)) {
+        match decode_body(
+            &mut body.clone(),
+            body_version,
+            api_name(ApiKey::ApiVersions),
+        ) {
             Ok(response) => Ok(response),
             // Some brokers (librdkafka's mock cluster among them) encode the refusal in a
             // shape that is neither v0 nor what was asked; the error code, read above, is

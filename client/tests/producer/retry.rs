@@ -1,9 +1,9 @@
-//! Retries through a proxy that cuts the connection after a Produce request reached the
-//! broker and before its answer came back: the idempotent producer's resend is recognised
+//! Retries through a proxy that swallows the broker's answer to a Produce request and cuts
+//! the connection: the idempotent producer's resend is recognised
 //! as a duplicate; without idempotence the record is written twice, as in Kafka.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use strom_client::config::Acks;
@@ -37,10 +37,38 @@ async fn forward(client: TcpStream, target: SocketAddr, cut: Arc<AtomicBool>) {
     let server = TcpStream::connect(target).await.unwrap();
     let (mut client_read, mut client_write) = client.into_split();
     let (mut server_read, mut server_write) = server.into_split();
-    let answers = tokio::spawn(async move {
-        let _ = tokio::io::copy(&mut server_read, &mut client_write).await;
-    });
-    loop {
+    // The index of the request whose answer is swallowed (none while `usize::MAX`), and the
+    // signal that its answer arrived, i.e. that the broker has stored the records.
+    let swallow = Arc::new(AtomicUsize::new(usize::MAX));
+    let (swallowed_tx, swallowed_rx) = tokio::sync::oneshot::channel::<()>();
+    let answers = {
+        let swallow = swallow.clone();
+        tokio::spawn(async move {
+            let mut swallowed_tx = Some(swallowed_tx);
+            for index in 0.. {
+                let mut len = [0u8; 4];
+                if server_read.read_exact(&mut len).await.is_err() {
+                    return;
+                }
+                let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
+                if server_read.read_exact(&mut body).await.is_err() {
+                    return;
+                }
+                if swallow.load(Ordering::SeqCst) == index {
+                    if let Some(tx) = swallowed_tx.take() {
+                        let _ = tx.send(());
+                    }
+                    return;
+                }
+                if client_write.write_all(&len).await.is_err()
+                    || client_write.write_all(&body).await.is_err()
+                {
+                    return;
+                }
+            }
+        })
+    };
+    for index in 0.. {
         let mut len = [0u8; 4];
         if client_read.read_exact(&mut len).await.is_err() {
             break;
@@ -49,13 +77,17 @@ async fn forward(client: TcpStream, target: SocketAddr, cut: Arc<AtomicBool>) {
         if client_read.read_exact(&mut body).await.is_err() {
             break;
         }
+        let is_produce = body[..2] == [0, 0];
+        let cutting = is_produce && cut.swap(false, Ordering::SeqCst);
+        if cutting {
+            swallow.store(index, Ordering::SeqCst);
+        }
         server_write.write_all(&len).await.unwrap();
         server_write.write_all(&body).await.unwrap();
-        let is_produce = body[..2] == [0, 0];
-        if is_produce && cut.swap(false, Ordering::SeqCst) {
-            // Relay no answer; the broker appends, then both sides close.
-            answers.abort();
-            tokio::time::sleep(ms(300)).await;
+        if cutting {
+            // The broker has answered (so it stored the records) but the producer never
+            // hears it: close the connection, and it will resend.
+            let _ = swallowed_rx.await;
             break;
         }
     }
