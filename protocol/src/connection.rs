@@ -2,14 +2,18 @@
 //! negotiation.
 //!
 //! ```text
-//!  send() ──encode──▶ writer task ──frames──▶ socket ──frames──▶ reader task ──▶ send() resumes
-//!                         │ pushes (correlation id, reply slot) ▲ pops in order │
-//!                         └──────────────── in-flight queue ────┘
+//!  send() ──encode, under the writer lock──▶ socket ──frames──▶ reader task ──▶ send() resumes
+//!            │ pushes (correlation id, reply slot)          ▲ pops in order │
+//!            └────────────────────── in-flight queue ───────┘
 //! ```
 //!
-//! Kafka answers the requests of one connection in the order they were sent, so the reader
-//! matches each response to the oldest request in flight and checks its correlation id. Many
-//! callers may share one `Connection`; their requests are pipelined on the socket.
+//! The caller writes its own request (no hand-over to a writer task, which would cost a
+//! cross-thread wake-up per request); a lock keeps each request whole and in order on the
+//! socket. Kafka answers the requests of one connection in the order they were sent, so
+//! the reader matches each response to the oldest request in flight and checks its
+//! correlation id. Many callers may share one `Connection`; their requests are pipelined
+//! on the socket. A request whose caller gives up halfway through writing it leaves the
+//! connection closed (a half-written frame cannot be taken back); the next use reconnects.
 //!
 //! ```
 //! # async fn demo(addr: &str) -> Result<(), strom_protocol::ProtocolError> {
@@ -31,7 +35,7 @@ use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, ApiVersionsResponse, 
 use kafka_protocol::protocol::{Request, StrBytes, VersionRange};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{oneshot, Notify};
 use tracing::{debug, warn};
 
 use crate::frame::{FrameReader, DEFAULT_MAX_FRAME_BYTES};
@@ -51,21 +55,39 @@ struct InFlight {
     reply: Reply,
 }
 
-struct Outgoing {
-    header: RequestHeader,
-    body: BytesMut,
-    reply: Option<Reply>,
+/// The sending side: the socket's write half, the last correlation id, a frame buffer.
+struct Writer {
+    write: Box<dyn AsyncWrite + Send + Unpin>,
+    correlation_id: i32,
+    buf: BytesMut,
 }
 
 struct Shared {
     in_flight: Mutex<VecDeque<InFlight>>,
     closed: AtomicBool,
+    /// Wakes the reader when the `Connection` is dropped, so the socket closes.
+    dropped: Notify,
+}
+
+/// Closes the connection if a write is abandoned halfway (its future dropped).
+struct WriteGuard<'a> {
+    shared: &'a Shared,
+    armed: bool,
+}
+
+impl Drop for WriteGuard<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            fail_all(self.shared);
+            self.shared.dropped.notify_one();
+        }
+    }
 }
 
 /// A connection to one Kafka broker. Cheap to share behind an `Arc`; requests from many
 /// tasks are pipelined.
 pub struct Connection {
-    outgoing: mpsc::Sender<Outgoing>,
+    writer: tokio::sync::Mutex<Writer>,
     shared: Arc<Shared>,
     client_id: StrBytes,
     broker_versions: HashMap<i16, VersionRange>,
@@ -101,15 +123,19 @@ impl Connection {
         let shared = Arc::new(Shared {
             in_flight: Mutex::new(VecDeque::new()),
             closed: AtomicBool::new(false),
+            dropped: Notify::new(),
         });
-        let (tx, rx) = mpsc::channel(256);
-        tokio::spawn(write_loop(write, rx, shared.clone()));
         tokio::spawn(read_loop(
             FrameReader::new(read, DEFAULT_MAX_FRAME_BYTES),
             shared.clone(),
         ));
+        let writer = Writer {
+            write: Box::new(write),
+            correlation_id: 0,
+            buf: BytesMut::new(),
+        };
         Connection {
-            outgoing: tx,
+            writer: tokio::sync::Mutex::new(writer),
             shared,
             client_id: StrBytes::from_string(client_id.to_owned()),
             broker_versions: HashMap::new(),
@@ -265,26 +291,49 @@ impl Connection {
             return Err(ProtocolError::ConnectionClosed);
         }
         let api = api_of::<R>()?;
+        let mut writer = self.writer.lock().await;
+        if self.is_closed() {
+            return Err(ProtocolError::ConnectionClosed);
+        }
+        let Writer {
+            write,
+            correlation_id,
+            buf,
+        } = &mut *writer;
+        let id = correlation_id.wrapping_add(1);
         let header = RequestHeader::default()
             .with_request_api_key(R::KEY)
             .with_request_api_version(version)
+            .with_correlation_id(id)
             .with_client_id(Some(self.client_id.clone()));
-        let mut body = BytesMut::new();
-        kafka_protocol::protocol::Encodable::encode(request, &mut body, version).map_err(|e| {
-            ProtocolError::Encode {
-                what: api_name(api),
+        buf.clear();
+        // A request that cannot be encoded never reaches the socket.
+        encode_request(&header, request, buf)?;
+        *correlation_id = id;
+        if let Some(reply) = reply {
+            lock(&self.shared.in_flight).push_back(InFlight {
+                correlation_id: id,
+                api,
                 version,
-                reason: e.to_string(),
-            }
-        })?;
-        self.outgoing
-            .send(Outgoing {
-                header,
-                body,
                 reply,
-            })
-            .await
-            .map_err(|_| ProtocolError::ConnectionClosed)
+            });
+        }
+        let mut guard = WriteGuard {
+            shared: &self.shared,
+            armed: true,
+        };
+        let written = write.write_all(buf).await;
+        if written.is_ok() {
+            guard.armed = false;
+        }
+        drop(guard);
+        if buf.capacity() > 1 << 20 {
+            *buf = BytesMut::new();
+        }
+        written.map_err(|e| {
+            debug!(error = %e, "connection write failed");
+            ProtocolError::Io(e)
+        })
     }
 }
 
@@ -301,76 +350,26 @@ fn api_versions_retry_version(response: &ApiVersionsResponse) -> i16 {
         .map_or(0, |k| k.max_version.clamp(0, API_VERSIONS_FIRST))
 }
 
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.shared.closed.store(true, Ordering::Release);
+        self.shared.dropped.notify_one();
+    }
+}
+
 fn api_of<R: Request>() -> Result<ApiKey, ProtocolError> {
     ApiKey::try_from(R::KEY).map_err(|_| ProtocolError::UnknownApiKey(R::KEY))
 }
 
-/// A pre-encoded body, written after the header.
-struct RawBody<'a>(&'a [u8]);
-
-impl kafka_protocol::protocol::Encodable for RawBody<'_> {
-    fn encode<B: kafka_protocol::protocol::buf::ByteBufMut>(
-        &self,
-        buf: &mut B,
-        _version: i16,
-    ) -> anyhow::Result<()> {
-        buf.put_slice(self.0);
-        Ok(())
-    }
-
-    fn compute_size(&self, _version: i16) -> anyhow::Result<usize> {
-        Ok(self.0.len())
-    }
-}
-
-async fn write_loop<W: AsyncWrite + Unpin>(
-    mut write: W,
-    mut rx: mpsc::Receiver<Outgoing>,
-    shared: Arc<Shared>,
-) {
-    let mut correlation_id: i32 = 0;
-    let mut buf = BytesMut::new();
-    while let Some(first) = rx.recv().await {
-        buf.clear();
-        let mut next = Some(first);
-        // Coalesce whatever is already queued into one write.
-        while let Some(mut out) = next.take() {
-            correlation_id = correlation_id.wrapping_add(1);
-            out.header.correlation_id = correlation_id;
-            let version = out.header.request_api_version;
-            let start = buf.len();
-            if let Err(e) = encode_request(&out.header, &RawBody(&out.body), &mut buf) {
-                // Drop the partial frame so the socket only ever carries whole requests.
-                buf.truncate(start);
-                if let Some(reply) = out.reply {
-                    let _ = reply.send(Err(e));
-                }
-            } else if let Some(reply) = out.reply {
-                let api = ApiKey::try_from(out.header.request_api_key).unwrap_or(ApiKey::Produce);
-                lock(&shared.in_flight).push_back(InFlight {
-                    correlation_id,
-                    api,
-                    version,
-                    reply,
-                });
-            }
-            if buf.len() < 1 << 20 {
-                next = rx.try_recv().ok();
-            }
-        }
-        if let Err(e) = write.write_all(&buf).await {
-            debug!(error = %e, "connection write failed");
-            break;
-        }
-    }
-    // Closing our half tells the broker we are done; the read loop then sees the close.
-    let _ = write.shutdown().await;
-    fail_all(&shared);
-}
-
 async fn read_loop<R: AsyncRead + Unpin>(mut reader: FrameReader<R>, shared: Arc<Shared>) {
     loop {
-        let mut frame = match reader.next_frame().await {
+        let next = tokio::select! {
+            next = reader.next_frame() => next,
+            // The `Connection` is gone: stop reading, so both halves drop and the socket
+            // closes.
+            _ = shared.dropped.notified() => break,
+        };
+        let mut frame = match next {
             Ok(Some(frame)) => frame,
             Ok(None) => break,
             Err(e) => {
@@ -417,69 +416,40 @@ mod tests {
     use crate::versions::unsupported_api_versions_response;
     use kafka_protocol::messages::api_versions_response::ApiVersion;
     use kafka_protocol::messages::MetadataRequest;
+    use tokio::io::AsyncReadExt;
 
-    fn metadata_header(version: i16, client_id: String) -> RequestHeader {
-        RequestHeader::default()
-            .with_request_api_key(ApiKey::Metadata as i16)
-            .with_request_api_version(version)
-            .with_client_id(Some(StrBytes::from_string(client_id)))
-    }
-
-    fn metadata_body(version: i16) -> BytesMut {
-        let mut body = BytesMut::new();
-        kafka_protocol::protocol::Encodable::encode(
-            &MetadataRequest::default(),
-            &mut body,
-            version,
-        )
-        .unwrap();
-        body
+    #[tokio::test]
+    async fn dropping_the_connection_closes_the_socket() {
+        let (ours, mut theirs) = tokio::io::duplex(1024);
+        let conn = Connection::from_stream(ours, "t");
+        drop(conn);
+        let mut byte = [0u8; 1];
+        // The far end sees the close once the reader task has let go of its half.
+        let read = tokio::time::timeout(Duration::from_secs(5), theirs.read(&mut byte)).await;
+        assert_eq!(read.expect("socket closed").unwrap(), 0);
     }
 
     #[tokio::test]
-    async fn write_loop_drops_a_frame_that_fails_to_encode() {
-        let (ours, theirs) = tokio::io::duplex(64 * 1024);
-        let shared = Arc::new(Shared {
-            in_flight: Mutex::new(VecDeque::new()),
-            closed: AtomicBool::new(false),
-        });
-        let (tx, rx) = mpsc::channel(8);
-        let (bad_tx, bad_rx) = oneshot::channel();
-        let (good_tx, _good_rx) = oneshot::channel();
-        // A client id longer than a Kafka string can hold fails inside the header, after the
-        // length prefix and the fixed fields are already in the buffer.
-        let bad = Outgoing {
-            header: metadata_header(1, "x".repeat(40_000)),
-            body: metadata_body(1),
-            reply: Some(bad_tx),
-        };
-        let good = Outgoing {
-            header: metadata_header(1, "ok".to_owned()),
-            body: metadata_body(1),
-            reply: Some(good_tx),
-        };
-        // Queued before the writer starts, so both land in one coalesced write.
-        tx.send(bad).await.unwrap();
-        tx.send(good).await.unwrap();
-        let writer = tokio::spawn(write_loop(ours, rx, shared.clone()));
-
+    async fn a_write_abandoned_halfway_closes_the_connection() {
+        // A pipe too small for the request: the write blocks until the far end reads.
+        let (ours, _theirs) = tokio::io::duplex(16);
+        let conn = Arc::new(Connection::from_stream(ours, "t"));
+        let sender = conn.clone();
+        let task =
+            tokio::spawn(async move { sender.send_version(&MetadataRequest::default(), 4).await });
+        while !task.is_finished() && conn.writer.try_lock().is_ok() {
+            tokio::task::yield_now().await;
+        }
+        task.abort();
+        let _ = task.await;
+        assert!(
+            conn.is_closed(),
+            "a half-written frame must not be followed by another"
+        );
         assert!(matches!(
-            bad_rx.await.unwrap(),
-            Err(ProtocolError::Encode { .. })
+            conn.send_version(&MetadataRequest::default(), 4).await,
+            Err(ProtocolError::ConnectionClosed)
         ));
-        let mut reader = FrameReader::new(theirs, DEFAULT_MAX_FRAME_BYTES);
-        let mut frame = reader.next_frame().await.unwrap().unwrap();
-        let prefix = RequestPrefix::peek(&frame).unwrap();
-        assert_eq!(prefix.api_key, ApiKey::Metadata as i16);
-        assert_eq!(prefix.correlation_id, 2);
-        let header = decode_request_header(&mut frame, ApiKey::Metadata, 1).unwrap();
-        assert_eq!(header.client_id.as_deref(), Some("ok"));
-        let _: MetadataRequest = decode_body(&mut frame, 1, "Metadata").unwrap();
-        assert_eq!(lock(&shared.in_flight).len(), 1);
-
-        drop(tx);
-        writer.await.unwrap();
-        assert!(reader.next_frame().await.unwrap().is_none());
     }
 
     #[tokio::test]
