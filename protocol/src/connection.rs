@@ -255,15 +255,29 @@ impl Connection {
     ) -> Result<Bytes, ProtocolError> {
         let api = api_of::<R>()?;
         let (tx, rx) = oneshot::channel();
-        self.enqueue(request, version, Some(tx)).await?;
-        match tokio::time::timeout(self.request_timeout, rx).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(ProtocolError::ConnectionClosed),
-            Err(_) => Err(ProtocolError::Timeout {
-                api: api_name(api),
-                timeout_ms: self.request_timeout.as_millis() as u64,
-            }),
+        // The timeout covers writing too: a broker that stops reading must not hold the
+        // caller (and, through the writer lock, every other caller) forever.
+        let exchange = async {
+            self.enqueue(request, version, Some(tx)).await?;
+            rx.await.map_err(|_| ProtocolError::ConnectionClosed)?
+        };
+        match tokio::time::timeout(self.request_timeout, exchange).await {
+            Ok(result) => result,
+            Err(_) => {
+                // As the Java client does: a connection that let a request time out is
+                // closed, so the next use reconnects instead of queueing behind it.
+                self.close_after_timeout();
+                Err(ProtocolError::Timeout {
+                    api: api_name(api),
+                    timeout_ms: self.request_timeout.as_millis() as u64,
+                })
+            }
         }
+    }
+
+    fn close_after_timeout(&self) {
+        fail_all(&self.shared);
+        self.shared.dropped.notify_one();
     }
 
     /// Sends `request` at `version` without waiting for a response; for requests the broker
@@ -273,7 +287,17 @@ impl Connection {
         request: &R,
         version: i16,
     ) -> Result<(), ProtocolError> {
-        self.enqueue(request, version, None).await
+        match tokio::time::timeout(self.request_timeout, self.enqueue(request, version, None)).await
+        {
+            Ok(result) => result,
+            Err(_) => {
+                self.close_after_timeout();
+                Err(ProtocolError::Timeout {
+                    api: api_of::<R>().map(api_name).unwrap_or("unknown"),
+                    timeout_ms: self.request_timeout.as_millis() as u64,
+                })
+            }
+        }
     }
 
     /// True once the connection has failed or been closed by the peer.
@@ -427,6 +451,20 @@ mod tests {
         // The far end sees the close once the reader task has let go of its half.
         let read = tokio::time::timeout(Duration::from_secs(5), theirs.read(&mut byte)).await;
         assert_eq!(read.expect("socket closed").unwrap(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_request_that_times_out_closes_the_connection() {
+        // A peer that reads nothing: the request cannot even be written in full.
+        let (ours, _theirs) = tokio::io::duplex(16);
+        let mut conn = Connection::from_stream(ours, "t");
+        conn.set_request_timeout(Duration::from_millis(50));
+        let result = conn.send_version(&MetadataRequest::default(), 4).await;
+        assert!(
+            matches!(result, Err(ProtocolError::Timeout { .. })),
+            "{result:?}"
+        );
+        assert!(conn.is_closed());
     }
 
     #[tokio::test]

@@ -332,7 +332,11 @@ impl Consumer {
         timeout: Duration,
         max: usize,
     ) -> Result<Vec<ConsumerRecord>, ClientError> {
-        let deadline = Instant::now() + timeout;
+        // `poll(Duration::MAX)` means "wait as long as it takes", not an overflow.
+        let now = Instant::now();
+        let deadline = now
+            .checked_add(timeout)
+            .unwrap_or(now + Duration::from_secs(86_400 * 365));
         loop {
             let arrived = self.shared.data.notified();
             self.check_open()?;

@@ -39,8 +39,8 @@ pub(crate) struct AccumulatorConfig {
 #[derive(Default)]
 struct PartitionQueue {
     batches: VecDeque<ProducerBatch>,
-    /// A batch of this partition is with the sink.
-    in_flight: bool,
+    /// The id of the batch of this partition that is with the sink, if any.
+    in_flight: Option<u64>,
     /// Sequence of the next record, with idempotence.
     next_sequence: i32,
 }
@@ -181,7 +181,7 @@ impl Accumulator {
         let (config, flush_until, closing) = (self.config, self.flush_until, self.closing);
         for (topic, partitions) in &mut self.topics {
             for (&partition, queue) in partitions.iter_mut() {
-                if queue.in_flight {
+                if queue.in_flight.is_some() {
                     continue;
                 }
                 drained
@@ -218,7 +218,9 @@ impl Accumulator {
     pub(crate) fn requeue(&mut self, mut batch: ProducerBatch, retry_at: Instant) {
         batch.retry_at = Some(retry_at);
         let queue = self.queue(&batch.topic, batch.partition);
-        queue.in_flight = false;
+        if queue.in_flight == Some(batch.id) {
+            queue.in_flight = None;
+        }
         queue.batches.push_front(batch);
     }
 
@@ -227,9 +229,13 @@ impl Accumulator {
     /// for a batch the broker refused, so the next batch takes its sequence numbers.
     pub(crate) fn finish(&mut self, batch: &BatchKey, rollback: bool) {
         let queue = self.queue(&batch.topic, batch.partition);
-        queue.in_flight = false;
-        if let (true, Some(base)) = (rollback, batch.base_sequence) {
-            queue.next_sequence = base;
+        // Only the batch that was out frees the partition (and may roll its sequence
+        // back); a batch that expired while waiting leaves a batch in flight alone.
+        if queue.in_flight == Some(batch.id) {
+            queue.in_flight = None;
+            if let (true, Some(base)) = (rollback, batch.base_sequence) {
+                queue.next_sequence = base;
+            }
         }
         self.incomplete.remove(&batch.id);
     }
@@ -307,7 +313,7 @@ fn take_front(queue: &mut PartitionQueue, idempotent: bool) -> Option<ProducerBa
         batch.base_sequence = Some(queue.next_sequence);
         queue.next_sequence = next_sequence(queue.next_sequence, batch.record_count());
     }
-    queue.in_flight = true;
+    queue.in_flight = Some(batch.id);
     Some(batch)
 }
 

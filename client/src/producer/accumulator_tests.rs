@@ -163,3 +163,32 @@ fn sequences_wrap_like_kafka() {
     assert_eq!(next_sequence(i32::MAX, 1), 0);
     assert_eq!(next_sequence(i32::MAX - 1, 3), 1);
 }
+
+#[test]
+fn a_batch_expiring_while_waiting_does_not_free_the_partition() {
+    let mut acc = Accumulator::new(AccumulatorConfig {
+        delivery_timeout: Duration::from_millis(10),
+        ..config(200, 0)
+    });
+    append(&mut acc, "t", 0);
+    // The second batch is younger than the delivery timeout, the first one is not.
+    std::thread::sleep(Duration::from_millis(15));
+    append(&mut acc, "t", 0);
+    append(&mut acc, "t", 0);
+    let now = Instant::now();
+    let mut drained = acc.drain(now, leader_zero, 1 << 20);
+    assert_eq!(drained.expired.len(), 1);
+    let out = drained.by_leader.remove(&0).unwrap().pop().unwrap();
+    // The sink fails the expired batch: the batch in flight still holds the partition.
+    acc.finish(&drained.expired[0].key(), true);
+    assert!(acc.drain(now, leader_zero, 1 << 20).by_leader.is_empty());
+    acc.finish(&out.key(), false);
+    let next = acc
+        .drain(now, leader_zero, 1 << 20)
+        .by_leader
+        .remove(&0)
+        .unwrap()
+        .pop()
+        .unwrap();
+    assert_eq!(next.base_sequence, Some(out.base_sequence.unwrap() + 1));
+}
