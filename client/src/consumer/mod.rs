@@ -340,7 +340,12 @@ impl Consumer {
         loop {
             let arrived = self.shared.data.notified();
             self.check_open()?;
-            self.shared.prepare().await?;
+            // Resolving positions (ListOffsets) may retry for a while: never past the
+            // caller's deadline; whatever is left resumes on the next poll.
+            match tokio::time::timeout_at(deadline, self.shared.prepare()).await {
+                Ok(prepared) => prepared?,
+                Err(_) => return Ok(Vec::new()),
+            }
             let records = self.shared.drain(max)?;
             let now = Instant::now();
             if !records.is_empty() || now >= deadline {
