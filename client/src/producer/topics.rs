@@ -34,16 +34,12 @@ pub(super) async fn partition_for(
         }
     };
     let count = i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX);
-    match (record.partition, record.key.as_deref()) {
-        (Some(p), _) if (0..count).contains(&p) => Ok(p),
-        (Some(p), _) => Err(ClientError::UnknownTopicOrPartition {
-            topic: record.topic.clone(),
-            partition: p,
-        }),
+    let chosen = match (record.partition, record.key.as_deref()) {
+        (Some(p), _) => p,
         // Keyed records hash over all partitions; the partitioner needs no availability.
-        (None, Some(key)) => Ok(shared
+        (None, Some(key)) => shared
             .partitioner
-            .partition(&record.topic, Some(key), count, &[])),
+            .partition(&record.topic, Some(key), count, &[]),
         (None, None) => {
             let available: Vec<i32> = topic
                 .partitions
@@ -52,16 +48,26 @@ pub(super) async fn partition_for(
                 .map(|p| p.partition)
                 .collect();
             let partitioner = &shared.partitioner;
-            let chosen = partitioner.partition(&record.topic, None, count, &available);
+            let sticky = partitioner.partition(&record.topic, None, count, &available);
             // KIP-480: a keyless record that would start a new batch on its sticky
             // partition is the cue to stick to another one, so keyless records fill whole
             // batches and spread over the partitions batch by batch.
-            if !shared.lock().has_room(&record.topic, chosen, record_size) {
-                partitioner.on_new_batch(&record.topic, chosen);
-                return Ok(partitioner.partition(&record.topic, None, count, &available));
+            if shared.lock().has_room(&record.topic, sticky, record_size) {
+                sticky
+            } else {
+                partitioner.on_new_batch(&record.topic, sticky);
+                partitioner.partition(&record.topic, None, count, &available)
             }
-            Ok(chosen)
         }
+    };
+    // The record's own partition, or a custom partitioner's answer, must exist.
+    if (0..count).contains(&chosen) {
+        Ok(chosen)
+    } else {
+        Err(ClientError::UnknownTopicOrPartition {
+            topic: record.topic.clone(),
+            partition: chosen,
+        })
     }
 }
 

@@ -375,3 +375,42 @@ async fn keyless_records_stick_to_a_partition_per_batch_and_spread() {
     assert_eq!(total, 80);
     assert!(used >= 2, "keyless records all went to one partition");
 }
+
+/// A partitioner that answers a partition the topic does not have.
+#[derive(Debug)]
+struct Wrong;
+
+impl strom_client::producer::partitioner::Partitioner for Wrong {
+    fn partition(&self, _: &str, _: Option<&[u8]>, _: i32, _: &[i32]) -> i32 {
+        99
+    }
+}
+
+#[tokio::test]
+async fn a_partition_the_topic_lacks_is_refused_at_send() {
+    let fx = Fixture::start(2).await;
+    let cluster = strom_client::Cluster::connect(fx.config()).await.unwrap();
+    let producer = strom_client::producer::Producer::with_partitioner(cluster, Box::new(Wrong))
+        .await
+        .unwrap();
+    let err = producer.send(record("wrong", "v")).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::UnknownTopicOrPartition { partition: 99, .. }
+        ),
+        "{err}"
+    );
+    let err = producer
+        .send(record("wrong", "v").partition(7))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::UnknownTopicOrPartition { partition: 7, .. }
+        ),
+        "{err}"
+    );
+    producer.close().await;
+}
