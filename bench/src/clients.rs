@@ -625,6 +625,33 @@ fn rdkafka_consumer(
 /// How long a consumer may see nothing before the run fails.
 const STALL: Duration = Duration::from_secs(10);
 
+/// Counts consumed records; the clock starts after the first non-empty poll, whose
+/// records are not timed.
+#[derive(Default)]
+struct Tally {
+    count: u64,
+    bytes: u64,
+    start: Option<(Instant, u64)>,
+}
+
+impl Tally {
+    /// Adds one poll's records, given their value sizes.
+    fn add(&mut self, sizes: impl ExactSizeIterator<Item = u64>) {
+        self.count += sizes.len() as u64;
+        if self.start.is_none() {
+            self.start = Some((Instant::now(), self.count));
+        } else {
+            self.bytes += sizes.sum::<u64>();
+        }
+    }
+
+    /// (records timed, their value bytes, elapsed).
+    fn finish(self) -> anyhow::Result<(u64, u64, Duration)> {
+        let (start, untimed) = self.start.context("nothing read")?;
+        Ok((self.count - untimed, self.bytes, start.elapsed()))
+    }
+}
+
 /// Reads `topic` from the beginning: it holds `records` records after the producer's
 /// warm-up record. Timed from the end of the first non-empty poll (which connects and
 /// finds the position) to the last record: (records timed, their value bytes, elapsed).
@@ -636,76 +663,50 @@ async fn consume(
     partitions: i32,
 ) -> anyhow::Result<(u64, u64, Duration)> {
     let total = records + 1;
-    let (mut count, mut bytes) = (0u64, 0u64);
-    let mut start = None;
+    let mut tally = Tally::default();
+    let size = |v: Option<&bytes::Bytes>| v.map_or(0, |v| v.len() as u64);
     match client {
         Client::Strom => {
             let consumer = strom_client::Consumer::new(strom_consumer_config(bootstrap)).await?;
             let assignment: Vec<(String, i32)> =
                 (0..partitions).map(|p| (topic.to_owned(), p)).collect();
             consumer.assign(&assignment)?;
-            while count < total {
+            while tally.count < total {
                 let batch = consumer.poll(STALL).await?;
                 if batch.is_empty() {
-                    bail!("no records for {STALL:?} after {count}");
+                    bail!("no records for {STALL:?} after {}", tally.count);
                 }
-                count += batch.len() as u64;
-                if start.is_none() {
-                    start = Some((Instant::now(), count));
-                    continue;
-                }
-                for record in batch {
-                    bytes += record.value.as_ref().map_or(0, |v| v.len() as u64);
-                }
+                tally.add(batch.iter().map(|r| size(r.value.as_ref())));
             }
-            let (start, untimed) = start.context("nothing read")?;
-            let elapsed = start.elapsed();
-            let count = count - untimed;
             consumer.close();
-            Ok((count, bytes, elapsed))
+            tally.finish()
         }
         Client::Krafka => {
             let consumer = krafka_consumer(bootstrap, topic, partitions).await?;
-            while count < total {
+            while tally.count < total {
                 let batch = consumer.poll(STALL).await?;
                 if batch.is_empty() {
-                    bail!("no records for {STALL:?} after {count}");
+                    bail!("no records for {STALL:?} after {}", tally.count);
                 }
-                count += batch.len() as u64;
-                if start.is_none() {
-                    start = Some((Instant::now(), count));
-                    continue;
-                }
-                for record in batch {
-                    bytes += record.value.as_ref().map_or(0, |v| v.len() as u64);
-                }
+                tally.add(batch.iter().map(|r| size(r.value.as_ref())));
             }
-            let (start, untimed) = start.context("nothing read")?;
-            let elapsed = start.elapsed();
-            let count = count - untimed;
             consumer.close().await?;
-            Ok((count, bytes, elapsed))
+            tally.finish()
         }
         Client::Librdkafka => {
             let (bootstrap, topic) = (bootstrap.to_owned(), topic.to_owned());
             tokio::task::spawn_blocking(move || {
                 let consumer = rdkafka_consumer(&bootstrap, &topic, partitions)?;
-                while count < total {
+                while tally.count < total {
                     match consumer.poll(STALL) {
                         Some(Ok(m)) => {
-                            count += 1;
-                            if start.is_none() {
-                                start = Some((Instant::now(), 1));
-                                continue;
-                            }
-                            bytes += m.payload().map_or(0, |v| v.len() as u64);
+                            tally.add(std::iter::once(m.payload().map_or(0, |v| v.len() as u64)))
                         }
                         Some(Err(e)) => bail!("consume: {e}"),
-                        None => bail!("no records for {STALL:?} after {count}"),
+                        None => bail!("no records for {STALL:?} after {}", tally.count),
                     }
                 }
-                let start = start.context("nothing read")?;
-                Ok((count - start.1, bytes, start.0.elapsed()))
+                tally.finish()
             })
             .await?
         }
