@@ -143,14 +143,7 @@ def wait_future(fut, what):
 
 
 def poll_until(cond, what, timeout_s=OP_TIMEOUT_S):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        last = cond()
-        if last is True:
-            return
-        if time.monotonic() > deadline:
-            raise pc.PeerFailure(f"{what} (last seen: {last})")
-        time.sleep(0.1)
+    pc.poll_until(cond, what, timeout_s)
 
 
 # --- scenarios ----------------------------------------------------------------------------

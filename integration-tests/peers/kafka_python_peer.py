@@ -113,14 +113,7 @@ def watermarks(bootstrap, topic, partition=0):
 
 
 def poll_until(cond, what, timeout_s=OP_TIMEOUT_S):
-    deadline = time.monotonic() + timeout_s
-    while True:
-        last = cond()
-        if last is True:
-            return
-        if time.monotonic() > deadline:
-            raise pc.PeerFailure(f"{what} (last seen: {last})")
-        time.sleep(0.1)
+    pc.poll_until(cond, what, timeout_s)
 
 
 # --- scenarios ----------------------------------------------------------------------------

@@ -126,3 +126,16 @@ def run_main(prog, scenarios, argv):
         return 1
     log(f"ok: {what} ({time.monotonic() - started:.1f} s)")
     return 0
+
+
+def poll_until(cond, what, timeout_s):
+    """Calls `cond` every 0.1 s until it returns True; fails with its last answer after
+    `timeout_s` seconds."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        last = cond()
+        if last is True:
+            return
+        if time.monotonic() > deadline:
+            raise PeerFailure(f"{what} (last seen: {last})")
+        time.sleep(0.1)
