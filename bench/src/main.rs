@@ -116,6 +116,14 @@ fn rate(label: &str, records: u64, bytes: u64, elapsed: Duration) {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Logs only when asked for (RUST_LOG), on stderr.
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("off")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
     let args = Args::parse();
     let dir = tempfile::tempdir()?;
     if let Some(Command::Clients(clients_args)) = &args.command {

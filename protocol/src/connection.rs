@@ -46,7 +46,9 @@ use crate::{ErrorCode, ProtocolError};
 /// Default time a request may wait for its response (`request.timeout.ms`).
 pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 
-type Reply = oneshot::Sender<Result<Bytes, ProtocolError>>;
+/// What to do with a request's response body (or the failure that ends the wait); run on
+/// the reader task, at most once.
+type Reply = Box<dyn FnOnce(Result<Bytes, ProtocolError>) + Send>;
 
 struct InFlight {
     correlation_id: i32,
@@ -253,31 +255,79 @@ impl Connection {
         request: &R,
         version: i16,
     ) -> Result<Bytes, ProtocolError> {
-        let api = api_of::<R>()?;
         let (tx, rx) = oneshot::channel();
+        let reply: Reply = Box::new(move |body| {
+            let _ = tx.send(body);
+        });
+        self.exchange(request, version, reply, rx).await?
+    }
+
+    /// Writes `request` with `reply` in flight and waits for what `reply` sends to `rx`,
+    /// all within `request.timeout.ms`.
+    async fn exchange<R: Request, T>(
+        &self,
+        request: &R,
+        version: i16,
+        reply: Reply,
+        rx: oneshot::Receiver<T>,
+    ) -> Result<T, ProtocolError> {
+        let api = api_of::<R>()?;
         // The timeout covers writing too: a broker that stops reading must not hold the
         // caller (and, through the writer lock, every other caller) forever.
         let exchange = async {
-            self.enqueue(request, version, Some(tx)).await?;
-            rx.await.map_err(|_| ProtocolError::ConnectionClosed)?
+            self.enqueue(request, version, Some(reply)).await?;
+            rx.await.map_err(|_| ProtocolError::ConnectionClosed)
         };
         match tokio::time::timeout(self.request_timeout, exchange).await {
             Ok(result) => result,
-            Err(_) => {
-                // As the Java client does: a connection that let a request time out is
-                // closed, so the next use reconnects instead of queueing behind it.
-                self.close_after_timeout();
-                Err(ProtocolError::Timeout {
-                    api: api_name(api),
-                    timeout_ms: self.request_timeout.as_millis() as u64,
-                })
-            }
+            Err(_) => Err(self.timed_out(api)),
         }
     }
 
-    fn close_after_timeout(&self) {
+    /// Closes the connection after a request timed out (as the Java client does: the next
+    /// use reconnects instead of queueing behind it) and returns the timeout error.
+    fn timed_out(&self, api: ApiKey) -> ProtocolError {
         fail_all(&self.shared);
         self.shared.dropped.notify_one();
+        ProtocolError::Timeout {
+            api: api_name(api),
+            timeout_ms: self.request_timeout.as_millis() as u64,
+        }
+    }
+
+    /// Sends `request` at `version`; `handle` runs on the connection's reader task as soon
+    /// as the response arrives (decoded) or the connection fails. Of the pair it returns,
+    /// this call returns the first, and the second runs once that has been handed over.
+    ///
+    /// Handing the response over to the caller's task costs a task wake-up (often a
+    /// cross-thread one); a handler that does the caller's work with the response on the
+    /// reader saves it, and the follow-up lets it wake others (say, a task waiting for
+    /// what the handler produced) after the caller: the task woken last runs first.
+    /// Both should be short: the connection's later responses wait for them. `handle`
+    /// runs at most once: not at all when the request is never written (encoding failed,
+    /// the connection was already closed), and perhaps after this returned a timeout,
+    /// with the error that closed the connection.
+    pub async fn send_then<R, T, F, G>(
+        &self,
+        request: &R,
+        version: i16,
+        handle: F,
+    ) -> Result<T, ProtocolError>
+    where
+        R: Request,
+        T: Send + 'static,
+        F: FnOnce(Result<R::Response, ProtocolError>) -> (T, G) + Send + 'static,
+        G: FnOnce(),
+    {
+        let api = api_of::<R>()?;
+        let (tx, rx) = oneshot::channel();
+        let reply: Reply = Box::new(move |body| {
+            let response = body.and_then(|mut b| decode_body(&mut b, version, api_name(api)));
+            let (out, then) = handle(response);
+            let _ = tx.send(out);
+            then();
+        });
+        self.exchange(request, version, reply, rx).await
     }
 
     /// Sends `request` at `version` without waiting for a response; for requests the broker
@@ -287,16 +337,11 @@ impl Connection {
         request: &R,
         version: i16,
     ) -> Result<(), ProtocolError> {
+        let api = api_of::<R>()?;
         match tokio::time::timeout(self.request_timeout, self.enqueue(request, version, None)).await
         {
             Ok(result) => result,
-            Err(_) => {
-                self.close_after_timeout();
-                Err(ProtocolError::Timeout {
-                    api: api_of::<R>().map(api_name).unwrap_or("unknown"),
-                    timeout_ms: self.request_timeout.as_millis() as u64,
-                })
-            }
+            Err(_) => Err(self.timed_out(api)),
         }
     }
 
@@ -414,7 +459,7 @@ async fn read_loop<R: AsyncRead + Unpin>(mut reader: FrameReader<R>, shared: Arc
                 }
             });
         let mismatch = result.is_err();
-        let _ = pending.reply.send(result);
+        (pending.reply)(result);
         if mismatch {
             break;
         }
@@ -424,8 +469,9 @@ async fn read_loop<R: AsyncRead + Unpin>(mut reader: FrameReader<R>, shared: Arc
 
 fn fail_all(shared: &Shared) {
     shared.closed.store(true, Ordering::Release);
-    for pending in lock(&shared.in_flight).drain(..) {
-        let _ = pending.reply.send(Err(ProtocolError::ConnectionClosed));
+    let pending: Vec<InFlight> = lock(&shared.in_flight).drain(..).collect();
+    for pending in pending {
+        (pending.reply)(Err(ProtocolError::ConnectionClosed));
     }
 }
 

@@ -71,12 +71,10 @@ async fn fetch_loop(shared: Arc<Shared>, node: i32) {
             let _ = tokio::time::timeout(backoff, woken).await;
             continue;
         }
+        let plan = Arc::new(plan);
         match fetch(&shared, node, &plan).await {
-            Ok(response) => {
-                if !apply(&shared, &plan, response) {
-                    tokio::time::sleep(backoff).await;
-                }
-            }
+            Ok(true) => {}
+            Ok(false) => tokio::time::sleep(backoff).await,
             Err(e) => {
                 warn!(error = %e, partitions = plan.len(), "fetch failed; re-routing");
                 unroute(&shared, &plan);
@@ -106,13 +104,27 @@ fn plan(shared: &Shared, node: i32) -> Vec<Planned> {
     plan
 }
 
-/// Sends one Fetch for `plan` to `node`.
-async fn fetch(shared: &Shared, node: i32, plan: &[Planned]) -> Result<FetchResponse, ClientError> {
+/// Sends one Fetch for `plan` to `node`; the response is applied to the cursors on the
+/// connection's reader as soon as it arrives, so `poll` wakes without a hand-over through
+/// this loop. Returns whether the request as a whole succeeded.
+async fn fetch(
+    shared: &Arc<Shared>,
+    node: i32,
+    plan: &Arc<Vec<Planned>>,
+) -> Result<bool, ClientError> {
     let conn = shared.cluster.broker(node).await?;
     let version = conn.version_for::<FetchRequest>()?.min(MAX_FETCH_VERSION);
     let request = fetch_request(shared, plan);
     debug!(version, partitions = plan.len(), "fetch");
-    Ok(conn.send_version(&request, version).await?)
+    let (shared, plan) = (shared.clone(), plan.clone());
+    let applied = conn
+        .send_then(&request, version, move |response| {
+            let applied = response.map(|response| apply(&shared, &plan, response));
+            // `poll` is woken after this loop, so that it runs first.
+            (applied, move || shared.data.notify_waiters())
+        })
+        .await;
+    Ok(applied??)
 }
 
 fn fetch_request(shared: &Shared, plan: &[Planned]) -> FetchRequest {
@@ -177,8 +189,6 @@ fn apply(shared: &Shared, plan: &[Planned], response: FetchResponse) -> bool {
             }
         }
     }
-    drop(state);
-    shared.data.notify_waiters();
     true
 }
 
@@ -201,6 +211,11 @@ fn apply_partition(
 ) {
     let code = ErrorCode::from(data.error_code);
     if code.is_ok() {
+        // A response that arrives after its request timed out and the cursor moved on
+        // (fetched elsewhere since) is stale.
+        if c.fetch_offset != fetch_offset {
+            return;
+        }
         return apply_records(c, fetch_offset, data, read_committed, backoff);
     }
     debug!(topic = %c.topic, partition = c.partition, error = %code, "partition fetch error");

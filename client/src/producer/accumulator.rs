@@ -7,10 +7,14 @@
 //! ```
 //!
 //! A plain struct with no I/O and no `.await`: the producer keeps it behind a mutex, `send`
-//! appends, the sink drains. At most one batch per partition is out at a time (drained and
-//! not yet completed), which keeps each partition's batches in order across retries and
-//! lets the idempotent producer assign sequence numbers at drain time, knowing no later
-//! batch of that partition has one yet.
+//! appends, the sink drains. Up to `max.in.flight.requests.per.connection` batches of a
+//! partition are out at a time (drained and not yet completed), each drained in order and
+//! numbered then, with idempotence, so the broker appends them in order or refuses the
+//! ones after a gap. When a batch comes back unsent (a retriable error) while later ones
+//! are out, the partition sends nothing new until all are back; then its returned batches
+//! go again one at a time, in their original order. A batch that fails for good hands its
+//! sequence numbers to the batches after it, which are restamped (the Java client does
+//! the same, short of bumping the epoch).
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
@@ -33,16 +37,60 @@ pub(crate) struct AccumulatorConfig {
     pub(crate) delivery_timeout: Duration,
     /// Whether to assign sequence numbers (idempotence).
     pub(crate) idempotent: bool,
+    /// `max.in.flight.requests.per.connection`: batches of one partition out at a time.
+    pub(crate) max_in_flight: usize,
 }
 
-/// One partition's batches, oldest first.
+/// One partition's batches, oldest (lowest id) first.
 #[derive(Default)]
 struct PartitionQueue {
     batches: VecDeque<ProducerBatch>,
-    /// The id of the batch of this partition that is with the sink, if any.
-    in_flight: Option<u64>,
+    /// Ids of this partition's batches that are out, oldest first.
+    in_flight: Vec<u64>,
     /// Sequence of the next record, with idempotence.
     next_sequence: i32,
+    /// A batch came back unsent while others were out: nothing new goes out until every
+    /// batch is back.
+    recovering: bool,
+    /// Batches above this id hold sequence numbers a failed batch gave back: they are
+    /// renumbered when sent again.
+    renumber_above: Option<u64>,
+}
+
+impl PartitionQueue {
+    /// Whether the front batch may go out now, as far as the batches out allow.
+    fn may_send(&self, max_in_flight: usize) -> bool {
+        let Some(front) = self.batches.front() else {
+            return false;
+        };
+        if self.in_flight.is_empty() {
+            return true;
+        }
+        // A batch sent before goes alone: it is the oldest left, and the ones out after it
+        // would be refused for the gap anyway.
+        !self.recovering && front.attempts == 0 && self.in_flight.len() < max_in_flight
+    }
+
+    /// Takes batch `id` off the batches out; once none is out, recovery ends.
+    fn returned(&mut self, id: u64) {
+        self.in_flight.retain(|&out| out != id);
+        if self.in_flight.is_empty() {
+            self.recovering = false;
+            self.renumber_above = None;
+        }
+    }
+}
+
+/// How a batch ended, for [`Accumulator::finish`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Finished {
+    /// The broker acknowledged it.
+    Acked,
+    /// It failed; the broker may have written it.
+    Failed,
+    /// It failed and the broker surely did not write it: its sequence numbers go to the
+    /// batches after it.
+    Refused,
 }
 
 /// What [`Accumulator::append`] did, for the caller to act on outside the lock.
@@ -167,13 +215,15 @@ impl Accumulator {
         )
     }
 
-    /// Takes the ready batch of every partition whose leader is known and that has none
-    /// out, grouped by leader; at most `max_request_bytes` per leader (a larger single
-    /// batch goes alone). Idempotent batches get their base sequence here.
+    /// Takes the next ready batch of every partition that may send one, whose leader is
+    /// known and `has_slot` for another request, grouped by leader; at most
+    /// `max_request_bytes` per leader (a larger single batch goes alone). Idempotent
+    /// batches get their base sequence here.
     pub(crate) fn drain(
         &mut self,
         now: Instant,
         leader_of: impl Fn(&str, i32) -> Option<i32>,
+        has_slot: impl Fn(i32) -> bool,
         max_request_bytes: usize,
     ) -> Drained {
         let mut drained = Drained::default();
@@ -181,12 +231,14 @@ impl Accumulator {
         let (config, flush_until, closing) = (self.config, self.flush_until, self.closing);
         for (topic, partitions) in &mut self.topics {
             for (&partition, queue) in partitions.iter_mut() {
-                if queue.in_flight.is_some() {
+                if queue.in_flight.is_empty() {
+                    drained
+                        .expired
+                        .extend(expire(queue, now, config.delivery_timeout));
+                }
+                if !queue.may_send(config.max_in_flight) {
                     continue;
                 }
-                drained
-                    .expired
-                    .extend(expire(queue, now, config.delivery_timeout));
                 let Some(front) = queue.batches.front() else {
                     continue;
                 };
@@ -198,6 +250,9 @@ impl Accumulator {
                     drained.unknown_leaders.insert(topic.clone());
                     continue;
                 };
+                if !has_slot(leader) {
+                    continue;
+                }
                 let used = bytes_by_leader.entry(leader).or_default();
                 let size = front.estimated_size();
                 if *used > 0 && *used + size > max_request_bytes {
@@ -213,29 +268,56 @@ impl Accumulator {
         drained
     }
 
-    /// Puts a batch that failed retriably back at the front of its queue, to be sent again
-    /// not before `retry_at`.
+    /// Puts a batch that failed retriably back in its queue, in creation order, to be sent
+    /// again not before `retry_at`.
     pub(crate) fn requeue(&mut self, mut batch: ProducerBatch, retry_at: Instant) {
         batch.retry_at = Some(retry_at);
         let queue = self.queue(&batch.topic, batch.partition);
-        if queue.in_flight == Some(batch.id) {
-            queue.in_flight = None;
+        if queue.renumber_above.is_some_and(|above| batch.id > above) {
+            batch.base_sequence = None;
         }
-        queue.batches.push_front(batch);
+        queue.returned(batch.id);
+        if !queue.in_flight.is_empty() {
+            queue.recovering = true;
+        }
+        let at = queue.batches.partition_point(|b| b.id < batch.id);
+        queue.batches.insert(at, batch);
+    }
+
+    /// Whether an `OUT_OF_ORDER_SEQUENCE_NUMBER` answer for `batch` may follow from an
+    /// earlier batch of its partition not being written first (it was out, or gave its
+    /// numbers back), so sending it again in order can succeed; rather than from the
+    /// broker having lost the producer's state.
+    pub(crate) fn after_gap(&self, batch: &ProducerBatch) -> bool {
+        let renumbered = self
+            .topics
+            .get(&*batch.topic)
+            .and_then(|t| t.get(&batch.partition))
+            .and_then(|queue| queue.renumber_above)
+            .is_some_and(|above| batch.id > above);
+        renumbered || batch.sent_behind
     }
 
     /// Records that a batch is done (its records completed or failed), drained or
-    /// expired. `rollback` resets the partition's sequence to the batch's base sequence:
-    /// for a batch the broker refused, so the next batch takes its sequence numbers.
-    pub(crate) fn finish(&mut self, batch: &BatchKey, rollback: bool) {
+    /// expired. A [`Finished::Refused`] batch gives its sequence numbers to the batches
+    /// after it: those waiting are renumbered when drained, those out when they come back.
+    pub(crate) fn finish(&mut self, batch: &BatchKey, how: Finished) {
         let queue = self.queue(&batch.topic, batch.partition);
-        // Only the batch that was out frees the partition (and may roll its sequence
-        // back); a batch that expired while waiting leaves a batch in flight alone.
-        if queue.in_flight == Some(batch.id) {
-            queue.in_flight = None;
-            if let (true, Some(base)) = (rollback, batch.base_sequence) {
+        let was_out = queue.in_flight.contains(&batch.id);
+        queue.returned(batch.id);
+        match (how, batch.base_sequence) {
+            (Finished::Refused, Some(base)) if was_out => {
                 queue.next_sequence = base;
+                for waiting in queue.batches.iter_mut().filter(|b| b.id > batch.id) {
+                    waiting.base_sequence = None;
+                }
+                if !queue.in_flight.is_empty() {
+                    queue.recovering = true;
+                    queue.renumber_above =
+                        Some(queue.renumber_above.map_or(batch.id, |a| a.min(batch.id)));
+                }
             }
+            _ => {}
         }
         self.incomplete.remove(&batch.id);
     }
@@ -313,7 +395,8 @@ fn take_front(queue: &mut PartitionQueue, idempotent: bool) -> Option<ProducerBa
         batch.base_sequence = Some(queue.next_sequence);
         queue.next_sequence = next_sequence(queue.next_sequence, batch.record_count());
     }
-    queue.in_flight = Some(batch.id);
+    batch.sent_behind = !queue.in_flight.is_empty();
+    queue.in_flight.push(batch.id);
     Some(batch)
 }
 

@@ -16,6 +16,7 @@ fn config(batch_size: usize, linger_ms: u64) -> AccumulatorConfig {
         compression: Compression::None,
         delivery_timeout: Duration::from_secs(120),
         idempotent: true,
+        max_in_flight: 1,
     }
 }
 
@@ -44,6 +45,10 @@ fn leader_zero(_: &str, _: i32) -> Option<i32> {
     Some(0)
 }
 
+fn any_slot(_: i32) -> bool {
+    true
+}
+
 fn drained_counts(drained: &Drained) -> Vec<usize> {
     let mut counts: Vec<usize> = drained
         .by_leader
@@ -66,7 +71,7 @@ fn batches_fill_up_to_batch_size() {
     }
     let fourth = append(&mut acc, "t", 0);
     assert_eq!((fourth.new_batch, fourth.batch_full), (true, true));
-    let drained = acc.drain(Instant::now(), leader_zero, 1 << 20);
+    let drained = acc.drain(Instant::now(), leader_zero, any_slot, 1 << 20);
     assert_eq!(
         drained_counts(&drained),
         [3],
@@ -80,19 +85,22 @@ fn linger_and_flush_make_batches_ready() {
     let mut acc = Accumulator::new(config(16_384, 50));
     append(&mut acc, "t", 0);
     let now = Instant::now();
-    let drained = acc.drain(now, leader_zero, 1 << 20);
+    let drained = acc.drain(now, leader_zero, any_slot, 1 << 20);
     assert!(drained.by_leader.is_empty());
     assert!(drained.next_wake.is_some_and(|w| w > now));
     let later = now + Duration::from_millis(60);
-    assert_eq!(drained_counts(&acc.drain(later, leader_zero, 1 << 20)), [1]);
+    assert_eq!(
+        drained_counts(&acc.drain(later, leader_zero, any_slot, 1 << 20)),
+        [1]
+    );
 
     append(&mut acc, "t", 1);
     let mark = acc.begin_flush();
     assert!(!acc.flushed(mark));
-    let drained = acc.drain(Instant::now(), leader_zero, 1 << 20);
+    let drained = acc.drain(Instant::now(), leader_zero, any_slot, 1 << 20);
     assert_eq!(drained_counts(&drained), [1]);
     for batch in drained.by_leader.into_values().flatten() {
-        acc.finish(&batch.key(), false);
+        acc.finish(&batch.key(), Finished::Acked);
     }
     assert!(!acc.flushed(mark), "partition 0's batch is still out");
 }
@@ -104,23 +112,26 @@ fn one_batch_per_partition_out_and_sequences_in_order() {
         append(&mut acc, "t", 0);
     }
     let now = Instant::now();
-    let mut first = acc.drain(now, leader_zero, 1 << 20);
+    let mut first = acc.drain(now, leader_zero, any_slot, 1 << 20);
     assert_eq!(drained_counts(&first), [1]);
-    assert!(acc.drain(now, leader_zero, 1 << 20).by_leader.is_empty());
+    assert!(acc
+        .drain(now, leader_zero, any_slot, 1 << 20)
+        .by_leader
+        .is_empty());
     let batch = first.by_leader.remove(&0).unwrap().pop().unwrap();
     assert_eq!(batch.base_sequence, Some(0));
     // A retry goes first again, with its sequence kept.
     acc.requeue(batch, now);
-    let mut again = acc.drain(now, leader_zero, 1 << 20);
+    let mut again = acc.drain(now, leader_zero, any_slot, 1 << 20);
     let batch = again.by_leader.remove(&0).unwrap().pop().unwrap();
     assert_eq!(batch.base_sequence, Some(0));
-    acc.finish(&batch.key(), false);
-    let mut second = acc.drain(now, leader_zero, 1 << 20);
+    acc.finish(&batch.key(), Finished::Acked);
+    let mut second = acc.drain(now, leader_zero, any_slot, 1 << 20);
     let batch = second.by_leader.remove(&0).unwrap().pop().unwrap();
     assert_eq!(batch.base_sequence, Some(1));
     // The broker refused it: the next batch reuses its sequence.
-    acc.finish(&batch.key(), true);
-    let mut third = acc.drain(now, leader_zero, 1 << 20);
+    acc.finish(&batch.key(), Finished::Refused);
+    let mut third = acc.drain(now, leader_zero, any_slot, 1 << 20);
     let batch = third.by_leader.remove(&0).unwrap().pop().unwrap();
     assert_eq!(batch.base_sequence, Some(1));
 }
@@ -133,7 +144,7 @@ fn unknown_leaders_and_request_limit() {
     }
     append(&mut acc, "u", 0);
     let leaders = |topic: &str, _: i32| (topic == "t").then_some(1);
-    let drained = acc.drain(Instant::now(), leaders, 400);
+    let drained = acc.drain(Instant::now(), leaders, any_slot, 400);
     assert_eq!(drained.unknown_leaders.len(), 1);
     // Each batch is ~171 bytes: two fit in a 400-byte request.
     assert_eq!(drained_counts(&drained), [1, 1]);
@@ -149,11 +160,12 @@ fn old_batches_expire_unsent() {
     let drained = acc.drain(
         Instant::now() + Duration::from_millis(20),
         |_, _| None,
+        any_slot,
         1 << 20,
     );
     assert_eq!(drained.expired.len(), 1);
     assert!(drained.unknown_leaders.is_empty());
-    acc.finish(&drained.expired[0].key(), false);
+    acc.finish(&drained.expired[0].key(), Finished::Failed);
     assert!(acc.is_empty());
 }
 
@@ -176,19 +188,98 @@ fn a_batch_expiring_while_waiting_does_not_free_the_partition() {
     append(&mut acc, "t", 0);
     append(&mut acc, "t", 0);
     let now = Instant::now();
-    let mut drained = acc.drain(now, leader_zero, 1 << 20);
+    let mut drained = acc.drain(now, leader_zero, any_slot, 1 << 20);
     assert_eq!(drained.expired.len(), 1);
     let out = drained.by_leader.remove(&0).unwrap().pop().unwrap();
     // The sink fails the expired batch: the batch in flight still holds the partition.
-    acc.finish(&drained.expired[0].key(), true);
-    assert!(acc.drain(now, leader_zero, 1 << 20).by_leader.is_empty());
-    acc.finish(&out.key(), false);
+    acc.finish(&drained.expired[0].key(), Finished::Refused);
+    assert!(acc
+        .drain(now, leader_zero, any_slot, 1 << 20)
+        .by_leader
+        .is_empty());
+    acc.finish(&out.key(), Finished::Acked);
     let next = acc
-        .drain(now, leader_zero, 1 << 20)
+        .drain(now, leader_zero, any_slot, 1 << 20)
         .by_leader
         .remove(&0)
         .unwrap()
         .pop()
         .unwrap();
     assert_eq!(next.base_sequence, Some(out.base_sequence.unwrap() + 1));
+}
+
+/// Takes partition t-0's one drained batch, if any.
+fn take_one(acc: &mut Accumulator, now: Instant) -> Option<ProducerBatch> {
+    let mut drained = acc.drain(now, leader_zero, any_slot, 1 << 20);
+    let batch = drained.by_leader.remove(&0)?.pop();
+    assert!(drained.by_leader.is_empty());
+    batch
+}
+
+#[test]
+fn several_batches_out_and_an_orderly_recovery() {
+    let mut acc = Accumulator::new(AccumulatorConfig {
+        max_in_flight: 3,
+        ..config(200, 0)
+    });
+    for _ in 0..5 {
+        append(&mut acc, "t", 0);
+    }
+    let now = Instant::now();
+    let mut out: Vec<ProducerBatch> = (0..3).map(|_| take_one(&mut acc, now).unwrap()).collect();
+    let sequences: Vec<_> = out.iter().map(|b| b.base_sequence).collect();
+    assert_eq!(sequences, [Some(0), Some(1), Some(2)]);
+    assert!(take_one(&mut acc, now).is_none(), "three out at most");
+
+    // The first comes back unsent; the two after it are refused for the gap.
+    for mut batch in out.drain(..) {
+        batch.attempts += 1;
+        if batch.base_sequence != Some(0) {
+            assert!(acc.after_gap(&batch));
+        }
+        acc.requeue(batch, now);
+        if acc.queue("t", 0).in_flight.is_empty() {
+            break;
+        }
+        assert!(
+            take_one(&mut acc, now).is_none(),
+            "nothing new while recovering"
+        );
+    }
+    // They go again one at a time, in order, with their numbers.
+    for sequence in 0..2 {
+        let batch = take_one(&mut acc, now).unwrap();
+        assert_eq!(batch.base_sequence, Some(sequence));
+        assert!(
+            take_one(&mut acc, now).is_none(),
+            "a resent batch goes alone"
+        );
+        acc.finish(&batch.key(), Finished::Acked);
+    }
+    // The last one resent, fresh batches may follow it out.
+    let third = take_one(&mut acc, now).unwrap();
+    assert_eq!(third.base_sequence, Some(2));
+    let fourth = take_one(&mut acc, now).unwrap();
+    assert_eq!(fourth.base_sequence, Some(3));
+    acc.finish(&third.key(), Finished::Acked);
+
+    // Two fresh batches out together; the first is refused for good: the second is
+    // renumbered into its place.
+    let mut fifth = take_one(&mut acc, now).unwrap();
+    assert_eq!(
+        (fourth.base_sequence, fifth.base_sequence),
+        (Some(3), Some(4))
+    );
+    acc.finish(&fourth.key(), Finished::Refused);
+    assert!(acc.after_gap(&fifth));
+    fifth.attempts += 1;
+    acc.requeue(fifth, now);
+    let fifth = take_one(&mut acc, now).unwrap();
+    assert_eq!(fifth.base_sequence, Some(3));
+    acc.finish(&fifth.key(), Finished::Acked);
+    assert!(acc.is_empty());
+    // A refusal of the next batch in line is not a gap.
+    append(&mut acc, "t", 0);
+    let sixth = take_one(&mut acc, Instant::now()).unwrap();
+    assert!(!acc.after_gap(&sixth));
 }

@@ -9,8 +9,8 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
-use strom_protocol::records::{BatchBuilder, Compression};
+use bytes::{Bytes, BytesMut};
+use strom_protocol::records::{set_base_sequence, BatchBuilder, Compression};
 use strom_protocol::ProtocolError;
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
@@ -52,8 +52,11 @@ pub(crate) struct ProducerBatch {
     /// The encoded batch, from the first time it is sent.
     built: Option<Bytes>,
     /// Base sequence, with idempotence: assigned by the accumulator when the batch is first
-    /// drained, stamped at build time.
+    /// drained (again if an earlier batch's failure freed its numbers), stamped at build
+    /// time.
     pub(crate) base_sequence: Option<i32>,
+    /// The base sequence stamped in `built`.
+    stamped: Option<i32>,
     deliveries: Vec<Delivery>,
     /// The `buffer.memory` bytes its records hold, released when the batch completes.
     memory: Option<OwnedSemaphorePermit>,
@@ -64,6 +67,8 @@ pub(crate) struct ProducerBatch {
     pub(crate) attempts: u32,
     /// Not before this, after a retriable failure.
     pub(crate) retry_at: Option<Instant>,
+    /// Whether it was last sent while an earlier batch of its partition was out.
+    pub(crate) sent_behind: bool,
 }
 
 impl ProducerBatch {
@@ -75,12 +80,14 @@ impl ProducerBatch {
             builder: Some(BatchBuilder::new(codec)),
             built: None,
             base_sequence: None,
+            stamped: None,
             deliveries: Vec::new(),
             memory: None,
             created: Instant::now(),
             closed: false,
             attempts: 0,
             retry_at: None,
+            sent_behind: false,
         }
     }
 
@@ -140,23 +147,32 @@ impl ProducerBatch {
     }
 
     /// The encoded batch: built (compressed, stamped with `producer` and the base sequence
-    /// the accumulator assigned) the first time, the same bytes on every retry.
+    /// the accumulator assigned) the first time, the same bytes on every retry unless the
+    /// batch was given new sequence numbers since (then restamped).
     pub(crate) fn build(
         &mut self,
         producer: Option<ProducerIdentity>,
     ) -> Result<Bytes, ClientError> {
-        if let Some(built) = &self.built {
+        let sequence = self.base_sequence.unwrap_or(0);
+        if let Some(built) = &mut self.built {
+            if producer.is_some() && self.stamped != Some(sequence) {
+                let mut restamped = BytesMut::from(&built[..]);
+                set_base_sequence(&mut restamped, sequence).map_err(ProtocolError::from)?;
+                *built = restamped.freeze();
+                self.stamped = Some(sequence);
+            }
             return Ok(built.clone());
         }
         let Some(builder) = self.builder.take() else {
             return Err(ProtocolError::ConnectionClosed.into());
         };
         let builder = match producer {
-            Some(p) => builder.producer(p.id, p.epoch, self.base_sequence.unwrap_or(0)),
+            Some(p) => builder.producer(p.id, p.epoch, sequence),
             None => builder,
         };
         let built = builder.build().map_err(ProtocolError::from)?;
         self.built = Some(built.clone());
+        self.stamped = Some(sequence);
         self.closed = true;
         Ok(built)
     }
@@ -216,10 +232,15 @@ mod tests {
         let identity = ProducerIdentity { id: 9, epoch: 1 };
         batch.base_sequence = Some(5);
         let bytes = batch.build(Some(identity)).unwrap();
-        batch.base_sequence = Some(99);
         assert_eq!(batch.build(Some(identity)).unwrap(), bytes);
         let (header, _) = strom_protocol::records::decode_batch(&bytes).unwrap();
         assert_eq!((header.producer_id, header.base_sequence), (9, 5));
+        // New sequence numbers: the same records, restamped.
+        batch.base_sequence = Some(99);
+        let restamped = batch.build(Some(identity)).unwrap();
+        let (header, records) = strom_protocol::records::decode_batch(&restamped).unwrap();
+        assert_eq!((header.producer_id, header.base_sequence), (9, 99));
+        assert_eq!(records.len(), values.len());
         batch.complete(100, -1);
         futures
     }

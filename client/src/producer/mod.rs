@@ -16,8 +16,11 @@
 //! partition's open batch. A batch is sent when it is full (`batch.size`), when it is
 //! `linger.ms` old, or when [`Producer::flush`] or [`Producer::close`] asks.
 //!
-//! One background task, the sink, drains ready batches and sends one ProduceRequest per
-//! leader broker holding at most one batch per partition. Each partition has at most one
+//! Ready batches are drained and sent as one ProduceRequest per leader broker holding at
+//! most one batch per partition: by the task that made them ready where it can (a `send`
+//! that fills a batch or starts one with `linger.ms=0`, a response that frees a
+//! partition), otherwise by one background task, the sink, which also times `linger.ms`
+//! and retries. Each partition has at most one
 //! batch out at a time: this keeps its records in order across retries and makes
 //! idempotent retries safe, while different partitions on one broker proceed in parallel,
 //! up to `max.in.flight.requests.per.connection` requests per broker. Retriable errors (a
@@ -64,6 +67,7 @@ mod record;
 mod sink;
 mod topics;
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -111,6 +115,10 @@ struct Shared {
     partitioner: Box<dyn Partitioner>,
     /// Producer id and epoch, with idempotence.
     identity: Option<ProducerIdentity>,
+    /// Per broker, `max.in.flight.requests.per.connection` permits.
+    slots: Mutex<HashMap<i32, Arc<Semaphore>>>,
+    /// Held while draining and starting requests: one drainer at a time.
+    draining: Mutex<()>,
     closed: AtomicBool,
 }
 
@@ -168,6 +176,8 @@ impl Producer {
             completed: Notify::new(),
             partitioner,
             identity,
+            slots: Mutex::new(HashMap::new()),
+            draining: Mutex::new(()),
             closed: AtomicBool::new(false),
             cluster,
         });
@@ -287,10 +297,11 @@ impl Shared {
         }
     }
 
-    /// Appends the record to its partition's open batch and wakes the sink when a batch
-    /// starts or fills.
+    /// Appends the record to its partition's open batch. A batch that is ready at once
+    /// (full, or `linger.ms=0`) is sent from here, sparing the hand-over to the sink;
+    /// otherwise a new batch wakes the sink to time its linger.
     fn append(
-        &self,
+        self: &Arc<Self>,
         record: Record,
         partition: i32,
         size: usize,
@@ -308,7 +319,10 @@ impl Shared {
                 batch.push(&record, timestamp, sender, memory)
             })
         };
-        if appended.new_batch || appended.batch_full {
+        let linger = self.cluster.config().linger_ms;
+        if appended.batch_full || (appended.new_batch && linger == 0) {
+            sink::dispatch(self);
+        } else if appended.new_batch {
             self.wake.notify_one();
         }
         Ok(future)
@@ -338,6 +352,9 @@ fn accumulator_config(config: &ClientConfig) -> AccumulatorConfig {
         compression: config.compression,
         delivery_timeout: Duration::from_millis(config.delivery_timeout_ms),
         idempotent: config.idempotence_enabled(),
+        max_in_flight: usize::try_from(config.max_in_flight_requests_per_connection)
+            .unwrap_or(1)
+            .max(1),
     }
 }
 

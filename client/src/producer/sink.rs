@@ -15,17 +15,20 @@
 //! when some are retried. Requests to one broker are capped at
 //! `max.in.flight.requests.per.connection`, across partitions.
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::Arc;
+use std::cell::Cell;
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::sync::{Arc, PoisonError};
+use std::task::{Context, Waker};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
-use strom_protocol::ProtocolError;
-use tokio::sync::Semaphore;
+use strom_protocol::{ErrorCode, ProtocolError};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, warn, Instrument};
 
-use super::accumulator::Drained;
+use super::accumulator::{Drained, Finished};
 use super::batch::{BatchKey, ProducerBatch};
 use super::produce::{self, Outcome};
 use super::Shared;
@@ -34,32 +37,15 @@ use crate::error::ClientError;
 
 /// Runs until the producer is closed and every batch has completed.
 pub(super) async fn run(shared: Arc<Shared>) {
-    let config = shared.cluster.config().clone();
-    let backoff = Duration::from_millis(config.retry_backoff_ms);
-    let max_in_flight = usize::try_from(config.max_in_flight_requests_per_connection)
-        .unwrap_or(1)
-        .max(1);
-    let mut in_flight: HashMap<i32, Arc<Semaphore>> = HashMap::new();
+    let backoff = Duration::from_millis(shared.cluster.config().retry_backoff_ms);
     let mut last_refresh: Option<Instant> = None;
     loop {
-        let drained = drain(&shared, config.message_max_bytes);
-        for batch in drained.expired {
-            let error = delivery_timeout(&config, &batch, None);
-            shared.fail(batch, error, false);
-        }
-        let mut next_wake = drained.next_wake;
-        if !drained.unknown_leaders.is_empty() {
-            refresh_leaders(&shared, drained.unknown_leaders, &mut last_refresh, backoff);
+        // Not nested in another drain on this thread: the sink's own task never is.
+        let (mut next_wake, unknown_leaders) = drain_and_start(&shared).unwrap_or_default();
+        if !unknown_leaders.is_empty() {
+            refresh_leaders(&shared, unknown_leaders, &mut last_refresh, backoff);
             let soon = Instant::now() + backoff;
             next_wake = Some(next_wake.map_or(soon, |w| w.min(soon)));
-        }
-        for (leader, batches) in drained.by_leader {
-            let limit = in_flight
-                .entry(leader)
-                .or_insert_with(|| Arc::new(Semaphore::new(max_in_flight)))
-                .clone();
-            let span = tracing::debug_span!("produce", broker = leader, batches = batches.len());
-            tokio::spawn(send(shared.clone(), leader, batches, limit).instrument(span));
         }
         let done = {
             let accumulator = shared.lock();
@@ -78,16 +64,97 @@ pub(super) async fn run(shared: Arc<Shared>) {
     }
 }
 
-/// Drains the accumulator, placing partitions by the leaders in the metadata snapshot.
-fn drain(shared: &Shared, max_request_bytes: usize) -> Drained {
+thread_local! {
+    /// Whether this thread is draining (a request that completes while it is being started
+    /// must not start the next one recursively).
+    static DRAINING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Drains the ready batches and starts their requests from the calling task, leaving to
+/// the sink what needs timing (a linger or backoff still running) or metadata (a partition
+/// with no known leader). Called where batches become ready: a `send` that fills a batch
+/// (or starts one with `linger.ms=0`) and a finished request that frees its partition.
+pub(super) fn dispatch(shared: &Arc<Shared>) {
+    match drain_and_start(shared) {
+        None => shared.wake.notify_one(),
+        Some((next_wake, unknown_leaders)) => {
+            if next_wake.is_some() || !unknown_leaders.is_empty() {
+                shared.wake.notify_one();
+            }
+        }
+    }
+}
+
+/// Drains and starts the requests, one caller at a time, so that requests reach each
+/// broker's connection in the order their batches were drained (a partition's batches
+/// must arrive in sequence order). `None`, doing nothing, when this thread is already
+/// draining.
+fn drain_and_start(shared: &Arc<Shared>) -> Option<(Option<Instant>, BTreeSet<Arc<str>>)> {
+    if DRAINING.with(|d| d.replace(true)) {
+        return None;
+    }
+    /// Clears the flag however the drain ends.
+    struct Done;
+    impl Drop for Done {
+        fn drop(&mut self) {
+            DRAINING.with(|d| d.set(false));
+        }
+    }
+    let _done = Done;
+    let _in_order = shared
+        .draining
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
+    Some(start(shared, drain(shared)))
+}
+
+/// Fails the expired batches and starts one request per leader; returns when the next
+/// batch becomes ready and the topics whose partitions have no known leader.
+fn start(shared: &Arc<Shared>, drained: Drained) -> (Option<Instant>, BTreeSet<Arc<str>>) {
+    let config = shared.cluster.config();
+    for batch in drained.expired {
+        let error = delivery_timeout(config, &batch, None);
+        shared.fail(batch, error, false);
+    }
+    for (leader, batches) in drained.by_leader {
+        // The drain took only leaders with a free slot, and slots are only taken here,
+        // under the drain lock.
+        let slot = shared.slots(leader).try_acquire_owned().ok();
+        let span = tracing::debug_span!("produce", broker = leader, batches = batches.len());
+        spawn_started(send(shared.clone(), leader, batches, slot).instrument(span));
+    }
+    (drained.next_wake, drained.unknown_leaders)
+}
+
+/// Runs `request` on the calling task until it first has to wait (usually once its bytes
+/// are written), then moves the rest (waiting for the answer) to a task of its own. This
+/// spares the request a hand-over to another task, often on another thread, before it
+/// reaches the socket. A request that must wait before writing (for an in-flight slot, a
+/// connection, the connection's writer) has joined those queues, which are first come,
+/// first served, so it still writes in turn.
+fn spawn_started(request: impl Future<Output = ()> + Send + 'static) {
+    let mut request = Box::pin(request);
+    let mut cx = Context::from_waker(Waker::noop());
+    if request.as_mut().poll(&mut cx).is_pending() {
+        // The task's first poll re-registers every wait with a real waker.
+        tokio::spawn(request);
+    }
+}
+
+/// Drains the accumulator, placing partitions by the leaders in the metadata snapshot;
+/// leaders with `max.in.flight.requests.per.connection` requests out are skipped (the
+/// answer to one of them drains again).
+fn drain(shared: &Shared) -> Drained {
+    let max_request_bytes = shared.cluster.config().message_max_bytes;
     let metadata = shared.cluster.metadata();
     let leader_of = |topic: &str, partition: i32| {
         let meta = metadata.topics.get(topic)?.partition(partition)?;
         (meta.leader >= 0).then_some(meta.leader)
     };
+    let has_slot = |leader: i32| shared.slots(leader).available_permits() > 0;
     shared
         .lock()
-        .drain(Instant::now(), leader_of, max_request_bytes)
+        .drain(Instant::now(), leader_of, has_slot, max_request_bytes)
 }
 
 /// Refreshes the metadata of topics with leaderless partitions, at most once per backoff.
@@ -116,23 +183,31 @@ async fn send(
     shared: Arc<Shared>,
     leader: i32,
     batches: Vec<ProducerBatch>,
-    limit: Arc<Semaphore>,
+    slot: Option<OwnedSemaphorePermit>,
 ) {
-    let _slot = limit.acquire_owned().await.ok();
     let mut parts = Vec::with_capacity(batches.len());
+    let mut unbuilt = Vec::new();
     for mut batch in batches {
         match batch.build(shared.identity) {
             Ok(bytes) => {
                 batch.attempts += 1;
                 parts.push((batch, bytes));
             }
-            Err(e) => shared.fail(batch, e, true),
+            Err(e) => unbuilt.push((batch, e)),
         }
     }
-    if parts.is_empty() {
-        return;
+    let answer = if parts.is_empty() {
+        Ok(None)
+    } else {
+        exchange(&shared, leader, &parts).await
+    };
+    // The slot frees before the batches settle, so the drains their settling starts can
+    // use it.
+    drop(slot);
+    for (batch, e) in unbuilt {
+        shared.fail(batch, e, true);
     }
-    match exchange(&shared, leader, &parts).await {
+    match answer {
         Ok(None) => parts
             .into_iter()
             .for_each(|(b, _)| shared.complete(b, -1, -1)),
@@ -142,7 +217,7 @@ async fn send(
             let config = shared.cluster.config();
             let mut retry = Vec::new();
             for (batch, _) in parts {
-                match retry_at(config, &batch, copy_error(&e)) {
+                match retry_at(config, &batch, copy_error(&e), false) {
                     Ok(at) => retry.push((batch, at)),
                     Err(error) => shared.fail(batch, error, false),
                 }
@@ -177,7 +252,11 @@ async fn exchange(
 }
 
 /// Completes, fails or requeues each batch by its partition's answer.
-async fn settle(shared: &Shared, parts: Vec<(ProducerBatch, Bytes)>, response: &ProduceResponse) {
+async fn settle(
+    shared: &Arc<Shared>,
+    parts: Vec<(ProducerBatch, Bytes)>,
+    response: &ProduceResponse,
+) {
     let config = shared.cluster.config();
     let answers = produce::index(response);
     let mut retry = Vec::new();
@@ -188,10 +267,16 @@ async fn settle(shared: &Shared, parts: Vec<(ProducerBatch, Bytes)>, response: &
                 base_offset,
                 log_append_time,
             } => shared.complete(batch, base_offset, log_append_time),
-            Outcome::Retry(e) => match retry_at(config, &batch, e) {
+            Outcome::Retry(e) => match retry_at(config, &batch, e, false) {
                 Ok(at) => retry.push((batch, at)),
                 Err(error) => shared.fail(batch, error, false),
             },
+            Outcome::Fail(e) if is_gap(shared, &batch, &e) => {
+                match retry_at(config, &batch, e, true) {
+                    Ok(at) => retry.push((batch, at)),
+                    Err(error) => shared.fail(batch, error, false),
+                }
+            }
             Outcome::Fail(e) => shared.fail(batch, e, true),
         }
     }
@@ -200,7 +285,7 @@ async fn settle(shared: &Shared, parts: Vec<(ProducerBatch, Bytes)>, response: &
 
 /// Refreshes the retried batches' topics and puts the batches back at the front of their
 /// queues.
-async fn requeue(shared: &Shared, retry: Vec<(ProducerBatch, Instant)>) {
+async fn requeue(shared: &Arc<Shared>, retry: Vec<(ProducerBatch, Instant)>) {
     if retry.is_empty() {
         return;
     }
@@ -219,14 +304,23 @@ async fn requeue(shared: &Shared, retry: Vec<(ProducerBatch, Instant)>) {
     shared.wake.notify_one();
 }
 
-/// When to resend a batch that failed with `error`, or the error to fail it with: not
-/// retriable, out of `retries`, or past `delivery.timeout.ms` by the time of the retry.
+/// Whether `error` is an `OUT_OF_ORDER_SEQUENCE_NUMBER` answer that only reflects an
+/// earlier batch of the partition not being written yet (it is sent again, in order).
+fn is_gap(shared: &Shared, batch: &ProducerBatch, error: &ClientError) -> bool {
+    matches!(error, ClientError::Broker { code, .. } if *code == ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER)
+        && shared.lock().after_gap(batch)
+}
+
+/// When to resend a batch that failed with `error` (`retriable` whatever its code), or the
+/// error to fail it with: not retriable, out of `retries`, or past `delivery.timeout.ms`
+/// by the time of the retry.
 fn retry_at(
     config: &ClientConfig,
     batch: &ProducerBatch,
     error: ClientError,
+    retriable: bool,
 ) -> Result<Instant, ClientError> {
-    if !error.is_retriable() || batch.attempts > config.retries {
+    if !(retriable || error.is_retriable()) || batch.attempts > config.retries {
         return Err(error);
     }
     let backoff = backoff(config, batch.attempts);
@@ -266,24 +360,51 @@ fn delivery_timeout(
 
 impl Shared {
     /// Completes a batch's records and frees its partition and memory.
-    fn complete(&self, batch: ProducerBatch, base_offset: i64, log_append_time: i64) {
+    fn complete(self: &Arc<Self>, batch: ProducerBatch, base_offset: i64, log_append_time: i64) {
         let key = batch.key();
         batch.complete(base_offset, log_append_time);
-        self.finished(&key, false);
+        self.finished(&key, Finished::Acked);
     }
 
     /// Fails a batch's records; `rollback` when the broker surely did not write it.
-    fn fail(&self, batch: ProducerBatch, error: ClientError, rollback: bool) {
+    fn fail(self: &Arc<Self>, batch: ProducerBatch, error: ClientError, rollback: bool) {
         let key = batch.key();
         warn!(topic = %key.topic, partition = key.partition, records = batch.record_count(), error = %error, "batch failed");
         batch.fail(|| copy_error(&error));
-        self.finished(&key, rollback);
+        let how = if rollback {
+            Finished::Refused
+        } else {
+            Finished::Failed
+        };
+        self.finished(&key, how);
     }
 
-    fn finished(&self, key: &BatchKey, rollback: bool) {
-        self.lock().finish(key, rollback);
+    fn finished(self: &Arc<Self>, key: &BatchKey, how: Finished) {
+        let closing = {
+            let mut accumulator = self.lock();
+            accumulator.finish(key, how);
+            accumulator.is_closing()
+        };
         self.completed.notify_waiters();
-        self.wake.notify_one();
+        // The partition's next batch may be ready: start it from here.
+        dispatch(self);
+        if closing {
+            // A closing sink stops once the last batch is done.
+            self.wake.notify_one();
+        }
+    }
+
+    /// The in-flight permits of broker `leader`.
+    fn slots(&self, leader: i32) -> Arc<Semaphore> {
+        let max_in_flight =
+            usize::try_from(self.cluster.config().max_in_flight_requests_per_connection)
+                .unwrap_or(1)
+                .max(1);
+        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        slots
+            .entry(leader)
+            .or_insert_with(|| Arc::new(Semaphore::new(max_in_flight)))
+            .clone()
     }
 }
 

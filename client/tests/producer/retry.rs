@@ -178,3 +178,43 @@ async fn retry_without_idempotence_duplicates() {
     assert_eq!(fx.values("dup", 0).await, ["zero", "one", "one"]);
     producer.close().await;
 }
+
+#[tokio::test]
+async fn batches_out_together_are_resent_in_order_after_a_cut() {
+    let (fx, proxy, bootstrap) = proxied_broker().await;
+    let config = fx
+        .config()
+        .bootstrap(&bootstrap)
+        .linger(ms(0))
+        .retry_backoff(ms(20));
+    assert_eq!(config.max_in_flight_requests_per_connection, 5);
+    let producer = fx.producer(config).await;
+    producer
+        .send(record("burst", "0"))
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    // With linger.ms=0 each send starts its own batch while earlier ones are out, so the
+    // cut catches several batches of the partition in flight: the one whose answer is
+    // lost (stored by the broker) and the ones behind it (never forwarded).
+    let mut deliveries = Vec::new();
+    for i in 1..400 {
+        if i == 200 {
+            proxy.cut_next_produce.store(true, Ordering::SeqCst);
+        }
+        deliveries.push(producer.send(record("burst", i.to_string())).await.unwrap());
+    }
+    let mut offsets = Vec::new();
+    for d in deliveries {
+        offsets.push(d.await.unwrap().offset);
+    }
+    assert!(
+        !proxy.cut_next_produce.load(Ordering::SeqCst),
+        "the produce was cut"
+    );
+    assert_eq!(offsets, (1..400).collect::<Vec<i64>>());
+    let expected: Vec<String> = (0..400).map(|i| i.to_string()).collect();
+    assert_eq!(fx.values("burst", 0).await, expected);
+    producer.close().await;
+}

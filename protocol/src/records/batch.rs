@@ -22,6 +22,7 @@ const CRC_OFFSET: usize = 17;
 /// Offset of the attributes, where CRC coverage starts.
 const ATTRIBUTES_OFFSET: usize = 21;
 const MAX_TIMESTAMP_OFFSET: usize = 35;
+const BASE_SEQUENCE_OFFSET: usize = 53;
 
 const TIMESTAMP_TYPE_BIT: i16 = 1 << 3;
 const TRANSACTIONAL_BIT: i16 = 1 << 4;
@@ -229,6 +230,16 @@ pub fn set_log_append_time(batch: &mut [u8], timestamp: i64) -> Result<(), Recor
     Ok(())
 }
 
+/// Restamps a whole batch with base sequence `sequence` and recomputes the CRC (what an
+/// idempotent producer does to a batch it must send again under new sequence numbers,
+/// after an earlier batch of its partition failed).
+pub fn set_base_sequence(batch: &mut [u8], sequence: i32) -> Result<(), RecordsError> {
+    check_batch(batch)?;
+    write_at(batch, BASE_SEQUENCE_OFFSET, &sequence.to_be_bytes());
+    write_crc(batch);
+    Ok(())
+}
+
 /// Recomputes the CRC32C over bytes 21..end and stores it at bytes 17..21. For callers that
 /// rewrite CRC-covered fields; does nothing if `batch` is shorter than a header.
 pub fn write_crc(batch: &mut [u8]) {
@@ -329,6 +340,16 @@ mod tests {
         let h = BatchHeader::parse(&batch).unwrap();
         assert_eq!((h.base_offset, h.partition_leader_epoch), (1 << 40, 9));
         set_base_offset(&mut [0u8; 3], 1); // too short: no-op, no panic
+    }
+
+    #[test]
+    fn restamped_sequence_keeps_the_batch_valid() {
+        let mut batch = sample();
+        set_base_sequence(&mut batch, 42).unwrap();
+        let header = check_batch(&batch).unwrap();
+        assert_eq!(header.base_sequence, 42);
+        assert_eq!((header.producer_id, header.producer_epoch), (7, 3));
+        assert!(set_base_sequence(&mut batch[..20], 1).is_err());
     }
 
     #[test]

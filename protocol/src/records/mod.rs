@@ -55,8 +55,9 @@ pub mod varint;
 mod tests;
 
 pub use batch::{
-    set_base_offset, set_log_append_time, set_partition_leader_epoch, verify_crc, write_crc,
-    BatchHeader, NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH, NO_PRODUCER_ID, NO_SEQUENCE,
+    set_base_offset, set_base_sequence, set_log_append_time, set_partition_leader_epoch,
+    verify_crc, write_crc, BatchHeader, NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH,
+    NO_PRODUCER_ID, NO_SEQUENCE,
 };
 pub use builder::BatchBuilder;
 pub use compression::{Compression, DEFAULT_MAX_DECOMPRESSED_BYTES};
