@@ -46,6 +46,17 @@ pub struct BrokerConfig {
     pub retention_check_interval: Duration,
     /// Defaults for topic-level configs, by topic-level key (`segment.bytes`, ...).
     pub log_defaults: BTreeMap<String, String>,
+    /// How long the first rebalance of an empty group waits for more members
+    /// (`group.initial.rebalance.delay.ms`).
+    pub group_initial_rebalance_delay: Duration,
+    /// Smallest session timeout a member may ask for (`group.min.session.timeout.ms`).
+    pub group_min_session_timeout_ms: i32,
+    /// Largest session timeout a member may ask for (`group.max.session.timeout.ms`).
+    pub group_max_session_timeout_ms: i32,
+    /// Most members in one group (`group.max.size`); `None` for no limit.
+    pub group_max_size: Option<usize>,
+    /// Partitions of the `__consumer_offsets` topic (`offsets.topic.num.partitions`).
+    pub offsets_topic_num_partitions: i32,
 }
 
 /// Broker keys that set the default of a topic-level key.
@@ -91,6 +102,11 @@ impl BrokerConfig {
             socket_request_max_bytes: strom_protocol::frame::DEFAULT_MAX_FRAME_BYTES,
             retention_check_interval: Duration::from_secs(300),
             log_defaults: BTreeMap::new(),
+            group_initial_rebalance_delay: Duration::from_millis(3000),
+            group_min_session_timeout_ms: 6000,
+            group_max_session_timeout_ms: 1_800_000,
+            group_max_size: None,
+            offsets_topic_num_partitions: 50,
         }
     }
 
@@ -162,6 +178,33 @@ impl BrokerConfig {
                 "segment.ms",
                 hours_to_ms(value).ok_or_else(|| bad("expected hours"))?,
             ),
+            "group.initial.rebalance.delay.ms" => {
+                let ms: u64 = parse(value).map_err(|_| bad("expected milliseconds"))?;
+                self.group_initial_rebalance_delay = Duration::from_millis(ms);
+            }
+            "group.min.session.timeout.ms" => {
+                self.group_min_session_timeout_ms =
+                    parse(value).map_err(|_| bad("expected milliseconds"))?
+            }
+            "group.max.session.timeout.ms" => {
+                self.group_max_session_timeout_ms =
+                    parse(value).map_err(|_| bad("expected milliseconds"))?
+            }
+            "group.max.size" => {
+                let size: usize = parse(value).map_err(|_| bad("expected a member count"))?;
+                if size < 1 {
+                    return Err(bad("must be at least 1"));
+                }
+                self.group_max_size = (size < i32::MAX as usize).then_some(size);
+            }
+            "offsets.topic.num.partitions" => {
+                self.offsets_topic_num_partitions =
+                    parse(value).map_err(|_| bad("expected an integer"))?;
+                if !(1..=1000).contains(&self.offsets_topic_num_partitions) {
+                    return Err(bad("must be between 1 and 1000"));
+                }
+            }
+            "offsets.retention.minutes" | "offsets.commit.timeout.ms" => {}
             "default.replication.factor"
             | "offsets.topic.replication.factor"
             | "transaction.state.log.replication.factor"

@@ -16,6 +16,7 @@
 
 pub mod config;
 pub mod error;
+mod group;
 mod handler;
 pub mod log;
 mod net;

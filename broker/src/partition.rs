@@ -173,6 +173,20 @@ impl Partition {
         (watermarks(&state.log), region)
     }
 
+    /// Reads whole batches from `offset` into memory, at least one (for the broker's own
+    /// readers of internal topics; clients' fetches use [`Partition::read_region`]).
+    pub(crate) async fn read(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+    ) -> Result<crate::log::ReadResult, ErrorCode> {
+        let state = self.state.read().await;
+        state
+            .log
+            .read(offset, max_bytes, true)
+            .map_err(|e| log_error_code(&e, self.index))
+    }
+
     pub(crate) async fn watermarks(&self) -> Watermarks {
         watermarks(&self.state.read().await.log)
     }

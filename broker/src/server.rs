@@ -12,6 +12,7 @@ use tracing::{info, warn};
 
 use crate::config::BrokerConfig;
 use crate::error::BrokerError;
+use crate::group::Coordinator;
 use crate::log::LogConfig;
 use crate::producer_ids::ProducerIds;
 use crate::state::{load_cluster_id, now_ms, BrokerState};
@@ -80,13 +81,20 @@ impl Broker {
             .map_err(|e| BrokerError::io("reading the bound address", e))?;
         let (advertised_host, advertised_port) = config.advertised(local_addr);
         let retention_every = config.retention_check_interval;
+        let topics = Arc::new(topics);
+        let groups = Coordinator::start(topics.clone(), &config)
+            .await
+            .map_err(|code| {
+                BrokerError::io("loading groups", std::io::Error::other(code.to_string()))
+            })?;
         let state = Arc::new(BrokerState {
             config,
             cluster_id,
             advertised_host,
             advertised_port,
-            topics: Arc::new(topics),
+            topics,
             producer_ids,
+            groups,
         });
         let (shutdown, shutdown_rx) = watch::channel(false);
         let tasks = vec![
@@ -130,6 +138,7 @@ impl Broker {
         for task in self.tasks.drain(..) {
             let _ = task.await;
         }
+        self.state.groups.shutdown();
         let state = self.state.clone();
         tokio::task::spawn_blocking(move || state.topics.close())
             .await

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use crate::config::BrokerConfig;
 use crate::error::BrokerError;
+use crate::group::Coordinator;
 use crate::producer_ids::ProducerIds;
 use crate::topics::{write_atomically, Topics};
 
@@ -20,6 +21,7 @@ pub(crate) struct BrokerState {
     pub(crate) advertised_port: i32,
     pub(crate) topics: Arc<Topics>,
     pub(crate) producer_ids: ProducerIds,
+    pub(crate) groups: Coordinator,
 }
 
 /// Wall-clock milliseconds since the Unix epoch.

@@ -4,6 +4,7 @@
 
 mod apis;
 mod bad_input;
+mod groups;
 mod maintenance;
 mod produce_fetch;
 

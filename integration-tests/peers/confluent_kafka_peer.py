@@ -20,6 +20,10 @@ Scenarios:
   produce-until-killed TOPIC OUTFILE
                             numbered records with acks=all until killed, appending
                             `I OFFSET` per acknowledged record to OUTFILE (flushed per ack)
+  group-member GROUP TOPIC  joins GROUP subscribed to TOPIC (auto.offset.reset=earliest,
+                            manual commits after every poll) until stdin closes; prints
+                            `assigned P,P,..` after each rebalance and `record P O VALUE` per
+                            record, then commits, leaves the group and prints `closed`
   mock-broker               (development aid) starts librdkafka's mock cluster, prints
                             `mock broker listening on HOST:PORT`, runs until killed;
                             BOOTSTRAP is ignored
@@ -354,6 +358,33 @@ def scenario_produce_until_killed(bootstrap, topic, outfile):
         prod.poll(0.01 if len(prod) > 2000 else 0)
 
 
+def scenario_group_member(bootstrap, group, topic):
+    stop = pc.stdin_closed_event()
+    conf = base_conf(bootstrap)
+    conf.update({
+        "group.id": group,
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+        "session.timeout.ms": 10000,
+        "heartbeat.interval.ms": 500,
+    })
+    cons = Consumer(conf)
+
+    def on_assign(_consumer, partitions):
+        pc.say("assigned " + ",".join(str(p.partition) for p in sorted(partitions, key=lambda p: p.partition)))
+
+    cons.subscribe([topic], on_assign=on_assign)
+    while not stop.is_set():
+        msgs = cons.consume(num_messages=100, timeout=0.2)
+        for msg in msgs:
+            pc.check(msg.error() is None, f"consume error: {msg.error()}")
+            pc.say(f"record {msg.partition()} {msg.offset()} {msg.value().decode()}")
+        if msgs:
+            cons.commit(asynchronous=False)
+    cons.close()
+    pc.say("closed")
+
+
 def scenario_mock_broker(_bootstrap):
     prod = Producer({"bootstrap.servers": "ignored:1", "test.mock.num.brokers": 1, "log_level": 3})
     md = prod.list_topics(timeout=10)
@@ -375,6 +406,7 @@ SCENARIOS = {
     # Runs until the test kills it; the cap only guards against a forgotten process.
     "produce-until-killed": (scenario_produce_until_killed, 180.0),
     # Development aid, runs until killed.
+    "group-member": (scenario_group_member, pc.GROUP_MEMBER_TIMEOUT_S),
     "mock-broker": (scenario_mock_broker, None),
 }
 

@@ -15,6 +15,10 @@ Scenarios:
                       MessageSizeTooLargeError by the broker, then the producer still works
   produce TOPIC N     N numbered records to partition 0; prints `ack I OFFSET` lines
   consume TOPIC N     exactly records 0..N-1 from the beginning of partition 0
+  group-member GROUP TOPIC
+                      joins GROUP subscribed to TOPIC (earliest, commit after every poll)
+                      until stdin closes; prints `assigned P,P,..` per rebalance and
+                      `record P O VALUE` per record, then commits, leaves, prints `closed`
 
 Consumption is group-less: group_id=None, assign() + seek_to_beginning().
 
@@ -295,7 +299,42 @@ def scenario_consume(bootstrap, topic, n):
     pc.check((low, high) == (0, n), f"beginning/end offsets ({low}, {high}), expected exactly (0, {n})")
 
 
+def scenario_group_member(bootstrap, group, topic):
+    from kafka import ConsumerRebalanceListener
+
+    stop = pc.stdin_closed_event()
+    cons = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=group,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        session_timeout_ms=10000,
+        heartbeat_interval_ms=500,
+    )
+
+    class Listener(ConsumerRebalanceListener):
+        def on_partitions_revoked(self, revoked):
+            pass
+
+        def on_partitions_assigned(self, assigned):
+            pc.say("assigned " + ",".join(str(p.partition) for p in sorted(assigned, key=lambda p: p.partition)))
+
+    cons.subscribe([topic], listener=Listener())
+    while not stop.is_set():
+        batches = cons.poll(timeout_ms=200)
+        count = 0
+        for tp, records in sorted(batches.items(), key=lambda kv: kv[0].partition):
+            for r in records:
+                pc.say(f"record {tp.partition} {r.offset} {r.value.decode()}")
+                count += 1
+        if count:
+            cons.commit()
+    cons.close()
+    pc.say("closed")
+
+
 SCENARIOS = {
+    "group-member": (scenario_group_member, pc.GROUP_MEMBER_TIMEOUT_S),
     "admin": (scenario_admin, pc.SCENARIO_TIMEOUT_S),
     "roundtrip": (scenario_roundtrip, pc.SCENARIO_TIMEOUT_S),
     "timestamps": (scenario_timestamps, pc.SCENARIO_TIMEOUT_S),

@@ -139,3 +139,26 @@ def poll_until(cond, what, timeout_s):
         if time.monotonic() > deadline:
             raise PeerFailure(f"{what} (last seen: {last})")
         time.sleep(0.1)
+
+
+def stdin_closed_event():
+    """An event set once stdin reaches EOF: the test's way to tell a long-running peer to
+    finish (it closes the pipe)."""
+    closed = threading.Event()
+
+    def wait():
+        while sys.stdin.read(4096):
+            pass
+        closed.set()
+
+    threading.Thread(target=wait, daemon=True).start()
+    return closed
+
+
+def say(line):
+    """One line of the peer's protocol with the test, on stdout, flushed."""
+    print(line, flush=True)
+
+
+# A group member runs until the test closes its stdin.
+GROUP_MEMBER_TIMEOUT_S = 120.0

@@ -12,6 +12,8 @@ mod support;
 
 #[path = "interop/confluent.rs"]
 mod confluent;
+#[path = "interop/groups.rs"]
+mod groups;
 #[path = "interop/kafka_python.rs"]
 mod kafka_python;
 #[path = "interop/kafkajs.rs"]

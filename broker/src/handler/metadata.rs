@@ -14,6 +14,7 @@ use strom_protocol::ErrorCode;
 use uuid::Uuid;
 
 use super::{str_bytes, topic_name};
+use crate::group::OFFSETS_TOPIC;
 use crate::state::{now_ms, BrokerState};
 use crate::topics::{validate_topic_name, Topic};
 
@@ -129,9 +130,8 @@ fn describe(topic: &Topic, node: BrokerId, version: i16) -> MetadataResponseTopi
         .with_name(Some(topic_name(topic.name.clone())))
         .with_partitions(partitions);
     if version >= 1 {
-        response = response.with_is_internal(
-            topic.name == "__consumer_offsets" || topic.name == "__transaction_state",
-        );
+        response = response
+            .with_is_internal(topic.name == OFFSETS_TOPIC || topic.name == "__transaction_state");
     }
     if version >= 10 {
         response = response.with_topic_id(topic.id);

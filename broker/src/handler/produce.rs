@@ -13,6 +13,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
 use strom_protocol::ErrorCode;
 
 use super::str_bytes;
+use crate::group::OFFSETS_TOPIC;
 use crate::partition::Refusal;
 use crate::state::{now_ms, BrokerState};
 
@@ -52,6 +53,13 @@ pub(crate) async fn handle(state: &BrokerState, request: ProduceRequest, version
             let result = match (&refuse_all, &topic, data.records) {
                 (Some(refusal), _, _) => Err(refusal.clone()),
                 (None, None, _) => Err((ErrorCode::UNKNOWN_TOPIC_OR_PARTITION, None)),
+                // As Kafka: the coordinator alone writes its internal topic.
+                (None, Some(topic), _) if topic.name == OFFSETS_TOPIC => Err((
+                    ErrorCode::INVALID_TOPIC_EXCEPTION,
+                    Some(format!(
+                        "clients may not write to the internal topic {OFFSETS_TOPIC}"
+                    )),
+                )),
                 (None, Some(_), None) => {
                     Err((ErrorCode::INVALID_RECORD, Some("no records".into())))
                 }

@@ -47,6 +47,16 @@ pub(crate) const APIS: &[ApiSpec] = &[
     spec(ApiKey::CreatePartitions, 0, 3),
     spec(ApiKey::IncrementalAlterConfigs, 0, 1),
     spec(ApiKey::DescribeCluster, 0, 1),
+    spec(ApiKey::JoinGroup, 0, 9),
+    spec(ApiKey::SyncGroup, 0, 5),
+    spec(ApiKey::Heartbeat, 0, 4),
+    spec(ApiKey::LeaveGroup, 0, 5),
+    spec(ApiKey::OffsetCommit, 2, 8),
+    spec(ApiKey::OffsetFetch, 1, 8),
+    spec(ApiKey::DescribeGroups, 0, 5),
+    spec(ApiKey::ListGroups, 0, 4),
+    spec(ApiKey::DeleteGroups, 0, 2),
+    spec(ApiKey::OffsetDelete, 0, 0),
 ];
 
 /// Lowest Produce version actually served.
@@ -73,6 +83,7 @@ pub(crate) enum Written {
 pub(crate) async fn dispatch(
     state: &BrokerState,
     frame: Bytes,
+    peer: std::net::SocketAddr,
     out: &mut BytesMut,
 ) -> Result<Written, ProtocolError> {
     let mut frame = frame;
@@ -94,7 +105,7 @@ pub(crate) async fn dispatch(
             }
         };
     }
-    dispatch_buffered(state, frame, out)
+    dispatch_buffered(state, frame, peer, out)
         .await
         .map(|()| Written::Buffered)
 }
@@ -102,6 +113,7 @@ pub(crate) async fn dispatch(
 async fn dispatch_buffered(
     state: &BrokerState,
     mut frame: Bytes,
+    peer: std::net::SocketAddr,
     out: &mut BytesMut,
 ) -> Result<(), ProtocolError> {
     let prefix = RequestPrefix::peek(&frame)?;
@@ -148,6 +160,22 @@ async fn dispatch_buffered(
             encode_response(api, version, id, &response, out)
         }};
     }
+    // Group APIs also get who is asking (Kafka names members and shows them by client
+    // id and host).
+    let client = handler::Client {
+        client_id: header
+            .client_id
+            .as_ref()
+            .map_or_else(String::new, |c| c.to_string()),
+        host: format!("/{}", peer.ip()),
+    };
+    macro_rules! serve_client {
+        ($req:ty, $handler:path) => {{
+            let request: $req = decode_body(&mut frame, version, api_name(api))?;
+            let response = $handler(state, &client, request, version).await;
+            encode_response(api, version, id, &response, out)
+        }};
+    }
     match api {
         ApiKey::Produce => {
             let request: ProduceRequest = decode_body(&mut frame, version, "Produce")?;
@@ -185,6 +213,18 @@ async fn dispatch_buffered(
         ApiKey::DescribeCluster => {
             serve!(DescribeClusterRequest, handler::describe_cluster::handle)
         }
+        ApiKey::JoinGroup => serve_client!(JoinGroupRequest, handler::join_group::handle),
+        ApiKey::SyncGroup => serve!(SyncGroupRequest, handler::sync_group::handle),
+        ApiKey::Heartbeat => serve!(HeartbeatRequest, handler::heartbeat::handle),
+        ApiKey::LeaveGroup => serve!(LeaveGroupRequest, handler::leave_group::handle),
+        ApiKey::OffsetCommit => serve!(OffsetCommitRequest, handler::offset_commit::handle),
+        ApiKey::OffsetFetch => serve!(OffsetFetchRequest, handler::offset_fetch::handle),
+        ApiKey::DescribeGroups => {
+            serve!(DescribeGroupsRequest, handler::describe_groups::handle)
+        }
+        ApiKey::ListGroups => serve!(ListGroupsRequest, handler::list_groups::handle),
+        ApiKey::DeleteGroups => serve!(DeleteGroupsRequest, handler::delete_groups::handle),
+        ApiKey::OffsetDelete => serve!(OffsetDeleteRequest, handler::offset_delete::handle),
         other => Err(unsupported(
             other,
             version,

@@ -93,7 +93,7 @@ async fn serve(
         out.clear();
         // A long poll must not hold up shutdown; nothing is half done when it is dropped.
         let dispatched = tokio::select! {
-            dispatched = dispatch::dispatch(&state, frame, &mut out) => dispatched,
+            dispatched = dispatch::dispatch(&state, frame, peer, &mut out) => dispatched,
             _ = shutdown.changed() => break,
         };
         let written = match dispatched {

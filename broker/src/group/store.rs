@@ -1,0 +1,251 @@
+//! `__consumer_offsets` as the coordinator's storage.
+//!
+//! ```text
+//!  group task ── append(key, value | tombstone) ──▶ __consumer_offsets-<partition_for(group)>
+//!                                                   (compacted: the last record per key wins)
+//!  Broker::start ── load ──▶ every partition read from its start, records applied in order
+//!                            ──▶ per group: committed offsets + last group metadata
+//! ```
+//!
+//! A group's records all go to one partition (`partition_for`), so their order in the log
+//! is the order they were written. The topic is created with the first group that needs
+//! it, as Kafka does, with `offsets.topic.num.partitions` partitions.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use bytes::Bytes;
+use strom_protocol::records::{decode_batch, BatchBuilder, Compression};
+use strom_protocol::ErrorCode;
+use tracing::{debug, warn};
+
+use super::schema::{
+    decode_group, decode_key, decode_offset, encode_group, encode_key, encode_offset,
+    partition_for, CommittedOffset, GroupMetadata, OffsetsKey, OFFSETS_TOPIC,
+};
+use crate::state::now_ms;
+use crate::topics::{Topic, Topics};
+
+/// A topic-partition of a committed offset.
+pub(crate) type TopicPartition = (String, i32);
+
+/// What the log holds for one group.
+#[derive(Debug, Default)]
+pub(crate) struct Loaded {
+    /// Committed offsets by partition.
+    pub(crate) offsets: BTreeMap<TopicPartition, CommittedOffset>,
+    /// The group's last metadata record, unless deleted since.
+    pub(crate) metadata: Option<GroupMetadata>,
+}
+
+/// One record to write: a key and its value, or a tombstone.
+pub(crate) enum Entry<'a> {
+    /// A committed offset.
+    Offset(&'a str, i32, &'a CommittedOffset),
+    /// The offset of a partition is deleted.
+    OffsetGone(&'a str, i32),
+    /// The group's metadata after a rebalance.
+    Group(&'a GroupMetadata),
+    /// The group is deleted.
+    GroupGone,
+}
+
+/// Reads and writes `__consumer_offsets`.
+pub(crate) struct Store {
+    topics: Arc<Topics>,
+    partitions: i32,
+}
+
+/// Bytes read from a partition at a time while loading.
+const LOAD_CHUNK: usize = 1 << 20;
+
+/// Overrides of the offsets topic, as Kafka creates it.
+fn topic_overrides() -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("cleanup.policy".to_owned(), "compact".to_owned()),
+        ("segment.bytes".to_owned(), "104857600".to_owned()),
+    ])
+}
+
+impl Store {
+    /// The store of a broker with `partitions` offsets partitions (used when creating the
+    /// topic; an existing topic keeps its count).
+    pub(crate) fn new(topics: Arc<Topics>, partitions: i32) -> Self {
+        Store { topics, partitions }
+    }
+
+    /// The offsets topic, created if missing.
+    async fn topic(&self) -> Result<Arc<Topic>, ErrorCode> {
+        if let Some(topic) = self.topics.get(OFFSETS_TOPIC) {
+            return Ok(topic);
+        }
+        let created = self
+            .topics
+            .create(
+                OFFSETS_TOPIC,
+                self.partitions,
+                topic_overrides(),
+                false,
+                now_ms(),
+            )
+            .await;
+        match created {
+            Ok(topic) => Ok(topic),
+            // Another group created it meanwhile.
+            Err((ErrorCode::TOPIC_ALREADY_EXISTS, _)) => self
+                .topics
+                .get(OFFSETS_TOPIC)
+                .ok_or(ErrorCode::COORDINATOR_NOT_AVAILABLE),
+            Err((code, message)) => {
+                warn!(error = %code, message, "creating {OFFSETS_TOPIC}");
+                Err(ErrorCode::COORDINATOR_NOT_AVAILABLE)
+            }
+        }
+    }
+
+    /// Appends `entries` of `group` as one batch to its partition; when this returns `Ok`
+    /// the records are in the log.
+    pub(crate) async fn append(&self, group: &str, entries: &[Entry<'_>]) -> Result<(), ErrorCode> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let topic = self.topic().await?;
+        let index = partition_for(group, topic.partition_count());
+        let partition = topic
+            .partition(index)
+            .ok_or(ErrorCode::COORDINATOR_NOT_AVAILABLE)?;
+        let now = now_ms();
+        let mut batch = BatchBuilder::new(Compression::None);
+        for entry in entries {
+            let (key, value) = encode_entry(group, entry);
+            batch.push(now, Some(&key), value.as_deref(), &[]);
+        }
+        let batch = batch.build().map_err(|e| {
+            warn!(group, error = %e, "encoding group records");
+            ErrorCode::UNKNOWN_SERVER_ERROR
+        })?;
+        partition
+            .append(batch, now)
+            .await
+            .map(|_| ())
+            .map_err(|(code, message)| {
+                warn!(group, error = %code, message, "writing to {OFFSETS_TOPIC}");
+                // As Kafka maps storage errors of the offsets topic for the client.
+                match code {
+                    ErrorCode::MESSAGE_TOO_LARGE | ErrorCode::RECORD_LIST_TOO_LARGE => {
+                        ErrorCode::INVALID_COMMIT_OFFSET_SIZE
+                    }
+                    _ => ErrorCode::COORDINATOR_NOT_AVAILABLE,
+                }
+            })
+    }
+
+    /// Every group's committed offsets and metadata, from the log (empty when the topic
+    /// does not exist yet). Records that do not decode are skipped with a warning.
+    pub(crate) async fn load(&self) -> Result<HashMap<String, Loaded>, ErrorCode> {
+        let mut groups: HashMap<String, Loaded> = HashMap::new();
+        let Some(topic) = self.topics.get(OFFSETS_TOPIC) else {
+            return Ok(groups);
+        };
+        for partition in topic.partitions() {
+            let mut offset = partition.watermarks().await.log_start_offset;
+            loop {
+                let read = partition.read(offset, LOAD_CHUNK).await?;
+                if read.records.is_empty() || offset >= read.log_end_offset {
+                    break;
+                }
+                offset = apply_batches(&read.records, offset, &mut groups);
+            }
+        }
+        groups.retain(|_, g| g.metadata.is_some() || !g.offsets.is_empty());
+        debug!(groups = groups.len(), "loaded {OFFSETS_TOPIC}");
+        Ok(groups)
+    }
+}
+
+/// The key and value (`None`: tombstone) of one entry.
+fn encode_entry(group: &str, entry: &Entry<'_>) -> (Bytes, Option<Bytes>) {
+    let offset_key = |topic: &str, partition: i32| OffsetsKey::Offset {
+        group: group.to_owned(),
+        topic: topic.to_owned(),
+        partition,
+    };
+    let group_key = || OffsetsKey::Group {
+        group: group.to_owned(),
+    };
+    match entry {
+        Entry::Offset(t, p, committed) => (
+            encode_key(&offset_key(t, *p)),
+            Some(encode_offset(committed)),
+        ),
+        Entry::OffsetGone(t, p) => (encode_key(&offset_key(t, *p)), None),
+        Entry::Group(metadata) => (encode_key(&group_key()), Some(encode_group(metadata))),
+        Entry::GroupGone => (encode_key(&group_key()), None),
+    }
+}
+
+/// Applies the records of `bytes` (whole batches) at or after `from`; returns the offset
+/// after the last batch.
+fn apply_batches(bytes: &[u8], from: i64, groups: &mut HashMap<String, Loaded>) -> i64 {
+    let mut next = from;
+    for batch in strom_protocol::records::batches(bytes) {
+        let Ok((_, range)) = batch else { break };
+        let Some(batch) = bytes.get(range) else { break };
+        let decoded = decode_batch(batch);
+        let Ok((header, records)) = decoded else {
+            warn!(
+                offset = next,
+                "skipping an unreadable batch of {OFFSETS_TOPIC}"
+            );
+            break;
+        };
+        next = header.base_offset + i64::from(header.last_offset_delta) + 1;
+        if header.is_control() {
+            continue;
+        }
+        for record in records.into_iter().filter(|r| r.offset >= from) {
+            apply_record(record.key.as_deref(), record.value.as_deref(), groups);
+        }
+    }
+    next.max(from + 1)
+}
+
+/// Applies one record: a value sets, a tombstone removes.
+fn apply_record(key: Option<&[u8]>, value: Option<&[u8]>, groups: &mut HashMap<String, Loaded>) {
+    let Some(key) = key.map(decode_key) else {
+        return;
+    };
+    let key = match key {
+        Ok(key) => key,
+        Err(e) => {
+            warn!(error = %e, "skipping a record of {OFFSETS_TOPIC}");
+            return;
+        }
+    };
+    match key {
+        OffsetsKey::Offset {
+            group,
+            topic,
+            partition,
+        } => {
+            let offsets = &mut groups.entry(group).or_default().offsets;
+            match value.map(decode_offset) {
+                None => {
+                    offsets.remove(&(topic, partition));
+                }
+                Some(Ok(committed)) => {
+                    offsets.insert((topic, partition), committed);
+                }
+                Some(Err(e)) => warn!(error = %e, topic, partition, "skipping an offset record"),
+            }
+        }
+        OffsetsKey::Group { group } => {
+            let loaded = groups.entry(group).or_default();
+            match value.map(decode_group) {
+                None => loaded.metadata = None,
+                Some(Ok(metadata)) => loaded.metadata = Some(metadata),
+                Some(Err(e)) => warn!(error = %e, "skipping a group metadata record"),
+            }
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! OffsetCommit (key 8): versions 2-8.
+//!
+//! Commits from a group member are checked against its generation (ILLEGAL_GENERATION,
+//! UNKNOWN_MEMBER_ID, REBALANCE_IN_PROGRESS); a commit with generation -1 and no member id
+//! is a standalone consumer's, accepted while the group has no members. v2-4 carry a
+//! retention time (ignored, as Kafka 2.1+ does), v6 the leader epoch, v7 static
+//! membership. The answer comes once the offsets are in `__consumer_offsets`.
+
+use kafka_protocol::messages::offset_commit_response::{
+    OffsetCommitResponsePartition, OffsetCommitResponseTopic,
+};
+use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
+use strom_protocol::ErrorCode;
+
+use super::topic_name;
+use crate::group::{CommittedOffset, Member};
+use crate::state::{now_ms, BrokerState};
+
+pub(crate) async fn handle(
+    state: &BrokerState,
+    request: OffsetCommitRequest,
+    _version: i16,
+) -> OffsetCommitResponse {
+    let group_id = request.group_id.to_string();
+    let now = now_ms();
+    let mut wanted = Vec::new();
+    for topic in &request.topics {
+        for p in &topic.partitions {
+            let committed = CommittedOffset {
+                offset: p.committed_offset,
+                leader_epoch: p.committed_leader_epoch,
+                metadata: p
+                    .committed_metadata
+                    .as_ref()
+                    .map_or_else(String::new, |m| m.to_string()),
+                commit_timestamp_ms: now,
+                expire_timestamp_ms: -1,
+            };
+            wanted.push(((topic.name.to_string(), p.partition_index), committed));
+        }
+    }
+    let codes = if group_id.is_empty() {
+        vec![ErrorCode::INVALID_GROUP_ID; wanted.len()]
+    } else {
+        let codes = unknown_topics(state, &wanted);
+        let member = Member {
+            member_id: request.member_id.to_string(),
+            generation_id: request.generation_id_or_member_epoch,
+            group_instance_id: request.group_instance_id.as_ref().map(|i| i.to_string()),
+        };
+        let known: Vec<_> = wanted
+            .iter()
+            .zip(&codes)
+            .filter(|(_, c)| c.is_ok())
+            .map(|(w, _)| w.clone())
+            .collect();
+        let mut answers = state
+            .groups
+            .commit(&group_id, member, known)
+            .await
+            .into_iter();
+        codes
+            .into_iter()
+            .map(|c| {
+                if c.is_ok() {
+                    answers.next().unwrap_or(ErrorCode::UNKNOWN_SERVER_ERROR)
+                } else {
+                    c
+                }
+            })
+            .collect()
+    };
+    respond(&wanted, codes)
+}
+
+/// UNKNOWN_TOPIC_OR_PARTITION for partitions that do not exist, NONE for the others.
+fn unknown_topics(
+    state: &BrokerState,
+    wanted: &[((String, i32), CommittedOffset)],
+) -> Vec<ErrorCode> {
+    wanted
+        .iter()
+        .map(|((topic, partition), _)| {
+            let exists = state
+                .topics
+                .get(topic)
+                .is_some_and(|t| (0..t.partition_count()).contains(partition));
+            if exists {
+                ErrorCode::NONE
+            } else {
+                ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
+            }
+        })
+        .collect()
+}
+
+fn respond(
+    wanted: &[((String, i32), CommittedOffset)],
+    codes: Vec<ErrorCode>,
+) -> OffsetCommitResponse {
+    let mut topics: Vec<OffsetCommitResponseTopic> = Vec::new();
+    for (((topic, partition), _), code) in wanted.iter().zip(codes) {
+        let answer = OffsetCommitResponsePartition::default()
+            .with_partition_index(*partition)
+            .with_error_code(code.code());
+        match topics.last_mut() {
+            Some(t) if t.name.0.as_str() == topic => t.partitions.push(answer),
+            _ => topics.push(
+                OffsetCommitResponseTopic::default()
+                    .with_name(topic_name(topic.clone()))
+                    .with_partitions(vec![answer]),
+            ),
+        }
+    }
+    OffsetCommitResponse::default().with_topics(topics)
+}

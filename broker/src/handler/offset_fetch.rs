@@ -1,0 +1,128 @@
+//! OffsetFetch (key 9): versions 1-8.
+//!
+//! A group's committed offsets; a partition without one answers offset -1. v2+ may ask
+//! for every partition the group has offsets for (null topics) and carries a top-level
+//! error; v5 adds leader epochs; v7 `require_stable` (nothing is ever pending here without
+//! transactions); v8 asks for several groups at once.
+
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
+    OffsetFetchResponseTopic, OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse};
+use strom_protocol::ErrorCode;
+
+use super::{str_bytes, topic_name};
+use crate::group::CommittedOffset;
+use crate::state::BrokerState;
+
+/// One partition's answer: offset, leader epoch, metadata.
+type Answer = ((String, i32), Option<CommittedOffset>);
+
+pub(crate) async fn handle(
+    state: &BrokerState,
+    request: OffsetFetchRequest,
+    version: i16,
+) -> OffsetFetchResponse {
+    if version >= 8 {
+        let mut groups = Vec::new();
+        for group in &request.groups {
+            let wanted = group.topics.as_ref().map(|topics| {
+                topics
+                    .iter()
+                    .flat_map(|t| t.partition_indexes.iter().map(|&p| (t.name.to_string(), p)))
+                    .collect::<Vec<_>>()
+            });
+            let answers = lookup(state, &group.group_id.to_string(), wanted).await;
+            groups.push(
+                OffsetFetchResponseGroup::default()
+                    .with_group_id(group.group_id.clone())
+                    .with_topics(topics_v8(answers)),
+            );
+        }
+        return OffsetFetchResponse::default().with_groups(groups);
+    }
+    let wanted = request.topics.as_ref().map(|topics| {
+        topics
+            .iter()
+            .flat_map(|t| t.partition_indexes.iter().map(|&p| (t.name.to_string(), p)))
+            .collect::<Vec<_>>()
+    });
+    let answers = lookup(state, &request.group_id.to_string(), wanted).await;
+    let response = OffsetFetchResponse::default().with_topics(topics_v1(answers, version));
+    if version >= 2 {
+        response.with_error_code(ErrorCode::NONE.code())
+    } else {
+        response
+    }
+}
+
+/// The committed offsets of `wanted` (every stored one when `None`), in order.
+async fn lookup(
+    state: &BrokerState,
+    group_id: &str,
+    wanted: Option<Vec<(String, i32)>>,
+) -> Vec<Answer> {
+    let found = state.groups.fetch(group_id, wanted.clone()).await;
+    match wanted {
+        None => found.into_iter().map(|(tp, c)| (tp, Some(c))).collect(),
+        Some(wanted) => wanted
+            .into_iter()
+            .map(|tp| {
+                let committed = found.iter().find(|(f, _)| *f == tp).map(|(_, c)| c.clone());
+                (tp, committed)
+            })
+            .collect(),
+    }
+}
+
+fn fields(committed: &Option<CommittedOffset>) -> (i64, i32, String) {
+    match committed {
+        Some(c) => (c.offset, c.leader_epoch, c.metadata.clone()),
+        None => (-1, -1, String::new()),
+    }
+}
+
+fn topics_v1(answers: Vec<Answer>, version: i16) -> Vec<OffsetFetchResponseTopic> {
+    let mut topics: Vec<OffsetFetchResponseTopic> = Vec::new();
+    for ((topic, partition), committed) in answers {
+        let (offset, epoch, metadata) = fields(&committed);
+        let mut answer = OffsetFetchResponsePartition::default()
+            .with_partition_index(partition)
+            .with_committed_offset(offset)
+            .with_metadata(Some(str_bytes(metadata)));
+        if version >= 5 {
+            answer = answer.with_committed_leader_epoch(epoch);
+        }
+        match topics.last_mut() {
+            Some(t) if t.name.0.as_str() == topic => t.partitions.push(answer),
+            _ => topics.push(
+                OffsetFetchResponseTopic::default()
+                    .with_name(topic_name(topic))
+                    .with_partitions(vec![answer]),
+            ),
+        }
+    }
+    topics
+}
+
+fn topics_v8(answers: Vec<Answer>) -> Vec<OffsetFetchResponseTopics> {
+    let mut topics: Vec<OffsetFetchResponseTopics> = Vec::new();
+    for ((topic, partition), committed) in answers {
+        let (offset, epoch, metadata) = fields(&committed);
+        let answer = OffsetFetchResponsePartitions::default()
+            .with_partition_index(partition)
+            .with_committed_offset(offset)
+            .with_committed_leader_epoch(epoch)
+            .with_metadata(Some(str_bytes(metadata)));
+        match topics.last_mut() {
+            Some(t) if t.name.0.as_str() == topic => t.partitions.push(answer),
+            _ => topics.push(
+                OffsetFetchResponseTopics::default()
+                    .with_name(topic_name(topic))
+                    .with_partitions(vec![answer]),
+            ),
+        }
+    }
+    topics
+}
