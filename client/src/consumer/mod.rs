@@ -27,6 +27,7 @@
 //! There is no `Stream` implementation (the crate does not depend on `futures`); loop on
 //! [`Consumer::recv`] or [`Consumer::poll`] instead.
 
+pub mod assignor;
 mod cursor;
 mod decode;
 mod fetcher;
