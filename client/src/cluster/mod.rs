@@ -323,7 +323,7 @@ impl Cluster {
         Ok((p.leader, self.broker(p.leader).await?))
     }
 
-    async fn open(&self, address: &str) -> Result<Connection, ClientError> {
+    pub(crate) async fn open(&self, address: &str) -> Result<Connection, ClientError> {
         let config = &self.inner.config;
         let setup = Duration::from_millis(config.socket_connection_setup_timeout_ms);
         let connecting = Connection::connect(address, &config.client_id);

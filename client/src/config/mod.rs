@@ -111,6 +111,10 @@ const KEYS: &[(&str, &str)] = &[
     ("auto.offset.reset", "auto.offset.reset"),
     ("group.id", "group.id"),
     ("group.instance.id", "group.instance.id"),
+    (
+        "partition.assignment.strategy",
+        "partition.assignment.strategy",
+    ),
     ("session.timeout.ms", "session.timeout.ms"),
     ("heartbeat.interval.ms", "heartbeat.interval.ms"),
     ("max.poll.interval.ms", "max.poll.interval.ms"),
@@ -209,6 +213,10 @@ pub struct ClientConfig {
     pub group_id: Option<String>,
     /// `group.instance.id`: static membership (KIP-345).
     pub group_instance_id: Option<String>,
+    /// `partition.assignment.strategy`: the assignors this member offers, most preferred
+    /// first (`range`, `roundrobin`, `cooperative-sticky`, or Java's class names). Default
+    /// `range,cooperative-sticky`, as the Java client's.
+    pub partition_assignment_strategy: Vec<String>,
     /// `session.timeout.ms`: the coordinator drops a member silent this long. Default 45000.
     pub session_timeout_ms: u64,
     /// `heartbeat.interval.ms`: heartbeat period; below `session.timeout.ms`. Default 3000.
@@ -265,6 +273,10 @@ impl Default for ClientConfig {
             auto_offset_reset: OffsetReset::Latest,
             group_id: None,
             group_instance_id: None,
+            partition_assignment_strategy: vec![
+                "range".to_owned(),
+                "cooperative-sticky".to_owned(),
+            ],
             session_timeout_ms: 45_000,
             heartbeat_interval_ms: 3_000,
             max_poll_interval_ms: 300_000,
@@ -362,6 +374,26 @@ impl ClientConfig {
             }
             "group.id" => self.group_id = optional(value),
             "group.instance.id" => self.group_instance_id = optional(value),
+            "partition.assignment.strategy" => {
+                let names: Vec<String> = value
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|n| !n.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                let unknown = names
+                    .iter()
+                    .find(|n| crate::consumer::assignor::assignor_for(n).is_none());
+                if let Some(name) = unknown {
+                    return Err(bad(&format!(
+                        "unknown assignor {name}; expected range, roundrobin or cooperative-sticky"
+                    )));
+                }
+                if names.is_empty() {
+                    return Err(bad("needs at least one assignor"));
+                }
+                self.partition_assignment_strategy = names;
+            }
             "enable.auto.commit" => {
                 self.enable_auto_commit = parse_bool(value).ok_or_else(|| bad(BOOL))?
             }
@@ -442,6 +474,7 @@ impl ClientConfig {
             "auto.offset.reset" => self.auto_offset_reset.name().to_owned(),
             "group.id" => self.group_id.clone().unwrap_or_default(),
             "group.instance.id" => self.group_instance_id.clone().unwrap_or_default(),
+            "partition.assignment.strategy" => self.partition_assignment_strategy.join(","),
             "enable.auto.commit" => self.enable_auto_commit.to_string(),
             _ => return Err(unknown(key)),
         };

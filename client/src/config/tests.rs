@@ -15,6 +15,7 @@ fn sample(canonical: &str) -> &'static str {
         "partitioner" => "murmur2_random",
         "isolation.level" => "read_committed",
         "auto.offset.reset" => "earliest",
+        "partition.assignment.strategy" => "roundrobin,range",
         _ => "7",
     }
 }
@@ -381,6 +382,11 @@ fn arb_config() -> impl Strategy<Value = ClientConfig> {
             transactional_id: s.2 .1,
             group_id: s.2 .2,
             group_instance_id: s.2 .3,
+            partition_assignment_strategy: if c.4 {
+                vec!["range".to_owned(), "cooperative-sticky".to_owned()]
+            } else {
+                vec!["roundrobin".to_owned()]
+            },
             acks: c.0,
             compression: c.1,
             enable_idempotence: c.2,

@@ -1,5 +1,6 @@
-//! The consumer: reads records from partitions the application assigns (no consumer
-//! group; positions live in the consumer only).
+//! The consumer: reads records from partitions the application assigns, or that its
+//! consumer group assigns it ([`Consumer::subscribe`], with `group.id`; committed offsets
+//! live in the group's coordinator).
 //!
 //! ```text
 //!  assign / seek / pause ──▶ Cursor per partition (position, fetch offset, bounded buffer)
@@ -31,6 +32,7 @@ pub mod assignor;
 mod cursor;
 mod decode;
 mod fetcher;
+mod group;
 mod offsets;
 mod record;
 mod source;
@@ -42,6 +44,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tracing::debug;
 
+pub use group::{ListenerFuture, RebalanceListener};
 pub use record::ConsumerRecord;
 pub use stream::RecordStream;
 
@@ -94,6 +97,8 @@ const RECV_ROUND: Duration = Duration::from_secs(1);
 /// ```
 pub struct Consumer {
     shared: Arc<Shared>,
+    /// Membership of `group.id`, when configured.
+    group: Option<Arc<group::GroupMember>>,
 }
 
 impl std::fmt::Debug for Consumer {
@@ -121,9 +126,10 @@ impl Consumer {
 
     /// A consumer sharing an open cluster view (and its connections) with other clients.
     pub fn with_cluster(cluster: Cluster) -> Consumer {
-        Consumer {
-            shared: Arc::new(Shared::new(cluster)),
-        }
+        let group_id = cluster.config().group_id.clone();
+        let shared = Arc::new(Shared::new(cluster));
+        let group = group_id.map(|g| Arc::new(group::GroupMember::new(shared.clone(), g)));
+        Consumer { shared, group }
     }
 
     /// Replaces the assignment with `partitions` (`(topic, partition)` pairs). Partitions
@@ -323,9 +329,136 @@ impl Consumer {
     }
 
     /// Stops the fetch loops; later calls fail with [`ClientError::Closed`]. Dropping the
-    /// consumer does the same.
+    /// consumer does the same. A group member leaves its group in the background; use
+    /// [`Consumer::shutdown`] to commit and leave before returning.
     pub fn close(&self) {
+        if let Some(group) = self.group.clone() {
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move { group.leave().await });
+            }
+        }
         self.shared.shutdown();
+    }
+
+    /// Closes the consumer in order: with `enable.auto.commit`, commits the positions;
+    /// leaves the group (so its partitions move at once, not after `session.timeout.ms`);
+    /// then stops fetching.
+    ///
+    /// # Errors
+    /// The final auto-commit failed (the consumer is closed anyway).
+    pub async fn shutdown(&self) -> Result<(), ClientError> {
+        let mut result = Ok(());
+        if let Some(group) = &self.group {
+            if self.shared.cluster.config().enable_auto_commit && group.is_subscribed() {
+                result = group.commit(None).await;
+            }
+            group.leave().await;
+        }
+        self.shared.shutdown();
+        result
+    }
+
+    /// Subscribes to `topics` as a member of `group.id`: the group's coordinator assigns
+    /// partitions among its members, starting each at its committed offset (or
+    /// `auto.offset.reset`), and moves them as members come and go. Joining happens in
+    /// the next [`Consumer::poll`]. Replaces an earlier subscription or assignment.
+    ///
+    /// # Errors
+    /// [`ClientError::InvalidState`] without `group.id`, or with no topics.
+    pub fn subscribe(&self, topics: &[&str]) -> Result<(), ClientError> {
+        self.subscribe_inner(topics, None)
+    }
+
+    /// [`Consumer::subscribe`], with `listener` told of partitions revoked and assigned.
+    ///
+    /// # Errors
+    /// As [`Consumer::subscribe`].
+    pub fn subscribe_with_listener(
+        &self,
+        topics: &[&str],
+        listener: Arc<dyn RebalanceListener>,
+    ) -> Result<(), ClientError> {
+        self.subscribe_inner(topics, Some(listener))
+    }
+
+    fn subscribe_inner(
+        &self,
+        topics: &[&str],
+        listener: Option<Arc<dyn RebalanceListener>>,
+    ) -> Result<(), ClientError> {
+        self.check_open()?;
+        let group = self.group("subscribe")?;
+        if topics.is_empty() {
+            return Err(ClientError::InvalidState {
+                operation: "subscribe".into(),
+                state: "no topics given".into(),
+            });
+        }
+        group.subscribe(topics.iter().map(|t| (*t).to_owned()).collect(), listener);
+        Ok(())
+    }
+
+    /// Commits the positions of every assigned partition to the group (what the next
+    /// member to own each partition starts from), and waits for the coordinator's answer.
+    ///
+    /// # Errors
+    /// [`ClientError::InvalidState`] without `group.id`; a broker error such as
+    /// `REBALANCE_IN_PROGRESS` or `ILLEGAL_GENERATION` when the group moved on (the
+    /// partitions are being reassigned; the next poll rejoins).
+    pub async fn commit(&self) -> Result<(), ClientError> {
+        self.check_open()?;
+        self.group("commit")?.commit(None).await
+    }
+
+    /// Commits the given offsets (`(topic, partition, next offset to read)`).
+    ///
+    /// # Errors
+    /// As [`Consumer::commit`].
+    pub async fn commit_offsets(&self, offsets: &[(String, i32, i64)]) -> Result<(), ClientError> {
+        self.check_open()?;
+        let offsets: Vec<_> = offsets
+            .iter()
+            .map(|(t, p, o)| ((t.clone(), *p), *o))
+            .collect();
+        self.group("commit")?.commit_offsets(&offsets).await
+    }
+
+    /// Starts committing the positions of every assigned partition and returns at once;
+    /// the handle gives the outcome.
+    ///
+    /// # Errors
+    /// As [`Consumer::commit`], for the parts known before sending.
+    pub fn commit_async(
+        &self,
+    ) -> Result<tokio::task::JoinHandle<Result<(), ClientError>>, ClientError> {
+        self.check_open()?;
+        let group = self.group("commit")?.clone();
+        Ok(tokio::spawn(async move { group.commit(None).await }))
+    }
+
+    /// The group's committed offsets of `partitions` (`None` where there is none).
+    ///
+    /// # Errors
+    /// [`ClientError::InvalidState`] without `group.id`; coordinator errors.
+    pub async fn committed(
+        &self,
+        partitions: &[(String, i32)],
+    ) -> Result<Vec<Option<i64>>, ClientError> {
+        self.check_open()?;
+        let found = self
+            .group("read committed offsets")?
+            .committed(partitions)
+            .await?;
+        Ok(partitions.iter().map(|tp| found.get(tp).copied()).collect())
+    }
+
+    fn group(&self, operation: &str) -> Result<&Arc<group::GroupMember>, ClientError> {
+        self.group
+            .as_ref()
+            .ok_or_else(|| ClientError::InvalidState {
+                operation: operation.to_owned(),
+                state: "the consumer has no group.id".to_owned(),
+            })
     }
 
     async fn poll_up_to(
@@ -341,6 +474,9 @@ impl Consumer {
         loop {
             let arrived = self.shared.data.notified();
             self.check_open()?;
+            if let Some(group) = &self.group {
+                group.before_poll(self).await?;
+            }
             // Resolving positions (ListOffsets) may retry for a while: never past the
             // caller's deadline; whatever is left resumes on the next poll.
             match tokio::time::timeout_at(deadline, self.shared.prepare()).await {

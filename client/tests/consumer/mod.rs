@@ -1,5 +1,6 @@
 //! The consumer against the embedded broker: positions, seeks, pause, fetch sizes, codecs.
 
+mod group;
 mod positions;
 mod reading;
 

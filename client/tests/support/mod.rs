@@ -23,8 +23,15 @@ pub struct TestBroker {
 
 impl TestBroker {
     pub async fn start() -> TestBroker {
+        TestBroker::start_with(|_| {}).await
+    }
+
+    /// A broker with settings changed by `configure`.
+    pub async fn start_with(configure: impl FnOnce(&mut BrokerConfig)) -> TestBroker {
         let dir = tempfile::tempdir().unwrap();
-        let broker = Broker::start(BrokerConfig::new(dir.path())).await.unwrap();
+        let mut config = BrokerConfig::new(dir.path());
+        configure(&mut config);
+        let broker = Broker::start(config).await.unwrap();
         TestBroker { broker, dir }
     }
 

@@ -1,6 +1,7 @@
-//! Consumer groups of third-party clients on the broker: confluent-kafka (librdkafka) and
-//! kafka-python members in one group share a topic's partitions, rebalance as members come
-//! and go, and a new member resumes from the committed offsets.
+//! Consumer groups of third-party clients on the broker, together with Strom's consumer:
+//! confluent-kafka (librdkafka), kafka-python and Strom members in one group share a
+//! topic's partitions, rebalance as members come and go, and a new member resumes from
+//! the committed offsets.
 //!
 //! The members are the peers' `group-member` scenario: they print `assigned ..` and
 //! `record P O VALUE` lines and stop when their stdin closes. The test follows their
@@ -12,8 +13,9 @@ use std::process::{Child, ChildStdin, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use strom_client::consumer::{ListenerFuture, RebalanceListener};
 use strom_client::producer::{Producer, Record};
-use strom_client::ClientConfig;
+use strom_client::{ClientConfig, Consumer};
 
 use crate::support::{Peer, TestBroker};
 
@@ -23,11 +25,14 @@ const TOPIC: &str = "group-topic";
 const GROUP: &str = "mixed-group";
 const PARTITIONS: i32 = 4;
 
-/// One running group member.
+/// One running group member: a peer process, or a Strom consumer on a thread of its own.
 struct Member {
     name: &'static str,
-    child: Child,
+    child: Option<Child>,
     stdin: Option<ChildStdin>,
+    /// Tells the Strom member to stop.
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 /// What the members have printed so far.
@@ -81,25 +86,46 @@ impl Group {
         let stdin = child.stdin.take();
         self.members.push(Member {
             name: peer.name,
-            child,
+            child: Some(child),
             stdin,
+            stop: None,
+            thread: None,
+        });
+        index
+    }
+
+    /// Starts a Strom consumer as a member, printing the same lines as the peers do.
+    fn join_strom(&mut self, bootstrap: &str) -> usize {
+        let index = self.members.len();
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let (sender, bootstrap) = (self.sender.clone(), bootstrap.to_owned());
+        let thread = std::thread::spawn(move || strom_member(&bootstrap, index, sender, stopped));
+        self.members.push(Member {
+            name: "strom",
+            child: None,
+            stdin: None,
+            stop: Some(stop),
+            thread: Some(thread),
         });
         index
     }
 
     /// Tells member `index` to commit, leave and exit.
     fn leave(&mut self, index: usize) {
-        self.members[index].stdin.take();
+        let member = &mut self.members[index];
+        member.stdin.take();
+        if let Some(stop) = member.stop.take() {
+            let _ = stop.send(());
+        }
         self.wait("member to close", |seen| seen.closed.contains(&index));
-        let status = self.members[index]
-            .child
-            .wait()
-            .expect("wait for the member");
-        assert!(
-            status.success(),
-            "{} exited with {status}",
-            self.members[index].name
-        );
+        let member = &mut self.members[index];
+        if let Some(child) = member.child.as_mut() {
+            let status = child.wait().expect("wait for the member");
+            assert!(status.success(), "{} exited with {status}", member.name);
+        }
+        if let Some(thread) = member.thread.take() {
+            thread.join().expect("the Strom member's thread");
+        }
     }
 
     /// Reads member output until `done` holds, or fails after [`WAIT`].
@@ -156,10 +182,104 @@ impl Group {
 impl Drop for Group {
     fn drop(&mut self) {
         for member in &mut self.members {
-            let _ = member.child.kill();
-            let _ = member.child.wait();
+            if let Some(child) = member.child.as_mut() {
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+            if let Some(stop) = member.stop.take() {
+                let _ = stop.send(());
+            }
         }
     }
+}
+
+/// Prints the listener's assignments as `assigned` lines.
+struct Announce {
+    index: usize,
+    lines: mpsc::Sender<(usize, String)>,
+    consumer_assignment: std::sync::Mutex<Vec<(String, i32)>>,
+}
+
+impl RebalanceListener for Announce {
+    fn on_partitions_revoked<'a>(
+        &'a self,
+        _: &'a Consumer,
+        partitions: &'a [(String, i32)],
+    ) -> ListenerFuture<'a> {
+        let mut owned = self.consumer_assignment.lock().expect("lock");
+        owned.retain(|tp| !partitions.contains(tp));
+        Box::pin(async {})
+    }
+
+    fn on_partitions_assigned<'a>(
+        &'a self,
+        _: &'a Consumer,
+        partitions: &'a [(String, i32)],
+    ) -> ListenerFuture<'a> {
+        let mut owned = self.consumer_assignment.lock().expect("lock");
+        owned.extend_from_slice(partitions);
+        owned.sort();
+        let list: Vec<String> = owned.iter().map(|(_, p)| p.to_string()).collect();
+        let _ = self
+            .lines
+            .send((self.index, format!("assigned {}", list.join(","))));
+        Box::pin(async {})
+    }
+}
+
+/// A Strom consumer in the group until `stop`: the peers' `group-member` in Rust.
+fn strom_member(
+    bootstrap: &str,
+    index: usize,
+    lines: mpsc::Sender<(usize, String)>,
+    mut stop: tokio::sync::oneshot::Receiver<()>,
+) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let mut config = ClientConfig::new()
+            .bootstrap(bootstrap)
+            .client_id("strom-member");
+        for (k, v) in [
+            ("group.id", GROUP),
+            ("auto.offset.reset", "earliest"),
+            ("enable.auto.commit", "false"),
+            ("heartbeat.interval.ms", "500"),
+            ("session.timeout.ms", "10000"),
+        ] {
+            config.set(k, v).expect("config");
+        }
+        let consumer = Consumer::new(config).await.expect("consumer");
+        let listener = Announce {
+            index,
+            lines: lines.clone(),
+            consumer_assignment: std::sync::Mutex::new(Vec::new()),
+        };
+        consumer
+            .subscribe_with_listener(&[TOPIC], std::sync::Arc::new(listener))
+            .expect("subscribe");
+        while stop.try_recv().is_err() {
+            let records = consumer
+                .poll(Duration::from_millis(200))
+                .await
+                .expect("poll");
+            for r in &records {
+                let value =
+                    String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned();
+                let _ = lines.send((
+                    index,
+                    format!("record {} {} {value}", r.partition, r.offset),
+                ));
+            }
+            if !records.is_empty() {
+                consumer.commit().await.expect("commit");
+            }
+        }
+        consumer.shutdown().await.expect("shutdown");
+        let _ = lines.send((index, "closed".to_owned()));
+    });
 }
 
 /// Produces `count` keyed records spread over the topic's partitions.
@@ -185,6 +305,22 @@ fn owns_all(seen: &Seen, member: usize) -> bool {
     seen.assigned
         .get(&member)
         .is_some_and(|p| p.len() == PARTITIONS as usize)
+}
+
+/// Whether each of `members` owns partitions, and together they own each partition once.
+fn three_way(seen: &Seen, members: [usize; 3]) -> bool {
+    let owned: Vec<&Vec<i32>> = members
+        .iter()
+        .filter_map(|m| seen.assigned.get(m))
+        .collect();
+    let mut all: Vec<i32> = owned.iter().flat_map(|p| p.iter().copied()).collect();
+    let total = all.len();
+    all.sort_unstable();
+    all.dedup();
+    owned.len() == 3
+        && owned.iter().all(|p| !p.is_empty())
+        && total == PARTITIONS as usize
+        && all.len() == PARTITIONS as usize
 }
 
 #[test]
@@ -218,14 +354,22 @@ fn mixed_group_shares_partitions_rebalances_and_resumes() {
         matches!((pa, pb), (Some(pa), Some(pb)) if !pa.is_empty() && !pb.is_empty()
             && pa.len() + pb.len() == PARTITIONS as usize && pa.iter().all(|p| !pb.contains(p)))
     });
+    // A Strom consumer joins them: three members, each with partitions of its own.
+    let c = group.join_strom(&bootstrap);
+    group.wait("three members to share the partitions", |s| {
+        three_way(s, [a, b, c])
+    });
     produce(&runtime, &bootstrap, 200, 200);
     group.wait("400 records", |s| s.records.len() == 400);
-    assert!(
-        group.consumed_by(b) > 0,
-        "the second member consumed nothing"
-    );
+    for member in [b, c] {
+        assert!(
+            group.consumed_by(member) > 0,
+            "member {member} consumed nothing"
+        );
+    }
 
-    // It leaves: the first member owns everything again and reads what follows.
+    // They leave: the first member owns everything again and reads what follows.
+    group.leave(c);
     group.leave(b);
     group.wait("the first member to own every partition again", |s| {
         owns_all(s, a)
@@ -248,10 +392,10 @@ fn mixed_group_shares_partitions_rebalances_and_resumes() {
 
     // A new member of the group starts from the committed offsets: only the new records.
     produce(&runtime, &bootstrap, 500, 50);
-    let c = group.join(&kafka_python, &bootstrap);
+    let d = group.join(&kafka_python, &bootstrap);
     group.wait("the 50 new records", |s| s.records.len() == 550);
-    group.leave(c);
-    assert_eq!(group.consumed_by(c), 50, "output:\n{}", group.seen.output);
+    group.leave(d);
+    assert_eq!(group.consumed_by(d), 50, "output:\n{}", group.seen.output);
     let twice = group.seen.records.values().filter(|m| m.len() > 1).count();
     assert_eq!(
         twice, 0,
