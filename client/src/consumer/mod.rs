@@ -32,7 +32,7 @@ pub mod assignor;
 mod cursor;
 mod decode;
 mod fetcher;
-mod group;
+pub(crate) mod group;
 mod offsets;
 mod record;
 mod source;
@@ -340,22 +340,21 @@ impl Consumer {
         self.shared.shutdown();
     }
 
-    /// Closes the consumer in order: with `enable.auto.commit`, commits the positions;
-    /// leaves the group (so its partitions move at once, not after `session.timeout.ms`);
-    /// then stops fetching.
+    /// Closes the consumer in order: a group member's partitions are revoked (with
+    /// `enable.auto.commit` their positions committed first, and the rebalance listener
+    /// told, as in a rebalance), then it leaves the group (so its partitions move at once,
+    /// not after `session.timeout.ms`); then fetching stops.
     ///
     /// # Errors
-    /// The final auto-commit failed (the consumer is closed anyway).
+    /// [`ClientError::Closed`] when already closed.
     pub async fn shutdown(&self) -> Result<(), ClientError> {
-        let mut result = Ok(());
+        self.check_open()?;
         if let Some(group) = &self.group {
-            if self.shared.cluster.config().enable_auto_commit && group.is_subscribed() {
-                result = group.commit(None).await;
-            }
+            group.give_up_all(self).await;
             group.leave().await;
         }
         self.shared.shutdown();
-        result
+        Ok(())
     }
 
     /// Subscribes to `topics` as a member of `group.id`: the group's coordinator assigns
@@ -379,6 +378,30 @@ impl Consumer {
         listener: Arc<dyn RebalanceListener>,
     ) -> Result<(), ClientError> {
         self.subscribe_inner(topics, Some(listener))
+    }
+
+    /// Subscribes to every topic whose whole name matches the regular expression
+    /// `pattern` (internal topics excluded), following topics as they are created and
+    /// deleted (checked every `metadata.max.age.ms`), as a member of `group.id`.
+    ///
+    /// # Errors
+    /// [`ClientError::InvalidState`] without `group.id`; [`ClientError::Config`] for a
+    /// pattern that does not compile.
+    pub fn subscribe_pattern(
+        &self,
+        pattern: &str,
+        listener: Option<Arc<dyn RebalanceListener>>,
+    ) -> Result<(), ClientError> {
+        self.check_open()?;
+        let group = self.group("subscribe")?;
+        let regex =
+            regex::Regex::new(&format!("^(?:{pattern})$")).map_err(|e| ClientError::Config {
+                key: "subscription pattern".to_owned(),
+                value: pattern.to_owned(),
+                reason: e.to_string(),
+            })?;
+        group.subscribe_pattern(regex, listener);
+        Ok(())
     }
 
     fn subscribe_inner(

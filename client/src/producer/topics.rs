@@ -60,14 +60,25 @@ pub(super) async fn partition_for(
             }
         }
     };
-    // The record's own partition, or a custom partitioner's answer, must exist.
+    // The record's own partition, or a custom partitioner's answer, must exist; one the
+    // metadata does not know yet may have been added since: ask once more.
     if (0..count).contains(&chosen) {
-        Ok(chosen)
-    } else {
-        Err(ClientError::UnknownTopicOrPartition {
+        return Ok(chosen);
+    }
+    let refreshed = shared
+        .cluster
+        .refresh_metadata(Some(std::slice::from_ref(&record.topic)))
+        .await;
+    let grown = refreshed.ok().and_then(|m| {
+        let count = m.topics.get(&record.topic)?.partitions.len();
+        Some(i32::try_from(count).unwrap_or(i32::MAX))
+    });
+    match grown {
+        Some(count) if (0..count).contains(&chosen) => Ok(chosen),
+        _ => Err(ClientError::UnknownTopicOrPartition {
             topic: record.topic.clone(),
             partition: chosen,
-        })
+        }),
     }
 }
 

@@ -1,7 +1,7 @@
 //! Consumers in a group: partitions shared and moved as members come and go, committed
 //! offsets resumed, the cooperative protocol moving only what must move.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -104,10 +104,20 @@ struct Member {
 
 impl Member {
     async fn start(config: ClientConfig, progress: Arc<Notify>) -> Member {
-        let consumer = Arc::new(Consumer::new(config).await.unwrap());
         let events = Arc::new(Mutex::new(Events::default()));
+        let listener = Arc::new(Recorder(events.clone()));
+        Member::start_with(config, progress, listener, events).await
+    }
+
+    async fn start_with(
+        config: ClientConfig,
+        progress: Arc<Notify>,
+        listener: Arc<dyn RebalanceListener>,
+        events: Arc<Mutex<Events>>,
+    ) -> Member {
+        let consumer = Arc::new(Consumer::new(config).await.unwrap());
         consumer
-            .subscribe_with_listener(&[TOPIC], Arc::new(Recorder(events.clone())))
+            .subscribe_with_listener(&[TOPIC], listener)
             .unwrap();
         let read = Arc::new(Mutex::new(Vec::new()));
         let (c, r) = (consumer.clone(), read.clone());
@@ -284,4 +294,214 @@ async fn group_calls_need_a_group_id() {
     let consumer = Consumer::new(b.config()).await.unwrap();
     assert!(consumer.subscribe(&["t"]).is_err());
     assert!(consumer.commit().await.is_err());
+}
+
+/// Who owns each partition, as the members' listeners report it; a partition assigned
+/// while another member still holds it is a violation.
+#[derive(Default)]
+struct Owners {
+    by_partition: BTreeMap<i32, usize>,
+    violations: Vec<String>,
+}
+
+struct Ownership {
+    me: usize,
+    owners: Arc<Mutex<Owners>>,
+}
+
+impl RebalanceListener for Ownership {
+    fn on_partitions_revoked<'a>(
+        &'a self,
+        consumer: &'a Consumer,
+        partitions: &'a [Tp],
+    ) -> ListenerFuture<'a> {
+        Box::pin(async move {
+            consumer.commit().await.unwrap();
+            self.release(partitions);
+        })
+    }
+
+    fn on_partitions_lost<'a>(
+        &'a self,
+        _: &'a Consumer,
+        partitions: &'a [Tp],
+    ) -> ListenerFuture<'a> {
+        Box::pin(async move { self.release(partitions) })
+    }
+
+    fn on_partitions_assigned<'a>(
+        &'a self,
+        _: &'a Consumer,
+        partitions: &'a [Tp],
+    ) -> ListenerFuture<'a> {
+        Box::pin(async move {
+            let mut owners = self.owners.lock().unwrap();
+            for (_, p) in partitions {
+                if let Some(other) = owners.by_partition.insert(*p, self.me) {
+                    if other != self.me {
+                        let v = format!(
+                            "partition {p} given to member {} while {other} held it",
+                            self.me
+                        );
+                        owners.violations.push(v);
+                    }
+                }
+            }
+        })
+    }
+}
+
+impl Ownership {
+    fn release(&self, partitions: &[Tp]) {
+        let mut owners = self.owners.lock().unwrap();
+        for (_, p) in partitions {
+            if owners.by_partition.get(p) == Some(&self.me) {
+                owners.by_partition.remove(p);
+            }
+        }
+    }
+}
+
+/// Whether the current members own every partition exactly once.
+fn settled(members: &[Member]) -> bool {
+    let mut all: Vec<i32> = members.iter().flat_map(|m| m.assignment()).collect();
+    let total = all.len();
+    all.sort_unstable();
+    all.dedup();
+    total == PARTITIONS as usize
+        && all.len() == total
+        && members.iter().all(|m| !m.assignment().is_empty())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn churn_keeps_one_owner_per_partition_and_loses_nothing() {
+    let b = broker().await;
+    let progress = Arc::new(Notify::new());
+    let config = member_config(&b, "churn", "cooperative-sticky");
+    let owners = Arc::new(Mutex::new(Owners::default()));
+    let mut next = 0;
+    let mut join = |progress: Arc<Notify>| {
+        let listener = Arc::new(Ownership {
+            me: next,
+            owners: owners.clone(),
+        });
+        next += 1;
+        Member::start_with(
+            config.clone(),
+            progress,
+            listener,
+            Arc::new(Mutex::new(Events::default())),
+        )
+    };
+    // Records flow throughout.
+    let producing = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let producer = {
+        let (bootstrap, producing) = (b.config(), producing.clone());
+        tokio::spawn(async move {
+            let producer = Producer::new(bootstrap).await.unwrap();
+            let mut sent = 0usize;
+            while producing.load(std::sync::atomic::Ordering::SeqCst) {
+                for p in 0..PARTITIONS {
+                    let record = Record::new(TOPIC).partition(p).value(sent.to_string());
+                    producer.send(record).await.unwrap().await.unwrap();
+                }
+                sent += 1;
+                tokio::task::yield_now().await;
+            }
+            producer.close().await;
+            sent
+        })
+    };
+    let mut members = vec![join(progress.clone()).await, join(progress.clone()).await];
+    let mut departed: Vec<(i32, i64)> = Vec::new();
+    let mut last_committed = vec![0i64; PARTITIONS as usize];
+    for step in 0..6 {
+        if step % 2 == 0 {
+            members.push(join(progress.clone()).await);
+        } else {
+            let leaving = members.remove(0);
+            let read = leaving.read.clone();
+            leaving.stop().await;
+            departed.extend(read.lock().unwrap().iter().copied());
+        }
+        until(&progress, "the group to settle", || settled(&members)).await;
+        let partitions: Vec<Tp> = (0..PARTITIONS).map(|p| (TOPIC.to_owned(), p)).collect();
+        let committed = members[0].consumer.committed(&partitions).await.unwrap();
+        for (p, c) in committed.iter().enumerate() {
+            let c = c.unwrap_or(0);
+            assert!(
+                c >= last_committed[p],
+                "step {step}: partition {p} committed offset went back from {} to {c}",
+                last_committed[p]
+            );
+            last_committed[p] = c;
+        }
+    }
+    producing.store(false, std::sync::atomic::Ordering::SeqCst);
+    let rounds = producer.await.unwrap() as i64;
+    until(&progress, "every record to be consumed", || {
+        let mut seen: BTreeSet<(i32, i64)> = departed.iter().copied().collect();
+        for m in &members {
+            seen.extend(m.read());
+        }
+        (0..PARTITIONS).all(|p| (0..rounds).all(|o| seen.contains(&(p, o))))
+    })
+    .await;
+    let violations = owners.lock().unwrap().violations.clone();
+    assert!(violations.is_empty(), "{violations:?}");
+    for m in members {
+        m.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pattern_subscriptions_follow_new_topics_and_partitions() {
+    let b = broker().await;
+    create(&b, "pat-a", 1).await;
+    create(&b, "other", 1).await;
+    let mut config = member_config(&b, "pattern", "range");
+    config.set("metadata.max.age.ms", "50").unwrap();
+    let consumer = Consumer::new(config).await.unwrap();
+    consumer.subscribe_pattern("pat-.*", None).unwrap();
+    let producer = Producer::new(b.config()).await.unwrap();
+    let send = |topic: &'static str, partition: i32| {
+        let producer = producer.clone();
+        async move {
+            let record = Record::new(topic).partition(partition).value(topic);
+            producer.send(record).await.unwrap().await.unwrap();
+        }
+    };
+    send("pat-a", 0).await;
+    send("other", 0).await;
+    let mut seen: BTreeSet<(String, i32)> = BTreeSet::new();
+    read_until(&consumer, &mut seen, ("pat-a", 0)).await;
+    // A topic created later that matches joins the subscription.
+    create(&b, "pat-b", 1).await;
+    send("pat-b", 0).await;
+    read_until(&consumer, &mut seen, ("pat-b", 0)).await;
+    // Partitions added to a subscribed topic are assigned too.
+    b.admin().await.create_partitions("pat-a", 3).await.unwrap();
+    send("pat-a", 2).await;
+    read_until(&consumer, &mut seen, ("pat-a", 2)).await;
+    assert!(
+        !seen.iter().any(|(t, _)| t == "other"),
+        "read a topic the pattern does not match"
+    );
+    assert!(consumer.subscribe_pattern("(", None).is_err());
+    producer.close().await;
+    consumer.shutdown().await.unwrap();
+}
+
+/// Polls until a record of `want` arrives, noting every (topic, partition) read.
+async fn read_until(consumer: &Consumer, seen: &mut BTreeSet<(String, i32)>, want: (&str, i32)) {
+    let want = (want.0.to_owned(), want.1);
+    tokio::time::timeout(WAIT, async {
+        while !seen.contains(&want) {
+            for r in consumer.poll(Duration::from_millis(50)).await.unwrap() {
+                seen.insert((r.topic.clone(), r.partition));
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no record of {want:?}"));
 }

@@ -17,8 +17,9 @@ use tracing::{debug, warn};
 use super::coordinator::COORDINATOR_ERRORS;
 use super::{str_bytes, GroupMember};
 
-/// Newest Heartbeat version whose fields this client sets.
-const HEARTBEAT_MAX: i16 = 4;
+/// Newest Heartbeat version used: the last before the flexible encoding (see the group
+/// module's version notes).
+const HEARTBEAT_MAX: i16 = 3;
 
 /// Runs until the member is dropped or leaves.
 pub(super) async fn run(member: Weak<GroupMember>) {

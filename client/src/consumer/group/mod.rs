@@ -18,7 +18,7 @@
 //! revocation: the listener runs between two polls' worth of records, and may commit.
 //! While a rebalance waits for the other members, that `poll` waits with it.
 
-mod coordinator;
+pub(crate) mod coordinator;
 mod heartbeat;
 mod listener;
 
@@ -59,18 +59,27 @@ use crate::cluster::Cluster;
 use crate::config::ClientConfig;
 use crate::error::ClientError;
 
-/// Newest versions whose fields this client sets.
-const JOIN_GROUP_MAX: i16 = 7;
-const SYNC_GROUP_MAX: i16 = 5;
-const LEAVE_GROUP_MAX: i16 = 4;
-const OFFSET_COMMIT_MAX: i16 = 8;
-const OFFSET_FETCH_MAX: i16 = 7;
+/// Newest versions used: the last before each API's flexible encoding, as librdkafka
+/// sends (LeaveGroup: before the v3 batch of members, which this client does not need).
+/// Every Kafka since 2.4 serves them (Kafka 4 kept them, KIP-896), while librdkafka's
+/// mock cluster, which advertises the newer versions, mishandles them.
+const JOIN_GROUP_MAX: i16 = 5;
+const SYNC_GROUP_MAX: i16 = 3;
+const LEAVE_GROUP_MAX: i16 = 2;
+const OFFSET_COMMIT_MAX: i16 = 7;
+const OFFSET_FETCH_MAX: i16 = 5;
 
 /// Where the member stands in its group.
 #[derive(Default)]
 struct MemberState {
     /// Subscribed topics (empty: not subscribed; the group is used for commits only).
     topics: Vec<String>,
+    /// A pattern subscription: `topics` are the cluster's topics it matches.
+    pattern: Option<regex::Regex>,
+    /// Partition counts of the subscribed topics when the assignment was made: a change
+    /// (partitions added) calls for a new assignment.
+    counts: BTreeMap<String, usize>,
+    last_metadata_check: Option<Instant>,
     member_id: String,
     generation_id: i32,
     /// The partitions of the current assignment.
@@ -137,6 +146,76 @@ impl GroupMember {
         }
     }
 
+    /// Subscribes to every topic whose whole name matches `pattern`, now and as topics are
+    /// created or deleted (checked every `metadata.max.age.ms`); internal topics never match.
+    pub(crate) fn subscribe_pattern(
+        &self,
+        pattern: regex::Regex,
+        listener: Option<Arc<dyn RebalanceListener>>,
+    ) {
+        {
+            let mut state = self.lock();
+            state.pattern = Some(pattern);
+            state.last_metadata_check = None;
+        }
+        if let Some(listener) = listener {
+            *self.listener.lock().unwrap_or_else(PoisonError::into_inner) = listener;
+        }
+    }
+
+    /// Every `metadata.max.age.ms` (and at once after a pattern subscription): the topics a
+    /// pattern matches, and the partition counts of the subscribed topics; a change to
+    /// either calls for a rebalance.
+    async fn check_metadata(&self) {
+        let (pattern, due) = {
+            let state = self.lock();
+            let age = Duration::from_millis(self.config().metadata_max_age_ms);
+            let due = state
+                .last_metadata_check
+                .is_none_or(|at| at.elapsed() >= age);
+            (
+                state.pattern.clone(),
+                due && (state.pattern.is_some() || !state.topics.is_empty()),
+            )
+        };
+        if !due {
+            return;
+        }
+        self.lock().last_metadata_check = Some(Instant::now());
+        let topics = match &pattern {
+            Some(_) => None,
+            None => Some(self.lock().topics.clone()),
+        };
+        let metadata = match self.cluster.refresh_metadata(topics.as_deref()).await {
+            Ok(metadata) => metadata,
+            Err(e) => {
+                debug!(group = %self.group_id, error = %e, "metadata check failed");
+                return;
+            }
+        };
+        let mut state = self.lock();
+        if let Some(pattern) = &pattern {
+            let mut matching: Vec<String> = metadata
+                .topics
+                .values()
+                .filter(|t| !t.is_internal && t.error.is_ok())
+                .filter(|t| pattern.is_match(&t.name))
+                .map(|t| t.name.clone())
+                .collect();
+            matching.sort();
+            if matching != state.topics {
+                info!(group = %self.group_id, topics = ?matching, "pattern subscription changed");
+                state.topics = matching;
+                state.rejoin = true;
+            }
+        }
+        let counts = partition_counts(&metadata, &state.topics);
+        if !state.counts.is_empty() && counts != state.counts {
+            debug!(group = %self.group_id, "partitions of subscribed topics changed");
+            state.rejoin = true;
+        }
+    }
+
     fn listener(&self) -> Arc<dyn RebalanceListener> {
         self.listener
             .lock()
@@ -144,15 +223,12 @@ impl GroupMember {
             .clone()
     }
 
-    pub(crate) fn is_subscribed(&self) -> bool {
-        !self.lock().topics.is_empty()
-    }
-
     /// What `poll` does first: rejoin when needed, auto-commit when due.
     pub(crate) async fn before_poll(
         self: &Arc<Self>,
         consumer: &Consumer,
     ) -> Result<(), ClientError> {
+        self.check_metadata().await;
         let (rejoin, commit_due) = {
             let mut state = self.lock();
             state.last_poll = Some(Instant::now());
@@ -160,7 +236,8 @@ impl GroupMember {
             let due = state
                 .last_auto_commit
                 .is_none_or(|at| at.elapsed() >= interval);
-            (state.rejoin && !state.topics.is_empty(), due)
+            let subscribed = !state.topics.is_empty() || state.pattern.is_some();
+            (state.rejoin && subscribed, due)
         };
         if self.config().enable_auto_commit && commit_due {
             self.lock().last_auto_commit = Some(Instant::now());
@@ -453,9 +530,11 @@ impl GroupMember {
         let committed = self.committed(&added).await?;
         add_cursors(&self.shared, &added, &committed);
         {
+            let metadata = self.cluster.metadata();
             let mut state = self.lock();
             state.owned = new;
             state.rejoin = cooperative && !revoked.is_empty();
+            state.counts = partition_counts(&metadata, &state.topics);
         }
         info!(group = %self.group_id, added = added.len(), revoked = revoked.len(), "assignment");
         self.listener()
@@ -539,7 +618,7 @@ impl GroupMember {
         }
         let (member_id, generation) = {
             let state = self.lock();
-            if state.topics.is_empty() {
+            if state.topics.is_empty() && state.pattern.is_none() {
                 (String::new(), -1)
             } else {
                 (state.member_id.clone(), state.generation_id)
@@ -621,6 +700,25 @@ impl GroupMember {
     fn needs_rejoin(&self) {
         self.lock().rejoin = true;
         self.shared.data.notify_waiters();
+    }
+
+    /// Before leaving: the owned partitions are revoked (lost, if the membership already
+    /// was), so the listener can commit and clean up as in a rebalance.
+    pub(crate) async fn give_up_all(&self, consumer: &Consumer) {
+        let (owned, lost) = {
+            let mut state = self.lock();
+            let owned: Vec<TopicPartition> = std::mem::take(&mut state.owned).into_iter().collect();
+            (owned, std::mem::take(&mut state.lost))
+        };
+        if owned.is_empty() {
+            return;
+        }
+        if lost {
+            self.listener().on_partitions_lost(consumer, &owned).await;
+            remove_cursors(&self.shared, &owned);
+        } else {
+            self.revoke(consumer, &owned).await;
+        }
     }
 
     /// Leaves the group (dynamic members; a static member keeps its place for
@@ -717,6 +815,22 @@ impl Drop for GroupMember {
             task.abort();
         }
     }
+}
+
+/// The partition count of each of `topics` the metadata knows.
+fn partition_counts(
+    metadata: &crate::cluster::ClusterMetadata,
+    topics: &[String],
+) -> BTreeMap<String, usize> {
+    topics
+        .iter()
+        .filter_map(|t| {
+            metadata
+                .topics
+                .get(t)
+                .map(|m| (t.clone(), m.partitions.len()))
+        })
+        .collect()
 }
 
 /// Takes `partitions` out of the consumer's assignment.

@@ -198,11 +198,14 @@ impl Decodable for SyncGroupResponse {
         } else {
             None
         };
-        let assignment = if version >= 4 {
+        // STROM-PATCH: a null assignment (length -1, as librdkafka's mock cluster sends
+        // with an error) is read as empty rather than refused.
+        let assignment: Option<Bytes> = if version >= 4 {
             types::CompactBytes.decode(buf)?
         } else {
             types::Bytes.decode(buf)?
         };
+        let assignment = assignment.unwrap_or_default();
         let mut unknown_tagged_fields = BTreeMap::new();
         if version >= 4 {
             let num_tagged_fields = types::UnsignedVarInt.decode(buf)?;
