@@ -1,19 +1,27 @@
 //! `strom consume TOPIC`: print a topic's records, through the consumer.
 //!
-//! Every partition of the topic is assigned (or just `--partition P`); no consumer group.
-//! Records start at the end unless `--from-beginning`, `--offset N` or `--from-time`
-//! says otherwise, and are printed with a kcat-style `--format`. `--max-messages N` stops
-//! after N records, `--exit-at-end` once every partition reached the end it had when the
-//! command started; Ctrl-C stops cleanly.
+//! Every partition of the topic is assigned (or just `--partition P`), or, with
+//! `--group G`, the group's coordinator shares them among G's members. Records start at the
+//! end unless `--from-beginning`, `--offset N` or `--from-time` says otherwise (in a group:
+//! at the group's committed offsets, and only a new group's partitions start by
+//! `--from-beginning`), and are printed with a kcat-style `--format`. `--max-messages N`
+//! stops after N records, `--exit-at-end` once every partition read reached the end it had
+//! when the command started; Ctrl-C stops cleanly.
+//!
+//! In a group, the offsets of the printed records are committed after each printed batch
+//! and before exiting, then the member leaves the group: the next run continues after the
+//! last record printed. (`-X enable.auto.commit=true` also commits positions, which may
+//! be past records fetched but not printed.)
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
 use strom_client::admin::{Admin, OffsetSpec};
-use strom_client::consumer::ConsumerRecord;
+use strom_client::consumer::{ConsumerRecord, ListenerFuture, RebalanceListener};
 use strom_client::{Cluster, Consumer};
 
 use crate::produce_cmd::client_config;
@@ -25,10 +33,15 @@ pub struct ConsumeArgs {
     /// Broker(s) to bootstrap from, comma-separated HOST:PORT.
     #[arg(long, short = 'b', default_value = "127.0.0.1:9092")]
     bootstrap: String,
+    /// Read as a member of this consumer group, from its committed offsets, committing
+    /// what was printed.
+    #[arg(long, short = 'g', conflicts_with_all = ["partition", "offset", "from_time"])]
+    group: Option<String>,
     /// Read only this partition (default: all of the topic's partitions).
     #[arg(long, short = 'p')]
     partition: Option<i32>,
-    /// Start at the first record still in each partition.
+    /// Start at the first record still in each partition (in a group: in partitions
+    /// without a committed offset).
     #[arg(long, conflicts_with_all = ["offset", "from_time"])]
     from_beginning: bool,
     /// Start at this offset in each partition read; negative counts back from the end.
@@ -46,7 +59,7 @@ pub struct ConsumeArgs {
     /// Exit after printing this many records.
     #[arg(long, short = 'c', value_name = "N")]
     max_messages: Option<u64>,
-    /// Exit once every partition reached the end it had when the command started.
+    /// Exit once every partition read reached the end it had when the command started.
     #[arg(long, short = 'e')]
     exit_at_end: bool,
     /// Output format: %k key, %s value, %p partition, %o offset, %T timestamp (ms),
@@ -68,29 +81,27 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
         Some(t) => Some(parse_rfc3339(t).with_context(|| format!("--from-time {t}"))?),
         None => None,
     };
-    let config = client_config(&args.bootstrap, &args.properties)?;
+    let mut properties = Vec::new();
+    if args.group.is_some() {
+        // Offsets are committed as records are printed; -X may still turn this on.
+        properties.push("enable.auto.commit=false".to_owned());
+    }
+    properties.extend(args.properties.iter().cloned());
+    let mut config = client_config(&args.bootstrap, &properties)?;
+    if let Some(group) = &args.group {
+        config.set("group.id", group).context("--group")?;
+        if args.from_beginning {
+            config
+                .set("auto.offset.reset", "earliest")
+                .context("--from-beginning")?;
+        }
+    }
     let cluster = Cluster::connect(config)
         .await
         .with_context(|| format!("connecting to {}", args.bootstrap))?;
     let admin = Admin::new(cluster.clone());
     let topic = &args.topic;
-    let described = admin
-        .describe_topics(&[topic.as_str()])
-        .await
-        .with_context(|| format!("describing {topic}"))?;
-    let Some(description) = described.into_iter().find(|d| &d.name == topic) else {
-        bail!("topic {topic} not found");
-    };
-    if !description.error.is_ok() {
-        bail!("topic {topic}: {}", description.error);
-    }
-    let all: Vec<i32> = description.partitions.iter().map(|p| p.partition).collect();
-    let partitions = match args.partition {
-        Some(p) if all.contains(&p) => vec![p],
-        Some(p) => bail!("topic {topic} has no partition {p} (it has {})", all.len()),
-        None => all,
-    };
-    let assignment: Vec<(String, i32)> = partitions.iter().map(|&p| (topic.clone(), p)).collect();
+    let partitions = topic_partitions(&admin, topic).await?;
     let ends = if args.exit_at_end || matches!(args.offset, Some(n) if n < 0) {
         admin
             .list_offsets(topic, OffsetSpec::Latest)
@@ -104,6 +115,64 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     };
 
     let consumer = Consumer::with_cluster(cluster);
+    match &args.group {
+        Some(group) => {
+            let listener = Arc::new(ReportAssigned {
+                topic: topic.clone(),
+                group: group.clone(),
+            });
+            consumer.subscribe_with_listener(&[topic.as_str()], listener)?;
+        }
+        None => start_assigned(&consumer, &args, &partitions, &ends, start_time).await?,
+    }
+
+    let mut out = std::io::BufWriter::new(std::io::stdout());
+    let result = read(&consumer, &args, &format, &ends, &mut out).await;
+    let flushed = out.flush().map_err(anyhow::Error::from);
+    let closed = if args.group.is_some() {
+        // Leave the group now, so its partitions move to other members at once.
+        consumer.shutdown().await.context("leaving the group")
+    } else {
+        consumer.close();
+        Ok(())
+    };
+    match result.and(flushed).and(closed) {
+        Err(e) if is_broken_pipe(&e) => Ok(()),
+        other => other,
+    }
+}
+
+/// The partitions of `topic`, which must exist.
+async fn topic_partitions(admin: &Admin, topic: &str) -> anyhow::Result<Vec<i32>> {
+    let described = admin
+        .describe_topics(&[topic])
+        .await
+        .with_context(|| format!("describing {topic}"))?;
+    let Some(description) = described.into_iter().find(|d| d.name == topic) else {
+        bail!("topic {topic} not found");
+    };
+    if !description.error.is_ok() {
+        bail!("topic {topic}: {}", description.error);
+    }
+    Ok(description.partitions.iter().map(|p| p.partition).collect())
+}
+
+/// Assigns the partitions read (`--partition` or all), moves them to where the options
+/// say, and reports the start positions.
+async fn start_assigned(
+    consumer: &Consumer,
+    args: &ConsumeArgs,
+    all: &[i32],
+    ends: &BTreeMap<i32, i64>,
+    start_time: Option<i64>,
+) -> anyhow::Result<()> {
+    let topic = &args.topic;
+    let partitions = match args.partition {
+        Some(p) if all.contains(&p) => vec![p],
+        Some(p) => bail!("topic {topic} has no partition {p} (it has {})", all.len()),
+        None => all.to_vec(),
+    };
+    let assignment: Vec<(String, i32)> = partitions.iter().map(|&p| (topic.clone(), p)).collect();
     consumer.assign(&assignment)?;
     if args.from_beginning {
         consumer.seek_to_beginning(&[])?;
@@ -131,62 +200,105 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
         starts.push(format!("{p}@{}", consumer.position(topic, p).await?));
     }
     eprintln!("consuming {topic} from {}", starts.join(" "));
+    Ok(())
+}
 
-    // Partitions still to read up to their end, with `--exit-at-end`.
-    let mut unfinished: BTreeMap<i32, i64> = BTreeMap::new();
-    if args.exit_at_end {
-        for &p in &partitions {
-            unfinished.insert(p, ends.get(&p).copied().unwrap_or(0));
-        }
-    }
-
-    let mut out = std::io::BufWriter::new(std::io::stdout());
+/// Polls and prints until `--max-messages`, `--exit-at-end` or Ctrl-C says to stop; in a
+/// group, commits the offsets after the printed records once they are written out.
+async fn read(
+    consumer: &Consumer,
+    args: &ConsumeArgs,
+    format: &Format,
+    ends: &BTreeMap<i32, i64>,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let topic = &args.topic;
     let mut printed = 0u64;
     let ctrl_c = tokio::signal::ctrl_c();
     tokio::pin!(ctrl_c);
-    let result: anyhow::Result<()> = async {
-        loop {
+    loop {
+        if args.max_messages.is_some_and(|max| printed >= max) {
+            return Ok(());
+        }
+        if args.exit_at_end && reached_ends(consumer, ends).await? {
+            return Ok(());
+        }
+        let records = tokio::select! {
+            records = consumer.poll(POLL) => records?,
+            // A failed signal handler disables this branch.
+            Ok(()) = &mut ctrl_c => return Ok(()),
+        };
+        // The offset after the last record printed, per partition.
+        let mut next = BTreeMap::new();
+        for record in &records {
             if args.max_messages.is_some_and(|max| printed >= max) {
-                return Ok(());
+                break;
             }
-            if args.exit_at_end {
-                let mut reached = Vec::new();
-                for (&p, &end) in &unfinished {
-                    if consumer.position(topic, p).await? >= end {
-                        reached.push(p);
-                    }
-                }
-                for p in reached {
-                    unfinished.remove(&p);
-                }
-                if unfinished.is_empty() {
-                    return Ok(());
-                }
+            format.write(out, record)?;
+            printed += 1;
+            next.insert(record.partition, record.offset + 1);
+        }
+        out.flush()?;
+        if args.group.is_some() && !next.is_empty() {
+            let offsets: Vec<(String, i32, i64)> = next
+                .into_iter()
+                .map(|(p, o)| (topic.clone(), p, o))
+                .collect();
+            // Not fatal: the records are printed, and are read again after a rebalance.
+            if let Err(e) = consumer.commit_offsets(&offsets).await {
+                eprintln!("strom: committing offsets failed: {e}");
             }
-            let records = tokio::select! {
-                records = consumer.poll(POLL) => records?,
-                // A failed signal handler disables this branch.
-                Ok(()) = &mut ctrl_c => return Ok(()),
-            };
-            if records.is_empty() {
-                continue;
-            }
-            for record in &records {
-                if args.max_messages.is_some_and(|max| printed >= max) {
-                    break;
-                }
-                format.write(&mut out, record)?;
-                printed += 1;
-            }
-            out.flush()?;
         }
     }
-    .await;
-    consumer.close();
-    let flushed = out.flush();
-    match result.and(flushed.map_err(anyhow::Error::from)) {
-        Err(e) if is_broken_pipe(&e) => Ok(()),
-        other => other,
+}
+
+/// Whether every assigned partition reached the end it had at the start (none are
+/// assigned before a group member's first poll).
+async fn reached_ends(consumer: &Consumer, ends: &BTreeMap<i32, i64>) -> anyhow::Result<bool> {
+    let assignment = consumer.assignment();
+    if assignment.is_empty() {
+        return Ok(false);
+    }
+    for (topic, p) in &assignment {
+        let end = ends.get(p).copied().unwrap_or(0);
+        if consumer.position(topic, *p).await? < end {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Says where reading starts whenever the group assigns partitions (on stderr, as the
+/// start positions are reported without a group).
+struct ReportAssigned {
+    topic: String,
+    group: String,
+}
+
+impl RebalanceListener for ReportAssigned {
+    fn on_partitions_assigned<'a>(
+        &'a self,
+        consumer: &'a Consumer,
+        partitions: &'a [(String, i32)],
+    ) -> ListenerFuture<'a> {
+        Box::pin(async move {
+            let mut starts = Vec::with_capacity(partitions.len());
+            for (topic, p) in partitions {
+                match consumer.position(topic, *p).await {
+                    Ok(offset) => starts.push(format!("{p}@{offset}")),
+                    Err(_) => starts.push(format!("{p}@?")),
+                }
+            }
+            let (topic, group) = (&self.topic, &self.group);
+            if !starts.is_empty() {
+                eprintln!(
+                    "consuming {topic} in group {group} from {}",
+                    starts.join(" ")
+                );
+            } else if consumer.assignment().is_empty() {
+                eprintln!("consuming {topic} in group {group}: other members hold every partition");
+            }
+        })
     }
 }
 
@@ -305,7 +417,7 @@ impl Format {
 /// Parses an RFC 3339 time, `YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)`, into milliseconds
 /// since the Unix epoch (the fraction is cut to milliseconds). A space or lowercase `t`
 /// may separate date and time, and `z` stands for `Z`, as RFC 3339 allows.
-fn parse_rfc3339(s: &str) -> anyhow::Result<i64> {
+pub(crate) fn parse_rfc3339(s: &str) -> anyhow::Result<i64> {
     let b = s.as_bytes();
     let expected = "expected YYYY-MM-DDTHH:MM:SS[.fff](Z|+HH:MM|-HH:MM)";
     if b.len() < 20 {

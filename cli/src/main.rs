@@ -1,10 +1,11 @@
-//! `strom`: run a broker, manage topics, produce and consume, or try the whole stack with
-//! `strom quickstart`.
+//! `strom`: run a broker, manage topics and consumer groups, produce and consume, or try the
+//! whole stack with `strom quickstart`.
 // Printing to stdout is this binary's job.
 #![allow(clippy::print_stdout)]
 
 mod broker_cmd;
 mod consume_cmd;
+mod groups_cmd;
 mod produce_cmd;
 mod quickstart;
 mod topics_cmd;
@@ -29,13 +30,18 @@ enum Command {
     Topics(topics_cmd::TopicsArgs),
     /// Produce records from standard input, one per line.
     Produce(produce_cmd::ProduceArgs),
-    /// Print a topic's records.
+    /// Print a topic's records, alone or as a member of a consumer group.
     Consume(consume_cmd::ConsumeArgs),
+    /// List, describe, reset and delete consumer groups.
+    Groups(groups_cmd::GroupsArgs),
 }
 
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        // A closed stderr must not turn a log line into a panic (tracing-subscriber would
+        // report the failed write with `eprintln!`, which panics).
+        .log_internal_errors(false)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
@@ -59,6 +65,7 @@ fn main() -> std::process::ExitCode {
             Command::Topics(args) => topics_cmd::run(args).await,
             Command::Produce(args) => produce_cmd::run(args).await,
             Command::Consume(args) => consume_cmd::run(args).await,
+            Command::Groups(args) => groups_cmd::run(args).await,
         }
     });
     match result {

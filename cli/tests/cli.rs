@@ -112,12 +112,17 @@ struct TestBroker {
 
 impl TestBroker {
     fn start() -> TestBroker {
+        TestBroker::start_with(|_| {})
+    }
+
+    /// A broker with settings changed by `configure`.
+    fn start_with(configure: impl FnOnce(&mut strom_broker::BrokerConfig)) -> TestBroker {
         let dir = tempfile::tempdir().expect("tempdir");
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let mut config = strom_broker::BrokerConfig::new(dir.path());
+        configure(&mut config);
         let broker = runtime
-            .block_on(strom_broker::Broker::start(
-                strom_broker::BrokerConfig::new(dir.path()),
-            ))
+            .block_on(strom_broker::Broker::start(config))
             .expect("broker");
         TestBroker {
             runtime,
@@ -461,5 +466,316 @@ fn produce_and_consume_report_bad_input() {
         "",
     );
     assert!(!ok);
+    broker.stop();
+}
+
+/// A broker whose groups rebalance at once (no `group.initial.rebalance.delay.ms`).
+fn group_broker() -> TestBroker {
+    TestBroker::start_with(|c| c.group_initial_rebalance_delay = Duration::ZERO)
+}
+
+/// A running `strom`, and its stderr as far as it was read.
+struct Running {
+    child: std::process::Child,
+    stderr: std::io::BufReader<std::process::ChildStderr>,
+}
+
+impl Running {
+    /// Starts `strom` with `args` in the background.
+    fn spawn(args: &[&str]) -> Running {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_strom"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run strom");
+        let stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+        Running { child, stderr }
+    }
+
+    /// Reads stderr up to the line starting with `prefix`, and returns that line.
+    fn wait_for_line(&mut self, prefix: &str) -> String {
+        let mut line = String::new();
+        while !line.starts_with(prefix) {
+            line.clear();
+            let n = std::io::BufRead::read_line(&mut self.stderr, &mut line).expect("read stderr");
+            assert!(n > 0, "strom exited before printing {prefix:?}");
+        }
+        line.trim_end().to_owned()
+    }
+
+    /// Waits (up to 30 s) for the exit; returns stdout, panicking unless it succeeded.
+    fn finish(mut self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.child.try_wait().expect("try_wait").is_none() {
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let out = self.child.wait_with_output().expect("wait");
+        let mut stderr = String::new();
+        let _ = std::io::Read::read_to_string(&mut self.stderr, &mut stderr);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{stdout}\n{stderr}");
+        stdout
+    }
+}
+
+#[test]
+fn consume_in_a_group_continues_where_it_stopped() {
+    let broker = group_broker();
+    let b = broker.bootstrap();
+    strom_ok(&["topics", "-b", &b, "create", "jobs", "-p", "2"], "");
+    strom_ok(
+        &["produce", "jobs", "-b", &b, "-p", "0"],
+        "a1\na2\na3\na4\n",
+    );
+    strom_ok(&["produce", "jobs", "-b", &b, "-p", "1"], "b1\nb2\n");
+    let consume = |extra: &[&str]| {
+        let mut args = vec![
+            "consume",
+            "jobs",
+            "-b",
+            &b,
+            "--group",
+            "workers",
+            "--from-beginning",
+            "-f",
+            "%s\\n",
+        ];
+        args.extend_from_slice(extra);
+        strom_ok(&args, "")
+    };
+    let first = consume(&["--max-messages", "3"]);
+    let second = consume(&["--exit-at-end"]);
+    assert_eq!(first.lines().count(), 3, "{first}");
+    // The second run reads exactly what the first did not print, `--from-beginning` or not.
+    let mut all: Vec<&str> = first.lines().chain(second.lines()).collect();
+    all.sort_unstable();
+    assert_eq!(
+        all,
+        ["a1", "a2", "a3", "a4", "b1", "b2"],
+        "{first}--\n{second}"
+    );
+    assert_eq!(consume(&["--exit-at-end"]), "");
+    strom_ok(&["produce", "jobs", "-b", &b, "-p", "1"], "b3\n");
+    assert_eq!(consume(&["--exit-at-end"]), "b3\n");
+
+    let (ok, _, err) = strom(
+        &[
+            "consume",
+            "jobs",
+            "-b",
+            &b,
+            "--group",
+            "workers",
+            "--partition",
+            "0",
+        ],
+        "",
+    );
+    assert!(!ok && err.contains("--partition"), "{err}");
+    let (ok, _, err) = strom(
+        &[
+            "consume", "jobs", "-b", &b, "-g", "workers", "--offset", "1",
+        ],
+        "",
+    );
+    assert!(!ok && err.contains("--offset"), "{err}");
+    broker.stop();
+}
+
+/// The whitespace-separated fields of the lines of `out` that start with `first`.
+fn rows<'a>(out: &'a str, first: &str) -> Vec<Vec<&'a str>> {
+    out.lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|f| f.first() == Some(&first))
+        .collect()
+}
+
+#[test]
+fn groups_commands_describe_reset_and_delete() {
+    let broker = group_broker();
+    let b = broker.bootstrap();
+    let groups = |args: &[&str]| {
+        let mut all = vec!["groups", "-b", &b];
+        all.extend_from_slice(args);
+        strom(&all, "")
+    };
+    let groups_ok = |args: &[&str]| {
+        let (ok, out, err) = groups(args);
+        assert!(ok, "strom groups {args:?}\nstdout:\n{out}\nstderr:\n{err}");
+        out
+    };
+    strom_ok(&["topics", "-b", &b, "create", "ledger", "-p", "2"], "");
+    strom_ok(
+        &["produce", "ledger", "-b", &b, "-p", "0"],
+        "0\n1\n2\n3\n4\n",
+    );
+    strom_ok(&["produce", "ledger", "-b", &b, "-p", "1"], "0\n1\n2\n");
+    let consumed = strom_ok(
+        &[
+            "consume",
+            "ledger",
+            "-b",
+            &b,
+            "-g",
+            "auditors",
+            "--from-beginning",
+            "-e",
+        ],
+        "",
+    );
+    assert_eq!(consumed.lines().count(), 8, "{consumed}");
+    assert_eq!(groups_ok(&["list"]), "auditors\n");
+    assert_eq!(
+        rows(&groups_ok(&["list", "--state"]), "auditors"),
+        [["auditors", "Empty"]]
+    );
+
+    // A live member: described with its partitions; its offsets cannot be changed.
+    let mut member = Running::spawn(&[
+        "consume",
+        "ledger",
+        "-b",
+        &b,
+        "-g",
+        "auditors",
+        "--max-messages",
+        "2",
+        "-f",
+        "%p:%o\\n",
+    ]);
+    let started = member.wait_for_line("consuming ledger in group auditors");
+    assert!(started.ends_with("from 0@5 1@3"), "{started}");
+    let out = groups_ok(&["describe", "auditors"]);
+    assert!(
+        out.starts_with("group auditors  state Stable  protocol range (consumer)  members 1\n"),
+        "{out}"
+    );
+    let header = rows(&out, "MEMBER-ID");
+    assert_eq!(
+        header,
+        [["MEMBER-ID", "CLIENT-ID", "HOST", "PARTITIONS"]],
+        "{out}"
+    );
+    let member_row: Vec<&str> = out
+        .lines()
+        .find(|l| l.contains("ledger(0,1)"))
+        .unwrap_or_else(|| panic!("no member row in\n{out}"))
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        (member_row[1], member_row[3]),
+        ("strom", "ledger(0,1)"),
+        "{out}"
+    );
+    let member_id = member_row[0];
+    assert_eq!(
+        rows(&out, "ledger"),
+        [
+            ["ledger", "0", "5", "5", "0", member_id],
+            ["ledger", "1", "3", "3", "0", member_id]
+        ],
+        "{out}"
+    );
+    let (ok, _, err) = groups(&["reset", "auditors", "--topic", "ledger", "--to-earliest"]);
+    assert!(!ok && err.contains("Stable"), "{err}");
+    let (ok, _, err) = groups(&["delete", "auditors"]);
+    assert!(!ok && err.contains("NON_EMPTY_GROUP"), "{err}");
+    strom_ok(&["produce", "ledger", "-b", &b, "-p", "0"], "5\n6\n");
+    assert_eq!(member.finish(), "0:5\n0:6\n");
+
+    // Left: lag shows, and the offsets can be moved.
+    strom_ok(&["produce", "ledger", "-b", &b, "-p", "1"], "3\n");
+    let out = groups_ok(&["describe", "auditors"]);
+    assert!(out.starts_with("group auditors  state Empty"), "{out}");
+    assert_eq!(
+        rows(&out, "ledger"),
+        [
+            ["ledger", "0", "7", "7", "0", "-"],
+            ["ledger", "1", "3", "4", "1", "-"]
+        ],
+        "{out}"
+    );
+    let planned = groups_ok(&[
+        "reset",
+        "auditors",
+        "-t",
+        "ledger",
+        "--to-offset",
+        "6",
+        "--dry-run",
+    ]);
+    assert_eq!(
+        rows(&planned, "ledger"),
+        [["ledger", "0", "6"], ["ledger", "1", "4"]],
+        "{planned}"
+    );
+    let out = groups_ok(&["describe", "auditors"]);
+    assert_eq!(
+        rows(&out, "ledger")[0][2],
+        "7",
+        "a dry run changes nothing: {out}"
+    );
+    groups_ok(&["reset", "auditors", "-t", "ledger", "--to-earliest"]);
+    let out = groups_ok(&["describe", "auditors"]);
+    assert_eq!(
+        rows(&out, "ledger"),
+        [
+            ["ledger", "0", "0", "7", "7", "-"],
+            ["ledger", "1", "0", "4", "4", "-"]
+        ],
+        "{out}"
+    );
+    let reset = groups_ok(&["reset", "auditors", "-t", "ledger", "--to-offset", "6"]);
+    assert_eq!(
+        rows(&reset, "ledger"),
+        [["ledger", "0", "6"], ["ledger", "1", "4"]],
+        "{reset}"
+    );
+    let consumed = strom_ok(
+        &[
+            "consume",
+            "ledger",
+            "-b",
+            &b,
+            "-g",
+            "auditors",
+            "-e",
+            "-f",
+            "%p:%o:%s\\n",
+        ],
+        "",
+    );
+    assert_eq!(consumed, "0:6:6\n", "reads from the reset offsets");
+    let future = groups_ok(&[
+        "reset",
+        "auditors",
+        "-t",
+        "ledger",
+        "--to-datetime",
+        "2999-01-01T00:00:00Z",
+    ]);
+    assert_eq!(
+        rows(&future, "ledger"),
+        [["ledger", "0", "7"], ["ledger", "1", "4"]]
+    );
+    let (ok, _, err) = groups(&["reset", "auditors", "-t", "ledger", "--to-datetime", "soon"]);
+    assert!(!ok && err.contains("--to-datetime"), "{err}");
+    let (ok, _, _) = groups(&["reset", "auditors", "-t", "ledger"]);
+    assert!(!ok, "a reset needs a target");
+
+    assert_eq!(
+        groups_ok(&["delete", "auditors"]),
+        "deleted group auditors\n"
+    );
+    assert_eq!(groups_ok(&["list"]), "");
+    let (ok, _, err) = groups(&["describe", "auditors"]);
+    assert!(!ok && err.contains("does not exist"), "{err}");
+    let (ok, _, err) = groups(&["delete", "auditors"]);
+    assert!(!ok && err.contains("GROUP_ID_NOT_FOUND"), "{err}");
     broker.stop();
 }

@@ -3,9 +3,9 @@
 //
 // Usage: kafkajs_peer.js BOOTSTRAP SCENARIO [ARGS]
 //
-// kafkajs can only consume through a consumer group, which the broker does not serve yet,
-// so every scenario checks what was written through the admin API's offset look-ups
-// (fetchTopicOffsets / fetchTopicOffsetsByTimestamp) instead of reading records back.
+// kafkajs consumes only through a consumer group: the produce scenarios check what was
+// written through the admin API's offset look-ups (fetchTopicOffsets /
+// fetchTopicOffsetsByTimestamp); `group-member` consumes as a member of a group.
 //
 // Scenarios:
 //   admin             create a 3-partition topic with a config, list and describe it,
@@ -19,6 +19,11 @@
 //                     MESSAGE_TOO_LARGE, then the producer still works
 //   produce TOPIC N   N numbered records to partition 0; prints `ack I OFFSET` lines
 //   offsets TOPIC N   partition 0 of TOPIC holds exactly offsets 0..N-1
+//   group-member GROUP TOPIC
+//                     joins GROUP subscribed to TOPIC from the earliest offsets, with a
+//                     Java-compatible `range` assigner, committing after every batch, until
+//                     stdin closes; prints `assigned P,P,..` per rebalance and `record P O
+//                     VALUE` per record, then leaves the group and prints `closed`
 //
 // kafkajs is loaded from $STROM_PEERS_DIR/node (default: REPO/.peers/node), where
 // scripts/install-peers.sh puts it.
@@ -27,7 +32,7 @@
 const path = require('path')
 
 const PEERS_DIR = process.env.STROM_PEERS_DIR || path.join(__dirname, '..', '..', '.peers')
-const { Kafka, CompressionTypes, ConfigResourceTypes, Partitioners, logLevel } = require(
+const { Kafka, CompressionTypes, ConfigResourceTypes, Partitioners, AssignerProtocol, logLevel } = require(
   path.join(PEERS_DIR, 'node', 'node_modules', 'kafkajs')
 )
 
@@ -315,6 +320,81 @@ async function scenarioOffsets(kafka, topic, n) {
   })
 }
 
+// Java's RangeAssignor under its protocol name `range`: kafkajs's own assigner is named
+// RoundRobinAssigner, which the Java-protocol clients (Java, librdkafka, kafka-python,
+// Strom) do not offer, so a mixed group needs an assigner they share.
+const RangeAssigner = ({ cluster }) => ({
+  name: 'range',
+  version: 0,
+  async assign({ members, topics }) {
+    const sorted = [...members].sort((a, b) => (a.memberId < b.memberId ? -1 : 1))
+    const subscribed = new Map(
+      sorted.map((m) => [m.memberId, AssignerProtocol.MemberMetadata.decode(m.memberMetadata).topics])
+    )
+    const assignment = Object.fromEntries(sorted.map((m) => [m.memberId, {}]))
+    for (const topic of topics) {
+      const partitions = cluster
+        .findTopicPartitionMetadata(topic)
+        .map((p) => p.partitionId)
+        .sort((a, b) => a - b)
+      const consumers = sorted.filter((m) => subscribed.get(m.memberId).includes(topic))
+      const per = Math.floor(partitions.length / consumers.length)
+      const extra = partitions.length % consumers.length
+      consumers.forEach((m, i) => {
+        const start = per * i + Math.min(i, extra)
+        assignment[m.memberId][topic] = partitions.slice(start, start + per + (i < extra ? 1 : 0))
+      })
+    }
+    return sorted.map((m) => ({
+      memberId: m.memberId,
+      memberAssignment: AssignerProtocol.MemberAssignment.encode({
+        version: 0,
+        assignment: assignment[m.memberId],
+        userData: Buffer.alloc(0),
+      }),
+    }))
+  },
+  protocol({ topics }) {
+    return {
+      name: 'range',
+      metadata: AssignerProtocol.MemberMetadata.encode({ version: 0, topics, userData: Buffer.alloc(0) }),
+    }
+  },
+})
+
+async function scenarioGroupMember(kafka, group, topic) {
+  const stopped = new Promise((resolve) => {
+    process.stdin.on('end', resolve)
+    process.stdin.resume()
+  })
+  const consumer = kafka.consumer({
+    groupId: group,
+    partitionAssigners: [RangeAssigner],
+    sessionTimeout: 10000,
+    heartbeatInterval: 500,
+  })
+  consumer.on(consumer.events.GROUP_JOIN, ({ payload }) => {
+    const owned = (payload.memberAssignment[topic] || []).slice().sort((a, b) => a - b)
+    process.stdout.write(`assigned ${owned.join(',')}\n`)
+  })
+  await consumer.connect()
+  await consumer.subscribe({ topics: [topic], fromBeginning: true })
+  await consumer.run({
+    autoCommit: false,
+    eachBatch: async ({ batch }) => {
+      if (batch.messages.length === 0) return
+      for (const m of batch.messages) {
+        process.stdout.write(`record ${batch.partition} ${m.offset} ${m.value.toString()}\n`)
+      }
+      const next = (BigInt(batch.lastOffset()) + 1n).toString()
+      await consumer.commitOffsets([{ topic, partition: batch.partition, offset: next }])
+    },
+  })
+  await stopped
+  await consumer.disconnect()
+  process.stdout.write('closed\n')
+}
+
 const SCENARIOS = {
   admin: scenarioAdmin,
   roundtrip: scenarioRoundtrip,
@@ -323,7 +403,11 @@ const SCENARIOS = {
   large: scenarioLarge,
   produce: scenarioProduce,
   offsets: scenarioOffsets,
+  'group-member': scenarioGroupMember,
 }
+
+// Scenarios that run until told to stop get longer.
+const TIMEOUTS_MS = { 'group-member': 120000 }
 
 async function main(argv) {
   const [bootstrap, scenario, ...args] = argv
@@ -332,10 +416,11 @@ async function main(argv) {
     return 2
   }
   const what = `kafkajs_peer ${scenario} ${args.join(' ')}`.trim()
+  const timeoutMs = TIMEOUTS_MS[scenario] || SCENARIO_TIMEOUT_MS
   const watchdog = setTimeout(() => {
-    log(`FAIL: ${what}: timed out after ${SCENARIO_TIMEOUT_MS / 1000} s`)
+    log(`FAIL: ${what}: timed out after ${timeoutMs / 1000} s`)
     process.exit(3)
-  }, SCENARIO_TIMEOUT_MS)
+  }, timeoutMs)
   const started = Date.now()
   try {
     await SCENARIOS[scenario](client(bootstrap), ...args)

@@ -1,5 +1,5 @@
 //! The admin client: create, describe and delete topics, read and change configs, look up
-//! and trim offsets.
+//! and trim offsets, list, describe, reset and delete consumer groups.
 //!
 //! [`Admin`] is a thin layer over a [`Cluster`]: each call builds one Kafka request, sends
 //! it to the broker Kafka requires for it, and turns per-item error codes into
@@ -10,6 +10,9 @@
 //!  list_topics / describe_topics / describe_cluster   ──▶ any broker (Metadata, DescribeCluster)
 //!  describe_configs / alter_configs                   ──▶ any broker (topics), that broker (brokers)
 //!  list_offsets / delete_records                      ──▶ each partition's leader
+//!  list_groups                                        ──▶ every broker (ListGroups)
+//!  describe_group / group_offsets / reset_group_offsets
+//!  / delete_groups                                    ──▶ the group's coordinator
 //! ```
 //!
 //! Calls retry on their own when the cluster answers that it is moving: `NOT_CONTROLLER`,
@@ -46,6 +49,7 @@
 
 mod cluster_info;
 mod configs;
+mod groups;
 mod offsets;
 mod retry;
 mod topics;
@@ -57,6 +61,7 @@ use strom_protocol::ErrorCode;
 
 pub use cluster_info::ClusterDescription;
 pub use configs::{AlterConfigOp, ConfigEntry, ConfigResource, ConfigSource};
+pub use groups::{GroupDescription, GroupListing, GroupMember, GroupOffset, ResetTo};
 pub use offsets::{ListedOffset, OffsetSpec};
 pub use topics::{NewTopic, TopicDescription, TopicResults};
 

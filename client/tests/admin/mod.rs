@@ -2,5 +2,6 @@
 
 mod cluster;
 mod configs;
+mod groups;
 mod offsets;
 mod topics;

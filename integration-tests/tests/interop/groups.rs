@@ -1,7 +1,8 @@
 //! Consumer groups of third-party clients on the broker, together with Strom's consumer:
-//! confluent-kafka (librdkafka), kafka-python and Strom members in one group share a
-//! topic's partitions, rebalance as members come and go, and a new member resumes from
-//! the committed offsets.
+//! confluent-kafka (librdkafka), kafka-python, kafkajs (with a `range` assigner: its own
+//! has a name the others do not offer) and Strom members in one group share a topic's
+//! partitions, rebalance as members come, leave and are killed, and a new member resumes
+//! from the committed offsets.
 //!
 //! The members are the peers' `group-member` scenario: they print `assigned ..` and
 //! `record P O VALUE` lines and stop when their stdin closes. The test follows their
@@ -316,7 +317,7 @@ fn owns_all(seen: &Seen, member: usize) -> bool {
 }
 
 /// Whether each of `members` owns partitions, and together they own each partition once.
-fn three_way(seen: &Seen, members: [usize; 3]) -> bool {
+fn shared_by(seen: &Seen, members: &[usize]) -> bool {
     let owned: Vec<&Vec<i32>> = members
         .iter()
         .filter_map(|m| seen.assigned.get(m))
@@ -325,7 +326,7 @@ fn three_way(seen: &Seen, members: [usize; 3]) -> bool {
     let total = all.len();
     all.sort_unstable();
     all.dedup();
-    owned.len() == 3
+    owned.len() == members.len()
         && owned.iter().all(|p| !p.is_empty())
         && total == PARTITIONS as usize
         && all.len() == PARTITIONS as usize
@@ -333,7 +334,9 @@ fn three_way(seen: &Seen, members: [usize; 3]) -> bool {
 
 #[test]
 fn mixed_group_shares_partitions_rebalances_and_resumes() {
-    let (Some(confluent), Some(kafka_python)) = (Peer::confluent(), Peer::kafka_python()) else {
+    let (Some(confluent), Some(kafka_python), Some(kafkajs)) =
+        (Peer::confluent(), Peer::kafka_python(), Peer::kafkajs())
+    else {
         return;
     };
     let dir = tempfile::tempdir().expect("data dir");
@@ -362,23 +365,28 @@ fn mixed_group_shares_partitions_rebalances_and_resumes() {
         matches!((pa, pb), (Some(pa), Some(pb)) if !pa.is_empty() && !pb.is_empty()
             && pa.len() + pb.len() == PARTITIONS as usize && pa.iter().all(|p| !pb.contains(p)))
     });
-    // A Strom consumer joins them: three members, each with partitions of its own.
+    // A Strom consumer and a kafkajs one join them: four members, one partition each.
     let c = group.join_strom(&bootstrap);
     group.wait("three members to share the partitions", |s| {
-        three_way(s, [a, b, c])
+        shared_by(s, &[a, b, c])
+    });
+    let e = group.join(&kafkajs, &bootstrap);
+    group.wait("four members to share the partitions", |s| {
+        shared_by(s, &[a, b, c, e])
     });
     produce(&runtime, &bootstrap, 200, 200);
     group.wait("400 records", |s| s.records.len() == 400);
-    for member in [b, c] {
+    for member in [b, c, e] {
         assert!(
             group.consumed_by(member) > 0,
             "member {member} consumed nothing"
         );
     }
 
-    // They leave: the first member owns everything again and reads what follows.
-    // The Strom member leaves; the kafka-python one is killed, and its partitions move
-    // once its session times out.
+    // They leave: the first member owns everything again and reads what follows. The
+    // Strom and kafkajs members leave; the kafka-python one is killed, and its partitions
+    // move once its session times out.
+    group.leave(e);
     group.leave(c);
     group.kill(b);
     group.wait("the first member to own every partition again", |s| {

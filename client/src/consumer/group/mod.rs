@@ -581,12 +581,25 @@ impl GroupMember {
             if !code.is_ok() {
                 return Err(self.error(code, "fetch committed offsets"));
             }
+            let failed = response
+                .topics
+                .iter()
+                .flat_map(|t| t.partitions.iter().map(|p| ErrorCode(p.error_code)))
+                .find(|c| !c.is_ok());
+            match failed {
+                // Offsets of a transaction not yet settled (UNSTABLE_OFFSET_COMMIT): ask again.
+                Some(c) if c.is_retriable() => {
+                    self.backoff(&self.error(c, "fetch committed offsets"))
+                        .await;
+                    continue;
+                }
+                Some(c) => return Err(self.error(c, "fetch committed offsets")),
+                None => {}
+            }
             let mut found = BTreeMap::new();
             for t in response.topics {
-                for p in t.partitions {
-                    if p.error_code == 0 && p.committed_offset >= 0 {
-                        found.insert((t.name.to_string(), p.partition_index), p.committed_offset);
-                    }
+                for p in t.partitions.iter().filter(|p| p.committed_offset >= 0) {
+                    found.insert((t.name.to_string(), p.partition_index), p.committed_offset);
                 }
             }
             return Ok(found);
