@@ -138,6 +138,12 @@ impl Consumer {
     /// # Errors
     /// [`ClientError::Closed`].
     pub fn assign(&self, partitions: &[(String, i32)]) -> Result<(), ClientError> {
+        if self.group.as_ref().is_some_and(|g| g.is_subscribed()) {
+            return Err(ClientError::InvalidState {
+                operation: "assign".into(),
+                state: "the consumer is subscribed; unsubscribe first".into(),
+            });
+        }
         let mut state = self.open_state()?;
         let mut old = std::mem::take(&mut state.cursors);
         for tp in partitions {
@@ -394,6 +400,7 @@ impl Consumer {
     ) -> Result<(), ClientError> {
         self.check_open()?;
         let group = self.group("subscribe")?;
+        self.check_not_assigned(group)?;
         let regex =
             regex::Regex::new(&format!("^(?:{pattern})$")).map_err(|e| ClientError::Config {
                 key: "subscription pattern".to_owned(),
@@ -404,6 +411,29 @@ impl Consumer {
         Ok(())
     }
 
+    /// Leaves the group: the partitions are revoked (the listener told, positions
+    /// committed with `enable.auto.commit`) and no longer fetched.
+    ///
+    /// # Errors
+    /// [`ClientError::InvalidState`] without `group.id`.
+    pub async fn unsubscribe(&self) -> Result<(), ClientError> {
+        self.check_open()?;
+        self.group("unsubscribe")?.unsubscribe(self).await;
+        Ok(())
+    }
+
+    /// Refuses a subscription while partitions are assigned by hand (as the Java client
+    /// does: the two are exclusive).
+    fn check_not_assigned(&self, group: &group::GroupMember) -> Result<(), ClientError> {
+        if !group.is_subscribed() && !self.shared.lock().cursors.is_empty() {
+            return Err(ClientError::InvalidState {
+                operation: "subscribe".into(),
+                state: "partitions are assigned by hand; assign an empty list first".into(),
+            });
+        }
+        Ok(())
+    }
+
     fn subscribe_inner(
         &self,
         topics: &[&str],
@@ -411,6 +441,7 @@ impl Consumer {
     ) -> Result<(), ClientError> {
         self.check_open()?;
         let group = self.group("subscribe")?;
+        self.check_not_assigned(group)?;
         if topics.is_empty() {
             return Err(ClientError::InvalidState {
                 operation: "subscribe".into(),

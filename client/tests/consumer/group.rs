@@ -288,6 +288,40 @@ async fn cooperative_members_keep_what_they_keep() {
     second.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscription_and_assignment_exclude_each_other_and_unsubscribe_revokes() {
+    let b = broker().await;
+    produce(&b, 0, 1).await;
+    let consumer = Consumer::new(member_config(&b, "exclusive", "range"))
+        .await
+        .unwrap();
+    consumer.assign(&[(TOPIC.to_owned(), 0)]).unwrap();
+    assert!(
+        consumer.subscribe(&[TOPIC]).is_err(),
+        "subscribed over a manual assignment"
+    );
+    consumer.assign(&[]).unwrap();
+    let events = Arc::new(Mutex::new(Events::default()));
+    consumer
+        .subscribe_with_listener(&[TOPIC], Arc::new(Recorder(events.clone())))
+        .unwrap();
+    assert!(
+        consumer.assign(&[(TOPIC.to_owned(), 0)]).is_err(),
+        "assigned while subscribed"
+    );
+    tokio::time::timeout(WAIT, async {
+        while consumer.assignment().len() < PARTITIONS as usize {
+            consumer.poll(Duration::from_millis(50)).await.unwrap();
+        }
+    })
+    .await
+    .expect("assignment");
+    consumer.unsubscribe().await.unwrap();
+    assert!(consumer.assignment().is_empty());
+    assert_eq!(events.lock().unwrap().revoked.len(), PARTITIONS as usize);
+    consumer.assign(&[(TOPIC.to_owned(), 0)]).unwrap();
+}
+
 #[tokio::test]
 async fn group_calls_need_a_group_id() {
     let b = TestBroker::start().await;

@@ -148,6 +148,24 @@ impl GroupMember {
 
     /// Subscribes to every topic whose whole name matches `pattern`, now and as topics are
     /// created or deleted (checked every `metadata.max.age.ms`); internal topics never match.
+    /// Whether the member subscribes to topics or a pattern (rather than only committing).
+    pub(crate) fn is_subscribed(&self) -> bool {
+        let state = self.lock();
+        !state.topics.is_empty() || state.pattern.is_some()
+    }
+
+    /// Ends the subscription: the partitions are revoked (the listener told), the member
+    /// leaves the group, and the consumer holds no partitions.
+    pub(crate) async fn unsubscribe(&self, consumer: &Consumer) {
+        self.give_up_all(consumer).await;
+        self.leave().await;
+        let mut state = self.lock();
+        state.topics.clear();
+        state.pattern = None;
+        state.rejoin = false;
+        state.counts.clear();
+    }
+
     pub(crate) fn subscribe_pattern(
         &self,
         pattern: regex::Regex,
