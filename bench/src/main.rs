@@ -16,7 +16,8 @@
 //! The broker runs in this process unless `--bootstrap` names another one.
 //!
 //! `strom-bench clients` compares Strom's producer and consumer with librdkafka and krafka
-//! instead (see `clients.rs`).
+//! instead (see `clients.rs`); `strom-bench groups` measures how long a consumer group takes
+//! to consume again after a member joins (see `groups.rs`).
 // A benchmark reports on stdout.
 #![allow(clippy::print_stdout)]
 
@@ -42,6 +43,7 @@ use strom_broker::{Broker, BrokerConfig};
 use strom_protocol::connection::Connection;
 
 mod clients;
+mod groups;
 mod latency;
 
 #[derive(Parser, Debug)]
@@ -89,6 +91,9 @@ enum Command {
     /// Strom's producer and consumer against librdkafka and krafka: throughput and
     /// end-to-end latency.
     Clients(clients::ClientsArgs),
+    /// Rebalance latency of Strom's group consumer: a member joins a consuming group, eager
+    /// and cooperative, small and large groups.
+    Groups(groups::GroupsArgs),
 }
 
 struct Counter(Arc<AtomicU64>, Arc<AtomicU64>);
@@ -137,6 +142,27 @@ async fn main() -> anyhow::Result<()> {
             (None, None) => bail!("no broker"),
         };
         clients::run(clients_args, &bootstrap).await?;
+        if let Some(broker) = broker {
+            broker.shutdown().await?;
+        }
+        return Ok(());
+    }
+    if let Some(Command::Groups(groups_args)) = &args.command {
+        let broker = match &groups_args.bootstrap {
+            Some(_) => None,
+            None => {
+                let mut config = BrokerConfig::new(dir.path());
+                config.group_initial_rebalance_delay =
+                    Duration::from_millis(groups_args.initial_rebalance_delay_ms);
+                Some(Broker::start(config).await?)
+            }
+        };
+        let bootstrap = match (&groups_args.bootstrap, &broker) {
+            (Some(b), _) => b.clone(),
+            (None, Some(b)) => b.bootstrap(),
+            (None, None) => bail!("no broker"),
+        };
+        groups::run(groups_args, &bootstrap).await?;
         if let Some(broker) = broker {
             broker.shutdown().await?;
         }
