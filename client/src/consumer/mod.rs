@@ -490,6 +490,26 @@ impl Consumer {
         Ok(tokio::spawn(async move { group.commit(None).await }))
     }
 
+    /// Starts committing the given offsets (`(topic, partition, next offset to read)`) and
+    /// returns at once; the handle gives the outcome.
+    ///
+    /// # Errors
+    /// As [`Consumer::commit`], for the parts known before sending.
+    pub fn commit_offsets_async(
+        &self,
+        offsets: &[(String, i32, i64)],
+    ) -> Result<tokio::task::JoinHandle<Result<(), ClientError>>, ClientError> {
+        self.check_open()?;
+        let group = self.group("commit")?.clone();
+        let offsets: Vec<_> = offsets
+            .iter()
+            .map(|(t, p, o)| ((t.clone(), *p), *o))
+            .collect();
+        Ok(tokio::spawn(
+            async move { group.commit_offsets(&offsets).await },
+        ))
+    }
+
     /// The group's committed offsets of `partitions` (`None` where there is none).
     ///
     /// # Errors

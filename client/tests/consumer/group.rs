@@ -316,6 +316,16 @@ async fn subscription_and_assignment_exclude_each_other_and_unsubscribe_revokes(
     })
     .await
     .expect("assignment");
+    consumer.commit_async().unwrap().await.unwrap().unwrap();
+    let given = [(TOPIC.to_owned(), 0, 1)];
+    consumer
+        .commit_offsets_async(&given)
+        .unwrap()
+        .await
+        .unwrap()
+        .unwrap();
+    let committed = consumer.committed(&[(TOPIC.to_owned(), 0)]).await.unwrap();
+    assert_eq!(committed, [Some(1)]);
     consumer.unsubscribe().await.unwrap();
     assert!(consumer.assignment().is_empty());
     assert_eq!(events.lock().unwrap().revoked.len(), PARTITIONS as usize);
