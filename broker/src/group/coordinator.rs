@@ -139,24 +139,25 @@ impl Coordinator {
         names.push(&args.protocol_type);
         names.extend(args.protocols.iter().map(|(name, _)| name.as_str()));
         if !storable(&names) {
-            return join_error(ErrorCode::INVALID_REQUEST, member_id);
+            return JoinResult::error(&member_id, ErrorCode::INVALID_REQUEST);
         }
         let tx = self.handle(group_id, true);
         let answer = match tx {
             Some(tx) => ask(&tx, |reply| Command::Join(args, reply)).await,
             None => None,
         };
-        answer.unwrap_or_else(|| join_error(ErrorCode::COORDINATOR_NOT_AVAILABLE, member_id))
+        answer
+            .unwrap_or_else(|| JoinResult::error(&member_id, ErrorCode::COORDINATOR_NOT_AVAILABLE))
     }
 
     /// SyncGroup.
     pub(crate) async fn sync(&self, group_id: &str, args: SyncArgs) -> SyncResult {
         let Some(tx) = self.handle(group_id, false) else {
-            return sync_error(ErrorCode::UNKNOWN_MEMBER_ID);
+            return SyncResult::error(ErrorCode::UNKNOWN_MEMBER_ID);
         };
         ask(&tx, |reply| Command::Sync(args, reply))
             .await
-            .unwrap_or_else(|| sync_error(ErrorCode::COORDINATOR_NOT_AVAILABLE))
+            .unwrap_or_else(|| SyncResult::error(ErrorCode::COORDINATOR_NOT_AVAILABLE))
     }
 
     /// Heartbeat.
@@ -597,34 +598,12 @@ fn deliver(outputs: Vec<Output<Pending>>) {
             }
             // A token always comes back with the kind of answer it was given for.
             Output::Join(Pending::Sync(tx), _) => {
-                let _ = tx.send(sync_error(ErrorCode::UNKNOWN_SERVER_ERROR));
+                let _ = tx.send(SyncResult::error(ErrorCode::UNKNOWN_SERVER_ERROR));
             }
             Output::Sync(Pending::Join(tx), _) => {
-                let _ = tx.send(join_error(ErrorCode::UNKNOWN_SERVER_ERROR, String::new()));
+                let _ = tx.send(JoinResult::error("", ErrorCode::UNKNOWN_SERVER_ERROR));
             }
         }
-    }
-}
-
-fn join_error(error: ErrorCode, member_id: String) -> JoinResult {
-    JoinResult {
-        error,
-        generation_id: -1,
-        protocol_type: None,
-        protocol_name: None,
-        leader: String::new(),
-        member_id,
-        members: Vec::new(),
-        skip_assignment: false,
-    }
-}
-
-fn sync_error(error: ErrorCode) -> SyncResult {
-    SyncResult {
-        error,
-        protocol_type: None,
-        protocol_name: None,
-        assignment: Bytes::new(),
     }
 }
 

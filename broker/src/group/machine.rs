@@ -1444,7 +1444,7 @@ impl<R> Group<R> {
 
 impl JoinResult {
     /// An error answer.
-    fn error(member_id: &str, error: ErrorCode) -> Self {
+    pub(crate) fn error(member_id: &str, error: ErrorCode) -> Self {
         JoinResult {
             error,
             generation_id: -1,
@@ -1460,7 +1460,7 @@ impl JoinResult {
 
 impl SyncResult {
     /// An error answer.
-    fn error(error: ErrorCode) -> Self {
+    pub(crate) fn error(error: ErrorCode) -> Self {
         SyncResult {
             error,
             protocol_type: None,

@@ -21,7 +21,10 @@ pub(crate) async fn handle(
 ) -> JoinGroupResponse {
     let group_id = request.group_id.to_string();
     if group_id.is_empty() {
-        return respond(error(ErrorCode::INVALID_GROUP_ID, &request), version);
+        return respond(
+            JoinResult::error(&request.member_id, ErrorCode::INVALID_GROUP_ID),
+            version,
+        );
     }
     let rebalance_timeout_ms = if version >= 1 {
         request.rebalance_timeout_ms
@@ -45,19 +48,6 @@ pub(crate) async fn handle(
         reason: request.reason.as_ref().map(|r| r.to_string()),
     };
     respond(state.groups.join(&group_id, args).await, version)
-}
-
-fn error(code: ErrorCode, request: &JoinGroupRequest) -> JoinResult {
-    JoinResult {
-        error: code,
-        generation_id: -1,
-        protocol_type: None,
-        protocol_name: None,
-        leader: String::new(),
-        member_id: request.member_id.to_string(),
-        members: Vec::new(),
-        skip_assignment: false,
-    }
 }
 
 fn respond(result: JoinResult, version: i16) -> JoinGroupResponse {

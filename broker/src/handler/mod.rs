@@ -44,6 +44,25 @@ pub(crate) struct Client {
     pub(crate) host: String,
 }
 
+/// Groups per-partition answers by topic, keeping their order: consecutive answers of one
+/// topic go into one entry, made by `topic` from the name and its partitions.
+pub(crate) fn by_topic<P, T>(
+    answers: impl IntoIterator<Item = (String, P)>,
+    topic: impl Fn(String, Vec<P>) -> T,
+) -> Vec<T> {
+    let mut grouped: Vec<(String, Vec<P>)> = Vec::new();
+    for (name, answer) in answers {
+        match grouped.last_mut() {
+            Some((last, partitions)) if *last == name => partitions.push(answer),
+            _ => grouped.push((name, vec![answer])),
+        }
+    }
+    grouped
+        .into_iter()
+        .map(|(name, partitions)| topic(name, partitions))
+        .collect()
+}
+
 pub(crate) fn str_bytes(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
 }

@@ -12,7 +12,7 @@ use kafka_protocol::messages::offset_commit_response::{
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 use strom_protocol::ErrorCode;
 
-use super::topic_name;
+use super::{by_topic, topic_name};
 use crate::group::{CommittedOffset, Member};
 use crate::state::{now_ms, BrokerState};
 
@@ -98,19 +98,19 @@ fn respond(
     wanted: &[((String, i32), CommittedOffset)],
     codes: Vec<ErrorCode>,
 ) -> OffsetCommitResponse {
-    let mut topics: Vec<OffsetCommitResponseTopic> = Vec::new();
-    for (((topic, partition), _), code) in wanted.iter().zip(codes) {
-        let answer = OffsetCommitResponsePartition::default()
-            .with_partition_index(*partition)
-            .with_error_code(code.code());
-        match topics.last_mut() {
-            Some(t) if t.name.0.as_str() == topic => t.partitions.push(answer),
-            _ => topics.push(
-                OffsetCommitResponseTopic::default()
-                    .with_name(topic_name(topic.clone()))
-                    .with_partitions(vec![answer]),
-            ),
-        }
-    }
+    let partitions = wanted
+        .iter()
+        .zip(codes)
+        .map(|(((topic, partition), _), code)| {
+            let answer = OffsetCommitResponsePartition::default()
+                .with_partition_index(*partition)
+                .with_error_code(code.code());
+            (topic.clone(), answer)
+        });
+    let topics = by_topic(partitions, |name, partitions| {
+        OffsetCommitResponseTopic::default()
+            .with_name(topic_name(name))
+            .with_partitions(partitions)
+    });
     OffsetCommitResponse::default().with_topics(topics)
 }

@@ -12,7 +12,7 @@ use kafka_protocol::messages::offset_fetch_response::{
 use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse};
 use strom_protocol::ErrorCode;
 
-use super::{str_bytes, topic_name};
+use super::{by_topic, str_bytes, topic_name};
 use crate::group::CommittedOffset;
 use crate::state::BrokerState;
 
@@ -84,45 +84,39 @@ fn fields(committed: &Option<CommittedOffset>) -> (i64, i32, String) {
 }
 
 fn topics_v1(answers: Vec<Answer>, version: i16) -> Vec<OffsetFetchResponseTopic> {
-    let mut topics: Vec<OffsetFetchResponseTopic> = Vec::new();
-    for ((topic, partition), committed) in answers {
+    let partitions = answers.into_iter().map(|((topic, partition), committed)| {
         let (offset, epoch, metadata) = fields(&committed);
-        let mut answer = OffsetFetchResponsePartition::default()
+        let answer = OffsetFetchResponsePartition::default()
             .with_partition_index(partition)
             .with_committed_offset(offset)
             .with_metadata(Some(str_bytes(metadata)));
-        if version >= 5 {
-            answer = answer.with_committed_leader_epoch(epoch);
-        }
-        match topics.last_mut() {
-            Some(t) if t.name.0.as_str() == topic => t.partitions.push(answer),
-            _ => topics.push(
-                OffsetFetchResponseTopic::default()
-                    .with_name(topic_name(topic))
-                    .with_partitions(vec![answer]),
-            ),
-        }
-    }
-    topics
+        let answer = if version >= 5 {
+            answer.with_committed_leader_epoch(epoch)
+        } else {
+            answer
+        };
+        (topic, answer)
+    });
+    by_topic(partitions, |name, partitions| {
+        OffsetFetchResponseTopic::default()
+            .with_name(topic_name(name))
+            .with_partitions(partitions)
+    })
 }
 
 fn topics_v8(answers: Vec<Answer>) -> Vec<OffsetFetchResponseTopics> {
-    let mut topics: Vec<OffsetFetchResponseTopics> = Vec::new();
-    for ((topic, partition), committed) in answers {
+    let partitions = answers.into_iter().map(|((topic, partition), committed)| {
         let (offset, epoch, metadata) = fields(&committed);
         let answer = OffsetFetchResponsePartitions::default()
             .with_partition_index(partition)
             .with_committed_offset(offset)
             .with_committed_leader_epoch(epoch)
             .with_metadata(Some(str_bytes(metadata)));
-        match topics.last_mut() {
-            Some(t) if t.name.0.as_str() == topic => t.partitions.push(answer),
-            _ => topics.push(
-                OffsetFetchResponseTopics::default()
-                    .with_name(topic_name(topic))
-                    .with_partitions(vec![answer]),
-            ),
-        }
-    }
-    topics
+        (topic, answer)
+    });
+    by_topic(partitions, |name, partitions| {
+        OffsetFetchResponseTopics::default()
+            .with_name(topic_name(name))
+            .with_partitions(partitions)
+    })
 }

@@ -18,12 +18,7 @@ pub(crate) async fn handle(
 ) -> SyncGroupResponse {
     let group_id = request.group_id.to_string();
     let result = if group_id.is_empty() {
-        SyncResult {
-            error: ErrorCode::INVALID_GROUP_ID,
-            protocol_type: None,
-            protocol_name: None,
-            assignment: bytes::Bytes::new(),
-        }
+        SyncResult::error(ErrorCode::INVALID_GROUP_ID)
     } else {
         let args = SyncArgs {
             member_id: request.member_id.to_string(),
