@@ -352,10 +352,15 @@ fn accumulator_config(config: &ClientConfig) -> AccumulatorConfig {
         compression: config.compression,
         delivery_timeout: Duration::from_millis(config.delivery_timeout_ms),
         idempotent: config.idempotence_enabled(),
-        max_in_flight: usize::try_from(config.max_in_flight_requests_per_connection)
-            .unwrap_or(1)
-            .max(1),
+        max_in_flight: max_in_flight(config),
     }
+}
+
+/// `max.in.flight.requests.per.connection`, at least 1.
+fn max_in_flight(config: &ClientConfig) -> usize {
+    usize::try_from(config.max_in_flight_requests_per_connection)
+        .unwrap_or(1)
+        .max(1)
 }
 
 fn default_partitioner() -> Box<dyn Partitioner> {

@@ -151,7 +151,7 @@ fn drain(shared: &Shared) -> Drained {
         let meta = metadata.topics.get(topic)?.partition(partition)?;
         (meta.leader >= 0).then_some(meta.leader)
     };
-    let has_slot = |leader: i32| shared.slots(leader).available_permits() > 0;
+    let has_slot = |leader: i32| shared.has_slot(leader);
     shared
         .lock()
         .drain(Instant::now(), leader_of, has_slot, max_request_bytes)
@@ -396,15 +396,19 @@ impl Shared {
 
     /// The in-flight permits of broker `leader`.
     fn slots(&self, leader: i32) -> Arc<Semaphore> {
-        let max_in_flight =
-            usize::try_from(self.cluster.config().max_in_flight_requests_per_connection)
-                .unwrap_or(1)
-                .max(1);
+        let max_in_flight = super::max_in_flight(self.cluster.config());
         let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
         slots
             .entry(leader)
             .or_insert_with(|| Arc::new(Semaphore::new(max_in_flight)))
             .clone()
+    }
+
+    /// Whether broker `leader` can take another request now (one it has not been sent
+    /// any yet can).
+    fn has_slot(&self, leader: i32) -> bool {
+        let slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        slots.get(&leader).is_none_or(|s| s.available_permits() > 0)
     }
 }
 
