@@ -379,7 +379,15 @@ fn rdkafka_producer_config(
         .set("enable.idempotence", "true")
         .set("queue.buffering.max.messages", "1000000")
         .set("queue.buffering.max.kbytes", "1048576");
+    rdkafka_debug(&mut config);
     config
+}
+
+/// librdkafka's `debug` contexts from `RDKAFKA_DEBUG`, for looking into a run.
+fn rdkafka_debug(config: &mut rdkafka::ClientConfig) {
+    if let Ok(contexts) = std::env::var("RDKAFKA_DEBUG") {
+        config.set("debug", contexts);
+    }
 }
 
 fn strom_producer_config(
@@ -606,14 +614,16 @@ fn rdkafka_consumer(
     topic: &str,
     partitions: i32,
 ) -> anyhow::Result<rdkafka::consumer::BaseConsumer> {
-    let consumer: rdkafka::consumer::BaseConsumer = rdkafka::ClientConfig::new()
+    let mut config = rdkafka::ClientConfig::new();
+    config
         .set("bootstrap.servers", bootstrap)
         .set("group.id", "strom-bench-clients")
         .set("enable.auto.commit", "false")
         // librdkafka 2.4+ pauses a partition's fetches for fetch.queue.backoff.ms (1 s) once
         // queued.min.messages are buffered; with small records that is every few ms.
-        .set("fetch.queue.backoff.ms", "1")
-        .create()?;
+        .set("fetch.queue.backoff.ms", "1");
+    rdkafka_debug(&mut config);
+    let consumer: rdkafka::consumer::BaseConsumer = config.create()?;
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
         tpl.add_partition_offset(topic, p, Offset::Beginning)?;
@@ -719,6 +729,32 @@ fn warmup(args: &ClientsArgs) -> u64 {
     args.rate / 5
 }
 
+/// Paces `total` sends at `rate` records/s on a blocking thread ([`Pacer::run`]) for a client
+/// whose send is async: `send` gets the producer and a runtime handle to block on. Returns
+/// the producer and what each send returned.
+async fn paced_async<P: Send + 'static, T: Send + 'static>(
+    producer: P,
+    rate: u64,
+    total: u64,
+    mut send: impl FnMut(&P, &tokio::runtime::Handle) -> anyhow::Result<T> + Send + 'static,
+) -> anyhow::Result<(P, Vec<T>)> {
+    let runtime = tokio::runtime::Handle::current();
+    tokio::task::spawn_blocking(move || {
+        let mut out = Vec::with_capacity(usize::try_from(total).unwrap_or(0));
+        Pacer::run(
+            rate,
+            total,
+            || {
+                out.push(send(&producer, &runtime)?);
+                anyhow::Ok(())
+            },
+            || {},
+        )?;
+        Ok((producer, out))
+    })
+    .await?
+}
+
 /// End-to-end latency at `args.rate` records/s: one producer and one consumer of `client`
 /// on a 1-partition topic.
 async fn latency_run(
@@ -765,22 +801,15 @@ async fn latency_run(
                 .partition(0)
                 .value(latency::stamped(base, size));
             let _ = producer.send(first).await?.await?;
-            let pacer = Pacer::new(args.rate, total);
-            let mut pending = Vec::with_capacity(total as usize);
-            let mut sent = 0;
-            while sent < total {
-                let due = pacer.due();
-                while sent < due {
-                    let value = latency::stamped(base, size);
-                    pending.push(
-                        producer
-                            .send(Record::new(topic).partition(0).value(value))
-                            .await?,
-                    );
-                    sent += 1;
-                }
-                tokio::time::sleep(Pacer::TICK).await;
-            }
+            let owned_topic = topic.to_owned();
+            let (producer, pending) =
+                paced_async(producer, args.rate, total, move |producer, runtime| {
+                    let record = Record::new(&owned_topic)
+                        .partition(0)
+                        .value(latency::stamped(base, size));
+                    Ok(runtime.block_on(producer.send(record))?)
+                })
+                .await?;
             for delivery in pending {
                 delivery.await?;
             }
@@ -811,22 +840,14 @@ async fn latency_run(
                 krafka_producer(bootstrap, args.latency_linger_ms, args.batch_size).await?;
             let first = Record::new(topic, latency::stamped(base, size)).partition(0);
             let _ = producer.send(first).await?;
-            let pacer = Pacer::new(args.rate, total);
-            let mut pending = Vec::with_capacity(total as usize);
-            let mut sent = 0;
-            while sent < total {
-                let due = pacer.due();
-                while sent < due {
-                    let value = latency::stamped(base, size);
-                    pending.push(
-                        producer
-                            .enqueue(Record::new(topic, value).partition(0))
-                            .await?,
-                    );
-                    sent += 1;
-                }
-                tokio::time::sleep(Pacer::TICK).await;
-            }
+            let owned_topic = topic.to_owned();
+            let (producer, pending) =
+                paced_async(producer, args.rate, total, move |producer, runtime| {
+                    let record =
+                        Record::new(&owned_topic, latency::stamped(base, size)).partition(0);
+                    Ok(runtime.block_on(producer.enqueue(record))?)
+                })
+                .await?;
             for delivery in pending {
                 let _ = delivery.await?;
             }
@@ -858,18 +879,12 @@ async fn latency_run(
                     config.create_with_context(DeliveryCount(deliveries.clone()))?;
                 rdkafka_send(&producer, &topic, &latency::stamped(base, size), true)?;
                 producer.flush(Duration::from_secs(30))?;
-                let pacer = Pacer::new(rate, total);
-                let mut sent = 0;
-                while sent < total {
-                    let due = pacer.due();
-                    while sent < due {
-                        let value = latency::stamped(base, size);
-                        rdkafka_send(&producer, &topic, &value, true)?;
-                        sent += 1;
-                    }
-                    producer.poll(Duration::ZERO);
-                    std::thread::sleep(Pacer::TICK);
-                }
+                Pacer::run(
+                    rate,
+                    total,
+                    || rdkafka_send(&producer, &topic, &latency::stamped(base, size), true),
+                    || producer.poll(Duration::ZERO),
+                )?;
                 producer.flush(Duration::from_secs(60))?;
                 let ok = deliveries.ok.load(Ordering::Relaxed);
                 if ok != total + 1 {

@@ -47,6 +47,31 @@ impl Pacer {
 
     /// How long to wait between checks of [`Pacer::due`].
     pub const TICK: Duration = Duration::from_millis(1);
+
+    /// Sends `total` records at `rate` records/s from the calling thread, which it blocks:
+    /// `send` is called once per due record, `tick` once per check, and the thread sleeps
+    /// [`Pacer::TICK`] with `std::thread::sleep` between checks. Every client is paced by
+    /// this one loop, so all see the same bursts (an async timer would round each tick up
+    /// to the next millisecond and make the bursts larger).
+    pub fn run<E>(
+        rate: u64,
+        total: u64,
+        mut send: impl FnMut() -> Result<(), E>,
+        mut tick: impl FnMut(),
+    ) -> Result<(), E> {
+        let pacer = Pacer::new(rate, total);
+        let mut sent = 0;
+        while sent < total {
+            let due = pacer.due();
+            while sent < due {
+                send()?;
+                sent += 1;
+            }
+            tick();
+            std::thread::sleep(Pacer::TICK);
+        }
+        Ok(())
+    }
 }
 
 /// Latency percentiles of one run.

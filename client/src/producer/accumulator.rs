@@ -100,6 +100,8 @@ pub(crate) struct Appended {
     pub(crate) new_batch: bool,
     /// A batch filled up: it is ready to send, and sticky partitioners move on.
     pub(crate) batch_full: bool,
+    /// The partition had batches out when this one was started.
+    pub(crate) behind: bool,
 }
 
 /// What one drain produced.
@@ -154,6 +156,7 @@ impl Accumulator {
         let mut outcome = Appended {
             new_batch: false,
             batch_full: false,
+            behind: false,
         };
         match self.queue(topic, partition).batches.back_mut() {
             Some(open) if open.has_room(size, batch_size) => {
@@ -171,7 +174,9 @@ impl Accumulator {
         add(&mut batch);
         outcome.batch_full |= close_if_full(&mut batch, batch_size);
         outcome.new_batch = true;
-        self.queue(topic, partition).batches.push_back(batch);
+        let queue = self.queue(topic, partition);
+        outcome.behind = !queue.in_flight.is_empty();
+        queue.batches.push_back(batch);
         outcome
     }
 

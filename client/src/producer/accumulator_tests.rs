@@ -283,3 +283,25 @@ fn several_batches_out_and_an_orderly_recovery() {
     let sixth = take_one(&mut acc, Instant::now()).unwrap();
     assert!(!acc.after_gap(&sixth));
 }
+
+#[test]
+fn a_batch_started_behind_one_out_says_so() {
+    let mut acc = Accumulator::new(AccumulatorConfig {
+        max_in_flight: 5,
+        ..config(1 << 20, 0)
+    });
+    assert!(!append(&mut acc, "t", 0).behind, "nothing out yet");
+    let now = Instant::now();
+    let first = take_one(&mut acc, now).unwrap();
+    let second = append(&mut acc, "t", 0);
+    assert!(second.new_batch && second.behind);
+    // The records after it join its batch while it waits.
+    assert!(!append(&mut acc, "t", 0).new_batch);
+    assert!(
+        !append(&mut acc, "t", 1).behind,
+        "other partitions are not behind"
+    );
+    acc.finish(&first.key(), Finished::Acked);
+    let drained = acc.drain(Instant::now(), leader_zero, any_slot, 1 << 20);
+    assert_eq!(drained_counts(&drained), [1, 2]);
+}

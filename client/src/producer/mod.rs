@@ -320,9 +320,11 @@ impl Shared {
             })
         };
         let linger = self.cluster.config().linger_ms;
-        if appended.batch_full || (appended.new_batch && linger == 0) {
+        if appended.batch_full || (appended.new_batch && linger == 0 && !appended.behind) {
             sink::dispatch(self);
         } else if appended.new_batch {
+            // Behind a batch still out, a record gives the ones sent right after it (a
+            // burst) the sink's wake-up to join its batch: one request, not one each.
             self.wake.notify_one();
         }
         Ok(future)

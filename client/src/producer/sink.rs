@@ -10,10 +10,13 @@
 //!     └──────────◀── requeue retriable (same bytes, after backoff) ◀── complete / fail records
 //! ```
 //!
-//! The accumulator lets out at most one batch per partition at a time, so a request holds
-//! at most one batch per partition and a partition's batches reach the log in order even
-//! when some are retried. Requests to one broker are capped at
-//! `max.in.flight.requests.per.connection`, across partitions.
+//! A request holds at most one batch per partition. Up to
+//! `max.in.flight.requests.per.connection` batches of a partition are out at a time, drained
+//! in order under one lock so they reach the connection in sequence order (the accumulator
+//! keeps the order through retries). Requests to one broker are capped at the same number,
+//! across partitions. With `linger.ms=0` a `send` that starts a batch sends it at once
+//! unless its partition already has a batch out: then the sink sends it when it wakes, and
+//! the records sent meanwhile (the rest of a burst) join it.
 
 use std::cell::Cell;
 use std::collections::BTreeSet;
