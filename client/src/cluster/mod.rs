@@ -16,7 +16,7 @@
 mod metadata;
 
 use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::metadata_request::MetadataRequestTopic;
@@ -41,7 +41,11 @@ pub struct Cluster {
 struct Inner {
     config: ClientConfig,
     metadata: RwLock<Snapshot>,
-    connections: tokio::sync::Mutex<HashMap<i32, Arc<Connection>>>,
+    /// Open broker connections by node id; never held across an `.await`.
+    connections: Mutex<HashMap<i32, Arc<Connection>>>,
+    /// One lock per node, held while dialling it: callers wanting the same node wait for
+    /// one dial, callers wanting other nodes do not wait at all.
+    dialing: Mutex<HashMap<i32, Arc<tokio::sync::Mutex<()>>>>,
     /// A connection to a bootstrap server, used until broker connections exist.
     bootstrap: tokio::sync::Mutex<Option<Arc<Connection>>>,
     refresh: tokio::sync::Mutex<()>,
@@ -75,7 +79,8 @@ impl Cluster {
                     metadata: Arc::new(ClusterMetadata::default()),
                     taken: Instant::now(),
                 }),
-                connections: tokio::sync::Mutex::new(HashMap::new()),
+                connections: Mutex::new(HashMap::new()),
+                dialing: Mutex::new(HashMap::new()),
                 bootstrap: tokio::sync::Mutex::new(None),
                 refresh: tokio::sync::Mutex::new(()),
             }),
@@ -213,11 +218,8 @@ impl Cluster {
 
     /// The connection to `node_id` if the metadata knows the node (`None` otherwise).
     async fn known_broker(&self, node_id: i32) -> Result<Option<Arc<Connection>>, ClientError> {
-        let mut connections = self.inner.connections.lock().await;
-        if let Some(conn) = connections.get(&node_id) {
-            if !conn.is_closed() {
-                return Ok(Some(conn.clone()));
-            }
+        if let Some(conn) = self.open_connection(node_id) {
+            return Ok(Some(conn));
         }
         let Some(address) = self
             .metadata()
@@ -227,9 +229,37 @@ impl Cluster {
         else {
             return Ok(None);
         };
+        let dial = self
+            .inner
+            .dialing
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(node_id)
+            .or_default()
+            .clone();
+        let _dialing = dial.lock().await;
+        // Another caller may have dialled while this one waited.
+        if let Some(conn) = self.open_connection(node_id) {
+            return Ok(Some(conn));
+        }
         let conn = Arc::new(self.open(&address).await?);
-        connections.insert(node_id, conn.clone());
+        self.connections().insert(node_id, conn.clone());
         Ok(Some(conn))
+    }
+
+    /// The open connection to `node_id`, if there is one.
+    fn open_connection(&self, node_id: i32) -> Option<Arc<Connection>> {
+        self.connections()
+            .get(&node_id)
+            .filter(|conn| !conn.is_closed())
+            .cloned()
+    }
+
+    fn connections(&self) -> MutexGuard<'_, HashMap<i32, Arc<Connection>>> {
+        self.inner
+            .connections
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// A connection to some live broker: an open one if there is, else the brokers in the
@@ -238,15 +268,13 @@ impl Cluster {
     /// # Errors
     /// [`ClientError::NoBrokers`] when none can be reached.
     pub async fn any_broker(&self) -> Result<Arc<Connection>, ClientError> {
-        if let Some(conn) = self
-            .inner
-            .connections
-            .lock()
-            .await
+        let open = self
+            .connections()
             .values()
             .find(|c| !c.is_closed())
-        {
-            return Ok(conn.clone());
+            .cloned();
+        if let Some(conn) = open {
+            return Ok(conn);
         }
         let known: Vec<i32> = self.metadata().brokers.keys().copied().collect();
         for node_id in known {
@@ -350,11 +378,7 @@ impl Cluster {
 
     /// Drops a connection that failed, so the next use reconnects.
     async fn forget(&self, failed: &Arc<Connection>) {
-        self.inner
-            .connections
-            .lock()
-            .await
-            .retain(|_, c| !Arc::ptr_eq(c, failed));
+        self.connections().retain(|_, c| !Arc::ptr_eq(c, failed));
         let mut bootstrap = self.inner.bootstrap.lock().await;
         if bootstrap.as_ref().is_some_and(|c| Arc::ptr_eq(c, failed)) {
             *bootstrap = None;

@@ -20,6 +20,14 @@ enum Misbehaviour {
     Truncated,
 }
 
+/// Reads one request frame's body; `None` once the peer is gone.
+async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<Vec<u8>> {
+    let len = socket.read_i32().await.ok()?;
+    let mut request = vec![0u8; usize::try_from(len).ok()?];
+    socket.read_exact(&mut request).await.ok()?;
+    Some(request)
+}
+
 /// Starts a fake broker; returns its address.
 async fn fake_broker(how: Misbehaviour) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -29,13 +37,9 @@ async fn fake_broker(how: Misbehaviour) -> String {
             tokio::spawn(async move {
                 let mut held = Vec::new();
                 loop {
-                    let Ok(len) = socket.read_i32().await else {
+                    let Some(request) = read_request(&mut socket).await else {
                         return;
                     };
-                    let mut request = vec![0u8; len.max(0) as usize];
-                    if socket.read_exact(&mut request).await.is_err() {
-                        return;
-                    }
                     let correlation = request
                         .get(4..8)
                         .map_or([0; 4], |c| [c[0], c[1], c[2], c[3]]);
@@ -97,4 +101,104 @@ async fn misbehaving_brokers_give_typed_errors_within_the_timeouts() {
         );
         assert!(typed, "{err}");
     }
+}
+
+/// A fake two-node cluster: answers ApiVersions and Metadata, listing itself as node 1 and
+/// `other` as node 2. Returns its address.
+async fn two_node_fake(other: std::net::SocketAddr) -> String {
+    use bytes::BytesMut;
+    use kafka_protocol::messages::api_versions_response::ApiVersion;
+    use kafka_protocol::messages::metadata_response::MetadataResponseBroker;
+    use kafka_protocol::messages::{
+        ApiKey, ApiVersionsResponse, BrokerId, MetadataRequest, MetadataResponse,
+    };
+    use kafka_protocol::protocol::{Message, StrBytes};
+    use strom_protocol::header::{encode_response, RequestPrefix};
+
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let me = listener.local_addr().unwrap();
+    let broker = |id: i32, addr: std::net::SocketAddr| {
+        MetadataResponseBroker::default()
+            .with_node_id(BrokerId(id))
+            .with_host(StrBytes::from_string(addr.ip().to_string()))
+            .with_port(i32::from(addr.port()))
+    };
+    let metadata = MetadataResponse::default()
+        .with_brokers(vec![broker(1, me), broker(2, other)])
+        .with_controller_id(BrokerId(1));
+    let versions = ApiVersionsResponse::default().with_api_keys(vec![
+        ApiVersion::default()
+            .with_api_key(ApiKey::ApiVersions as i16)
+            .with_max_version(3),
+        ApiVersion::default()
+            .with_api_key(ApiKey::Metadata as i16)
+            .with_min_version(MetadataRequest::VERSIONS.min)
+            .with_max_version(MetadataRequest::VERSIONS.max),
+    ]);
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let (metadata, versions) = (metadata.clone(), versions.clone());
+            tokio::spawn(async move {
+                loop {
+                    let Some(request) = read_request(&mut socket).await else {
+                        return;
+                    };
+                    let prefix = RequestPrefix::peek(&request).unwrap();
+                    let (version, id) = (prefix.api_version, prefix.correlation_id);
+                    let mut out = BytesMut::new();
+                    match ApiKey::try_from(prefix.api_key) {
+                        Ok(ApiKey::ApiVersions) => {
+                            encode_response(ApiKey::ApiVersions, version, id, &versions, &mut out)
+                        }
+                        Ok(ApiKey::Metadata) => {
+                            encode_response(ApiKey::Metadata, version, id, &metadata, &mut out)
+                        }
+                        _ => return,
+                    }
+                    .unwrap();
+                    if socket.write_all(&out).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    me.to_string()
+}
+
+#[tokio::test]
+async fn a_broker_that_hangs_does_not_hold_up_connections_to_the_others() {
+    // Node 2 accepts connections and never answers: a dial to it lasts until the timeouts.
+    let silent = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    let (accepted, mut dialled) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            held.push(socket);
+            let _ = accepted.send(());
+        }
+    });
+    let bootstrap = two_node_fake(silent_addr).await;
+    let cluster = Cluster::connect(
+        ClientConfig::new()
+            .bootstrap(&bootstrap)
+            .request_timeout(Duration::from_secs(100))
+            .with("socket.connection.setup.timeout.ms", "100000")
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    let hanging = tokio::spawn({
+        let cluster = cluster.clone();
+        async move { cluster.broker(2).await }
+    });
+    dialled.recv().await.expect("node 2 dialled");
+    // Far below the 100 s the dial to node 2 may take.
+    let node1 = tokio::time::timeout(Duration::from_secs(20), cluster.broker(1))
+        .await
+        .expect("the lookup of node 1 waited for the dial to node 2");
+    assert!(!node1.unwrap().is_closed());
+    assert!(!hanging.is_finished(), "node 2 never answers");
+    hanging.abort();
 }
