@@ -141,6 +141,11 @@ impl Cursor {
         }
     }
 
+    /// Whether every fetched record has been handed out (paused or not).
+    pub(crate) fn is_drained(&self) -> bool {
+        self.buffer.is_empty()
+    }
+
     /// Whether records wait to be handed out.
     #[cfg(test)]
     pub(crate) fn has_records(&self) -> bool {

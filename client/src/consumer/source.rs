@@ -220,7 +220,14 @@ fn apply_partition(
     }
     debug!(topic = %c.topic, partition = c.partition, error = %code, "partition fetch error");
     if code == ErrorCode::OFFSET_OUT_OF_RANGE {
-        c.request_reset(Reset::Auto(Some(fetch_offset)), version);
+        if c.is_drained() {
+            c.request_reset(Reset::Auto(Some(fetch_offset)), version);
+        } else {
+            // Records fetched before the log moved are still to be handed out: they go
+            // first, and the fetch after them meets the error again and resets (the Java
+            // client's rule: reset only when the fetch offset is the position).
+            c.retry_at = Some(Instant::now() + backoff);
+        }
     } else if LEADER_ERRORS.contains(&code) {
         c.leader = None;
         c.stale_leader = true;
@@ -278,4 +285,44 @@ fn unroute(shared: &Shared, plan: &[Planned]) {
     }
     drop(state);
     shared.data.notify_waiters();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consumer::ConsumerRecord;
+
+    fn out_of_range() -> PartitionData {
+        PartitionData::default().with_error_code(ErrorCode::OFFSET_OUT_OF_RANGE.code())
+    }
+
+    #[test]
+    fn out_of_range_resets_only_once_the_fetched_records_are_handed_out() {
+        let backoff = Duration::from_millis(100);
+        let mut c = Cursor::new("t".into(), 0, 1);
+        c.seek(0, 2);
+        let records = (0..3)
+            .map(|offset| ConsumerRecord {
+                topic: "t".into(),
+                partition: 0,
+                offset,
+                timestamp: 0,
+                key: None,
+                value: None,
+                headers: Vec::new(),
+                leader_epoch: None,
+            })
+            .collect();
+        c.push(records, 3);
+        let mut out = Vec::new();
+        c.take(1, &mut out);
+        apply_partition(&mut c, 3, out_of_range(), false, backoff, 3);
+        assert_eq!(c.position, Some(1), "records 1 and 2 are still to come");
+        assert!(c.retry_at.is_some(), "the fetch is tried again later");
+        c.take(10, &mut out);
+        assert_eq!(out.len(), 3);
+        apply_partition(&mut c, 3, out_of_range(), false, backoff, 4);
+        assert_eq!(c.position, None);
+        assert_eq!(c.reset, Reset::Auto(Some(3)));
+    }
 }
