@@ -3,7 +3,7 @@
 //! ```text
 //!  loop: plan ── the cursors routed here that are fetchable (position known, not paused,
 //!          │     not in flight, buffer under its bound), marked in flight
-//!          ├─▶ one Fetch (v4..=12, topics by name) for all of them, long-polled by
+//!          ├─▶ one Fetch (v4..=16) for all of them, long-polled by
 //!          │   fetch.min.bytes / fetch.max.wait.ms, sized by fetch.max.bytes and
 //!          │   max.partition.fetch.bytes
 //!          └─▶ apply: records into each cursor's buffer (if its version is unchanged),
@@ -12,9 +12,12 @@
 //! ```
 //!
 //! With nothing to fetch the loop sleeps until woken (a seek, resume, drained buffer) or
-//! `retry.backoff.ms` passes. Fetch v13+ names topics by id; this client stops at v12 so
-//! it needs no topic ids and works with any broker since Kafka 0.11 (Fetch v4).
+//! `retry.backoff.ms` passes. Fetch v13+ names topics by id (from the metadata); when the
+//! metadata lacks an id of a planned topic (a broker from before topic ids), that request
+//! uses v12, the last that names topics, so the client works with any broker since Kafka
+//! 0.11 (Fetch v4).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,6 +28,7 @@ use kafka_protocol::protocol::StrBytes;
 use strom_protocol::ErrorCode;
 use tokio::time::Instant;
 use tracing::{debug, warn, Instrument};
+use uuid::Uuid;
 
 use super::cursor::{Cursor, Reset};
 use super::decode::{decode_partition, Aborted};
@@ -33,8 +37,11 @@ use super::offsets::TopicPartition;
 use crate::config::IsolationLevel;
 use crate::error::ClientError;
 
-/// The highest Fetch version used: the last that names topics.
-const MAX_FETCH_VERSION: i16 = 12;
+/// The highest Fetch version used.
+const MAX_FETCH_VERSION: i16 = 16;
+
+/// The last Fetch version that names topics; later ones give topic ids.
+const LAST_FETCH_VERSION_BY_NAME: i16 = 12;
 
 /// Errors after which the partition's leader must be looked up again.
 const LEADER_ERRORS: [ErrorCode; 8] = [
@@ -113,13 +120,21 @@ async fn fetch(
     plan: &Arc<Vec<Planned>>,
 ) -> Result<bool, ClientError> {
     let conn = shared.cluster.broker(node).await?;
-    let version = conn.version_for::<FetchRequest>()?.min(MAX_FETCH_VERSION);
-    let request = fetch_request(shared, plan);
+    let mut version = conn.version_for::<FetchRequest>()?.min(MAX_FETCH_VERSION);
+    let ids = if version > LAST_FETCH_VERSION_BY_NAME {
+        topic_ids(shared, plan)
+    } else {
+        None
+    };
+    if ids.is_none() {
+        version = version.min(LAST_FETCH_VERSION_BY_NAME);
+    }
+    let request = fetch_request(shared, plan, ids.as_ref());
     debug!(version, partitions = plan.len(), "fetch");
     let (shared, plan) = (shared.clone(), plan.clone());
     let applied = conn
         .send_then(&request, version, move |response| {
-            let applied = response.map(|response| apply(&shared, &plan, response));
+            let applied = response.map(|response| apply(&shared, &plan, ids.as_ref(), response));
             // `poll` is woken after this loop, so that it runs first.
             (applied, move || shared.data.notify_waiters())
         })
@@ -127,22 +142,41 @@ async fn fetch(
     Ok(applied??)
 }
 
-fn fetch_request(shared: &Shared, plan: &[Planned]) -> FetchRequest {
+/// The ids of the planned topics by name; `None` unless the metadata has every one.
+fn topic_ids(shared: &Shared, plan: &[Planned]) -> Option<HashMap<String, Uuid>> {
+    let metadata = shared.cluster.metadata();
+    plan.iter()
+        .map(|p| {
+            let id = metadata.topics.get(&p.tp.0)?.id;
+            (!id.is_nil()).then(|| (p.tp.0.clone(), id))
+        })
+        .collect()
+}
+
+/// The Fetch request for `plan`, naming topics by id when `ids` are given (v13+).
+fn fetch_request(
+    shared: &Shared,
+    plan: &[Planned],
+    ids: Option<&HashMap<String, Uuid>>,
+) -> FetchRequest {
     let config = shared.cluster.config();
     let partition_max_bytes = i32::try_from(config.max_partition_fetch_bytes).unwrap_or(i32::MAX);
-    let mut topics: Vec<FetchTopic> = Vec::new();
+    let mut topics: Vec<(&str, FetchTopic)> = Vec::new();
     for p in plan {
         let partition = FetchPartition::default()
             .with_partition(p.tp.1)
             .with_fetch_offset(p.fetch_offset)
             .with_partition_max_bytes(partition_max_bytes);
         match topics.last_mut() {
-            Some(t) if t.topic.0.as_str() == p.tp.0 => t.partitions.push(partition),
-            _ => topics.push(
-                FetchTopic::default()
-                    .with_topic(TopicName(StrBytes::from_string(p.tp.0.clone())))
-                    .with_partitions(vec![partition]),
-            ),
+            Some((name, t)) if *name == p.tp.0 => t.partitions.push(partition),
+            _ => {
+                let topic = FetchTopic::default().with_partitions(vec![partition]);
+                let topic = match ids.and_then(|ids| ids.get(&p.tp.0)) {
+                    Some(&id) => topic.with_topic_id(id),
+                    None => topic.with_topic(TopicName(StrBytes::from_string(p.tp.0.clone()))),
+                };
+                topics.push((p.tp.0.as_str(), topic));
+            }
         }
     }
     FetchRequest::default()
@@ -150,12 +184,17 @@ fn fetch_request(shared: &Shared, plan: &[Planned]) -> FetchRequest {
         .with_min_bytes(i32::try_from(config.fetch_min_bytes).unwrap_or(i32::MAX))
         .with_max_bytes(i32::try_from(config.fetch_max_bytes).unwrap_or(i32::MAX))
         .with_isolation_level(config.isolation_level.as_i8())
-        .with_topics(topics)
+        .with_topics(topics.into_iter().map(|(_, t)| t).collect())
 }
 
 /// Applies a Fetch response to the cursors still as planned. Returns `false` when the
 /// whole request failed (the loop backs off).
-fn apply(shared: &Shared, plan: &[Planned], response: FetchResponse) -> bool {
+fn apply(
+    shared: &Shared,
+    plan: &[Planned],
+    ids: Option<&HashMap<String, Uuid>>,
+    response: FetchResponse,
+) -> bool {
     let read_committed = shared.cluster.config().isolation_level == IsolationLevel::ReadCommitted;
     let backoff = shared.retry_backoff();
     let mut state = shared.lock();
@@ -170,7 +209,12 @@ fn apply(shared: &Shared, plan: &[Planned], response: FetchResponse) -> bool {
         return false;
     }
     for topic in response.responses {
-        let name = topic.topic.0.to_string();
+        // v13+ answers by topic id.
+        let by_id = ids.and_then(|ids| ids.iter().find(|(_, id)| **id == topic.topic_id));
+        let name = match by_id {
+            Some((name, _)) => name.clone(),
+            None => topic.topic.0.to_string(),
+        };
         for data in topic.partitions {
             let tp = (name.clone(), data.partition_index);
             let Some(planned) = plan.iter().find(|p| p.tp == tp) else {
