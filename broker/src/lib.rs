@@ -15,6 +15,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod config;
+mod controller;
 pub mod error;
 mod group;
 mod handler;

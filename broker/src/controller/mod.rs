@@ -1,0 +1,21 @@
+//! The metadata quorum: cluster metadata as a replicated log of records (KRaft's idea),
+//! kept by a Raft quorum of controller nodes with the `raft` crate (TiKV's raft-rs).
+//!
+//! ```text
+//!  records.rs    MetadataRecord: one change (broker registered, topic, partition change, ...)
+//!  image.rs      MetadataImage: the replay of the committed records
+//!  raft_store.rs the Raft log, hard state and snapshot on disk (raft::Storage)
+//!  node.rs       QuorumNode: RawNode + store + image, sans-IO (ticks and messages in,
+//!                messages and applied records out)
+//! ```
+
+// The broker is wired to the quorum piece by piece; until then parts are used by tests only.
+#![allow(dead_code)]
+
+pub(crate) mod image;
+pub(crate) mod node;
+pub(crate) mod raft_store;
+pub(crate) mod records;
+
+#[cfg(test)]
+mod sim_tests;
