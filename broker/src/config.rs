@@ -57,6 +57,47 @@ pub struct BrokerConfig {
     pub group_max_size: Option<usize>,
     /// Partitions of the `__consumer_offsets` topic (`offsets.topic.num.partitions`).
     pub offsets_topic_num_partitions: i32,
+    /// The metadata quorum's voters and their controller addresses
+    /// (`controller.quorum.voters`, `1@host:port,2@host:port,...`); empty for a quorum of
+    /// this broker alone.
+    pub controller_quorum_voters: Vec<(i32, String)>,
+    /// How long a controller hears nothing from the quorum's leader before it stands for
+    /// election (`controller.quorum.election.timeout.ms`).
+    pub controller_election_timeout: Duration,
+}
+
+/// Parses `controller.quorum.voters`: `ID@HOST:PORT` entries separated by commas, with
+/// distinct ids.
+///
+/// ```
+/// let mut config = strom_broker::BrokerConfig::new("/tmp/x");
+/// config.set("controller.quorum.voters", "1@127.0.0.1:9093, 2@localhost:9094").unwrap();
+/// assert_eq!(config.controller_quorum_voters[1], (2, "localhost:9094".to_owned()));
+/// assert!(config.set("controller.quorum.voters", "1@a:1,1@b:2").is_err());
+/// assert!(config.set("controller.quorum.voters", "one@a:1").is_err());
+/// ```
+fn parse_voters(value: &str) -> Result<Vec<(i32, String)>, String> {
+    let mut voters: Vec<(i32, String)> = Vec::new();
+    for entry in value.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (id, address) = entry
+            .split_once('@')
+            .ok_or_else(|| format!("{entry}: expected ID@HOST:PORT"))?;
+        let id: i32 = id
+            .trim()
+            .parse()
+            .map_err(|_| format!("{entry}: the id is not a number"))?;
+        let (host, port) = address
+            .rsplit_once(':')
+            .ok_or_else(|| format!("{entry}: expected HOST:PORT after @"))?;
+        if host.is_empty() || port.parse::<u16>().is_err() {
+            return Err(format!("{entry}: expected HOST:PORT after @"));
+        }
+        if id < 0 || voters.iter().any(|(other, _)| *other == id) {
+            return Err(format!("{entry}: ids must be distinct and not negative"));
+        }
+        voters.push((id, address.to_owned()));
+    }
+    Ok(voters)
 }
 
 /// Broker keys that set the default of a topic-level key.
@@ -107,6 +148,8 @@ impl BrokerConfig {
             group_max_session_timeout_ms: 1_800_000,
             group_max_size: None,
             offsets_topic_num_partitions: 50,
+            controller_quorum_voters: Vec::new(),
+            controller_election_timeout: Duration::from_millis(1000),
         }
     }
 
@@ -208,8 +251,17 @@ impl BrokerConfig {
             "default.replication.factor"
             | "offsets.topic.replication.factor"
             | "transaction.state.log.replication.factor"
-            | "process.roles"
-            | "controller.quorum.voters" => {}
+            | "process.roles" => {}
+            "controller.quorum.voters" => {
+                self.controller_quorum_voters = parse_voters(value).map_err(|r| bad(&r))?
+            }
+            "controller.quorum.election.timeout.ms" => {
+                let ms: u64 = parse(value).map_err(|_| bad("expected milliseconds"))?;
+                if ms < 10 {
+                    return Err(bad("must be at least 10"));
+                }
+                self.controller_election_timeout = Duration::from_millis(ms)
+            }
             _ => {
                 let Some((_, topic_key)) = LOG_KEYS.iter().find(|(k, _)| *k == key) else {
                     return Err(bad("unknown broker configuration key"));

@@ -11,12 +11,63 @@ use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
 use crate::config::BrokerConfig;
+use crate::controller::quorum::{Quorum, QuorumSetup};
 use crate::error::BrokerError;
 use crate::group::Coordinator;
 use crate::log::LogConfig;
 use crate::producer_ids::ProducerIds;
 use crate::state::{load_cluster_id, now_ms, BrokerState};
 use crate::topics::Topics;
+
+/// Opens the metadata log and starts this node's part in the quorum: alone, or with the
+/// voters of `controller.quorum.voters` (this node among them), listening on its own
+/// controller address.
+async fn start_quorum(
+    config: &BrokerConfig,
+    listener: Option<std::net::TcpListener>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<Quorum, BrokerError> {
+    let voters = &config.controller_quorum_voters;
+    let mine = voters.iter().find(|(id, _)| *id == config.node_id);
+    if config.node_id < 0 || (!voters.is_empty() && mine.is_none()) {
+        return Err(BrokerError::Config {
+            key: "node.id".into(),
+            value: config.node_id.to_string(),
+            reason: "must be one of controller.quorum.voters (and not negative)".into(),
+        });
+    }
+    let listener =
+        match (listener, mine) {
+            (Some(listener), _) => {
+                listener
+                    .set_nonblocking(true)
+                    .map_err(|e| BrokerError::io("controller listener", e))?;
+                Some(
+                    TcpListener::from_std(listener)
+                        .map_err(|e| BrokerError::io("controller listener", e))?,
+                )
+            }
+            (None, Some((_, address))) => Some(TcpListener::bind(address).await.map_err(|e| {
+                BrokerError::io(format!("binding controller address {address}"), e)
+            })?),
+            (None, None) => None,
+        };
+    let dir = config.data_dir.join(METADATA_DIR);
+    let setup = QuorumSetup {
+        node_id: config.node_id,
+        dir: &dir,
+        voters: voters.clone(),
+        listener,
+        election_timeout: config.controller_election_timeout,
+    };
+    Quorum::start(setup, shutdown)
+        .await
+        .map_err(|e| BrokerError::io("starting the metadata quorum", std::io::Error::other(e)))
+}
+
+/// Folder of the metadata log under the data dir (also KRaft's name for the metadata
+/// topic, so no topic may have it).
+pub(crate) const METADATA_DIR: &str = "__cluster_metadata";
 
 /// A running broker.
 ///
@@ -48,6 +99,23 @@ impl Broker {
     /// Opens the data directory (recovering logs after an unclean stop), binds the listener
     /// and starts serving.
     pub async fn start(config: BrokerConfig) -> Result<Broker, BrokerError> {
+        Broker::start_with(config, None).await
+    }
+
+    /// Like [`Broker::start`], with the controller listener already bound (its address
+    /// must be this node's in `controller.quorum.voters`). Tests bind port 0 this way, so
+    /// every node knows the others' addresses before any starts.
+    pub async fn start_with_controller_listener(
+        config: BrokerConfig,
+        listener: std::net::TcpListener,
+    ) -> Result<Broker, BrokerError> {
+        Broker::start_with(config, Some(listener)).await
+    }
+
+    async fn start_with(
+        config: BrokerConfig,
+        controller_listener: Option<std::net::TcpListener>,
+    ) -> Result<Broker, BrokerError> {
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
             BrokerError::io(
                 format!("creating data dir {}", config.data_dir.display()),
@@ -67,6 +135,8 @@ impl Broker {
                 .map(|(k, v)| (k.as_str(), v.as_str())),
         )?;
         let cluster_id = load_cluster_id(&config.data_dir, config.node_id)?;
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let quorum = start_quorum(&config, controller_listener, shutdown_rx.clone()).await?;
         let data_dir = config.data_dir.clone();
         let topics =
             tokio::task::spawn_blocking(move || Topics::load(&data_dir, defaults, now_ms()))
@@ -95,8 +165,8 @@ impl Broker {
             topics,
             producer_ids,
             groups,
+            quorum,
         });
-        let (shutdown, shutdown_rx) = watch::channel(false);
         let tasks = vec![
             tokio::spawn(crate::net::accept_loop(
                 listener,

@@ -22,6 +22,8 @@ pub(crate) struct BrokerState {
     pub(crate) topics: Arc<Topics>,
     pub(crate) producer_ids: ProducerIds,
     pub(crate) groups: Coordinator,
+    /// The metadata quorum this node takes part in.
+    pub(crate) quorum: crate::controller::quorum::Quorum,
 }
 
 /// Wall-clock milliseconds since the Unix epoch.

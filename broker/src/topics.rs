@@ -117,7 +117,7 @@ pub(crate) fn validate_topic_name(name: &str) -> Result<(), String> {
     if name.is_empty() {
         return Err("topic name is empty".into());
     }
-    if name == "." || name == ".." {
+    if name == "." || name == ".." || name == crate::server::METADATA_DIR {
         return Err(format!("topic name {name:?} is not allowed"));
     }
     if name.len() > MAX_TOPIC_NAME_LEN {

@@ -37,7 +37,7 @@ async fn every_api_at_every_advertised_version() {
     let conn = b.connect().await;
     let base_id = create_topic(&conn, "base", 1).await;
     let versions = conn.send(&ApiVersionsRequest::default()).await.unwrap();
-    assert_eq!(versions.api_keys.len(), 25);
+    assert_eq!(versions.api_keys.len(), 26);
     for api in &versions.api_keys {
         let key = ApiKey::try_from(api.api_key).unwrap();
         let min = if key == ApiKey::Produce {
@@ -267,6 +267,19 @@ async fn every_api_at_every_advertised_version() {
                         .unwrap();
                     assert_eq!(r.brokers.len(), 1, "{ctx}");
                     assert_eq!(r.cluster_id.as_str(), b.broker.cluster_id(), "{ctx}");
+                }
+                ApiKey::DescribeQuorum => {
+                    use kafka_protocol::messages::describe_quorum_request::{
+                        PartitionData, TopicData,
+                    };
+                    let topic = TopicData::default()
+                        .with_topic_name(name("__cluster_metadata"))
+                        .with_partitions(vec![PartitionData::default()]);
+                    let request = DescribeQuorumRequest::default().with_topics(vec![topic]);
+                    let r = conn.send_version(&request, v).await.unwrap();
+                    let p = &r.topics[0].partitions[0];
+                    assert_eq!((p.error_code, p.leader_id.0), (0, 1), "{ctx}");
+                    assert_eq!(p.current_voters.len(), 1, "{ctx}");
                 }
                 // Each at each version in `groups::every_group_api_at_every_version`.
                 ApiKey::JoinGroup

@@ -7,6 +7,7 @@ mod bad_input;
 mod groups;
 mod maintenance;
 mod produce_fetch;
+mod quorum;
 
 use bytes::Bytes;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;

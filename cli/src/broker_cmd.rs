@@ -16,6 +16,13 @@ pub struct BrokerArgs {
     /// Address to listen on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:9092")]
     listen: SocketAddr,
+    /// This node's id (`node.id`).
+    #[arg(long)]
+    node_id: Option<i32>,
+    /// The metadata quorum's controllers, `ID@HOST:PORT,...` (`controller.quorum.voters`),
+    /// this node among them; without it the node is a cluster of its own.
+    #[arg(long, value_name = "ID@HOST:PORT,...")]
+    controllers: Option<String>,
     /// TOML file of Kafka broker keys (e.g. `"log.retention.ms" = 3600000`).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -32,6 +39,12 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
     // Flags win over the file.
     config.data_dir = args.data_dir.clone();
     config.listen = args.listen;
+    if let Some(id) = args.node_id {
+        config.node_id = id;
+    }
+    if let Some(controllers) = &args.controllers {
+        config.set("controller.quorum.voters", controllers)?;
+    }
     for pair in &args.overrides {
         let (key, value) = pair
             .split_once('=')

@@ -9,13 +9,16 @@
 //!                messages and applied records out)
 //! ```
 
-// The broker is wired to the quorum piece by piece; until then parts are used by tests only.
+// Proposals, the image's queries and membership changes are the API the controller's
+// decisions (registration, fencing, leader election, ISR changes) are built on.
 #![allow(dead_code)]
 
 pub(crate) mod image;
 pub(crate) mod node;
+pub(crate) mod quorum;
 pub(crate) mod raft_store;
 pub(crate) mod records;
+pub(crate) mod transport;
 
 #[cfg(test)]
 mod sim_tests;

@@ -55,8 +55,14 @@ pub(crate) struct Progress {
     pub(crate) messages: Vec<Message>,
     /// Records newly committed and applied to the image, with their log indexes.
     pub(crate) applied: Vec<(u64, MetadataRecord)>,
+    /// Index and term of every entry applied, records or not (a proposal is settled by
+    /// whether its index was applied with the term it was proposed in).
+    pub(crate) applied_terms: Vec<(u64, u64)>,
     /// Whether the membership changed.
     pub(crate) membership_changed: bool,
+    /// A snapshot replaced the image: entries up to its index will not be applied one by
+    /// one.
+    pub(crate) snapshot_installed: Option<u64>,
 }
 
 /// A member of the metadata quorum (a voter, or a learner that only follows the log).
@@ -129,6 +135,34 @@ impl QuorumNode {
         self.raw.raft.term
     }
 
+    /// Index of the last entry in this node's log.
+    pub(crate) fn last_index(&self) -> u64 {
+        self.raw.raft.raft_log.last_index()
+    }
+
+    /// Index of the last entry known committed.
+    pub(crate) fn commit(&self) -> u64 {
+        self.raw.raft.raft_log.committed
+    }
+
+    /// On the leader, each member's id and the last index it is known to hold; elsewhere
+    /// only this node's.
+    pub(crate) fn replication(&self) -> Vec<(u64, u64)> {
+        if self.is_leader() {
+            let mut members: Vec<(u64, u64)> = self
+                .raw
+                .raft
+                .prs()
+                .iter()
+                .map(|(id, p)| (*id, p.matched))
+                .collect();
+            members.sort_unstable();
+            members
+        } else {
+            vec![(self.id(), self.last_index())]
+        }
+    }
+
     /// Advances the node's clock by one tick.
     pub(crate) fn tick(&mut self) {
         self.raw.tick();
@@ -177,6 +211,7 @@ impl QuorumNode {
             let snapshot = ready.snapshot().clone();
             self.raw.mut_store().apply_snapshot(snapshot)?;
             self.image = image_of_snapshot(self.raw.store())?;
+            progress.snapshot_installed = Some(self.image.applied);
             info!(index = self.image.applied, "metadata snapshot installed");
         }
         self.apply(ready.take_committed_entries(), &mut progress)?;
@@ -202,6 +237,7 @@ impl QuorumNode {
     /// Applies committed entries: records to the image, membership changes to Raft.
     fn apply(&mut self, entries: Vec<Entry>, progress: &mut Progress) -> Result<(), QuorumError> {
         for entry in entries {
+            progress.applied_terms.push((entry.index, entry.term));
             match entry.get_entry_type() {
                 EntryType::EntryNormal => {
                     if let Some(record) = record_of(&entry)? {

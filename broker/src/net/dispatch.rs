@@ -57,6 +57,7 @@ pub(crate) const APIS: &[ApiSpec] = &[
     spec(ApiKey::ListGroups, 0, 4),
     spec(ApiKey::DeleteGroups, 0, 2),
     spec(ApiKey::OffsetDelete, 0, 0),
+    spec(ApiKey::DescribeQuorum, 0, 2),
 ];
 
 /// Lowest Produce version actually served.
@@ -198,6 +199,9 @@ async fn dispatch_buffered(
         ApiKey::CreateTopics => serve!(CreateTopicsRequest, handler::create_topics::handle),
         ApiKey::DeleteTopics => serve!(DeleteTopicsRequest, handler::delete_topics::handle),
         ApiKey::DeleteRecords => serve!(DeleteRecordsRequest, handler::delete_records::handle),
+        ApiKey::DescribeQuorum => {
+            serve!(DescribeQuorumRequest, handler::describe_quorum::handle)
+        }
         ApiKey::InitProducerId => serve!(InitProducerIdRequest, handler::init_producer_id::handle),
         ApiKey::DescribeConfigs => {
             serve!(DescribeConfigsRequest, handler::describe_configs::handle)

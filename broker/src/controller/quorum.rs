@@ -1,0 +1,382 @@
+//! The quorum task: drives this node's [`QuorumNode`] on a timer, with peers' messages
+//! from the [`Transport`], and publishes what it learns.
+//!
+//! ```text
+//!  tick (election timeout / 10) ─┐
+//!  peer messages (transport) ────┼─▶ quorum task ── ready(): persist, apply ──▶ messages out
+//!  propose(records) ─────────────┘        │                                   status (watch):
+//!                                          └─ settles proposals when applied   leader, term,
+//!                                                                             commit, image
+//! ```
+//!
+//! A quorum of this node alone elects itself when it starts, so a broker with no quorum
+//! configured has a working metadata log at once.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use raft::prelude::Message;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot, watch};
+use tracing::{error, info};
+
+use super::image::MetadataImage;
+use super::node::{QuorumError, QuorumNode, QuorumTiming};
+use super::records::MetadataRecord;
+use super::transport::Transport;
+
+/// Ticks in an election timeout.
+const ELECTION_TICKS: usize = 10;
+
+/// Ticks between a leader's heartbeats.
+const HEARTBEAT_TICKS: usize = 2;
+
+/// Why a proposal did not make it into the metadata log.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum ProposeError {
+    /// This node is not the quorum's leader; the leader's node id is given when known.
+    #[error("not the active controller (leader: {leader:?})")]
+    NotLeader { leader: Option<i32> },
+    /// Leadership moved before the records were committed; they may not have been.
+    #[error("leadership moved before the change was committed")]
+    Lost,
+    /// The quorum task has stopped (shutdown or a failed metadata log).
+    #[error("the metadata quorum is stopped")]
+    Stopped,
+}
+
+/// What the quorum looks like from this node. Ids are Kafka node ids.
+#[derive(Clone, Debug)]
+pub(crate) struct QuorumStatus {
+    pub(crate) node_id: i32,
+    pub(crate) leader: Option<i32>,
+    pub(crate) term: u64,
+    pub(crate) commit: u64,
+    /// Voters, with the last index each is known to hold (on the leader; elsewhere only
+    /// this node's is known, the others' are 0).
+    pub(crate) voters: Vec<(i32, u64)>,
+    pub(crate) learners: Vec<i32>,
+    pub(crate) image: Arc<MetadataImage>,
+}
+
+/// Raft's id of Kafka node `id` (Raft reserves 0).
+fn raft_id(id: i32) -> u64 {
+    u64::from(id.unsigned_abs()) + 1
+}
+
+/// The Kafka node id of Raft's `id`.
+fn node_id(id: u64) -> i32 {
+    i32::try_from(id.saturating_sub(1)).unwrap_or(i32::MAX)
+}
+
+enum Command {
+    Propose(
+        Vec<MetadataRecord>,
+        oneshot::Sender<Result<u64, ProposeError>>,
+    ),
+}
+
+/// A handle on the running quorum task.
+pub(crate) struct Quorum {
+    commands: mpsc::Sender<Command>,
+    status: watch::Receiver<QuorumStatus>,
+}
+
+/// Where the quorum task keeps and finds what it needs.
+pub(crate) struct QuorumSetup<'a> {
+    /// This node's (Kafka) id, not negative.
+    pub(crate) node_id: i32,
+    /// Folder of the metadata log.
+    pub(crate) dir: &'a Path,
+    /// Voters (Kafka node ids) and their controller addresses; empty for this node alone.
+    pub(crate) voters: Vec<(i32, String)>,
+    /// The bound controller listener, when there are peers.
+    pub(crate) listener: Option<TcpListener>,
+    pub(crate) election_timeout: Duration,
+}
+
+impl Quorum {
+    /// Opens the metadata log and starts the quorum task (and its transport).
+    pub(crate) async fn start(
+        setup: QuorumSetup<'_>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<Quorum, QuorumError> {
+        let me = raft_id(setup.node_id);
+        let peers: Vec<(u64, String)> = setup
+            .voters
+            .iter()
+            .map(|(id, address)| (raft_id(*id), address.clone()))
+            .collect();
+        let ids: Vec<u64> = if peers.is_empty() {
+            vec![me]
+        } else {
+            peers.iter().map(|(id, _)| *id).collect()
+        };
+        let tick = setup.election_timeout / ELECTION_TICKS as u32;
+        let timing = QuorumTiming {
+            election_ticks: ELECTION_TICKS,
+            heartbeat_ticks: HEARTBEAT_TICKS,
+        };
+        let dir = setup.dir.to_owned();
+        let opened = tokio::task::spawn_blocking(move || QuorumNode::open(me, &dir, &ids, timing))
+            .await
+            .map_err(|e| {
+                QuorumError::Store(super::raft_store::RaftStoreError::Io {
+                    path: setup.dir.to_owned(),
+                    source: std::io::Error::other(e),
+                })
+            })?;
+        let mut node = opened?;
+        let single = node.membership().0 == [me];
+        if single && !node.is_leader() {
+            node.campaign()?;
+        }
+        let (inbound_tx, inbound) = mpsc::channel(1024);
+        let transport = Transport::start(me, &peers, setup.listener, inbound_tx, &shutdown);
+        // Settle the election of a quorum of one before anyone asks.
+        let first = node.ready()?;
+        for message in first.messages {
+            transport.send(message);
+        }
+        let (status_tx, status) = watch::channel(status_of(&node));
+        let (commands, command_rx) = mpsc::channel(256);
+        tokio::spawn(run(
+            node, transport, inbound, command_rx, status_tx, tick, shutdown,
+        ));
+        Ok(Quorum { commands, status })
+    }
+
+    /// Appends `records` to the metadata log through this node, which must be the leader;
+    /// returns the index of the last once all are committed and applied here.
+    pub(crate) async fn propose(&self, records: Vec<MetadataRecord>) -> Result<u64, ProposeError> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Propose(records, reply))
+            .await
+            .map_err(|_| ProposeError::Stopped)?;
+        answer.await.unwrap_or(Err(ProposeError::Stopped))
+    }
+
+    /// The quorum as last seen.
+    pub(crate) fn status(&self) -> QuorumStatus {
+        self.status.borrow().clone()
+    }
+
+    /// A receiver of every status change.
+    pub(crate) fn watch(&self) -> watch::Receiver<QuorumStatus> {
+        self.status.clone()
+    }
+}
+
+fn status_of(node: &QuorumNode) -> QuorumStatus {
+    let (mut voters, mut learners) = node.membership();
+    voters.sort_unstable();
+    learners.sort_unstable();
+    let known = node.replication();
+    QuorumStatus {
+        node_id: node_id(node.id()),
+        leader: node.leader().map(node_id),
+        term: node.term(),
+        commit: node.commit(),
+        voters: voters
+            .into_iter()
+            .map(|id| {
+                let index = known.iter().find(|(k, _)| *k == id).map_or(0, |(_, i)| *i);
+                (node_id(id), index)
+            })
+            .collect(),
+        learners: learners.into_iter().map(node_id).collect(),
+        image: Arc::new(node.image().clone()),
+    }
+}
+
+/// A proposal waiting for its last record to be applied.
+struct Pending {
+    index: u64,
+    term: u64,
+    reply: oneshot::Sender<Result<u64, ProposeError>>,
+}
+
+async fn run(
+    mut node: QuorumNode,
+    transport: Transport,
+    mut inbound: mpsc::Receiver<Message>,
+    mut commands: mpsc::Receiver<Command>,
+    status: watch::Sender<QuorumStatus>,
+    tick: Duration,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut ticker = tokio::time::interval(tick);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut pending: Vec<Pending> = Vec::new();
+    let mut last_leader = node.leader();
+    loop {
+        tokio::select! {
+            _ = ticker.tick() => node.tick(),
+            Some(message) = inbound.recv() => {
+                // A message Raft cannot use (a stale term, a removed peer) is dropped.
+                let _ = node.step(message);
+            }
+            Some(command) = commands.recv() => match command {
+                Command::Propose(records, reply) => propose(&mut node, records, reply, &mut pending),
+            },
+            _ = shutdown.changed() => break,
+        }
+        let progress = match node.ready() {
+            Ok(progress) => progress,
+            Err(e) => {
+                // The metadata log cannot be written: this node must stop taking part.
+                error!(error = %e, "metadata quorum stopped");
+                break;
+            }
+        };
+        for message in progress.messages {
+            transport.send(message);
+        }
+        settle(
+            &mut pending,
+            &progress.applied_terms,
+            progress.snapshot_installed,
+        );
+        let changed = !progress.applied_terms.is_empty()
+            || node.leader() != last_leader
+            || progress.membership_changed;
+        if node.leader() != last_leader {
+            info!(leader = ?node.leader().map(node_id), term = node.term(), "metadata quorum leader");
+            last_leader = node.leader();
+        }
+        if changed || node.is_leader() {
+            status.send_replace(status_of(&node));
+        }
+    }
+    for p in pending {
+        let _ = p.reply.send(Err(ProposeError::Stopped));
+    }
+}
+
+fn propose(
+    node: &mut QuorumNode,
+    records: Vec<MetadataRecord>,
+    reply: oneshot::Sender<Result<u64, ProposeError>>,
+    pending: &mut Vec<Pending>,
+) {
+    if !node.is_leader() {
+        let _ = reply.send(Err(ProposeError::NotLeader {
+            leader: node.leader().map(node_id),
+        }));
+        return;
+    }
+    if records.is_empty() {
+        let _ = reply.send(Ok(node.image().applied));
+        return;
+    }
+    match node.propose(&records) {
+        Ok(()) => pending.push(Pending {
+            index: node.last_index(),
+            term: node.term(),
+            reply,
+        }),
+        Err(_) => {
+            let _ = reply.send(Err(ProposeError::NotLeader {
+                leader: node.leader().map(node_id),
+            }));
+        }
+    }
+}
+
+/// Answers the proposals whose last entry was applied: committed if it was applied in
+/// the term it was proposed in, lost otherwise.
+fn settle(pending: &mut Vec<Pending>, applied: &[(u64, u64)], snapshot: Option<u64>) {
+    pending.retain_mut(|p| {
+        let outcome = match applied.iter().find(|(index, _)| *index == p.index) {
+            Some((_, term)) if *term == p.term => Some(Ok(p.index)),
+            Some(_) => Some(Err(ProposeError::Lost)),
+            None if snapshot.is_some_and(|s| s >= p.index) => Some(Err(ProposeError::Lost)),
+            None => None,
+        };
+        match outcome {
+            Some(result) => {
+                let (tx, _) = oneshot::channel();
+                let reply = std::mem::replace(&mut p.reply, tx);
+                let _ = reply.send(result);
+                false
+            }
+            None => true,
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_quorum_of_one_commits_proposals_and_keeps_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let setup = |dir| QuorumSetup {
+            node_id: 0,
+            dir,
+            voters: Vec::new(),
+            listener: None,
+            election_timeout: Duration::from_millis(100),
+        };
+        let (stop, shutdown) = watch::channel(false);
+        let quorum = Quorum::start(setup(dir.path()), shutdown.clone())
+            .await
+            .unwrap();
+        assert_eq!(quorum.status().leader, Some(0), "node 0 is Raft's 1");
+        let records = vec![
+            MetadataRecord::ProducerIds { next: 10 },
+            MetadataRecord::ProducerIds { next: 20 },
+        ];
+        let index = quorum.propose(records).await.unwrap();
+        let status = quorum.status();
+        assert!(status.commit >= index);
+        assert_eq!(status.image.next_producer_id, 20);
+        assert_eq!(status.voters.len(), 1);
+        stop.send_replace(true);
+        drop(quorum);
+
+        let (_stop, shutdown) = watch::channel(false);
+        let quorum = Quorum::start(setup(dir.path()), shutdown).await.unwrap();
+        assert_eq!(quorum.status().image.next_producer_id, 20);
+        let index_after = quorum
+            .propose(vec![MetadataRecord::ProducerIds { next: 30 }])
+            .await
+            .unwrap();
+        assert!(index_after > index);
+    }
+
+    #[test]
+    fn proposals_settle_by_the_term_their_entry_was_applied_in() {
+        let (tx1, mut rx1) = oneshot::channel();
+        let (tx2, mut rx2) = oneshot::channel();
+        let (tx3, mut rx3) = oneshot::channel();
+        let mut pending = vec![
+            Pending {
+                index: 5,
+                term: 2,
+                reply: tx1,
+            },
+            Pending {
+                index: 6,
+                term: 2,
+                reply: tx2,
+            },
+            Pending {
+                index: 9,
+                term: 2,
+                reply: tx3,
+            },
+        ];
+        // 5 kept its term; 6 was replaced by a later leader's entry; 9 is not applied yet.
+        settle(&mut pending, &[(5, 2), (6, 3)], None);
+        assert_eq!(rx1.try_recv().unwrap(), Ok(5));
+        assert_eq!(rx2.try_recv().unwrap(), Err(ProposeError::Lost));
+        assert!(rx3.try_recv().is_err() && pending.len() == 1);
+        // A snapshot past it: whether it made it is unknown.
+        settle(&mut pending, &[], Some(10));
+        assert_eq!(rx3.try_recv().unwrap(), Err(ProposeError::Lost));
+    }
+}

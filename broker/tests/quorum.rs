@@ -1,0 +1,137 @@
+//! The metadata quorum over the wire: DescribeQuorum on a broker alone, and a quorum of
+//! three that elects a leader, elects another when the leader stops, and takes the old
+//! leader back as a follower when it restarts.
+
+use std::time::Duration;
+
+use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+use kafka_protocol::messages::{DescribeQuorumRequest, TopicName};
+use strom_broker::{Broker, BrokerConfig};
+use strom_protocol::connection::Connection;
+use tempfile::TempDir;
+
+use crate::{s, TestBroker};
+
+/// Leader, term and voters as `broker` describes the quorum.
+async fn describe(bootstrap: &str) -> Option<(i32, i32, Vec<i32>)> {
+    let conn = Connection::connect(bootstrap, "quorum-tests").await.ok()?;
+    let request = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+        .with_topic_name(TopicName(s("__cluster_metadata")))
+        .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
+    let response = conn.send(&request).await.ok()?;
+    let p = &response.topics[0].partitions[0];
+    assert_eq!(p.error_code, 0);
+    let voters = p.current_voters.iter().map(|v| v.replica_id.0).collect();
+    Some((p.leader_id.0, p.leader_epoch, voters))
+}
+
+#[tokio::test]
+async fn a_broker_alone_leads_its_own_quorum() {
+    let broker = TestBroker::start().await;
+    let (leader, term, voters) = describe(&broker.broker.bootstrap()).await.unwrap();
+    assert_eq!((leader, voters), (1, vec![1]));
+    assert!(term >= 1);
+}
+
+struct Node {
+    id: i32,
+    dir: TempDir,
+    controller: std::net::SocketAddr,
+    broker: Option<Broker>,
+}
+
+fn config(node: &Node, voters: &str) -> BrokerConfig {
+    let mut config = BrokerConfig::new(node.dir.path());
+    config.node_id = node.id;
+    config.set("controller.quorum.voters", voters).unwrap();
+    config
+        .set("controller.quorum.election.timeout.ms", "300")
+        .unwrap();
+    config
+}
+
+async fn start(node: &mut Node, voters: &str, listener: std::net::TcpListener) {
+    let broker = Broker::start_with_controller_listener(config(node, voters), listener)
+        .await
+        .unwrap();
+    node.broker = Some(broker);
+}
+
+/// Waits until every running node names the same leader (not `not`); returns it and the
+/// term.
+async fn agreed_leader(nodes: &[Node], not: Option<i32>) -> (i32, i32) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut seen = Vec::new();
+        for broker in nodes.iter().filter_map(|n| n.broker.as_ref()) {
+            seen.push(describe(&broker.bootstrap()).await);
+        }
+        if let Some(Some((leader, term, _))) = seen.first() {
+            let agreed = seen
+                .iter()
+                .all(|d| d.as_ref().is_some_and(|(l, t, _)| l == leader && t == term));
+            if agreed && *leader >= 0 && Some(*leader) != not {
+                return (*leader, *term);
+            }
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no agreed leader: {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn three_controllers_elect_a_leader_and_survive_losing_it() {
+    let mut listeners = Vec::new();
+    let mut nodes = Vec::new();
+    for id in 1..=3 {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        nodes.push(Node {
+            id,
+            dir: tempfile::tempdir().unwrap(),
+            controller: listener.local_addr().unwrap(),
+            broker: None,
+        });
+        listeners.push(listener);
+    }
+    let voters = nodes
+        .iter()
+        .map(|n| format!("{}@{}", n.id, n.controller))
+        .collect::<Vec<_>>()
+        .join(",");
+    for (node, listener) in nodes.iter_mut().zip(listeners) {
+        start(node, &voters, listener).await;
+    }
+    let (first, term) = agreed_leader(&nodes, None).await;
+    let (_, _, described) = describe(&nodes[0].broker.as_ref().unwrap().bootstrap())
+        .await
+        .unwrap();
+    assert_eq!(described, [1, 2, 3]);
+
+    // The leader stops: the other two elect one of themselves.
+    let index = nodes.iter().position(|n| n.id == first).unwrap();
+    nodes[index]
+        .broker
+        .take()
+        .unwrap()
+        .shutdown()
+        .await
+        .unwrap();
+    let (second, later) = agreed_leader(&nodes, Some(first)).await;
+    assert!(later > term);
+
+    // It comes back on the same address and follows the new leader.
+    let listener = std::net::TcpListener::bind(nodes[index].controller).unwrap();
+    start(&mut nodes[index], &voters, listener).await;
+    let (leader, _) = agreed_leader(&nodes, None).await;
+    assert_ne!(
+        leader, first,
+        "a restarted node does not disrupt a working leader"
+    );
+    assert_eq!(leader, second);
+    for node in &mut nodes {
+        node.broker.take().unwrap().shutdown().await.unwrap();
+    }
+}
