@@ -110,6 +110,20 @@ async fn three_controllers_elect_a_leader_and_survive_losing_it() {
         .unwrap();
     assert_eq!(described, [1, 2, 3]);
 
+    // Garbage on a controller port closes that connection and nothing else.
+    for junk in [
+        &[0xff_u8; 64][..],
+        &[0x7f, 0xff, 0xff, 0xff, 1, 2, 3][..],
+        &[0, 0, 0, 3, 0xde, 0xad, 0xbe][..],
+    ] {
+        use tokio::io::AsyncWriteExt;
+        let mut stream = tokio::net::TcpStream::connect(nodes[0].controller)
+            .await
+            .unwrap();
+        stream.write_all(junk).await.unwrap();
+    }
+    assert_eq!(agreed_leader(&nodes, None).await, (first, term));
+
     // The leader stops: the other two elect one of themselves.
     let index = nodes.iter().position(|n| n.id == first).unwrap();
     nodes[index]
