@@ -64,6 +64,12 @@ pub struct BrokerConfig {
     /// How long a controller hears nothing from the quorum's leader before it stands for
     /// election (`controller.quorum.election.timeout.ms`).
     pub controller_election_timeout: Duration,
+    /// How long a broker may go unheard before the active controller fences it and moves
+    /// its leaderships (`broker.session.timeout.ms`; 1.5 s here, where Kafka has 9 s,
+    /// since the quorum's own heartbeats, every fifth of an election timeout, carry it).
+    pub broker_session_timeout: Duration,
+    /// The broker's rack, for replica placement (`broker.rack`).
+    pub rack: Option<String>,
 }
 
 /// Parses `controller.quorum.voters`: `ID@HOST:PORT` entries separated by commas, with
@@ -150,6 +156,8 @@ impl BrokerConfig {
             offsets_topic_num_partitions: 50,
             controller_quorum_voters: Vec::new(),
             controller_election_timeout: Duration::from_millis(1000),
+            broker_session_timeout: Duration::from_millis(1500),
+            rack: None,
         }
     }
 
@@ -255,6 +263,14 @@ impl BrokerConfig {
             "controller.quorum.voters" => {
                 self.controller_quorum_voters = parse_voters(value).map_err(|r| bad(&r))?
             }
+            "broker.session.timeout.ms" => {
+                let ms: u64 = parse(value).map_err(|_| bad("expected milliseconds"))?;
+                if ms < 10 {
+                    return Err(bad("must be at least 10"));
+                }
+                self.broker_session_timeout = Duration::from_millis(ms)
+            }
+            "broker.rack" => self.rack = Some(value.to_owned()).filter(|r| !r.is_empty()),
             "controller.quorum.election.timeout.ms" => {
                 let ms: u64 = parse(value).map_err(|_| bad("expected milliseconds"))?;
                 if ms < 10 {

@@ -24,6 +24,7 @@ use crate::topics::Topics;
 /// controller address.
 async fn start_quorum(
     config: &BrokerConfig,
+    advertised: (String, i32),
     listener: Option<std::net::TcpListener>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<Quorum, BrokerError> {
@@ -59,11 +60,30 @@ async fn start_quorum(
         voters: voters.clone(),
         listener,
         election_timeout: config.controller_election_timeout,
+        session_timeout: config.broker_session_timeout,
+        advertised,
+        rack: config.rack.clone(),
     };
-    Quorum::start(setup, shutdown)
+    let quorum = Quorum::start(setup, shutdown)
         .await
-        .map_err(|e| BrokerError::io("starting the metadata quorum", std::io::Error::other(e)))
+        .map_err(|e| BrokerError::io("starting the metadata quorum", std::io::Error::other(e)))?;
+    if voters.is_empty() {
+        // Alone, this broker registers at once; with peers it registers once they are up.
+        let mut status = quorum.watch();
+        let registered =
+            tokio::time::timeout(REGISTRATION_TIMEOUT, status.wait_for(|s| s.registered)).await;
+        if !matches!(registered, Ok(Ok(_))) {
+            return Err(BrokerError::io(
+                "registering in the metadata log",
+                std::io::Error::other("not registered in time"),
+            ));
+        }
+    }
+    Ok(quorum)
 }
+
+/// How long a broker alone may take to register itself in its metadata log.
+const REGISTRATION_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Folder of the metadata log under the data dir (also KRaft's name for the metadata
 /// topic, so no topic may have it).
@@ -136,7 +156,6 @@ impl Broker {
         )?;
         let cluster_id = load_cluster_id(&config.data_dir, config.node_id)?;
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let quorum = start_quorum(&config, controller_listener, shutdown_rx.clone()).await?;
         let data_dir = config.data_dir.clone();
         let topics =
             tokio::task::spawn_blocking(move || Topics::load(&data_dir, defaults, now_ms()))
@@ -150,6 +169,14 @@ impl Broker {
             .local_addr()
             .map_err(|e| BrokerError::io("reading the bound address", e))?;
         let (advertised_host, advertised_port) = config.advertised(local_addr);
+        let advertised = (advertised_host.clone(), advertised_port);
+        let quorum = start_quorum(
+            &config,
+            advertised,
+            controller_listener,
+            shutdown_rx.clone(),
+        )
+        .await?;
         let retention_every = config.retention_check_interval;
         let topics = Arc::new(topics);
         let groups = Coordinator::start(topics.clone(), &config)

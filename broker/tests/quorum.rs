@@ -1,11 +1,12 @@
 //! The metadata quorum over the wire: DescribeQuorum on a broker alone, and a quorum of
-//! three that elects a leader, elects another when the leader stops, and takes the old
-//! leader back as a follower when it restarts.
+//! three that elects a leader, registers every broker, elects another leader and fences
+//! the old one when it stops, and takes it back (registered again, unfenced) as a
+//! follower when it restarts.
 
 use std::time::Duration;
 
 use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
-use kafka_protocol::messages::{DescribeQuorumRequest, TopicName};
+use kafka_protocol::messages::{DescribeClusterRequest, DescribeQuorumRequest, TopicName};
 use strom_broker::{Broker, BrokerConfig};
 use strom_protocol::connection::Connection;
 use tempfile::TempDir;
@@ -47,7 +48,36 @@ fn config(node: &Node, voters: &str) -> BrokerConfig {
     config
         .set("controller.quorum.election.timeout.ms", "300")
         .unwrap();
+    config.set("broker.session.timeout.ms", "600").unwrap();
     config
+}
+
+/// The live brokers' ids as broker `bootstrap` describes the cluster.
+async fn described_brokers(bootstrap: &str) -> Option<Vec<i32>> {
+    let conn = Connection::connect(bootstrap, "quorum-tests").await.ok()?;
+    let response = conn.send(&DescribeClusterRequest::default()).await.ok()?;
+    let mut ids: Vec<i32> = response.brokers.iter().map(|b| b.broker_id.0).collect();
+    ids.sort_unstable();
+    Some(ids)
+}
+
+/// Waits until every running node describes exactly `expected` as the live brokers.
+async fn live_brokers_are(nodes: &[Node], expected: &[i32]) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut seen = Vec::new();
+        for broker in nodes.iter().filter_map(|n| n.broker.as_ref()) {
+            seen.push(described_brokers(&broker.bootstrap()).await);
+        }
+        if seen.iter().all(|s| s.as_deref() == Some(expected)) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "live brokers {seen:?}, expected {expected:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 async fn start(node: &mut Node, voters: &str, listener: std::net::TcpListener) {
@@ -109,6 +139,8 @@ async fn three_controllers_elect_a_leader_and_survive_losing_it() {
         .await
         .unwrap();
     assert_eq!(described, [1, 2, 3]);
+    // Each registered through the leader and was unfenced.
+    live_brokers_are(&nodes, &[1, 2, 3]).await;
 
     // Garbage on a controller port closes that connection and nothing else.
     for junk in [
@@ -135,6 +167,9 @@ async fn three_controllers_elect_a_leader_and_survive_losing_it() {
         .unwrap();
     let (second, later) = agreed_leader(&nodes, Some(first)).await;
     assert!(later > term);
+    // The new leader fences the silent one.
+    let survivors: Vec<i32> = (1..=3).filter(|&id| id != first).collect();
+    live_brokers_are(&nodes, &survivors).await;
 
     // It comes back on the same address and follows the new leader.
     let listener = std::net::TcpListener::bind(nodes[index].controller).unwrap();
@@ -145,6 +180,8 @@ async fn three_controllers_elect_a_leader_and_survive_losing_it() {
         "a restarted node does not disrupt a working leader"
     );
     assert_eq!(leader, second);
+    // Registered again with a new epoch, and unfenced.
+    live_brokers_are(&nodes, &[1, 2, 3]).await;
     for node in &mut nodes {
         node.broker.take().unwrap().shutdown().await.unwrap();
     }

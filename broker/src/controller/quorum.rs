@@ -12,15 +12,17 @@
 //! A quorum of this node alone elects itself when it starts, so a broker with no quorum
 //! configured has a working metadata log at once.
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use raft::prelude::Message;
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info};
 
+use super::decisions::decide;
 use super::image::MetadataImage;
 use super::node::{QuorumError, QuorumNode, QuorumTiming};
 use super::records::MetadataRecord;
@@ -57,6 +59,8 @@ pub(crate) struct QuorumStatus {
     /// this node's is known, the others' are 0).
     pub(crate) voters: Vec<(i32, u64)>,
     pub(crate) learners: Vec<i32>,
+    /// Whether this incarnation of this broker is registered and unfenced.
+    pub(crate) registered: bool,
     pub(crate) image: Arc<MetadataImage>,
 }
 
@@ -94,6 +98,12 @@ pub(crate) struct QuorumSetup<'a> {
     /// The bound controller listener, when there are peers.
     pub(crate) listener: Option<TcpListener>,
     pub(crate) election_timeout: Duration,
+    /// How long a broker may stay silent before the active controller fences it
+    /// (`broker.session.timeout.ms`).
+    pub(crate) session_timeout: Duration,
+    /// Where clients reach this broker, registered in the metadata log.
+    pub(crate) advertised: (String, i32),
+    pub(crate) rack: Option<String>,
 }
 
 impl Quorum {
@@ -139,11 +149,32 @@ impl Quorum {
         for message in first.messages {
             transport.send(message);
         }
-        let (status_tx, status) = watch::channel(status_of(&node));
+        // This incarnation's epoch: higher than any earlier one's.
+        let epoch = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        let registration = MetadataRecord::RegisterBroker {
+            id: setup.node_id,
+            epoch,
+            host: setup.advertised.0.clone(),
+            port: setup.advertised.1,
+            rack: setup.rack.clone(),
+        };
+        let (status_tx, status) = watch::channel(status_of(&node, epoch));
         let (commands, command_rx) = mpsc::channel(256);
-        tokio::spawn(run(
-            node, transport, inbound, command_rx, status_tx, tick, shutdown,
-        ));
+        let task = Task {
+            node,
+            transport,
+            status: status_tx,
+            pending: Vec::new(),
+            registration,
+            epoch,
+            registered_at: None,
+            liveness: Liveness::new(setup.session_timeout),
+            awaiting: None,
+            election_timeout: setup.election_timeout,
+        };
+        tokio::spawn(task.run(inbound, command_rx, tick, shutdown));
         Ok(Quorum { commands, status })
     }
 
@@ -169,7 +200,7 @@ impl Quorum {
     }
 }
 
-fn status_of(node: &QuorumNode) -> QuorumStatus {
+fn status_of(node: &QuorumNode, epoch: i64) -> QuorumStatus {
     let (mut voters, mut learners) = node.membership();
     voters.sort_unstable();
     learners.sort_unstable();
@@ -187,6 +218,11 @@ fn status_of(node: &QuorumNode) -> QuorumStatus {
             })
             .collect(),
         learners: learners.into_iter().map(node_id).collect(),
+        registered: node
+            .image()
+            .brokers
+            .get(&node_id(node.id()))
+            .is_some_and(|b| b.epoch == epoch && !b.fenced),
         image: Arc::new(node.image().clone()),
     }
 }
@@ -198,60 +234,164 @@ struct Pending {
     reply: oneshot::Sender<Result<u64, ProposeError>>,
 }
 
-async fn run(
-    mut node: QuorumNode,
-    transport: Transport,
-    mut inbound: mpsc::Receiver<Message>,
-    mut commands: mpsc::Receiver<Command>,
-    status: watch::Sender<QuorumStatus>,
-    tick: Duration,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut ticker = tokio::time::interval(tick);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut pending: Vec<Pending> = Vec::new();
-    let mut last_leader = node.leader();
-    loop {
-        tokio::select! {
-            _ = ticker.tick() => node.tick(),
-            Some(message) = inbound.recv() => {
-                // A message Raft cannot use (a stale term, a removed peer) is dropped.
-                let _ = node.step(message);
-            }
-            Some(command) = commands.recv() => match command {
-                Command::Propose(records, reply) => propose(&mut node, records, reply, &mut pending),
-            },
-            _ = shutdown.changed() => break,
-        }
-        let progress = match node.ready() {
-            Ok(progress) => progress,
-            Err(e) => {
-                // The metadata log cannot be written: this node must stop taking part.
-                error!(error = %e, "metadata quorum stopped");
-                break;
-            }
-        };
-        for message in progress.messages {
-            transport.send(message);
-        }
-        settle(
-            &mut pending,
-            &progress.applied_terms,
-            progress.snapshot_installed,
-        );
-        let changed = !progress.applied_terms.is_empty()
-            || node.leader() != last_leader
-            || progress.membership_changed;
-        if node.leader() != last_leader {
-            info!(leader = ?node.leader().map(node_id), term = node.term(), "metadata quorum leader");
-            last_leader = node.leader();
-        }
-        if changed || node.is_leader() {
-            status.send_replace(status_of(&node));
+/// When each peer was last heard from, for the active controller's fencing.
+struct Liveness {
+    session_timeout: Duration,
+    last_seen: HashMap<u64, Instant>,
+    /// When this node last became the leader.
+    leading_since: Option<Instant>,
+}
+
+impl Liveness {
+    fn new(session_timeout: Duration) -> Liveness {
+        Liveness {
+            session_timeout,
+            last_seen: HashMap::new(),
+            leading_since: None,
         }
     }
-    for p in pending {
-        let _ = p.reply.send(Err(ProposeError::Stopped));
+
+    fn heard(&mut self, from: u64, now: Instant) {
+        self.last_seen.insert(from, now);
+    }
+
+    /// Whether Kafka node `id` answered within the session timeout (`me` always has).
+    fn alive(&self, id: i32, me: u64, now: Instant) -> bool {
+        let raft = raft_id(id);
+        if raft == me {
+            return true;
+        }
+        // A peer never heard from gets a session from when this node took the lead; one
+        // heard from (its vote included) is judged by when it last spoke, so a leader that
+        // died is fenced as soon as its successor has waited out the session.
+        let since = self
+            .last_seen
+            .get(&raft)
+            .copied()
+            .or(self.leading_since)
+            .unwrap_or(now);
+        now.saturating_duration_since(since) < self.session_timeout
+    }
+}
+
+/// The quorum task's state.
+struct Task {
+    node: QuorumNode,
+    transport: Transport,
+    status: watch::Sender<QuorumStatus>,
+    pending: Vec<Pending>,
+    /// This broker's registration, proposed until the image has it.
+    registration: MetadataRecord,
+    epoch: i64,
+    registered_at: Option<Instant>,
+    liveness: Liveness,
+    /// On the leader: the index of the last decisions proposed, not yet applied.
+    awaiting: Option<u64>,
+    election_timeout: Duration,
+}
+
+impl Task {
+    async fn run(
+        mut self,
+        mut inbound: mpsc::Receiver<Message>,
+        mut commands: mpsc::Receiver<Command>,
+        tick: Duration,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
+        let mut ticker = tokio::time::interval(tick);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_leader = self.node.leader();
+        loop {
+            tokio::select! {
+                _ = ticker.tick() => {
+                    self.node.tick();
+                    self.on_tick(Instant::now());
+                }
+                Some(message) = inbound.recv() => {
+                    self.liveness.heard(message.from, Instant::now());
+                    // A message Raft cannot use (a stale term, a removed peer) is dropped.
+                    let _ = self.node.step(message);
+                }
+                Some(command) = commands.recv() => match command {
+                    Command::Propose(records, reply) => {
+                        propose(&mut self.node, records, reply, &mut self.pending)
+                    }
+                },
+                _ = shutdown.changed() => break,
+            }
+            let progress = match self.node.ready() {
+                Ok(progress) => progress,
+                Err(e) => {
+                    // The metadata log cannot be written: this node must stop taking part.
+                    error!(error = %e, "metadata quorum stopped");
+                    break;
+                }
+            };
+            for message in progress.messages {
+                self.transport.send(message);
+            }
+            settle(
+                &mut self.pending,
+                &progress.applied_terms,
+                progress.snapshot_installed,
+            );
+            let leader = self.node.leader();
+            if leader != last_leader {
+                info!(leader = ?leader.map(node_id), term = self.node.term(), "metadata quorum leader");
+                last_leader = leader;
+                self.awaiting = None;
+                self.liveness.leading_since = self.node.is_leader().then(Instant::now);
+            }
+            let changed = !progress.applied_terms.is_empty()
+                || progress.membership_changed
+                || leader != self.status.borrow().leader.map(raft_id);
+            if changed || self.node.is_leader() {
+                self.status.send_replace(status_of(&self.node, self.epoch));
+            }
+        }
+        for p in self.pending {
+            let _ = p.reply.send(Err(ProposeError::Stopped));
+        }
+    }
+
+    /// Registers this broker until the image has it, and on the leader, acts on the
+    /// brokers' liveness.
+    fn on_tick(&mut self, now: Instant) {
+        let me = self.node.id();
+        let registered = self
+            .node
+            .image()
+            .brokers
+            .get(&node_id(me))
+            .is_some_and(|b| b.epoch == self.epoch);
+        let retry_due = self
+            .registered_at
+            .is_none_or(|at| now.saturating_duration_since(at) >= self.election_timeout);
+        if !registered && retry_due && self.node.leader().is_some() {
+            // A follower's proposal is forwarded to the leader by Raft.
+            let _ = self.node.propose(std::slice::from_ref(&self.registration));
+            self.registered_at = Some(now);
+        }
+        if !self.node.is_leader() {
+            return;
+        }
+        let applied = self.node.image().applied;
+        if self.awaiting.is_some_and(|index| applied < index) {
+            return;
+        }
+        self.awaiting = None;
+        let liveness = &self.liveness;
+        let records = decide(self.node.image(), |id| liveness.alive(id, me, now));
+        if records.is_empty() {
+            return;
+        }
+        info!(
+            changes = records.len(),
+            "controller: acting on broker liveness"
+        );
+        if self.node.propose(&records).is_ok() {
+            self.awaiting = Some(self.node.last_index());
+        }
     }
 }
 
@@ -320,6 +460,9 @@ mod tests {
             voters: Vec::new(),
             listener: None,
             election_timeout: Duration::from_millis(100),
+            session_timeout: Duration::from_millis(500),
+            advertised: ("127.0.0.1".to_owned(), 9092),
+            rack: None,
         };
         let (stop, shutdown) = watch::channel(false);
         let quorum = Quorum::start(setup(dir.path()), shutdown.clone())

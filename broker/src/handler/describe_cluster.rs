@@ -1,5 +1,5 @@
-//! DescribeCluster (key 60): versions 0-1. This broker, as the whole cluster and its
-//! controller.
+//! DescribeCluster (key 60): versions 0-1. The registered, unfenced brokers of the
+//! metadata image, and the active controller (the quorum's leader).
 
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeClusterResponse};
@@ -12,13 +12,21 @@ pub(crate) async fn handle(
     request: DescribeClusterRequest,
     _version: i16,
 ) -> DescribeClusterResponse {
-    let broker = DescribeClusterBroker::default()
-        .with_broker_id(BrokerId(state.config.node_id))
-        .with_host(str_bytes(state.advertised_host.clone()))
-        .with_port(state.advertised_port);
+    let status = state.quorum.status();
+    let brokers = status
+        .image
+        .live_brokers()
+        .map(|b| {
+            DescribeClusterBroker::default()
+                .with_broker_id(BrokerId(b.id))
+                .with_host(str_bytes(b.host.clone()))
+                .with_port(b.port)
+                .with_rack(b.rack.clone().map(str_bytes))
+        })
+        .collect();
     DescribeClusterResponse::default()
         .with_endpoint_type(request.endpoint_type)
         .with_cluster_id(str_bytes(state.cluster_id.clone()))
-        .with_controller_id(BrokerId(state.config.node_id))
-        .with_brokers(vec![broker])
+        .with_controller_id(BrokerId(status.leader.unwrap_or(-1)))
+        .with_brokers(brokers)
 }
