@@ -156,11 +156,6 @@ impl Broker {
         )?;
         let cluster_id = load_cluster_id(&config.data_dir, config.node_id)?;
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let data_dir = config.data_dir.clone();
-        let topics =
-            tokio::task::spawn_blocking(move || Topics::load(&data_dir, defaults, now_ms()))
-                .await
-                .map_err(|e| BrokerError::io("loading topics", std::io::Error::other(e)))??;
         let producer_ids = ProducerIds::load(&config.data_dir)?;
         let listener = TcpListener::bind(config.listen)
             .await
@@ -177,8 +172,24 @@ impl Broker {
             shutdown_rx.clone(),
         )
         .await?;
+        let quorum = Arc::new(quorum);
+        let topics = Arc::new(Topics::new(
+            &config.data_dir,
+            defaults,
+            config.node_id,
+            quorum.clone(),
+        ));
+        // The topics this node hosts, as of its metadata log, are open before it serves.
+        topics.reconcile(&quorum.status().image, now_ms()).await;
+        tokio::spawn(crate::topics::follow(
+            topics.clone(),
+            quorum.watch(),
+            shutdown_rx.clone(),
+        ));
+        if config.controller_quorum_voters.is_empty() {
+            topics.import_legacy().await?;
+        }
         let retention_every = config.retention_check_interval;
-        let topics = Arc::new(topics);
         let groups = Coordinator::start(topics.clone(), &config)
             .await
             .map_err(|code| {

@@ -23,7 +23,7 @@ pub(crate) struct BrokerState {
     pub(crate) producer_ids: ProducerIds,
     pub(crate) groups: Coordinator,
     /// The metadata quorum this node takes part in.
-    pub(crate) quorum: crate::controller::quorum::Quorum,
+    pub(crate) quorum: Arc<crate::controller::quorum::Quorum>,
 }
 
 /// Wall-clock milliseconds since the Unix epoch.

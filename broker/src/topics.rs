@@ -1,24 +1,27 @@
-//! The topics this broker hosts: names, ids, partitions, config overrides, and how they are
-//! kept on disk.
+//! The topics this broker hosts: the local side of the metadata log's topics.
 //!
 //! ```text
 //! DATA_DIR/
 //!   meta.properties              cluster.id, node.id (as Kafka writes it)
-//!   __strom_topics/NAME.toml     topic id, partition count, config overrides
-//!   NAME-0/ NAME-1/ ...          partition logs (see `log`)
+//!   __cluster_metadata/          the metadata log (topics, partitions, configs: see controller)
+//!   NAME-0/ NAME-1/ ...          partition logs (see `log`), each with partition.metadata
+//!                                naming its topic id
 //! ```
 //!
-//! Changes (create, delete, add partitions, alter configs) are serialised by one admin lock
-//! and do their file work on a blocking thread, so requests for other topics never wait on
-//! it. A topic's file is written (temporary name, fsync, rename, fsync of the folder) only
-//! after its partitions are open, and removed before its folders are; partition folders
-//! left behind by a deletion cut short are removed when the name is created again, so an
-//! old topic's records never reappear under a new topic.
+//! Topic changes (create, delete, add partitions, alter configs) are checked here, then
+//! proposed to the metadata log by the active controller (this node must be the quorum's
+//! leader: others answer NOT_CONTROLLER) and answered once committed and applied here.
+//! Every node applies the committed topics with [`Topics::reconcile`]: it opens the
+//! partitions whose replicas include it, updates configs, and removes what the log deleted.
+//! A partition folder whose `partition.metadata` names another topic id (a topic of the
+//! same name deleted while this node was away) is wiped before it is used, so an old
+//! topic's records never reappear under a new topic. Topics of the earlier per-topic files
+//! (`__strom_topics/NAME.toml`) are imported into the log once, on the first start.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
@@ -26,13 +29,19 @@ use strom_protocol::ErrorCode;
 use tracing::{info, warn};
 use uuid::Uuid;
 
+use crate::controller::image::MetadataImage;
+use crate::controller::quorum::{ProposeError, Quorum};
+use crate::controller::records::MetadataRecord;
 use crate::error::BrokerError;
 use crate::log::LogConfig;
 use crate::partition::Partition;
 use crate::topic_config;
 
-/// Folder under the data dir holding one file per topic.
+/// Folder under the data dir of the earlier per-topic files, imported once.
 const TOPICS_DIR: &str = "__strom_topics";
+
+/// File in a partition folder naming the topic id it belongs to (Kafka's name and format).
+const PARTITION_METADATA: &str = "partition.metadata";
 
 /// Longest legal topic name (Kafka's limit).
 pub const MAX_TOPIC_NAME_LEN: usize = 249;
@@ -44,37 +53,42 @@ pub const MAX_PARTITIONS: i32 = 10_000;
 /// A failed admin change: the Kafka error and a message for the client.
 pub(crate) type Failure = (ErrorCode, String);
 
-/// A topic and its partitions.
+/// A topic and the partitions of it this broker hosts.
 pub(crate) struct Topic {
     pub(crate) name: String,
     pub(crate) id: Uuid,
     overrides: RwLock<BTreeMap<String, String>>,
-    partitions: RwLock<Vec<Arc<Partition>>>,
-    /// Set (under the admin lock) when the topic is deleted, so a change racing the deletion
-    /// does not write its file back.
+    /// Hosted partitions by index.
+    partitions: RwLock<BTreeMap<i32, Arc<Partition>>>,
+    /// Partitions of the topic in the cluster, hosted here or not.
+    count: AtomicI32,
+    /// Set when the topic is deleted, so work racing the deletion stops.
     deleted: AtomicBool,
 }
 
 impl Topic {
+    /// The hosted partitions, by index.
     pub(crate) fn partitions(&self) -> Vec<Arc<Partition>> {
         self.partitions
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
+            .values()
+            .cloned()
+            .collect()
     }
 
+    /// Partition `index`, if this broker hosts it.
     pub(crate) fn partition(&self, index: i32) -> Option<Arc<Partition>> {
-        let partitions = self.partitions.read().unwrap_or_else(|p| p.into_inner());
-        usize::try_from(index)
-            .ok()
-            .and_then(|i| partitions.get(i).cloned())
-    }
-
-    pub(crate) fn partition_count(&self) -> i32 {
         self.partitions
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .len() as i32
+            .get(&index)
+            .cloned()
+    }
+
+    /// The topic's partition count in the cluster.
+    pub(crate) fn partition_count(&self) -> i32 {
+        self.count.load(Ordering::Acquire)
     }
 
     pub(crate) fn overrides(&self) -> BTreeMap<String, String> {
@@ -86,6 +100,8 @@ impl Topic {
 
     fn take_partitions(&self) -> Vec<Arc<Partition>> {
         std::mem::take(&mut *self.partitions.write().unwrap_or_else(|p| p.into_inner()))
+            .into_values()
+            .collect()
     }
 }
 
@@ -108,8 +124,16 @@ pub(crate) struct Topics {
     data_dir: PathBuf,
     defaults: LogConfig,
     maps: RwLock<Maps>,
+    /// Serialises this node's topic changes, so each is checked against an image that
+    /// has the ones before it.
     admin: tokio::sync::Mutex<()>,
+    /// Serialises reconciliations.
+    reconciling: tokio::sync::Mutex<()>,
     temp_files: AtomicU64,
+    node_id: i32,
+    quorum: Arc<Quorum>,
+    /// Index of the last metadata record applied here.
+    reconciled: tokio::sync::watch::Sender<u64>,
 }
 
 /// Checks a topic name as Kafka does.
@@ -135,58 +159,71 @@ pub(crate) fn validate_topic_name(name: &str) -> Result<(), String> {
 }
 
 impl Topics {
-    /// Loads every topic stored under `data_dir`, opening (and recovering) its partitions.
-    pub(crate) fn load(
+    /// The topics of node `node_id`, kept in `quorum`'s metadata log. Nothing is opened
+    /// until the first [`Topics::reconcile`].
+    pub(crate) fn new(
         data_dir: &Path,
         defaults: LogConfig,
-        now_ms: i64,
-    ) -> Result<Topics, BrokerError> {
-        let topics = Topics {
+        node_id: i32,
+        quorum: Arc<Quorum>,
+    ) -> Topics {
+        Topics {
             data_dir: data_dir.to_owned(),
             defaults,
             maps: RwLock::new(Maps::default()),
             admin: tokio::sync::Mutex::new(()),
+            reconciling: tokio::sync::Mutex::new(()),
             temp_files: AtomicU64::new(0),
-        };
-        let dir = data_dir.join(TOPICS_DIR);
-        fs::create_dir_all(&dir)
-            .map_err(|e| BrokerError::io(format!("creating {}", dir.display()), e))?;
-        let entries = fs::read_dir(&dir)
-            .map_err(|e| BrokerError::io(format!("listing {}", dir.display()), e))?;
-        for entry in entries {
-            let path = entry
-                .map_err(|e| BrokerError::io("listing topics", e))?
-                .path();
-            if path.extension().and_then(|e| e.to_str()) != Some("toml") {
-                // Temporary files of a write cut short.
-                let _ = fs::remove_file(&path);
-                continue;
-            }
-            let Some(name) = path.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else {
-                continue;
-            };
-            let bad = |reason: String| BrokerError::Metadata {
-                path: path.display().to_string(),
-                reason,
-            };
-            let text = fs::read_to_string(&path)
-                .map_err(|e| BrokerError::io(format!("reading {}", path.display()), e))?;
-            let file: TopicFile = toml::from_str(&text).map_err(|e| bad(e.to_string()))?;
-            let id = Uuid::parse_str(&file.id).map_err(|e| bad(e.to_string()))?;
-            let config = topics.log_config(&file.configs).map_err(bad)?;
-            let partitions = topics.open_partitions(&name, 0..file.partitions, &config, now_ms)?;
-            info!(topic = %name, partitions = file.partitions, "loaded topic");
-            topics.insert(Topic::new(&name, id, file.configs, partitions));
+            node_id,
+            quorum,
+            reconciled: tokio::sync::watch::Sender::new(0),
         }
-        Ok(topics)
     }
 
-    fn insert(&self, topic: Topic) -> Arc<Topic> {
-        let topic = Arc::new(topic);
+    /// Imports the topics of the earlier per-topic files into the metadata log (this node
+    /// leading a quorum of its own), keeping their ids, partition counts and configs, and
+    /// removes the files once the log has them.
+    pub(crate) async fn import_legacy(self: &Arc<Self>) -> Result<(), BrokerError> {
+        let dir = self.data_dir.join(TOPICS_DIR);
+        if !dir.is_dir() {
+            return Ok(());
+        }
+        let files = read_legacy_files(&dir)?;
+        let image = self.quorum.status().image;
+        let mut records = Vec::new();
+        for (name, file) in &files {
+            let id = Uuid::parse_str(&file.id).map_err(|e| BrokerError::Metadata {
+                path: name.clone(),
+                reason: e.to_string(),
+            })?;
+            if image.names.contains_key(name) {
+                continue;
+            }
+            records.extend(topic_records(
+                name,
+                id,
+                &vec![vec![self.node_id]; file.partitions.max(0) as usize],
+                &file.configs,
+                0,
+            ));
+            info!(topic = %name, partitions = file.partitions, "importing topic into the metadata log");
+        }
+        if !records.is_empty() {
+            let index = self
+                .quorum
+                .propose(records)
+                .await
+                .map_err(|e| BrokerError::io("importing topics", std::io::Error::other(e)))?;
+            self.wait_reconciled(index).await;
+        }
+        fs::remove_dir_all(&dir)
+            .map_err(|e| BrokerError::io(format!("removing {}", dir.display()), e))
+    }
+
+    fn insert_arc(&self, topic: Arc<Topic>) {
         let mut maps = self.maps.write().unwrap_or_else(|p| p.into_inner());
         maps.by_name.insert(topic.name.clone(), topic.clone());
-        maps.by_id.insert(topic.id, topic.clone());
-        topic
+        maps.by_id.insert(topic.id, topic);
     }
 
     /// The effective log config for a topic with these overrides.
@@ -234,92 +271,93 @@ impl Topics {
         all
     }
 
-    /// Creates a topic; `validate_only` checks without creating.
+    /// Waits until the records up to `index` are applied here.
+    async fn wait_reconciled(&self, index: u64) {
+        let mut reconciled = self.reconciled.subscribe();
+        let _ = reconciled.wait_for(|&at| at >= index).await;
+    }
+
+    /// Proposes topic records through this node as the active controller and waits until
+    /// they are applied here.
+    async fn commit(&self, records: Vec<MetadataRecord>) -> Result<(), Failure> {
+        let index = self.quorum.propose(records).await.map_err(|e| match e {
+            ProposeError::NotLeader { leader } => (
+                ErrorCode::NOT_CONTROLLER,
+                format!("this broker is not the active controller (the controller is {leader:?})"),
+            ),
+            other => (ErrorCode::REQUEST_TIMED_OUT, other.to_string()),
+        })?;
+        self.wait_reconciled(index).await;
+        Ok(())
+    }
+
+    /// The image, checked to be one this node may change topics from: it must lead the
+    /// quorum.
+    fn controller_image(&self) -> Result<Arc<MetadataImage>, Failure> {
+        let status = self.quorum.status();
+        if status.leader != Some(self.node_id) {
+            return Err((
+                ErrorCode::NOT_CONTROLLER,
+                format!(
+                    "this broker is not the active controller (the controller is {:?})",
+                    status.leader
+                ),
+            ));
+        }
+        Ok(status.image)
+    }
+
+    /// Creates a topic; `validate_only` checks without creating. Replicas are placed on
+    /// the live brokers (one per partition), or as `assignments` say.
     pub(crate) async fn create(
         self: &Arc<Self>,
         name: &str,
         partitions: i32,
         overrides: BTreeMap<String, String>,
+        assignments: Option<Vec<Vec<i32>>>,
         validate_only: bool,
-        now_ms: i64,
     ) -> Result<Arc<Topic>, Failure> {
         validate_topic_name(name).map_err(|m| (ErrorCode::INVALID_TOPIC_EXCEPTION, m))?;
         check_partition_count(partitions)?;
-        let config = self
-            .log_config(&overrides)
+        self.log_config(&overrides)
             .map_err(|e| (ErrorCode::INVALID_CONFIG, e))?;
         let _admin = self.admin.lock().await;
-        if self.get(name).is_some() {
+        let image = self.controller_image()?;
+        if image.names.contains_key(name) {
             return Err((
                 ErrorCode::TOPIC_ALREADY_EXISTS,
                 format!("topic '{name}' already exists"),
             ));
         }
-        let topic = Topic::new(name, Uuid::new_v4(), overrides, Vec::new());
+        let id = Uuid::new_v4();
+        let replicas = match assignments {
+            Some(assignments) => check_assignments(&image, assignments)?,
+            None => place(&image, id, 0, partitions)?,
+        };
+        let count = i32::try_from(replicas.len()).unwrap_or(i32::MAX);
+        let topic = Topic::new(name, id, overrides.clone(), count);
         if validate_only {
             return Ok(Arc::new(topic));
         }
-        let this = self.clone();
-        let topic = blocking(move || {
-            this.remove_leftover_folders(&topic.name)?;
-            let opened = this.open_partitions(&topic.name, 0..partitions, &config, now_ms);
-            let opened = opened.and_then(|p| {
-                this.write_topic_file(&topic.name, topic.id, partitions, &topic.overrides())?;
-                Ok(p)
-            });
-            match opened {
-                Ok(p) => {
-                    *topic.partitions.write().unwrap_or_else(|e| e.into_inner()) = p;
-                    Ok(topic)
-                }
-                Err(e) => {
-                    // Leave nothing half made behind.
-                    let _ = this.remove_leftover_folders(&topic.name);
-                    Err(e)
-                }
-            }
-        })
-        .await?;
-        info!(topic = %name, partitions, "created topic");
-        Ok(self.insert(topic))
+        self.commit(topic_records(name, id, &replicas, &overrides, 0))
+            .await?;
+        info!(topic = %name, partitions = count, "created topic");
+        Ok(self.get(name).unwrap_or_else(|| Arc::new(topic)))
     }
 
     /// Deletes a topic and its data.
-    pub(crate) async fn delete(self: &Arc<Self>, name: &str) -> Result<Uuid, ErrorCode> {
+    pub(crate) async fn delete(self: &Arc<Self>, name: &str) -> Result<Uuid, Failure> {
         let _admin = self.admin.lock().await;
-        let topic = {
-            let mut maps = self.maps.write().unwrap_or_else(|p| p.into_inner());
-            let Some(topic) = maps.by_name.remove(name) else {
-                return Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION);
-            };
-            maps.by_id.remove(&topic.id);
-            topic
+        let image = self.controller_image()?;
+        let Some(topic) = image.topic(name) else {
+            return Err((
+                ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
+                format!("topic '{name}' does not exist"),
+            ));
         };
-        topic.deleted.store(true, Ordering::Release);
-        let this = self.clone();
         let id = topic.id;
-        let result = blocking(move || {
-            let path = this.topic_file(&topic.name);
-            fs::remove_file(&path).map_err(|e| BrokerError::io(format!("removing {}", path.display()), e))?;
-            sync_dir(&this.data_dir.join(TOPICS_DIR))?;
-            for partition in topic.take_partitions() {
-                let index = partition.index;
-                let removed = match Arc::try_unwrap(partition) {
-                    Ok(p) => p.delete().map_err(BrokerError::from),
-                    // A request still holds it; its open files stay readable until it ends.
-                    Err(_) => remove_dir(&this.partition_dir(&topic.name, index)),
-                };
-                if let Err(e) = removed {
-                    warn!(topic = %topic.name, partition = index, error = %e, "deleting partition data; removed when the name is created again");
-                }
-            }
-            Ok(())
-        })
-        .await;
-        if let Err((_, message)) = result {
-            warn!(topic = %name, error = %message, "deleting topic");
-            return Err(ErrorCode::KAFKA_STORAGE_ERROR);
-        }
+        self.commit(vec![MetadataRecord::RemoveTopic { id }])
+            .await?;
         info!(topic = %name, "deleted topic");
         Ok(id)
     }
@@ -330,50 +368,36 @@ impl Topics {
         name: &str,
         count: i32,
         validate_only: bool,
-        now_ms: i64,
     ) -> Result<(), Failure> {
         check_partition_count(count)?;
         let _admin = self.admin.lock().await;
-        let topic = self.get(name).ok_or((
+        let image = self.controller_image()?;
+        let topic = image.topic(name).ok_or((
             ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
             format!("topic '{name}' does not exist"),
         ))?;
-        let current = topic.partition_count();
+        let current = i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX);
         if count <= current {
             return Err((
                 ErrorCode::INVALID_PARTITIONS,
                 format!("topic '{name}' has {current} partitions; {count} would not add any"),
             ));
         }
+        let replicas = place(&image, topic.id, current, count - current)?;
         if validate_only {
             return Ok(());
         }
-        let this = self.clone();
-        let grown = topic.clone();
-        blocking(move || {
-            let config =
-                this.log_config(&grown.overrides())
-                    .map_err(|reason| BrokerError::Metadata {
-                        path: grown.name.clone(),
-                        reason,
-                    })?;
-            let added = this.open_partitions(&grown.name, current..count, &config, now_ms)?;
-            this.write_topic_file(&grown.name, grown.id, count, &grown.overrides())?;
-            grown
-                .partitions
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .extend(added);
-            Ok(())
-        })
-        .await?;
+        let mut records = topic_records(name, topic.id, &replicas, &BTreeMap::new(), current);
+        // Only the partitions: the topic record is already there.
+        records.remove(0);
+        self.commit(records).await?;
         info!(topic = %name, from = current, to = count, "added partitions");
         Ok(())
     }
 
     /// Changes a topic's config overrides (`change` maps the current ones to the new ones,
-    /// under the admin lock, so concurrent changes do not lose each other), stores them and
-    /// applies them to its partitions.
+    /// under the admin lock, so concurrent changes do not lose each other) through the
+    /// metadata log.
     pub(crate) async fn alter_overrides(
         self: &Arc<Self>,
         name: &str,
@@ -381,97 +405,201 @@ impl Topics {
         change: impl FnOnce(BTreeMap<String, String>) -> Result<BTreeMap<String, String>, Failure>,
     ) -> Result<(), Failure> {
         let _admin = self.admin.lock().await;
-        let topic = self.get(name).ok_or((
+        let image = self.controller_image()?;
+        let topic = image.topic(name).ok_or((
             ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
             format!("topic '{name}' does not exist"),
         ))?;
-        let overrides = change(topic.overrides())?;
-        let config = self
-            .log_config(&overrides)
+        let overrides = change(topic.configs.clone())?;
+        self.log_config(&overrides)
             .map_err(|e| (ErrorCode::INVALID_CONFIG, e))?;
-        if validate_only || topic.deleted.load(Ordering::Acquire) {
+        if validate_only {
             return Ok(());
         }
-        let this = self.clone();
-        let stored = topic.clone();
-        let written = overrides.clone();
-        blocking(move || {
-            this.write_topic_file(&stored.name, stored.id, stored.partition_count(), &written)
-        })
-        .await?;
-        for partition in topic.partitions() {
-            partition.update_config(config.clone()).await;
+        let mut records: Vec<MetadataRecord> = overrides
+            .iter()
+            .filter(|(k, v)| topic.configs.get(*k) != Some(*v))
+            .map(|(k, v)| MetadataRecord::TopicConfig {
+                topic_id: topic.id,
+                name: k.clone(),
+                value: Some(v.clone()),
+            })
+            .collect();
+        records.extend(
+            topic
+                .configs
+                .keys()
+                .filter(|k| !overrides.contains_key(*k))
+                .map(|k| MetadataRecord::TopicConfig {
+                    topic_id: topic.id,
+                    name: k.clone(),
+                    value: None,
+                }),
+        );
+        if records.is_empty() {
+            return Ok(());
         }
-        *topic.overrides.write().unwrap_or_else(|p| p.into_inner()) = overrides;
-        Ok(())
+        self.commit(records).await
     }
 
-    fn open_partitions(
+    /// Makes the local topics those of `image`: opens the partitions whose replicas
+    /// include this node, applies config changes, removes what the image no longer has.
+    pub(crate) async fn reconcile(self: &Arc<Self>, image: &MetadataImage, now_ms: i64) {
+        let _one = self.reconciling.lock().await;
+        if image.applied <= *self.reconciled.borrow() && image.applied > 0 {
+            return;
+        }
+        // Topics gone (or replaced by a new topic of the same name).
+        let gone: Vec<Arc<Topic>> = self
+            .all()
+            .into_iter()
+            .filter(|t| !image.topics.contains_key(&t.id))
+            .collect();
+        for topic in gone {
+            self.remove_local(topic).await;
+        }
+        for meta in image.topics.values() {
+            let count = i32::try_from(meta.partitions.len()).unwrap_or(i32::MAX);
+            // A new topic is visible only once its partitions here are open.
+            let (topic, is_new) = match self.get_by_id(meta.id) {
+                Some(topic) => (topic, false),
+                None => {
+                    let topic = Topic::new(&meta.name, meta.id, meta.configs.clone(), count);
+                    (Arc::new(topic), true)
+                }
+            };
+            topic.count.store(count, Ordering::Release);
+            let config = match self.log_config(&meta.configs) {
+                Ok(config) => config,
+                Err(reason) => {
+                    warn!(topic = %meta.name, %reason, "topic config refused; using the defaults");
+                    self.defaults.clone()
+                }
+            };
+            if topic.overrides() != meta.configs {
+                for partition in topic.partitions() {
+                    partition.update_config(config.clone()).await;
+                }
+                *topic.overrides.write().unwrap_or_else(|p| p.into_inner()) = meta.configs.clone();
+            }
+            let missing: Vec<i32> = meta
+                .partitions
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.replicas.contains(&self.node_id))
+                .filter_map(|(i, _)| i32::try_from(i).ok())
+                .filter(|&i| topic.partition(i).is_none())
+                .collect();
+            if missing.is_empty() {
+                if is_new {
+                    self.insert_arc(topic);
+                }
+                continue;
+            }
+            let this = self.clone();
+            let (name, id) = (meta.name.clone(), meta.id);
+            let opened = blocking(move || {
+                missing
+                    .into_iter()
+                    .map(|index| this.open_partition(&name, id, index, &config, now_ms))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await;
+            match opened {
+                Ok(opened) => {
+                    {
+                        let mut hosted =
+                            topic.partitions.write().unwrap_or_else(|p| p.into_inner());
+                        for partition in opened {
+                            hosted.insert(partition.index, partition);
+                        }
+                    }
+                    if is_new {
+                        self.insert_arc(topic);
+                    }
+                }
+                Err((_, message)) => {
+                    warn!(topic = %meta.name, error = %message, "opening partitions");
+                }
+            }
+        }
+        self.reconciled.send_replace(image.applied);
+    }
+
+    /// Drops a topic from this broker and deletes its partitions' data.
+    async fn remove_local(self: &Arc<Self>, topic: Arc<Topic>) {
+        {
+            let mut maps = self.maps.write().unwrap_or_else(|p| p.into_inner());
+            if maps
+                .by_id
+                .get(&topic.id)
+                .is_some_and(|t| Arc::ptr_eq(t, &topic))
+            {
+                maps.by_id.remove(&topic.id);
+            }
+            if maps
+                .by_name
+                .get(&topic.name)
+                .is_some_and(|t| Arc::ptr_eq(t, &topic))
+            {
+                maps.by_name.remove(&topic.name);
+            }
+        }
+        topic.deleted.store(true, Ordering::Release);
+        let this = self.clone();
+        let name = topic.name.clone();
+        let removed = blocking(move || {
+            for partition in topic.take_partitions() {
+                let index = partition.index;
+                let removed = match Arc::try_unwrap(partition) {
+                    Ok(p) => p.delete().map_err(BrokerError::from),
+                    // A request still holds it; its open files stay readable until it ends.
+                    Err(_) => remove_dir(&this.partition_dir(&topic.name, index)),
+                };
+                if let Err(e) = removed {
+                    warn!(topic = %topic.name, partition = index, error = %e, "deleting partition data; removed when the name is used again");
+                }
+            }
+            Ok(())
+        })
+        .await;
+        if let Err((_, message)) = removed {
+            warn!(topic = %name, error = %message, "deleting topic data");
+        }
+    }
+
+    /// Opens partition `index` of topic `id`, wiping a folder left by another topic of the
+    /// same name. Blocking.
+    fn open_partition(
         &self,
         name: &str,
-        indexes: std::ops::Range<i32>,
+        id: Uuid,
+        index: i32,
         config: &LogConfig,
         now_ms: i64,
-    ) -> Result<Vec<Arc<Partition>>, BrokerError> {
-        indexes
-            .map(|index| {
-                Ok(Arc::new(Partition::open(
-                    index,
-                    &self.partition_dir(name, index),
-                    config.clone(),
-                    now_ms,
-                )?))
-            })
-            .collect()
+    ) -> Result<Arc<Partition>, BrokerError> {
+        let dir = self.partition_dir(name, index);
+        let marker = dir.join(PARTITION_METADATA);
+        let expected = format!("version: 0\ntopic_id: {id}\n");
+        match fs::read_to_string(&marker) {
+            Ok(found) if found == expected => {}
+            Ok(_) => {
+                warn!(topic = %name, partition = index, "removing data left by an earlier topic of this name");
+                remove_dir(&dir)?;
+            }
+            // A folder from before these markers (imported) or a new one.
+            Err(_) => {}
+        }
+        let partition = Partition::open(index, &dir, config.clone(), now_ms)?;
+        if fs::read_to_string(&marker).ok().as_deref() != Some(expected.as_str()) {
+            let n = self.temp_files.fetch_add(1, Ordering::Relaxed);
+            write_atomically_via(&marker, &format!("tmp{n}"), expected.as_bytes())?;
+        }
+        Ok(Arc::new(partition))
     }
 
     fn partition_dir(&self, name: &str, index: i32) -> PathBuf {
         self.data_dir.join(format!("{name}-{index}"))
-    }
-
-    /// Removes partition folders of `name` that no topic owns.
-    fn remove_leftover_folders(&self, name: &str) -> Result<(), BrokerError> {
-        let entries = fs::read_dir(&self.data_dir)
-            .map_err(|e| BrokerError::io(format!("listing {}", self.data_dir.display()), e))?;
-        for entry in entries.flatten() {
-            let file_name = entry.file_name();
-            let Some(rest) = file_name
-                .to_str()
-                .and_then(|f| f.strip_prefix(name))
-                .and_then(|r| r.strip_prefix('-'))
-            else {
-                continue;
-            };
-            if !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()) {
-                warn!(topic = %name, folder = %entry.path().display(), "removing data left by an earlier topic of this name");
-                remove_dir(&entry.path())?;
-            }
-        }
-        Ok(())
-    }
-
-    fn topic_file(&self, name: &str) -> PathBuf {
-        self.data_dir.join(TOPICS_DIR).join(format!("{name}.toml"))
-    }
-
-    fn write_topic_file(
-        &self,
-        name: &str,
-        id: Uuid,
-        partitions: i32,
-        overrides: &BTreeMap<String, String>,
-    ) -> Result<(), BrokerError> {
-        let file = TopicFile {
-            id: id.to_string(),
-            partitions,
-            configs: overrides.clone(),
-        };
-        let text = toml::to_string(&file).map_err(|e| BrokerError::Metadata {
-            path: name.to_owned(),
-            reason: e.to_string(),
-        })?;
-        let n = self.temp_files.fetch_add(1, Ordering::Relaxed);
-        write_atomically_via(&self.topic_file(name), &format!("tmp{n}"), text.as_bytes())
     }
 
     /// Closes every partition cleanly. Blocking.
@@ -496,20 +624,134 @@ impl Topics {
 }
 
 impl Topic {
-    fn new(
-        name: &str,
-        id: Uuid,
-        overrides: BTreeMap<String, String>,
-        partitions: Vec<Arc<Partition>>,
-    ) -> Topic {
+    fn new(name: &str, id: Uuid, overrides: BTreeMap<String, String>, count: i32) -> Topic {
         Topic {
             name: name.to_owned(),
             id,
             overrides: RwLock::new(overrides),
-            partitions: RwLock::new(partitions),
+            partitions: RwLock::new(BTreeMap::new()),
+            count: AtomicI32::new(count),
             deleted: AtomicBool::new(false),
         }
     }
+}
+
+/// Applies each new metadata image to `topics` until `shutdown`.
+pub(crate) async fn follow(
+    topics: Arc<Topics>,
+    mut status: tokio::sync::watch::Receiver<crate::controller::quorum::QuorumStatus>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let image = status.borrow_and_update().image.clone();
+        topics.reconcile(&image, crate::state::now_ms()).await;
+        tokio::select! {
+            changed = status.changed() => if changed.is_err() { return },
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// The records of a topic with partitions `first..` placed on `replicas` (one list per
+/// partition, preferred leader first) and its config overrides.
+fn topic_records(
+    name: &str,
+    id: Uuid,
+    replicas: &[Vec<i32>],
+    overrides: &BTreeMap<String, String>,
+    first: i32,
+) -> Vec<MetadataRecord> {
+    let mut records = vec![MetadataRecord::Topic {
+        name: name.to_owned(),
+        id,
+    }];
+    for (i, replicas) in replicas.iter().enumerate() {
+        records.push(MetadataRecord::Partition {
+            topic_id: id,
+            partition: first + i32::try_from(i).unwrap_or(i32::MAX),
+            replicas: replicas.clone(),
+            isr: replicas.clone(),
+            leader: replicas.first().copied().unwrap_or(-1),
+            leader_epoch: 0,
+        });
+    }
+    records.extend(overrides.iter().map(|(k, v)| MetadataRecord::TopicConfig {
+        topic_id: id,
+        name: k.clone(),
+        value: Some(v.clone()),
+    }));
+    records
+}
+
+/// Replicas for `count` new partitions from index `first`: one per partition, spread over
+/// the live brokers round-robin from a start that depends on the topic.
+fn place(
+    image: &MetadataImage,
+    id: Uuid,
+    first: i32,
+    count: i32,
+) -> Result<Vec<Vec<i32>>, Failure> {
+    let live: Vec<i32> = image.live_brokers().map(|b| b.id).collect();
+    if live.is_empty() {
+        return Err((
+            ErrorCode::INVALID_REPLICATION_FACTOR,
+            "no live broker to place the partitions on".into(),
+        ));
+    }
+    let start = (id.as_u128() % live.len() as u128) as usize;
+    Ok((first..first + count)
+        .map(|p| vec![live[(start + p as usize) % live.len()]])
+        .collect())
+}
+
+/// Checks explicit replica assignments: one replica per partition, on registered brokers.
+fn check_assignments(
+    image: &MetadataImage,
+    assignments: Vec<Vec<i32>>,
+) -> Result<Vec<Vec<i32>>, Failure> {
+    for replicas in &assignments {
+        if replicas.len() != 1 {
+            return Err((
+                ErrorCode::INVALID_REPLICATION_FACTOR,
+                "this cluster does not replicate partitions yet: give one replica per partition"
+                    .into(),
+            ));
+        }
+        if let Some(unknown) = replicas.iter().find(|b| !image.brokers.contains_key(b)) {
+            return Err((
+                ErrorCode::INVALID_REPLICA_ASSIGNMENT,
+                format!("broker {unknown} is not registered"),
+            ));
+        }
+    }
+    check_partition_count(i32::try_from(assignments.len()).unwrap_or(i32::MAX))?;
+    Ok(assignments)
+}
+
+/// The earlier per-topic files, by topic name.
+fn read_legacy_files(dir: &Path) -> Result<Vec<(String, TopicFile)>, BrokerError> {
+    let entries =
+        fs::read_dir(dir).map_err(|e| BrokerError::io(format!("listing {}", dir.display()), e))?;
+    let mut files = Vec::new();
+    for entry in entries {
+        let path = entry
+            .map_err(|e| BrokerError::io("listing topics", e))?
+            .path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        let Some(name) = path.file_stem().and_then(|s| s.to_str()).map(str::to_owned) else {
+            continue;
+        };
+        let text = fs::read_to_string(&path)
+            .map_err(|e| BrokerError::io(format!("reading {}", path.display()), e))?;
+        let file: TopicFile = toml::from_str(&text).map_err(|e| BrokerError::Metadata {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        files.push((name, file));
+    }
+    Ok(files)
 }
 
 fn check_partition_count(count: i32) -> Result<(), Failure> {
@@ -579,6 +821,7 @@ fn write_atomically_via(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::controller::quorum::QuorumSetup;
 
     #[test]
     fn topic_names() {
@@ -586,34 +829,68 @@ mod tests {
         assert!(validate_topic_name("").is_err());
         assert!(validate_topic_name("..").is_err());
         assert!(validate_topic_name("a/b").is_err());
+        assert!(validate_topic_name("__cluster_metadata").is_err());
         assert!(validate_topic_name(&"x".repeat(250)).is_err());
+    }
+
+    /// The topics of a broker alone in `dir`, following its metadata log.
+    async fn open(dir: &Path) -> (Arc<Topics>, tokio::sync::watch::Sender<bool>) {
+        let (stop, shutdown) = tokio::sync::watch::channel(false);
+        let setup = QuorumSetup {
+            node_id: 1,
+            dir: &dir.join("__cluster_metadata"),
+            voters: Vec::new(),
+            listener: None,
+            election_timeout: std::time::Duration::from_millis(100),
+            session_timeout: std::time::Duration::from_millis(500),
+            advertised: ("127.0.0.1".into(), 9092),
+            rack: None,
+        };
+        let quorum = Arc::new(Quorum::start(setup, shutdown).await.unwrap());
+        let mut status = quorum.watch();
+        status.wait_for(|s| s.registered).await.unwrap();
+        let topics = Arc::new(Topics::new(dir, LogConfig::default(), 1, quorum.clone()));
+        topics.reconcile(&quorum.status().image, 0).await;
+        tokio::spawn(follow(topics.clone(), status, stop.subscribe()));
+        (topics, stop)
     }
 
     #[tokio::test]
     async fn topics_survive_reload() {
         let dir = tempfile::tempdir().unwrap();
-        let topics = Arc::new(Topics::load(dir.path(), LogConfig::default(), 0).unwrap());
+        let (topics, stop) = open(dir.path()).await;
         let mut configs = BTreeMap::new();
         configs.insert("retention.ms".to_owned(), "1000".to_owned());
         configs.insert("min.insync.replicas".to_owned(), "2".to_owned());
-        let t = topics.create("a", 3, configs, false, 0).await.unwrap();
+        let t = topics.create("a", 3, configs, None, false).await.unwrap();
         let id = t.id;
-        let again = topics.create("a", 1, BTreeMap::new(), false, 0).await;
+        assert_eq!(t.partitions().len(), 3, "hosted here");
+        let again = topics.create("a", 1, BTreeMap::new(), None, false).await;
         assert!(matches!(again, Err((ErrorCode::TOPIC_ALREADY_EXISTS, _))));
         assert!(matches!(
             topics
-                .create("b", MAX_PARTITIONS + 1, BTreeMap::new(), false, 0)
+                .create("b", MAX_PARTITIONS + 1, BTreeMap::new(), None, false)
                 .await,
             Err((ErrorCode::INVALID_PARTITIONS, _))
         ));
-        topics.add_partitions("a", 4, false, 0).await.unwrap();
+        let elsewhere = topics
+            .create("c", 1, BTreeMap::new(), Some(vec![vec![7]]), false)
+            .await;
+        assert!(matches!(
+            elsewhere,
+            Err((ErrorCode::INVALID_REPLICA_ASSIGNMENT, _))
+        ));
+        topics.add_partitions("a", 4, false).await.unwrap();
         assert_eq!(topics.get_by_id(id).unwrap().name, "a");
         drop(t);
+        stop.send_replace(true);
         topics.close();
-        let again = Arc::new(Topics::load(dir.path(), LogConfig::default(), 0).unwrap());
+        drop(topics);
+
+        let (again, _stop) = open(dir.path()).await;
         let t = again.get("a").unwrap();
         assert_eq!(t.id, id);
-        assert_eq!(t.partition_count(), 4);
+        assert_eq!((t.partition_count(), t.partitions().len()), (4, 4));
         assert_eq!(t.overrides()["retention.ms"], "1000");
         drop(t);
         again.delete("a").await.unwrap();
@@ -622,31 +899,49 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn leftover_folders_do_not_come_back_under_a_new_topic() {
+    async fn folders_of_an_earlier_topic_do_not_come_back_under_a_new_one() {
         let dir = tempfile::tempdir().unwrap();
-        let topics = Arc::new(Topics::load(dir.path(), LogConfig::default(), 0).unwrap());
-        // A folder of an earlier "old" whose deletion did not finish, with a segment in it.
+        let (topics, _stop) = open(dir.path()).await;
+        // A folder of an earlier "old" (another topic id), with a segment in it.
         fs::create_dir_all(dir.path().join("old-0")).unwrap();
         fs::write(dir.path().join("old-0/00000000000000000000.log"), b"stale").unwrap();
-        fs::create_dir_all(dir.path().join("old-x")).unwrap();
+        fs::write(
+            dir.path().join("old-0").join(PARTITION_METADATA),
+            format!("version: 0\ntopic_id: {}\n", Uuid::new_v4()),
+        )
+        .unwrap();
         topics
-            .create("old", 1, BTreeMap::new(), false, 0)
+            .create("old", 1, BTreeMap::new(), None, false)
             .await
             .unwrap();
         let log = fs::read(dir.path().join("old-0/00000000000000000000.log")).unwrap_or_default();
         assert!(log.is_empty(), "stale data survived");
-        assert!(
-            dir.path().join("old-x").exists(),
-            "only NAME-<digits> folders are partitions"
-        );
+    }
+
+    #[tokio::test]
+    async fn topics_of_the_earlier_files_are_imported() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = Uuid::new_v4();
+        fs::create_dir_all(dir.path().join(TOPICS_DIR)).unwrap();
+        fs::write(
+            dir.path().join(TOPICS_DIR).join("kept.toml"),
+            format!("id = \"{id}\"\npartitions = 2\n[configs]\n\"retention.ms\" = \"5000\"\n"),
+        )
+        .unwrap();
+        let (topics, _stop) = open(dir.path()).await;
+        topics.import_legacy().await.unwrap();
+        let t = topics.get("kept").unwrap();
+        assert_eq!((t.id, t.partition_count()), (id, 2));
+        assert_eq!(t.overrides()["retention.ms"], "5000");
+        assert!(!dir.path().join(TOPICS_DIR).exists());
     }
 
     #[tokio::test]
     async fn concurrent_config_changes_are_not_lost() {
         let dir = tempfile::tempdir().unwrap();
-        let topics = Arc::new(Topics::load(dir.path(), LogConfig::default(), 0).unwrap());
+        let (topics, _stop) = open(dir.path()).await;
         topics
-            .create("c", 1, BTreeMap::new(), false, 0)
+            .create("c", 1, BTreeMap::new(), None, false)
             .await
             .unwrap();
         const KEYS: [&str; 4] = [

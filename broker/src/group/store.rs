@@ -85,8 +85,8 @@ impl Store {
                 OFFSETS_TOPIC,
                 self.partitions,
                 topic_overrides(),
+                None,
                 false,
-                now_ms(),
             )
             .await;
         match created {

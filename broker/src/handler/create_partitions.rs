@@ -6,7 +6,7 @@ use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse
 use strom_protocol::ErrorCode;
 
 use super::str_bytes;
-use crate::state::{now_ms, BrokerState};
+use crate::state::BrokerState;
 
 pub(crate) async fn handle(
     state: &BrokerState,
@@ -29,7 +29,7 @@ pub(crate) async fn handle(
         } else {
             state
                 .topics
-                .add_partitions(t.name.0.as_str(), t.count, request.validate_only, now_ms())
+                .add_partitions(t.name.0.as_str(), t.count, request.validate_only)
                 .await
         };
         results.push(match outcome {

@@ -1,7 +1,8 @@
 //! CreateTopics (key 19): versions 2-7.
 //!
-//! Partition count -1 means `num.partitions`; replication factor must be -1 or 1 on a single
-//! broker; explicit assignments must name this broker. Config overrides are checked with
+//! Partition count -1 means `num.partitions`; replication factor must be -1 or 1 (partitions
+//! are not replicated yet); explicit assignments name one registered broker per partition.
+//! Only the active controller creates topics; other brokers answer NOT_CONTROLLER. Config overrides are checked with
 //! the topic config parser, so a bad value is `INVALID_CONFIG` naming the key. v5+ answers
 //! with the topic's effective configs; v7 with its id. `validate_only` checks without
 //! creating.
@@ -17,7 +18,7 @@ use strom_protocol::ErrorCode;
 
 use super::describe_configs::topic_entries;
 use super::str_bytes;
-use crate::state::{now_ms, BrokerState};
+use crate::state::BrokerState;
 use crate::topics::Failure;
 
 pub(crate) async fn handle(
@@ -37,17 +38,24 @@ pub(crate) async fn handle(
         let name = topic.name.0.to_string();
         let result = CreatableTopicResult::default().with_name(topic.name.clone());
         let created = match plan(state, topic, duplicated.contains(&name)) {
-            Ok((partitions, overrides)) => state
+            Ok(Plan {
+                partitions,
+                overrides,
+                assignments,
+            }) => state
                 .topics
                 .create(
                     &name,
                     partitions,
                     overrides.clone(),
+                    assignments,
                     request.validate_only,
-                    now_ms(),
                 )
                 .await
-                .map(|created| (created, partitions, overrides)),
+                .map(|created| {
+                    let count = created.partition_count();
+                    (created, count, overrides)
+                }),
             Err(failure) => Err(failure),
         };
         results.push(match created {
@@ -81,13 +89,17 @@ pub(crate) async fn handle(
     CreateTopicsResponse::default().with_topics(results)
 }
 
-/// The partition count and config overrides a request entry asks for, or why it cannot be
-/// served.
-fn plan(
-    state: &BrokerState,
-    topic: &CreatableTopic,
-    duplicated: bool,
-) -> Result<(i32, BTreeMap<String, String>), Failure> {
+/// What a request entry asks for.
+struct Plan {
+    partitions: i32,
+    overrides: BTreeMap<String, String>,
+    /// Explicit replicas per partition.
+    assignments: Option<Vec<Vec<i32>>>,
+}
+
+/// The partition count, config overrides and explicit replica assignments (if any) a
+/// request entry asks for, or why it cannot be served.
+fn plan(state: &BrokerState, topic: &CreatableTopic, duplicated: bool) -> Result<Plan, Failure> {
     let name = topic.name.0.as_str();
     if duplicated {
         return Err((
@@ -95,33 +107,42 @@ fn plan(
             format!("topic '{name}' appears more than once in the request"),
         ));
     }
-    let node = state.config.node_id;
-    let partitions = if !topic.assignments.is_empty() {
+    let assignments: Option<Vec<Vec<i32>>> = if topic.assignments.is_empty() {
+        None
+    } else {
         if topic.num_partitions != -1 || topic.replication_factor != -1 {
             return Err((
                 ErrorCode::INVALID_REQUEST,
                 "give either assignments or partitions and replication factor".into(),
             ));
         }
-        if topic
-            .assignments
+        let mut sorted: Vec<_> = topic.assignments.iter().collect();
+        sorted.sort_by_key(|a| a.partition_index);
+        if sorted
             .iter()
-            .any(|a| a.broker_ids.len() != 1 || a.broker_ids.iter().any(|b| b.0 != node))
+            .enumerate()
+            .any(|(i, a)| usize::try_from(a.partition_index).ok() != Some(i))
         {
             return Err((
                 ErrorCode::INVALID_REPLICA_ASSIGNMENT,
-                format!("this cluster has one broker, {node}"),
+                "assignments must cover partitions 0..n once each".into(),
             ));
         }
-        topic.assignments.len() as i32
-    } else if topic.num_partitions == -1 {
-        state.config.num_partitions
-    } else {
-        topic.num_partitions
+        Some(
+            sorted
+                .iter()
+                .map(|a| a.broker_ids.iter().map(|b| b.0).collect())
+                .collect(),
+        )
+    };
+    let partitions = match &assignments {
+        Some(a) => i32::try_from(a.len()).unwrap_or(i32::MAX),
+        None if topic.num_partitions == -1 => state.config.num_partitions,
+        None => topic.num_partitions,
     };
     if !matches!(topic.replication_factor, -1 | 1) {
         let message = format!(
-            "replication factor {} is larger than the 1 available broker",
+            "replication factor {}: this cluster does not replicate partitions yet",
             topic.replication_factor
         );
         return Err((ErrorCode::INVALID_REPLICATION_FACTOR, message));
@@ -135,5 +156,9 @@ fn plan(
                 .map(|v| (c.name.to_string(), v.to_string()))
         })
         .collect();
-    Ok((partitions, overrides))
+    Ok(Plan {
+        partitions,
+        overrides,
+        assignments,
+    })
 }

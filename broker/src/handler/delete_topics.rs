@@ -43,15 +43,10 @@ pub(crate) async fn handle(
         responses.push(match state.topics.delete(&name).await {
             Ok(id) if version >= 6 => result.with_topic_id(id),
             Ok(_) => result,
-            Err(code) if version >= 5 => {
-                result
-                    .with_error_code(code.code())
-                    .with_error_message(Some(str_bytes(format!(
-                        "topic '{name}': {}",
-                        code.message()
-                    ))))
-            }
-            Err(code) => result.with_error_code(code.code()),
+            Err((code, message)) if version >= 5 => result
+                .with_error_code(code.code())
+                .with_error_message(Some(str_bytes(message))),
+            Err((code, _)) => result.with_error_code(code.code()),
         });
     }
     DeleteTopicsResponse::default().with_responses(responses)

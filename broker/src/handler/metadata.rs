@@ -2,42 +2,43 @@
 //!
 //! A null topic list (v1+) or an empty one (v0) asks for every topic. Unknown topics are
 //! created when `auto.create.topics.enable` is on and the request allows it (v4+ says so
-//! per request), with `num.partitions` partitions. v10+ may name topics by id. This broker is
-//! the leader of every partition, at leader epoch 0.
+//! per request), with `num.partitions` partitions, by the active controller (elsewhere the
+//! client is told LEADER_NOT_AVAILABLE and asks again). v10+ may name topics by id. Brokers,
+//! leaders, replicas, ISRs and leader epochs come from the metadata image, so every broker
+//! that has caught up answers the same.
 
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
 };
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use strom_protocol::ErrorCode;
 use uuid::Uuid;
 
 use super::{str_bytes, topic_name};
+use crate::controller::image::{MetadataImage, TopicImage};
 use crate::group::OFFSETS_TOPIC;
-use crate::state::{now_ms, BrokerState};
-use crate::topics::{validate_topic_name, Topic};
+use crate::state::BrokerState;
+use crate::topics::validate_topic_name;
 
 pub(crate) async fn handle(
     state: &BrokerState,
     request: MetadataRequest,
     version: i16,
 ) -> MetadataResponse {
-    let node = BrokerId(state.config.node_id);
-    let broker = MetadataResponseBroker::default()
-        .with_node_id(node)
-        .with_host(str_bytes(state.advertised_host.clone()))
-        .with_port(state.advertised_port);
+    let status = state.quorum.status();
     let all = match &request.topics {
         None => true,
         Some(t) => t.is_empty() && version == 0,
     };
+    let mut image = status.image.clone();
     let topics = if all {
-        state
-            .topics
-            .all()
-            .iter()
-            .map(|t| describe(t, node, version))
+        let mut topics: Vec<&TopicImage> = image.topics.values().collect();
+        topics.sort_by(|a, b| a.name.cmp(&b.name));
+        topics
+            .into_iter()
+            .map(|t| describe(&image, t, version))
             .collect()
     } else {
         let allow_create =
@@ -45,17 +46,33 @@ pub(crate) async fn handle(
         let mut found = Vec::new();
         for t in request.topics.unwrap_or_default() {
             found.push(match t.name {
-                Some(name) => by_name(state, name.0.as_str(), allow_create, node, version).await,
-                None => by_id(state, t.topic_id, node, version),
+                Some(name) => {
+                    by_name(state, &mut image, name.0.as_str(), allow_create, version).await
+                }
+                None => by_id(&image, t.topic_id, version),
             });
         }
         found
     };
+    let brokers = image
+        .live_brokers()
+        .map(|b| {
+            let broker = MetadataResponseBroker::default()
+                .with_node_id(BrokerId(b.id))
+                .with_host(str_bytes(b.host.clone()))
+                .with_port(b.port);
+            if version >= 1 {
+                broker.with_rack(b.rack.clone().map(str_bytes))
+            } else {
+                broker
+            }
+        })
+        .collect();
     let mut response = MetadataResponse::default()
-        .with_brokers(vec![broker])
+        .with_brokers(brokers)
         .with_topics(topics);
     if version >= 1 {
-        response = response.with_controller_id(node);
+        response = response.with_controller_id(BrokerId(status.leader.unwrap_or(-1)));
     }
     if version >= 2 {
         response = response.with_cluster_id(Some(str_bytes(state.cluster_id.clone())));
@@ -65,13 +82,13 @@ pub(crate) async fn handle(
 
 async fn by_name(
     state: &BrokerState,
+    image: &mut Arc<MetadataImage>,
     name: &str,
     allow_create: bool,
-    node: BrokerId,
     version: i16,
 ) -> MetadataResponseTopic {
-    if let Some(topic) = state.topics.get(name) {
-        return describe(&topic, node, version);
+    if let Some(topic) = image.topic(name) {
+        return describe(image, topic, version);
     }
     let failed = |code: ErrorCode| {
         MetadataResponseTopic::default()
@@ -90,40 +107,64 @@ async fn by_name(
             name,
             state.config.num_partitions,
             BTreeMap::new(),
+            None,
             false,
-            now_ms(),
         )
         .await;
     match created {
-        Ok(topic) => describe(&topic, node, version),
-        // Created concurrently by another request.
-        Err((ErrorCode::TOPIC_ALREADY_EXISTS, _)) => match state.topics.get(name) {
-            Some(topic) => describe(&topic, node, version),
-            None => failed(ErrorCode::LEADER_NOT_AVAILABLE),
-        },
+        // Created here or concurrently by another request: the image now has it.
+        Ok(_) | Err((ErrorCode::TOPIC_ALREADY_EXISTS, _)) => {
+            *image = state.quorum.status().image;
+            match image.topic(name) {
+                Some(topic) => describe(image, topic, version),
+                None => failed(ErrorCode::LEADER_NOT_AVAILABLE),
+            }
+        }
+        // Another broker is the controller: the client asks again.
+        Err((ErrorCode::NOT_CONTROLLER, _)) => failed(ErrorCode::LEADER_NOT_AVAILABLE),
         Err((code, _)) => failed(code),
     }
 }
 
-fn by_id(state: &BrokerState, id: Uuid, node: BrokerId, version: i16) -> MetadataResponseTopic {
-    match state.topics.get_by_id(id) {
-        Some(topic) => describe(&topic, node, version),
+fn by_id(image: &MetadataImage, id: Uuid, version: i16) -> MetadataResponseTopic {
+    match image.topics.get(&id) {
+        Some(topic) => describe(image, topic, version),
         None => MetadataResponseTopic::default()
             .with_topic_id(if version >= 10 { id } else { Uuid::nil() })
             .with_error_code(ErrorCode::UNKNOWN_TOPIC_ID.code()),
     }
 }
 
-/// A topic's metadata, with only the fields `version` has.
-fn describe(topic: &Topic, node: BrokerId, version: i16) -> MetadataResponseTopic {
-    let partitions = (0..topic.partition_count())
-        .map(|index| {
-            MetadataResponsePartition::default()
-                .with_partition_index(index)
-                .with_leader_id(node)
-                .with_leader_epoch(if version >= 7 { 0 } else { -1 })
-                .with_replica_nodes(vec![node])
-                .with_isr_nodes(vec![node])
+/// A topic's metadata, with only the fields `version` has. Replicas on fenced brokers are
+/// offline; a partition with no leader is LEADER_NOT_AVAILABLE.
+fn describe(image: &MetadataImage, topic: &TopicImage, version: i16) -> MetadataResponseTopic {
+    let ids = |nodes: &[i32]| nodes.iter().map(|&n| BrokerId(n)).collect::<Vec<_>>();
+    let partitions = topic
+        .partitions
+        .iter()
+        .enumerate()
+        .map(|(index, p)| {
+            let offline: Vec<i32> = p
+                .replicas
+                .iter()
+                .copied()
+                .filter(|r| image.brokers.get(r).is_none_or(|b| b.fenced))
+                .collect();
+            let mut partition = MetadataResponsePartition::default()
+                .with_partition_index(i32::try_from(index).unwrap_or(i32::MAX))
+                .with_leader_id(BrokerId(p.leader))
+                .with_replica_nodes(ids(&p.replicas))
+                .with_isr_nodes(ids(&p.isr));
+            if p.leader < 0 {
+                partition = partition.with_error_code(ErrorCode::LEADER_NOT_AVAILABLE.code());
+            }
+            if version >= 7 {
+                partition = partition.with_leader_epoch(p.leader_epoch);
+            }
+            if version >= 5 {
+                partition = partition.with_offline_replicas(ids(&offline));
+            }
+            partition
         })
         .collect();
     let mut response = MetadataResponseTopic::default()
