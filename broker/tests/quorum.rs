@@ -5,13 +5,18 @@
 
 use std::time::Duration;
 
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
-use kafka_protocol::messages::{DescribeClusterRequest, DescribeQuorumRequest, TopicName};
+use kafka_protocol::messages::{
+    CreateTopicsRequest, DescribeClusterRequest, DescribeQuorumRequest, MetadataRequest, TopicName,
+};
 use strom_broker::{Broker, BrokerConfig};
 use strom_protocol::connection::Connection;
+use strom_protocol::records::{BatchBuilder, Compression};
+use strom_protocol::ErrorCode;
 use tempfile::TempDir;
 
-use crate::{s, TestBroker};
+use crate::{list_offset, name, produce, s, TestBroker};
 
 /// Leader, term and voters as `broker` describes the quorum.
 async fn describe(bootstrap: &str) -> Option<(i32, i32, Vec<i32>)> {
@@ -112,6 +117,63 @@ async fn agreed_leader(nodes: &[Node], not: Option<i32>) -> (i32, i32) {
     }
 }
 
+/// CreateTopics of `topic` with `partitions` partitions through `bootstrap`: the error.
+async fn create_through(bootstrap: &str, topic: &str, partitions: i32) -> ErrorCode {
+    let conn = Connection::connect(bootstrap, "quorum-tests")
+        .await
+        .unwrap();
+    let request = CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+        .with_name(name(topic))
+        .with_num_partitions(partitions)
+        .with_replication_factor(-1)]);
+    let response = conn.send(&request).await.unwrap();
+    ErrorCode(response.topics[0].error_code)
+}
+
+/// The leader of each partition of `topic` as broker `bootstrap` answers Metadata.
+async fn leaders(bootstrap: &str, topic: &str) -> Vec<i32> {
+    let conn = Connection::connect(bootstrap, "quorum-tests")
+        .await
+        .unwrap();
+    let request = MetadataRequest::default().with_topics(Some(vec![
+        kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+            .with_name(Some(name(topic))),
+    ]));
+    let response = conn.send_version(&request, 9).await.unwrap();
+    let mut partitions: Vec<(i32, i32)> = response.topics[0]
+        .partitions
+        .iter()
+        .map(|p| (p.partition_index, p.leader_id.0))
+        .collect();
+    partitions.sort_unstable();
+    partitions.into_iter().map(|(_, leader)| leader).collect()
+}
+
+/// Waits until every running node reports `expected` as the partitions' leaders.
+async fn leaders_are(nodes: &[Node], topic: &str, expected: &[i32]) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut seen = Vec::new();
+        for broker in nodes.iter().filter_map(|n| n.broker.as_ref()) {
+            seen.push(leaders(&broker.bootstrap(), topic).await);
+        }
+        if seen.iter().all(|l| l == expected) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "leaders {seen:?}, expected {expected:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn one_record() -> bytes::Bytes {
+    let mut batch = BatchBuilder::new(Compression::None);
+    batch.push(1, Some(b"k"), Some(b"v"), &[]);
+    batch.build().unwrap()
+}
+
 #[tokio::test]
 async fn three_controllers_elect_a_leader_and_survive_losing_it() {
     let mut listeners = Vec::new();
@@ -142,6 +204,63 @@ async fn three_controllers_elect_a_leader_and_survive_losing_it() {
     // Each registered through the leader and was unfenced.
     live_brokers_are(&nodes, &[1, 2, 3]).await;
 
+    // Topics are created by the active controller only, and spread over the brokers.
+    let bootstrap = |nodes: &[Node], id: i32| {
+        nodes[(id - 1) as usize]
+            .broker
+            .as_ref()
+            .unwrap()
+            .bootstrap()
+    };
+    let follower = (1..=3).find(|&id| id != first).unwrap();
+    assert_eq!(
+        create_through(&bootstrap(&nodes, follower), "spread", 3).await,
+        ErrorCode::NOT_CONTROLLER
+    );
+    assert_eq!(
+        create_through(&bootstrap(&nodes, first), "spread", 3).await,
+        ErrorCode::NONE
+    );
+    let placed = leaders(&bootstrap(&nodes, first), "spread").await;
+    let mut distinct = placed.clone();
+    distinct.sort_unstable();
+    assert_eq!(distinct, [1, 2, 3], "one partition per broker: {placed:?}");
+    leaders_are(&nodes, "spread", &placed).await;
+    for (partition, &leader) in placed.iter().enumerate() {
+        let partition = partition as i32;
+        let other = (1..=3).find(|&id| id != leader).unwrap();
+        let led_elsewhere = produce(
+            &Connection::connect(&bootstrap(&nodes, other), "quorum-tests")
+                .await
+                .unwrap(),
+            "spread",
+            partition,
+            one_record(),
+        )
+        .await;
+        assert_eq!(
+            ErrorCode(led_elsewhere.0),
+            ErrorCode::NOT_LEADER_OR_FOLLOWER
+        );
+        let conn = Connection::connect(&bootstrap(&nodes, leader), "quorum-tests")
+            .await
+            .unwrap();
+        // The leader opens its partition once it has applied the topic: until then the
+        // answer is a retriable error, as any client expects after a topic is created.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let (code, offset) = produce(&conn, "spread", partition, one_record()).await;
+            if code == 0 {
+                assert_eq!(offset, 0);
+                break;
+            }
+            assert!(ErrorCode(code).is_retriable(), "{:?}", ErrorCode(code));
+            assert!(tokio::time::Instant::now() < deadline);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(list_offset(&conn, "spread", partition, -1).await.1, 1);
+    }
+
     // Garbage on a controller port closes that connection and nothing else.
     for junk in [
         &[0xff_u8; 64][..],
@@ -167,9 +286,14 @@ async fn three_controllers_elect_a_leader_and_survive_losing_it() {
         .unwrap();
     let (second, later) = agreed_leader(&nodes, Some(first)).await;
     assert!(later > term);
-    // The new leader fences the silent one.
+    // The new leader fences the silent one; the partition only it had goes offline.
     let survivors: Vec<i32> = (1..=3).filter(|&id| id != first).collect();
     live_brokers_are(&nodes, &survivors).await;
+    let offline: Vec<i32> = placed
+        .iter()
+        .map(|&l| if l == first { -1 } else { l })
+        .collect();
+    leaders_are(&nodes, "spread", &offline).await;
 
     // It comes back on the same address and follows the new leader.
     let listener = std::net::TcpListener::bind(nodes[index].controller).unwrap();
@@ -180,8 +304,15 @@ async fn three_controllers_elect_a_leader_and_survive_losing_it() {
         "a restarted node does not disrupt a working leader"
     );
     assert_eq!(leader, second);
-    // Registered again with a new epoch, and unfenced.
+    // Registered again with a new epoch, and unfenced; it leads its partition again, with
+    // the record it had.
     live_brokers_are(&nodes, &[1, 2, 3]).await;
+    leaders_are(&nodes, "spread", &placed).await;
+    let back = placed.iter().position(|&l| l == first).unwrap() as i32;
+    let conn = Connection::connect(&bootstrap(&nodes, first), "quorum-tests")
+        .await
+        .unwrap();
+    assert_eq!(list_offset(&conn, "spread", back, -1).await, (0, 1, -1));
     for node in &mut nodes {
         node.broker.take().unwrap().shutdown().await.unwrap();
     }

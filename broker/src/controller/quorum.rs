@@ -194,6 +194,11 @@ impl Quorum {
         self.status.borrow().clone()
     }
 
+    /// The metadata image as last applied here.
+    pub(crate) fn image(&self) -> Arc<MetadataImage> {
+        self.status.borrow().image.clone()
+    }
+
     /// A receiver of every status change.
     pub(crate) fn watch(&self) -> watch::Receiver<QuorumStatus> {
         self.status.clone()

@@ -6,7 +6,6 @@ use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
 };
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
-use strom_protocol::ErrorCode;
 
 use crate::state::BrokerState;
 
@@ -22,12 +21,14 @@ pub(crate) async fn handle(
         for p in &t.partitions {
             let result =
                 DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index);
-            let outcome = match topic
-                .as_ref()
-                .and_then(|topic| topic.partition(p.partition_index))
-            {
-                None => Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
-                Some(partition) => partition.delete_records_before(p.offset).await,
+            let outcome = match super::led_partition(
+                state,
+                t.name.0.as_str(),
+                topic.as_ref(),
+                p.partition_index,
+            ) {
+                Err(code) => Err(code),
+                Ok(partition) => partition.delete_records_before(p.offset).await,
             };
             partitions.push(match outcome {
                 Ok(low) => result.with_low_watermark(low),

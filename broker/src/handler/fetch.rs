@@ -90,7 +90,7 @@ pub(crate) async fn handle(
                 }
             }
         }
-        let (output, read) = read_all(&request, &topics, version, max_bytes).await;
+        let (output, read) = read_all(state, &request, &topics, version, max_bytes).await;
         let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
         let nothing_asked = request.topics.iter().all(|t| t.partitions.is_empty());
         if read.bytes >= min_bytes || read.errors || nothing_asked || Instant::now() >= deadline {
@@ -100,7 +100,9 @@ pub(crate) async fn handle(
             .await
             .is_err()
         {
-            return read_all(&request, &topics, version, max_bytes).await.0;
+            return read_all(state, &request, &topics, version, max_bytes)
+                .await
+                .0;
         }
     }
 }
@@ -112,6 +114,7 @@ struct Read {
 }
 
 async fn read_all(
+    state: &BrokerState,
     request: &FetchRequest,
     topics: &[Option<Arc<Topic>>],
     version: i16,
@@ -126,13 +129,20 @@ async fn read_all(
         let mut partitions = Vec::with_capacity(fetch_topic.partitions.len());
         for p in &fetch_topic.partitions {
             let data = PartitionData::default().with_partition_index(p.partition);
-            let Some(partition) = topic.as_ref().and_then(|t| t.partition(p.partition)) else {
-                // v13+ names topics by id: an unknown id is UNKNOWN_TOPIC_ID, an unknown
-                // partition of a known topic UNKNOWN_TOPIC_OR_PARTITION.
-                let code = if version >= 13 && topic.is_none() {
-                    ErrorCode::UNKNOWN_TOPIC_ID
-                } else {
-                    ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
+            let led = super::led_partition(
+                state,
+                fetch_topic.topic.0.as_str(),
+                topic.as_ref(),
+                p.partition,
+            );
+            let Ok(partition) = led else {
+                // v13+ names topics by id: an unknown id is UNKNOWN_TOPIC_ID; a partition
+                // led elsewhere NOT_LEADER_OR_FOLLOWER; an unknown partition of a known
+                // topic UNKNOWN_TOPIC_OR_PARTITION.
+                let code = match led {
+                    Err(_) if version >= 13 && topic.is_none() => ErrorCode::UNKNOWN_TOPIC_ID,
+                    Err(code) => code,
+                    Ok(_) => ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
                 };
                 partitions.push(data.with_error_code(code.code()).with_high_watermark(-1));
                 regions.push(None);

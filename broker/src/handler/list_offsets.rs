@@ -33,12 +33,14 @@ pub(crate) async fn handle(
         for p in &t.partitions {
             let response =
                 ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
-            let found = match topic
-                .as_ref()
-                .and_then(|topic| topic.partition(p.partition_index))
-            {
-                None => Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
-                Some(partition) => lookup(&partition, p.timestamp).await,
+            let found = match super::led_partition(
+                state,
+                t.name.0.as_str(),
+                topic.as_ref(),
+                p.partition_index,
+            ) {
+                Err(code) => Err(code),
+                Ok(partition) => lookup(&partition, p.timestamp).await,
             };
             partitions.push(match found {
                 Ok((offset, timestamp)) => {

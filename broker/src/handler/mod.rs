@@ -64,6 +64,35 @@ pub(crate) fn by_topic<P, T>(
         .collect()
 }
 
+/// Partition `index` of topic `name` (`local`, as hosted here) if this broker leads it;
+/// otherwise the error a client should get: NOT_LEADER_OR_FOLLOWER for a partition the
+/// metadata has (led elsewhere, or not opened here yet: the client looks up the leader
+/// again), UNKNOWN_TOPIC_OR_PARTITION for one it does not.
+pub(crate) fn led_partition(
+    state: &crate::state::BrokerState,
+    name: &str,
+    local: Option<&std::sync::Arc<crate::topics::Topic>>,
+    index: i32,
+) -> Result<std::sync::Arc<crate::partition::Partition>, strom_protocol::ErrorCode> {
+    use strom_protocol::ErrorCode;
+    let image = state.quorum.image();
+    let id = match local {
+        Some(topic) => topic.id,
+        None => image
+            .names
+            .get(name)
+            .copied()
+            .ok_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION)?,
+    };
+    match image.partition(id, index) {
+        None => Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
+        Some(p) if p.leader != state.config.node_id => Err(ErrorCode::NOT_LEADER_OR_FOLLOWER),
+        Some(_) => local
+            .and_then(|topic| topic.partition(index))
+            .ok_or(ErrorCode::NOT_LEADER_OR_FOLLOWER),
+    }
+}
+
 pub(crate) fn str_bytes(s: impl Into<String>) -> StrBytes {
     StrBytes::from_string(s.into())
 }

@@ -52,7 +52,13 @@ pub(crate) async fn handle(state: &BrokerState, request: ProduceRequest, version
             let response = PartitionProduceResponse::default().with_index(data.index);
             let result = match (&refuse_all, &topic, data.records) {
                 (Some(refusal), _, _) => Err(refusal.clone()),
-                (None, None, _) => Err((ErrorCode::UNKNOWN_TOPIC_OR_PARTITION, None)),
+                // Not hosted here: led elsewhere, or unknown.
+                (None, None, _) => Err((
+                    super::led_partition(state, topic_data.name.0.as_str(), None, data.index)
+                        .err()
+                        .unwrap_or(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
+                    None,
+                )),
                 // As Kafka: the coordinator alone writes its internal topic.
                 (None, Some(topic), _) if topic.name == OFFSETS_TOPIC => Err((
                     ErrorCode::INVALID_TOPIC_EXCEPTION,
@@ -63,10 +69,12 @@ pub(crate) async fn handle(state: &BrokerState, request: ProduceRequest, version
                 (None, Some(_), None) => {
                     Err((ErrorCode::INVALID_RECORD, Some("no records".into())))
                 }
-                (None, Some(topic), Some(records)) => match topic.partition(data.index) {
-                    None => Err((ErrorCode::UNKNOWN_TOPIC_OR_PARTITION, None)),
-                    Some(partition) => partition.append(records, now).await,
-                },
+                (None, Some(topic), Some(records)) => {
+                    match super::led_partition(state, &topic.name, Some(topic), data.index) {
+                        Err(code) => Err((code, None)),
+                        Ok(partition) => partition.append(records, now).await,
+                    }
+                }
             };
             partition_responses.push(match result {
                 Ok(appended) => {
