@@ -24,6 +24,7 @@ use crate::topics::Topics;
 /// controller address.
 async fn start_quorum(
     config: &BrokerConfig,
+    cluster_id: &str,
     advertised: (String, i32),
     listener: Option<std::net::TcpListener>,
     shutdown: watch::Receiver<bool>,
@@ -63,6 +64,7 @@ async fn start_quorum(
         session_timeout: config.broker_session_timeout,
         advertised,
         rack: config.rack.clone(),
+        cluster_id: cluster_id.to_owned(),
     };
     let quorum = Quorum::start(setup, shutdown)
         .await
@@ -167,6 +169,7 @@ impl Broker {
         let advertised = (advertised_host.clone(), advertised_port);
         let quorum = start_quorum(
             &config,
+            &cluster_id,
             advertised,
             controller_listener,
             shutdown_rx.clone(),
@@ -236,8 +239,8 @@ impl Broker {
     }
 
     /// The cluster id stored in the data directory.
-    pub fn cluster_id(&self) -> &str {
-        &self.state.cluster_id
+    pub fn cluster_id(&self) -> String {
+        self.state.cluster_id()
     }
 
     /// Stops accepting, closes connections, flushes and cleanly closes every log.

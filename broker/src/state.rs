@@ -16,6 +16,7 @@ use crate::topics::{write_atomically, Topics};
 /// Shared broker state.
 pub(crate) struct BrokerState {
     pub(crate) config: BrokerConfig,
+    /// The id in this node's meta.properties; the cluster's is in the metadata log.
     pub(crate) cluster_id: String,
     pub(crate) advertised_host: String,
     pub(crate) advertised_port: i32,
@@ -27,6 +28,17 @@ pub(crate) struct BrokerState {
 }
 
 /// Wall-clock milliseconds since the Unix epoch.
+impl BrokerState {
+    /// The cluster's id: the metadata log's, or this node's own until the log has one.
+    pub(crate) fn cluster_id(&self) -> String {
+        self.quorum
+            .image()
+            .cluster_id
+            .clone()
+            .unwrap_or_else(|| self.cluster_id.clone())
+    }
+}
+
 pub(crate) fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

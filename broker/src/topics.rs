@@ -845,6 +845,7 @@ mod tests {
             session_timeout: std::time::Duration::from_millis(500),
             advertised: ("127.0.0.1".into(), 9092),
             rack: None,
+            cluster_id: "test-cluster".into(),
         };
         let quorum = Arc::new(Quorum::start(setup, shutdown).await.unwrap());
         let mut status = quorum.watch();

@@ -266,7 +266,11 @@ async fn every_api_at_every_advertised_version() {
                         .await
                         .unwrap();
                     assert_eq!(r.brokers.len(), 1, "{ctx}");
-                    assert_eq!(r.cluster_id.as_str(), b.broker.cluster_id(), "{ctx}");
+                    assert_eq!(
+                        r.cluster_id.as_str(),
+                        b.broker.cluster_id().as_str(),
+                        "{ctx}"
+                    );
                 }
                 ApiKey::DescribeQuorum => {
                     use kafka_protocol::messages::describe_quorum_request::{

@@ -201,8 +201,13 @@ async fn three_controllers_elect_a_leader_and_survive_losing_it() {
         .await
         .unwrap();
     assert_eq!(described, [1, 2, 3]);
-    // Each registered through the leader and was unfenced.
+    // Each registered through the leader and was unfenced, and all share one cluster id.
     live_brokers_are(&nodes, &[1, 2, 3]).await;
+    let ids: Vec<String> = nodes
+        .iter()
+        .map(|n| n.broker.as_ref().unwrap().cluster_id())
+        .collect();
+    assert!(ids.windows(2).all(|w| w[0] == w[1]), "{ids:?}");
 
     // Topics are created by the active controller only, and spread over the brokers.
     let bootstrap = |nodes: &[Node], id: i32| {

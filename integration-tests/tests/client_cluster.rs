@@ -46,7 +46,7 @@ async fn cluster_view_of_the_strom_broker() {
     let cluster = Cluster::connect(config(&broker.bootstrap())).await.unwrap();
     assert_eq!(
         cluster.metadata().cluster_id.as_deref(),
-        Some(broker.cluster_id())
+        Some(broker.cluster_id().as_str())
     );
     let admin = strom_protocol::connection::Connection::connect(&broker.bootstrap(), "setup")
         .await

@@ -61,6 +61,9 @@ pub(crate) struct MetadataImage {
     pub(crate) names: BTreeMap<String, Uuid>,
     /// The first producer id not handed out yet.
     pub(crate) next_producer_id: i64,
+    /// The cluster's id, once the first controller set it.
+    #[serde(default)]
+    pub(crate) cluster_id: Option<String>,
     /// Index of the last metadata log entry applied.
     pub(crate) applied: u64,
 }
@@ -209,6 +212,12 @@ impl MetadataImage {
             }
             MetadataRecord::ProducerIds { next } => {
                 self.next_producer_id = self.next_producer_id.max(*next);
+            }
+            MetadataRecord::Cluster { id } => {
+                // Set once: a second proposal (two leaders racing to set it) loses.
+                if self.cluster_id.is_none() {
+                    self.cluster_id = Some(id.clone());
+                }
             }
         }
     }

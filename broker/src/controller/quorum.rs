@@ -59,7 +59,8 @@ pub(crate) struct QuorumStatus {
     /// this node's is known, the others' are 0).
     pub(crate) voters: Vec<(i32, u64)>,
     pub(crate) learners: Vec<i32>,
-    /// Whether this incarnation of this broker is registered and unfenced.
+    /// Whether this incarnation of this broker is registered and unfenced, and the
+    /// cluster has its id.
     pub(crate) registered: bool,
     pub(crate) image: Arc<MetadataImage>,
 }
@@ -104,6 +105,8 @@ pub(crate) struct QuorumSetup<'a> {
     /// Where clients reach this broker, registered in the metadata log.
     pub(crate) advertised: (String, i32),
     pub(crate) rack: Option<String>,
+    /// This node's cluster id, given to the metadata log if it has none yet.
+    pub(crate) cluster_id: String,
 }
 
 impl Quorum {
@@ -173,6 +176,7 @@ impl Quorum {
             liveness: Liveness::new(setup.session_timeout),
             awaiting: None,
             election_timeout: setup.election_timeout,
+            cluster_id: setup.cluster_id.clone(),
         };
         tokio::spawn(task.run(inbound, command_rx, tick, shutdown));
         Ok(Quorum { commands, status })
@@ -223,11 +227,12 @@ fn status_of(node: &QuorumNode, epoch: i64) -> QuorumStatus {
             })
             .collect(),
         learners: learners.into_iter().map(node_id).collect(),
-        registered: node
-            .image()
-            .brokers
-            .get(&node_id(node.id()))
-            .is_some_and(|b| b.epoch == epoch && !b.fenced),
+        registered: node.image().cluster_id.is_some()
+            && node
+                .image()
+                .brokers
+                .get(&node_id(node.id()))
+                .is_some_and(|b| b.epoch == epoch && !b.fenced),
         image: Arc::new(node.image().clone()),
     }
 }
@@ -293,6 +298,7 @@ struct Task {
     /// On the leader: the index of the last decisions proposed, not yet applied.
     awaiting: Option<u64>,
     election_timeout: Duration,
+    cluster_id: String,
 }
 
 impl Task {
@@ -386,7 +392,12 @@ impl Task {
         }
         self.awaiting = None;
         let liveness = &self.liveness;
-        let records = decide(self.node.image(), |id| liveness.alive(id, me, now));
+        let mut records = decide(self.node.image(), |id| liveness.alive(id, me, now));
+        if self.node.image().cluster_id.is_none() {
+            records.push(MetadataRecord::Cluster {
+                id: self.cluster_id.clone(),
+            });
+        }
         if records.is_empty() {
             return;
         }
@@ -468,6 +479,7 @@ mod tests {
             session_timeout: Duration::from_millis(500),
             advertised: ("127.0.0.1".to_owned(), 9092),
             rack: None,
+            cluster_id: "test-cluster".to_owned(),
         };
         let (stop, shutdown) = watch::channel(false);
         let quorum = Quorum::start(setup(dir.path()), shutdown.clone())

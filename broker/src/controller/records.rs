@@ -64,6 +64,8 @@ pub(crate) enum MetadataRecord {
     },
     /// Producer ids below `next` have been handed out.
     ProducerIds { next: i64 },
+    /// The cluster's id, proposed once by the first controller to lead.
+    Cluster { id: String },
 }
 
 impl MetadataRecord {

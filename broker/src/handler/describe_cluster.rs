@@ -26,7 +26,7 @@ pub(crate) async fn handle(
         .collect();
     DescribeClusterResponse::default()
         .with_endpoint_type(request.endpoint_type)
-        .with_cluster_id(str_bytes(state.cluster_id.clone()))
+        .with_cluster_id(str_bytes(state.cluster_id()))
         .with_controller_id(BrokerId(status.leader.unwrap_or(-1)))
         .with_brokers(brokers)
 }

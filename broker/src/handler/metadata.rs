@@ -75,7 +75,7 @@ pub(crate) async fn handle(
         response = response.with_controller_id(BrokerId(status.leader.unwrap_or(-1)));
     }
     if version >= 2 {
-        response = response.with_cluster_id(Some(str_bytes(state.cluster_id.clone())));
+        response = response.with_cluster_id(Some(str_bytes(state.cluster_id())));
     }
     response
 }

@@ -13,7 +13,7 @@ async fn describe_cluster_names_the_broker() {
     let cluster = admin.describe_cluster().await.unwrap();
     assert_eq!(
         cluster.cluster_id.as_deref(),
-        Some(broker.broker.cluster_id())
+        Some(broker.broker.cluster_id().as_str())
     );
     assert_eq!(cluster.brokers.len(), 1);
     let only = &cluster.brokers[0];
