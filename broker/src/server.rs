@@ -158,7 +158,6 @@ impl Broker {
         )?;
         let cluster_id = load_cluster_id(&config.data_dir, config.node_id)?;
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let producer_ids = ProducerIds::load(&config.data_dir)?;
         let listener = TcpListener::bind(config.listen)
             .await
             .map_err(|e| BrokerError::io(format!("binding {}", config.listen), e))?;
@@ -192,6 +191,7 @@ impl Broker {
         if config.controller_quorum_voters.is_empty() {
             topics.import_legacy().await?;
         }
+        let producer_ids = ProducerIds::new(&config.data_dir, config.node_id, quorum.clone())?;
         let retention_every = config.retention_check_interval;
         let groups = Coordinator::start(topics.clone(), &config)
             .await

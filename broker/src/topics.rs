@@ -821,7 +821,6 @@ fn write_atomically_via(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::controller::quorum::QuorumSetup;
 
     #[test]
     fn topic_names() {
@@ -835,24 +834,10 @@ mod tests {
 
     /// The topics of a broker alone in `dir`, following its metadata log.
     async fn open(dir: &Path) -> (Arc<Topics>, tokio::sync::watch::Sender<bool>) {
-        let (stop, shutdown) = tokio::sync::watch::channel(false);
-        let setup = QuorumSetup {
-            node_id: 1,
-            dir: &dir.join("__cluster_metadata"),
-            voters: Vec::new(),
-            listener: None,
-            election_timeout: std::time::Duration::from_millis(100),
-            session_timeout: std::time::Duration::from_millis(500),
-            advertised: ("127.0.0.1".into(), 9092),
-            rack: None,
-            cluster_id: "test-cluster".into(),
-        };
-        let quorum = Arc::new(Quorum::start(setup, shutdown).await.unwrap());
-        let mut status = quorum.watch();
-        status.wait_for(|s| s.registered).await.unwrap();
+        let (quorum, stop) = crate::controller::quorum::single_node(dir).await;
         let topics = Arc::new(Topics::new(dir, LogConfig::default(), 1, quorum.clone()));
         topics.reconcile(&quorum.status().image, 0).await;
-        tokio::spawn(follow(topics.clone(), status, stop.subscribe()));
+        tokio::spawn(follow(topics.clone(), quorum.watch(), stop.subscribe()));
         (topics, stop)
     }
 

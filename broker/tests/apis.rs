@@ -37,7 +37,7 @@ async fn every_api_at_every_advertised_version() {
     let conn = b.connect().await;
     let base_id = create_topic(&conn, "base", 1).await;
     let versions = conn.send(&ApiVersionsRequest::default()).await.unwrap();
-    assert_eq!(versions.api_keys.len(), 26);
+    assert_eq!(versions.api_keys.len(), 27);
     for api in &versions.api_keys {
         let key = ApiKey::try_from(api.api_key).unwrap();
         let min = if key == ApiKey::Produce {
@@ -271,6 +271,16 @@ async fn every_api_at_every_advertised_version() {
                         b.broker.cluster_id().as_str(),
                         "{ctx}"
                     );
+                }
+                ApiKey::AllocateProducerIds => {
+                    // Brokers only: an unknown broker and a stale incarnation are refused.
+                    for (broker, code) in [(9, 102), (1, 77)] {
+                        let request = AllocateProducerIdsRequest::default()
+                            .with_broker_id(BrokerId(broker))
+                            .with_broker_epoch(-1);
+                        let r = conn.send_version(&request, v).await.unwrap();
+                        assert_eq!(r.error_code, code, "{ctx}");
+                    }
                 }
                 ApiKey::DescribeQuorum => {
                     use kafka_protocol::messages::describe_quorum_request::{

@@ -266,6 +266,27 @@ async fn three_controllers_elect_a_leader_and_survive_losing_it() {
         assert_eq!(list_offset(&conn, "spread", partition, -1).await.1, 1);
     }
 
+    // Producer ids come from blocks of the metadata log: every node hands out its own.
+    let mut producer_ids = Vec::new();
+    for id in 1..=3 {
+        let conn = Connection::connect(&bootstrap(&nodes, id), "quorum-tests")
+            .await
+            .unwrap();
+        let r = conn
+            .send(
+                &kafka_protocol::messages::InitProducerIdRequest::default()
+                    .with_transactional_id(None)
+                    .with_transaction_timeout_ms(60000),
+            )
+            .await
+            .unwrap();
+        assert_eq!(r.error_code, 0, "node {id}");
+        producer_ids.push(r.producer_id.0);
+    }
+    producer_ids.sort_unstable();
+    producer_ids.dedup();
+    assert_eq!(producer_ids.len(), 3, "{producer_ids:?}");
+
     // Garbage on a controller port closes that connection and nothing else.
     for junk in [
         &[0xff_u8; 64][..],

@@ -463,6 +463,27 @@ fn settle(pending: &mut Vec<Pending>, applied: &[(u64, u64)], snapshot: Option<u
     });
 }
 
+/// A started quorum of node 1 alone in `dir`, registered; the sender stops it.
+#[cfg(test)]
+pub(crate) async fn single_node(dir: &Path) -> (Arc<Quorum>, watch::Sender<bool>) {
+    let (stop, shutdown) = watch::channel(false);
+    let setup = QuorumSetup {
+        node_id: 1,
+        dir: &dir.join("__cluster_metadata"),
+        voters: Vec::new(),
+        listener: None,
+        election_timeout: Duration::from_millis(100),
+        session_timeout: Duration::from_millis(500),
+        advertised: ("127.0.0.1".into(), 9092),
+        rack: None,
+        cluster_id: "test-cluster".into(),
+    };
+    let quorum = Arc::new(Quorum::start(setup, shutdown).await.unwrap());
+    let mut status = quorum.watch();
+    status.wait_for(|s| s.registered).await.unwrap();
+    (quorum, stop)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,13 +25,13 @@ pub(crate) async fn handle(
     if request.transactional_id.is_some() {
         return error(ErrorCode::INVALID_REQUEST);
     }
-    match state.producer_ids.next() {
+    match state.producer_ids.next().await {
         Ok(id) => InitProducerIdResponse::default()
             .with_producer_id(ProducerId(id))
             .with_producer_epoch(0),
-        Err(e) => {
-            warn!(error = %e, "cannot allocate a producer id");
-            error(ErrorCode::KAFKA_STORAGE_ERROR)
+        Err(code) => {
+            warn!(error = %code, "cannot allocate a producer id");
+            error(code)
         }
     }
 }

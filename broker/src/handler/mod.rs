@@ -3,6 +3,7 @@
 //! A handler is `async fn handle(state, request, version) -> Response`: it never fails as a
 //! whole; problems become Kafka error codes in the response, per topic or partition.
 
+pub(crate) mod allocate_producer_ids;
 pub(crate) mod alter_configs;
 pub(crate) mod api_versions;
 pub(crate) mod create_partitions;

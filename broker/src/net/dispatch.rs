@@ -58,6 +58,7 @@ pub(crate) const APIS: &[ApiSpec] = &[
     spec(ApiKey::DeleteGroups, 0, 2),
     spec(ApiKey::OffsetDelete, 0, 0),
     spec(ApiKey::DescribeQuorum, 0, 2),
+    spec(ApiKey::AllocateProducerIds, 0, 0),
 ];
 
 /// Lowest Produce version actually served.
@@ -199,6 +200,12 @@ async fn dispatch_buffered(
         ApiKey::CreateTopics => serve!(CreateTopicsRequest, handler::create_topics::handle),
         ApiKey::DeleteTopics => serve!(DeleteTopicsRequest, handler::delete_topics::handle),
         ApiKey::DeleteRecords => serve!(DeleteRecordsRequest, handler::delete_records::handle),
+        ApiKey::AllocateProducerIds => {
+            serve!(
+                AllocateProducerIdsRequest,
+                handler::allocate_producer_ids::handle
+            )
+        }
         ApiKey::DescribeQuorum => {
             serve!(DescribeQuorumRequest, handler::describe_quorum::handle)
         }
