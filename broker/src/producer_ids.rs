@@ -72,17 +72,14 @@ impl ProducerIds {
         let status = self.quorum.status();
         match status.leader {
             Some(leader) if leader == self.node_id => self.allocate().await,
-            Some(leader) => {
-                let Some(broker) = status.image.brokers.get(&leader) else {
-                    return Err(ErrorCode::COORDINATOR_NOT_AVAILABLE);
-                };
-                let address = format!("{}:{}", broker.host, broker.port);
+            Some(_) => {
                 let epoch = status
                     .image
                     .brokers
                     .get(&self.node_id)
                     .map_or(-1, |b| b.epoch);
-                ask_controller(&address, self.node_id, epoch).await
+                let conn = crate::controller::client::connect(&status).await?;
+                ask_controller(&conn, self.node_id, epoch).await
             }
             None => Err(ErrorCode::COORDINATOR_NOT_AVAILABLE),
         }
@@ -109,19 +106,17 @@ impl ProducerIds {
     }
 }
 
-/// Asks the controller at `address` for a block.
-async fn ask_controller(address: &str, node_id: i32, epoch: i64) -> Result<(i64, i64), ErrorCode> {
-    let conn = Connection::connect(address, "strom-broker")
-        .await
-        .map_err(|e| {
-            debug!(%address, error = %e, "controller unreachable");
-            ErrorCode::COORDINATOR_NOT_AVAILABLE
-        })?;
+/// Asks the controller on `conn` for a block.
+async fn ask_controller(
+    conn: &Connection,
+    node_id: i32,
+    epoch: i64,
+) -> Result<(i64, i64), ErrorCode> {
     let request = AllocateProducerIdsRequest::default()
         .with_broker_id(BrokerId(node_id))
         .with_broker_epoch(epoch);
     let response = conn.send(&request).await.map_err(|e| {
-        debug!(%address, error = %e, "AllocateProducerIds failed");
+        debug!(error = %e, "AllocateProducerIds failed");
         ErrorCode::COORDINATOR_NOT_AVAILABLE
     })?;
     let code = ErrorCode(response.error_code);

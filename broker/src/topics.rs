@@ -271,6 +271,22 @@ impl Topics {
         all
     }
 
+    /// The metadata image as last applied by the quorum (it may be ahead of the local
+    /// topics for a moment).
+    pub(crate) fn image(&self) -> Arc<MetadataImage> {
+        self.quorum.image()
+    }
+
+    /// The quorum as last seen (leader, image).
+    pub(crate) fn quorum_status(&self) -> crate::controller::quorum::QuorumStatus {
+        self.quorum.status()
+    }
+
+    /// Waits until the local topics have caught up with the image as it is now.
+    pub(crate) async fn catch_up(&self) {
+        self.wait_reconciled(self.quorum.image().applied).await;
+    }
+
     /// Waits until the records up to `index` are applied here.
     async fn wait_reconciled(&self, index: u64) {
         let mut reconciled = self.reconciled.subscribe();

@@ -1,14 +1,20 @@
 //! The metadata quorum over the wire: DescribeQuorum on a broker alone, and a quorum of
 //! three that elects a leader, registers every broker, elects another leader and fences
 //! the old one when it stops, and takes it back (registered again, unfenced) as a
-//! follower when it restarts.
+//! follower when it restarts; topics placed across the brokers; groups coordinated by
+//! the leader of their offsets partition.
 
 use std::time::Duration;
 
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+use kafka_protocol::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
 use kafka_protocol::messages::{
-    CreateTopicsRequest, DescribeClusterRequest, DescribeQuorumRequest, MetadataRequest, TopicName,
+    CreateTopicsRequest, DescribeClusterRequest, DescribeQuorumRequest, FindCoordinatorRequest,
+    GroupId, MetadataRequest, OffsetCommitRequest, OffsetFetchRequest, TopicName,
 };
 use strom_broker::{Broker, BrokerConfig};
 use strom_protocol::connection::Connection;
@@ -174,8 +180,8 @@ fn one_record() -> bytes::Bytes {
     batch.build().unwrap()
 }
 
-#[tokio::test]
-async fn three_controllers_elect_a_leader_and_survive_losing_it() {
+/// Three nodes, each broker and controller, started; returns them and the voters.
+async fn cluster() -> (Vec<Node>, String) {
     let mut listeners = Vec::new();
     let mut nodes = Vec::new();
     for id in 1..=3 {
@@ -196,6 +202,117 @@ async fn three_controllers_elect_a_leader_and_survive_losing_it() {
     for (node, listener) in nodes.iter_mut().zip(listeners) {
         start(node, &voters, listener).await;
     }
+    (nodes, voters)
+}
+
+/// The client address of running node `id`.
+fn bootstrap(nodes: &[Node], id: i32) -> String {
+    nodes[(id - 1) as usize]
+        .broker
+        .as_ref()
+        .unwrap()
+        .bootstrap()
+}
+
+/// FindCoordinator of group `group` through `bootstrap`: (error, node id).
+async fn find_coordinator(bootstrap: &str, group: &str) -> (ErrorCode, i32) {
+    let conn = Connection::connect(bootstrap, "quorum-tests")
+        .await
+        .unwrap();
+    let request = FindCoordinatorRequest::default().with_key(s(group));
+    let r = conn.send_version(&request, 3).await.unwrap();
+    (ErrorCode(r.error_code), r.node_id.0)
+}
+
+#[tokio::test]
+async fn groups_are_coordinated_by_the_leader_of_their_offsets_partition() {
+    let (mut nodes, _) = cluster().await;
+    let (controller, _) = agreed_leader(&nodes, None).await;
+    live_brokers_are(&nodes, &[1, 2, 3]).await;
+    assert_eq!(
+        create_through(&bootstrap(&nodes, controller), "orders", 1).await,
+        ErrorCode::NONE
+    );
+    let placed = leaders(&bootstrap(&nodes, controller), "orders").await;
+    leaders_are(&nodes, "orders", &placed).await;
+    // Every broker names the same coordinator once the offsets topic exists (created
+    // through the controller by whichever broker is asked first).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let coordinator = loop {
+        let answers: Vec<(ErrorCode, i32)> = coordinators_named(&nodes, "orders-app").await;
+        if answers.iter().all(|a| a.0.is_ok() && a.1 == answers[0].1) {
+            break answers[0].1;
+        }
+        assert!(
+            answers
+                .iter()
+                .all(|a| a.0.is_ok() || a.0 == ErrorCode::COORDINATOR_NOT_AVAILABLE),
+            "{answers:?}"
+        );
+        assert!(tokio::time::Instant::now() < deadline, "{answers:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // Commits and fetches go to the coordinator; elsewhere they are NOT_COORDINATOR.
+    let commit = |offset: i64| {
+        OffsetCommitRequest::default()
+            .with_group_id(GroupId(s("orders-app")))
+            .with_generation_id_or_member_epoch(-1)
+            .with_member_id(s(""))
+            .with_topics(vec![OffsetCommitRequestTopic::default()
+                .with_name(name("orders"))
+                .with_partitions(vec![OffsetCommitRequestPartition::default()
+                    .with_partition_index(0)
+                    .with_committed_offset(offset)])])
+    };
+    for id in 1..=3 {
+        let conn = Connection::connect(&bootstrap(&nodes, id), "quorum-tests")
+            .await
+            .unwrap();
+        // The coordinator may still be opening the offsets partitions it leads.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let code = loop {
+            let r = conn.send_version(&commit(42), 7).await.unwrap();
+            let code = ErrorCode(r.topics[0].partitions[0].error_code);
+            if code != ErrorCode::COORDINATOR_LOAD_IN_PROGRESS {
+                break code;
+            }
+            assert!(tokio::time::Instant::now() < deadline);
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let expected = if id == coordinator {
+            ErrorCode::NONE
+        } else {
+            ErrorCode::NOT_COORDINATOR
+        };
+        assert_eq!(code, expected, "commit at node {id}");
+        let fetch = OffsetFetchRequest::default()
+            .with_group_id(GroupId(s("orders-app")))
+            .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+                .with_name(name("orders"))
+                .with_partition_indexes(vec![0])]));
+        let r = conn.send_version(&fetch, 5).await.unwrap();
+        assert_eq!(ErrorCode(r.error_code), expected, "fetch at node {id}");
+        if id == coordinator {
+            assert_eq!(r.topics[0].partitions[0].committed_offset, 42);
+        }
+    }
+    for node in &mut nodes {
+        node.broker.take().unwrap().shutdown().await.unwrap();
+    }
+}
+
+/// FindCoordinator of `group` asked of every running node.
+async fn coordinators_named(nodes: &[Node], group: &str) -> Vec<(ErrorCode, i32)> {
+    let mut answers = Vec::new();
+    for broker in nodes.iter().filter_map(|n| n.broker.as_ref()) {
+        answers.push(find_coordinator(&broker.bootstrap(), group).await);
+    }
+    answers
+}
+
+#[tokio::test]
+async fn three_controllers_elect_a_leader_and_survive_losing_it() {
+    let (mut nodes, voters) = cluster().await;
     let (first, term) = agreed_leader(&nodes, None).await;
     let (_, _, described) = describe(&nodes[0].broker.as_ref().unwrap().bootstrap())
         .await
@@ -210,13 +327,6 @@ async fn three_controllers_elect_a_leader_and_survive_losing_it() {
     assert!(ids.windows(2).all(|w| w[0] == w[1]), "{ids:?}");
 
     // Topics are created by the active controller only, and spread over the brokers.
-    let bootstrap = |nodes: &[Node], id: i32| {
-        nodes[(id - 1) as usize]
-            .broker
-            .as_ref()
-            .unwrap()
-            .bootstrap()
-    };
     let follower = (1..=3).find(|&id| id != first).unwrap();
     assert_eq!(
         create_through(&bootstrap(&nodes, follower), "spread", 3).await,

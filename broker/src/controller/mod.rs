@@ -13,6 +13,7 @@
 // decisions (registration, fencing, leader election, ISR changes) are built on.
 #![allow(dead_code)]
 
+pub(crate) mod client;
 pub(crate) mod decisions;
 pub(crate) mod image;
 pub(crate) mod node;

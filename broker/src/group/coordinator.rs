@@ -75,6 +75,7 @@ enum Pending {
 /// The group coordinator of this broker: every group, whatever its offsets partition.
 pub(crate) struct Coordinator {
     store: Arc<Store>,
+    node_id: i32,
     config: GroupConfig,
     groups: Mutex<HashMap<String, mpsc::Sender<Command>>>,
     zero: Instant,
@@ -89,6 +90,7 @@ impl Coordinator {
         let store = Arc::new(Store::new(topics, config.offsets_topic_num_partitions));
         let coordinator = Coordinator {
             store: store.clone(),
+            node_id: config.node_id,
             config: group_config(config),
             groups: Mutex::new(HashMap::new()),
             zero: Instant::now(),
@@ -141,6 +143,9 @@ impl Coordinator {
         if !storable(&names) {
             return JoinResult::error(&member_id, ErrorCode::INVALID_REQUEST);
         }
+        if let Some(code) = self.not_here(group_id) {
+            return JoinResult::error(&member_id, code);
+        }
         let tx = self.handle(group_id, true);
         let answer = match tx {
             Some(tx) => ask(&tx, |reply| Command::Join(args, reply)).await,
@@ -152,6 +157,9 @@ impl Coordinator {
 
     /// SyncGroup.
     pub(crate) async fn sync(&self, group_id: &str, args: SyncArgs) -> SyncResult {
+        if let Some(code) = self.not_here(group_id) {
+            return SyncResult::error(code);
+        }
         let Some(tx) = self.handle(group_id, false) else {
             return SyncResult::error(ErrorCode::UNKNOWN_MEMBER_ID);
         };
@@ -162,6 +170,9 @@ impl Coordinator {
 
     /// Heartbeat.
     pub(crate) async fn heartbeat(&self, group_id: &str, member: Member) -> ErrorCode {
+        if let Some(code) = self.not_here(group_id) {
+            return code;
+        }
         let Some(tx) = self.handle(group_id, false) else {
             return ErrorCode::UNKNOWN_MEMBER_ID;
         };
@@ -177,6 +188,9 @@ impl Coordinator {
         members: Vec<(String, Option<String>)>,
     ) -> Vec<ErrorCode> {
         let count = members.len();
+        if let Some(code) = self.not_here(group_id) {
+            return vec![code; count];
+        }
         let Some(tx) = self.handle(group_id, false) else {
             return vec![ErrorCode::UNKNOWN_MEMBER_ID; count];
         };
@@ -196,6 +210,9 @@ impl Coordinator {
         if !storable(&[group_id]) {
             return vec![ErrorCode::INVALID_GROUP_ID; count];
         }
+        if let Some(code) = self.not_here(group_id) {
+            return vec![code; count];
+        }
         let Some(tx) = self.handle(group_id, true) else {
             return vec![ErrorCode::COORDINATOR_NOT_AVAILABLE; count];
         };
@@ -205,28 +222,43 @@ impl Coordinator {
     }
 
     /// OffsetFetch: the committed offsets of `partitions` (all when `None`); partitions
-    /// without one are left out.
+    /// without one are left out. An error when another broker coordinates the group.
     pub(crate) async fn fetch(
         &self,
         group_id: &str,
         partitions: Option<Vec<TopicPartition>>,
-    ) -> Vec<(TopicPartition, CommittedOffset)> {
+    ) -> Result<Vec<(TopicPartition, CommittedOffset)>, ErrorCode> {
+        if let Some(code) = self.not_here(group_id) {
+            return Err(code);
+        }
         let Some(tx) = self.handle(group_id, false) else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
-        ask(&tx, |reply| Command::Fetch(partitions, reply))
+        Ok(ask(&tx, |reply| Command::Fetch(partitions, reply))
             .await
-            .unwrap_or_default()
+            .unwrap_or_default())
     }
 
-    /// DescribeGroups of one group; `None` when it does not exist.
-    pub(crate) async fn describe(&self, group_id: &str) -> Option<GroupDescription> {
-        let tx = self.handle(group_id, false)?;
-        ask(&tx, Command::Describe).await
+    /// DescribeGroups of one group; `None` when it does not exist, an error when another
+    /// broker coordinates it.
+    pub(crate) async fn describe(
+        &self,
+        group_id: &str,
+    ) -> Result<Option<GroupDescription>, ErrorCode> {
+        if let Some(code) = self.not_here(group_id) {
+            return Err(code);
+        }
+        let Some(tx) = self.handle(group_id, false) else {
+            return Ok(None);
+        };
+        Ok(ask(&tx, Command::Describe).await)
     }
 
     /// DeleteGroups of one group.
     pub(crate) async fn delete(&self, group_id: &str) -> ErrorCode {
+        if let Some(code) = self.not_here(group_id) {
+            return code;
+        }
         let Some(tx) = self.handle(group_id, false) else {
             return ErrorCode::GROUP_ID_NOT_FOUND;
         };
@@ -245,12 +277,37 @@ impl Coordinator {
         group_id: &str,
         partitions: Vec<TopicPartition>,
     ) -> Result<Vec<ErrorCode>, ErrorCode> {
+        if let Some(code) = self.not_here(group_id) {
+            return Err(code);
+        }
         let tx = self
             .handle(group_id, false)
             .ok_or(ErrorCode::GROUP_ID_NOT_FOUND)?;
         ask(&tx, |reply| Command::DeleteOffsets(partitions, reply))
             .await
             .ok_or(ErrorCode::COORDINATOR_NOT_AVAILABLE)
+    }
+
+    /// The broker coordinating `group_id` (the leader of its offsets partition), the
+    /// offsets topic created first if needed; COORDINATOR_NOT_AVAILABLE while there is
+    /// none.
+    pub(crate) async fn find(&self, group_id: &str) -> Result<i32, ErrorCode> {
+        self.store.ensure_topic().await?;
+        match self.store.coordinator_of(group_id) {
+            Some(leader) if leader >= 0 => Ok(leader),
+            _ => Err(ErrorCode::COORDINATOR_NOT_AVAILABLE),
+        }
+    }
+
+    /// Why this broker does not coordinate `group_id` (another leads its offsets
+    /// partition: NOT_COORDINATOR; none does: COORDINATOR_NOT_AVAILABLE); `None` when it
+    /// does, or when the offsets topic does not exist yet.
+    fn not_here(&self, group_id: &str) -> Option<ErrorCode> {
+        match self.store.coordinator_of(group_id)? {
+            leader if leader == self.node_id => None,
+            -1 => Some(ErrorCode::COORDINATOR_NOT_AVAILABLE),
+            _ => Some(ErrorCode::NOT_COORDINATOR),
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, mpsc::Sender<Command>>> {

@@ -15,6 +15,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use bytes::Bytes;
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::{CreateTopicsRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
 use strom_protocol::records::{decode_batch, BatchBuilder, Compression};
 use strom_protocol::ErrorCode;
 use tracing::{debug, warn};
@@ -74,10 +77,26 @@ impl Store {
         Store { topics, partitions }
     }
 
-    /// The offsets topic, created if missing.
-    async fn topic(&self) -> Result<Arc<Topic>, ErrorCode> {
-        if let Some(topic) = self.topics.get(OFFSETS_TOPIC) {
-            return Ok(topic);
+    /// The broker leading the offsets partition of `group_id` (-1 for none); `None` while
+    /// the offsets topic does not exist.
+    pub(crate) fn coordinator_of(&self, group_id: &str) -> Option<i32> {
+        let image = self.topics.image();
+        let topic = image.topic(OFFSETS_TOPIC)?;
+        let count = i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX);
+        let partition = partition_for(group_id, count);
+        Some(
+            image
+                .partition(topic.id, partition)
+                .map_or(-1, |p| p.leader),
+        )
+    }
+
+    /// Makes sure the offsets topic exists: created here on the active controller, asked
+    /// of the controller elsewhere (answered once this node's image has it, or
+    /// COORDINATOR_NOT_AVAILABLE for the client to ask again).
+    pub(crate) async fn ensure_topic(&self) -> Result<(), ErrorCode> {
+        if self.topics.image().topic(OFFSETS_TOPIC).is_some() {
+            return Ok(());
         }
         let created = self
             .topics
@@ -90,17 +109,48 @@ impl Store {
             )
             .await;
         match created {
-            Ok(topic) => Ok(topic),
-            // Another group created it meanwhile.
-            Err((ErrorCode::TOPIC_ALREADY_EXISTS, _)) => self
-                .topics
-                .get(OFFSETS_TOPIC)
-                .ok_or(ErrorCode::COORDINATOR_NOT_AVAILABLE),
+            Ok(_) | Err((ErrorCode::TOPIC_ALREADY_EXISTS, _)) => Ok(()),
+            Err((ErrorCode::NOT_CONTROLLER, _)) => {
+                let status = self.topics.quorum_status();
+                let conn = crate::controller::client::connect(&status).await?;
+                let configs = topic_overrides()
+                    .into_iter()
+                    .map(|(name, value)| {
+                        CreatableTopicConfig::default()
+                            .with_name(StrBytes::from_string(name))
+                            .with_value(Some(StrBytes::from_string(value)))
+                    })
+                    .collect();
+                let request =
+                    CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+                        .with_name(TopicName(StrBytes::from_static_str(OFFSETS_TOPIC)))
+                        .with_num_partitions(self.partitions)
+                        .with_replication_factor(-1)
+                        .with_configs(configs)]);
+                if let Err(e) = conn.send(&request).await {
+                    warn!(error = %e, "asking the controller for {OFFSETS_TOPIC}");
+                }
+                // Whatever the answer, the client asks again once the image has it.
+                Err(ErrorCode::COORDINATOR_NOT_AVAILABLE)
+            }
             Err((code, message)) => {
                 warn!(error = %code, message, "creating {OFFSETS_TOPIC}");
                 Err(ErrorCode::COORDINATOR_NOT_AVAILABLE)
             }
         }
+    }
+
+    /// The offsets topic, created if missing.
+    async fn topic(&self) -> Result<Arc<Topic>, ErrorCode> {
+        if let Some(topic) = self.topics.get(OFFSETS_TOPIC) {
+            return Ok(topic);
+        }
+        self.ensure_topic().await?;
+        // Created: this broker may still be opening its partitions.
+        self.topics.catch_up().await;
+        self.topics
+            .get(OFFSETS_TOPIC)
+            .ok_or(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS)
     }
 
     /// Appends `entries` of `group` as one batch to its partition; when this returns `Ok`
@@ -111,9 +161,7 @@ impl Store {
         }
         let topic = self.topic().await?;
         let index = partition_for(group, topic.partition_count());
-        let partition = topic
-            .partition(index)
-            .ok_or(ErrorCode::COORDINATOR_NOT_AVAILABLE)?;
+        let partition = topic.partition(index).ok_or(ErrorCode::NOT_COORDINATOR)?;
         let now = now_ms();
         let mut batch = BatchBuilder::new(Compression::None);
         for entry in entries {

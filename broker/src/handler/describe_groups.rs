@@ -29,9 +29,16 @@ pub(crate) async fn handle(
             groups.push(described.with_error_code(ErrorCode::INVALID_GROUP_ID.code()));
             continue;
         }
-        let Some(description) = state.groups.describe(&group_id.to_string()).await else {
-            groups.push(described.with_group_state(str_bytes("Dead")));
-            continue;
+        let description = match state.groups.describe(&group_id.to_string()).await {
+            Ok(Some(description)) => description,
+            Ok(None) => {
+                groups.push(described.with_group_state(str_bytes("Dead")));
+                continue;
+            }
+            Err(code) => {
+                groups.push(described.with_error_code(code.code()));
+                continue;
+            }
         };
         let members = description
             .members

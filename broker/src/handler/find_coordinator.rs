@@ -1,11 +1,14 @@
 //! FindCoordinator (key 10): versions 0-6.
 //!
-//! With one broker, this broker coordinates every group and transactional id. v4+ asks for
+//! A group's coordinator is the leader of its `__consumer_offsets` partition (the topic is
+//! created, through the controller, on the first ask); COORDINATOR_NOT_AVAILABLE while that
+//! partition has no leader. Transactional ids are answered with this broker. v4+ asks for
 //! many keys at once. librdkafka also reads FindCoordinator's presence in ApiVersions as
 //! the sign of a broker new enough for LZ4 compression.
 
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
+use kafka_protocol::protocol::StrBytes;
 use strom_protocol::ErrorCode;
 
 use super::str_bytes;
@@ -20,42 +23,76 @@ pub(crate) async fn handle(
     request: FindCoordinatorRequest,
     version: i16,
 ) -> FindCoordinatorResponse {
-    let node = BrokerId(state.config.node_id);
-    let host = str_bytes(state.advertised_host.clone());
-    let port = state.advertised_port;
     let known_type = matches!(request.key_type, GROUP | TRANSACTION);
-    if version >= 4 {
-        let coordinators = request
-            .coordinator_keys
-            .into_iter()
-            .map(|key| {
-                let c = Coordinator::default().with_key(key);
-                if known_type {
-                    c.with_node_id(node).with_host(host.clone()).with_port(port)
-                } else {
-                    c.with_node_id(BrokerId(-1))
-                        .with_error_code(ErrorCode::INVALID_REQUEST.code())
-                        .with_error_message(Some(str_bytes(format!(
-                            "unknown coordinator type {}",
-                            request.key_type
-                        ))))
-                }
-            })
-            .collect();
-        return FindCoordinatorResponse::default().with_coordinators(coordinators);
-    }
     if !known_type {
+        let message = format!("unknown coordinator type {}", request.key_type);
+        if version >= 4 {
+            let coordinators = request
+                .coordinator_keys
+                .into_iter()
+                .map(|key| {
+                    Coordinator::default()
+                        .with_key(key)
+                        .with_node_id(BrokerId(-1))
+                        .with_error_code(ErrorCode::INVALID_REQUEST.code())
+                        .with_error_message(Some(str_bytes(message.clone())))
+                })
+                .collect();
+            return FindCoordinatorResponse::default().with_coordinators(coordinators);
+        }
         let r = FindCoordinatorResponse::default()
             .with_error_code(ErrorCode::INVALID_REQUEST.code())
             .with_node_id(BrokerId(-1));
         return if version >= 1 {
-            r.with_error_message(Some(str_bytes("unknown coordinator type")))
+            r.with_error_message(Some(str_bytes(message)))
         } else {
             r
         };
     }
-    FindCoordinatorResponse::default()
-        .with_node_id(node)
-        .with_host(host)
-        .with_port(port)
+    if version >= 4 {
+        let mut coordinators = Vec::with_capacity(request.coordinator_keys.len());
+        for key in request.coordinator_keys {
+            let found = locate(state, request.key_type, key.as_str()).await;
+            let c = Coordinator::default().with_key(key);
+            coordinators.push(match found {
+                Ok((node, host, port)) => c
+                    .with_node_id(BrokerId(node))
+                    .with_host(host)
+                    .with_port(port),
+                Err(code) => c.with_node_id(BrokerId(-1)).with_error_code(code.code()),
+            });
+        }
+        return FindCoordinatorResponse::default().with_coordinators(coordinators);
+    }
+    match locate(state, request.key_type, request.key.as_str()).await {
+        Ok((node, host, port)) => FindCoordinatorResponse::default()
+            .with_node_id(BrokerId(node))
+            .with_host(host)
+            .with_port(port),
+        Err(code) => FindCoordinatorResponse::default()
+            .with_error_code(code.code())
+            .with_node_id(BrokerId(-1)),
+    }
+}
+
+/// Node id, host and port of the coordinator of `key`.
+async fn locate(
+    state: &BrokerState,
+    key_type: i8,
+    key: &str,
+) -> Result<(i32, StrBytes, i32), ErrorCode> {
+    if key_type != GROUP {
+        return Ok((
+            state.config.node_id,
+            str_bytes(state.advertised_host.clone()),
+            state.advertised_port,
+        ));
+    }
+    let node = state.groups.find(key).await?;
+    let image = state.quorum.image();
+    let broker = image
+        .brokers
+        .get(&node)
+        .ok_or(ErrorCode::COORDINATOR_NOT_AVAILABLE)?;
+    Ok((node, str_bytes(broker.host.clone()), broker.port))
 }

@@ -78,13 +78,13 @@ fn unknown_topics(
     state: &BrokerState,
     wanted: &[((String, i32), CommittedOffset)],
 ) -> Vec<ErrorCode> {
+    let image = state.quorum.image();
     wanted
         .iter()
         .map(|((topic, partition), _)| {
-            let exists = state
-                .topics
-                .get(topic)
-                .is_some_and(|t| (0..t.partition_count()).contains(partition));
+            let exists = image
+                .topic(topic)
+                .is_some_and(|t| usize::try_from(*partition).is_ok_and(|p| p < t.partitions.len()));
             if exists {
                 ErrorCode::NONE
             } else {

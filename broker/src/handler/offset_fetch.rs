@@ -33,11 +33,13 @@ pub(crate) async fn handle(
                     .flat_map(|t| t.partition_indexes.iter().map(|&p| (t.name.to_string(), p)))
                     .collect::<Vec<_>>()
             });
-            let answers = lookup(state, &group.group_id.to_string(), wanted).await;
+            let answered =
+                OffsetFetchResponseGroup::default().with_group_id(group.group_id.clone());
             groups.push(
-                OffsetFetchResponseGroup::default()
-                    .with_group_id(group.group_id.clone())
-                    .with_topics(topics_v8(answers)),
+                match lookup(state, &group.group_id.to_string(), wanted).await {
+                    Ok(answers) => answered.with_topics(topics_v8(answers)),
+                    Err(code) => answered.with_error_code(code.code()),
+                },
             );
         }
         return OffsetFetchResponse::default().with_groups(groups);
@@ -48,12 +50,31 @@ pub(crate) async fn handle(
             .flat_map(|t| t.partition_indexes.iter().map(|&p| (t.name.to_string(), p)))
             .collect::<Vec<_>>()
     });
-    let answers = lookup(state, &request.group_id.to_string(), wanted).await;
-    let response = OffsetFetchResponse::default().with_topics(topics_v1(answers, version));
-    if version >= 2 {
-        response.with_error_code(ErrorCode::NONE.code())
-    } else {
-        response
+    match lookup(state, &request.group_id.to_string(), wanted.clone()).await {
+        Ok(answers) => {
+            let response = OffsetFetchResponse::default().with_topics(topics_v1(answers, version));
+            if version >= 2 {
+                response.with_error_code(ErrorCode::NONE.code())
+            } else {
+                response
+            }
+        }
+        // v2+ has a top-level error; v1 carries it on each partition asked for.
+        Err(code) if version >= 2 => OffsetFetchResponse::default().with_error_code(code.code()),
+        Err(code) => {
+            let partitions = wanted.unwrap_or_default().into_iter().map(|(topic, p)| {
+                let answer = OffsetFetchResponsePartition::default()
+                    .with_partition_index(p)
+                    .with_committed_offset(-1)
+                    .with_error_code(code.code());
+                (topic, answer)
+            });
+            OffsetFetchResponse::default().with_topics(by_topic(partitions, |name, partitions| {
+                OffsetFetchResponseTopic::default()
+                    .with_name(topic_name(name))
+                    .with_partitions(partitions)
+            }))
+        }
     }
 }
 
@@ -62,9 +83,9 @@ async fn lookup(
     state: &BrokerState,
     group_id: &str,
     wanted: Option<Vec<(String, i32)>>,
-) -> Vec<Answer> {
-    let found = state.groups.fetch(group_id, wanted.clone()).await;
-    match wanted {
+) -> Result<Vec<Answer>, ErrorCode> {
+    let found = state.groups.fetch(group_id, wanted.clone()).await?;
+    Ok(match wanted {
         None => found.into_iter().map(|(tp, c)| (tp, Some(c))).collect(),
         Some(wanted) => wanted
             .into_iter()
@@ -73,7 +94,7 @@ async fn lookup(
                 (tp, committed)
             })
             .collect(),
-    }
+    })
 }
 
 fn fields(committed: &Option<CommittedOffset>) -> (i64, i32, String) {
