@@ -4,6 +4,7 @@
 #![allow(clippy::print_stdout)]
 
 mod broker_cmd;
+mod cluster_cmd;
 mod consume_cmd;
 mod groups_cmd;
 mod produce_cmd;
@@ -34,6 +35,8 @@ enum Command {
     Consume(consume_cmd::ConsumeArgs),
     /// List, describe, reset and delete consumer groups.
     Groups(groups_cmd::GroupsArgs),
+    /// Describe the cluster: id, controller, brokers, metadata quorum.
+    Cluster(cluster_cmd::ClusterArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -66,6 +69,7 @@ fn main() -> std::process::ExitCode {
             Command::Produce(args) => produce_cmd::run(args).await,
             Command::Consume(args) => consume_cmd::run(args).await,
             Command::Groups(args) => groups_cmd::run(args).await,
+            Command::Cluster(args) => cluster_cmd::run(args).await,
         }
     });
     match result {

@@ -779,3 +779,16 @@ fn groups_commands_describe_reset_and_delete() {
     assert!(!ok && err.contains("GROUP_ID_NOT_FOUND"), "{err}");
     broker.stop();
 }
+
+#[test]
+fn cluster_describe_shows_brokers_and_quorum() {
+    let broker = TestBroker::start();
+    let b = broker.bootstrap();
+    let out = strom_ok(&["cluster", "describe", "-b", &b], "");
+    let (host, port) = b.rsplit_once(':').expect("host:port");
+    assert!(out.contains("controller: 1\n"), "{out}");
+    assert!(out.contains(&format!("     1  {host}:{port}\n")), "{out}");
+    assert!(out.contains("metadata quorum: leader 1, epoch "), "{out}");
+    assert!(out.contains("  voter    1  log end "), "{out}");
+    broker.stop();
+}

@@ -140,8 +140,8 @@ pub(crate) async fn handle(
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name.clone());
             let entries = match resource.resource_type {
-                RESOURCE_TOPIC => match state.topics.get(&name) {
-                    Some(topic) => Ok(topic_entries(state, &topic.overrides())),
+                RESOURCE_TOPIC => match state.quorum.image().topic(&name) {
+                    Some(topic) => Ok(topic_entries(state, &topic.configs)),
                     None => Err((
                         ErrorCode::UNKNOWN_TOPIC_OR_PARTITION,
                         format!("topic '{name}' does not exist"),

@@ -1,7 +1,9 @@
 //! The cluster itself: DescribeCluster (key 60, Kafka 2.8+), falling back to Metadata
 //! (key 3) on brokers that do not know it.
 
-use kafka_protocol::messages::DescribeClusterRequest;
+use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
+use kafka_protocol::messages::{DescribeClusterRequest, DescribeQuorumRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
 use strom_protocol::{ErrorCode, ProtocolError};
 use tracing::debug;
 
@@ -18,6 +20,21 @@ pub struct ClusterDescription {
     pub controller_id: i32,
     /// The brokers, by node id.
     pub brokers: Vec<BrokerInfo>,
+}
+
+/// The KRaft metadata quorum, as DescribeQuorum (key 55) tells it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QuorumDescription {
+    /// Node id of the quorum's leader (the active controller), -1 when there is none.
+    pub leader_id: i32,
+    /// The leader's epoch (Raft term).
+    pub leader_epoch: i32,
+    /// The metadata log's committed offset.
+    pub high_watermark: i64,
+    /// Voters: node id and the log end offset the leader knows of (-1 when unknown).
+    pub voters: Vec<(i32, i64)>,
+    /// Observers (nodes that follow the log without voting), with their log end offsets.
+    pub observers: Vec<(i32, i64)>,
 }
 
 impl From<&ClusterMetadata> for ClusterDescription {
@@ -71,6 +88,54 @@ impl Admin {
             controller_id: response.controller_id.0,
             brokers,
         })
+    }
+}
+
+impl Admin {
+    /// Describes the metadata quorum (KRaft clusters; Strom brokers).
+    ///
+    /// # Errors
+    /// [`ClientError::Protocol`] with `UnsupportedVersion` on clusters without a quorum
+    /// (ZooKeeper-based Kafka), or the broker's error.
+    pub async fn describe_quorum(&self) -> Result<QuorumDescription, ClientError> {
+        self.with_retries("describe quorum", &[], || async {
+            let conn = self.cluster.any_broker().await?;
+            let request = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+                .with_topic_name(TopicName(StrBytes::from_static_str("__cluster_metadata")))
+                .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
+            let response = conn.send(&request).await?;
+            check(response.error_code, response.error_message.as_ref(), || {
+                "describe quorum".to_owned()
+            })?;
+            let partition = response
+                .topics
+                .first()
+                .and_then(|t| t.partitions.first())
+                .ok_or_else(|| ClientError::Broker {
+                    code: ErrorCode::UNKNOWN_SERVER_ERROR,
+                    context: "describe quorum: the answer has no partition".to_owned(),
+                })?;
+            check(
+                partition.error_code,
+                partition.error_message.as_ref(),
+                || "describe quorum".to_owned(),
+            )?;
+            let replicas =
+                |states: &[kafka_protocol::messages::describe_quorum_response::ReplicaState]| {
+                    states
+                        .iter()
+                        .map(|r| (r.replica_id.0, r.log_end_offset))
+                        .collect()
+                };
+            Ok(QuorumDescription {
+                leader_id: partition.leader_id.0,
+                leader_epoch: partition.leader_epoch,
+                high_watermark: partition.high_watermark,
+                voters: replicas(&partition.current_voters),
+                observers: replicas(&partition.observers),
+            })
+        })
+        .await
     }
 }
 

@@ -226,13 +226,14 @@ impl Admin {
         .await
     }
 
-    /// The broker to ask about `resource`: the broker itself, or any for a topic.
+    /// The broker to ask about `resource`: the broker itself, or the controller for a
+    /// topic (it has every topic's configs and takes their changes).
     async fn config_broker(
         &self,
         resource: &ConfigResource,
     ) -> Result<Arc<Connection>, ClientError> {
         match resource {
-            ConfigResource::Topic(_) => self.cluster.any_broker().await,
+            ConfigResource::Topic(_) => self.cluster.controller().await,
             ConfigResource::Broker(id) => self.cluster.broker(*id).await,
         }
     }

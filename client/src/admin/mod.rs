@@ -59,7 +59,7 @@ use std::time::Duration;
 use kafka_protocol::protocol::StrBytes;
 use strom_protocol::ErrorCode;
 
-pub use cluster_info::ClusterDescription;
+pub use cluster_info::{ClusterDescription, QuorumDescription};
 pub use configs::{AlterConfigOp, ConfigEntry, ConfigResource, ConfigSource};
 pub use groups::{GroupDescription, GroupListing, GroupMember, GroupOffset, ResetTo};
 pub use offsets::{ListedOffset, OffsetSpec};
