@@ -422,6 +422,12 @@ async fn three_controllers_elect_a_leader_and_survive_losing_it() {
         .unwrap();
     let (second, later) = agreed_leader(&nodes, Some(first)).await;
     assert!(later > term);
+    // Metadata changes keep working through the new controller.
+    assert_eq!(
+        create_through(&bootstrap(&nodes, second), "after-failover", 2).await,
+        ErrorCode::NONE
+    );
+
     // The new leader fences the silent one; the partition only it had goes offline.
     let survivors: Vec<i32> = (1..=3).filter(|&id| id != first).collect();
     live_brokers_are(&nodes, &survivors).await;
