@@ -19,9 +19,10 @@ use crate::producer_ids::ProducerIds;
 use crate::state::{load_cluster_id, now_ms, BrokerState};
 use crate::topics::Topics;
 
-/// Opens the metadata log and starts this node's part in the quorum: alone, or with the
-/// voters of `controller.quorum.voters` (this node among them), listening on its own
-/// controller address.
+/// Opens the metadata log and starts this node's part in the quorum: alone, as one of the
+/// voters of `controller.quorum.voters` (listening on its controller address), or, when it
+/// is not among them, as a broker-only node that joins as a learner (listening on a free
+/// port of its client listener's host).
 async fn start_quorum(
     config: &BrokerConfig,
     cluster_id: &str,
@@ -31,13 +32,14 @@ async fn start_quorum(
 ) -> Result<Quorum, BrokerError> {
     let voters = &config.controller_quorum_voters;
     let mine = voters.iter().find(|(id, _)| *id == config.node_id);
-    if config.node_id < 0 || (!voters.is_empty() && mine.is_none()) {
+    if config.node_id < 0 {
         return Err(BrokerError::Config {
             key: "node.id".into(),
             value: config.node_id.to_string(),
-            reason: "must be one of controller.quorum.voters (and not negative)".into(),
+            reason: "must not be negative".into(),
         });
     }
+    let learner = !voters.is_empty() && mine.is_none();
     let listener =
         match (listener, mine) {
             (Some(listener), _) => {
@@ -52,8 +54,24 @@ async fn start_quorum(
             (None, Some((_, address))) => Some(TcpListener::bind(address).await.map_err(|e| {
                 BrokerError::io(format!("binding controller address {address}"), e)
             })?),
+            (None, None) if learner => {
+                let address = SocketAddr::new(config.listen.ip(), 0);
+                Some(TcpListener::bind(address).await.map_err(|e| {
+                    BrokerError::io(format!("binding a controller listener on {address}"), e)
+                })?)
+            }
             (None, None) => None,
         };
+    let learner_address = match (&listener, learner) {
+        (Some(listener), true) => {
+            let port = listener
+                .local_addr()
+                .map_err(|e| BrokerError::io("reading the controller address", e))?
+                .port();
+            Some(format!("{}:{port}", advertised.0))
+        }
+        _ => None,
+    };
     let dir = config.data_dir.join(METADATA_DIR);
     let setup = QuorumSetup {
         node_id: config.node_id,
@@ -65,6 +83,7 @@ async fn start_quorum(
         advertised,
         rack: config.rack.clone(),
         cluster_id: cluster_id.to_owned(),
+        learner_address,
     };
     let quorum = Quorum::start(setup, shutdown)
         .await

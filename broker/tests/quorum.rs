@@ -174,6 +174,38 @@ async fn leaders_are(nodes: &[Node], topic: &str, expected: &[i32]) {
     }
 }
 
+/// Creates `topic` through `controller` with one partition per broker of `brokers`, checks
+/// each broker leads one, waits until every node agrees; returns the leaders.
+async fn create_spread(nodes: &[Node], controller: i32, topic: &str, brokers: &[i32]) -> Vec<i32> {
+    let count = i32::try_from(brokers.len()).unwrap();
+    assert_eq!(
+        create_through(&bootstrap(nodes, controller), topic, count).await,
+        ErrorCode::NONE
+    );
+    let placed = leaders(&bootstrap(nodes, controller), topic).await;
+    let mut distinct = placed.clone();
+    distinct.sort_unstable();
+    assert_eq!(distinct, brokers, "one partition per broker: {placed:?}");
+    leaders_are(nodes, topic, &placed).await;
+    placed
+}
+
+/// Produces one record to a partition `conn` leads, once it has opened it (until then the
+/// answer is a retriable error, as any client expects after a topic is created); returns
+/// the offset.
+async fn produce_once_led(conn: &Connection, topic: &str, partition: i32) -> i64 {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (code, offset) = produce(conn, topic, partition, one_record()).await;
+        if code == 0 {
+            return offset;
+        }
+        assert!(ErrorCode(code).is_retriable(), "{:?}", ErrorCode(code));
+        assert!(tokio::time::Instant::now() < deadline);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn one_record() -> bytes::Bytes {
     let mut batch = BatchBuilder::new(Compression::None);
     batch.push(1, Some(b"k"), Some(b"v"), &[]);
@@ -310,6 +342,52 @@ async fn coordinators_named(nodes: &[Node], group: &str) -> Vec<(ErrorCode, i32)
     answers
 }
 
+/// Observers (learners) of the quorum as `bootstrap` describes it.
+async fn observers(bootstrap: &str) -> Vec<i32> {
+    let conn = Connection::connect(bootstrap, "quorum-tests")
+        .await
+        .unwrap();
+    let request = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+        .with_topic_name(TopicName(s("__cluster_metadata")))
+        .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
+    let response = conn.send(&request).await.unwrap();
+    response.topics[0].partitions[0]
+        .observers
+        .iter()
+        .map(|o| o.replica_id.0)
+        .collect()
+}
+
+#[tokio::test]
+async fn a_broker_only_node_joins_the_cluster_and_takes_partitions() {
+    let (mut nodes, voters) = cluster().await;
+    let (controller, _) = agreed_leader(&nodes, None).await;
+    live_brokers_are(&nodes, &[1, 2, 3]).await;
+    // Node 4 is not a voter: it joins as a learner, follows the log and registers.
+    let mut fourth = Node {
+        id: 4,
+        dir: tempfile::tempdir().unwrap(),
+        controller: "127.0.0.1:0".parse().unwrap(),
+        broker: None,
+    };
+    fourth.broker = Some(Broker::start(config(&fourth, &voters)).await.unwrap());
+    nodes.push(fourth);
+    live_brokers_are(&nodes, &[1, 2, 3, 4]).await;
+    assert_eq!(observers(&bootstrap(&nodes, controller)).await, [4]);
+    // New topics use it.
+    let placed = create_spread(&nodes, controller, "wide", &[1, 2, 3, 4]).await;
+    let on_fourth = placed.iter().position(|&l| l == 4).unwrap() as i32;
+    let conn = Connection::connect(&bootstrap(&nodes, 4), "quorum-tests")
+        .await
+        .unwrap();
+    assert_eq!(produce_once_led(&conn, "wide", on_fourth).await, 0);
+    // A voter, asked, still says the learner cannot vote: the leader stays.
+    assert_eq!(agreed_leader(&nodes, None).await.0, controller);
+    for node in &mut nodes {
+        node.broker.take().unwrap().shutdown().await.unwrap();
+    }
+}
+
 #[tokio::test]
 async fn three_controllers_elect_a_leader_and_survive_losing_it() {
     let (mut nodes, voters) = cluster().await;
@@ -332,15 +410,7 @@ async fn three_controllers_elect_a_leader_and_survive_losing_it() {
         create_through(&bootstrap(&nodes, follower), "spread", 3).await,
         ErrorCode::NOT_CONTROLLER
     );
-    assert_eq!(
-        create_through(&bootstrap(&nodes, first), "spread", 3).await,
-        ErrorCode::NONE
-    );
-    let placed = leaders(&bootstrap(&nodes, first), "spread").await;
-    let mut distinct = placed.clone();
-    distinct.sort_unstable();
-    assert_eq!(distinct, [1, 2, 3], "one partition per broker: {placed:?}");
-    leaders_are(&nodes, "spread", &placed).await;
+    let placed = create_spread(&nodes, first, "spread", &[1, 2, 3]).await;
     for (partition, &leader) in placed.iter().enumerate() {
         let partition = partition as i32;
         let other = (1..=3).find(|&id| id != leader).unwrap();
@@ -360,19 +430,7 @@ async fn three_controllers_elect_a_leader_and_survive_losing_it() {
         let conn = Connection::connect(&bootstrap(&nodes, leader), "quorum-tests")
             .await
             .unwrap();
-        // The leader opens its partition once it has applied the topic: until then the
-        // answer is a retriable error, as any client expects after a topic is created.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-        loop {
-            let (code, offset) = produce(&conn, "spread", partition, one_record()).await;
-            if code == 0 {
-                assert_eq!(offset, 0);
-                break;
-            }
-            assert!(ErrorCode(code).is_retriable(), "{:?}", ErrorCode(code));
-            assert!(tokio::time::Instant::now() < deadline);
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        assert_eq!(produce_once_led(&conn, "spread", partition).await, 0);
         assert_eq!(list_offset(&conn, "spread", partition, -1).await.1, 1);
     }
 

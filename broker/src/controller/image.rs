@@ -64,6 +64,9 @@ pub(crate) struct MetadataImage {
     /// The cluster's id, once the first controller set it.
     #[serde(default)]
     pub(crate) cluster_id: Option<String>,
+    /// Controller addresses of the nodes that follow the log without voting.
+    #[serde(default)]
+    pub(crate) quorum_peers: BTreeMap<i32, String>,
     /// Index of the last metadata log entry applied.
     pub(crate) applied: u64,
 }
@@ -212,6 +215,9 @@ impl MetadataImage {
             }
             MetadataRecord::ProducerIds { next } => {
                 self.next_producer_id = self.next_producer_id.max(*next);
+            }
+            MetadataRecord::QuorumPeer { id, address } => {
+                self.quorum_peers.insert(*id, address.clone());
             }
             MetadataRecord::Cluster { id } => {
                 // Set once: a second proposal (two leaders racing to set it) loses.

@@ -17,7 +17,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use raft::prelude::Message;
+use raft::prelude::{ConfChangeSingle, ConfChangeType, ConfChangeV2};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 use tracing::{error, info};
@@ -26,7 +26,7 @@ use super::decisions::decide;
 use super::image::MetadataImage;
 use super::node::{QuorumError, QuorumNode, QuorumTiming};
 use super::records::MetadataRecord;
-use super::transport::Transport;
+use super::transport::{Inbound, Join, Transport};
 
 /// Ticks in an election timeout.
 const ELECTION_TICKS: usize = 10;
@@ -107,6 +107,9 @@ pub(crate) struct QuorumSetup<'a> {
     pub(crate) rack: Option<String>,
     /// This node's cluster id, given to the metadata log if it has none yet.
     pub(crate) cluster_id: String,
+    /// This node's controller address, when it is not one of the voters: it joins the
+    /// quorum as a learner (a broker-only node) and is reached there.
+    pub(crate) learner_address: Option<String>,
 }
 
 impl Quorum {
@@ -121,6 +124,9 @@ impl Quorum {
             .iter()
             .map(|(id, address)| (raft_id(*id), address.clone()))
             .collect();
+        // Every new log starts with the configured voters, a learner's too (it is not one
+        // of them, so it never stands for election; it becomes a learner when the entry
+        // adding it is applied).
         let ids: Vec<u64> = if peers.is_empty() {
             vec![me]
         } else {
@@ -146,7 +152,10 @@ impl Quorum {
             node.campaign()?;
         }
         let (inbound_tx, inbound) = mpsc::channel(1024);
-        let transport = Transport::start(me, &peers, setup.listener, inbound_tx, &shutdown);
+        let mut transport = Transport::start(me, &peers, setup.listener, inbound_tx, &shutdown);
+        for (id, address) in &node.image().quorum_peers {
+            transport.add_peer(raft_id(*id), address);
+        }
         // Settle the election of a quorum of one before anyone asks.
         let first = node.ready()?;
         for message in first.messages {
@@ -177,6 +186,11 @@ impl Quorum {
             awaiting: None,
             election_timeout: setup.election_timeout,
             cluster_id: setup.cluster_id.clone(),
+            join: setup
+                .learner_address
+                .clone()
+                .map(|address| Join { id: me, address }),
+            joined_at: None,
         };
         tokio::spawn(task.run(inbound, command_rx, tick, shutdown));
         Ok(Quorum { commands, status })
@@ -299,12 +313,15 @@ struct Task {
     awaiting: Option<u64>,
     election_timeout: Duration,
     cluster_id: String,
+    /// A learner's request to join, sent until it is a member.
+    join: Option<Join>,
+    joined_at: Option<Instant>,
 }
 
 impl Task {
     async fn run(
         mut self,
-        mut inbound: mpsc::Receiver<Message>,
+        mut inbound: mpsc::Receiver<Inbound>,
         mut commands: mpsc::Receiver<Command>,
         tick: Duration,
         mut shutdown: watch::Receiver<bool>,
@@ -318,11 +335,14 @@ impl Task {
                     self.node.tick();
                     self.on_tick(Instant::now());
                 }
-                Some(message) = inbound.recv() => {
-                    self.liveness.heard(message.from, Instant::now());
-                    // A message Raft cannot use (a stale term, a removed peer) is dropped.
-                    let _ = self.node.step(message);
-                }
+                Some(arrived) = inbound.recv() => match arrived {
+                    Inbound::Raft(message) => {
+                        self.liveness.heard(message.from, Instant::now());
+                        // A message Raft cannot use (a stale term, a removed peer) is dropped.
+                        let _ = self.node.step(message);
+                    }
+                    Inbound::Join(join) => self.on_join(join),
+                },
                 Some(command) = commands.recv() => match command {
                     Command::Propose(records, reply) => {
                         propose(&mut self.node, records, reply, &mut self.pending)
@@ -338,6 +358,11 @@ impl Task {
                     break;
                 }
             };
+            for (_, record) in &progress.applied {
+                if let MetadataRecord::QuorumPeer { id, address } = record {
+                    self.transport.add_peer(raft_id(*id), address);
+                }
+            }
             for message in progress.messages {
                 self.transport.send(message);
             }
@@ -365,10 +390,48 @@ impl Task {
         }
     }
 
+    /// On the leader: adds a node that asks to join as a learner, and records where it is.
+    fn on_join(&mut self, join: Join) {
+        if !self.node.is_leader() {
+            return;
+        }
+        let (voters, learners) = self.node.membership();
+        if voters.contains(&join.id) || learners.contains(&join.id) {
+            return;
+        }
+        info!(node = node_id(join.id), address = %join.address, "broker joining the metadata quorum");
+        self.transport.add_peer(join.id, &join.address);
+        let record = MetadataRecord::QuorumPeer {
+            id: node_id(join.id),
+            address: join.address.clone(),
+        };
+        let mut change = ConfChangeSingle::default();
+        change.set_change_type(ConfChangeType::AddLearnerNode);
+        change.node_id = join.id;
+        let mut changes = ConfChangeV2::default();
+        changes.set_changes(vec![change].into());
+        // One membership change at a time: a refused one is asked for again.
+        if self.node.propose(&[record]).is_ok() {
+            let _ = self.node.propose_membership(changes);
+        }
+    }
+
     /// Registers this broker until the image has it, and on the leader, acts on the
     /// brokers' liveness.
     fn on_tick(&mut self, now: Instant) {
         let me = self.node.id();
+        if let Some(join) = &self.join {
+            let (voters, learners) = self.node.membership();
+            if voters.contains(&me) || learners.contains(&me) {
+                self.join = None;
+            } else if self
+                .joined_at
+                .is_none_or(|at| now.saturating_duration_since(at) >= self.election_timeout)
+            {
+                self.transport.send_join(join);
+                self.joined_at = Some(now);
+            }
+        }
         let registered = self
             .node
             .image()
@@ -477,6 +540,7 @@ pub(crate) async fn single_node(dir: &Path) -> (Arc<Quorum>, watch::Sender<bool>
         advertised: ("127.0.0.1".into(), 9092),
         rack: None,
         cluster_id: "test-cluster".into(),
+        learner_address: None,
     };
     let quorum = Arc::new(Quorum::start(setup, shutdown).await.unwrap());
     let mut status = quorum.watch();
@@ -501,6 +565,7 @@ mod tests {
             advertised: ("127.0.0.1".to_owned(), 9092),
             rack: None,
             cluster_id: "test-cluster".to_owned(),
+            learner_address: None,
         };
         let (stop, shutdown) = watch::channel(false);
         let quorum = Quorum::start(setup(dir.path()), shutdown.clone())

@@ -66,6 +66,9 @@ pub(crate) enum MetadataRecord {
     ProducerIds { next: i64 },
     /// The cluster's id, proposed once by the first controller to lead.
     Cluster { id: String },
+    /// A node that follows the metadata log without voting (a broker-only node) and where
+    /// its controller listener is, so every controller can reach it when it leads.
+    QuorumPeer { id: i32, address: String },
 }
 
 impl MetadataRecord {

@@ -2,7 +2,9 @@
 //!
 //! ```text
 //!  node A ── one outbound connection per peer ──▶ node B's controller listener
-//!            frames: [len u32][protobuf raft Message]      └─▶ quorum task (step)
+//!            frames: [len u32][kind u8][payload]           └─▶ quorum task
+//!            kinds: 0 a protobuf raft Message, 1 a join (a node that is not a member yet,
+//!            asking to follow the log: its id and controller address, as JSON)
 //! ```
 //!
 //! Messages are one-way (each node answers on its own connection to the sender), and
@@ -30,9 +32,39 @@ const MAX_FRAME: usize = 256 << 20;
 /// How long a connection attempt to a peer may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// Frame kinds.
+const RAFT: u8 = 0;
+const JOIN: u8 = 1;
+
+/// What arrives from peers.
+#[derive(Debug)]
+pub(crate) enum Inbound {
+    /// A Raft message for this node.
+    Raft(Message),
+    /// A node asking to join the quorum as a learner.
+    Join(Join),
+}
+
+/// A node's request to follow the metadata log.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Join {
+    /// Its Raft id.
+    pub(crate) id: u64,
+    /// Where its controller listener is.
+    pub(crate) address: String,
+}
+
+/// What goes out to one peer.
+enum Outbound {
+    Raft(Message),
+    Join(Join),
+}
+
 /// Outbound queues to the other controllers.
 pub(crate) struct Transport {
-    peers: HashMap<u64, mpsc::Sender<Message>>,
+    me: u64,
+    peers: HashMap<u64, mpsc::Sender<Outbound>>,
+    shutdown: watch::Receiver<bool>,
 }
 
 impl Transport {
@@ -43,31 +75,60 @@ impl Transport {
         me: u64,
         peers: &[(u64, String)],
         listener: Option<TcpListener>,
-        inbound: mpsc::Sender<Message>,
+        inbound: mpsc::Sender<Inbound>,
         shutdown: &watch::Receiver<bool>,
     ) -> Transport {
-        let mut queues = HashMap::new();
-        for (id, address) in peers.iter().filter(|(id, _)| *id != me) {
-            let (tx, rx) = mpsc::channel(QUEUE);
-            queues.insert(*id, tx);
-            tokio::spawn(send_loop(*id, address.clone(), rx, shutdown.clone()));
+        let mut transport = Transport {
+            me,
+            peers: HashMap::new(),
+            shutdown: shutdown.clone(),
+        };
+        for (id, address) in peers {
+            transport.add_peer(*id, address);
         }
         if let Some(listener) = listener {
             tokio::spawn(accept_loop(me, listener, inbound, shutdown.clone()));
         }
-        Transport { peers: queues }
+        transport
+    }
+
+    /// Starts sending to peer `id` at `address` (nothing if it is this node or known).
+    pub(crate) fn add_peer(&mut self, id: u64, address: &str) {
+        if id == self.me || self.peers.contains_key(&id) {
+            return;
+        }
+        let (tx, rx) = mpsc::channel(QUEUE);
+        self.peers.insert(id, tx);
+        tokio::spawn(send_loop(id, address.to_owned(), rx, self.shutdown.clone()));
+    }
+
+    /// Whether peer `id` has a queue.
+    pub(crate) fn knows(&self, id: u64) -> bool {
+        self.peers.contains_key(&id)
     }
 
     /// Queues `message` for its addressee; drops it if the queue is full or the peer
     /// unknown.
     pub(crate) fn send(&self, message: Message) {
-        match self.peers.get(&message.to) {
+        let to = message.to;
+        self.queue(to, Outbound::Raft(message));
+    }
+
+    /// Asks every known peer to let this node join.
+    pub(crate) fn send_join(&self, join: &Join) {
+        for id in self.peers.keys() {
+            self.queue(*id, Outbound::Join(join.clone()));
+        }
+    }
+
+    fn queue(&self, to: u64, outbound: Outbound) {
+        match self.peers.get(&to) {
             Some(queue) => {
-                if queue.try_send(message).is_err() {
+                if queue.try_send(outbound).is_err() {
                     debug!("controller message dropped: queue full");
                 }
             }
-            None => debug!(to = message.to, "controller message for an unknown peer"),
+            None => debug!(to, "controller message for an unknown peer"),
         }
     }
 }
@@ -77,7 +138,7 @@ impl Transport {
 async fn send_loop(
     id: u64,
     address: String,
-    mut queue: mpsc::Receiver<Message>,
+    mut queue: mpsc::Receiver<Outbound>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut connection: Option<TcpStream> = None;
@@ -118,16 +179,21 @@ async fn send_loop(
     }
 }
 
-fn push_frame(out: &mut Vec<u8>, message: &Message) {
-    let bytes = message.write_to_bytes().unwrap_or_default();
-    out.extend_from_slice(&u32::try_from(bytes.len()).unwrap_or(u32::MAX).to_be_bytes());
+fn push_frame(out: &mut Vec<u8>, outbound: &Outbound) {
+    let (kind, bytes) = match outbound {
+        Outbound::Raft(message) => (RAFT, message.write_to_bytes().unwrap_or_default()),
+        Outbound::Join(join) => (JOIN, serde_json::to_vec(join).unwrap_or_default()),
+    };
+    let len = u32::try_from(bytes.len() + 1).unwrap_or(u32::MAX);
+    out.extend_from_slice(&len.to_be_bytes());
+    out.push(kind);
     out.extend_from_slice(&bytes);
 }
 
 async fn accept_loop(
     me: u64,
     listener: TcpListener,
-    inbound: mpsc::Sender<Message>,
+    inbound: mpsc::Sender<Inbound>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     loop {
@@ -157,7 +223,7 @@ async fn accept_loop(
 async fn receive(
     me: u64,
     mut stream: TcpStream,
-    inbound: mpsc::Sender<Message>,
+    inbound: mpsc::Sender<Inbound>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<(), String> {
     let mut buffer = Vec::new();
@@ -169,18 +235,25 @@ async fn receive(
             },
             _ = shutdown.changed() => return Ok(()),
         };
-        if len > MAX_FRAME {
+        if len == 0 || len > MAX_FRAME {
             return Err(format!("frame of {len} bytes"));
         }
         buffer.resize(len, 0);
         if stream.read_exact(&mut buffer).await.is_err() {
             return Ok(());
         }
-        let message = Message::parse_from_bytes(&buffer).map_err(|e| e.to_string())?;
-        if message.to != me {
-            return Err(format!("message for node {} reached node {me}", message.to));
-        }
-        if inbound.send(message).await.is_err() {
+        let arrived = match buffer[0] {
+            RAFT => {
+                let message = Message::parse_from_bytes(&buffer[1..]).map_err(|e| e.to_string())?;
+                if message.to != me {
+                    return Err(format!("message for node {} reached node {me}", message.to));
+                }
+                Inbound::Raft(message)
+            }
+            JOIN => Inbound::Join(serde_json::from_slice(&buffer[1..]).map_err(|e| e.to_string())?),
+            other => return Err(format!("frame of unknown kind {other}")),
+        };
+        if inbound.send(arrived).await.is_err() {
             return Ok(());
         }
     }
