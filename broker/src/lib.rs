@@ -24,6 +24,7 @@ mod net;
 mod partition;
 mod producer_ids;
 pub mod producer_state;
+mod replication;
 mod server;
 mod state;
 mod topic_config;
