@@ -74,6 +74,7 @@ fn leadership(
     Some(MetadataRecord::PartitionChange {
         topic_id,
         partition,
+        if_partition_epoch: Some(p.partition_epoch),
         leader: Some(leader),
         isr: Some(isr),
         replicas: None,

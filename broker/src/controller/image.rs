@@ -164,6 +164,7 @@ impl MetadataImage {
             MetadataRecord::PartitionChange {
                 topic_id,
                 partition,
+                if_partition_epoch,
                 leader,
                 isr,
                 replicas,
@@ -178,6 +179,10 @@ impl MetadataImage {
                     warn!(%topic_id, partition, "change of an unknown partition");
                     return;
                 };
+                if if_partition_epoch.is_some_and(|e| e != p.partition_epoch) {
+                    // Decided on a state that is gone.
+                    return;
+                }
                 if let Some(leader) = leader {
                     if *leader != p.leader {
                         p.leader = *leader;
@@ -247,6 +252,7 @@ mod tests {
         MetadataRecord::PartitionChange {
             topic_id,
             partition: 0,
+            if_partition_epoch: None,
             leader,
             isr,
             replicas: None,
@@ -308,6 +314,45 @@ mod tests {
 
         image.apply(&MetadataRecord::RemoveTopic { id }, 10);
         assert!(image.topic("t").is_none() && image.topics.is_empty());
+    }
+
+    #[test]
+    fn a_change_decided_on_a_replaced_state_is_dropped() {
+        let id = Uuid::new_v4();
+        let mut image = MetadataImage::default();
+        image.apply(
+            &MetadataRecord::Topic {
+                name: "t".into(),
+                id,
+            },
+            1,
+        );
+        image.apply(
+            &MetadataRecord::Partition {
+                topic_id: id,
+                partition: 0,
+                replicas: vec![1, 2],
+                isr: vec![1, 2],
+                leader: 1,
+                leader_epoch: 0,
+            },
+            2,
+        );
+        let guarded = |epoch: i32, isr: Vec<i32>| MetadataRecord::PartitionChange {
+            topic_id: id,
+            partition: 0,
+            if_partition_epoch: Some(epoch),
+            leader: None,
+            isr: Some(isr),
+            replicas: None,
+            adding: None,
+            removing: None,
+        };
+        image.apply(&guarded(0, vec![1]), 3);
+        // Decided at epoch 0 too, but the first change moved the partition to epoch 1.
+        image.apply(&guarded(0, vec![2]), 4);
+        let p = image.partition(id, 0).unwrap();
+        assert_eq!((p.isr.clone(), p.partition_epoch), (vec![1], 1));
     }
 
     #[test]

@@ -39,10 +39,15 @@ pub(crate) enum MetadataRecord {
     },
     /// Some of a partition's state changed; fields left `None` keep their value. A new
     /// leader (or a leader that gave up leadership) bumps the leader epoch; every change
-    /// bumps the partition epoch.
+    /// bumps the partition epoch. With `if_partition_epoch`, the change applies only if
+    /// the partition is still at that epoch: a change decided on a state that another
+    /// change replaced meanwhile (a deposed controller's, a stale leader's ISR request) is
+    /// dropped by every node alike.
     PartitionChange {
         topic_id: Uuid,
         partition: i32,
+        #[serde(default)]
+        if_partition_epoch: Option<i32>,
         #[serde(default)]
         leader: Option<i32>,
         #[serde(default)]
@@ -106,6 +111,7 @@ mod tests {
             MetadataRecord::PartitionChange {
                 topic_id: id,
                 partition: 0,
+                if_partition_epoch: Some(3),
                 leader: Some(2),
                 isr: Some(vec![2, 3]),
                 replicas: None,
