@@ -6,7 +6,8 @@
 //! write to the page cache; fetches take the read lock to locate data, which they then send
 //! without it.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use bytes::{Bytes, BytesMut};
 use std::sync::{Arc, Weak};
@@ -18,15 +19,22 @@ use tracing::{debug, warn};
 
 use crate::log::{FileRegion, LogConfig, LogError, PartitionLog};
 use crate::producer_state::{ProducerStates, SequenceCheck};
+use crate::replication::epochs::EpochCache;
 
 struct State {
     log: PartitionLog,
     producers: ProducerStates,
+    /// Leader epochs and where each starts in the log.
+    epochs: EpochCache,
 }
 
 /// A partition of a topic.
 pub(crate) struct Partition {
     pub(crate) index: i32,
+    dir: PathBuf,
+    /// The leader epoch this broker leads the partition in (-1: not known to lead it);
+    /// stamped on every batch appended.
+    leader_epoch: AtomicI32,
     state: RwLock<State>,
     /// Fetches waiting for this partition to grow.
     waiters: std::sync::Mutex<Vec<Weak<Notify>>>,
@@ -65,9 +73,21 @@ impl Partition {
     ) -> Result<Partition, LogError> {
         let log = PartitionLog::open(dir, config, now_ms)?;
         let producers = rebuild_producers(&log)?;
+        let mut epochs = EpochCache::load(dir).unwrap_or_else(|reason| {
+            warn!(partition = index, %reason, "unreadable leader-epoch checkpoint; starting afresh");
+            EpochCache::default()
+        });
+        // Recovery may have cut the log's tail.
+        epochs.truncate_from_end(log.log_end_offset());
         Ok(Partition {
             index,
-            state: RwLock::new(State { log, producers }),
+            dir: dir.to_owned(),
+            leader_epoch: AtomicI32::new(-1),
+            state: RwLock::new(State {
+                log,
+                producers,
+                epochs,
+            }),
             waiters: std::sync::Mutex::new(Vec::new()),
         })
     }
@@ -126,11 +146,27 @@ impl Partition {
             SequenceCheck::Reject(code) => return Err((code, None)),
         }
         let mut data = BytesMut::from(&payload[..]);
+        let epoch = self.leader_epoch.load(Ordering::Acquire);
+        if epoch >= 0 {
+            // The partition leader epoch field, outside the CRC (KIP-101).
+            if let Some(field) = data.get_mut(12..16) {
+                field.copy_from_slice(&epoch.to_be_bytes());
+            }
+        }
         let info = state
             .log
             .append(&mut data, now_ms)
             .map_err(|e| (log_error_code(&e, self.index), Some(e.to_string())))?;
         state.producers.record(&header, info.base_offset);
+        if epoch >= 0
+            && state
+                .epochs
+                .latest()
+                .is_none_or(|(latest, _)| latest < epoch)
+        {
+            state.epochs.assign(epoch, info.base_offset);
+            self.save_epochs(&state.epochs);
+        }
         let log_start_offset = state.log.log_start_offset();
         drop(state);
         self.wake_waiters();
@@ -210,6 +246,52 @@ impl Partition {
             .map_err(|e| log_error_code(&e, self.index))
     }
 
+    /// This broker leads the partition in `epoch` (from the metadata log): batches
+    /// appended from now on carry it, and the epoch starts at the log end.
+    pub(crate) async fn become_leader(&self, epoch: i32) {
+        if self.leader_epoch.swap(epoch, Ordering::AcqRel) == epoch {
+            return;
+        }
+        let mut state = self.state.write().await;
+        if state
+            .epochs
+            .latest()
+            .is_none_or(|(latest, _)| latest < epoch)
+        {
+            let end = state.log.log_end_offset();
+            state.epochs.assign(epoch, end);
+            self.save_epochs(&state.epochs);
+        }
+    }
+
+    /// This broker no longer leads the partition.
+    pub(crate) fn resign(&self) {
+        self.leader_epoch.store(-1, Ordering::Release);
+    }
+
+    /// The epoch this broker leads the partition in, -1 when it does not.
+    pub(crate) fn leader_epoch(&self) -> i32 {
+        self.leader_epoch.load(Ordering::Acquire)
+    }
+
+    /// OffsetForLeaderEpoch: the largest epoch not above `epoch` this log has, and where it
+    /// ends (-1, -1 when the log has none that old).
+    pub(crate) async fn end_offset_for(&self, epoch: i32) -> (i32, i64) {
+        let state = self.state.read().await;
+        state
+            .epochs
+            .end_offset_for(epoch, state.log.log_end_offset())
+    }
+
+    /// Writes the epoch cache beside the log; a failure is logged (the cache is rebuilt
+    /// from what is left, and leader changes write it again).
+    fn save_epochs(&self, epochs: &EpochCache) {
+        let path = self.dir.join(crate::replication::epochs::CHECKPOINT);
+        if let Err(e) = crate::topics::write_atomically(&path, epochs.to_checkpoint().as_bytes()) {
+            warn!(partition = self.index, error = %e, "writing the leader-epoch checkpoint");
+        }
+    }
+
     /// DeleteRecords: moves the log start offset to `offset` (-1: the high watermark).
     pub(crate) async fn delete_records_before(&self, offset: i64) -> Result<i64, ErrorCode> {
         let mut state = self.state.write().await;
@@ -219,10 +301,16 @@ impl Partition {
         if offset < -1 || offset > state.log.log_end_offset() {
             return Err(ErrorCode::OFFSET_OUT_OF_RANGE);
         }
-        state
+        let start = state
             .log
             .delete_records_before(offset)
-            .map_err(|e| log_error_code(&e, self.index))
+            .map_err(|e| log_error_code(&e, self.index))?;
+        let before = state.epochs.clone();
+        state.epochs.truncate_from_start(start);
+        if state.epochs != before {
+            self.save_epochs(&state.epochs);
+        }
+        Ok(start)
     }
 
     pub(crate) async fn update_config(&self, config: LogConfig) {

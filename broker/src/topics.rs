@@ -539,6 +539,23 @@ impl Topics {
                 }
             }
         }
+        // Leadership: the partitions this node leads stamp their epoch on what they append.
+        for meta in image.topics.values() {
+            let Some(topic) = self.get_by_id(meta.id) else {
+                continue;
+            };
+            for (index, p) in meta.partitions.iter().enumerate() {
+                let Some(partition) = i32::try_from(index).ok().and_then(|i| topic.partition(i))
+                else {
+                    continue;
+                };
+                if p.leader == self.node_id {
+                    partition.become_leader(p.leader_epoch).await;
+                } else {
+                    partition.resign();
+                }
+            }
+        }
         self.reconciled.send_replace(image.applied);
     }
 

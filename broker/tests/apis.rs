@@ -37,7 +37,7 @@ async fn every_api_at_every_advertised_version() {
     let conn = b.connect().await;
     let base_id = create_topic(&conn, "base", 1).await;
     let versions = conn.send(&ApiVersionsRequest::default()).await.unwrap();
-    assert_eq!(versions.api_keys.len(), 27);
+    assert_eq!(versions.api_keys.len(), 28);
     for api in &versions.api_keys {
         let key = ApiKey::try_from(api.api_key).unwrap();
         let min = if key == ApiKey::Produce {
@@ -271,6 +271,31 @@ async fn every_api_at_every_advertised_version() {
                         b.broker.cluster_id().as_str(),
                         "{ctx}"
                     );
+                }
+                ApiKey::OffsetForLeaderEpoch => {
+                    use kafka_protocol::messages::offset_for_leader_epoch_request::{
+                        OffsetForLeaderPartition, OffsetForLeaderTopic,
+                    };
+                    let ask = |current: i32| {
+                        OffsetForLeaderEpochRequest::default()
+                            .with_replica_id(BrokerId(-1))
+                            .with_topics(vec![OffsetForLeaderTopic::default()
+                                .with_topic(name("base"))
+                                .with_partitions(vec![OffsetForLeaderPartition::default()
+                                    .with_partition(0)
+                                    .with_current_leader_epoch(current)
+                                    .with_leader_epoch(0)])])
+                    };
+                    let r = conn.send_version(&ask(-1), v).await.unwrap();
+                    let p = &r.topics[0].partitions[0];
+                    let end = crate::list_offset(&conn, "base", 0, -1).await.1;
+                    assert_eq!(
+                        (p.error_code, p.leader_epoch, p.end_offset),
+                        (0, 0, end),
+                        "{ctx}"
+                    );
+                    let r = conn.send_version(&ask(5), v).await.unwrap();
+                    assert_eq!(r.topics[0].partitions[0].error_code, 75, "{ctx}");
                 }
                 ApiKey::AllocateProducerIds => {
                     // Brokers only: an unknown broker and a stale incarnation are refused.

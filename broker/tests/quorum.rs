@@ -206,6 +206,25 @@ async fn produce_once_led(conn: &Connection, topic: &str, partition: i32) -> i64
     }
 }
 
+/// OffsetForLeaderEpoch of `epoch` for one partition: (answered epoch, end offset).
+async fn epoch_end(conn: &Connection, topic: &str, partition: i32, epoch: i32) -> (i32, i64) {
+    use kafka_protocol::messages::offset_for_leader_epoch_request::{
+        OffsetForLeaderPartition, OffsetForLeaderTopic,
+    };
+    let request = kafka_protocol::messages::OffsetForLeaderEpochRequest::default()
+        .with_replica_id(kafka_protocol::messages::BrokerId(-1))
+        .with_topics(vec![OffsetForLeaderTopic::default()
+            .with_topic(name(topic))
+            .with_partitions(vec![OffsetForLeaderPartition::default()
+                .with_partition(partition)
+                .with_current_leader_epoch(-1)
+                .with_leader_epoch(epoch)])]);
+    let r = conn.send(&request).await.unwrap();
+    let p = &r.topics[0].partitions[0];
+    assert_eq!(p.error_code, 0);
+    (p.leader_epoch, p.end_offset)
+}
+
 fn one_record() -> bytes::Bytes {
     let mut batch = BatchBuilder::new(Compression::None);
     batch.push(1, Some(b"k"), Some(b"v"), &[]);
@@ -513,6 +532,10 @@ async fn three_controllers_elect_a_leader_and_survive_losing_it() {
         .await
         .unwrap();
     assert_eq!(list_offset(&conn, "spread", back, -1).await, (0, 1, -1));
+    // It leads in a later epoch now (offline, then back: two leader changes); the record
+    // of epoch 0 ends that epoch at 1, where the current one starts.
+    assert_eq!(epoch_end(&conn, "spread", back, 0).await, (0, 1));
+    assert_eq!(epoch_end(&conn, "spread", back, 2).await, (2, 1));
     for node in &mut nodes {
         node.broker.take().unwrap().shutdown().await.unwrap();
     }

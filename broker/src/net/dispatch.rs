@@ -59,6 +59,7 @@ pub(crate) const APIS: &[ApiSpec] = &[
     spec(ApiKey::OffsetDelete, 0, 0),
     spec(ApiKey::DescribeQuorum, 0, 2),
     spec(ApiKey::AllocateProducerIds, 0, 0),
+    spec(ApiKey::OffsetForLeaderEpoch, 2, 4),
 ];
 
 /// Lowest Produce version actually served.
@@ -200,6 +201,10 @@ async fn dispatch_buffered(
         ApiKey::CreateTopics => serve!(CreateTopicsRequest, handler::create_topics::handle),
         ApiKey::DeleteTopics => serve!(DeleteTopicsRequest, handler::delete_topics::handle),
         ApiKey::DeleteRecords => serve!(DeleteRecordsRequest, handler::delete_records::handle),
+        ApiKey::OffsetForLeaderEpoch => serve!(
+            OffsetForLeaderEpochRequest,
+            handler::offset_for_leader_epoch::handle
+        ),
         ApiKey::AllocateProducerIds => {
             serve!(
                 AllocateProducerIdsRequest,

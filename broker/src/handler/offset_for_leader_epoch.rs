@@ -1,0 +1,58 @@
+//! OffsetForLeaderEpoch (key 23): versions 2-4.
+//!
+//! Where a leader epoch ends in the leader's log (KIP-101; clients use it to check their
+//! position after a leader change, KIP-320). Only the partition's leader answers;
+//! `current_leader_epoch` (-1: unchecked) older than the leader's is FENCED_LEADER_EPOCH,
+//! newer is UNKNOWN_LEADER_EPOCH.
+
+use kafka_protocol::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderTopicResult,
+};
+use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
+use strom_protocol::ErrorCode;
+
+use crate::state::BrokerState;
+
+pub(crate) async fn handle(
+    state: &BrokerState,
+    request: OffsetForLeaderEpochRequest,
+    _version: i16,
+) -> OffsetForLeaderEpochResponse {
+    let mut topics = Vec::with_capacity(request.topics.len());
+    for t in &request.topics {
+        let name = t.topic.0.as_str();
+        let local = state.topics.get(name);
+        let mut partitions = Vec::with_capacity(t.partitions.len());
+        for p in &t.partitions {
+            let answer = EpochEndOffset::default().with_partition(p.partition);
+            let found = match super::led_partition(state, name, local.as_ref(), p.partition) {
+                Err(code) => Err(code),
+                Ok(partition) => {
+                    let ours = partition.leader_epoch();
+                    match p.current_leader_epoch {
+                        -1 => Ok(partition),
+                        current if current < ours => Err(ErrorCode::FENCED_LEADER_EPOCH),
+                        current if current > ours => Err(ErrorCode::UNKNOWN_LEADER_EPOCH),
+                        _ => Ok(partition),
+                    }
+                }
+            };
+            partitions.push(match found {
+                Ok(partition) => {
+                    let (epoch, end) = partition.end_offset_for(p.leader_epoch).await;
+                    answer.with_leader_epoch(epoch).with_end_offset(end)
+                }
+                Err(code) => answer
+                    .with_error_code(code.code())
+                    .with_leader_epoch(-1)
+                    .with_end_offset(-1),
+            });
+        }
+        topics.push(
+            OffsetForLeaderTopicResult::default()
+                .with_topic(t.topic.clone())
+                .with_partitions(partitions),
+        );
+    }
+    OffsetForLeaderEpochResponse::default().with_topics(topics)
+}
