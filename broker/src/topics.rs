@@ -30,6 +30,7 @@ use tracing::{info, warn};
 use uuid::Uuid;
 
 use crate::controller::image::MetadataImage;
+use crate::controller::placement::{self, Candidate};
 use crate::controller::quorum::{ProposeError, Quorum};
 use crate::controller::records::MetadataRecord;
 use crate::error::BrokerError;
@@ -716,25 +717,24 @@ fn topic_records(
     records
 }
 
-/// Replicas for `count` new partitions from index `first`: one per partition, spread over
-/// the live brokers round-robin from a start that depends on the topic.
+/// Replicas for `count` new partitions from index `first`: one per partition, placed over
+/// the live brokers (see `controller::placement`) from a start that depends on the topic.
 fn place(
     image: &MetadataImage,
     id: Uuid,
     first: i32,
     count: i32,
 ) -> Result<Vec<Vec<i32>>, Failure> {
-    let live: Vec<i32> = image.live_brokers().map(|b| b.id).collect();
-    if live.is_empty() {
-        return Err((
-            ErrorCode::INVALID_REPLICATION_FACTOR,
-            "no live broker to place the partitions on".into(),
-        ));
-    }
-    let start = (id.as_u128() % live.len() as u128) as usize;
-    Ok((first..first + count)
-        .map(|p| vec![live[(start + p as usize) % live.len()]])
-        .collect())
+    let live: Vec<Candidate> = image
+        .live_brokers()
+        .map(|b| Candidate {
+            id: b.id,
+            rack: b.rack.clone(),
+        })
+        .collect();
+    let start = (id.as_u128() % live.len().max(1) as u128) as usize;
+    placement::place(&live, 1, first, count, start)
+        .map_err(|reason| (ErrorCode::INVALID_REPLICATION_FACTOR, reason))
 }
 
 /// Checks explicit replica assignments: one replica per partition, on registered brokers.

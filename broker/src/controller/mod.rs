@@ -17,6 +17,7 @@ pub(crate) mod client;
 pub(crate) mod decisions;
 pub(crate) mod image;
 pub(crate) mod node;
+pub(crate) mod placement;
 pub(crate) mod quorum;
 pub(crate) mod raft_store;
 pub(crate) mod records;
