@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod admin;
+mod cluster;
 mod consumer;
 mod faults;
 mod producer;
