@@ -257,7 +257,17 @@ impl Broker {
         )
     }
 
-    /// The cluster id stored in the data directory.
+    /// The node ids of the registered, unfenced brokers as this node's metadata says.
+    pub fn live_brokers(&self) -> Vec<i32> {
+        self.state
+            .quorum
+            .image()
+            .live_brokers()
+            .map(|b| b.id)
+            .collect()
+    }
+
+    /// The cluster's id (as the metadata log has it; this node's own before it does).
     pub fn cluster_id(&self) -> String {
         self.state.cluster_id()
     }

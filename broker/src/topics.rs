@@ -24,6 +24,9 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
+use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
+use kafka_protocol::messages::{CreateTopicsRequest, TopicName};
+use kafka_protocol::protocol::StrBytes;
 use serde::{Deserialize, Serialize};
 use strom_protocol::ErrorCode;
 use tracing::{info, warn};
@@ -278,11 +281,6 @@ impl Topics {
         self.quorum.image()
     }
 
-    /// The quorum as last seen (leader, image).
-    pub(crate) fn quorum_status(&self) -> crate::controller::quorum::QuorumStatus {
-        self.quorum.status()
-    }
-
     /// Waits until the local topics have caught up with the image as it is now.
     pub(crate) async fn catch_up(&self) {
         self.wait_reconciled(self.quorum.image().applied).await;
@@ -360,6 +358,51 @@ impl Topics {
             .await?;
         info!(topic = %name, partitions = count, "created topic");
         Ok(self.get(name).unwrap_or_else(|| Arc::new(topic)))
+    }
+
+    /// Creates a topic a broker needs (an internal topic, or one a client's Metadata
+    /// asked for with auto-creation on): here on the active controller, else by asking the
+    /// controller with CreateTopics. `Ok(true)` once created here (or already there);
+    /// `Ok(false)` when the controller was asked, and the caller's client should ask
+    /// again once the metadata has it.
+    pub(crate) async fn create_anywhere(
+        self: &Arc<Self>,
+        name: &str,
+        partitions: i32,
+        overrides: BTreeMap<String, String>,
+    ) -> Result<bool, Failure> {
+        match self
+            .create(name, partitions, overrides.clone(), None, false)
+            .await
+        {
+            Ok(_) | Err((ErrorCode::TOPIC_ALREADY_EXISTS, _)) => Ok(true),
+            Err((ErrorCode::NOT_CONTROLLER, _)) => {
+                let unavailable = |reason: String| (ErrorCode::LEADER_NOT_AVAILABLE, reason);
+                let status = self.quorum.status();
+                let conn = crate::controller::client::connect(&status)
+                    .await
+                    .map_err(|code| unavailable(format!("controller unreachable: {code}")))?;
+                let configs = overrides
+                    .into_iter()
+                    .map(|(k, v)| {
+                        CreatableTopicConfig::default()
+                            .with_name(StrBytes::from_string(k))
+                            .with_value(Some(StrBytes::from_string(v)))
+                    })
+                    .collect();
+                let request =
+                    CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
+                        .with_name(TopicName(StrBytes::from_string(name.to_owned())))
+                        .with_num_partitions(partitions)
+                        .with_replication_factor(-1)
+                        .with_configs(configs)]);
+                conn.send(&request)
+                    .await
+                    .map_err(|e| unavailable(format!("asking the controller: {e}")))?;
+                Ok(false)
+            }
+            Err(failure) => Err(failure),
+        }
     }
 
     /// Deletes a topic and its data.

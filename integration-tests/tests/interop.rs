@@ -1,5 +1,5 @@
-//! Third-party Kafka clients against the Strom broker: confluent-kafka-python and kcat
-//! (librdkafka), kafka-python, kafkajs.
+//! Third-party Kafka clients against the Strom broker (and a cluster of three):
+//! confluent-kafka-python and kcat (librdkafka), kafka-python, kafkajs.
 //!
 //! Each peer is a program in `integration-tests/peers/` taking `BOOTSTRAP SCENARIO
 //! [ARGS]` and exiting non-zero on any mismatch; these tests start an in-process broker per
@@ -10,6 +10,8 @@
 #[path = "interop/support.rs"]
 mod support;
 
+#[path = "interop/cluster.rs"]
+mod cluster;
 #[path = "interop/confluent.rs"]
 mod confluent;
 #[path = "interop/groups.rs"]

@@ -15,9 +15,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
-use kafka_protocol::messages::{CreateTopicsRequest, TopicName};
-use kafka_protocol::protocol::StrBytes;
 use strom_protocol::records::{decode_batch, BatchBuilder, Compression};
 use strom_protocol::ErrorCode;
 use tracing::{debug, warn};
@@ -98,41 +95,14 @@ impl Store {
         if self.topics.image().topic(OFFSETS_TOPIC).is_some() {
             return Ok(());
         }
-        let created = self
+        match self
             .topics
-            .create(
-                OFFSETS_TOPIC,
-                self.partitions,
-                topic_overrides(),
-                None,
-                false,
-            )
-            .await;
-        match created {
-            Ok(_) | Err((ErrorCode::TOPIC_ALREADY_EXISTS, _)) => Ok(()),
-            Err((ErrorCode::NOT_CONTROLLER, _)) => {
-                let status = self.topics.quorum_status();
-                let conn = crate::controller::client::connect(&status).await?;
-                let configs = topic_overrides()
-                    .into_iter()
-                    .map(|(name, value)| {
-                        CreatableTopicConfig::default()
-                            .with_name(StrBytes::from_string(name))
-                            .with_value(Some(StrBytes::from_string(value)))
-                    })
-                    .collect();
-                let request =
-                    CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
-                        .with_name(TopicName(StrBytes::from_static_str(OFFSETS_TOPIC)))
-                        .with_num_partitions(self.partitions)
-                        .with_replication_factor(-1)
-                        .with_configs(configs)]);
-                if let Err(e) = conn.send(&request).await {
-                    warn!(error = %e, "asking the controller for {OFFSETS_TOPIC}");
-                }
-                // Whatever the answer, the client asks again once the image has it.
-                Err(ErrorCode::COORDINATOR_NOT_AVAILABLE)
-            }
+            .create_anywhere(OFFSETS_TOPIC, self.partitions, topic_overrides())
+            .await
+        {
+            Ok(true) => Ok(()),
+            // The controller was asked: the client asks again once the image has it.
+            Ok(false) => Err(ErrorCode::COORDINATOR_NOT_AVAILABLE),
             Err((code, message)) => {
                 warn!(error = %code, message, "creating {OFFSETS_TOPIC}");
                 Err(ErrorCode::COORDINATOR_NOT_AVAILABLE)

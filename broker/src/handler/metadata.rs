@@ -2,8 +2,9 @@
 //!
 //! A null topic list (v1+) or an empty one (v0) asks for every topic. Unknown topics are
 //! created when `auto.create.topics.enable` is on and the request allows it (v4+ says so
-//! per request), with `num.partitions` partitions, by the active controller (elsewhere the
-//! client is told LEADER_NOT_AVAILABLE and asks again). v10+ may name topics by id. Brokers,
+//! per request), with `num.partitions` partitions, by the active controller (another broker
+//! asks the controller with CreateTopics and tells the client LEADER_NOT_AVAILABLE, so it
+//! asks again). v10+ may name topics by id. Brokers,
 //! leaders, replicas, ISRs and leader epochs come from the metadata image, so every broker
 //! that has caught up answers the same.
 
@@ -103,25 +104,19 @@ async fn by_name(
     }
     let created = state
         .topics
-        .create(
-            name,
-            state.config.num_partitions,
-            BTreeMap::new(),
-            None,
-            false,
-        )
+        .create_anywhere(name, state.config.num_partitions, BTreeMap::new())
         .await;
     match created {
         // Created here or concurrently by another request: the image now has it.
-        Ok(_) | Err((ErrorCode::TOPIC_ALREADY_EXISTS, _)) => {
-            *image = state.quorum.status().image;
+        Ok(true) => {
+            *image = state.quorum.image();
             match image.topic(name) {
                 Some(topic) => describe(image, topic, version),
                 None => failed(ErrorCode::LEADER_NOT_AVAILABLE),
             }
         }
-        // Another broker is the controller: the client asks again.
-        Err((ErrorCode::NOT_CONTROLLER, _)) => failed(ErrorCode::LEADER_NOT_AVAILABLE),
+        // The controller was asked: the client asks again.
+        Ok(false) => failed(ErrorCode::LEADER_NOT_AVAILABLE),
         Err((code, _)) => failed(code),
     }
 }

@@ -89,6 +89,75 @@ impl TestBroker {
     }
 }
 
+/// Three in-process brokers forming one cluster (each also a controller of its metadata
+/// quorum), on one runtime.
+pub struct TestCluster {
+    brokers: Vec<Broker>,
+    runtime: tokio::runtime::Runtime,
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+impl TestCluster {
+    /// Starts the three and waits until each knows all three as live brokers.
+    pub fn start() -> TestCluster {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("build a tokio runtime for the cluster");
+        let listeners: Vec<std::net::TcpListener> = (0..3)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind a controller port"))
+            .collect();
+        let voters = listeners
+            .iter()
+            .enumerate()
+            .map(|(i, l)| format!("{}@{}", i + 1, l.local_addr().expect("bound address")))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut brokers = Vec::new();
+        let mut dirs = Vec::new();
+        for (i, listener) in listeners.into_iter().enumerate() {
+            let dir = tempfile::tempdir().expect("create a temporary data dir");
+            let mut config = BrokerConfig::new(dir.path());
+            config.node_id = i as i32 + 1;
+            config
+                .set("controller.quorum.voters", &voters)
+                .expect("voters");
+            config.group_initial_rebalance_delay = std::time::Duration::ZERO;
+            let broker = runtime
+                .block_on(Broker::start_with_controller_listener(config, listener))
+                .expect("cluster broker starts");
+            brokers.push(broker);
+            dirs.push(dir);
+        }
+        let cluster = TestCluster {
+            brokers,
+            runtime,
+            _dirs: dirs,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let registered = strom_testkit::wait_until(deadline, || {
+            cluster.brokers.iter().all(|b| b.live_brokers().len() == 3)
+        });
+        assert!(registered, "the brokers did not all register");
+        cluster
+    }
+
+    /// `127.0.0.1:PORT` of broker `index` (0-2).
+    pub fn bootstrap(&self, index: usize) -> String {
+        self.brokers[index].bootstrap()
+    }
+
+    /// Shuts every broker down cleanly.
+    pub fn shutdown(self) {
+        for broker in self.brokers {
+            self.runtime
+                .block_on(broker.shutdown())
+                .expect("clean broker shutdown");
+        }
+    }
+}
+
 /// A command for a third-party program, with the environment cleaned of what `cargo test`
 /// adds for Rust binaries: `cargo test --workspace` puts the native library folders of
 /// every build script on `LD_LIBRARY_PATH`, among them rdkafka-sys's bundled librdkafka
