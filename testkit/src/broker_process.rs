@@ -42,10 +42,26 @@ impl BrokerProcess {
     ///
     /// If the binary is missing (see [`strom_bin`]).
     pub fn start(data_dir: &Path, log_path: &Path) -> io::Result<BrokerProcess> {
+        BrokerProcess::start_with(data_dir, log_path, "127.0.0.1", &[])
+    }
+
+    /// As [`BrokerProcess::start`], listening on an ephemeral port of `host` (another
+    /// loopback address such as `127.0.0.2`, for one broker of a cluster per address) and
+    /// with `extra` arguments after the others (`--node-id`, `--controllers`, ...).
+    ///
+    /// # Errors
+    /// As [`BrokerProcess::start`].
+    pub fn start_with(
+        data_dir: &Path,
+        log_path: &Path,
+        host: &str,
+        extra: &[String],
+    ) -> io::Result<BrokerProcess> {
         let log = File::options().create(true).append(true).open(log_path)?;
         let mut child = Command::new(strom_bin())
-            .args(["broker", "--listen", "127.0.0.1:0", "--data-dir"])
+            .args(["broker", "--listen", &format!("{host}:0"), "--data-dir"])
             .arg(data_dir)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log)
