@@ -70,6 +70,12 @@ pub struct BrokerConfig {
     pub broker_session_timeout: Duration,
     /// The broker's rack, for replica placement (`broker.rack`).
     pub rack: Option<String>,
+    /// Replicas of auto-created topics and of CreateTopics with -1
+    /// (`default.replication.factor`).
+    pub default_replication_factor: usize,
+    /// How long a follower may go without catching up before it leaves the ISR
+    /// (`replica.lag.time.max.ms`).
+    pub replica_lag_time_max: Duration,
 }
 
 /// Parses `controller.quorum.voters`: `ID@HOST:PORT` entries separated by commas, with
@@ -158,6 +164,8 @@ impl BrokerConfig {
             controller_election_timeout: Duration::from_millis(1000),
             broker_session_timeout: Duration::from_millis(1500),
             rack: None,
+            default_replication_factor: 1,
+            replica_lag_time_max: Duration::from_millis(30_000),
         }
     }
 
@@ -256,8 +264,18 @@ impl BrokerConfig {
                 }
             }
             "offsets.retention.minutes" | "offsets.commit.timeout.ms" => {}
-            "default.replication.factor"
-            | "offsets.topic.replication.factor"
+            "default.replication.factor" => {
+                let factor: usize = parse(value).map_err(|_| bad("expected a count"))?;
+                if factor == 0 {
+                    return Err(bad("must be at least 1"));
+                }
+                self.default_replication_factor = factor
+            }
+            "replica.lag.time.max.ms" => {
+                let ms: u64 = parse(value).map_err(|_| bad("expected milliseconds"))?;
+                self.replica_lag_time_max = Duration::from_millis(ms)
+            }
+            "offsets.topic.replication.factor"
             | "transaction.state.log.replication.factor"
             | "process.roles" => {}
             "controller.quorum.voters" => {

@@ -7,7 +7,7 @@
 //! without it.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
 
 use bytes::{Bytes, BytesMut};
 use std::sync::{Arc, Weak};
@@ -20,6 +20,7 @@ use tracing::{debug, warn};
 use crate::log::{FileRegion, LogConfig, LogError, PartitionLog};
 use crate::producer_state::{ProducerStates, SequenceCheck};
 use crate::replication::epochs::EpochCache;
+use crate::replication::leader::LeaderState;
 
 struct State {
     log: PartitionLog,
@@ -28,10 +29,25 @@ struct State {
     epochs: EpochCache,
 }
 
+/// How this broker takes part in the partition's replication.
+enum Role {
+    /// The only replica, or not (yet) told otherwise: the high watermark is the log end.
+    Solo,
+    /// The leader of several replicas: the high watermark follows the ISR.
+    Leader(LeaderState),
+    /// A follower: the high watermark is the leader's, as far as this log reaches.
+    Follower,
+}
+
 /// A partition of a topic.
 pub(crate) struct Partition {
     pub(crate) index: i32,
     dir: PathBuf,
+    role: std::sync::Mutex<Role>,
+    /// The high watermark: consumers read below it, acks=all waits for it.
+    high_watermark: AtomicI64,
+    /// Woken when the high watermark moves.
+    hw_moved: Notify,
     /// The leader epoch this broker leads the partition in (-1: not known to lead it);
     /// stamped on every batch appended.
     leader_epoch: AtomicI32,
@@ -47,6 +63,9 @@ pub(crate) struct Appended {
     pub(crate) base_offset: i64,
     /// Log start offset after the append.
     pub(crate) log_start_offset: i64,
+    /// The offset after the appended records (the log end, for a duplicate): acks=all
+    /// answers once the high watermark reaches it.
+    pub(crate) next_offset: i64,
 }
 
 /// Offsets of a partition at one moment.
@@ -79,9 +98,13 @@ impl Partition {
         });
         // Recovery may have cut the log's tail.
         epochs.truncate_from_end(log.log_end_offset());
+        let log_end = log.log_end_offset();
         Ok(Partition {
             index,
             dir: dir.to_owned(),
+            role: std::sync::Mutex::new(Role::Solo),
+            high_watermark: AtomicI64::new(log_end),
+            hw_moved: Notify::new(),
             leader_epoch: AtomicI32::new(-1),
             state: RwLock::new(State {
                 log,
@@ -141,6 +164,7 @@ impl Partition {
                 return Ok(Appended {
                     base_offset: first_offset,
                     log_start_offset: state.log.log_start_offset(),
+                    next_offset: state.log.log_end_offset(),
                 })
             }
             SequenceCheck::Reject(code) => return Err((code, None)),
@@ -168,11 +192,14 @@ impl Partition {
             self.save_epochs(&state.epochs);
         }
         let log_start_offset = state.log.log_start_offset();
+        let log_end = state.log.log_end_offset();
         drop(state);
+        self.appended_to(log_end);
         self.wake_waiters();
         Ok(Appended {
             base_offset: info.base_offset,
             log_start_offset,
+            next_offset: log_end,
         })
     }
 
@@ -195,18 +222,26 @@ impl Partition {
 
     /// Locates whole batches from `offset` without reading them (the fetch path), with the
     /// watermarks of the same moment.
+    /// Consumers read below the high watermark; followers (`replica`) up to the log end.
     pub(crate) async fn read_region(
         &self,
         offset: i64,
         max_bytes: usize,
         min_one: bool,
+        replica: bool,
     ) -> (Watermarks, Result<Option<FileRegion>, ErrorCode>) {
         let state = self.state.read().await;
+        let watermarks = self.watermarks_of(&state.log);
+        let below = if replica {
+            i64::MAX
+        } else {
+            watermarks.high_watermark
+        };
         let region = state
             .log
-            .read_region(offset, max_bytes, min_one)
+            .read_region_below(offset, max_bytes, min_one, below)
             .map_err(|e| log_error_code(&e, self.index));
-        (watermarks(&state.log), region)
+        (watermarks, region)
     }
 
     /// Reads whole batches from `offset` into memory, at least one (for the broker's own
@@ -224,7 +259,212 @@ impl Partition {
     }
 
     pub(crate) async fn watermarks(&self) -> Watermarks {
-        watermarks(&self.state.read().await.log)
+        self.watermarks_of(&self.state.read().await.log)
+    }
+
+    fn watermarks_of(&self, log: &PartitionLog) -> Watermarks {
+        Watermarks {
+            log_start_offset: log.log_start_offset(),
+            high_watermark: self
+                .high_watermark
+                .load(Ordering::Acquire)
+                .min(log.log_end_offset()),
+        }
+    }
+
+    /// The high watermark.
+    pub(crate) fn high_watermark(&self) -> i64 {
+        self.high_watermark.load(Ordering::Acquire)
+    }
+
+    fn role(&self) -> std::sync::MutexGuard<'_, Role> {
+        self.role
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Sets the high watermark; wakes what waits on it when it moved.
+    fn set_high_watermark(&self, hw: i64) {
+        if self.high_watermark.swap(hw, Ordering::AcqRel) != hw {
+            self.hw_moved.notify_waiters();
+            self.wake_waiters();
+        }
+    }
+
+    /// The log now ends at `log_end` (an append here).
+    fn appended_to(&self, log_end: i64) {
+        let hw = match &mut *self.role() {
+            Role::Solo => Some(log_end),
+            Role::Leader(leader) => leader.on_append(log_end).then(|| leader.high_watermark()),
+            Role::Follower => None,
+        };
+        if let Some(hw) = hw {
+            self.set_high_watermark(hw);
+        }
+    }
+
+    /// This broker leads the partition with `replicas` and `isr` (node `me` among them):
+    /// alone, the high watermark is the log end; with followers, it follows the ISR.
+    pub(crate) async fn lead(&self, me: i32, replicas: &[i32], isr: &[i32], now_ms: u64) {
+        let log_end = self.state.read().await.log.log_end_offset();
+        let hw = {
+            let mut role = self.role();
+            if replicas.len() <= 1 {
+                *role = Role::Solo;
+                log_end
+            } else {
+                match &mut *role {
+                    Role::Leader(leader) => {
+                        if leader.isr() != isr {
+                            leader.isr_changed(isr, log_end);
+                        }
+                        leader.high_watermark()
+                    }
+                    _ => {
+                        let hw = self.high_watermark();
+                        let leader = LeaderState::new(me, replicas, isr, log_end, hw, now_ms);
+                        let hw = leader.high_watermark();
+                        *role = Role::Leader(leader);
+                        hw
+                    }
+                }
+            }
+        };
+        self.set_high_watermark(hw);
+    }
+
+    /// This broker follows the partition's leader. Coming from leading, the log is cut
+    /// back to the high watermark: what lies above it was never acknowledged to acks=all
+    /// producers and may differ from the new leader's log.
+    pub(crate) async fn follow(&self) {
+        let was_following = matches!(*self.role(), Role::Follower);
+        if was_following {
+            return;
+        }
+        let hw = self.high_watermark();
+        let mut state = self.state.write().await;
+        if state.log.log_end_offset() > hw {
+            if let Err(e) = state.log.truncate_to(hw) {
+                warn!(partition = self.index, error = %e, "truncating to the high watermark");
+            }
+            state.epochs.truncate_from_end(hw);
+            self.save_epochs(&state.epochs);
+            match rebuild_producers(&state.log) {
+                Ok(producers) => state.producers = producers,
+                Err(e) => warn!(partition = self.index, error = %e, "rebuilding producer state"),
+            }
+        }
+        *self.role() = Role::Follower;
+    }
+
+    /// The log end offset.
+    pub(crate) async fn log_end_offset(&self) -> i64 {
+        self.state.read().await.log.log_end_offset()
+    }
+
+    /// The ISR size as this leader knows it (1 when it leads alone).
+    pub(crate) fn isr_len(&self) -> usize {
+        match &*self.role() {
+            Role::Leader(leader) => leader.isr().len(),
+            _ => 1,
+        }
+    }
+
+    /// Follower `replica` fetched from `offset`: its progress moves the high watermark,
+    /// and the ISR to ask for is returned when it should join.
+    pub(crate) async fn replica_fetched(
+        &self,
+        replica: i32,
+        offset: i64,
+        now_ms: u64,
+    ) -> Option<Vec<i32>> {
+        let log_end = self.state.read().await.log.log_end_offset();
+        let (hw, expand) = match &mut *self.role() {
+            Role::Leader(leader) => {
+                let (moved, expand) = leader.on_fetch(replica, offset, log_end, now_ms);
+                (moved.then(|| leader.high_watermark()), expand)
+            }
+            _ => (None, None),
+        };
+        if let Some(hw) = hw {
+            self.set_high_watermark(hw);
+        }
+        expand
+    }
+
+    /// The ISR without followers not caught up for `lag_max_ms` (`None` when all are).
+    pub(crate) fn lagging(&self, now_ms: u64, lag_max_ms: u64) -> Option<Vec<i32>> {
+        match &*self.role() {
+            Role::Leader(leader) => leader.shrink(now_ms, lag_max_ms),
+            _ => None,
+        }
+    }
+
+    /// Waits until the high watermark reaches `offset` or `deadline` passes; whether it did.
+    pub(crate) async fn wait_for_high_watermark(
+        &self,
+        offset: i64,
+        deadline: tokio::time::Instant,
+    ) -> bool {
+        loop {
+            let moved = self.hw_moved.notified();
+            if self.high_watermark() >= offset {
+                return true;
+            }
+            if tokio::time::timeout_at(deadline, moved).await.is_err() {
+                return self.high_watermark() >= offset;
+            }
+        }
+    }
+
+    /// A follower appends batches fetched from the leader, keeping their offsets: they
+    /// must start at this log's end. `leader_hw` is the leader's high watermark.
+    pub(crate) async fn append_replicated(
+        &self,
+        payload: Bytes,
+        leader_hw: i64,
+        now_ms: i64,
+    ) -> Result<(), ErrorCode> {
+        let mut state = self.state.write().await;
+        if !payload.is_empty() {
+            let headers = validate_batches(&payload).map_err(|e| {
+                warn!(partition = self.index, error = %e, "corrupt batch from the leader");
+                ErrorCode::CORRUPT_MESSAGE
+            })?;
+            let log_end = state.log.log_end_offset();
+            if headers.first().is_some_and(|h| h.base_offset != log_end) {
+                return Err(ErrorCode::OFFSET_OUT_OF_RANGE);
+            }
+            let mut data = BytesMut::from(&payload[..]);
+            let info = state
+                .log
+                .append(&mut data, now_ms)
+                .map_err(|e| log_error_code(&e, self.index))?;
+            let mut next = info.base_offset;
+            let mut epochs_changed = false;
+            for header in &headers {
+                state.producers.record(header, next);
+                let epoch = header.partition_leader_epoch;
+                if epoch >= 0
+                    && state
+                        .epochs
+                        .latest()
+                        .is_none_or(|(latest, _)| latest < epoch)
+                {
+                    state.epochs.assign(epoch, next);
+                    epochs_changed = true;
+                }
+                next += header.next_offset() - header.base_offset;
+            }
+            if epochs_changed {
+                self.save_epochs(&state.epochs);
+            }
+        }
+        let log_end = state.log.log_end_offset();
+        drop(state);
+        self.set_high_watermark(leader_hw.min(log_end));
+        self.wake_waiters();
+        Ok(())
     }
 
     pub(crate) async fn offset_for_timestamp(
@@ -357,13 +597,6 @@ impl Partition {
     /// Removes the partition's folder. Blocking.
     pub(crate) fn delete(self) -> Result<(), LogError> {
         self.state.into_inner().log.delete_dir()
-    }
-}
-
-fn watermarks(log: &PartitionLog) -> Watermarks {
-    Watermarks {
-        log_start_offset: log.log_start_offset(),
-        high_watermark: log.log_end_offset(),
     }
 }
 

@@ -207,6 +207,11 @@ impl Broker {
             quorum.watch(),
             shutdown_rx.clone(),
         ));
+        tokio::spawn(crate::topics::watch_isr(
+            topics.clone(),
+            config.replica_lag_time_max,
+            shutdown_rx.clone(),
+        ));
         if config.controller_quorum_voters.is_empty() {
             topics.import_legacy().await?;
         }

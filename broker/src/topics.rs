@@ -39,6 +39,7 @@ use crate::controller::records::MetadataRecord;
 use crate::error::BrokerError;
 use crate::log::LogConfig;
 use crate::partition::Partition;
+use crate::replication::fetcher::{Fetchers, Followed};
 use crate::topic_config;
 
 /// Folder under the data dir of the earlier per-topic files, imported once.
@@ -138,7 +139,17 @@ pub(crate) struct Topics {
     quorum: Arc<Quorum>,
     /// Index of the last metadata record applied here.
     reconciled: tokio::sync::watch::Sender<u64>,
+    /// The fetchers of the partitions this node follows.
+    fetchers: Fetchers,
+    /// ISR changes asked for, and when.
+    isr_requests: std::sync::Mutex<HashMap<(Uuid, i32), IsrRequest>>,
 }
+
+/// An ISR asked for, and when.
+type IsrRequest = (std::time::Instant, Vec<i32>);
+
+/// How often a leader repeats the same ISR request.
+const ISR_REQUEST_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Checks a topic name as Kafka does.
 pub(crate) fn validate_topic_name(name: &str) -> Result<(), String> {
@@ -171,6 +182,7 @@ impl Topics {
         node_id: i32,
         quorum: Arc<Quorum>,
     ) -> Topics {
+        let fetchers = Fetchers::new(node_id, quorum.clone());
         Topics {
             data_dir: data_dir.to_owned(),
             defaults,
@@ -181,6 +193,8 @@ impl Topics {
             node_id,
             quorum,
             reconciled: tokio::sync::watch::Sender::new(0),
+            isr_requests: std::sync::Mutex::new(HashMap::new()),
+            fetchers,
         }
     }
 
@@ -329,6 +343,7 @@ impl Topics {
         name: &str,
         partitions: i32,
         overrides: BTreeMap<String, String>,
+        factor: usize,
         assignments: Option<Vec<Vec<i32>>>,
         validate_only: bool,
     ) -> Result<Arc<Topic>, Failure> {
@@ -347,7 +362,7 @@ impl Topics {
         let id = Uuid::new_v4();
         let replicas = match assignments {
             Some(assignments) => check_assignments(&image, assignments)?,
-            None => place(&image, id, 0, partitions)?,
+            None => place(&image, id, factor, 0, partitions)?,
         };
         let count = i32::try_from(replicas.len()).unwrap_or(i32::MAX);
         let topic = Topic::new(name, id, overrides.clone(), count);
@@ -369,10 +384,11 @@ impl Topics {
         self: &Arc<Self>,
         name: &str,
         partitions: i32,
+        factor: usize,
         overrides: BTreeMap<String, String>,
     ) -> Result<bool, Failure> {
         match self
-            .create(name, partitions, overrides.clone(), None, false)
+            .create(name, partitions, overrides.clone(), factor, None, false)
             .await
         {
             Ok(_) | Err((ErrorCode::TOPIC_ALREADY_EXISTS, _)) => Ok(true),
@@ -394,7 +410,7 @@ impl Topics {
                     CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
                         .with_name(TopicName(StrBytes::from_string(name.to_owned())))
                         .with_num_partitions(partitions)
-                        .with_replication_factor(-1)
+                        .with_replication_factor(i16::try_from(factor).unwrap_or(-1))
                         .with_configs(configs)]);
                 conn.send(&request)
                     .await
@@ -403,6 +419,44 @@ impl Topics {
             }
             Err(failure) => Err(failure),
         }
+    }
+
+    /// Asks the controller (through the metadata log) for partition `partition` of topic
+    /// `topic_id` to have `isr`, guarded by the partition epoch this node knows, so a
+    /// request made on a state that changed meanwhile is dropped. Repeated at most once a
+    /// second per partition: the leader asks again while it still needs it.
+    pub(crate) fn request_isr(&self, topic_id: Uuid, partition: i32, isr: Vec<i32>) {
+        let image = self.quorum.image();
+        let Some(current) = image.partition(topic_id, partition) else {
+            return;
+        };
+        if current.isr == isr || current.leader != self.node_id {
+            return;
+        }
+        let now = std::time::Instant::now();
+        {
+            let mut asked = self.isr_requests.lock().unwrap_or_else(|p| p.into_inner());
+            if asked
+                .get(&(topic_id, partition))
+                .is_some_and(|(at, wanted)| {
+                    *wanted == isr && now.duration_since(*at) < ISR_REQUEST_EVERY
+                })
+            {
+                return;
+            }
+            asked.insert((topic_id, partition), (now, isr.clone()));
+        }
+        info!(%topic_id, partition, ?isr, "asking for an ISR change");
+        self.quorum.submit(vec![MetadataRecord::PartitionChange {
+            topic_id,
+            partition,
+            if_partition_epoch: Some(current.partition_epoch),
+            leader: None,
+            isr: Some(isr),
+            replicas: None,
+            adding: None,
+            removing: None,
+        }]);
     }
 
     /// Deletes a topic and its data.
@@ -443,7 +497,11 @@ impl Topics {
                 format!("topic '{name}' has {current} partitions; {count} would not add any"),
             ));
         }
-        let replicas = place(&image, topic.id, current, count - current)?;
+        let factor = topic
+            .partitions
+            .first()
+            .map_or(1, |p| p.replicas.len().max(1));
+        let replicas = place(&image, topic.id, factor, current, count - current)?;
         if validate_only {
             return Ok(());
         }
@@ -583,7 +641,10 @@ impl Topics {
                 }
             }
         }
-        // Leadership: the partitions this node leads stamp their epoch on what they append.
+        // Leadership: the partitions this node leads stamp their epoch on what they append
+        // and track their followers; the ones it follows are fetched from their leaders.
+        let now = u64::try_from(now_ms).unwrap_or(0);
+        let mut followed: HashMap<i32, Vec<Followed>> = HashMap::new();
         for meta in image.topics.values() {
             let Some(topic) = self.get_by_id(meta.id) else {
                 continue;
@@ -595,11 +656,22 @@ impl Topics {
                 };
                 if p.leader == self.node_id {
                     partition.become_leader(p.leader_epoch).await;
+                    partition.lead(self.node_id, &p.replicas, &p.isr, now).await;
                 } else {
                     partition.resign();
+                    if p.leader >= 0 {
+                        partition.follow().await;
+                        followed.entry(p.leader).or_default().push(Followed {
+                            topic: meta.name.clone(),
+                            index: partition.index,
+                            leader_epoch: p.leader_epoch,
+                            partition: partition.clone(),
+                        });
+                    }
                 }
             }
         }
+        self.fetchers.set(followed);
         self.reconciled.send_replace(image.applied);
     }
 
@@ -681,6 +753,7 @@ impl Topics {
 
     /// Closes every partition cleanly. Blocking.
     pub(crate) fn close(&self) {
+        self.fetchers.stop();
         let topics: Vec<Arc<Topic>> = {
             let mut maps = self.maps.write().unwrap_or_else(|p| p.into_inner());
             maps.by_id.clear();
@@ -709,6 +782,34 @@ impl Topic {
             partitions: RwLock::new(BTreeMap::new()),
             count: AtomicI32::new(count),
             deleted: AtomicBool::new(false),
+        }
+    }
+}
+
+/// On the partitions this node leads, asks for lagging followers to leave the ISR (not
+/// caught up for `lag_max`), checking four times per `lag_max`, until `shutdown`.
+pub(crate) async fn watch_isr(
+    topics: Arc<Topics>,
+    lag_max: std::time::Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let every = (lag_max / 4).clamp(
+        std::time::Duration::from_millis(50),
+        std::time::Duration::from_secs(1),
+    );
+    let lag_ms = u64::try_from(lag_max.as_millis()).unwrap_or(u64::MAX);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shutdown.changed() => return,
+        }
+        let now = u64::try_from(crate::state::now_ms()).unwrap_or(0);
+        for topic in topics.all() {
+            for partition in topic.partitions() {
+                if let Some(isr) = partition.lagging(now, lag_ms) {
+                    topics.request_isr(topic.id, partition.index, isr);
+                }
+            }
         }
     }
 }
@@ -760,11 +861,12 @@ fn topic_records(
     records
 }
 
-/// Replicas for `count` new partitions from index `first`: one per partition, placed over
-/// the live brokers (see `controller::placement`) from a start that depends on the topic.
+/// Replicas for `count` new partitions from index `first`, `factor` per partition, placed
+/// over the live brokers (see `controller::placement`) from a start that depends on the topic.
 fn place(
     image: &MetadataImage,
     id: Uuid,
+    factor: usize,
     first: i32,
     count: i32,
 ) -> Result<Vec<Vec<i32>>, Failure> {
@@ -776,21 +878,24 @@ fn place(
         })
         .collect();
     let start = (id.as_u128() % live.len().max(1) as u128) as usize;
-    placement::place(&live, 1, first, count, start)
+    placement::place(&live, factor, first, count, start)
         .map_err(|reason| (ErrorCode::INVALID_REPLICATION_FACTOR, reason))
 }
 
-/// Checks explicit replica assignments: one replica per partition, on registered brokers.
+/// Checks explicit replica assignments: distinct replicas per partition, on registered
+/// brokers.
 fn check_assignments(
     image: &MetadataImage,
     assignments: Vec<Vec<i32>>,
 ) -> Result<Vec<Vec<i32>>, Failure> {
     for replicas in &assignments {
-        if replicas.len() != 1 {
+        let mut distinct = replicas.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        if replicas.is_empty() || distinct.len() != replicas.len() {
             return Err((
-                ErrorCode::INVALID_REPLICATION_FACTOR,
-                "this cluster does not replicate partitions yet: give one replica per partition"
-                    .into(),
+                ErrorCode::INVALID_REPLICA_ASSIGNMENT,
+                "each partition needs distinct replicas".into(),
             ));
         }
         if let Some(unknown) = replicas.iter().find(|b| !image.brokers.contains_key(b)) {
@@ -924,19 +1029,22 @@ mod tests {
         let mut configs = BTreeMap::new();
         configs.insert("retention.ms".to_owned(), "1000".to_owned());
         configs.insert("min.insync.replicas".to_owned(), "2".to_owned());
-        let t = topics.create("a", 3, configs, None, false).await.unwrap();
+        let t = topics
+            .create("a", 3, configs, 1, None, false)
+            .await
+            .unwrap();
         let id = t.id;
         assert_eq!(t.partitions().len(), 3, "hosted here");
-        let again = topics.create("a", 1, BTreeMap::new(), None, false).await;
+        let again = topics.create("a", 1, BTreeMap::new(), 1, None, false).await;
         assert!(matches!(again, Err((ErrorCode::TOPIC_ALREADY_EXISTS, _))));
         assert!(matches!(
             topics
-                .create("b", MAX_PARTITIONS + 1, BTreeMap::new(), None, false)
+                .create("b", MAX_PARTITIONS + 1, BTreeMap::new(), 1, None, false)
                 .await,
             Err((ErrorCode::INVALID_PARTITIONS, _))
         ));
         let elsewhere = topics
-            .create("c", 1, BTreeMap::new(), Some(vec![vec![7]]), false)
+            .create("c", 1, BTreeMap::new(), 1, Some(vec![vec![7]]), false)
             .await;
         assert!(matches!(
             elsewhere,
@@ -973,7 +1081,7 @@ mod tests {
         )
         .unwrap();
         topics
-            .create("old", 1, BTreeMap::new(), None, false)
+            .create("old", 1, BTreeMap::new(), 1, None, false)
             .await
             .unwrap();
         let log = fs::read(dir.path().join("old-0/00000000000000000000.log")).unwrap_or_default();
@@ -1003,7 +1111,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (topics, _stop) = open(dir.path()).await;
         topics
-            .create("c", 1, BTreeMap::new(), None, false)
+            .create("c", 1, BTreeMap::new(), 1, None, false)
             .await
             .unwrap();
         const KEYS: [&str; 4] = [

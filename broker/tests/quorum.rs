@@ -125,28 +125,42 @@ async fn agreed_leader(nodes: &[Node], not: Option<i32>) -> (i32, i32) {
 
 /// CreateTopics of `topic` with `partitions` partitions through `bootstrap`: the error.
 async fn create_through(bootstrap: &str, topic: &str, partitions: i32) -> ErrorCode {
+    create_replicated(bootstrap, topic, partitions, -1, &[]).await
+}
+
+/// CreateTopics with a replication factor and config overrides: the error.
+async fn create_replicated(
+    bootstrap: &str,
+    topic: &str,
+    partitions: i32,
+    factor: i16,
+    configs: &[(&str, &str)],
+) -> ErrorCode {
+    use kafka_protocol::messages::create_topics_request::CreatableTopicConfig;
     let conn = Connection::connect(bootstrap, "quorum-tests")
         .await
         .unwrap();
+    let configs = configs
+        .iter()
+        .map(|(k, v)| {
+            CreatableTopicConfig::default()
+                .with_name(s(k))
+                .with_value(Some(s(v)))
+        })
+        .collect();
     let request = CreateTopicsRequest::default().with_topics(vec![CreatableTopic::default()
         .with_name(name(topic))
         .with_num_partitions(partitions)
-        .with_replication_factor(-1)]);
+        .with_replication_factor(factor)
+        .with_configs(configs)]);
     let response = conn.send(&request).await.unwrap();
     ErrorCode(response.topics[0].error_code)
 }
 
 /// The leader of each partition of `topic` as broker `bootstrap` answers Metadata.
 async fn leaders(bootstrap: &str, topic: &str) -> Vec<i32> {
-    let conn = Connection::connect(bootstrap, "quorum-tests")
-        .await
-        .unwrap();
-    let request = MetadataRequest::default().with_topics(Some(vec![
-        kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
-            .with_name(Some(name(topic))),
-    ]));
-    let response = conn.send_version(&request, 9).await.unwrap();
-    let mut partitions: Vec<(i32, i32)> = response.topics[0]
+    let topic = topic_metadata(bootstrap, topic).await;
+    let mut partitions: Vec<(i32, i32)> = topic
         .partitions
         .iter()
         .map(|p| (p.partition_index, p.leader_id.0))
@@ -405,6 +419,133 @@ async fn a_broker_only_node_joins_the_cluster_and_takes_partitions() {
     for node in &mut nodes {
         node.broker.take().unwrap().shutdown().await.unwrap();
     }
+}
+
+#[tokio::test]
+async fn replicated_records_survive_their_leader() {
+    let (mut nodes, voters) = cluster().await;
+    let (controller, _) = agreed_leader(&nodes, None).await;
+    live_brokers_are(&nodes, &[1, 2, 3]).await;
+    assert_eq!(
+        create_replicated(&bootstrap(&nodes, controller), "kept", 1, 3, &[]).await,
+        ErrorCode::NONE
+    );
+    assert_eq!(
+        create_replicated(
+            &bootstrap(&nodes, controller),
+            "strict",
+            1,
+            3,
+            &[("min.insync.replicas", "3")]
+        )
+        .await,
+        ErrorCode::NONE
+    );
+    assert_eq!(
+        create_replicated(&bootstrap(&nodes, controller), "too-wide", 1, 4, &[]).await,
+        ErrorCode::INVALID_REPLICATION_FACTOR
+    );
+    let leader = leaders(&bootstrap(&nodes, controller), "kept").await[0];
+    leaders_are(&nodes, "kept", &[leader]).await;
+    let strict_leader = leaders(&bootstrap(&nodes, controller), "strict").await[0];
+    leaders_are(&nodes, "strict", &[strict_leader]).await;
+    // acks=all: each answer means all three replicas have the records.
+    let conn = Connection::connect(&bootstrap(&nodes, leader), "quorum-tests")
+        .await
+        .unwrap();
+    for i in 0..10 {
+        assert_eq!(produce_once_led(&conn, "kept", 0).await, i);
+    }
+    let strict = Connection::connect(&bootstrap(&nodes, strict_leader), "quorum-tests")
+        .await
+        .unwrap();
+    assert_eq!(produce_once_led(&strict, "strict", 0).await, 0);
+    drop((conn, strict));
+
+    // The leader of "kept" goes; another in-sync replica takes over with every record.
+    let gone = (leader - 1) as usize;
+    nodes[gone].broker.take().unwrap().shutdown().await.unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let next = loop {
+        let survivor = bootstrap(&nodes, (1..=3).find(|&id| id != leader).unwrap());
+        let now = leaders(&survivor, "kept").await[0];
+        if now >= 0 && now != leader {
+            break now;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no new leader");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let conn = Connection::connect(&bootstrap(&nodes, next), "quorum-tests")
+        .await
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while list_offset(&conn, "kept", 0, -1).await != (0, 10, -1) {
+        assert!(tokio::time::Instant::now() < deadline, "records lost");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // It takes acks=all writes with the two replicas left in the ISR.
+    assert_eq!(produce_once_led(&conn, "kept", 0).await, 10);
+
+    // "strict" wants three in-sync replicas; with two left, acks=all is refused.
+    let strict_now = leaders(&bootstrap(&nodes, next), "strict").await[0];
+    if strict_now >= 0 {
+        let strict = Connection::connect(&bootstrap(&nodes, strict_now), "quorum-tests")
+            .await
+            .unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let (code, _) = produce(&strict, "strict", 0, one_record()).await;
+            if ErrorCode(code) == ErrorCode::NOT_ENOUGH_REPLICAS {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{:?}",
+                ErrorCode(code)
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    // The old leader comes back as a follower, catches up and rejoins the ISR.
+    let listener = std::net::TcpListener::bind(nodes[gone].controller).unwrap();
+    start(&mut nodes[gone], &voters, listener).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while isr(&bootstrap(&nodes, next), "kept").await != [1, 2, 3] {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never back in the ISR"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    for node in &mut nodes {
+        if let Some(broker) = node.broker.take() {
+            broker.shutdown().await.unwrap();
+        }
+    }
+}
+
+/// The sorted ISR of partition 0 of `topic` as `bootstrap` answers Metadata.
+async fn isr(bootstrap: &str, topic: &str) -> Vec<i32> {
+    let topic = topic_metadata(bootstrap, topic).await;
+    let mut isr: Vec<i32> = topic.partitions[0].isr_nodes.iter().map(|n| n.0).collect();
+    isr.sort_unstable();
+    isr
+}
+
+/// Metadata (v9) of `topic` as `bootstrap` answers.
+async fn topic_metadata(
+    bootstrap: &str,
+    topic: &str,
+) -> kafka_protocol::messages::metadata_response::MetadataResponseTopic {
+    let conn = Connection::connect(bootstrap, "quorum-tests")
+        .await
+        .unwrap();
+    let request = MetadataRequest::default().with_topics(Some(vec![
+        kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+            .with_name(Some(name(topic))),
+    ]));
+    let mut response = conn.send_version(&request, 9).await.unwrap();
+    response.topics.remove(0)
 }
 
 #[tokio::test]

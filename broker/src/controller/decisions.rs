@@ -41,8 +41,9 @@ pub(crate) fn decide(image: &MetadataImage, alive: impl Fn(i32) -> bool) -> Vec<
     out
 }
 
-/// The change a partition needs when its leader is not usable (or it has none and an ISR
-/// member is usable again); `None` when it is fine.
+/// The change a partition needs: a new leader when its leader is not usable (or it has
+/// none and an ISR member is usable again), or a smaller ISR when a follower in it is
+/// fenced; `None` when it is fine.
 fn leadership(
     topic_id: Uuid,
     partition: i32,
@@ -50,7 +51,22 @@ fn leadership(
     usable: &impl Fn(i32) -> bool,
 ) -> Option<MetadataRecord> {
     if p.leader >= 0 && usable(p.leader) {
-        return None;
+        // The leader stays; fenced followers leave the ISR, so acks=all does not wait for
+        // them.
+        if p.isr.iter().all(|&r| usable(r)) {
+            return None;
+        }
+        let isr: Vec<i32> = p.isr.iter().copied().filter(|&r| usable(r)).collect();
+        return Some(MetadataRecord::PartitionChange {
+            topic_id,
+            partition,
+            if_partition_epoch: Some(p.partition_epoch),
+            leader: None,
+            isr: Some(isr),
+            replicas: None,
+            adding: None,
+            removing: None,
+        });
     }
     // Replicas in preference order, restricted to the ISR.
     let candidate = p
@@ -175,6 +191,12 @@ mod tests {
             [(0, 2, vec![2, 3]), (2, -1, vec![1])],
             "partition 1 keeps its leader; partition 2 goes offline keeping 1 in its ISR"
         );
+        // Partition 1 keeps its leader; the fenced follower leaves its ISR.
+        assert!(records.iter().any(|r| matches!(
+            r,
+            MetadataRecord::PartitionChange { partition: 1, leader: None, isr: Some(isr), .. }
+                if *isr == [2, 3]
+        )));
         // Once applied, nothing more to do.
         let mut after = image.clone();
         for (i, r) in records.iter().enumerate() {

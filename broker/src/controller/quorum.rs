@@ -80,6 +80,9 @@ enum Command {
         Vec<MetadataRecord>,
         oneshot::Sender<Result<u64, ProposeError>>,
     ),
+    /// Proposed through whichever node leads (Raft forwards a follower's proposal), with
+    /// no answer: for records that are safe to lose or repeat.
+    Submit(Vec<MetadataRecord>),
 }
 
 /// A handle on the running quorum task.
@@ -205,6 +208,12 @@ impl Quorum {
             .await
             .map_err(|_| ProposeError::Stopped)?;
         answer.await.unwrap_or(Err(ProposeError::Stopped))
+    }
+
+    /// Proposes `records` through the leader, wherever it is, without waiting: lost when
+    /// there is no leader; the caller repeats what it still needs.
+    pub(crate) fn submit(&self, records: Vec<MetadataRecord>) {
+        let _ = self.commands.try_send(Command::Submit(records));
     }
 
     /// The quorum as last seen.
@@ -346,6 +355,11 @@ impl Task {
                 Some(command) = commands.recv() => match command {
                     Command::Propose(records, reply) => {
                         propose(&mut self.node, records, reply, &mut self.pending)
+                    }
+                    Command::Submit(records) => {
+                        if self.node.leader().is_some() {
+                            let _ = self.node.propose(&records);
+                        }
                     }
                 },
                 _ = shutdown.changed() => break,

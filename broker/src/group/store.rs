@@ -97,7 +97,9 @@ impl Store {
         }
         match self
             .topics
-            .create_anywhere(OFFSETS_TOPIC, self.partitions, topic_overrides())
+            // One replica: the coordinator loads a partition's groups when it starts, not
+            // when leadership of it moves.
+            .create_anywhere(OFFSETS_TOPIC, self.partitions, 1, topic_overrides())
             .await
         {
             Ok(true) => Ok(()),

@@ -1,7 +1,8 @@
 //! CreateTopics (key 19): versions 2-7.
 //!
-//! Partition count -1 means `num.partitions`; replication factor must be -1 or 1 (partitions
-//! are not replicated yet); explicit assignments name one registered broker per partition.
+//! Partition count -1 means `num.partitions`, replication factor -1
+//! `default.replication.factor` (at most the live brokers); explicit assignments name
+//! distinct registered brokers per partition.
 //! Only the active controller creates topics; other brokers answer NOT_CONTROLLER. Config overrides are checked with
 //! the topic config parser, so a bad value is `INVALID_CONFIG` naming the key. v5+ answers
 //! with the topic's effective configs; v7 with its id. `validate_only` checks without
@@ -40,6 +41,7 @@ pub(crate) async fn handle(
         let created = match plan(state, topic, duplicated.contains(&name)) {
             Ok(Plan {
                 partitions,
+                factor,
                 overrides,
                 assignments,
             }) => state
@@ -48,6 +50,7 @@ pub(crate) async fn handle(
                     &name,
                     partitions,
                     overrides.clone(),
+                    factor,
                     assignments,
                     request.validate_only,
                 )
@@ -74,9 +77,14 @@ pub(crate) async fn handle(
                                 .with_config_source(e.source)
                         })
                         .collect();
+                    let factor = state
+                        .quorum
+                        .image()
+                        .partition(created.id, 0)
+                        .map_or(1, |p| p.replicas.len());
                     result = result
                         .with_num_partitions(partitions)
-                        .with_replication_factor(1)
+                        .with_replication_factor(i16::try_from(factor).unwrap_or(i16::MAX))
                         .with_configs(Some(configs));
                 }
                 result
@@ -92,6 +100,8 @@ pub(crate) async fn handle(
 /// What a request entry asks for.
 struct Plan {
     partitions: i32,
+    /// Replicas per partition.
+    factor: usize,
     overrides: BTreeMap<String, String>,
     /// Explicit replicas per partition.
     assignments: Option<Vec<Vec<i32>>>,
@@ -140,13 +150,16 @@ fn plan(state: &BrokerState, topic: &CreatableTopic, duplicated: bool) -> Result
         None if topic.num_partitions == -1 => state.config.num_partitions,
         None => topic.num_partitions,
     };
-    if !matches!(topic.replication_factor, -1 | 1) {
-        let message = format!(
-            "replication factor {}: this cluster does not replicate partitions yet",
-            topic.replication_factor
-        );
-        return Err((ErrorCode::INVALID_REPLICATION_FACTOR, message));
-    }
+    let factor = match topic.replication_factor {
+        -1 => state.config.default_replication_factor,
+        f if f >= 1 => usize::try_from(f).unwrap_or(1),
+        f => {
+            return Err((
+                ErrorCode::INVALID_REPLICATION_FACTOR,
+                format!("replication factor {f} is not allowed"),
+            ))
+        }
+    };
     let overrides = topic
         .configs
         .iter()
@@ -158,6 +171,7 @@ fn plan(state: &BrokerState, topic: &CreatableTopic, duplicated: bool) -> Result
         .collect();
     Ok(Plan {
         partitions,
+        factor,
         overrides,
         assignments,
     })

@@ -79,6 +79,16 @@ pub(crate) async fn handle(
         .collect();
     // The response limit: the client's, capped by the broker's `fetch.max.bytes`.
     let max_bytes = request.max_bytes.clamp(0, state.config.fetch_max_bytes) as usize;
+    // A follower's fetch: its fetch offsets are its log ends, which move the leader's high
+    // watermark and may bring it into the ISR.
+    let replica = if version >= 15 {
+        request.replica_state.replica_id.0
+    } else {
+        request.replica_id.0
+    };
+    if replica >= 0 {
+        replica_progress(state, &request, &topics, replica).await;
+    }
     let woken = Arc::new(Notify::new());
     loop {
         // Ask to be woken before reading, so an append between the read and the wait is
@@ -113,6 +123,31 @@ struct Read {
     errors: bool,
 }
 
+/// Records follower `replica`'s fetch offsets with the partitions it follows from here,
+/// and asks the controller to add it to the ISR of those it caught up with.
+async fn replica_progress(
+    state: &BrokerState,
+    request: &FetchRequest,
+    topics: &[Option<Arc<Topic>>],
+    replica: i32,
+) {
+    let now = u64::try_from(crate::state::now_ms()).unwrap_or(0);
+    for (fetch_topic, topic) in request.topics.iter().zip(topics) {
+        let Some(topic) = topic else { continue };
+        for p in &fetch_topic.partitions {
+            let Some(partition) = topic.partition(p.partition) else {
+                continue;
+            };
+            if let Some(isr) = partition
+                .replica_fetched(replica, p.fetch_offset, now)
+                .await
+            {
+                state.topics.request_isr(topic.id, p.partition, isr);
+            }
+        }
+    }
+}
+
 async fn read_all(
     state: &BrokerState,
     request: &FetchRequest,
@@ -120,6 +155,11 @@ async fn read_all(
     version: i16,
     max_bytes: usize,
 ) -> (FetchOutput, Read) {
+    let replica = if version >= 15 {
+        request.replica_state.replica_id.0
+    } else {
+        request.replica_id.0
+    };
     let mut regions = Vec::new();
     let mut remaining = max_bytes;
     let mut total = 0usize;
@@ -158,7 +198,9 @@ async fn read_all(
             let (marks, region) = if limit == 0 && !min_one {
                 (partition.watermarks().await, Ok(None))
             } else {
-                partition.read_region(p.fetch_offset, limit, min_one).await
+                partition
+                    .read_region(p.fetch_offset, limit, min_one, replica >= 0)
+                    .await
             };
             let mut data = data
                 .with_high_watermark(marks.high_watermark)

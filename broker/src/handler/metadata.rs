@@ -104,7 +104,12 @@ async fn by_name(
     }
     let created = state
         .topics
-        .create_anywhere(name, state.config.num_partitions, BTreeMap::new())
+        .create_anywhere(
+            name,
+            state.config.num_partitions,
+            state.config.default_replication_factor,
+            BTreeMap::new(),
+        )
         .await;
     match created {
         // Created here or concurrently by another request: the image now has it.

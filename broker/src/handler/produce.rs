@@ -72,6 +72,10 @@ pub(crate) async fn handle(state: &BrokerState, request: ProduceRequest, version
                 (None, Some(topic), Some(records)) => {
                     match super::led_partition(state, &topic.name, Some(topic), data.index) {
                         Err(code) => Err((code, None)),
+                        Ok(partition) if acks == -1 => {
+                            replicated_append(topic, &partition, records, now, request.timeout_ms)
+                                .await
+                        }
                         Ok(partition) => partition.append(records, now).await,
                     }
                 }
@@ -106,5 +110,46 @@ pub(crate) async fn handle(state: &BrokerState, request: ProduceRequest, version
         (0, None) => Produced::Silent,
         (0, Some(code)) => Produced::Failed(code),
         _ => Produced::Respond(ProduceResponse::default().with_responses(responses)),
+    }
+}
+
+/// acks=all: refused with NOT_ENOUGH_REPLICAS while the ISR is smaller than the topic's
+/// `min.insync.replicas`; answered once the high watermark passes the records (every ISR
+/// member has them), or REQUEST_TIMED_OUT after `timeout_ms` (the records may still be
+/// replicated later, as in Kafka).
+async fn replicated_append(
+    topic: &crate::topics::Topic,
+    partition: &crate::partition::Partition,
+    records: bytes::Bytes,
+    now: i64,
+    timeout_ms: i32,
+) -> Result<crate::partition::Appended, crate::partition::Refusal> {
+    let min_insync = topic
+        .overrides()
+        .get("min.insync.replicas")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(1);
+    let isr = partition.isr_len();
+    if isr < min_insync {
+        return Err((
+            ErrorCode::NOT_ENOUGH_REPLICAS,
+            Some(format!(
+                "{isr} in-sync replicas; min.insync.replicas is {min_insync}"
+            )),
+        ));
+    }
+    let appended = partition.append(records, now).await?;
+    let wait = std::time::Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0));
+    let deadline = tokio::time::Instant::now() + wait;
+    if partition
+        .wait_for_high_watermark(appended.next_offset, deadline)
+        .await
+    {
+        Ok(appended)
+    } else {
+        Err((
+            ErrorCode::REQUEST_TIMED_OUT,
+            Some("the in-sync replicas did not all acknowledge in time".into()),
+        ))
     }
 }

@@ -355,10 +355,25 @@ impl PartitionLog {
         max_bytes: usize,
         min_one: bool,
     ) -> Result<Option<FileRegion>, LogError> {
+        self.read_region_below(offset, max_bytes, min_one, i64::MAX)
+    }
+
+    /// Like [`PartitionLog::read_region`], leaving out the batches from offset `below` on
+    /// (a high watermark: where a batch starts).
+    ///
+    /// # Errors
+    /// As [`PartitionLog::read`].
+    pub fn read_region_below(
+        &self,
+        offset: i64,
+        max_bytes: usize,
+        min_one: bool,
+        below: i64,
+    ) -> Result<Option<FileRegion>, LogError> {
         self.check_range(offset)?;
         for segment in self.segments_from(offset) {
             if let Some((position, header)) = segment.find_batch(offset)? {
-                return segment.region(position, &header, max_bytes, min_one);
+                return segment.region(position, &header, max_bytes, min_one, below);
             }
         }
         Ok(None)

@@ -271,12 +271,23 @@ impl LogSegment {
         first: &BatchHeader,
         max_bytes: usize,
         min_one: bool,
+        below: i64,
     ) -> Result<Option<FileRegion>, LogError> {
+        if first.base_offset >= below {
+            return Ok(None);
+        }
         let first_len = first.total_len() as u64;
         if first_len > max_bytes as u64 && !min_one {
             return Ok(None);
         }
-        let limit = (position + (max_bytes as u64).max(first_len)).min(self.size);
+        // Batches from offset `below` on stay out (it is always where a batch starts).
+        let cut = match self.find_batch(below)? {
+            Some((at, _)) => at,
+            None => self.size,
+        };
+        let limit = (position + (max_bytes as u64).max(first_len))
+            .min(self.size)
+            .min(cut.max(position + first_len));
         // Every batch before an index entry at or below `limit` ends below it, so only the
         // batches after that entry need their headers read.
         let start = self

@@ -78,12 +78,6 @@ impl LeaderState {
         &self.isr
     }
 
-    /// Whether the ISR has `min_insync` members (acks=all is refused with
-    /// NOT_ENOUGH_REPLICAS otherwise).
-    pub(crate) fn enough_replicas(&self, min_insync: usize) -> bool {
-        self.isr.len() >= min_insync
-    }
-
     /// The leader appended: its log now ends at `log_end`. Returns whether the high
     /// watermark moved (an ISR of the leader alone follows its log end).
     pub(crate) fn on_append(&mut self, log_end: i64) -> bool {
@@ -182,7 +176,7 @@ mod tests {
         // It never moves back, even if a follower's fetch offset looks older.
         s.on_fetch(3, 4, 10, 8);
         assert_eq!(s.high_watermark(), 10);
-        assert!(s.enough_replicas(3) && !s.enough_replicas(4));
+        assert_eq!(s.isr().len(), 3);
     }
 
     #[test]

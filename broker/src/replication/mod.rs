@@ -1,11 +1,10 @@
-//! Partition replication: the leader-epoch cache (`epochs.rs`), with which followers find
-//! where their log diverges from a new leader's, and the leader's view of its followers
-//! (`leader.rs`): fetch progress, high watermark, ISR expansion and shrinking. Both are
-//! sans-IO and tested on their own; the fetchers and the produce and fetch paths build on
-//! them.
-
-// The replica fetchers and the produce path that use these are built on them next.
-#![allow(dead_code)]
+//! Partition replication, Kafka's way: followers fetch from the leader with the Fetch API
+//! as replicas (`fetcher.rs`); the leader tracks them (`leader.rs`, sans-IO): their fetch
+//! offsets move the high watermark, which bounds what consumers read and what acks=all
+//! waits for; one that catches up asks to join the ISR, one that lags past
+//! `replica.lag.time.max.ms` is asked out (guarded partition changes through the metadata
+//! log). The leader-epoch cache (`epochs.rs`) records where each leader epoch starts.
 
 pub(crate) mod epochs;
+pub(crate) mod fetcher;
 pub(crate) mod leader;
