@@ -1,6 +1,8 @@
 //! Third-party clients against a cluster of three Strom brokers: each bootstraps from a
-//! broker that is not necessarily the controller, produces (the topic auto-created through
-//! the controller) and consumes back, finding partition leaders through Metadata.
+//! broker that is not necessarily the controller, produces with acks=all (the topic
+//! auto-created through the controller, with three replicas) and reads back, finding
+//! partition leaders through Metadata; with librdkafka, the leader is then stopped and
+//! every acknowledged record is read from the new one.
 
 use crate::support::{parse_acks, Peer, TestCluster};
 
@@ -15,6 +17,25 @@ fn produce_then_check_on_a_cluster(peer: Option<Peer>, check: &[&str]) {
     let expected: Vec<(u64, i64)> = (0..300).map(|i| (i, i as i64)).collect();
     assert_eq!(acks, expected, "acknowledged offsets\n{out}");
     peer.run_ok(&cluster.bootstrap(2), check);
+    cluster.shutdown();
+}
+
+#[test]
+fn confluent_kafka_reads_acknowledged_records_after_the_leader_stops() {
+    let Some(peer) = Peer::confluent() else {
+        return;
+    };
+    let mut cluster = TestCluster::start();
+    let out = peer.run_ok(&cluster.bootstrap(0), &["produce", "failover", "300"]);
+    let acks = parse_acks(&out.stdout);
+    assert_eq!(acks.len(), 300, "{out}");
+    let leader = cluster.leader_of("failover", 0);
+    cluster.stop(leader);
+    let survivor = (leader + 1) % 3;
+    peer.run_ok(
+        &cluster.bootstrap(survivor),
+        &["consume", "failover", "300"],
+    );
     cluster.shutdown();
 }
 

@@ -90,9 +90,9 @@ impl TestBroker {
 }
 
 /// Three in-process brokers forming one cluster (each also a controller of its metadata
-/// quorum), on one runtime.
+/// quorum), on one runtime; topics have three replicas unless created otherwise.
 pub struct TestCluster {
-    brokers: Vec<Broker>,
+    brokers: Vec<Option<Broker>>,
     runtime: tokio::runtime::Runtime,
     _dirs: Vec<tempfile::TempDir>,
 }
@@ -124,10 +124,11 @@ impl TestCluster {
                 .set("controller.quorum.voters", &voters)
                 .expect("voters");
             config.group_initial_rebalance_delay = std::time::Duration::ZERO;
+            config.default_replication_factor = 3;
             let broker = runtime
                 .block_on(Broker::start_with_controller_listener(config, listener))
                 .expect("cluster broker starts");
-            brokers.push(broker);
+            brokers.push(Some(broker));
             dirs.push(dir);
         }
         let cluster = TestCluster {
@@ -137,7 +138,11 @@ impl TestCluster {
         };
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
         let registered = strom_testkit::wait_until(deadline, || {
-            cluster.brokers.iter().all(|b| b.live_brokers().len() == 3)
+            cluster
+                .brokers
+                .iter()
+                .flatten()
+                .all(|b| b.live_brokers().len() == 3)
         });
         assert!(registered, "the brokers did not all register");
         cluster
@@ -145,15 +150,40 @@ impl TestCluster {
 
     /// `127.0.0.1:PORT` of broker `index` (0-2).
     pub fn bootstrap(&self, index: usize) -> String {
-        self.brokers[index].bootstrap()
+        self.brokers[index]
+            .as_ref()
+            .map(Broker::bootstrap)
+            .expect("broker running")
     }
 
-    /// Shuts every broker down cleanly.
-    pub fn shutdown(self) {
-        for broker in self.brokers {
+    /// The index (0-2) of the broker leading partition `partition` of `topic`.
+    pub fn leader_of(&self, topic: &str, partition: i32) -> usize {
+        let bootstrap = self.bootstrap(self.brokers.iter().position(Option::is_some).unwrap_or(0));
+        let leader = self.runtime.block_on(async {
+            let admin = strom_client::admin::Admin::connect(
+                strom_client::ClientConfig::new().bootstrap(&bootstrap),
+            )
+            .await
+            .expect("admin connects");
+            let topics = admin.describe_topics(&[topic]).await.expect("describe");
+            topics[0].partitions[usize::try_from(partition).unwrap_or(0)].leader
+        });
+        usize::try_from(leader - 1).expect("a leader")
+    }
+
+    /// Stops broker `index` (its partitions' leadership moves to in-sync followers).
+    pub fn stop(&mut self, index: usize) {
+        if let Some(broker) = self.brokers[index].take() {
             self.runtime
                 .block_on(broker.shutdown())
                 .expect("clean broker shutdown");
+        }
+    }
+
+    /// Shuts every broker down cleanly.
+    pub fn shutdown(mut self) {
+        for index in 0..self.brokers.len() {
+            self.stop(index);
         }
     }
 }
