@@ -1,6 +1,7 @@
 //! The client against a cluster of three Strom brokers (each also a controller): topics
-//! created through the controller, records produced to the leader of each partition, and
-//! a consumer group coordinated by the broker that leads its offsets partition.
+//! created through the controller with three replicas, records produced (acks=all) to the
+//! leader of each partition, and a consumer group coordinated by the broker that leads its
+//! offsets partition.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -41,6 +42,7 @@ impl Cluster {
                 .set("controller.quorum.election.timeout.ms", "300")
                 .unwrap();
             config.group_initial_rebalance_delay = Duration::ZERO;
+            config.default_replication_factor = 3;
             brokers.push(
                 Broker::start_with_controller_listener(config, listener)
                     .await
@@ -86,6 +88,7 @@ async fn produce_and_consume_in_a_group_across_three_brokers() {
         .await
         .unwrap();
     let described = &admin.describe_topics(&["orders"]).await.unwrap()[0];
+    assert!(described.partitions.iter().all(|p| p.replicas.len() == 3));
     let mut leaders: Vec<i32> = described.partitions.iter().map(|p| p.leader).collect();
     leaders.sort_unstable();
     leaders.dedup();
