@@ -45,6 +45,7 @@ use strom_protocol::connection::Connection;
 mod clients;
 mod groups;
 mod latency;
+mod replication;
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -94,6 +95,9 @@ enum Command {
     /// Rebalance latency of Strom's group consumer: a member joins a consuming group, eager
     /// and cooperative, small and large groups.
     Groups(groups::GroupsArgs),
+    /// Replication on three in-process brokers: acks=all with three replicas against
+    /// acks=1 with one, and the time a partition takes to fail over.
+    Replication(replication::ReplicationArgs),
 }
 
 struct Counter(Arc<AtomicU64>, Arc<AtomicU64>);
@@ -146,6 +150,9 @@ async fn main() -> anyhow::Result<()> {
             broker.shutdown().await?;
         }
         return Ok(());
+    }
+    if let Some(Command::Replication(replication_args)) = &args.command {
+        return replication::run(replication_args).await;
     }
     if let Some(Command::Groups(groups_args)) = &args.command {
         let broker = match &groups_args.bootstrap {

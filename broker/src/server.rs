@@ -262,6 +262,11 @@ impl Broker {
         )
     }
 
+    /// This broker's node id.
+    pub fn node_id(&self) -> i32 {
+        self.state.config.node_id
+    }
+
     /// The node ids of the registered, unfenced brokers as this node's metadata says.
     pub fn live_brokers(&self) -> Vec<i32> {
         self.state
