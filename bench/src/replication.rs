@@ -227,7 +227,7 @@ async fn failover(
 
 /// Runs the benchmark and prints its results.
 pub async fn run(args: &ReplicationArgs) -> anyhow::Result<()> {
-    let cluster = Cluster::start(1000, 1500).await?;
+    let cluster = Cluster::start(500, 1000).await?;
     let bootstrap = cluster.bootstrap();
     let admin = Admin::connect(ClientConfig::new().bootstrap(&bootstrap)).await?;
     for (topic, factor) in [("rf1", 1), ("rf3", 3)] {
@@ -251,7 +251,7 @@ pub async fn run(args: &ReplicationArgs) -> anyhow::Result<()> {
         rf3 / rf1
     );
     cluster.shutdown().await?;
-    for (name, election, session) in [("default", 1000, 1500), ("tuned", 100, 150)] {
+    for (name, election, session) in [("default", 500, 1000), ("tuned", 100, 150)] {
         let mut times = Vec::new();
         for run in 0..args.failovers {
             let mut cluster = Cluster::start(election, session).await?;

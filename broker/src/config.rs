@@ -62,10 +62,10 @@ pub struct BrokerConfig {
     /// this broker alone.
     pub controller_quorum_voters: Vec<(i32, String)>,
     /// How long a controller hears nothing from the quorum's leader before it stands for
-    /// election (`controller.quorum.election.timeout.ms`).
+    /// election (`controller.quorum.election.timeout.ms`; 500 ms here, Kafka has 1 s).
     pub controller_election_timeout: Duration,
     /// How long a broker may go unheard before the active controller fences it and moves
-    /// its leaderships (`broker.session.timeout.ms`; 1.5 s here, where Kafka has 9 s,
+    /// its leaderships (`broker.session.timeout.ms`; 1 s here, where Kafka has 9 s,
     /// since the quorum's own heartbeats, every fifth of an election timeout, carry it).
     pub broker_session_timeout: Duration,
     /// The broker's rack, for replica placement (`broker.rack`).
@@ -161,8 +161,8 @@ impl BrokerConfig {
             group_max_size: None,
             offsets_topic_num_partitions: 50,
             controller_quorum_voters: Vec::new(),
-            controller_election_timeout: Duration::from_millis(1000),
-            broker_session_timeout: Duration::from_millis(1500),
+            controller_election_timeout: Duration::from_millis(500),
+            broker_session_timeout: Duration::from_millis(1000),
             rack: None,
             default_replication_factor: 1,
             replica_lag_time_max: Duration::from_millis(30_000),

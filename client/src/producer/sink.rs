@@ -214,18 +214,21 @@ async fn send(
         Ok(None) => parts
             .into_iter()
             .for_each(|(b, _)| shared.complete(b, -1, -1)),
-        Ok(Some(response)) => settle(&shared, parts, &response).await,
+        Ok(Some(response)) => settle(&shared, parts, &response, leader).await,
         Err(e) => {
             warn!(broker = leader, error = %e, "produce request failed");
             let config = shared.cluster.config();
             let mut retry = Vec::new();
             for (batch, _) in parts {
-                match retry_at(config, &batch, copy_error(&e), false) {
+                // The broker itself failed (gone, unreachable): wait `retry.backoff.ms`
+                // each time, not a growing backoff, so the batch goes to the new leader
+                // soon after the metadata names one.
+                match retry_at(config, &batch, copy_error(&e), false, false) {
                     Ok(at) => retry.push((batch, at)),
                     Err(error) => shared.fail(batch, error, false),
                 }
             }
-            requeue(&shared, retry).await;
+            requeue(&shared, retry, leader).await;
         }
     }
 }
@@ -259,6 +262,7 @@ async fn settle(
     shared: &Arc<Shared>,
     parts: Vec<(ProducerBatch, Bytes)>,
     response: &ProduceResponse,
+    leader: i32,
 ) {
     let config = shared.cluster.config();
     let answers = produce::index(response);
@@ -270,12 +274,12 @@ async fn settle(
                 base_offset,
                 log_append_time,
             } => shared.complete(batch, base_offset, log_append_time),
-            Outcome::Retry(e) => match retry_at(config, &batch, e, false) {
+            Outcome::Retry(e) => match retry_at(config, &batch, e, false, true) {
                 Ok(at) => retry.push((batch, at)),
                 Err(error) => shared.fail(batch, error, false),
             },
             Outcome::Fail(e) if is_gap(shared, &batch, &e) => {
-                match retry_at(config, &batch, e, true) {
+                match retry_at(config, &batch, e, true, true) {
                     Ok(at) => retry.push((batch, at)),
                     Err(error) => shared.fail(batch, error, false),
                 }
@@ -283,23 +287,36 @@ async fn settle(
             Outcome::Fail(e) => shared.fail(batch, e, true),
         }
     }
-    requeue(shared, retry).await;
+    requeue(shared, retry, leader).await;
 }
 
 /// Refreshes the retried batches' topics and puts the batches back at the front of their
-/// queues.
-async fn requeue(shared: &Arc<Shared>, retry: Vec<(ProducerBatch, Instant)>) {
+/// queues. A batch whose partition has a leader other than `sent_to` now goes at once, not
+/// after its backoff: the backoff is for a leader that failed, and the new one has not
+/// (KIP-951's idea).
+async fn requeue(shared: &Arc<Shared>, retry: Vec<(ProducerBatch, Instant)>, sent_to: i32) {
     if retry.is_empty() {
         return;
     }
     let topics: BTreeSet<String> = retry.iter().map(|(b, _)| b.topic.to_string()).collect();
     let topics: Vec<String> = topics.into_iter().collect();
-    if let Err(e) = shared.cluster.refresh_metadata(Some(&topics)).await {
-        debug!(error = %e, "metadata refresh before retry failed");
-    }
+    let metadata = match shared.cluster.refresh_metadata(Some(&topics)).await {
+        Ok(metadata) => Some(metadata),
+        Err(e) => {
+            debug!(error = %e, "metadata refresh before retry failed");
+            None
+        }
+    };
+    let moved = |batch: &ProducerBatch| {
+        metadata
+            .as_ref()
+            .and_then(|m| m.topics.get(&*batch.topic)?.partition(batch.partition))
+            .is_some_and(|p| p.leader >= 0 && p.leader != sent_to)
+    };
     {
         let mut accumulator = shared.lock();
         for (batch, at) in retry {
+            let at = if moved(&batch) { Instant::now() } else { at };
             debug!(topic = %batch.topic, partition = batch.partition, attempts = batch.attempts, "retrying batch");
             accumulator.requeue(batch, at);
         }
@@ -316,17 +333,19 @@ fn is_gap(shared: &Shared, batch: &ProducerBatch, error: &ClientError) -> bool {
 
 /// When to resend a batch that failed with `error` (`retriable` whatever its code), or the
 /// error to fail it with: not retriable, out of `retries`, or past `delivery.timeout.ms`
-/// by the time of the retry.
+/// by the time of the retry. The backoff grows per attempt when `growing` (an answer
+/// refused the batch), and stays `retry.backoff.ms` otherwise (the broker itself failed).
 fn retry_at(
     config: &ClientConfig,
     batch: &ProducerBatch,
     error: ClientError,
     retriable: bool,
+    growing: bool,
 ) -> Result<Instant, ClientError> {
     if !(retriable || error.is_retriable()) || batch.attempts > config.retries {
         return Err(error);
     }
-    let backoff = backoff(config, batch.attempts);
+    let backoff = backoff(config, if growing { batch.attempts } else { 1 });
     let deadline = batch.created + Duration::from_millis(config.delivery_timeout_ms);
     let at = Instant::now() + backoff;
     if at >= deadline {
