@@ -435,6 +435,19 @@ impl Partition {
             if headers.first().is_some_and(|h| h.base_offset != log_end) {
                 return Err(ErrorCode::OFFSET_OUT_OF_RANGE);
             }
+            // The log assigns consecutive offsets; batches with a gap between them (a
+            // compacted leader log) would be renumbered, so they are refused rather than
+            // stored under other offsets than the leader's.
+            let contiguous = headers
+                .windows(2)
+                .all(|w| w[1].base_offset == w[0].next_offset());
+            if !contiguous {
+                warn!(
+                    partition = self.index,
+                    "replicated batches with offset gaps are not stored; this replica stays out of sync"
+                );
+                return Err(ErrorCode::CORRUPT_MESSAGE);
+            }
             let mut data = BytesMut::from(&payload[..]);
             let info = state
                 .log
@@ -639,4 +652,44 @@ fn rebuild_producers(log: &PartitionLog) -> Result<ProducerStates, LogError> {
         }
     })?;
     Ok(producers)
+}
+
+#[cfg(test)]
+mod tests {
+    use strom_protocol::records::{set_base_offset, BatchBuilder, Compression};
+
+    use super::*;
+
+    /// One batch of `count` records starting at `base`.
+    fn batch(base: i64, count: usize) -> Vec<u8> {
+        let mut b = BatchBuilder::new(Compression::None);
+        for i in 0..count {
+            b.push(1, None, Some(format!("v{i}").as_bytes()), &[]);
+        }
+        let mut bytes = b.build().unwrap().to_vec();
+        set_base_offset(&mut bytes, base);
+        bytes
+    }
+
+    #[tokio::test]
+    async fn replicated_batches_keep_the_leaders_offsets_or_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = Partition::open(0, dir.path(), LogConfig::default(), 0).unwrap();
+        p.follow().await;
+        // Contiguous batches from this log's end: stored as they are.
+        let payload = [batch(0, 2), batch(2, 3)].concat();
+        p.append_replicated(Bytes::from(payload), 4, 0)
+            .await
+            .unwrap();
+        assert_eq!(p.log_end_offset().await, 5);
+        assert_eq!(p.high_watermark(), 4, "the leader's, within this log");
+        // Not from this log's end.
+        let late = p.append_replicated(Bytes::from(batch(9, 1)), 10, 0).await;
+        assert_eq!(late, Err(ErrorCode::OFFSET_OUT_OF_RANGE));
+        // A gap between batches (a compacted leader log) would be renumbered: refused.
+        let gap = [batch(5, 1), batch(8, 1)].concat();
+        let refused = p.append_replicated(Bytes::from(gap), 9, 0).await;
+        assert_eq!(refused, Err(ErrorCode::CORRUPT_MESSAGE));
+        assert_eq!(p.log_end_offset().await, 5);
+    }
 }
