@@ -48,6 +48,11 @@ pub(crate) struct Partition {
     high_watermark: AtomicI64,
     /// Woken when the high watermark moves.
     hw_moved: Notify,
+    /// The leader epoch this broker follows in (-1 when not following).
+    following_epoch: AtomicI32,
+    /// The log may hold records the leader does not: ask it where they diverge before the
+    /// next fetch (KIP-101).
+    diverged: std::sync::atomic::AtomicBool,
     /// The leader epoch this broker leads the partition in (-1: not known to lead it);
     /// stamped on every batch appended.
     leader_epoch: AtomicI32,
@@ -105,6 +110,8 @@ impl Partition {
             role: std::sync::Mutex::new(Role::Solo),
             high_watermark: AtomicI64::new(log_end),
             hw_moved: Notify::new(),
+            following_epoch: AtomicI32::new(-1),
+            diverged: std::sync::atomic::AtomicBool::new(false),
             leader_epoch: AtomicI32::new(-1),
             state: RwLock::new(State {
                 log,
@@ -306,6 +313,8 @@ impl Partition {
     /// This broker leads the partition with `replicas` and `isr` (node `me` among them):
     /// alone, the high watermark is the log end; with followers, it follows the ISR.
     pub(crate) async fn lead(&self, me: i32, replicas: &[i32], isr: &[i32], now_ms: u64) {
+        self.following_epoch.store(-1, Ordering::Release);
+        self.diverged.store(false, Ordering::Release);
         let log_end = self.state.read().await.log.log_end_offset();
         let hw = {
             let mut role = self.role();
@@ -333,28 +342,60 @@ impl Partition {
         self.set_high_watermark(hw);
     }
 
-    /// This broker follows the partition's leader. Coming from leading, the log is cut
-    /// back to the high watermark: what lies above it was never acknowledged to acks=all
-    /// producers and may differ from the new leader's log.
-    pub(crate) async fn follow(&self) {
-        let was_following = matches!(*self.role(), Role::Follower);
-        if was_following {
-            return;
+    /// This broker follows the partition's leader in `epoch`. From another role or epoch,
+    /// its log may hold records the new leader does not: before fetching, the fetcher asks
+    /// the leader where this log's latest epoch ends and cuts the log there
+    /// ([`Partition::truncate_for`]).
+    pub(crate) fn follow(&self, epoch: i32) {
+        let was = self.following_epoch.swap(epoch, Ordering::AcqRel);
+        let mut role = self.role();
+        if !matches!(*role, Role::Follower) || was != epoch {
+            self.diverged.store(true, Ordering::Release);
         }
-        let hw = self.high_watermark();
+        *role = Role::Follower;
+    }
+
+    /// Whether the log must be checked against the leader's before fetching.
+    pub(crate) fn needs_truncation(&self) -> bool {
+        self.diverged.load(Ordering::Acquire)
+    }
+
+    /// The latest leader epoch in this log (-1 for none).
+    pub(crate) async fn latest_epoch(&self) -> i32 {
+        self.state
+            .read()
+            .await
+            .epochs
+            .latest()
+            .map_or(-1, |(epoch, _)| epoch)
+    }
+
+    /// Cuts the log where it diverges from the leader's, given the leader's answer to
+    /// "where does my latest epoch end?"; returns the new log end.
+    pub(crate) async fn truncate_for(&self, answer: (i32, i64)) -> i64 {
         let mut state = self.state.write().await;
-        if state.log.log_end_offset() > hw {
-            if let Err(e) = state.log.truncate_to(hw) {
-                warn!(partition = self.index, error = %e, "truncating to the high watermark");
+        let log_end = state.log.log_end_offset();
+        let point = state
+            .epochs
+            .truncation_point(log_end, self.high_watermark(), answer);
+        if point < log_end {
+            debug!(partition = self.index, from = log_end, to = point, "cutting the log back to the leader's");
+            if let Err(e) = state.log.truncate_to(point) {
+                warn!(partition = self.index, error = %e, "truncating to the leader's log");
+                return log_end;
             }
-            state.epochs.truncate_from_end(hw);
+            state.epochs.truncate_from_end(point);
             self.save_epochs(&state.epochs);
             match rebuild_producers(&state.log) {
                 Ok(producers) => state.producers = producers,
                 Err(e) => warn!(partition = self.index, error = %e, "rebuilding producer state"),
             }
+            if self.high_watermark() > point {
+                self.high_watermark.store(point, Ordering::Release);
+            }
         }
-        *self.role() = Role::Follower;
+        self.diverged.store(false, Ordering::Release);
+        state.log.log_end_offset()
     }
 
     /// The log end offset.
@@ -675,7 +716,8 @@ mod tests {
     async fn replicated_batches_keep_the_leaders_offsets_or_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let p = Partition::open(0, dir.path(), LogConfig::default(), 0).unwrap();
-        p.follow().await;
+        p.follow(0);
+        p.truncate_for((-1, -1)).await;
         // Contiguous batches from this log's end: stored as they are.
         let payload = [batch(0, 2), batch(2, 3)].concat();
         p.append_replicated(Bytes::from(payload), 4, 0)

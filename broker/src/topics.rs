@@ -660,7 +660,7 @@ impl Topics {
                 } else {
                     partition.resign();
                     if p.leader >= 0 {
-                        partition.follow().await;
+                        partition.follow(p.leader_epoch);
                         followed.entry(p.leader).or_default().push(Followed {
                             topic: meta.name.clone(),
                             index: partition.index,

@@ -58,6 +58,29 @@ impl EpochCache {
         }
     }
 
+    /// Where a follower whose log ends at `log_end` (high watermark `high_watermark`) cuts
+    /// it, given the leader's answer `(epoch, end)` to "where does my latest epoch end?"
+    /// (KIP-101, KIP-279): the leader's end of that epoch, or, when the leader answered an
+    /// older epoch (it never had ours), the smaller of the leader's end and ours for that
+    /// older epoch; the high watermark when the leader knows no epoch this old.
+    pub(crate) fn truncation_point(
+        &self,
+        log_end: i64,
+        high_watermark: i64,
+        answer: (i32, i64),
+    ) -> i64 {
+        let (epoch, end) = answer;
+        if epoch == UNDEFINED_EPOCH || end == UNDEFINED_OFFSET {
+            return high_watermark.min(log_end);
+        }
+        let ours = match self.latest() {
+            Some((latest, _)) if latest == epoch => log_end,
+            _ => self.end_offset_for(epoch, log_end).1,
+        };
+        let ours = if ours == UNDEFINED_OFFSET { log_end } else { ours };
+        end.min(ours).min(log_end)
+    }
+
     /// Drops the epochs that start at or after `end` (the log was truncated there).
     pub(crate) fn truncate_from_end(&mut self, end: i64) {
         self.entries.retain(|&(_, s)| s < end);
@@ -179,6 +202,21 @@ mod tests {
             cache(&[(2, 12)]),
             "nothing before the first entry to drop"
         );
+    }
+
+    #[test]
+    fn followers_cut_where_they_diverge_from_the_leader() {
+        // We led epoch 2 from 10 and wrote up to 25; the new leader had epoch 2 to 20.
+        let ours = cache(&[(0, 0), (2, 10)]);
+        assert_eq!(ours.truncation_point(25, 15, (2, 20)), 20);
+        // It has more of epoch 2 than we do: nothing to cut.
+        assert_eq!(ours.truncation_point(25, 15, (2, 40)), 25);
+        // It never had epoch 2: its epoch 0 ends at 8, before ours ends (10).
+        assert_eq!(ours.truncation_point(25, 15, (0, 8)), 8);
+        // Its epoch 0 ends later than ours: ours bounds the cut.
+        assert_eq!(ours.truncation_point(25, 15, (0, 12)), 10);
+        // It knows nothing that old: back to the high watermark.
+        assert_eq!(ours.truncation_point(25, 15, (UNDEFINED_EPOCH, UNDEFINED_OFFSET)), 15);
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! Followers' fetchers: one task per leader this broker follows partitions of, fetching
 //! them all in one Fetch (as a replica: `replica_id` is this node) from their log ends,
 //! appending what comes back with the leader's offsets, and taking the leader's high
-//! watermark. The set of partitions is updated as the metadata moves leadership; a
+//! watermark. A partition that starts following (or follows a new epoch) first asks the
+//! leader with OffsetForLeaderEpoch where its latest epoch ends and cuts its log there. The set of partitions is updated as the metadata moves leadership; a
 //! fetcher whose set empties stops.
 
 use std::collections::{BTreeMap, HashMap};
@@ -9,7 +10,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::{BrokerId, FetchRequest, TopicName};
+use kafka_protocol::messages::offset_for_leader_epoch_request::{
+    OffsetForLeaderPartition, OffsetForLeaderTopic,
+};
+use kafka_protocol::messages::{BrokerId, FetchRequest, OffsetForLeaderEpochRequest, TopicName};
 use kafka_protocol::protocol::StrBytes;
 use strom_protocol::connection::Connection;
 use strom_protocol::ErrorCode;
@@ -135,8 +139,69 @@ async fn run(me: i32, leader: i32, set: Set, quorum: Arc<Quorum>) {
     }
 }
 
+/// Asks the leader where the latest epoch of each partition that needs it ends, and cuts
+/// those logs there (KIP-101), before they fetch again.
+async fn truncate_diverged(me: i32, conn: &Connection, followed: &[Followed]) -> Result<(), String> {
+    let diverged: Vec<&Followed> = followed
+        .iter()
+        .filter(|f| f.partition.needs_truncation())
+        .collect();
+    if diverged.is_empty() {
+        return Ok(());
+    }
+    let mut topics: Vec<OffsetForLeaderTopic> = Vec::new();
+    for f in &diverged {
+        let partition = OffsetForLeaderPartition::default()
+            .with_partition(f.index)
+            .with_current_leader_epoch(f.leader_epoch)
+            .with_leader_epoch(f.partition.latest_epoch().await);
+        match topics.last_mut() {
+            Some(t) if t.topic.0.as_str() == f.topic => t.partitions.push(partition),
+            _ => topics.push(
+                OffsetForLeaderTopic::default()
+                    .with_topic(TopicName(StrBytes::from_string(f.topic.clone())))
+                    .with_partitions(vec![partition]),
+            ),
+        }
+    }
+    let request = OffsetForLeaderEpochRequest::default()
+        .with_replica_id(BrokerId(me))
+        .with_topics(topics);
+    let response = conn.send(&request).await.map_err(|e| e.to_string())?;
+    for topic in response.topics {
+        for answer in topic.partitions {
+            let Some(f) = diverged
+                .iter()
+                .find(|f| f.topic == topic.topic.0.as_str() && f.index == answer.partition)
+            else {
+                continue;
+            };
+            if !ErrorCode(answer.error_code).is_ok() {
+                // Not the leader yet (or any more): asked again on the next round.
+                continue;
+            }
+            f.partition
+                .truncate_for((answer.leader_epoch, answer.end_offset))
+                .await;
+        }
+    }
+    Ok(())
+}
+
 /// One Fetch for every followed partition, applied.
 async fn fetch_once(me: i32, conn: &Connection, followed: &[Followed]) -> Result<(), String> {
+    truncate_diverged(me, conn, followed).await?;
+    // Partitions still to be checked against the leader do not fetch yet.
+    let followed: Vec<Followed> = followed
+        .iter()
+        .filter(|f| !f.partition.needs_truncation())
+        .cloned()
+        .collect();
+    if followed.is_empty() {
+        tokio::time::sleep(BACKOFF).await;
+        return Ok(());
+    }
+    let followed = &followed[..];
     let mut topics: Vec<FetchTopic> = Vec::new();
     for f in followed {
         let partition = FetchPartition::default()
