@@ -379,7 +379,12 @@ impl Partition {
             .epochs
             .truncation_point(log_end, self.high_watermark(), answer);
         if point < log_end {
-            debug!(partition = self.index, from = log_end, to = point, "cutting the log back to the leader's");
+            debug!(
+                partition = self.index,
+                from = log_end,
+                to = point,
+                "cutting the log back to the leader's"
+            );
             if let Err(e) = state.log.truncate_to(point) {
                 warn!(partition = self.index, error = %e, "truncating to the leader's log");
                 return log_end;

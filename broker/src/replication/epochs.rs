@@ -77,7 +77,11 @@ impl EpochCache {
             Some((latest, _)) if latest == epoch => log_end,
             _ => self.end_offset_for(epoch, log_end).1,
         };
-        let ours = if ours == UNDEFINED_OFFSET { log_end } else { ours };
+        let ours = if ours == UNDEFINED_OFFSET {
+            log_end
+        } else {
+            ours
+        };
         end.min(ours).min(log_end)
     }
 
@@ -216,7 +220,10 @@ mod tests {
         // Its epoch 0 ends later than ours: ours bounds the cut.
         assert_eq!(ours.truncation_point(25, 15, (0, 12)), 10);
         // It knows nothing that old: back to the high watermark.
-        assert_eq!(ours.truncation_point(25, 15, (UNDEFINED_EPOCH, UNDEFINED_OFFSET)), 15);
+        assert_eq!(
+            ours.truncation_point(25, 15, (UNDEFINED_EPOCH, UNDEFINED_OFFSET)),
+            15
+        );
     }
 
     #[test]

@@ -141,7 +141,11 @@ async fn run(me: i32, leader: i32, set: Set, quorum: Arc<Quorum>) {
 
 /// Asks the leader where the latest epoch of each partition that needs it ends, and cuts
 /// those logs there (KIP-101), before they fetch again.
-async fn truncate_diverged(me: i32, conn: &Connection, followed: &[Followed]) -> Result<(), String> {
+async fn truncate_diverged(
+    me: i32,
+    conn: &Connection,
+    followed: &[Followed],
+) -> Result<(), String> {
     let diverged: Vec<&Followed> = followed
         .iter()
         .filter(|f| f.partition.needs_truncation())
