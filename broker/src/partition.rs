@@ -290,12 +290,14 @@ impl Partition {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// Sets the high watermark; wakes what waits on it when it moved.
-    fn set_high_watermark(&self, hw: i64) {
-        if self.high_watermark.swap(hw, Ordering::AcqRel) != hw {
+    /// Sets the high watermark and wakes acks=all waiters if it moved; returns whether it
+    /// did (consumers' fetches waiting for records are for the caller to wake).
+    fn set_high_watermark(&self, hw: i64) -> bool {
+        let moved = self.high_watermark.swap(hw, Ordering::AcqRel) != hw;
+        if moved {
             self.hw_moved.notify_waiters();
-            self.wake_waiters();
         }
+        moved
     }
 
     /// The log now ends at `log_end` (an append here).
@@ -339,7 +341,9 @@ impl Partition {
                 }
             }
         };
-        self.set_high_watermark(hw);
+        if self.set_high_watermark(hw) {
+            self.wake_waiters();
+        }
     }
 
     /// This broker follows the partition's leader in `epoch`. From another role or epoch,
@@ -432,8 +436,8 @@ impl Partition {
             }
             _ => (None, None),
         };
-        if let Some(hw) = hw {
-            self.set_high_watermark(hw);
+        if hw.is_some_and(|hw| self.set_high_watermark(hw)) {
+            self.wake_waiters();
         }
         expand
     }

@@ -103,6 +103,16 @@ impl Topic {
             .clone()
     }
 
+    /// The topic's `min.insync.replicas` (1 unless overridden), read in place.
+    pub(crate) fn min_insync_replicas(&self) -> usize {
+        self.overrides
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get("min.insync.replicas")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1)
+    }
+
     fn take_partitions(&self) -> Vec<Arc<Partition>> {
         std::mem::take(&mut *self.partitions.write().unwrap_or_else(|p| p.into_inner()))
             .into_values()

@@ -175,7 +175,7 @@ impl Quorum {
             port: setup.advertised.1,
             rack: setup.rack.clone(),
         };
-        let (status_tx, status) = watch::channel(status_of(&node, epoch));
+        let (status_tx, status) = watch::channel(status_of(&node, epoch, None));
         let (commands, command_rx) = mpsc::channel(256);
         let task = Task {
             node,
@@ -232,7 +232,9 @@ impl Quorum {
     }
 }
 
-fn status_of(node: &QuorumNode, epoch: i64) -> QuorumStatus {
+/// The status of `node`; the image is `previous` again (no copy) while nothing more was
+/// applied.
+fn status_of(node: &QuorumNode, epoch: i64, previous: Option<&Arc<MetadataImage>>) -> QuorumStatus {
     let (mut voters, mut learners) = node.membership();
     voters.sort_unstable();
     learners.sort_unstable();
@@ -256,7 +258,10 @@ fn status_of(node: &QuorumNode, epoch: i64) -> QuorumStatus {
                 .brokers
                 .get(&node_id(node.id()))
                 .is_some_and(|b| b.epoch == epoch && !b.fenced),
-        image: Arc::new(node.image().clone()),
+        image: match previous {
+            Some(image) if image.applied == node.image().applied => image.clone(),
+            _ => Arc::new(node.image().clone()),
+        },
     }
 }
 
@@ -386,17 +391,20 @@ impl Task {
                 progress.snapshot_installed,
             );
             let leader = self.node.leader();
-            if leader != last_leader {
+            let leader_moved = leader != last_leader;
+            if leader_moved {
                 info!(leader = ?leader.map(node_id), term = self.node.term(), "metadata quorum leader");
                 last_leader = leader;
                 self.awaiting = None;
                 self.liveness.leading_since = self.node.is_leader().then(Instant::now);
             }
-            let changed = !progress.applied_terms.is_empty()
-                || progress.membership_changed
-                || leader != self.status.borrow().leader.map(raft_id);
+            let changed =
+                !progress.applied_terms.is_empty() || progress.membership_changed || leader_moved;
+            // The leader publishes every round too: its followers' progress moves.
             if changed || self.node.is_leader() {
-                self.status.send_replace(status_of(&self.node, self.epoch));
+                let previous = self.status.borrow().image.clone();
+                self.status
+                    .send_replace(status_of(&self.node, self.epoch, Some(&previous)));
             }
         }
         for p in self.pending {

@@ -81,11 +81,7 @@ pub(crate) async fn handle(
     let max_bytes = request.max_bytes.clamp(0, state.config.fetch_max_bytes) as usize;
     // A follower's fetch: its fetch offsets are its log ends, which move the leader's high
     // watermark and may bring it into the ISR.
-    let replica = if version >= 15 {
-        request.replica_state.replica_id.0
-    } else {
-        request.replica_id.0
-    };
+    let replica = replica_of(&request, version);
     if replica >= 0 {
         replica_progress(state, &request, &topics, replica).await;
     }
@@ -123,6 +119,16 @@ struct Read {
     errors: bool,
 }
 
+/// The node id of the follower sending a fetch (v15+ says it in the replica state), -1 for
+/// a consumer.
+fn replica_of(request: &FetchRequest, version: i16) -> i32 {
+    if version >= 15 {
+        request.replica_state.replica_id.0
+    } else {
+        request.replica_id.0
+    }
+}
+
 /// Records follower `replica`'s fetch offsets with the partitions it follows from here,
 /// and asks the controller to add it to the ISR of those it caught up with.
 async fn replica_progress(
@@ -155,11 +161,7 @@ async fn read_all(
     version: i16,
     max_bytes: usize,
 ) -> (FetchOutput, Read) {
-    let replica = if version >= 15 {
-        request.replica_state.replica_id.0
-    } else {
-        request.replica_id.0
-    };
+    let replica = replica_of(request, version);
     let mut regions = Vec::new();
     let mut remaining = max_bytes;
     let mut total = 0usize;

@@ -124,11 +124,7 @@ async fn replicated_append(
     now: i64,
     timeout_ms: i32,
 ) -> Result<crate::partition::Appended, crate::partition::Refusal> {
-    let min_insync = topic
-        .overrides()
-        .get("min.insync.replicas")
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(1);
+    let min_insync = topic.min_insync_replicas();
     let isr = partition.isr_len();
     if isr < min_insync {
         return Err((
