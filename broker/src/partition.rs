@@ -15,7 +15,7 @@ use strom_protocol::records::{decode_batch, validate_batches};
 use strom_protocol::ErrorCode;
 
 use tokio::sync::{Notify, RwLock};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use crate::log::{FileRegion, LogConfig, LogError, PartitionLog};
 use crate::producer_state::{ProducerStates, SequenceCheck};
@@ -326,6 +326,7 @@ impl Partition {
             } else {
                 match &mut *role {
                     Role::Leader(leader) => {
+                        leader.replicas_changed(replicas);
                         if leader.isr() != isr {
                             leader.isr_changed(isr, log_end);
                         }
@@ -357,6 +358,12 @@ impl Partition {
             self.diverged.store(true, Ordering::Release);
         }
         *role = Role::Follower;
+    }
+
+    /// The leader refused this follower's fetch offset as past its log end: the log is
+    /// checked against the leader's epochs again before the next fetch.
+    pub(crate) fn follow_again(&self) {
+        self.diverged.store(true, Ordering::Release);
     }
 
     /// Whether the log must be checked against the leader's before fetching.
@@ -407,6 +414,34 @@ impl Partition {
         state.log.log_end_offset()
     }
 
+    /// A follower whose log ends below its leader's log start (the leader no longer has
+    /// the records it needs next) starts over, empty, at that log start.
+    pub(crate) async fn start_over_at(&self, leader_log_start: i64) {
+        let mut state = self.state.write().await;
+        if state.log.log_end_offset() >= leader_log_start {
+            return;
+        }
+        info!(
+            partition = self.index,
+            offset = leader_log_start,
+            "starting over at the leader's log start"
+        );
+        if let Err(e) = state.log.start_over_at(leader_log_start) {
+            warn!(partition = self.index, error = %e, "starting the log over");
+            return;
+        }
+        state.epochs.truncate_from_end(0);
+        self.save_epochs(&state.epochs);
+        match rebuild_producers(&state.log) {
+            Ok(producers) => state.producers = producers,
+            Err(e) => warn!(partition = self.index, error = %e, "rebuilding producer state"),
+        }
+        if self.high_watermark() < leader_log_start {
+            self.high_watermark
+                .store(leader_log_start, Ordering::Release);
+        }
+    }
+
     /// The log end offset.
     pub(crate) async fn log_end_offset(&self) -> i64 {
         self.state.read().await.log.log_end_offset()
@@ -450,32 +485,63 @@ impl Partition {
         }
     }
 
-    /// Waits until the high watermark reaches `offset` or `deadline` passes; whether it did.
+    /// Waits until the high watermark reaches `offset` (acks=all): `NOT_LEADER_OR_FOLLOWER`
+    /// once this broker stops leading in the epoch it leads in now (the records may or may
+    /// not survive under the next leader, so the producer asks it), `REQUEST_TIMED_OUT`
+    /// when `deadline` passes first.
     pub(crate) async fn wait_for_high_watermark(
         &self,
         offset: i64,
         deadline: tokio::time::Instant,
-    ) -> bool {
+    ) -> Result<(), ErrorCode> {
+        let epoch = self.leader_epoch();
         loop {
             let moved = self.hw_moved.notified();
             if self.high_watermark() >= offset {
-                return true;
+                return Ok(());
+            }
+            if epoch < 0 || self.leader_epoch() != epoch {
+                return Err(ErrorCode::NOT_LEADER_OR_FOLLOWER);
             }
             if tokio::time::timeout_at(deadline, moved).await.is_err() {
-                return self.high_watermark() >= offset;
+                return if self.high_watermark() >= offset {
+                    Ok(())
+                } else {
+                    Err(ErrorCode::REQUEST_TIMED_OUT)
+                };
             }
         }
     }
 
     /// A follower appends batches fetched from the leader, keeping their offsets: they
-    /// must start at this log's end. `leader_hw` is the leader's high watermark.
+    /// must start at this log's end. `leader_hw` is the leader's high watermark; its log
+    /// start (`leader_log_start`, -1 when unknown) moves this log's start along (records
+    /// deleted or expired there are deleted here too).
     pub(crate) async fn append_replicated(
         &self,
         payload: Bytes,
         leader_hw: i64,
+        leader_log_start: i64,
         now_ms: i64,
     ) -> Result<(), ErrorCode> {
         let mut state = self.state.write().await;
+        if leader_log_start > state.log.log_start_offset()
+            && leader_log_start <= state.log.log_end_offset()
+            && state.log.config().cleanup_policy.deletes()
+        {
+            match state.log.delete_records_before(leader_log_start) {
+                Ok(start) => {
+                    let before = state.epochs.clone();
+                    state.epochs.truncate_from_start(start);
+                    if state.epochs != before {
+                        self.save_epochs(&state.epochs);
+                    }
+                }
+                Err(e) => {
+                    warn!(partition = self.index, error = %e, "following the leader's log start")
+                }
+            }
+        }
         if !payload.is_empty() {
             let headers = validate_batches(&payload).map_err(|e| {
                 warn!(partition = self.index, error = %e, "corrupt batch from the leader");
@@ -555,6 +621,8 @@ impl Partition {
         if self.leader_epoch.swap(epoch, Ordering::AcqRel) == epoch {
             return;
         }
+        // Waiters of an earlier epoch are told it ended.
+        self.hw_moved.notify_waiters();
         let mut state = self.state.write().await;
         if state
             .epochs
@@ -567,9 +635,11 @@ impl Partition {
         }
     }
 
-    /// This broker no longer leads the partition.
+    /// This broker no longer leads the partition: acks=all waiters are told so.
     pub(crate) fn resign(&self) {
-        self.leader_epoch.store(-1, Ordering::Release);
+        if self.leader_epoch.swap(-1, Ordering::AcqRel) >= 0 {
+            self.hw_moved.notify_waiters();
+        }
     }
 
     /// The epoch this broker leads the partition in, -1 when it does not.
@@ -729,18 +799,48 @@ mod tests {
         p.truncate_for((-1, -1)).await;
         // Contiguous batches from this log's end: stored as they are.
         let payload = [batch(0, 2), batch(2, 3)].concat();
-        p.append_replicated(Bytes::from(payload), 4, 0)
+        p.append_replicated(Bytes::from(payload), 4, -1, 0)
             .await
             .unwrap();
         assert_eq!(p.log_end_offset().await, 5);
         assert_eq!(p.high_watermark(), 4, "the leader's, within this log");
         // Not from this log's end.
-        let late = p.append_replicated(Bytes::from(batch(9, 1)), 10, 0).await;
+        let late = p
+            .append_replicated(Bytes::from(batch(9, 1)), 10, -1, 0)
+            .await;
         assert_eq!(late, Err(ErrorCode::OFFSET_OUT_OF_RANGE));
         // A gap between batches (a compacted leader log) would be renumbered: refused.
         let gap = [batch(5, 1), batch(8, 1)].concat();
-        let refused = p.append_replicated(Bytes::from(gap), 9, 0).await;
+        let refused = p.append_replicated(Bytes::from(gap), 9, -1, 0).await;
         assert_eq!(refused, Err(ErrorCode::CORRUPT_MESSAGE));
         assert_eq!(p.log_end_offset().await, 5);
+    }
+
+    #[tokio::test]
+    async fn a_follower_follows_the_leaders_log_start() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = Partition::open(0, dir.path(), LogConfig::default(), 0).unwrap();
+        p.follow(0);
+        p.truncate_for((-1, -1)).await;
+        p.append_replicated(Bytes::from(batch(0, 4)), 4, 0, 0)
+            .await
+            .unwrap();
+        // The leader deleted records below 3: so does the follower.
+        p.append_replicated(Bytes::new(), 4, 3, 0).await.unwrap();
+        assert_eq!(p.watermarks().await.log_start_offset, 3);
+        // A log start past this log's end is not applied by an append...
+        p.append_replicated(Bytes::new(), 4, 9, 0).await.unwrap();
+        assert_eq!(p.watermarks().await.log_start_offset, 3);
+        // ...the log starts over there instead, and takes the leader's records from it.
+        p.start_over_at(9).await;
+        assert_eq!(p.log_end_offset().await, 9);
+        assert_eq!(p.watermarks().await.log_start_offset, 9);
+        p.append_replicated(Bytes::from(batch(9, 2)), 11, 9, 0)
+            .await
+            .unwrap();
+        assert_eq!(p.log_end_offset().await, 11);
+        // Starting over never moves a log back.
+        p.start_over_at(5).await;
+        assert_eq!(p.log_end_offset().await, 11);
     }
 }

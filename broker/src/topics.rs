@@ -35,12 +35,15 @@ use uuid::Uuid;
 use crate::controller::image::MetadataImage;
 use crate::controller::placement::{self, Candidate};
 use crate::controller::quorum::{ProposeError, Quorum};
+use crate::controller::reassignment;
 use crate::controller::records::MetadataRecord;
 use crate::error::BrokerError;
 use crate::log::LogConfig;
 use crate::partition::Partition;
 use crate::replication::fetcher::{Fetchers, Followed};
 use crate::topic_config;
+
+mod moves;
 
 /// Folder under the data dir of the earlier per-topic files, imported once.
 const TOPICS_DIR: &str = "__strom_topics";
@@ -486,11 +489,13 @@ impl Topics {
         Ok(id)
     }
 
-    /// Grows a topic to `count` partitions.
+    /// Grows a topic to `count` partitions, placed on the live brokers or as `assignments`
+    /// say (one replica list per new partition).
     pub(crate) async fn add_partitions(
         self: &Arc<Self>,
         name: &str,
         count: i32,
+        assignments: Option<Vec<Vec<i32>>>,
         validate_only: bool,
     ) -> Result<(), Failure> {
         check_partition_count(count)?;
@@ -511,7 +516,22 @@ impl Topics {
             .partitions
             .first()
             .map_or(1, |p| p.replicas.len().max(1));
-        let replicas = place(&image, topic.id, factor, current, count - current)?;
+        let replicas = match assignments {
+            Some(assignments) => {
+                if i32::try_from(assignments.len()).ok() != Some(count - current) {
+                    return Err((
+                        ErrorCode::INVALID_REPLICA_ASSIGNMENT,
+                        format!(
+                            "{} assignments for {} new partitions",
+                            assignments.len(),
+                            count - current
+                        ),
+                    ));
+                }
+                check_assignments(&image, assignments)?
+            }
+            None => place(&image, topic.id, factor, current, count - current)?,
+        };
         if validate_only {
             return Ok(());
         }
@@ -586,6 +606,7 @@ impl Topics {
         for topic in gone {
             self.remove_local(topic).await;
         }
+        let mut moved_away: Vec<(String, Arc<Partition>)> = Vec::new();
         for meta in image.topics.values() {
             let count = i32::try_from(meta.partitions.len()).unwrap_or(i32::MAX);
             // A new topic is visible only once its partitions here are open.
@@ -609,6 +630,25 @@ impl Topics {
                     partition.update_config(config.clone()).await;
                 }
                 *topic.overrides.write().unwrap_or_else(|p| p.into_inner()) = meta.configs.clone();
+            }
+            // Replicas moved off this node (a reassignment) are dropped with their data.
+            {
+                let mut hosted = topic.partitions.write().unwrap_or_else(|p| p.into_inner());
+                let gone: Vec<i32> = hosted
+                    .keys()
+                    .copied()
+                    .filter(|&i| {
+                        usize::try_from(i)
+                            .ok()
+                            .and_then(|i| meta.partitions.get(i))
+                            .is_none_or(|p| !p.replicas.contains(&self.node_id))
+                    })
+                    .collect();
+                for index in gone {
+                    if let Some(partition) = hosted.remove(&index) {
+                        moved_away.push((meta.name.clone(), partition));
+                    }
+                }
             }
             let missing: Vec<i32> = meta
                 .partitions
@@ -682,7 +722,38 @@ impl Topics {
             }
         }
         self.fetchers.set(followed);
+        if !moved_away.is_empty() {
+            for (topic, partition) in &moved_away {
+                info!(%topic, partition = partition.index, "no longer a replica here; deleting its data");
+                partition.resign();
+            }
+            self.delete_partitions(moved_away).await;
+        }
         self.reconciled.send_replace(image.applied);
+    }
+
+    /// Deletes partitions' data (of a deleted topic, or replicas moved off this node),
+    /// given with their topic's name.
+    async fn delete_partitions(self: &Arc<Self>, partitions: Vec<(String, Arc<Partition>)>) {
+        let this = self.clone();
+        let removed = blocking(move || {
+            for (topic, partition) in partitions {
+                let index = partition.index;
+                let removed = match Arc::try_unwrap(partition) {
+                    Ok(p) => p.delete().map_err(BrokerError::from),
+                    // A request still holds it; its open files stay readable until it ends.
+                    Err(_) => remove_dir(&this.partition_dir(&topic, index)),
+                };
+                if let Err(e) = removed {
+                    warn!(%topic, partition = index, error = %e, "deleting partition data; removed when the name is used again");
+                }
+            }
+            Ok(())
+        })
+        .await;
+        if let Err((_, message)) = removed {
+            warn!(error = %message, "deleting partition data");
+        }
     }
 
     /// Drops a topic from this broker and deletes its partitions' data.
@@ -705,26 +776,14 @@ impl Topics {
             }
         }
         topic.deleted.store(true, Ordering::Release);
-        let this = self.clone();
-        let name = topic.name.clone();
-        let removed = blocking(move || {
-            for partition in topic.take_partitions() {
-                let index = partition.index;
-                let removed = match Arc::try_unwrap(partition) {
-                    Ok(p) => p.delete().map_err(BrokerError::from),
-                    // A request still holds it; its open files stay readable until it ends.
-                    Err(_) => remove_dir(&this.partition_dir(&topic.name, index)),
-                };
-                if let Err(e) = removed {
-                    warn!(topic = %topic.name, partition = index, error = %e, "deleting partition data; removed when the name is used again");
-                }
-            }
-            Ok(())
-        })
+        let partitions = topic.take_partitions();
+        self.delete_partitions(
+            partitions
+                .into_iter()
+                .map(|p| (topic.name.clone(), p))
+                .collect(),
+        )
         .await;
-        if let Err((_, message)) = removed {
-            warn!(topic = %name, error = %message, "deleting topic data");
-        }
     }
 
     /// Opens partition `index` of topic `id`, wiping a folder left by another topic of the
@@ -899,21 +958,7 @@ fn check_assignments(
     assignments: Vec<Vec<i32>>,
 ) -> Result<Vec<Vec<i32>>, Failure> {
     for replicas in &assignments {
-        let mut distinct = replicas.clone();
-        distinct.sort_unstable();
-        distinct.dedup();
-        if replicas.is_empty() || distinct.len() != replicas.len() {
-            return Err((
-                ErrorCode::INVALID_REPLICA_ASSIGNMENT,
-                "each partition needs distinct replicas".into(),
-            ));
-        }
-        if let Some(unknown) = replicas.iter().find(|b| !image.brokers.contains_key(b)) {
-            return Err((
-                ErrorCode::INVALID_REPLICA_ASSIGNMENT,
-                format!("broker {unknown} is not registered"),
-            ));
-        }
+        reassignment::check_replicas(replicas, |b| image.brokers.contains_key(&b))?;
     }
     check_partition_count(i32::try_from(assignments.len()).unwrap_or(i32::MAX))?;
     Ok(assignments)
@@ -1060,7 +1105,7 @@ mod tests {
             elsewhere,
             Err((ErrorCode::INVALID_REPLICA_ASSIGNMENT, _))
         ));
-        topics.add_partitions("a", 4, false).await.unwrap();
+        topics.add_partitions("a", 4, None, false).await.unwrap();
         assert_eq!(topics.get_by_id(id).unwrap().name, "a");
         drop(t);
         stop.send_replace(true);

@@ -792,3 +792,195 @@ fn cluster_describe_shows_brokers_and_quorum() {
     assert!(out.contains("  voter    1  log end "), "{out}");
     broker.stop();
 }
+
+/// Three in-process brokers, each also a controller of the metadata quorum.
+struct TestCluster {
+    runtime: tokio::runtime::Runtime,
+    brokers: Vec<strom_broker::Broker>,
+    _dirs: Vec<tempfile::TempDir>,
+}
+
+impl TestCluster {
+    fn start() -> TestCluster {
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let listeners: Vec<std::net::TcpListener> = (0..3)
+            .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind"))
+            .collect();
+        let voters = listeners
+            .iter()
+            .enumerate()
+            .map(|(i, l)| format!("{}@{}", i + 1, l.local_addr().expect("address")))
+            .collect::<Vec<_>>()
+            .join(",");
+        let mut brokers = Vec::new();
+        let mut dirs = Vec::new();
+        for (i, listener) in listeners.into_iter().enumerate() {
+            let dir = tempfile::tempdir().expect("tempdir");
+            let mut config = strom_broker::BrokerConfig::new(dir.path());
+            config.node_id = i as i32 + 1;
+            config
+                .set("controller.quorum.voters", &voters)
+                .expect("voters");
+            brokers.push(
+                runtime
+                    .block_on(strom_broker::Broker::start_with_controller_listener(
+                        config, listener,
+                    ))
+                    .expect("broker"),
+            );
+            dirs.push(dir);
+        }
+        let cluster = TestCluster {
+            runtime,
+            brokers,
+            _dirs: dirs,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while cluster.brokers.iter().any(|b| b.live_brokers().len() < 3) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "brokers never registered"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        cluster
+    }
+
+    fn bootstrap(&self) -> String {
+        self.brokers[0].bootstrap()
+    }
+
+    fn stop(self) {
+        for broker in self.brokers {
+            self.runtime.block_on(broker.shutdown()).expect("shutdown");
+        }
+    }
+}
+
+/// The replicas of each partition as `strom topics describe` printed them.
+fn replicas_in(out: &str) -> Vec<String> {
+    out.lines()
+        .filter_map(|l| {
+            let replicas = l.split("replicas ").nth(1)?;
+            Some(replicas.split("  isr").next()?.to_owned())
+        })
+        .collect()
+}
+
+/// Waits until `strom topics describe` of `topic` satisfies `check` (the broker described
+/// from may apply a change a moment after the controller).
+fn described_until(bootstrap: &str, topic: &str, check: impl Fn(&str) -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let (_, out, _) = topics(bootstrap, &["describe", topic], true);
+        if check(&out) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{out}");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Waits until the described replicas of `topic` satisfy `check`.
+fn replicas_become(bootstrap: &str, topic: &str, check: impl Fn(&[String]) -> bool) {
+    described_until(bootstrap, topic, |out| check(&replicas_in(out)));
+}
+
+#[test]
+fn topics_reassign_moves_partitions_and_elects_leaders() {
+    let cluster = TestCluster::start();
+    let b = cluster.bootstrap();
+    topics(&b, &["create", "moved", "-p", "3", "-r", "1"], true);
+
+    // A dry run prints the plan (Kafka's JSON) and changes nothing.
+    let before = replicas_in(&topics(&b, &["describe", "moved"], true).1);
+    let (_, plan, _) = topics(
+        &b,
+        &[
+            "reassign",
+            "moved",
+            "--brokers",
+            "2,3",
+            "--replication-factor",
+            "2",
+            "--dry-run",
+        ],
+        true,
+    );
+    assert!(
+        plan.starts_with("{\"version\":1,\"partitions\":["),
+        "{plan}"
+    );
+    assert_eq!(
+        replicas_in(&topics(&b, &["describe", "moved"], true).1),
+        before
+    );
+
+    // The whole topic onto brokers 2 and 3, two replicas each, waiting until done.
+    let (_, out, _) = topics(
+        &b,
+        &[
+            "reassign",
+            "moved",
+            "--brokers",
+            "2,3",
+            "--replication-factor",
+            "2",
+            "--wait",
+        ],
+        true,
+    );
+    assert!(out.contains("reassignment complete"), "{out}");
+    replicas_become(&b, "moved", |r| r == ["[2, 3]", "[3, 2]", "[2, 3]"]);
+    let (_, out, _) = topics(&b, &["reassignments"], true);
+    assert!(out.contains("no reassignment in progress"), "{out}");
+
+    // A plan file: partition 1 to broker 1 alone.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("plan.json");
+    std::fs::write(
+        &path,
+        r#"{"version":1,"partitions":[{"topic":"moved","partition":1,"replicas":[1]}]}"#,
+    )
+    .expect("write plan");
+    let plan_arg = path.to_str().expect("utf-8 path");
+    topics(&b, &["reassign", "--plan", plan_arg, "--wait"], true);
+    replicas_become(&b, "moved", |r| r[1] == "[1]");
+
+    // Bad moves are refused with the reason.
+    let (ok, _, err) = topics(
+        &b,
+        &["reassign", "moved", "--partition", "0", "--replicas", "2,9"],
+        false,
+    );
+    assert!(!ok && err.contains("broker 9 is not registered"), "{err}");
+    std::fs::write(&path, "{\"partitions\": 3}").expect("write plan");
+    let (ok, _, err) = topics(&b, &["reassign", "--plan", plan_arg], false);
+    assert!(!ok && err.contains("not a reassignment plan"), "{err}");
+    let (ok, _, err) = topics(&b, &["reassign", "moved", "--cancel"], false);
+    assert!(!ok && err.contains("NO_REASSIGNMENT_IN_PROGRESS"), "{err}");
+
+    // A move keeps a leader that stays a replica, even when it is not the preferred one:
+    // an election hands each partition to its preferred replica, and then none is left.
+    let (_, out, _) = topics(&b, &["elect-leaders", "moved"], true);
+    assert!(out.contains(" leaders elected"), "{out}");
+    let preferred_leads = |out: &str| {
+        out.lines()
+            .filter(|l| l.contains("replicas ["))
+            .all(|line| {
+                let leader = line
+                    .split("leader")
+                    .nth(1)
+                    .and_then(|r| r.split_whitespace().next());
+                let first = line
+                    .split("replicas [")
+                    .nth(1)
+                    .and_then(|r| r.split([',', ']']).next());
+                leader == first
+            })
+    };
+    described_until(&b, "moved", preferred_leads);
+    let (_, out, _) = topics(&b, &["elect-leaders"], true);
+    assert!(out.contains("0 leaders elected"), "{out}");
+    cluster.stop();
+}

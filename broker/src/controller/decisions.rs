@@ -10,6 +10,7 @@
 use uuid::Uuid;
 
 use super::image::{MetadataImage, PartitionRegistration};
+use super::reassignment::{self, Change};
 use super::records::MetadataRecord;
 
 /// The records that bring the image in line with which brokers are `alive`.
@@ -35,6 +36,8 @@ pub(crate) fn decide(image: &MetadataImage, alive: impl Fn(i32) -> bool) -> Vec<
             let partition = i32::try_from(index).unwrap_or(i32::MAX);
             if let Some(change) = leadership(topic.id, partition, p, &usable) {
                 out.push(change);
+            } else if let Some(change) = reassignment::complete(p, usable) {
+                out.push(change.record(topic.id, partition, p.partition_epoch));
             }
         }
     }
@@ -57,16 +60,11 @@ fn leadership(
             return None;
         }
         let isr: Vec<i32> = p.isr.iter().copied().filter(|&r| usable(r)).collect();
-        return Some(MetadataRecord::PartitionChange {
-            topic_id,
-            partition,
-            if_partition_epoch: Some(p.partition_epoch),
-            leader: None,
+        let change = Change {
             isr: Some(isr),
-            replicas: None,
-            adding: None,
-            removing: None,
-        });
+            ..Change::default()
+        };
+        return Some(change.record(topic_id, partition, p.partition_epoch));
     }
     // Replicas in preference order, restricted to the ISR.
     let candidate = p
@@ -87,16 +85,12 @@ fn leadership(
     if leader == p.leader && isr == p.isr {
         return None;
     }
-    Some(MetadataRecord::PartitionChange {
-        topic_id,
-        partition,
-        if_partition_epoch: Some(p.partition_epoch),
+    let change = Change {
         leader: Some(leader),
         isr: Some(isr),
-        replicas: None,
-        adding: None,
-        removing: None,
-    })
+        ..Change::default()
+    };
+    Some(change.record(topic_id, partition, p.partition_epoch))
 }
 
 #[cfg(test)]

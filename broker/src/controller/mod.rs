@@ -7,6 +7,8 @@
 //!  raft_store.rs the Raft log, hard state and snapshot on disk (raft::Storage)
 //!  node.rs       QuorumNode: RawNode + store + image, sans-IO (ticks and messages in,
 //!                messages and applied records out)
+//!  decisions.rs  fencing and leader election on broker liveness; completing reassignments
+//!  reassignment.rs moving replicas (KIP-455) and ElectLeaders, as partition changes
 //! ```
 
 // Proposals, the image's queries and membership changes are the API the controller's
@@ -20,6 +22,7 @@ pub(crate) mod node;
 pub(crate) mod placement;
 pub(crate) mod quorum;
 pub(crate) mod raft_store;
+pub(crate) mod reassignment;
 pub(crate) mod records;
 pub(crate) mod transport;
 

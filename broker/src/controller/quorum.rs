@@ -418,7 +418,21 @@ impl Task {
             return;
         }
         let (voters, learners) = self.node.membership();
-        if voters.contains(&join.id) || learners.contains(&join.id) {
+        if voters.contains(&join.id) {
+            return;
+        }
+        if learners.contains(&join.id) {
+            // A learner that restarted elsewhere (its controller port is picked at start):
+            // every controller learns its new address from the log.
+            let id = node_id(join.id);
+            if self.node.image().quorum_peers.get(&id) != Some(&join.address) {
+                info!(node = id, address = %join.address, "broker rejoining the metadata quorum");
+                self.transport.add_peer(join.id, &join.address);
+                let _ = self.node.propose(&[MetadataRecord::QuorumPeer {
+                    id,
+                    address: join.address,
+                }]);
+            }
             return;
         }
         info!(node = node_id(join.id), address = %join.address, "broker joining the metadata quorum");
@@ -444,7 +458,12 @@ impl Task {
         let me = self.node.id();
         if let Some(join) = &self.join {
             let (voters, learners) = self.node.membership();
-            if voters.contains(&me) || learners.contains(&me) {
+            // Joined once the log has this node as a member at its current address (a
+            // learner restarting keeps its membership but not its address).
+            let member = voters.contains(&me)
+                || (learners.contains(&me)
+                    && self.node.image().quorum_peers.get(&node_id(me)) == Some(&join.address));
+            if member {
                 self.join = None;
             } else if self
                 .joined_at

@@ -63,7 +63,8 @@ enum Outbound {
 /// Outbound queues to the other controllers.
 pub(crate) struct Transport {
     me: u64,
-    peers: HashMap<u64, mpsc::Sender<Outbound>>,
+    /// Each peer's address and queue.
+    peers: HashMap<u64, (String, mpsc::Sender<Outbound>)>,
     shutdown: watch::Receiver<bool>,
 }
 
@@ -92,13 +93,16 @@ impl Transport {
         transport
     }
 
-    /// Starts sending to peer `id` at `address` (nothing if it is this node or known).
+    /// Starts sending to peer `id` at `address` (nothing if it is this node or already
+    /// sent to there).
     pub(crate) fn add_peer(&mut self, id: u64, address: &str) {
-        if id == self.me || self.peers.contains_key(&id) {
+        if id == self.me || self.peers.get(&id).is_some_and(|(at, _)| at == address) {
             return;
         }
+        // A new peer, or one that came back at another address: the old queue's sender
+        // task ends when its queue is dropped.
         let (tx, rx) = mpsc::channel(QUEUE);
-        self.peers.insert(id, tx);
+        self.peers.insert(id, (address.to_owned(), tx));
         tokio::spawn(send_loop(id, address.to_owned(), rx, self.shutdown.clone()));
     }
 
@@ -123,7 +127,7 @@ impl Transport {
 
     fn queue(&self, to: u64, outbound: Outbound) {
         match self.peers.get(&to) {
-            Some(queue) => {
+            Some((_, queue)) => {
                 if queue.try_send(outbound).is_err() {
                     debug!("controller message dropped: queue full");
                 }

@@ -137,15 +137,18 @@ async fn replicated_append(
     let appended = partition.append(records, now).await?;
     let wait = std::time::Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0));
     let deadline = tokio::time::Instant::now() + wait;
-    if partition
+    match partition
         .wait_for_high_watermark(appended.next_offset, deadline)
         .await
     {
-        Ok(appended)
-    } else {
-        Err((
+        Ok(()) => Ok(appended),
+        Err(ErrorCode::REQUEST_TIMED_OUT) => Err((
             ErrorCode::REQUEST_TIMED_OUT,
             Some("the in-sync replicas did not all acknowledge in time".into()),
-        ))
+        )),
+        Err(code) => Err((
+            code,
+            Some("leadership moved before the in-sync replicas acknowledged".into()),
+        )),
     }
 }

@@ -566,6 +566,15 @@ impl PartitionLog {
         Ok(())
     }
 
+    /// Deletes every record and starts the log over, empty, at `offset`: a follower whose
+    /// log ends below its leader's log start does so before it fetches.
+    ///
+    /// # Errors
+    /// I/O errors.
+    pub fn start_over_at(&mut self, offset: i64) -> Result<(), LogError> {
+        self.truncate_fully_and_start_at(offset)
+    }
+
     /// Deletes every segment and starts an empty one at `offset`.
     fn truncate_fully_and_start_at(&mut self, offset: i64) -> Result<(), LogError> {
         let fresh = LogSegment::create(&self.dir, offset, self.active.created_ms)?;

@@ -60,6 +60,9 @@ pub(crate) const APIS: &[ApiSpec] = &[
     spec(ApiKey::DescribeQuorum, 0, 2),
     spec(ApiKey::AllocateProducerIds, 0, 0),
     spec(ApiKey::OffsetForLeaderEpoch, 2, 4),
+    spec(ApiKey::ElectLeaders, 0, 2),
+    spec(ApiKey::AlterPartitionReassignments, 0, 1),
+    spec(ApiKey::ListPartitionReassignments, 0, 0),
 ];
 
 /// Lowest Produce version actually served.
@@ -214,6 +217,15 @@ async fn dispatch_buffered(
         ApiKey::DescribeQuorum => {
             serve!(DescribeQuorumRequest, handler::describe_quorum::handle)
         }
+        ApiKey::ElectLeaders => serve!(ElectLeadersRequest, handler::elect_leaders::handle),
+        ApiKey::AlterPartitionReassignments => serve!(
+            AlterPartitionReassignmentsRequest,
+            handler::partition_reassignments::alter
+        ),
+        ApiKey::ListPartitionReassignments => serve!(
+            ListPartitionReassignmentsRequest,
+            handler::partition_reassignments::list
+        ),
         ApiKey::InitProducerId => serve!(InitProducerIdRequest, handler::init_producer_id::handle),
         ApiKey::DescribeConfigs => {
             serve!(DescribeConfigsRequest, handler::describe_configs::handle)

@@ -243,6 +243,17 @@ async fn fetch_once(me: i32, conn: &Connection, followed: &[Followed]) -> Result
                 continue;
             };
             let code = ErrorCode(data.error_code);
+            if code == ErrorCode::OFFSET_OUT_OF_RANGE {
+                let asked = f.partition.log_end_offset().await;
+                if asked < data.log_start_offset {
+                    // The leader deleted what this log needs next.
+                    f.partition.start_over_at(data.log_start_offset).await;
+                } else {
+                    // Ahead of the leader's log: it is cut by the leader's epochs first.
+                    f.partition.follow_again();
+                }
+                continue;
+            }
             if !code.is_ok() {
                 // Leadership moved or the leader is not ready: the metadata will say.
                 debug!(topic = %f.topic, partition = f.index, error = %code, "replica fetch refused");
@@ -252,7 +263,7 @@ async fn fetch_once(me: i32, conn: &Connection, followed: &[Followed]) -> Result
             let records = data.records.unwrap_or_default();
             if let Err(code) = f
                 .partition
-                .append_replicated(records, data.high_watermark, now)
+                .append_replicated(records, data.high_watermark, data.log_start_offset, now)
                 .await
             {
                 warn!(topic = %f.topic, partition = f.index, error = %code, "appending replicated records");

@@ -129,6 +129,18 @@ impl LeaderState {
         Some(self.isr.iter().copied().filter(|id| !lagging(id)).collect())
     }
 
+    /// The partition's replicas changed (a reassignment): new followers start from
+    /// nothing, removed ones are forgotten.
+    pub(crate) fn replicas_changed(&mut self, replicas: &[i32]) {
+        self.followers.retain(|id, _| replicas.contains(id));
+        for &r in replicas.iter().filter(|&&r| r != self.me) {
+            self.followers.entry(r).or_insert(Follower {
+                log_end: 0,
+                caught_up_at: None,
+            });
+        }
+    }
+
     /// The controller committed a new ISR.
     pub(crate) fn isr_changed(&mut self, isr: &[i32], log_end: i64) -> bool {
         self.isr = isr.to_vec();
@@ -215,5 +227,10 @@ mod tests {
         assert_eq!(expand, Some(vec![1, 2]));
         // Fetches from nodes that are not replicas are ignored.
         assert_eq!(s.on_fetch(9, 50, 50, 3), (false, None));
+        // Until a reassignment makes them one.
+        s.replicas_changed(&[1, 2, 9]);
+        assert_eq!(s.on_fetch(9, 50, 50, 4), (false, Some(vec![1, 9])));
+        s.replicas_changed(&[1, 9]);
+        assert_eq!(s.on_fetch(2, 50, 50, 5), (false, None));
     }
 }

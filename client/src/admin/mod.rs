@@ -7,6 +7,7 @@
 //!
 //! ```text
 //!  create_topics / delete_topics / create_partitions ──▶ controller
+//!  alter/list_partition_reassignments / elect_leaders ──▶ controller
 //!  list_topics / describe_topics / describe_cluster   ──▶ any broker (Metadata, DescribeCluster)
 //!  describe_configs / alter_configs                   ──▶ any broker (topics), that broker (brokers)
 //!  list_offsets / delete_records                      ──▶ each partition's leader
@@ -51,6 +52,7 @@ mod cluster_info;
 mod configs;
 mod groups;
 mod offsets;
+mod reassignments;
 mod retry;
 mod topics;
 
@@ -63,6 +65,7 @@ pub use cluster_info::{ClusterDescription, QuorumDescription};
 pub use configs::{AlterConfigOp, ConfigEntry, ConfigResource, ConfigSource};
 pub use groups::{GroupDescription, GroupListing, GroupMember, GroupOffset, ResetTo};
 pub use offsets::{ListedOffset, OffsetSpec};
+pub use reassignments::{ElectionType, OngoingReassignment, PartitionMove, PartitionOutcome};
 pub use topics::{NewTopic, TopicDescription, TopicResults};
 
 use crate::cluster::Cluster;

@@ -7,9 +7,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use strom_broker::{Broker, BrokerConfig};
-use strom_client::admin::{Admin, NewTopic};
+use strom_client::admin::{Admin, ElectionType, NewTopic, PartitionMove};
 use strom_client::producer::{Producer, Record};
 use strom_client::{ClientConfig, Consumer};
+use strom_protocol::ErrorCode;
 use tempfile::TempDir;
 
 /// How long any expected state may take.
@@ -18,10 +19,17 @@ const WAIT: Duration = Duration::from_secs(30);
 struct Cluster {
     brokers: Vec<Broker>,
     _dirs: Vec<TempDir>,
+    voters: String,
 }
 
 impl Cluster {
     async fn start() -> Cluster {
+        Cluster::start_with(0, 3).await
+    }
+
+    /// Three nodes that are brokers and controllers, and `extra` broker-only nodes (ids
+    /// 4 and up); `factor` replicas per topic by default.
+    async fn start_with(extra: usize, factor: usize) -> Cluster {
         let listeners: Vec<std::net::TcpListener> = (0..3)
             .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
             .collect();
@@ -42,7 +50,7 @@ impl Cluster {
                 .set("controller.quorum.election.timeout.ms", "300")
                 .unwrap();
             config.group_initial_rebalance_delay = Duration::ZERO;
-            config.default_replication_factor = 3;
+            config.default_replication_factor = factor;
             brokers.push(
                 Broker::start_with_controller_listener(config, listener)
                     .await
@@ -50,10 +58,56 @@ impl Cluster {
             );
             dirs.push(dir);
         }
-        Cluster {
+        let mut cluster = Cluster {
             brokers,
             _dirs: dirs,
+            voters,
+        };
+        for _ in 0..extra {
+            let dir = tempfile::tempdir().unwrap();
+            let id = cluster.brokers.len() as i32 + 1;
+            cluster.brokers.push(
+                Broker::start(cluster.broker_only(id, dir.path()))
+                    .await
+                    .unwrap(),
+            );
+            cluster._dirs.push(dir);
         }
+        cluster
+    }
+
+    /// The config of broker-only node `id` keeping its data in `dir`.
+    fn broker_only(&self, id: i32, dir: &std::path::Path) -> BrokerConfig {
+        let mut config = BrokerConfig::new(dir);
+        config.node_id = id;
+        config
+            .set("controller.quorum.voters", &self.voters)
+            .unwrap();
+        config
+    }
+
+    /// Stops the last node (a broker-only one); returns its id.
+    async fn stop_last(&mut self) -> i32 {
+        let broker = self.brokers.pop().unwrap();
+        let id = broker.node_id();
+        broker.shutdown().await.unwrap();
+        id
+    }
+
+    /// Starts broker-only node `id` again on its data, as the last node.
+    async fn start_again(&mut self, id: i32) {
+        assert_eq!(self.brokers.len(), usize::try_from(id - 1).unwrap());
+        let dir = self._dirs[self.brokers.len()].path().to_path_buf();
+        let broker = Broker::start(self.broker_only(id, &dir)).await.unwrap();
+        self.brokers.push(broker);
+    }
+
+    /// The folder of partition `index` of `topic` on node `id`, if it has one.
+    fn holds(&self, id: i32, topic: &str, index: i32) -> bool {
+        self._dirs[usize::try_from(id - 1).unwrap()]
+            .path()
+            .join(format!("{topic}-{index}"))
+            .exists()
     }
 
     fn config(&self) -> ClientConfig {
@@ -141,5 +195,247 @@ async fn produce_and_consume_in_a_group_across_three_brokers() {
     // Commits go to the group's coordinator, wherever it is.
     consumer.commit().await.unwrap();
     consumer.shutdown().await.unwrap();
+    cluster.shutdown().await;
+}
+
+/// Waits until `check` holds of the topic's description, or fails with `what`.
+async fn described_until(
+    admin: &Admin,
+    topic: &str,
+    what: &str,
+    check: impl Fn(&strom_client::admin::TopicDescription) -> bool,
+) -> strom_client::admin::TopicDescription {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let described = admin.describe_topics(&[topic]).await.unwrap().remove(0);
+        if check(&described) {
+            return described;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: {:?}",
+            described.partitions
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Partitions move to other brokers while a producer (acks=all, idempotent) and a
+/// consumer carry on: every acknowledged record is read once, in order per partition; the
+/// moved-off replicas' data is gone; and preferred-leader election brings leadership back
+/// to a restarted preferred replica.
+#[tokio::test]
+async fn partitions_move_to_other_brokers_while_clients_carry_on() {
+    let mut cluster = Cluster::start_with(1, 2).await;
+    let admin = Admin::connect(cluster.config()).await.unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while admin.describe_cluster().await.unwrap().brokers.len() < 4 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "brokers never registered"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    admin
+        .create_topic(NewTopic::new("moving").partitions(2))
+        .await
+        .unwrap();
+    let before = admin.describe_topics(&["moving"]).await.unwrap().remove(0);
+    // Partition 0 moves to node 4 (preferred) and a node it is not on; partition 1 moves
+    // wholly to the two nodes it is not on.
+    let p0 = &before.partitions[0].replicas;
+    let other = (1..=3).find(|b| !p0.contains(b)).unwrap();
+    let p1 = &before.partitions[1].replicas;
+    let rest: Vec<i32> = (1..=4).filter(|b| !p1.contains(b)).collect();
+    let targets = [vec![4, other], rest];
+
+    let producer = Producer::new(cluster.config().enable_idempotence(true))
+        .await
+        .unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let producing = {
+        let stop = stop.clone();
+        let producer = producer.clone();
+        tokio::spawn(async move {
+            let mut deliveries = Vec::new();
+            let mut i = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let record = Record::new("moving")
+                    .partition((i % 2) as i32)
+                    .value(i.to_string());
+                deliveries.push(producer.send(record).await.unwrap());
+                i += 1;
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+            let mut acked = Vec::new();
+            for d in deliveries {
+                let d = d.await.expect("every record is acknowledged");
+                acked.push((d.partition, d.offset));
+            }
+            acked
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let moves: Vec<PartitionMove> = targets
+        .iter()
+        .enumerate()
+        .map(|(p, r)| PartitionMove {
+            topic: "moving".into(),
+            partition: p as i32,
+            replicas: Some(r.clone()),
+        })
+        .collect();
+    for outcome in admin.alter_partition_reassignments(&moves).await.unwrap() {
+        outcome.result.unwrap();
+    }
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !admin
+        .list_partition_reassignments(None)
+        .await
+        .unwrap()
+        .is_empty()
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the moves never completed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let after = described_until(&admin, "moving", "moved, all in sync", |d| {
+        d.partitions.iter().all(|p| p.isr.len() == 2)
+    })
+    .await;
+    for (p, target) in after.partitions.iter().zip(&targets) {
+        assert_eq!(&p.replicas, target);
+        assert!(target.contains(&p.leader), "{p:?}");
+    }
+    assert_eq!(
+        after.partitions[0].leader, 4,
+        "the old leader gave way to the first target"
+    );
+    // A cancel with nothing in progress is refused per partition.
+    let cancel = PartitionMove {
+        topic: "moving".into(),
+        partition: 0,
+        replicas: None,
+    };
+    let refused = admin
+        .alter_partition_reassignments(&[cancel])
+        .await
+        .unwrap();
+    assert!(refused[0].is(ErrorCode::NO_REASSIGNMENT_IN_PROGRESS));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let acked = producing.await.unwrap();
+    producer.close().await;
+    assert!(acked.len() > 100, "{} records", acked.len());
+
+    // Every acknowledged record, once, in offset order per partition.
+    let consumer = Consumer::new(cluster.config()).await.unwrap();
+    consumer
+        .assign(&[("moving".into(), 0), ("moving".into(), 1)])
+        .unwrap();
+    consumer
+        .seek_to_beginning(&[("moving".into(), 0), ("moving".into(), 1)])
+        .unwrap();
+    let mut read: BTreeMap<i32, Vec<(i64, u32)>> = BTreeMap::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while read.values().map(Vec::len).sum::<usize>() < acked.len() {
+        assert!(tokio::time::Instant::now() < deadline, "read {read:?}");
+        for r in consumer.poll(Duration::from_millis(200)).await.unwrap() {
+            let value: u32 = std::str::from_utf8(&r.value.unwrap())
+                .unwrap()
+                .parse()
+                .unwrap();
+            read.entry(r.partition).or_default().push((r.offset, value));
+        }
+    }
+    consumer.shutdown().await.unwrap();
+    for (partition, records) in &read {
+        assert!(
+            records.windows(2).all(|w| w[0].0 < w[1].0),
+            "offsets in order"
+        );
+        assert!(
+            records.windows(2).all(|w| w[0].1 < w[1].1),
+            "values in the order produced, none twice, in partition {partition}"
+        );
+        assert!(records.iter().all(|(_, v)| (*v % 2) as i32 == *partition));
+    }
+    let mut read_offsets: Vec<(i32, i64)> = read
+        .iter()
+        .flat_map(|(p, r)| r.iter().map(move |(o, _)| (*p, *o)))
+        .collect();
+    read_offsets.sort_unstable();
+    let mut acked = acked;
+    acked.sort_unstable();
+    assert_eq!(read_offsets, acked, "exactly the acknowledged records");
+
+    // The replicas moved off a node left no data behind; the new ones hold it.
+    for (p, (old, new)) in [p0, p1].into_iter().zip(&targets).enumerate() {
+        for node in 1..=4 {
+            let expected = new.contains(&node);
+            let deadline = tokio::time::Instant::now() + WAIT;
+            while cluster.holds(node, "moving", p as i32) != expected {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "node {node}, partition {p} (was on {old:?}, now {new:?})"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    }
+
+    // Node 4, partition 0's preferred leader, goes away: another replica leads; back and in
+    // sync, a preferred election gives it the lead again.
+    assert_eq!(cluster.stop_last().await, 4);
+    described_until(
+        &admin,
+        "moving",
+        "partition 0 led by its other replica",
+        |d| d.partitions[0].leader == other,
+    )
+    .await;
+    let not_available = admin
+        .elect_leaders(ElectionType::Preferred, Some(&[("moving", 0)]))
+        .await
+        .unwrap();
+    assert!(not_available[0].is(ErrorCode::PREFERRED_LEADER_NOT_AVAILABLE));
+    cluster.start_again(4).await;
+    described_until(&admin, "moving", "node 4 back in sync", |d| {
+        d.partitions[0].isr.contains(&4)
+    })
+    .await;
+    // It is in sync once it fetched; the controller also needs to have unfenced it.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let elected = loop {
+        let elected = admin
+            .elect_leaders(ElectionType::Preferred, None)
+            .await
+            .unwrap();
+        if elected
+            .iter()
+            .any(|o| o.topic == "moving" && o.partition == 0 && o.result.is_ok())
+        {
+            break elected;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{elected:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        elected
+            .iter()
+            .all(|o| !o.is(ErrorCode::ELECTION_NOT_NEEDED)),
+        "an election of all partitions leaves out those that need none"
+    );
+    described_until(&admin, "moving", "node 4 leads partition 0 again", |d| {
+        d.partitions[0].leader == 4
+    })
+    .await;
+    let again = admin
+        .elect_leaders(ElectionType::Preferred, Some(&[("moving", 0)]))
+        .await
+        .unwrap();
+    assert!(again[0].is(ErrorCode::ELECTION_NOT_NEEDED));
     cluster.shutdown().await;
 }
