@@ -479,7 +479,7 @@ impl Partition {
 
     /// The ISR without followers not caught up for `lag_max_ms` (`None` when all are).
     pub(crate) fn lagging(&self, now_ms: u64, lag_max_ms: u64) -> Option<Vec<i32>> {
-        match &*self.role() {
+        match &mut *self.role() {
             Role::Leader(leader) => leader.shrink(now_ms, lag_max_ms),
             _ => None,
         }

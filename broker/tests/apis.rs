@@ -90,7 +90,7 @@ async fn every_api_at_every_advertised_version() {
                         .send_version(
                             &FetchRequest::default()
                                 .with_max_bytes(1 << 20)
-                                .with_topics(vec![topic]),
+                                .with_topics(vec![topic.clone()]),
                             v,
                         )
                         .await
@@ -98,6 +98,20 @@ async fn every_api_at_every_advertised_version() {
                     let p = &r.responses[0].partitions[0];
                     assert_eq!(p.error_code, 0, "{ctx}");
                     assert!(p.records.as_ref().is_some_and(|r| !r.is_empty()), "{ctx}");
+                    if v >= 9 {
+                        // KIP-320: an epoch this leader is not in is refused.
+                        let mut fenced = FetchRequest::default().with_max_bytes(1 << 20);
+                        let mut t = topic.clone();
+                        t.partitions[0].current_leader_epoch = 7;
+                        fenced.topics = vec![t];
+                        let r = conn.send_version(&fenced, v).await.unwrap();
+                        let code = r.responses[0].partitions[0].error_code;
+                        assert_eq!(
+                            code,
+                            strom_protocol::ErrorCode::UNKNOWN_LEADER_EPOCH.code(),
+                            "{ctx}"
+                        );
+                    }
                 }
                 ApiKey::ListOffsets => {
                     let t = ListOffsetsTopic::default()

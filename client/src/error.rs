@@ -58,6 +58,14 @@ pub enum ClientError {
         /// How long was waited.
         after_ms: u64,
     },
+    /// The metadata names a broker (a partition's leader, say) that its broker list does
+    /// not have (yet): a broker being fenced or registering. Retriable once the metadata is
+    /// refreshed.
+    #[error("broker {node_id} is not in the cluster metadata")]
+    UnknownBroker {
+        /// The broker's node id.
+        node_id: i32,
+    },
     /// None of the bootstrap servers could be reached, or the list is empty.
     #[error("no broker reachable (bootstrap.servers={bootstrap:?})")]
     NoBrokers {
@@ -143,6 +151,7 @@ impl ClientError {
             ClientError::Connect { .. }
             | ClientError::Timeout { .. }
             | ClientError::NoBrokers { .. }
+            | ClientError::UnknownBroker { .. }
             | ClientError::BufferFull { .. } => true,
             // Kafka's UNKNOWN_TOPIC_OR_PARTITION is retriable: metadata may still be
             // propagating after a topic is created.

@@ -358,6 +358,42 @@ def scenario_produce_until_killed(bootstrap, topic, outfile):
         prod.poll(0.01 if len(prod) > 2000 else 0)
 
 
+def scenario_produce_until_stdin_closed(bootstrap, topic, partitions, outfile):
+    """Idempotent acks=all producer writing `c-N` to partition N % PARTITIONS, about a
+    thousand records a second, until stdin closes; then waits for every delivery report.
+    Each acknowledged record is a line `VALUE PARTITION OFFSET` in OUTFILE; the last stdout
+    line is `done SENT ACKED FAILED`."""
+    partitions = int(partitions)
+    stop = pc.stdin_closed_event()
+    prod = producer(bootstrap, linger_ms=1, enable_idempotence=True,
+                    message_timeout_ms=120_000)
+    out = open(outfile, "w", encoding="utf-8")
+    counts = {"acked": 0, "failed": 0}
+
+    def on_delivery(err, msg):
+        if err is not None:
+            counts["failed"] += 1
+            pc.log(f"delivery failed: {err}")
+            return
+        counts["acked"] += 1
+        out.write(f"{msg.value().decode()} {msg.partition()} {msg.offset()}\n")
+
+    sent = 0
+    while not stop.is_set():
+        try:
+            prod.produce(topic, partition=sent % partitions, value=f"c-{sent}".encode(),
+                         on_delivery=on_delivery)
+            sent += 1
+        except BufferError:
+            prod.poll(0.05)
+        prod.poll(0.001)
+    remaining = prod.flush(150)
+    out.close()
+    pc.check(remaining == 0, f"{remaining} records without a delivery report")
+    print(f"done {sent} {counts['acked']} {counts['failed']}")
+    sys.stdout.flush()
+
+
 def scenario_group_member(bootstrap, group, topic):
     stop = pc.stdin_closed_event()
     conf = base_conf(bootstrap)
@@ -405,6 +441,7 @@ SCENARIOS = {
     "dump": (scenario_dump, 90.0),
     # Runs until the test kills it; the cap only guards against a forgotten process.
     "produce-until-killed": (scenario_produce_until_killed, 180.0),
+    "produce-until-stdin-closed": (scenario_produce_until_stdin_closed, 600.0),
     # Development aid, runs until killed.
     "group-member": (scenario_group_member, pc.GROUP_MEMBER_TIMEOUT_S),
     "mock-broker": (scenario_mock_broker, None),

@@ -7,36 +7,10 @@ use std::time::{Duration, Instant};
 
 use strom_client::admin::{Admin, NewTopic};
 use strom_client::ClientConfig;
-use strom_testkit::BrokerProcess;
+use strom_testkit::ProcessCluster;
 
 /// How long the cluster may take for each expected state.
 const WAIT: Duration = Duration::from_secs(30);
-
-/// A free port on `host`, found by binding port 0 (the broker binds it again at once).
-fn free_port(host: &str) -> u16 {
-    let listener = std::net::TcpListener::bind((host, 0)).expect("bind port 0");
-    listener.local_addr().expect("bound address").port()
-}
-
-struct Node {
-    host: String,
-    dir: tempfile::TempDir,
-    log: std::path::PathBuf,
-    args: Vec<String>,
-    process: Option<BrokerProcess>,
-}
-
-impl Node {
-    fn start(&mut self) {
-        let process = BrokerProcess::start_with(self.dir.path(), &self.log, &self.host, &self.args)
-            .expect("start strom broker");
-        self.process = Some(process);
-    }
-
-    fn bootstrap(&self) -> String {
-        self.process.as_ref().expect("running").bootstrap()
-    }
-}
 
 async fn admin(bootstrap: &str) -> Admin {
     Admin::connect(
@@ -80,68 +54,30 @@ async fn live_brokers(bootstrap: &str, count: usize) {
 
 #[tokio::test]
 async fn killing_the_active_controller_elects_another_that_takes_changes() {
-    let hosts = ["127.0.0.1", "127.0.0.2", "127.0.0.3"];
-    // Linux routes all of 127.0.0.0/8 to the loopback device; elsewhere it may not be.
-    if std::net::TcpListener::bind(("127.0.0.2", 0)).is_err() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "127.0.0.2 is not usable (CI=true, so this fails instead of skipping)"
-        );
-        eprintln!("skipping: 127.0.0.2 is not a usable loopback address here");
+    if !ProcessCluster::loopback_addresses_usable() {
         return;
     }
-    let voters = hosts
-        .iter()
-        .enumerate()
-        .map(|(i, host)| format!("{}@{host}:{}", i + 1, free_port(host)))
-        .collect::<Vec<_>>()
-        .join(",");
-    let logs = tempfile::tempdir().expect("tempdir");
-    let mut nodes: Vec<Node> = hosts
-        .iter()
-        .enumerate()
-        .map(|(i, host)| Node {
-            host: (*host).to_owned(),
-            dir: tempfile::tempdir().expect("tempdir"),
-            log: logs.path().join(format!("broker-{}.log", i + 1)),
-            args: vec![
-                "--node-id".into(),
-                (i + 1).to_string(),
-                "--controllers".into(),
-                voters.clone(),
-            ],
-            process: None,
-        })
-        .collect();
-    for node in &mut nodes {
-        node.start();
-    }
-    let first = leader(&nodes[0].bootstrap(), None).await;
-    live_brokers(&nodes[0].bootstrap(), 3).await;
-    let killed = usize::try_from(first - 1).expect("node ids are 1-3");
-    nodes[killed]
-        .process
-        .as_mut()
-        .expect("running")
-        .kill()
-        .expect("SIGKILL the controller");
-    nodes[killed].process = None;
-    let survivor = (killed + 1) % 3;
-    let second = leader(&nodes[survivor].bootstrap(), Some(first)).await;
+    let mut cluster = ProcessCluster::start(3, &[]).expect("start the cluster");
+    let first = leader(&cluster.bootstrap(1), None).await;
+    live_brokers(&cluster.bootstrap(1), 3).await;
+    let killed = usize::try_from(first).expect("node ids are 1-3");
+    cluster.kill(killed).expect("SIGKILL the controller");
+    let survivor = killed % 3 + 1;
+    let second = leader(&cluster.bootstrap(survivor), Some(first)).await;
     assert_ne!(second, first);
     // The new controller fences the killed one.
-    live_brokers(&nodes[survivor].bootstrap(), 2).await;
+    live_brokers(&cluster.bootstrap(survivor), 2).await;
 
     // Metadata changes keep working: the admin client finds the new controller.
-    let through = admin(&nodes[survivor].bootstrap()).await;
+    let through = admin(&cluster.bootstrap(survivor)).await;
     through
         .create_topic(NewTopic::new("after-failover").partitions(2))
         .await
         .expect("create a topic after failover");
 
     // The killed node comes back as a follower and knows the topic.
-    nodes[killed].start();
-    let back = admin(&nodes[killed].bootstrap()).await;
+    cluster.restart(killed).expect("restart the killed node");
+    let back = admin(&cluster.bootstrap(killed)).await;
     let deadline = Instant::now() + WAIT;
     loop {
         let names = back.list_topics(false).await.unwrap_or_default();
@@ -151,13 +87,9 @@ async fn killing_the_active_controller_elects_another_that_takes_changes() {
         assert!(
             Instant::now() < deadline,
             "restarted node never learned the topic; its log:\n{}",
-            nodes[killed]
-                .process
-                .as_ref()
-                .map(BrokerProcess::log)
-                .unwrap_or_default()
+            cluster.log(killed)
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    assert_eq!(leader(&nodes[killed].bootstrap(), None).await, second);
+    assert_eq!(leader(&cluster.bootstrap(killed), None).await, second);
 }

@@ -14,6 +14,8 @@ mod support;
 mod cluster;
 #[path = "interop/confluent.rs"]
 mod confluent;
+#[path = "interop/failover.rs"]
+mod failover;
 #[path = "interop/groups.rs"]
 mod groups;
 #[path = "interop/kafka_python.rs"]

@@ -57,9 +57,23 @@ impl BrokerProcess {
         host: &str,
         extra: &[String],
     ) -> io::Result<BrokerProcess> {
+        BrokerProcess::start_on(data_dir, log_path, &format!("{host}:0"), extra)
+    }
+
+    /// As [`BrokerProcess::start_with`], listening on `listen` (`host:port`): a broker
+    /// restarted where it was, as a real one would be.
+    ///
+    /// # Errors
+    /// As [`BrokerProcess::start`].
+    pub fn start_on(
+        data_dir: &Path,
+        log_path: &Path,
+        listen: &str,
+        extra: &[String],
+    ) -> io::Result<BrokerProcess> {
         let log = File::options().create(true).append(true).open(log_path)?;
         let mut child = Command::new(strom_bin())
-            .args(["broker", "--listen", &format!("{host}:0"), "--data-dir"])
+            .args(["broker", "--listen", listen, "--data-dir"])
             .arg(data_dir)
             .args(extra)
             .stdin(Stdio::null())

@@ -6,15 +6,18 @@
 //!   `scripts/install-peers.sh` installed, and skip (locally) or fail (in CI) without it.
 //! - [`run_command`]: runs a child process with a hard timeout, capturing its output.
 //! - [`strom_bin`] and [`BrokerProcess`]: the `strom` binary as a separate process, for
-//!   tests that must kill a broker the hard way.
+//!   tests that must kill a broker the hard way; [`ProcessCluster`]: several of them
+//!   forming one cluster on 127.0.0.1, .2, ...
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod broker_process;
 mod command;
 mod peers;
+mod process_cluster;
 mod wait;
 
 pub use broker_process::BrokerProcess;
 pub use command::{run_command, CommandOutput};
 pub use peers::{find_in_path, peers_dir, repo_root, require_peer, strom_bin};
+pub use process_cluster::ProcessCluster;
 pub use wait::{wait_until, wait_until_async};

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use tracing::warn;
+use tracing::{debug, warn};
 use uuid::Uuid;
 
 use super::records::MetadataRecord;
@@ -181,6 +181,18 @@ impl MetadataImage {
                 };
                 if if_partition_epoch.is_some_and(|e| e != p.partition_epoch) {
                     // Decided on a state that is gone.
+                    return;
+                }
+                // A fenced broker does not join an ISR (KIP-841): the leader asks again once
+                // the controller has unfenced it.
+                let brokers = &self.brokers;
+                let ineligible = isr.as_ref().and_then(|isr| {
+                    isr.iter()
+                        .copied()
+                        .find(|r| !p.isr.contains(r) && brokers.get(r).is_some_and(|b| b.fenced))
+                });
+                if let Some(fenced) = ineligible {
+                    debug!(%topic_id, partition, broker = fenced, "a fenced broker cannot join the ISR");
                     return;
                 }
                 if let Some(leader) = leader {

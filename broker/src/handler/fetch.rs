@@ -21,6 +21,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::log::FileRegion;
+use crate::partition::Partition;
 use crate::state::BrokerState;
 use crate::topics::Topic;
 use std::sync::Arc;
@@ -113,6 +114,22 @@ pub(crate) async fn handle(
     }
 }
 
+/// KIP-320: a fetch naming the leader epoch it expects (v9+; -1 does not) is refused
+/// when this broker leads in another: `FENCED_LEADER_EPOCH` for an older one (the fetcher
+/// missed a leader change and may hold records this leader does not),
+/// `UNKNOWN_LEADER_EPOCH` for a newer one (this broker has yet to learn of it).
+pub(crate) fn leader_epoch_check(partition: &Partition, current: i32) -> Result<(), ErrorCode> {
+    if current < 0 {
+        return Ok(());
+    }
+    let ours = partition.leader_epoch();
+    match current.cmp(&ours) {
+        std::cmp::Ordering::Less => Err(ErrorCode::FENCED_LEADER_EPOCH),
+        std::cmp::Ordering::Greater => Err(ErrorCode::UNKNOWN_LEADER_EPOCH),
+        std::cmp::Ordering::Equal => Ok(()),
+    }
+}
+
 /// What one pass over the requested partitions found.
 struct Read {
     bytes: usize,
@@ -144,6 +161,10 @@ async fn replica_progress(
             let Some(partition) = topic.partition(p.partition) else {
                 continue;
             };
+            if leader_epoch_check(&partition, p.current_leader_epoch).is_err() {
+                // A follower of another epoch: its offset says nothing of this log.
+                continue;
+            }
             if let Some(isr) = partition
                 .replica_fetched(replica, p.fetch_offset, now)
                 .await
@@ -191,6 +212,12 @@ async fn read_all(
                 errors = true;
                 continue;
             };
+            if let Err(code) = leader_epoch_check(&partition, p.current_leader_epoch) {
+                partitions.push(data.with_error_code(code.code()).with_high_watermark(-1));
+                regions.push(None);
+                errors = true;
+                continue;
+            }
             let limit = usize::try_from(p.partition_max_bytes)
                 .unwrap_or(0)
                 .min(remaining);

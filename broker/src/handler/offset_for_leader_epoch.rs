@@ -9,7 +9,6 @@ use kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,
 };
 use kafka_protocol::messages::{OffsetForLeaderEpochRequest, OffsetForLeaderEpochResponse};
-use strom_protocol::ErrorCode;
 
 use crate::state::BrokerState;
 
@@ -25,18 +24,12 @@ pub(crate) async fn handle(
         let mut partitions = Vec::with_capacity(t.partitions.len());
         for p in &t.partitions {
             let answer = EpochEndOffset::default().with_partition(p.partition);
-            let found = match super::led_partition(state, name, local.as_ref(), p.partition) {
-                Err(code) => Err(code),
-                Ok(partition) => {
-                    let ours = partition.leader_epoch();
-                    match p.current_leader_epoch {
-                        -1 => Ok(partition),
-                        current if current < ours => Err(ErrorCode::FENCED_LEADER_EPOCH),
-                        current if current > ours => Err(ErrorCode::UNKNOWN_LEADER_EPOCH),
-                        _ => Ok(partition),
-                    }
-                }
-            };
+            let found = super::led_partition(state, name, local.as_ref(), p.partition).and_then(
+                |partition| {
+                    super::fetch::leader_epoch_check(&partition, p.current_leader_epoch)
+                        .map(|()| partition)
+                },
+            );
             partitions.push(match found {
                 Ok(partition) => {
                     let (epoch, end) = partition.end_offset_for(p.leader_epoch).await;

@@ -121,7 +121,9 @@ async fn run(me: i32, leader: i32, set: Set, quorum: Arc<Quorum>) {
                 continue;
             };
             let address = format!("{}:{}", broker.host, broker.port);
-            match Connection::connect(&address, "strom-replica").await {
+            // Named as Kafka names its replica fetchers, so logs and proxies tell them apart.
+            let client_id = format!("broker-{me}-fetcher");
+            match Connection::connect(&address, &client_id).await {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
                     debug!(leader, %address, error = %e, "leader unreachable");

@@ -8,7 +8,7 @@
 //! that has all of this epoch's records up to the high watermark joins the ISR; one not
 //! caught up for `replica.lag.time.max.ms` leaves it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 /// One follower's progress.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,6 +25,11 @@ pub(crate) struct LeaderState {
     me: i32,
     /// The ISR as committed in the metadata log.
     isr: Vec<i32>,
+    /// Followers this leader asked to add to the ISR, not committed yet. The high
+    /// watermark waits for them as for members (Kafka's maximal ISR, KIP-497): once the
+    /// controller adds one, it may be elected, so it must hold everything below the high
+    /// watermark from the moment it was asked for.
+    joining: BTreeSet<i32>,
     followers: BTreeMap<i32, Follower>,
     high_watermark: i64,
     /// Where this leader's epoch starts in the log.
@@ -61,6 +66,7 @@ impl LeaderState {
         LeaderState {
             me,
             isr: isr.to_vec(),
+            joining: BTreeSet::new(),
             followers,
             high_watermark: high_watermark.min(log_end),
             epoch_start: log_end,
@@ -97,7 +103,12 @@ impl LeaderState {
         let Some(follower) = self.followers.get_mut(&id) else {
             return (false, None);
         };
-        follower.log_end = offset.min(log_end);
+        if offset > log_end {
+            // Past this log's end: the follower holds records this leader does not (it has
+            // yet to cut them), so this says nothing of what it has of this log.
+            return (false, None);
+        }
+        follower.log_end = offset;
         if offset >= log_end {
             follower.caught_up_at = Some(now);
         }
@@ -105,6 +116,7 @@ impl LeaderState {
         let joins =
             !self.isr.contains(&id) && offset >= self.high_watermark && offset >= self.epoch_start;
         let expand = joins.then(|| {
+            self.joining.insert(id);
             let mut isr = self.isr.clone();
             isr.push(id);
             isr.sort_unstable();
@@ -114,15 +126,19 @@ impl LeaderState {
     }
 
     /// The ISR to ask for without the followers not caught up for `lag_max` ms (`None`
-    /// when all are fine). The leader always stays.
-    pub(crate) fn shrink(&self, now: u64, lag_max: u64) -> Option<Vec<i32>> {
+    /// when all are fine). The leader always stays. Followers asked to join that lag as
+    /// long are no longer waited for.
+    pub(crate) fn shrink(&mut self, now: u64, lag_max: u64) -> Option<Vec<i32>> {
+        let (me, since) = (self.me, self.since);
+        let followers = &self.followers;
         let lagging = |id: &i32| {
-            *id != self.me
-                && self.followers.get(id).is_some_and(|f| {
-                    let since = f.caught_up_at.unwrap_or(self.since).max(self.since);
-                    now.saturating_sub(since) > lag_max
+            *id != me
+                && followers.get(id).is_some_and(|f| {
+                    let caught_up = f.caught_up_at.unwrap_or(since).max(since);
+                    now.saturating_sub(caught_up) > lag_max
                 })
         };
+        self.joining.retain(|id| !lagging(id));
         if !self.isr.iter().any(lagging) {
             return None;
         }
@@ -133,6 +149,7 @@ impl LeaderState {
     /// nothing, removed ones are forgotten.
     pub(crate) fn replicas_changed(&mut self, replicas: &[i32]) {
         self.followers.retain(|id, _| replicas.contains(id));
+        self.joining.retain(|id| replicas.contains(id));
         for &r in replicas.iter().filter(|&&r| r != self.me) {
             self.followers.entry(r).or_insert(Follower {
                 log_end: 0,
@@ -144,14 +161,19 @@ impl LeaderState {
     /// The controller committed a new ISR.
     pub(crate) fn isr_changed(&mut self, isr: &[i32], log_end: i64) -> bool {
         self.isr = isr.to_vec();
+        // Committed, or dropped for a change decided first: a follower still out is
+        // asked for again at its next fetch.
+        self.joining.clear();
         self.advance(log_end)
     }
 
-    /// Moves the high watermark to the smallest log end in the ISR, never back.
+    /// Moves the high watermark to the smallest log end in the ISR and among the
+    /// followers asked to join it, never back.
     fn advance(&mut self, log_end: i64) -> bool {
         let lowest = self
             .isr
             .iter()
+            .chain(&self.joining)
             .map(|id| {
                 if *id == self.me {
                     log_end
@@ -225,6 +247,8 @@ mod tests {
         assert_eq!(expand, None);
         let (_, expand) = s.on_fetch(2, 50, 50, 2);
         assert_eq!(expand, Some(vec![1, 2]));
+        // A fetch from past the leader's log end (a tail not cut yet) is no progress.
+        assert_eq!(s.on_fetch(2, 60, 50, 3), (false, None));
         // Fetches from nodes that are not replicas are ignored.
         assert_eq!(s.on_fetch(9, 50, 50, 3), (false, None));
         // Until a reassignment makes them one.
@@ -232,5 +256,34 @@ mod tests {
         assert_eq!(s.on_fetch(9, 50, 50, 4), (false, Some(vec![1, 9])));
         s.replicas_changed(&[1, 9]);
         assert_eq!(s.on_fetch(2, 50, 50, 5), (false, None));
+    }
+
+    #[test]
+    fn a_follower_asked_into_the_isr_holds_the_high_watermark_back_at_once() {
+        let mut s = LeaderState::new(1, &[1, 2, 3], &[1, 2], 0, 0, 0);
+        s.on_append(10);
+        s.on_fetch(2, 10, 10, 1);
+        assert_eq!(s.high_watermark(), 10);
+        // 3 reaches the high watermark: it is asked into the ISR, and from then on the
+        // controller may make it a member (and elect it), so it is waited for.
+        let (_, expand) = s.on_fetch(3, 10, 10, 2);
+        assert_eq!(expand, Some(vec![1, 2, 3]));
+        s.on_append(20);
+        s.on_fetch(2, 20, 20, 3);
+        assert_eq!(s.high_watermark(), 10, "3 holds only up to 10");
+        s.on_fetch(3, 20, 20, 4);
+        assert_eq!(s.high_watermark(), 20);
+        // One that stops fetching before it is a member is waited for only the lag time.
+        s.on_append(30);
+        s.on_fetch(2, 30, 30, 5_000);
+        assert_eq!(s.high_watermark(), 20);
+        assert_eq!(s.shrink(5_000, 1_000), None, "no member lags");
+        s.on_fetch(2, 30, 30, 5_001);
+        assert_eq!(s.high_watermark(), 30);
+        // A committed ISR ends the asking: members count, the others ask again.
+        let (_, expand) = s.on_fetch(3, 30, 30, 5_002);
+        assert_eq!(expand, Some(vec![1, 2, 3]));
+        s.isr_changed(&[1, 2, 3], 30);
+        assert_eq!(s.isr(), [1, 2, 3]);
     }
 }

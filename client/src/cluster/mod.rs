@@ -210,10 +210,7 @@ impl Cluster {
         self.refresh_metadata(Some(&[])).await?;
         self.known_broker(node_id)
             .await?
-            .ok_or_else(|| ClientError::Broker {
-                code: ErrorCode::BROKER_NOT_AVAILABLE,
-                context: format!("broker {node_id} is not in the cluster metadata"),
-            })
+            .ok_or(ClientError::UnknownBroker { node_id })
     }
 
     /// The connection to `node_id` if the metadata knows the node (`None` otherwise).

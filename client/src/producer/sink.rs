@@ -451,6 +451,7 @@ fn copy_error(e: &ClientError) -> ClientError {
             addr: addr.clone(),
             source: io(source),
         },
+        ClientError::UnknownBroker { node_id } => ClientError::UnknownBroker { node_id: *node_id },
         ClientError::NoBrokers { bootstrap } => ClientError::NoBrokers {
             bootstrap: bootstrap.clone(),
         },

@@ -3,6 +3,8 @@
 //! leader of each partition, and a consumer group coordinated by the broker that leads its
 //! offsets partition.
 
+mod network_cut;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
