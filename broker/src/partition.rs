@@ -103,12 +103,14 @@ impl Partition {
         });
         // Recovery may have cut the log's tail.
         epochs.truncate_from_end(log.log_end_offset());
-        let log_end = log.log_end_offset();
         Ok(Partition {
             index,
             dir: dir.to_owned(),
             role: std::sync::Mutex::new(Role::Solo),
-            high_watermark: AtomicI64::new(log_end),
+            // Not the log end: records past the last high watermark may exist nowhere else.
+            // Leading alone, it is the log end again; with followers, it rises as they
+            // fetch; following, it is the leader's.
+            high_watermark: AtomicI64::new(log.log_start_offset()),
             hw_moved: Notify::new(),
             following_epoch: AtomicI32::new(-1),
             diverged: std::sync::atomic::AtomicBool::new(false),
@@ -314,7 +316,14 @@ impl Partition {
 
     /// This broker leads the partition with `replicas` and `isr` (node `me` among them):
     /// alone, the high watermark is the log end; with followers, it follows the ISR.
-    pub(crate) async fn lead(&self, me: i32, replicas: &[i32], isr: &[i32], now_ms: u64) {
+    pub(crate) async fn lead(
+        &self,
+        me: i32,
+        replicas: &[i32],
+        isr: &[i32],
+        partition_epoch: i32,
+        now_ms: u64,
+    ) {
         self.following_epoch.store(-1, Ordering::Release);
         self.diverged.store(false, Ordering::Release);
         let log_end = self.state.read().await.log.log_end_offset();
@@ -330,11 +339,13 @@ impl Partition {
                         if leader.isr() != isr {
                             leader.isr_changed(isr, log_end);
                         }
+                        leader.settled(partition_epoch, log_end);
                         leader.high_watermark()
                     }
                     _ => {
                         let hw = self.high_watermark();
-                        let leader = LeaderState::new(me, replicas, isr, log_end, hw, now_ms);
+                        let mut leader = LeaderState::new(me, replicas, isr, log_end, hw, now_ms);
+                        leader.settled(partition_epoch, log_end);
                         let hw = leader.high_watermark();
                         *role = Role::Leader(leader);
                         hw
@@ -456,18 +467,23 @@ impl Partition {
     }
 
     /// Follower `replica` fetched from `offset`: its progress moves the high watermark,
-    /// and the ISR to ask for is returned when it should join.
+    /// and the ISR to ask for (with the partition epoch to guard it by) is returned when
+    /// it should join.
     pub(crate) async fn replica_fetched(
         &self,
         replica: i32,
         offset: i64,
         now_ms: u64,
-    ) -> Option<Vec<i32>> {
+    ) -> Option<(Vec<i32>, i32)> {
         let log_end = self.state.read().await.log.log_end_offset();
         let (hw, expand) = match &mut *self.role() {
             Role::Leader(leader) => {
                 let (moved, expand) = leader.on_fetch(replica, offset, log_end, now_ms);
-                (moved.then(|| leader.high_watermark()), expand)
+                let epoch = leader.partition_epoch();
+                (
+                    moved.then(|| leader.high_watermark()),
+                    expand.map(|isr| (isr, epoch)),
+                )
             }
             _ => (None, None),
         };
@@ -477,34 +493,41 @@ impl Partition {
         expand
     }
 
-    /// The ISR without followers not caught up for `lag_max_ms` (`None` when all are).
-    pub(crate) fn lagging(&self, now_ms: u64, lag_max_ms: u64) -> Option<Vec<i32>> {
-        match &mut *self.role() {
-            Role::Leader(leader) => leader.shrink(now_ms, lag_max_ms),
+    /// The ISR to ask for without followers not caught up for `lag_max_ms`, with the
+    /// partition epoch to guard it by (`None` when all are fine).
+    pub(crate) fn lagging(&self, now_ms: u64, lag_max_ms: u64) -> Option<(Vec<i32>, i32)> {
+        match &*self.role() {
+            Role::Leader(leader) => leader
+                .shrink(now_ms, lag_max_ms)
+                .map(|isr| (isr, leader.partition_epoch())),
             _ => None,
         }
     }
 
     /// Waits until the high watermark reaches `offset` (acks=all): `NOT_LEADER_OR_FOLLOWER`
-    /// once this broker stops leading in the epoch it leads in now (the records may or may
+    /// once this broker stops leading in `epoch`, the one it appended in (the records may or may
     /// not survive under the next leader, so the producer asks it), `REQUEST_TIMED_OUT`
     /// when `deadline` passes first.
     pub(crate) async fn wait_for_high_watermark(
         &self,
         offset: i64,
+        epoch: i32,
         deadline: tokio::time::Instant,
     ) -> Result<(), ErrorCode> {
-        let epoch = self.leader_epoch();
         loop {
             let moved = self.hw_moved.notified();
-            if self.high_watermark() >= offset {
-                return Ok(());
-            }
+            // The epoch first: under a later one, the records below the high watermark
+            // may be others than those appended.
             if epoch < 0 || self.leader_epoch() != epoch {
                 return Err(ErrorCode::NOT_LEADER_OR_FOLLOWER);
             }
+            if self.high_watermark() >= offset {
+                return Ok(());
+            }
             if tokio::time::timeout_at(deadline, moved).await.is_err() {
-                return if self.high_watermark() >= offset {
+                return if self.leader_epoch() != epoch {
+                    Err(ErrorCode::NOT_LEADER_OR_FOLLOWER)
+                } else if self.high_watermark() >= offset {
                     Ok(())
                 } else {
                     Err(ErrorCode::REQUEST_TIMED_OUT)
@@ -514,7 +537,8 @@ impl Partition {
     }
 
     /// A follower appends batches fetched from the leader, keeping their offsets: they
-    /// must start at this log's end. `leader_hw` is the leader's high watermark; its log
+    /// must start at this log's end, and be fetched in `epoch`, the epoch this replica
+    /// follows now. `leader_hw` is the leader's high watermark; its log
     /// start (`leader_log_start`, -1 when unknown) moves this log's start along (records
     /// deleted or expired there are deleted here too).
     pub(crate) async fn append_replicated(
@@ -522,9 +546,16 @@ impl Partition {
         payload: Bytes,
         leader_hw: i64,
         leader_log_start: i64,
+        epoch: i32,
         now_ms: i64,
     ) -> Result<(), ErrorCode> {
         let mut state = self.state.write().await;
+        // Fetched for an epoch this replica no longer follows (an answer that arrived after
+        // a leader change), or before its log was checked against the leader's: appending
+        // it could leave records here that the leader of now does not have.
+        if self.following_epoch.load(Ordering::Acquire) != epoch || self.needs_truncation() {
+            return Err(ErrorCode::FENCED_LEADER_EPOCH);
+        }
         if leader_log_start > state.log.log_start_offset()
             && leader_log_start <= state.log.log_end_offset()
             && state.log.config().cleanup_policy.deletes()
@@ -799,20 +830,35 @@ mod tests {
         p.truncate_for((-1, -1)).await;
         // Contiguous batches from this log's end: stored as they are.
         let payload = [batch(0, 2), batch(2, 3)].concat();
-        p.append_replicated(Bytes::from(payload), 4, -1, 0)
+        p.append_replicated(Bytes::from(payload), 4, -1, 0, 0)
             .await
             .unwrap();
         assert_eq!(p.log_end_offset().await, 5);
         assert_eq!(p.high_watermark(), 4, "the leader's, within this log");
         // Not from this log's end.
         let late = p
-            .append_replicated(Bytes::from(batch(9, 1)), 10, -1, 0)
+            .append_replicated(Bytes::from(batch(9, 1)), 10, -1, 0, 0)
             .await;
         assert_eq!(late, Err(ErrorCode::OFFSET_OUT_OF_RANGE));
         // A gap between batches (a compacted leader log) would be renumbered: refused.
         let gap = [batch(5, 1), batch(8, 1)].concat();
-        let refused = p.append_replicated(Bytes::from(gap), 9, -1, 0).await;
+        let refused = p.append_replicated(Bytes::from(gap), 9, -1, 0, 0).await;
         assert_eq!(refused, Err(ErrorCode::CORRUPT_MESSAGE));
+        assert_eq!(p.log_end_offset().await, 5);
+        // Fetched in an epoch this replica no longer follows: refused, nothing appended.
+        p.follow(1);
+        let stale = p
+            .append_replicated(Bytes::from(batch(5, 1)), 6, -1, 0, 0)
+            .await;
+        assert_eq!(stale, Err(ErrorCode::FENCED_LEADER_EPOCH));
+        let unchecked = p
+            .append_replicated(Bytes::from(batch(5, 1)), 6, -1, 1, 0)
+            .await;
+        assert_eq!(
+            unchecked,
+            Err(ErrorCode::FENCED_LEADER_EPOCH),
+            "not yet truncated"
+        );
         assert_eq!(p.log_end_offset().await, 5);
     }
 
@@ -822,20 +868,20 @@ mod tests {
         let p = Partition::open(0, dir.path(), LogConfig::default(), 0).unwrap();
         p.follow(0);
         p.truncate_for((-1, -1)).await;
-        p.append_replicated(Bytes::from(batch(0, 4)), 4, 0, 0)
+        p.append_replicated(Bytes::from(batch(0, 4)), 4, 0, 0, 0)
             .await
             .unwrap();
         // The leader deleted records below 3: so does the follower.
-        p.append_replicated(Bytes::new(), 4, 3, 0).await.unwrap();
+        p.append_replicated(Bytes::new(), 4, 3, 0, 0).await.unwrap();
         assert_eq!(p.watermarks().await.log_start_offset, 3);
         // A log start past this log's end is not applied by an append...
-        p.append_replicated(Bytes::new(), 4, 9, 0).await.unwrap();
+        p.append_replicated(Bytes::new(), 4, 9, 0, 0).await.unwrap();
         assert_eq!(p.watermarks().await.log_start_offset, 3);
         // ...the log starts over there instead, and takes the leader's records from it.
         p.start_over_at(9).await;
         assert_eq!(p.log_end_offset().await, 9);
         assert_eq!(p.watermarks().await.log_start_offset, 9);
-        p.append_replicated(Bytes::from(batch(9, 2)), 11, 9, 0)
+        p.append_replicated(Bytes::from(batch(9, 2)), 11, 9, 0, 0)
             .await
             .unwrap();
         assert_eq!(p.log_end_offset().await, 11);

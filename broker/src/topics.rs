@@ -435,15 +435,23 @@ impl Topics {
     }
 
     /// Asks the controller (through the metadata log) for partition `partition` of topic
-    /// `topic_id` to have `isr`, guarded by the partition epoch this node knows, so a
-    /// request made on a state that changed meanwhile is dropped. Repeated at most once a
-    /// second per partition: the leader asks again while it still needs it.
-    pub(crate) fn request_isr(&self, topic_id: Uuid, partition: i32, isr: Vec<i32>) {
+    /// `topic_id` to have `isr`, guarded by `partition_epoch`, the state the leader
+    /// decided on, so a request made on a state that changed meanwhile is dropped (the
+    /// same ISR again settles a request whose fate the leader does not know). Repeated at
+    /// most once a second per partition: the leader asks again while it still needs it.
+    pub(crate) fn request_isr(
+        &self,
+        topic_id: Uuid,
+        partition: i32,
+        isr: Vec<i32>,
+        partition_epoch: i32,
+    ) {
         let image = self.quorum.image();
         let Some(current) = image.partition(topic_id, partition) else {
             return;
         };
-        if current.isr == isr || current.leader != self.node_id {
+        if current.leader != self.node_id || current.partition_epoch != partition_epoch {
+            // Decided on an older state: the leader decides again on the new one.
             return;
         }
         let now = std::time::Instant::now();
@@ -463,7 +471,7 @@ impl Topics {
         self.quorum.submit(vec![MetadataRecord::PartitionChange {
             topic_id,
             partition,
-            if_partition_epoch: Some(current.partition_epoch),
+            if_partition_epoch: Some(partition_epoch),
             leader: None,
             isr: Some(isr),
             replicas: None,
@@ -694,6 +702,10 @@ impl Topics {
         // Leadership: the partitions this node leads stamp their epoch on what they append
         // and track their followers; the ones it follows are fetched from their leaders.
         let now = u64::try_from(now_ms).unwrap_or(0);
+        // A broker leads nothing until this incarnation is registered and unfenced: until
+        // then its metadata may be from before it stopped, and what it led then may have
+        // moved on without it.
+        let serving = self.quorum.status().registered;
         let mut followed: HashMap<i32, Vec<Followed>> = HashMap::new();
         for meta in image.topics.values() {
             let Some(topic) = self.get_by_id(meta.id) else {
@@ -704,9 +716,13 @@ impl Topics {
                 else {
                     continue;
                 };
-                if p.leader == self.node_id {
+                if p.leader == self.node_id && !serving {
+                    partition.resign();
+                } else if p.leader == self.node_id {
                     partition.become_leader(p.leader_epoch).await;
-                    partition.lead(self.node_id, &p.replicas, &p.isr, now).await;
+                    partition
+                        .lead(self.node_id, &p.replicas, &p.isr, p.partition_epoch, now)
+                        .await;
                 } else {
                     partition.resign();
                     if p.leader >= 0 {
@@ -875,8 +891,8 @@ pub(crate) async fn watch_isr(
         let now = u64::try_from(crate::state::now_ms()).unwrap_or(0);
         for topic in topics.all() {
             for partition in topic.partitions() {
-                if let Some(isr) = partition.lagging(now, lag_ms) {
-                    topics.request_isr(topic.id, partition.index, isr);
+                if let Some((isr, epoch)) = partition.lagging(now, lag_ms) {
+                    topics.request_isr(topic.id, partition.index, isr, epoch);
                 }
             }
         }

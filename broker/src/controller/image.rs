@@ -92,6 +92,24 @@ impl MetadataImage {
         self.brokers.values().filter(|b| !b.fenced)
     }
 
+    /// Broker `id` registered again (a new incarnation): the partitions it leads get a
+    /// new leader epoch, and those it leads or is in the ISR of a new partition epoch.
+    /// ISR requests its earlier incarnation made are then dropped (it forgot which
+    /// followers it was waiting for), and followers check their logs against its log
+    /// before fetching again.
+    fn restarted(&mut self, id: i32) {
+        for topic in self.topics.values_mut() {
+            for p in &mut topic.partitions {
+                if p.leader == id {
+                    p.leader_epoch += 1;
+                    p.partition_epoch += 1;
+                } else if p.isr.contains(&id) {
+                    p.partition_epoch += 1;
+                }
+            }
+        }
+    }
+
     /// Applies the record of metadata log entry `index`.
     pub(crate) fn apply(&mut self, record: &MetadataRecord, index: u64) {
         self.applied = self.applied.max(index);
@@ -103,6 +121,9 @@ impl MetadataImage {
                 port,
                 rack,
             } => {
+                if self.brokers.get(id).is_some_and(|b| b.epoch != *epoch) {
+                    self.restarted(*id);
+                }
                 self.brokers.insert(
                     *id,
                     BrokerRegistration {
@@ -285,6 +306,11 @@ mod tests {
                 epoch: 1,
                 fenced: false,
             },
+            MetadataRecord::FenceBroker {
+                id: 2,
+                epoch: 1,
+                fenced: false,
+            },
             MetadataRecord::Topic {
                 name: "t".into(),
                 id,
@@ -311,8 +337,11 @@ mod tests {
         for (i, record) in records.iter().enumerate() {
             image.apply(record, i as u64 + 1);
         }
-        assert_eq!(image.applied, 9);
-        assert_eq!(image.live_brokers().map(|b| b.id).collect::<Vec<_>>(), [1]);
+        assert_eq!(image.applied, 10);
+        assert_eq!(
+            image.live_brokers().map(|b| b.id).collect::<Vec<_>>(),
+            [1, 2]
+        );
         let p = image.partition(id, 0).unwrap();
         assert_eq!((p.leader, p.leader_epoch, p.partition_epoch), (2, 1, 2));
         assert_eq!(p.isr, [2]);
@@ -381,5 +410,51 @@ mod tests {
         assert!(image.brokers[&1].fenced, "epoch 1 is gone");
         image.apply(&unfence(2), 4);
         assert!(!image.brokers[&1].fenced);
+    }
+
+    #[test]
+    fn a_restarted_broker_bumps_its_partitions_and_fenced_brokers_do_not_join_isrs() {
+        let id = Uuid::from_u128(5);
+        let mut image = MetadataImage::default();
+        let mut at = 0;
+        let mut apply = |image: &mut MetadataImage, r: MetadataRecord| {
+            at += 1;
+            image.apply(&r, at);
+        };
+        for b in [1, 2, 3] {
+            apply(&mut image, register(b, 1));
+        }
+        apply(
+            &mut image,
+            MetadataRecord::Topic {
+                name: "t".into(),
+                id,
+            },
+        );
+        for (partition, leader) in [(0, 1), (1, 2)] {
+            apply(
+                &mut image,
+                MetadataRecord::Partition {
+                    topic_id: id,
+                    partition,
+                    replicas: vec![1, 2, 3],
+                    isr: vec![1, 2],
+                    leader,
+                    leader_epoch: 0,
+                },
+            );
+        }
+        // 3 is fenced (registered, never unfenced): it may not join.
+        apply(&mut image, change(id, None, Some(vec![1, 2, 3])));
+        assert_eq!(image.partition(id, 0).unwrap().isr, [1, 2]);
+        // 1 registers again: what it leads gets a new leader epoch, what it is in the ISR
+        // of a new partition epoch; 3's partition is untouched otherwise.
+        apply(&mut image, register(1, 2));
+        let (p0, p1) = (
+            image.partition(id, 0).unwrap().clone(),
+            image.partition(id, 1).unwrap().clone(),
+        );
+        assert_eq!((p0.leader, p0.leader_epoch, p0.partition_epoch), (1, 1, 1));
+        assert_eq!((p1.leader, p1.leader_epoch, p1.partition_epoch), (2, 0, 1));
     }
 }

@@ -165,11 +165,11 @@ async fn replica_progress(
                 // A follower of another epoch: its offset says nothing of this log.
                 continue;
             }
-            if let Some(isr) = partition
+            if let Some((isr, epoch)) = partition
                 .replica_fetched(replica, p.fetch_offset, now)
                 .await
             {
-                state.topics.request_isr(topic.id, p.partition, isr);
+                state.topics.request_isr(topic.id, p.partition, isr, epoch);
             }
         }
     }

@@ -91,8 +91,11 @@ pub(crate) fn led_partition(
     match image.partition(id, index) {
         None => Err(ErrorCode::UNKNOWN_TOPIC_OR_PARTITION),
         Some(p) if p.leader != state.config.node_id => Err(ErrorCode::NOT_LEADER_OR_FOLLOWER),
-        Some(_) => local
+        // Led here only once this broker took the lead in the image's epoch (it has
+        // reconciled, and is registered: see `Topics::reconcile`).
+        Some(p) => local
             .and_then(|topic| topic.partition(index))
+            .filter(|partition| partition.leader_epoch() == p.leader_epoch)
             .ok_or(ErrorCode::NOT_LEADER_OR_FOLLOWER),
     }
 }

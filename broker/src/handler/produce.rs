@@ -134,11 +134,14 @@ async fn replicated_append(
             )),
         ));
     }
+    // The epoch the records are appended in: the acknowledgement is for them only while
+    // this broker still leads in it.
+    let epoch = partition.leader_epoch();
     let appended = partition.append(records, now).await?;
     let wait = std::time::Duration::from_millis(u64::try_from(timeout_ms).unwrap_or(0));
     let deadline = tokio::time::Instant::now() + wait;
     match partition
-        .wait_for_high_watermark(appended.next_offset, deadline)
+        .wait_for_high_watermark(appended.next_offset, epoch, deadline)
         .await
     {
         Ok(()) => Ok(appended),

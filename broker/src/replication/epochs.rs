@@ -41,15 +41,20 @@ impl EpochCache {
     }
 
     /// Where `epoch` ends in a log whose end offset is `log_end`: the largest epoch not
-    /// above it, and the start of the next epoch (or `log_end` for the latest);
-    /// ([`UNDEFINED_EPOCH`], [`UNDEFINED_OFFSET`]) when the log has no epoch that old.
+    /// above it, and the start of the next epoch (or `log_end` for the latest). For an
+    /// epoch older than every one here, that epoch and where the oldest here starts (as
+    /// Kafka answers: nothing of it can be in this log past that point);
+    /// ([`UNDEFINED_EPOCH`], [`UNDEFINED_OFFSET`]) when this log has no epochs at all.
     pub(crate) fn end_offset_for(&self, epoch: i32, log_end: i64) -> (i32, i64) {
         let undefined = (UNDEFINED_EPOCH, UNDEFINED_OFFSET);
         if epoch == UNDEFINED_EPOCH {
             return undefined;
         }
         let Some(floor) = self.entries.iter().rposition(|&(e, _)| e <= epoch) else {
-            return undefined;
+            return self
+                .entries
+                .first()
+                .map_or(undefined, |&(_, start)| (epoch, start));
         };
         let found = self.entries[floor].0;
         match self.entries.get(floor + 1) {
@@ -181,10 +186,18 @@ mod tests {
             c.end_offset_for(-1, 50),
             (UNDEFINED_EPOCH, UNDEFINED_OFFSET)
         );
+        // Older than every epoch here: nothing of it lies past where the oldest starts.
         let later = cache(&[(3, 100)]);
+        assert_eq!(later.end_offset_for(2, 150), (2, 100));
         assert_eq!(
-            later.end_offset_for(2, 150),
+            cache(&[]).end_offset_for(2, 150),
             (UNDEFINED_EPOCH, UNDEFINED_OFFSET)
+        );
+        // A follower whose log starts in epoch 2 cuts it all when the leader's starts in 3.
+        let follower = cache(&[(2, 100)]);
+        assert_eq!(
+            follower.truncation_point(130, 130, later.end_offset_for(2, 150)),
+            100
         );
     }
 

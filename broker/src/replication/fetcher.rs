@@ -265,7 +265,13 @@ async fn fetch_once(me: i32, conn: &Connection, followed: &[Followed]) -> Result
             let records = data.records.unwrap_or_default();
             if let Err(code) = f
                 .partition
-                .append_replicated(records, data.high_watermark, data.log_start_offset, now)
+                .append_replicated(
+                    records,
+                    data.high_watermark,
+                    data.log_start_offset,
+                    f.leader_epoch,
+                    now,
+                )
                 .await
             {
                 warn!(topic = %f.topic, partition = f.index, error = %code, "appending replicated records");

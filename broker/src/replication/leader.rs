@@ -30,6 +30,9 @@ pub(crate) struct LeaderState {
     /// controller adds one, it may be elected, so it must hold everything below the high
     /// watermark from the moment it was asked for.
     joining: BTreeSet<i32>,
+    /// The partition epoch of the state this leader last took from the metadata: its ISR
+    /// requests are guarded by it, so a later one settles them (applied, or dropped).
+    partition_epoch: i32,
     followers: BTreeMap<i32, Follower>,
     high_watermark: i64,
     /// Where this leader's epoch starts in the log.
@@ -67,6 +70,7 @@ impl LeaderState {
             me,
             isr: isr.to_vec(),
             joining: BTreeSet::new(),
+            partition_epoch: i32::MIN,
             followers,
             high_watermark: high_watermark.min(log_end),
             epoch_start: log_end,
@@ -126,23 +130,39 @@ impl LeaderState {
     }
 
     /// The ISR to ask for without the followers not caught up for `lag_max` ms (`None`
-    /// when all are fine). The leader always stays. Followers asked to join that lag as
-    /// long are no longer waited for.
-    pub(crate) fn shrink(&mut self, now: u64, lag_max: u64) -> Option<Vec<i32>> {
-        let (me, since) = (self.me, self.since);
-        let followers = &self.followers;
+    /// when all are fine). The leader always stays. A follower asked into the ISR that lags
+    /// as long is not dropped here (the controller may have added it already): the ISR as
+    /// it is is asked for instead, and once that settles the follower is no longer waited
+    /// for unless it is a member.
+    pub(crate) fn shrink(&self, now: u64, lag_max: u64) -> Option<Vec<i32>> {
         let lagging = |id: &i32| {
-            *id != me
-                && followers.get(id).is_some_and(|f| {
-                    let caught_up = f.caught_up_at.unwrap_or(since).max(since);
+            *id != self.me
+                && self.followers.get(id).is_some_and(|f| {
+                    let caught_up = f.caught_up_at.unwrap_or(self.since).max(self.since);
                     now.saturating_sub(caught_up) > lag_max
                 })
         };
-        self.joining.retain(|id| !lagging(id));
-        if !self.isr.iter().any(lagging) {
-            return None;
+        if self.isr.iter().any(lagging) {
+            return Some(self.isr.iter().copied().filter(|id| !lagging(id)).collect());
         }
-        Some(self.isr.iter().copied().filter(|id| !lagging(id)).collect())
+        self.joining.iter().any(lagging).then(|| self.isr.clone())
+    }
+
+    /// The partition epoch the ISR requests returned from now on are to be guarded by.
+    pub(crate) fn partition_epoch(&self) -> i32 {
+        self.partition_epoch
+    }
+
+    /// The partition's state in the metadata moved to `partition_epoch`: the ISR requests
+    /// made before (guarded by an older epoch) are settled, applied or dropped, so the
+    /// followers asked for are members now or asked for again at their next fetch.
+    pub(crate) fn settled(&mut self, partition_epoch: i32, log_end: i64) -> bool {
+        if partition_epoch <= self.partition_epoch {
+            return false;
+        }
+        self.partition_epoch = partition_epoch;
+        self.joining.clear();
+        self.advance(log_end)
     }
 
     /// The partition's replicas changed (a reassignment): new followers start from
@@ -161,9 +181,6 @@ impl LeaderState {
     /// The controller committed a new ISR.
     pub(crate) fn isr_changed(&mut self, isr: &[i32], log_end: i64) -> bool {
         self.isr = isr.to_vec();
-        // Committed, or dropped for a change decided first: a follower still out is
-        // asked for again at its next fetch.
-        self.joining.clear();
         self.advance(log_end)
     }
 
@@ -261,6 +278,7 @@ mod tests {
     #[test]
     fn a_follower_asked_into_the_isr_holds_the_high_watermark_back_at_once() {
         let mut s = LeaderState::new(1, &[1, 2, 3], &[1, 2], 0, 0, 0);
+        s.settled(4, 0);
         s.on_append(10);
         s.on_fetch(2, 10, 10, 1);
         assert_eq!(s.high_watermark(), 10);
@@ -273,17 +291,25 @@ mod tests {
         assert_eq!(s.high_watermark(), 10, "3 holds only up to 10");
         s.on_fetch(3, 20, 20, 4);
         assert_eq!(s.high_watermark(), 20);
-        // One that stops fetching before it is a member is waited for only the lag time.
+        // One that stops fetching before it is a member: the ISR as it is is asked for,
+        // and once the partition's state moves on, 3 is waited for only if it is a member.
         s.on_append(30);
         s.on_fetch(2, 30, 30, 5_000);
         assert_eq!(s.high_watermark(), 20);
-        assert_eq!(s.shrink(5_000, 1_000), None, "no member lags");
-        s.on_fetch(2, 30, 30, 5_001);
+        assert_eq!(
+            s.shrink(5_000, 1_000),
+            Some(vec![1, 2]),
+            "3 lags: ask again"
+        );
+        assert_eq!(s.high_watermark(), 20, "3 may be a member already");
+        assert!(!s.settled(4, 30), "the same state settles nothing");
+        assert!(s.settled(5, 30), "a later state: 3 was not added");
         assert_eq!(s.high_watermark(), 30);
-        // A committed ISR ends the asking: members count, the others ask again.
+        // Added meanwhile: a member from then on.
         let (_, expand) = s.on_fetch(3, 30, 30, 5_002);
         assert_eq!(expand, Some(vec![1, 2, 3]));
         s.isr_changed(&[1, 2, 3], 30);
+        s.settled(6, 30);
         assert_eq!(s.isr(), [1, 2, 3]);
     }
 }

@@ -8,3 +8,6 @@
 pub(crate) mod epochs;
 pub(crate) mod fetcher;
 pub(crate) mod leader;
+
+#[cfg(test)]
+mod sim_tests;
