@@ -57,6 +57,9 @@ pub struct BrokerConfig {
     pub group_max_size: Option<usize>,
     /// Partitions of the `__consumer_offsets` topic (`offsets.topic.num.partitions`).
     pub offsets_topic_num_partitions: i32,
+    /// Replicas of the `__consumer_offsets` topic (`offsets.topic.replication.factor`, 3
+    /// as in Kafka; fewer when fewer brokers are live when it is created).
+    pub offsets_topic_replication_factor: usize,
     /// The metadata quorum's voters and their controller addresses
     /// (`controller.quorum.voters`, `1@host:port,2@host:port,...`); empty for a quorum of
     /// this broker alone.
@@ -160,6 +163,7 @@ impl BrokerConfig {
             group_max_session_timeout_ms: 1_800_000,
             group_max_size: None,
             offsets_topic_num_partitions: 50,
+            offsets_topic_replication_factor: 3,
             controller_quorum_voters: Vec::new(),
             controller_election_timeout: Duration::from_millis(500),
             broker_session_timeout: Duration::from_millis(1000),
@@ -263,6 +267,13 @@ impl BrokerConfig {
                     return Err(bad("must be between 1 and 1000"));
                 }
             }
+            "offsets.topic.replication.factor" => {
+                let factor: usize = parse(value).map_err(|_| bad("expected a count"))?;
+                if factor == 0 {
+                    return Err(bad("must be at least 1"));
+                }
+                self.offsets_topic_replication_factor = factor;
+            }
             "offsets.retention.minutes" | "offsets.commit.timeout.ms" => {}
             "default.replication.factor" => {
                 let factor: usize = parse(value).map_err(|_| bad("expected a count"))?;
@@ -275,9 +286,7 @@ impl BrokerConfig {
                 let ms: u64 = parse(value).map_err(|_| bad("expected milliseconds"))?;
                 self.replica_lag_time_max = Duration::from_millis(ms)
             }
-            "offsets.topic.replication.factor"
-            | "transaction.state.log.replication.factor"
-            | "process.roles" => {}
+            "transaction.state.log.replication.factor" | "process.roles" => {}
             "controller.quorum.voters" => {
                 self.controller_quorum_voters = parse_voters(value).map_err(|r| bad(&r))?
             }

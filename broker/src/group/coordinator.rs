@@ -72,37 +72,79 @@ enum Pending {
     Sync(oneshot::Sender<SyncResult>),
 }
 
-/// The group coordinator of this broker: every group, whatever its offsets partition.
+/// The group coordinator of this broker: the groups of the offsets partitions it leads.
+///
+/// A partition's groups are loaded from its log the first time they are asked for after
+/// this broker took the lead of it in a leader epoch (a restart, a failover, a preferred
+/// election), replacing whatever was kept from an earlier epoch; meanwhile requests are
+/// answered `COORDINATOR_LOAD_IN_PROGRESS`. A group task writes only in the epoch it was
+/// loaded in, and each write is answered once the in-sync replicas have it, so a new
+/// leader's load finds every answered commit.
 pub(crate) struct Coordinator {
     store: Arc<Store>,
     node_id: i32,
     config: GroupConfig,
     groups: Mutex<HashMap<String, mpsc::Sender<Command>>>,
+    /// The leader epoch each offsets partition's groups were loaded in.
+    loaded: Mutex<HashMap<i32, i32>>,
+    /// One load at a time.
+    loading: tokio::sync::Mutex<()>,
     zero: Instant,
 }
 
 impl Coordinator {
-    /// Loads every group stored in `__consumer_offsets` and starts its task.
+    /// The coordinator; groups are loaded when first asked for (see [`Coordinator`]).
     pub(crate) async fn start(
         topics: Arc<Topics>,
         config: &BrokerConfig,
     ) -> Result<Self, ErrorCode> {
-        let store = Arc::new(Store::new(topics, config.offsets_topic_num_partitions));
-        let coordinator = Coordinator {
-            store: store.clone(),
+        let store = Arc::new(Store::new(
+            topics,
+            config.offsets_topic_num_partitions,
+            config.offsets_topic_replication_factor,
+        ));
+        Ok(Coordinator {
+            store,
             node_id: config.node_id,
             config: group_config(config),
             groups: Mutex::new(HashMap::new()),
+            loaded: Mutex::new(HashMap::new()),
+            loading: tokio::sync::Mutex::new(()),
             zero: Instant::now(),
+        })
+    }
+
+    /// Makes the groups of offsets partition `partition` those of its log as of leader
+    /// epoch `epoch` (this broker leads it), unless they already are.
+    async fn ensure_loaded(&self, partition: i32, epoch: i32) -> Result<(), ErrorCode> {
+        let is_loaded = |this: &Self| {
+            this.loaded
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(&partition)
+                == Some(&epoch)
         };
-        let loaded = store.load().await?;
-        if !loaded.is_empty() {
-            info!(groups = loaded.len(), "groups loaded");
+        if is_loaded(self) {
+            return Ok(());
         }
-        for (group_id, loaded) in loaded {
-            coordinator.spawn(group_id, loaded);
+        let _one = self.loading.lock().await;
+        if is_loaded(self) {
+            return Ok(());
         }
-        Ok(coordinator)
+        let groups = self.store.load(partition, epoch).await?;
+        let count = self.store.partition_count();
+        // Groups of an earlier epoch of this partition are replaced by the log's.
+        self.lock()
+            .retain(|group, _| super::schema::partition_for(group, count) != partition);
+        info!(partition, epoch, groups = groups.len(), "groups loaded");
+        for (group_id, loaded) in groups {
+            self.spawn(group_id, loaded, epoch);
+        }
+        self.loaded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(partition, epoch);
+        Ok(())
     }
 
     /// Stops every group task; members waiting for a rebalance are told to find the
@@ -111,11 +153,22 @@ impl Coordinator {
         self.lock().clear();
     }
 
-    /// The ids of every group, with their protocol type and state.
+    /// The ids of every group this broker coordinates, with their protocol type and state.
     pub(crate) async fn list(&self) -> Vec<(String, GroupDescription)> {
+        let led = self.store.led_partitions(self.node_id);
+        for &(partition, epoch) in &led {
+            if let Err(code) = self.ensure_loaded(partition, epoch).await {
+                debug!(partition, error = %code, "groups not loaded yet");
+            }
+        }
+        let count = self.store.partition_count();
         let handles: Vec<(String, mpsc::Sender<Command>)> = self
             .lock()
             .iter()
+            .filter(|(g, _)| {
+                let partition = super::schema::partition_for(g, count);
+                led.iter().any(|&(p, _)| p == partition)
+            })
             .map(|(g, tx)| (g.clone(), tx.clone()))
             .collect();
         let mut out = Vec::new();
@@ -143,7 +196,7 @@ impl Coordinator {
         if !storable(&names) {
             return JoinResult::error(&member_id, ErrorCode::INVALID_REQUEST);
         }
-        if let Some(code) = self.not_here(group_id) {
+        if let Some(code) = self.not_here(group_id).await {
             return JoinResult::error(&member_id, code);
         }
         let tx = self.handle(group_id, true);
@@ -157,7 +210,7 @@ impl Coordinator {
 
     /// SyncGroup.
     pub(crate) async fn sync(&self, group_id: &str, args: SyncArgs) -> SyncResult {
-        if let Some(code) = self.not_here(group_id) {
+        if let Some(code) = self.not_here(group_id).await {
             return SyncResult::error(code);
         }
         let Some(tx) = self.handle(group_id, false) else {
@@ -170,7 +223,7 @@ impl Coordinator {
 
     /// Heartbeat.
     pub(crate) async fn heartbeat(&self, group_id: &str, member: Member) -> ErrorCode {
-        if let Some(code) = self.not_here(group_id) {
+        if let Some(code) = self.not_here(group_id).await {
             return code;
         }
         let Some(tx) = self.handle(group_id, false) else {
@@ -188,7 +241,7 @@ impl Coordinator {
         members: Vec<(String, Option<String>)>,
     ) -> Vec<ErrorCode> {
         let count = members.len();
-        if let Some(code) = self.not_here(group_id) {
+        if let Some(code) = self.not_here(group_id).await {
             return vec![code; count];
         }
         let Some(tx) = self.handle(group_id, false) else {
@@ -210,7 +263,7 @@ impl Coordinator {
         if !storable(&[group_id]) {
             return vec![ErrorCode::INVALID_GROUP_ID; count];
         }
-        if let Some(code) = self.not_here(group_id) {
+        if let Some(code) = self.not_here(group_id).await {
             return vec![code; count];
         }
         let Some(tx) = self.handle(group_id, true) else {
@@ -228,7 +281,7 @@ impl Coordinator {
         group_id: &str,
         partitions: Option<Vec<TopicPartition>>,
     ) -> Result<Vec<(TopicPartition, CommittedOffset)>, ErrorCode> {
-        if let Some(code) = self.not_here(group_id) {
+        if let Some(code) = self.not_here(group_id).await {
             return Err(code);
         }
         let Some(tx) = self.handle(group_id, false) else {
@@ -245,7 +298,7 @@ impl Coordinator {
         &self,
         group_id: &str,
     ) -> Result<Option<GroupDescription>, ErrorCode> {
-        if let Some(code) = self.not_here(group_id) {
+        if let Some(code) = self.not_here(group_id).await {
             return Err(code);
         }
         let Some(tx) = self.handle(group_id, false) else {
@@ -256,7 +309,7 @@ impl Coordinator {
 
     /// DeleteGroups of one group.
     pub(crate) async fn delete(&self, group_id: &str) -> ErrorCode {
-        if let Some(code) = self.not_here(group_id) {
+        if let Some(code) = self.not_here(group_id).await {
             return code;
         }
         let Some(tx) = self.handle(group_id, false) else {
@@ -277,7 +330,7 @@ impl Coordinator {
         group_id: &str,
         partitions: Vec<TopicPartition>,
     ) -> Result<Vec<ErrorCode>, ErrorCode> {
-        if let Some(code) = self.not_here(group_id) {
+        if let Some(code) = self.not_here(group_id).await {
             return Err(code);
         }
         let tx = self
@@ -300,14 +353,35 @@ impl Coordinator {
     }
 
     /// Why this broker does not coordinate `group_id` (another leads its offsets
-    /// partition: NOT_COORDINATOR; none does: COORDINATOR_NOT_AVAILABLE); `None` when it
-    /// does, or when the offsets topic does not exist yet.
-    fn not_here(&self, group_id: &str) -> Option<ErrorCode> {
-        match self.store.coordinator_of(group_id)? {
-            leader if leader == self.node_id => None,
+    /// partition: NOT_COORDINATOR; none does: COORDINATOR_NOT_AVAILABLE; it is loading:
+    /// COORDINATOR_LOAD_IN_PROGRESS); `None` when it does. The offsets topic is created
+    /// first when it does not exist.
+    /// Loads the group's partition first if this broker has just taken its lead.
+    async fn not_here(&self, group_id: &str) -> Option<ErrorCode> {
+        let place = match self.store.place_or_create(group_id).await {
+            Ok(place) => place,
+            Err(code) => return Some(code),
+        };
+        match place.leader {
+            leader if leader == self.node_id => {
+                self.ensure_loaded(place.partition, place.epoch).await.err()
+            }
             -1 => Some(ErrorCode::COORDINATOR_NOT_AVAILABLE),
             _ => Some(ErrorCode::NOT_COORDINATOR),
         }
+    }
+
+    /// The leader epoch the group's partition is loaded in (-1 when none).
+    fn epoch_of(&self, group_id: &str) -> i32 {
+        let Some(place) = self.store.place_of(group_id) else {
+            return -1;
+        };
+        self.loaded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&place.partition)
+            .copied()
+            .unwrap_or(-1)
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, mpsc::Sender<Command>>> {
@@ -319,11 +393,15 @@ impl Coordinator {
         if let Some(tx) = self.lock().get(group_id).filter(|tx| !tx.is_closed()) {
             return Some(tx.clone());
         }
-        create.then(|| self.spawn(group_id.to_owned(), Loaded::default()))
+        create.then(|| {
+            let epoch = self.epoch_of(group_id);
+            self.spawn(group_id.to_owned(), Loaded::default(), epoch)
+        })
     }
 
-    /// Starts the task of a group from what the log holds for it.
-    fn spawn(&self, group_id: String, loaded: Loaded) -> mpsc::Sender<Command> {
+    /// Starts the task of a group from what the log holds for it, writing in leader
+    /// epoch `epoch` of its partition.
+    fn spawn(&self, group_id: String, loaded: Loaded, epoch: i32) -> mpsc::Sender<Command> {
         let mut groups = self.lock();
         if let Some(tx) = groups.get(&group_id).filter(|tx| !tx.is_closed()) {
             return tx.clone();
@@ -346,6 +424,7 @@ impl Coordinator {
             group,
             offsets: loaded.offsets,
             store: self.store.clone(),
+            epoch,
             clock,
         };
         let span = tracing::debug_span!("group", group = %group_id);
@@ -392,6 +471,8 @@ struct GroupTask {
     group: Group<Pending>,
     offsets: BTreeMap<TopicPartition, CommittedOffset>,
     store: Arc<Store>,
+    /// The leader epoch of its offsets partition it was loaded in: it writes in no other.
+    epoch: i32,
     clock: Clock,
 }
 
@@ -497,7 +578,11 @@ impl GroupTask {
             .iter()
             .map(|((t, p), c)| Entry::Offset(t, *p, c))
             .collect();
-        if let Err(code) = self.store.append(self.group.group_id(), &entries).await {
+        if let Err(code) = self
+            .store
+            .append(self.group.group_id(), self.epoch, &entries)
+            .await
+        {
             return codes
                 .iter()
                 .map(|c| if c.is_ok() { code } else { *c })
@@ -542,7 +627,11 @@ impl GroupTask {
             .map(|(t, p)| Entry::OffsetGone(t, *p))
             .collect();
         entries.push(Entry::GroupGone);
-        match self.store.append(self.group.group_id(), &entries).await {
+        match self
+            .store
+            .append(self.group.group_id(), self.epoch, &entries)
+            .await
+        {
             Ok(()) => {
                 self.offsets.clear();
                 info!(group = %self.group.group_id(), "group deleted");
@@ -572,7 +661,11 @@ impl GroupTask {
             .map(|(tp, _)| tp)
             .collect();
         let entries: Vec<Entry<'_>> = gone.iter().map(|(t, p)| Entry::OffsetGone(t, *p)).collect();
-        if let Err(code) = self.store.append(self.group.group_id(), &entries).await {
+        if let Err(code) = self
+            .store
+            .append(self.group.group_id(), self.epoch, &entries)
+            .await
+        {
             return vec![code; partitions.len()];
         }
         for tp in &partitions {
@@ -619,7 +712,11 @@ impl GroupTask {
         let metadata = metadata_of(self.group.snapshot(), now_ms());
         if let Err(code) = self
             .store
-            .append(self.group.group_id(), &[Entry::Group(&metadata)])
+            .append(
+                self.group.group_id(),
+                self.epoch,
+                &[Entry::Group(&metadata)],
+            )
             .await
         {
             warn!(group = %self.group.group_id(), error = %code, "writing group metadata");

@@ -2,14 +2,16 @@
 //!
 //! ```text
 //!  group task ── append(key, value | tombstone) ──▶ __consumer_offsets-<partition_for(group)>
-//!                                                   (compacted: the last record per key wins)
-//!  Broker::start ── load ──▶ every partition read from its start, records applied in order
-//!                            ──▶ per group: committed offsets + last group metadata
+//!                 answered once the in-sync replicas  (compacted: the last record per key wins)
+//!                 have it
+//!  new leader of a partition ── load ──▶ the partition read from its start, records applied
+//!                            in order ──▶ per group: committed offsets + last group metadata
 //! ```
 //!
 //! A group's records all go to one partition (`partition_for`), so their order in the log
 //! is the order they were written. The topic is created with the first group that needs
-//! it, as Kafka does, with `offsets.topic.num.partitions` partitions.
+//! it, as Kafka does, with `offsets.topic.num.partitions` partitions and
+//! `offsets.topic.replication.factor` replicas (fewer when fewer brokers are live).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -54,10 +56,26 @@ pub(crate) enum Entry<'a> {
 pub(crate) struct Store {
     topics: Arc<Topics>,
     partitions: i32,
+    /// `offsets.topic.replication.factor`.
+    factor: usize,
+}
+
+/// Where a group is kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Place {
+    /// Its offsets partition.
+    pub(crate) partition: i32,
+    /// That partition's leader (-1 for none): the group's coordinator.
+    pub(crate) leader: i32,
+    /// That partition's leader epoch.
+    pub(crate) epoch: i32,
 }
 
 /// Bytes read from a partition at a time while loading.
 const LOAD_CHUNK: usize = 1 << 20;
+
+/// How long a group's write waits for the in-sync replicas of its offsets partition.
+const REPLICATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Overrides of the offsets topic, as Kafka creates it.
 fn topic_overrides() -> BTreeMap<String, String> {
@@ -70,22 +88,70 @@ fn topic_overrides() -> BTreeMap<String, String> {
 impl Store {
     /// The store of a broker with `partitions` offsets partitions (used when creating the
     /// topic; an existing topic keeps its count).
-    pub(crate) fn new(topics: Arc<Topics>, partitions: i32) -> Self {
-        Store { topics, partitions }
+    pub(crate) fn new(topics: Arc<Topics>, partitions: i32, factor: usize) -> Self {
+        Store {
+            topics,
+            partitions,
+            factor,
+        }
     }
 
     /// The broker leading the offsets partition of `group_id` (-1 for none); `None` while
     /// the offsets topic does not exist.
     pub(crate) fn coordinator_of(&self, group_id: &str) -> Option<i32> {
+        self.place_of(group_id).map(|place| place.leader)
+    }
+
+    /// Where `group_id` is kept: its offsets partition, that partition's leader and
+    /// leader epoch; `None` while the offsets topic does not exist.
+    pub(crate) fn place_of(&self, group_id: &str) -> Option<Place> {
         let image = self.topics.image();
         let topic = image.topic(OFFSETS_TOPIC)?;
         let count = i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX);
         let partition = partition_for(group_id, count);
-        Some(
-            image
-                .partition(topic.id, partition)
-                .map_or(-1, |p| p.leader),
-        )
+        let (leader, epoch) = image
+            .partition(topic.id, partition)
+            .map_or((-1, -1), |p| (p.leader, p.leader_epoch));
+        Some(Place {
+            partition,
+            leader,
+            epoch,
+        })
+    }
+
+    /// Where `group_id` is kept, the offsets topic created first if it does not exist
+    /// (answered once this broker has opened it).
+    pub(crate) async fn place_or_create(&self, group_id: &str) -> Result<Place, ErrorCode> {
+        if let Some(place) = self.place_of(group_id) {
+            return Ok(place);
+        }
+        self.ensure_topic().await?;
+        self.topics.catch_up().await;
+        self.place_of(group_id)
+            .ok_or(ErrorCode::COORDINATOR_NOT_AVAILABLE)
+    }
+
+    /// The offsets partitions this broker leads, with their leader epochs.
+    pub(crate) fn led_partitions(&self, me: i32) -> Vec<(i32, i32)> {
+        let image = self.topics.image();
+        let Some(topic) = image.topic(OFFSETS_TOPIC) else {
+            return Vec::new();
+        };
+        topic
+            .partitions
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.leader == me)
+            .filter_map(|(i, p)| Some((i32::try_from(i).ok()?, p.leader_epoch)))
+            .collect()
+    }
+
+    /// The partition count of the offsets topic (0 while it does not exist).
+    pub(crate) fn partition_count(&self) -> i32 {
+        self.topics
+            .image()
+            .topic(OFFSETS_TOPIC)
+            .map_or(0, |t| i32::try_from(t.partitions.len()).unwrap_or(i32::MAX))
     }
 
     /// Makes sure the offsets topic exists: created here on the active controller, asked
@@ -97,9 +163,14 @@ impl Store {
         }
         match self
             .topics
-            // One replica: the coordinator loads a partition's groups when it starts, not
-            // when leadership of it moves.
-            .create_anywhere(OFFSETS_TOPIC, self.partitions, 1, topic_overrides())
+            // Replicated like Kafka's (`offsets.topic.replication.factor`, 3), on as many
+            // brokers as there are when fewer: a partition's new leader loads its groups.
+            .create_anywhere(
+                OFFSETS_TOPIC,
+                self.partitions,
+                self.factor(),
+                topic_overrides(),
+            )
             .await
         {
             Ok(true) => Ok(()),
@@ -125,15 +196,31 @@ impl Store {
             .ok_or(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS)
     }
 
-    /// Appends `entries` of `group` as one batch to its partition; when this returns `Ok`
-    /// the records are in the log.
-    pub(crate) async fn append(&self, group: &str, entries: &[Entry<'_>]) -> Result<(), ErrorCode> {
+    /// Replicas of the offsets topic: `offsets.topic.replication.factor`, at most the
+    /// live brokers.
+    fn factor(&self) -> usize {
+        let live = self.topics.image().live_brokers().count().max(1);
+        self.factor.min(live)
+    }
+
+    /// Appends `entries` of `group` as one batch to its partition, which this broker must
+    /// lead in `epoch` (the one the group was loaded in); when this returns `Ok` the
+    /// records are in the log of every in-sync replica, so a new leader has them.
+    pub(crate) async fn append(
+        &self,
+        group: &str,
+        epoch: i32,
+        entries: &[Entry<'_>],
+    ) -> Result<(), ErrorCode> {
         if entries.is_empty() {
             return Ok(());
         }
         let topic = self.topic().await?;
         let index = partition_for(group, topic.partition_count());
-        let partition = topic.partition(index).ok_or(ErrorCode::NOT_COORDINATOR)?;
+        let partition = topic
+            .partition(index)
+            .filter(|p| p.leader_epoch() == epoch && epoch >= 0)
+            .ok_or(ErrorCode::NOT_COORDINATOR)?;
         let now = now_ms();
         let mut batch = BatchBuilder::new(Compression::None);
         for entry in entries {
@@ -144,10 +231,9 @@ impl Store {
             warn!(group, error = %e, "encoding group records");
             ErrorCode::UNKNOWN_SERVER_ERROR
         })?;
-        partition
+        let appended = partition
             .append(batch, now)
             .await
-            .map(|_| ())
             .map_err(|(code, message)| {
                 warn!(group, error = %code, message, "writing to {OFFSETS_TOPIC}");
                 // As Kafka maps storage errors of the offsets topic for the client.
@@ -157,17 +243,39 @@ impl Store {
                     }
                     _ => ErrorCode::COORDINATOR_NOT_AVAILABLE,
                 }
+            })?;
+        let deadline = tokio::time::Instant::now() + REPLICATION_TIMEOUT;
+        partition
+            .wait_for_high_watermark(appended.next_offset, epoch, deadline)
+            .await
+            .map_err(|code| {
+                warn!(group, error = %code, "{OFFSETS_TOPIC} not replicated");
+                match code {
+                    ErrorCode::NOT_LEADER_OR_FOLLOWER => ErrorCode::NOT_COORDINATOR,
+                    _ => ErrorCode::COORDINATOR_NOT_AVAILABLE,
+                }
             })
     }
 
-    /// Every group's committed offsets and metadata, from the log (empty when the topic
-    /// does not exist yet). Records that do not decode are skipped with a warning.
-    pub(crate) async fn load(&self) -> Result<HashMap<String, Loaded>, ErrorCode> {
+    /// The committed offsets and metadata of the groups of offsets partition `index`,
+    /// from its log, which this broker must lead in `epoch` (it has taken the lead: the
+    /// log holds everything committed). Records that do not decode are skipped with a
+    /// warning.
+    pub(crate) async fn load(
+        &self,
+        index: i32,
+        epoch: i32,
+    ) -> Result<HashMap<String, Loaded>, ErrorCode> {
         let mut groups: HashMap<String, Loaded> = HashMap::new();
         let Some(topic) = self.topics.get(OFFSETS_TOPIC) else {
-            return Ok(groups);
+            return Err(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS);
         };
-        for partition in topic.partitions() {
+        // Not reconciled into the lead yet: the client asks again.
+        let partition = topic
+            .partition(index)
+            .filter(|p| p.leader_epoch() == epoch)
+            .ok_or(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS)?;
+        {
             let mut offset = partition.watermarks().await.log_start_offset;
             loop {
                 let read = partition.read(offset, LOAD_CHUNK).await?;
@@ -178,7 +286,12 @@ impl Store {
             }
         }
         groups.retain(|_, g| g.metadata.is_some() || !g.offsets.is_empty());
-        debug!(groups = groups.len(), "loaded {OFFSETS_TOPIC}");
+        debug!(
+            partition = index,
+            epoch,
+            groups = groups.len(),
+            "loaded {OFFSETS_TOPIC}"
+        );
         Ok(groups)
     }
 }

@@ -113,9 +113,10 @@ impl Cluster {
     }
 
     fn config(&self) -> ClientConfig {
-        // One broker to bootstrap from is enough: the client finds the others.
+        // Every broker, so a client bootstraps whichever of them stops.
+        let bootstrap: Vec<String> = self.brokers.iter().map(Broker::bootstrap).collect();
         ClientConfig::new()
-            .bootstrap(&self.brokers[1].bootstrap())
+            .bootstrap(&bootstrap.join(","))
             .client_id("cluster-tests")
     }
 
@@ -439,5 +440,118 @@ async fn partitions_move_to_other_brokers_while_clients_carry_on() {
         .await
         .unwrap();
     assert!(again[0].is(ErrorCode::ELECTION_NOT_NEEDED));
+    cluster.shutdown().await;
+}
+
+/// Polls `consumer` until `values` holds `until` record values.
+async fn read_values(consumer: &Consumer, values: &mut Vec<u32>, until: usize) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while values.len() < until {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "read {}",
+            values.len()
+        );
+        for r in consumer.poll(Duration::from_millis(100)).await.unwrap() {
+            values.push(
+                std::str::from_utf8(&r.value.unwrap())
+                    .unwrap()
+                    .parse()
+                    .unwrap(),
+            );
+        }
+    }
+}
+
+/// The node FindCoordinator names for `group`, asked of `bootstrap`.
+async fn coordinator_of(bootstrap: &str, group: &str) -> i32 {
+    use kafka_protocol::messages::FindCoordinatorRequest;
+    use kafka_protocol::protocol::StrBytes;
+    let conn = strom_protocol::connection::Connection::connect(bootstrap, "cluster-tests")
+        .await
+        .unwrap();
+    let request = FindCoordinatorRequest::default().with_key(StrBytes::from_string(group.into()));
+    let response = conn.send_version(&request, 3).await.unwrap();
+    assert_eq!(response.error_code, 0);
+    response.node_id.0
+}
+
+/// The offsets topic has three replicas; when the broker coordinating a group stops, the
+/// new leader of its offsets partition loads the group, and its members carry on from
+/// the offsets they committed: nothing read again, nothing skipped.
+#[tokio::test]
+async fn a_group_keeps_its_offsets_when_its_coordinator_stops() {
+    let mut cluster = Cluster::start().await;
+    let admin = Admin::connect(cluster.config()).await.unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while admin.describe_cluster().await.unwrap().brokers.len() < 3 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "brokers never registered"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    admin
+        .create_topic(NewTopic::new("ha").partitions(2))
+        .await
+        .unwrap();
+    let producer = Producer::new(cluster.config()).await.unwrap();
+    let send = |range: std::ops::Range<u32>| {
+        let producer = producer.clone();
+        async move {
+            let mut deliveries = Vec::new();
+            for i in range {
+                let record = Record::new("ha").key(i.to_string()).value(i.to_string());
+                deliveries.push(producer.send(record).await.unwrap());
+            }
+            for d in deliveries {
+                d.await.unwrap();
+            }
+        }
+    };
+    send(0..100).await;
+
+    let mut config = cluster.config();
+    for (k, v) in [
+        ("group.id", "ha-group"),
+        ("auto.offset.reset", "earliest"),
+        ("enable.auto.commit", "false"),
+        ("heartbeat.interval.ms", "100"),
+    ] {
+        config.set(k, v).unwrap();
+    }
+    let consumer = Consumer::new(config).await.unwrap();
+    consumer.subscribe(&["ha"]).unwrap();
+    let mut values: Vec<u32> = Vec::new();
+    read_values(&consumer, &mut values, 100).await;
+    consumer.commit().await.unwrap();
+    let offsets = admin
+        .describe_topics(&["__consumer_offsets"])
+        .await
+        .unwrap();
+    assert!(offsets[0].partitions.iter().all(|p| p.replicas.len() == 3));
+
+    // The coordinator stops; another broker leads the group's offsets partition.
+    let coordinator = coordinator_of(&cluster.brokers[0].bootstrap(), "ha-group").await;
+    let index = cluster
+        .brokers
+        .iter()
+        .position(|b| b.node_id() == coordinator)
+        .unwrap();
+    cluster.brokers.remove(index).shutdown().await.unwrap();
+    send(100..150).await;
+    read_values(&consumer, &mut values, 150).await;
+    values.sort_unstable();
+    assert_eq!(values, (0..150).collect::<Vec<_>>(), "each record once");
+    let other = coordinator_of(&cluster.brokers[0].bootstrap(), "ha-group").await;
+    assert_ne!(other, coordinator);
+    consumer.commit().await.unwrap();
+    let committed = consumer
+        .committed(&[("ha".into(), 0), ("ha".into(), 1)])
+        .await
+        .unwrap();
+    assert_eq!(committed.iter().flatten().sum::<i64>(), 150);
+    consumer.shutdown().await.unwrap();
+    producer.close().await;
     cluster.shutdown().await;
 }
