@@ -132,14 +132,7 @@ async fn produce_and_consume_in_a_group_across_three_brokers() {
     let cluster = Cluster::start().await;
     let admin = Admin::connect(cluster.config()).await.unwrap();
     // Every broker registers through the quorum.
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while admin.describe_cluster().await.unwrap().brokers.len() < 3 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "brokers never registered"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    registered(&admin, 3).await;
     admin
         .create_topic(NewTopic::new("orders").partitions(6))
         .await
@@ -231,14 +224,7 @@ async fn described_until(
 async fn partitions_move_to_other_brokers_while_clients_carry_on() {
     let mut cluster = Cluster::start_with(1, 2).await;
     let admin = Admin::connect(cluster.config()).await.unwrap();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while admin.describe_cluster().await.unwrap().brokers.len() < 4 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "brokers never registered"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    registered(&admin, 4).await;
     admin
         .create_topic(NewTopic::new("moving").partitions(2))
         .await
@@ -443,6 +429,18 @@ async fn partitions_move_to_other_brokers_while_clients_carry_on() {
     cluster.shutdown().await;
 }
 
+/// Waits until `count` brokers are registered and live.
+async fn registered(admin: &Admin, count: usize) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while admin.describe_cluster().await.unwrap().brokers.len() < count {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "brokers never registered"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Polls `consumer` until `values` holds `until` record values.
 async fn read_values(consumer: &Consumer, values: &mut Vec<u32>, until: usize) {
     let deadline = tokio::time::Instant::now() + WAIT;
@@ -483,14 +481,7 @@ async fn coordinator_of(bootstrap: &str, group: &str) -> i32 {
 async fn a_group_keeps_its_offsets_when_its_coordinator_stops() {
     let mut cluster = Cluster::start().await;
     let admin = Admin::connect(cluster.config()).await.unwrap();
-    let deadline = tokio::time::Instant::now() + WAIT;
-    while admin.describe_cluster().await.unwrap().brokers.len() < 3 {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "brokers never registered"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    registered(&admin, 3).await;
     admin
         .create_topic(NewTopic::new("ha").partitions(2))
         .await
