@@ -579,31 +579,17 @@ impl Partition {
                 ErrorCode::CORRUPT_MESSAGE
             })?;
             let log_end = state.log.log_end_offset();
-            if headers.first().is_some_and(|h| h.base_offset != log_end) {
+            if headers.first().is_some_and(|h| h.base_offset < log_end) {
                 return Err(ErrorCode::OFFSET_OUT_OF_RANGE);
             }
-            // The log assigns consecutive offsets; batches with a gap between them (a
-            // compacted leader log) would be renumbered, so they are refused rather than
-            // stored under other offsets than the leader's.
-            let contiguous = headers
-                .windows(2)
-                .all(|w| w[1].base_offset == w[0].next_offset());
-            if !contiguous {
-                warn!(
-                    partition = self.index,
-                    "replicated batches with offset gaps are not stored; this replica stays out of sync"
-                );
-                return Err(ErrorCode::CORRUPT_MESSAGE);
-            }
-            let mut data = BytesMut::from(&payload[..]);
-            let info = state
+            // The leader's offsets are kept, gaps included (a compacted leader log).
+            state
                 .log
-                .append(&mut data, now_ms)
+                .append_with_offsets(&payload, now_ms)
                 .map_err(|e| log_error_code(&e, self.index))?;
-            let mut next = info.base_offset;
             let mut epochs_changed = false;
             for header in &headers {
-                state.producers.record(header, next);
+                state.producers.record(header, header.base_offset);
                 let epoch = header.partition_leader_epoch;
                 if epoch >= 0
                     && state
@@ -611,10 +597,9 @@ impl Partition {
                         .latest()
                         .is_none_or(|(latest, _)| latest < epoch)
                 {
-                    state.epochs.assign(epoch, next);
+                    state.epochs.assign(epoch, header.base_offset);
                     epochs_changed = true;
                 }
-                next += header.next_offset() - header.base_offset;
             }
             if epochs_changed {
                 self.save_epochs(&state.epochs);
@@ -823,7 +808,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn replicated_batches_keep_the_leaders_offsets_or_are_refused() {
+    async fn replicated_batches_keep_the_leaders_offsets_gaps_included() {
         let dir = tempfile::tempdir().unwrap();
         let p = Partition::open(0, dir.path(), LogConfig::default(), 0).unwrap();
         p.follow(0);
@@ -835,16 +820,17 @@ mod tests {
             .unwrap();
         assert_eq!(p.log_end_offset().await, 5);
         assert_eq!(p.high_watermark(), 4, "the leader's, within this log");
-        // Not from this log's end.
-        let late = p
-            .append_replicated(Bytes::from(batch(9, 1)), 10, -1, 0, 0)
+        // Overlapping what this log holds.
+        let overlap = p
+            .append_replicated(Bytes::from(batch(3, 1)), 10, -1, 0, 0)
             .await;
-        assert_eq!(late, Err(ErrorCode::OFFSET_OUT_OF_RANGE));
-        // A gap between batches (a compacted leader log) would be renumbered: refused.
+        assert_eq!(overlap, Err(ErrorCode::OFFSET_OUT_OF_RANGE));
+        // A gap between batches (a compacted leader log) is kept as the leader has it.
         let gap = [batch(5, 1), batch(8, 1)].concat();
-        let refused = p.append_replicated(Bytes::from(gap), 9, -1, 0, 0).await;
-        assert_eq!(refused, Err(ErrorCode::CORRUPT_MESSAGE));
-        assert_eq!(p.log_end_offset().await, 5);
+        p.append_replicated(Bytes::from(gap), 9, -1, 0, 0)
+            .await
+            .unwrap();
+        assert_eq!(p.log_end_offset().await, 9);
         // Fetched in an epoch this replica no longer follows: refused, nothing appended.
         p.follow(1);
         let stale = p
@@ -859,7 +845,7 @@ mod tests {
             Err(ErrorCode::FENCED_LEADER_EPOCH),
             "not yet truncated"
         );
-        assert_eq!(p.log_end_offset().await, 5);
+        assert_eq!(p.log_end_offset().await, 9);
     }
 
     #[tokio::test]

@@ -232,6 +232,64 @@ impl PartitionLog {
         })
     }
 
+    /// Appends batches that carry their offsets already: a follower copying its leader's
+    /// log, where compaction may have left gaps between batches. Each batch must start at
+    /// or after the log end and after the one before it; their base offsets are kept.
+    ///
+    /// # Errors
+    /// As [`PartitionLog::append`], and [`LogError::InvalidRecords`] for a batch that
+    /// starts below the log end or the batch before it, or a gap too wide for one segment.
+    pub fn append_with_offsets(
+        &mut self,
+        records: &[u8],
+        now_ms: i64,
+    ) -> Result<AppendInfo, LogError> {
+        let headers = self.parse_append(records)?;
+        let dir = self.dir.clone();
+        let invalid = |reason: String| LogError::InvalidRecords {
+            dir: dir.clone(),
+            reason,
+        };
+        let mut expected = self.log_end_offset();
+        let (mut max_timestamp, mut offset_of_max_timestamp) = (i64::MIN, expected);
+        for (header, _) in &headers {
+            if header.base_offset < expected {
+                return Err(invalid(format!(
+                    "a batch at offset {} overlaps what is before it (up to {expected})",
+                    header.base_offset
+                )));
+            }
+            if header.max_timestamp > max_timestamp {
+                (max_timestamp, offset_of_max_timestamp) =
+                    (header.max_timestamp, header.base_offset);
+            }
+            expected = header.next_offset();
+        }
+        let base_offset = headers.first().map_or(expected, |(h, _)| h.base_offset);
+        self.maybe_roll(records.len(), expected - self.log_end_offset(), now_ms)?;
+        if expected - 1 - self.active.base_offset > i64::from(i32::MAX) {
+            return Err(invalid(format!(
+                "offsets {base_offset}..{expected} are too far past the segment at {}",
+                self.active.base_offset
+            )));
+        }
+        self.active
+            .append(records, &headers, self.config.index_interval_bytes)?;
+        let count: i64 = headers
+            .iter()
+            .map(|(h, _)| i64::from(h.last_offset_delta) + 1)
+            .sum();
+        self.unflushed_messages += count;
+        self.maybe_flush(now_ms)?;
+        Ok(AppendInfo {
+            base_offset,
+            last_offset: expected - 1,
+            log_append_time_ms: -1,
+            max_timestamp,
+            offset_of_max_timestamp,
+        })
+    }
+
     fn parse_append(
         &self,
         records: &[u8],

@@ -634,3 +634,46 @@ fn flushed_rolled_segments_are_not_rescanned_after_a_crash() {
     let log = PartitionLog::open(dir.path(), small_config(), T0).unwrap();
     assert_eq!(log.log_end_offset(), leo);
 }
+
+#[test]
+fn batches_appended_with_their_offsets_keep_gaps_across_rolls_and_reopen() {
+    use strom_protocol::records::set_base_offset;
+    let at = |base: i64, value: &str| {
+        let mut b = batch(
+            T0,
+            &[&format!("{value}-with-some-padding-to-roll-segments")],
+        );
+        set_base_offset(&mut b, base);
+        b
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::open(dir.path(), small_config(), T0).unwrap();
+    // A compacted leader's batches: offsets 0, 3, 4, then 40 after a long gap.
+    let mut wanted = Vec::new();
+    for (base, value) in [(0, "a"), (3, "b"), (4, "c"), (40, "d")] {
+        let info = log.append_with_offsets(&at(base, value), T0).unwrap();
+        assert_eq!(info.base_offset, base);
+        wanted.push((base, format!("{value}-with-some-padding-to-roll-segments")));
+    }
+    for i in 0..20 {
+        log.append_with_offsets(&at(41 + i, "e"), T0).unwrap();
+        wanted.push((41 + i, "e-with-some-padding-to-roll-segments".to_owned()));
+    }
+    assert!(log.segment_count() > 1);
+    assert_eq!(log.log_end_offset(), 61);
+    assert_eq!(values(&log, 0), wanted);
+    // Overlapping what is there is refused; the log is unchanged.
+    assert!(matches!(
+        log.append_with_offsets(&at(60, "x"), T0),
+        Err(LogError::InvalidRecords { .. })
+    ));
+    drop(log);
+    let log = PartitionLog::open(dir.path(), small_config(), T0).unwrap();
+    assert_eq!(log.log_end_offset(), 61);
+    assert_eq!(values(&log, 0), wanted);
+    assert_eq!(
+        values(&log, 2)[0].0,
+        3,
+        "a read from inside a gap starts after it"
+    );
+}

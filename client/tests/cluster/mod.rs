@@ -53,6 +53,7 @@ impl Cluster {
                 .unwrap();
             config.group_initial_rebalance_delay = Duration::ZERO;
             config.default_replication_factor = factor;
+            config.retention_check_interval = Duration::from_millis(50);
             brokers.push(
                 Broker::start_with_controller_listener(config, listener)
                     .await
@@ -85,6 +86,7 @@ impl Cluster {
         config
             .set("controller.quorum.voters", &self.voters)
             .unwrap();
+        config.retention_check_interval = Duration::from_millis(50);
         config
     }
 
@@ -544,5 +546,102 @@ async fn a_group_keeps_its_offsets_when_its_coordinator_stops() {
     assert_eq!(committed.iter().flatten().sum::<i64>(), 150);
     consumer.shutdown().await.unwrap();
     producer.close().await;
+    cluster.shutdown().await;
+}
+
+/// Reads partition 0 of `topic` from its start to its end as (offset, key, value).
+async fn read_partition(cluster: &Cluster, topic: &str) -> Vec<(i64, String, String)> {
+    let admin = Admin::connect(cluster.config()).await.unwrap();
+    let end = admin
+        .list_offsets(topic, strom_client::admin::OffsetSpec::Latest)
+        .await
+        .unwrap()[&0]
+        .offset;
+    let consumer = Consumer::new(cluster.config()).await.unwrap();
+    consumer.assign(&[(topic.into(), 0)]).unwrap();
+    consumer.seek_to_beginning(&[(topic.into(), 0)]).unwrap();
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while out.last().map_or(0, |(o, _, _)| o + 1) < end {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "read {} of {end}",
+            out.len()
+        );
+        for r in consumer.poll(Duration::from_millis(100)).await.unwrap() {
+            let text = |b: Option<bytes::Bytes>| String::from_utf8(b.unwrap().to_vec()).unwrap();
+            out.push((r.offset, text(r.key), text(r.value)));
+        }
+    }
+    consumer.shutdown().await.unwrap();
+    out
+}
+
+/// A compacted partition (offsets with gaps between its batches) moves to a new replica:
+/// the replica copies it with the leader's offsets, gaps included, catches up, and leads
+/// it with the same records.
+#[tokio::test]
+async fn a_new_replica_copies_a_compacted_log_with_its_gaps() {
+    let cluster = Cluster::start_with(1, 2).await;
+    let admin = Admin::connect(cluster.config()).await.unwrap();
+    registered(&admin, 4).await;
+    admin
+        .create_topic(
+            NewTopic::new("compacted")
+                .partitions(1)
+                .config("cleanup.policy", "compact")
+                .config("segment.bytes", "2048")
+                .config("min.cleanable.dirty.ratio", "0.01"),
+        )
+        .await
+        .unwrap();
+    let producer = Producer::new(cluster.config()).await.unwrap();
+    for i in 0..400u32 {
+        let record = Record::new("compacted")
+            .partition(0)
+            .key(format!("key-{}", i % 10))
+            .value(format!("value-{i}"));
+        producer.send(record).await.unwrap().await.unwrap();
+    }
+    producer.close().await;
+    // Compacted on its replicas: fewer records than offsets.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let compacted = loop {
+        let read = read_partition(&cluster, "compacted").await;
+        if read.len() < 200 {
+            break read;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never compacted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // Removed records leave offsets out: before the first kept one, or between two.
+    let gaps = compacted[0].0 > 0 || compacted.windows(2).any(|w| w[1].0 > w[0].0 + 1);
+    assert!(gaps, "{compacted:?}");
+
+    // Node 4 becomes its only replica: it must copy the log to be in sync first.
+    let moved = PartitionMove {
+        topic: "compacted".into(),
+        partition: 0,
+        replicas: Some(vec![4]),
+    };
+    for outcome in admin.alter_partition_reassignments(&[moved]).await.unwrap() {
+        outcome.result.unwrap();
+    }
+    described_until(&admin, "compacted", "moved to node 4", |d| {
+        d.partitions[0].replicas == [4] && d.partitions[0].leader == 4
+    })
+    .await;
+    let copied = read_partition(&cluster, "compacted").await;
+    // The latest value of every key, at the leader's offsets (compaction may have gone
+    // on meanwhile, so older values may be gone from either).
+    let latest = |records: &[(i64, String, String)]| {
+        let mut by_key = BTreeMap::new();
+        for (offset, key, value) in records {
+            by_key.insert(key.clone(), (*offset, value.clone()));
+        }
+        by_key
+    };
+    assert_eq!(latest(&copied), latest(&compacted));
+    assert_eq!(latest(&copied).len(), 10);
     cluster.shutdown().await;
 }
