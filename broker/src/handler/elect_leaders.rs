@@ -47,8 +47,7 @@ pub(crate) async fn handle(
             return ElectLeadersResponse::default().with_error_code(code.code());
         }
     };
-    let mut topics: Vec<ReplicaElectionResult> = Vec::new();
-    for ((name, partition), outcome) in results {
+    let answers = results.into_iter().map(|((name, partition), outcome)| {
         let result = PartitionResult::default().with_partition_id(partition);
         let result = match outcome {
             Ok(()) => result,
@@ -56,14 +55,12 @@ pub(crate) async fn handle(
                 .with_error_code(code.code())
                 .with_error_message(Some(str_bytes(message))),
         };
-        match topics.iter_mut().find(|t| t.topic.0.as_str() == name) {
-            Some(t) => t.partition_result.push(result),
-            None => topics.push(
-                ReplicaElectionResult::default()
-                    .with_topic(TopicName(str_bytes(name)))
-                    .with_partition_result(vec![result]),
-            ),
-        }
-    }
+        (name, result)
+    });
+    let topics = super::by_topic(answers, |name, partitions| {
+        ReplicaElectionResult::default()
+            .with_topic(TopicName(str_bytes(name)))
+            .with_partition_result(partitions)
+    });
     ElectLeadersResponse::default().with_replica_election_results(topics)
 }

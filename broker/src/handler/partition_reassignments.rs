@@ -107,22 +107,19 @@ pub(crate) async fn list(
             .collect()
     });
     let ongoing = state.topics.reassignments(named.as_deref());
-    let mut topics: Vec<OngoingTopicReassignment> = Vec::new();
     let ids = |ids: &[i32]| ids.iter().copied().map(BrokerId).collect::<Vec<_>>();
-    for ((name, index), r) in ongoing {
+    let answers = ongoing.into_iter().map(|((name, index), p)| {
         let partition = OngoingPartitionReassignment::default()
             .with_partition_index(index)
-            .with_replicas(ids(&r.replicas))
-            .with_adding_replicas(ids(&r.adding))
-            .with_removing_replicas(ids(&r.removing));
-        match topics.last_mut() {
-            Some(t) if t.name.0.as_str() == name => t.partitions.push(partition),
-            _ => topics.push(
-                OngoingTopicReassignment::default()
-                    .with_name(TopicName(str_bytes(name)))
-                    .with_partitions(vec![partition]),
-            ),
-        }
-    }
+            .with_replicas(ids(&p.replicas))
+            .with_adding_replicas(ids(&p.adding))
+            .with_removing_replicas(ids(&p.removing));
+        (name, partition)
+    });
+    let topics = super::by_topic(answers, |name, partitions| {
+        OngoingTopicReassignment::default()
+            .with_name(TopicName(str_bytes(name)))
+            .with_partitions(partitions)
+    });
     ListPartitionReassignmentsResponse::default().with_topics(topics)
 }

@@ -23,14 +23,6 @@ const ROUNDS: usize = 5;
 /// A partition named by a request: topic name and index.
 pub(crate) type PartitionName = (String, i32);
 
-/// A reassignment in progress, as ListPartitionReassignments reports it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Reassignment {
-    pub(crate) replicas: Vec<i32>,
-    pub(crate) adding: Vec<i32>,
-    pub(crate) removing: Vec<i32>,
-}
-
 impl Topics {
     /// AlterPartitionReassignments: for each partition, starts moving it to the target
     /// replicas (`Some`) or cancels its move (`None`). Answers per partition, in order;
@@ -98,23 +90,17 @@ impl Topics {
             .collect())
     }
 
-    /// The reassignments in progress, of the partitions named or of all.
+    /// The partitions with a reassignment in progress (their `replicas`, `adding` and
+    /// `removing` say it), of the partitions named or of all.
     pub(crate) fn reassignments(
         &self,
         topics: Option<&[(String, Vec<i32>)]>,
-    ) -> BTreeMap<PartitionName, Reassignment> {
+    ) -> BTreeMap<PartitionName, PartitionRegistration> {
         let image = self.image();
         let mut out = BTreeMap::new();
         let mut add = |name: &str, index: i32, p: &PartitionRegistration| {
             if reassignment::in_progress(p) {
-                out.insert(
-                    (name.to_owned(), index),
-                    Reassignment {
-                        replicas: p.replicas.clone(),
-                        adding: p.adding.clone(),
-                        removing: p.removing.clone(),
-                    },
-                );
+                out.insert((name.to_owned(), index), p.clone());
             }
         };
         match topics {
