@@ -12,9 +12,13 @@
 //! numbered then, with idempotence, so the broker appends them in order or refuses the
 //! ones after a gap. When a batch comes back unsent (a retriable error) while later ones
 //! are out, the partition sends nothing new until all are back; then its returned batches
-//! go again one at a time, in their original order. A batch that fails for good hands its
-//! sequence numbers to the batches after it, which are restamped (the Java client does
-//! the same, short of bumping the epoch).
+//! go again one at a time, in their original order. A batch the broker refused (so surely
+//! did not write) hands its sequence numbers to the batches after it, which are restamped.
+//! A batch whose fate is unknown (failed after being sent: its delivery timed out, or the
+//! broker answered with a sequence error no earlier batch explains) leaves the broker's
+//! numbering unknown too: once none of the partition's batches is out, its numbering
+//! restarts at 0 under the producer epoch plus one, which the broker accepts as a new
+//! start for that producer (the Java client's epoch bump, per partition).
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
@@ -55,6 +59,11 @@ struct PartitionQueue {
     /// Batches above this id hold sequence numbers a failed batch gave back: they are
     /// renumbered when sent again.
     renumber_above: Option<u64>,
+    /// Epoch bumps so far: batches are stamped with the producer's epoch plus this.
+    epoch_bump: i16,
+    /// A batch's fate is unknown: the numbering restarts under the next epoch once no
+    /// batch is out.
+    bump_pending: bool,
 }
 
 impl PartitionQueue {
@@ -71,12 +80,30 @@ impl PartitionQueue {
         !self.recovering && front.attempts == 0 && self.in_flight.len() < max_in_flight
     }
 
-    /// Takes batch `id` off the batches out; once none is out, recovery ends.
+    /// Takes batch `id` off the batches out; once none is out, recovery ends (and a
+    /// pending epoch bump happens).
     fn returned(&mut self, id: u64) {
         self.in_flight.retain(|&out| out != id);
         if self.in_flight.is_empty() {
             self.recovering = false;
             self.renumber_above = None;
+            if self.bump_pending {
+                self.bump_pending = false;
+                self.epoch_bump = self.epoch_bump.saturating_add(1);
+                self.next_sequence = 0;
+            }
+        }
+    }
+
+    /// The batches after `id` lose their numbers (those out when they come back), and
+    /// no new batch goes out until all are back.
+    fn renumber_after(&mut self, id: u64) {
+        for waiting in self.batches.iter_mut().filter(|b| b.id > id) {
+            waiting.base_sequence = None;
+        }
+        if self.in_flight.iter().any(|&out| out != id) {
+            self.recovering = true;
+            self.renumber_above = Some(self.renumber_above.map_or(id, |a| a.min(id)));
         }
     }
 }
@@ -86,7 +113,8 @@ impl PartitionQueue {
 pub(crate) enum Finished {
     /// The broker acknowledged it.
     Acked,
-    /// It failed; the broker may have written it.
+    /// It failed; the broker may have written it. If it was sent, its partition's
+    /// numbering restarts under a bumped epoch.
     Failed,
     /// It failed and the broker surely did not write it: its sequence numbers go to the
     /// batches after it.
@@ -306,24 +334,26 @@ impl Accumulator {
     /// Records that a batch is done (its records completed or failed), drained or
     /// expired. A [`Finished::Refused`] batch gives its sequence numbers to the batches
     /// after it: those waiting are renumbered when drained, those out when they come back.
+    /// A [`Finished::Failed`] batch that was numbered (sent) makes its partition renumber
+    /// the batches after it from 0 under a bumped epoch, once none is out.
     pub(crate) fn finish(&mut self, batch: &BatchKey, how: Finished) {
         let queue = self.queue(&batch.topic, batch.partition);
         let was_out = queue.in_flight.contains(&batch.id);
-        queue.returned(batch.id);
         match (how, batch.base_sequence) {
             (Finished::Refused, Some(base)) if was_out => {
-                queue.next_sequence = base;
-                for waiting in queue.batches.iter_mut().filter(|b| b.id > batch.id) {
-                    waiting.base_sequence = None;
+                if !queue.bump_pending && batch.epoch_bump == queue.epoch_bump {
+                    queue.next_sequence = base;
                 }
-                if !queue.in_flight.is_empty() {
-                    queue.recovering = true;
-                    queue.renumber_above =
-                        Some(queue.renumber_above.map_or(batch.id, |a| a.min(batch.id)));
-                }
+                queue.renumber_after(batch.id);
+            }
+            // Numbered since under a later epoch: nothing to restart.
+            (Finished::Failed, Some(_)) if batch.epoch_bump == queue.epoch_bump => {
+                queue.bump_pending = true;
+                queue.renumber_after(batch.id);
             }
             _ => {}
         }
+        queue.returned(batch.id);
         self.incomplete.remove(&batch.id);
     }
 
@@ -398,6 +428,7 @@ fn take_front(queue: &mut PartitionQueue, idempotent: bool) -> Option<ProducerBa
     batch.closed = true;
     if idempotent && batch.base_sequence.is_none() {
         batch.base_sequence = Some(queue.next_sequence);
+        batch.epoch_bump = queue.epoch_bump;
         queue.next_sequence = next_sequence(queue.next_sequence, batch.record_count());
     }
     batch.sent_behind = !queue.in_flight.is_empty();

@@ -305,3 +305,78 @@ fn a_batch_started_behind_one_out_says_so() {
     let drained = acc.drain(Instant::now(), leader_zero, any_slot, 1 << 20);
     assert_eq!(drained_counts(&drained), [1, 2]);
 }
+
+#[test]
+fn a_batch_of_unknown_fate_restarts_the_numbering_under_the_next_epoch() {
+    let mut acc = Accumulator::new(AccumulatorConfig {
+        max_in_flight: 5,
+        ..config(200, 0)
+    });
+    for _ in 0..4 {
+        append(&mut acc, "t", 0);
+    }
+    let now = Instant::now();
+    let first = take_one(&mut acc, now).unwrap();
+    let mut second = take_one(&mut acc, now).unwrap();
+    let stamps = [first.base_sequence, second.base_sequence];
+    assert_eq!(stamps, [Some(0), Some(1)]);
+    assert_eq!((first.epoch_bump, second.epoch_bump), (0, 0));
+    // The first fails with its fate unknown (an unexplained sequence error, or timed out
+    // after being sent); the second is refused for the gap and comes back.
+    acc.finish(&first.key(), Finished::Failed);
+    assert!(
+        take_one(&mut acc, now).is_none(),
+        "nothing new while one is out"
+    );
+    assert!(acc.after_gap(&second));
+    second.attempts += 1;
+    acc.requeue(second, now);
+    // Everything after the failed batch is numbered from 0 under the next epoch.
+    let second = take_one(&mut acc, now).unwrap();
+    assert_eq!((second.epoch_bump, second.base_sequence), (1, Some(0)));
+    acc.finish(&second.key(), Finished::Acked);
+    let third = take_one(&mut acc, now).unwrap();
+    assert_eq!((third.epoch_bump, third.base_sequence), (1, Some(1)));
+    let fourth = take_one(&mut acc, now).unwrap();
+    assert_eq!((fourth.epoch_bump, fourth.base_sequence), (1, Some(2)));
+    // A batch refused outright hands its numbers on, within the epoch.
+    acc.finish(&third.key(), Finished::Refused);
+    acc.finish(&fourth.key(), Finished::Failed);
+    append(&mut acc, "t", 0);
+    let fifth = take_one(&mut acc, Instant::now()).unwrap();
+    assert_eq!((fifth.epoch_bump, fifth.base_sequence), (2, Some(0)));
+    acc.finish(&fifth.key(), Finished::Acked);
+    assert!(acc.is_empty());
+}
+
+#[test]
+fn a_batch_numbered_under_an_earlier_epoch_bumps_nothing_more() {
+    let mut acc = Accumulator::new(AccumulatorConfig {
+        max_in_flight: 5,
+        ..config(200, 0)
+    });
+    for _ in 0..3 {
+        append(&mut acc, "t", 0);
+    }
+    let now = Instant::now();
+    let first = take_one(&mut acc, now).unwrap();
+    let mut second = take_one(&mut acc, now).unwrap();
+    // The first times out after being sent; the second comes back unsent and goes again
+    // first in line, still under the old numbering (it was stamped before the bump).
+    acc.finish(&first.key(), Finished::Failed);
+    second.attempts += 1;
+    acc.requeue(second, now);
+    let second = take_one(&mut acc, now).unwrap();
+    assert_eq!((second.epoch_bump, second.base_sequence), (1, Some(0)));
+    let third = take_one(&mut acc, now).unwrap();
+    assert_eq!((third.epoch_bump, third.base_sequence), (1, Some(1)));
+    // An old-epoch key failing late changes nothing.
+    let mut stale = first.key();
+    stale.epoch_bump = 0;
+    acc.finish(&stale, Finished::Failed);
+    acc.finish(&second.key(), Finished::Acked);
+    acc.finish(&third.key(), Finished::Acked);
+    append(&mut acc, "t", 0);
+    let fourth = take_one(&mut acc, Instant::now()).unwrap();
+    assert_eq!((fourth.epoch_bump, fourth.base_sequence), (1, Some(2)));
+}

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use strom_protocol::records::{set_base_sequence, BatchBuilder, Compression};
+use strom_protocol::records::{set_producer_sequence, BatchBuilder, Compression};
 use strom_protocol::ProtocolError;
 use tokio::sync::{oneshot, OwnedSemaphorePermit};
 
@@ -33,6 +33,7 @@ pub(crate) struct BatchKey {
     pub(crate) topic: Arc<str>,
     pub(crate) partition: i32,
     pub(crate) base_sequence: Option<i32>,
+    pub(crate) epoch_bump: i16,
 }
 
 /// One record's delivery slot: where to send its outcome, and its timestamp.
@@ -55,8 +56,11 @@ pub(crate) struct ProducerBatch {
     /// drained (again if an earlier batch's failure freed its numbers), stamped at build
     /// time.
     pub(crate) base_sequence: Option<i32>,
-    /// The base sequence stamped in `built`.
-    stamped: Option<i32>,
+    /// Added to the producer's epoch for this batch: its partition's numbering restarted
+    /// at 0 under a bumped epoch this many times (after a batch's fate was left unknown).
+    pub(crate) epoch_bump: i16,
+    /// The epoch and base sequence stamped in `built`.
+    stamped: Option<(i16, i32)>,
     deliveries: Vec<Delivery>,
     /// The `buffer.memory` bytes its records hold, released when the batch completes.
     memory: Option<OwnedSemaphorePermit>,
@@ -80,6 +84,7 @@ impl ProducerBatch {
             builder: Some(BatchBuilder::new(codec)),
             built: None,
             base_sequence: None,
+            epoch_bump: 0,
             stamped: None,
             deliveries: Vec::new(),
             memory: None,
@@ -98,6 +103,7 @@ impl ProducerBatch {
             topic: self.topic.clone(),
             partition: self.partition,
             base_sequence: self.base_sequence,
+            epoch_bump: self.epoch_bump,
         }
     }
 
@@ -146,20 +152,37 @@ impl ProducerBatch {
         }
     }
 
-    /// The encoded batch: built (compressed, stamped with `producer` and the base sequence
-    /// the accumulator assigned) the first time, the same bytes on every retry unless the
-    /// batch was given new sequence numbers since (then restamped).
+    /// The encoded batch: built (compressed, stamped with `producer`, its epoch bumped by
+    /// `epoch_bump`, and the base sequence the accumulator assigned) the first time, the
+    /// same bytes on every retry unless the batch was given new sequence numbers since
+    /// (then restamped).
     pub(crate) fn build(
         &mut self,
         producer: Option<ProducerIdentity>,
     ) -> Result<Bytes, ClientError> {
         let sequence = self.base_sequence.unwrap_or(0);
+        let producer = match producer {
+            Some(p) => Some(ProducerIdentity {
+                id: p.id,
+                epoch: p.epoch.checked_add(self.epoch_bump).ok_or_else(|| {
+                    ClientError::InvalidState {
+                        operation: "produce".to_owned(),
+                        state: format!(
+                            "the producer epoch of {}-{} is exhausted; start a new producer",
+                            self.topic, self.partition
+                        ),
+                    }
+                })?,
+            }),
+            None => None,
+        };
         if let Some(built) = &mut self.built {
-            if producer.is_some() && self.stamped != Some(sequence) {
+            if let Some(p) = producer.filter(|p| self.stamped != Some((p.epoch, sequence))) {
                 let mut restamped = BytesMut::from(&built[..]);
-                set_base_sequence(&mut restamped, sequence).map_err(ProtocolError::from)?;
+                set_producer_sequence(&mut restamped, p.epoch, sequence)
+                    .map_err(ProtocolError::from)?;
                 *built = restamped.freeze();
-                self.stamped = Some(sequence);
+                self.stamped = Some((p.epoch, sequence));
             }
             return Ok(built.clone());
         }
@@ -167,12 +190,14 @@ impl ProducerBatch {
             return Err(ProtocolError::ConnectionClosed.into());
         };
         let builder = match producer {
-            Some(p) => builder.producer(p.id, p.epoch, sequence),
+            Some(p) => {
+                self.stamped = Some((p.epoch, sequence));
+                builder.producer(p.id, p.epoch, sequence)
+            }
             None => builder,
         };
         let built = builder.build().map_err(ProtocolError::from)?;
         self.built = Some(built.clone());
-        self.stamped = Some(sequence);
         self.closed = true;
         Ok(built)
     }
@@ -241,6 +266,17 @@ mod tests {
         let (header, records) = strom_protocol::records::decode_batch(&restamped).unwrap();
         assert_eq!((header.producer_id, header.base_sequence), (9, 99));
         assert_eq!(records.len(), values.len());
+        // A bumped epoch: numbered from 0 again.
+        batch.epoch_bump = 1;
+        batch.base_sequence = Some(0);
+        let bumped = batch.build(Some(identity)).unwrap();
+        let (header, _) = strom_protocol::records::decode_batch(&bumped).unwrap();
+        let stamp = (
+            header.producer_id,
+            header.producer_epoch,
+            header.base_sequence,
+        );
+        assert_eq!(stamp, (9, 2, 0));
         batch.complete(100, -1);
         futures
     }

@@ -31,9 +31,11 @@
 //! With idempotence (the default with `acks=all`), the producer asks for a producer id
 //! (InitProducerId) when it starts and numbers each partition's records; a retried batch
 //! the broker already has is answered as a duplicate with its first offsets, so retries do
-//! not duplicate records. Not done, unlike the Java client: bumping the epoch after a
-//! sequence error (`OUT_OF_ORDER_SEQUENCE_NUMBER`, `UNKNOWN_PRODUCER_ID`, or a batch that
-//! timed out after being sent); such batches fail, and later ones of that partition may too.
+//! not duplicate records. A batch whose fate is left unknown (a sequence error
+//! `OUT_OF_ORDER_SEQUENCE_NUMBER` or `UNKNOWN_PRODUCER_ID` that no earlier batch explains,
+//! or a delivery timeout after it was sent) fails, and its partition's later batches are
+//! numbered from 0 again under the producer epoch plus one, so they are still written (the
+//! Java client's epoch bump, done per partition without asking the broker).
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]

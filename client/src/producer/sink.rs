@@ -284,6 +284,10 @@ async fn settle(
                     Err(error) => shared.fail(batch, error, false),
                 }
             }
+            // A sequence error no earlier batch explains: the broker's numbering for this
+            // producer is not what it should be (the batch may even be written), so the
+            // partition starts over under a bumped epoch.
+            Outcome::Fail(e) if is_sequence_error(&e) => shared.fail(batch, e, false),
             Outcome::Fail(e) => shared.fail(batch, e, true),
         }
     }
@@ -329,6 +333,13 @@ async fn requeue(shared: &Arc<Shared>, retry: Vec<(ProducerBatch, Instant)>, sen
 fn is_gap(shared: &Shared, batch: &ProducerBatch, error: &ClientError) -> bool {
     matches!(error, ClientError::Broker { code, .. } if *code == ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER)
         && shared.lock().after_gap(batch)
+}
+
+/// Whether `error` says the broker's sequence numbers for this producer and partition
+/// differ from the batch's.
+fn is_sequence_error(error: &ClientError) -> bool {
+    matches!(error, ClientError::Broker { code, .. }
+        if *code == ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER || *code == ErrorCode::UNKNOWN_PRODUCER_ID)
 }
 
 /// When to resend a batch that failed with `error` (`retriable` whatever its code), or the

@@ -218,3 +218,71 @@ async fn batches_out_together_are_resent_in_order_after_a_cut() {
     assert_eq!(fx.values("burst", 0).await, expected);
     producer.close().await;
 }
+
+/// Another writer using the producer's id moves the broker's sequence numbers for one
+/// partition past the producer's: its next batch meets a sequence error that no batch of
+/// its own explains. That batch fails, and the partition's later batches start over at
+/// sequence 0 under the next epoch, so they are written.
+#[tokio::test]
+async fn an_unexplained_sequence_error_restarts_the_partition_under_the_next_epoch() {
+    use strom_protocol::connection::Connection;
+    use strom_protocol::kafka_protocol::messages::produce_request::{
+        PartitionProduceData, TopicProduceData,
+    };
+    use strom_protocol::kafka_protocol::messages::{ProduceRequest, TopicName};
+    use strom_protocol::kafka_protocol::protocol::StrBytes;
+    use strom_protocol::records::{BatchBuilder, Compression};
+    use strom_protocol::ErrorCode;
+
+    let fx = Fixture::start(1).await;
+    let producer = fx.producer(fx.config().retry_backoff(ms(20))).await;
+    let send = |value: &'static str| {
+        let producer = producer.clone();
+        async move { producer.send(record("seq", value)).await.unwrap().await }
+    };
+    assert_eq!(send("zero").await.unwrap().offset, 0);
+    let (header, _) = fx.read("seq", 0).await.remove(0);
+    assert_eq!((header.producer_epoch, header.base_sequence), (0, 0));
+
+    // Sequences 1 and 2 of the same producer, written by someone else.
+    let mut rogue = BatchBuilder::new(Compression::None);
+    rogue.push(0, None, Some(b"rogue-1"), &[]);
+    rogue.push(0, None, Some(b"rogue-2"), &[]);
+    let rogue = rogue.producer(header.producer_id, 0, 1);
+    let conn = Connection::connect(&fx.broker.bootstrap(), "rogue")
+        .await
+        .unwrap();
+    let data = TopicProduceData::default()
+        .with_name(TopicName(StrBytes::from_static_str("seq")))
+        .with_partition_data(vec![PartitionProduceData::default()
+            .with_index(0)
+            .with_records(Some(rogue.build().unwrap()))]);
+    let request = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(5000)
+        .with_topic_data(vec![data]);
+    let response = conn.send(&request).await.unwrap();
+    assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
+
+    // The producer's sequence 1 is neither next (3) nor a duplicate.
+    let refused = send("one").await.unwrap_err();
+    assert!(
+        matches!(&refused, strom_client::ClientError::Broker { code, .. } if *code == ErrorCode::OUT_OF_ORDER_SEQUENCE_NUMBER),
+        "{refused}"
+    );
+    // The next record starts over: epoch 1, sequence 0.
+    assert_eq!(send("two").await.unwrap().offset, 3);
+    assert_eq!(send("three").await.unwrap().offset, 4);
+    let stamps: Vec<(i16, i32)> = fx
+        .read("seq", 0)
+        .await
+        .iter()
+        .map(|(h, _)| (h.producer_epoch, h.base_sequence))
+        .collect();
+    assert_eq!(stamps, [(0, 0), (0, 1), (1, 0), (1, 1)]);
+    assert_eq!(
+        fx.values("seq", 0).await,
+        ["zero", "rogue-1", "rogue-2", "two", "three"]
+    );
+    producer.close().await;
+}

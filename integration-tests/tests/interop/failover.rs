@@ -368,6 +368,32 @@ async fn acknowledged_records_survive_leaders_killed_under_load() {
                 eprintln!("{line}");
             }
         }
+        // Where the first failed record of each partition is: in the log (written, its
+        // answer lost) or not, and the Strom records around it.
+        let mut seen = BTreeSet::new();
+        for failure in &failed {
+            let value = failure.split(':').next().unwrap_or_default();
+            let n: u64 = value
+                .strip_prefix("s-")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_default();
+            let partition = (n % PARTITIONS as u64) as i32;
+            if !seen.insert(partition) {
+                continue;
+            }
+            let records = log.get(&partition).map(Vec::as_slice).unwrap_or_default();
+            let strom: Vec<&(i64, String)> = records
+                .iter()
+                .filter(|(_, v)| v.starts_with("s-"))
+                .collect();
+            let after =
+                strom.partition_point(|(_, v)| v[2..].parse::<u64>().map_or(true, |m| m < n));
+            let around = &strom[after.saturating_sub(5)..(after + 5).min(strom.len())];
+            eprintln!(
+                "partition {partition}: first failed {value}, in the log: {}; Strom records around it: {around:?}",
+                at.values().any(|v| *v == value)
+            );
+        }
         panic!(
             "Strom deliveries failed (seed {seed}): {:?}",
             &failed[..failed.len().min(5)]

@@ -22,6 +22,7 @@ const CRC_OFFSET: usize = 17;
 /// Offset of the attributes, where CRC coverage starts.
 const ATTRIBUTES_OFFSET: usize = 21;
 const MAX_TIMESTAMP_OFFSET: usize = 35;
+const PRODUCER_EPOCH_OFFSET: usize = 51;
 const BASE_SEQUENCE_OFFSET: usize = 53;
 
 const TIMESTAMP_TYPE_BIT: i16 = 1 << 3;
@@ -230,11 +231,17 @@ pub fn set_log_append_time(batch: &mut [u8], timestamp: i64) -> Result<(), Recor
     Ok(())
 }
 
-/// Restamps a whole batch with base sequence `sequence` and recomputes the CRC (what an
-/// idempotent producer does to a batch it must send again under new sequence numbers,
-/// after an earlier batch of its partition failed).
-pub fn set_base_sequence(batch: &mut [u8], sequence: i32) -> Result<(), RecordsError> {
+/// Restamps a whole batch with producer epoch `epoch` and base sequence `sequence` and
+/// recomputes the CRC (what an idempotent producer does to a batch it must send again
+/// under new sequence numbers: after an earlier batch of its partition failed, or under a
+/// bumped epoch).
+pub fn set_producer_sequence(
+    batch: &mut [u8],
+    epoch: i16,
+    sequence: i32,
+) -> Result<(), RecordsError> {
     check_batch(batch)?;
+    write_at(batch, PRODUCER_EPOCH_OFFSET, &epoch.to_be_bytes());
     write_at(batch, BASE_SEQUENCE_OFFSET, &sequence.to_be_bytes());
     write_crc(batch);
     Ok(())
@@ -345,11 +352,14 @@ mod tests {
     #[test]
     fn restamped_sequence_keeps_the_batch_valid() {
         let mut batch = sample();
-        set_base_sequence(&mut batch, 42).unwrap();
+        set_producer_sequence(&mut batch, 3, 42).unwrap();
         let header = check_batch(&batch).unwrap();
         assert_eq!(header.base_sequence, 42);
         assert_eq!((header.producer_id, header.producer_epoch), (7, 3));
-        assert!(set_base_sequence(&mut batch[..20], 1).is_err());
+        set_producer_sequence(&mut batch, 4, 0).unwrap();
+        let header = check_batch(&batch).unwrap();
+        assert_eq!((header.producer_epoch, header.base_sequence), (4, 0));
+        assert!(set_producer_sequence(&mut batch[..20], 4, 1).is_err());
     }
 
     #[test]

@@ -55,7 +55,7 @@ pub mod varint;
 mod tests;
 
 pub use batch::{
-    set_base_offset, set_base_sequence, set_log_append_time, set_partition_leader_epoch,
+    set_base_offset, set_log_append_time, set_partition_leader_epoch, set_producer_sequence,
     verify_crc, write_crc, BatchHeader, NO_PARTITION_LEADER_EPOCH, NO_PRODUCER_EPOCH,
     NO_PRODUCER_ID, NO_SEQUENCE,
 };
