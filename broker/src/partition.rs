@@ -11,14 +11,16 @@ use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
 
 use bytes::{Bytes, BytesMut};
 use std::sync::{Arc, Weak};
-use strom_protocol::records::{decode_batch, validate_batches};
+use strom_protocol::records::{
+    batches, decode_batch, end_transaction_marker, marker_of, validate_batches,
+};
 use strom_protocol::ErrorCode;
 
 use tokio::sync::{Notify, RwLock};
 use tracing::{debug, info, warn};
 
 use crate::log::{FileRegion, LogConfig, LogError, PartitionLog};
-use crate::producer_state::{ProducerStates, SequenceCheck};
+use crate::producer_state::{AbortedTransaction, ProducerStates, SequenceCheck};
 use crate::replication::epochs::EpochCache;
 use crate::replication::leader::LeaderState;
 
@@ -78,6 +80,25 @@ pub(crate) struct Appended {
 pub(crate) struct Watermarks {
     pub(crate) log_start_offset: i64,
     pub(crate) high_watermark: i64,
+    /// Below the high watermark and every open transaction: `read_committed` reads below.
+    pub(crate) last_stable_offset: i64,
+}
+
+/// Who reads, which decides how far: a follower to the log end, a consumer to the high
+/// watermark, a `read_committed` consumer to the last stable offset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Reader {
+    Replica,
+    Uncommitted,
+    Committed,
+}
+
+/// What a fetch read: the watermarks, the batches' place in the log, and (for
+/// `read_committed`) the aborted transactions among them.
+pub(crate) struct ReadView {
+    pub(crate) marks: Watermarks,
+    pub(crate) region: Result<Option<FileRegion>, ErrorCode>,
+    pub(crate) aborted: Vec<AbortedTransaction>,
 }
 
 /// Why an append was refused: the Kafka error and, where it helps, a message.
@@ -127,9 +148,9 @@ impl Partition {
     /// Validates and appends one produce payload; offsets are assigned here.
     ///
     /// As Kafka does for Produce v3+, the payload must be exactly one magic-2 batch; control
-    /// batches are the broker's to write, and transactional batches need a transaction
-    /// coordinator, which this broker does not have yet. Compacted topics refuse records
-    /// without a key.
+    /// batches are the broker's to write (see [`Partition::append_marker`]). A
+    /// transactional batch opens its producer's transaction here if none is open.
+    /// Compacted topics refuse records without a key.
     pub(crate) async fn append(&self, payload: Bytes, now_ms: i64) -> Result<Appended, Refusal> {
         let headers = validate_batches(&payload).map_err(|e| {
             debug!(partition = self.index, error = %e, "refusing corrupt batch");
@@ -148,13 +169,7 @@ impl Partition {
                 "clients may not write control batches",
             ));
         }
-        if header.is_transactional() {
-            return Err(refuse(
-                ErrorCode::INVALID_RECORD,
-                "transactional batches are not accepted by this broker yet",
-            ));
-        }
-        let mut state = self.state.write().await;
+        let state = self.state.write().await;
         let config = state.log.config();
         if header.total_len() > config.max_message_bytes {
             let message = format!(
@@ -178,7 +193,54 @@ impl Partition {
             }
             SequenceCheck::Reject(code) => return Err((code, None)),
         }
-        let mut data = BytesMut::from(&payload[..]);
+        self.append_as_leader(state, &payload, now_ms, |state, base_offset| {
+            state.producers.record(&header, base_offset);
+        })
+    }
+
+    /// Writes the marker ending producer `producer_id`'s transaction here (commit or
+    /// abort), as the leader does for WriteTxnMarkers. Refused with
+    /// `INVALID_PRODUCER_EPOCH` when the producer has a later epoch here already.
+    pub(crate) async fn append_marker(
+        &self,
+        producer_id: i64,
+        producer_epoch: i16,
+        commit: bool,
+        coordinator_epoch: i32,
+        now_ms: i64,
+    ) -> Result<Appended, Refusal> {
+        let batch = end_transaction_marker(
+            producer_id,
+            producer_epoch,
+            commit,
+            coordinator_epoch,
+            now_ms,
+        )
+        .map_err(|e| refuse(ErrorCode::UNKNOWN_SERVER_ERROR, e.to_string()))?;
+        let state = self.state.write().await;
+        state
+            .producers
+            .check_marker(producer_id, producer_epoch)
+            .map_err(|code| (code, None))?;
+        let hw = self.high_watermark();
+        self.append_as_leader(state, &batch, now_ms, |state, base_offset| {
+            let producers = &mut state.producers;
+            producers.record_marker(producer_id, producer_epoch, commit, base_offset, hw);
+            producers.forget_before(state.log.log_start_offset());
+        })
+    }
+
+    /// Writes `batch` as the leader: stamps this broker's leader epoch on it, appends it,
+    /// lets `record` note it in the producer state (given its base offset), starts the
+    /// epoch in the epoch cache if it is new there, and wakes whoever waits for appends.
+    fn append_as_leader(
+        &self,
+        mut state: tokio::sync::RwLockWriteGuard<'_, State>,
+        batch: &[u8],
+        now_ms: i64,
+        record: impl FnOnce(&mut State, i64),
+    ) -> Result<Appended, Refusal> {
+        let mut data = BytesMut::from(batch);
         let epoch = self.leader_epoch.load(Ordering::Acquire);
         if epoch >= 0 {
             // The partition leader epoch field, outside the CRC (KIP-101).
@@ -190,7 +252,7 @@ impl Partition {
             .log
             .append(&mut data, now_ms)
             .map_err(|e| (log_error_code(&e, self.index), Some(e.to_string())))?;
-        state.producers.record(&header, info.base_offset);
+        record(&mut state, info.base_offset);
         if epoch >= 0
             && state
                 .epochs
@@ -237,20 +299,28 @@ impl Partition {
         offset: i64,
         max_bytes: usize,
         min_one: bool,
-        replica: bool,
-    ) -> (Watermarks, Result<Option<FileRegion>, ErrorCode>) {
+        reader: Reader,
+    ) -> ReadView {
         let state = self.state.read().await;
-        let watermarks = self.watermarks_of(&state.log);
-        let below = if replica {
-            i64::MAX
-        } else {
-            watermarks.high_watermark
+        let marks = self.watermarks_of(&state);
+        let below = match reader {
+            Reader::Replica => i64::MAX,
+            Reader::Uncommitted => marks.high_watermark,
+            Reader::Committed => marks.last_stable_offset,
         };
         let region = state
             .log
             .read_region_below(offset, max_bytes, min_one, below)
             .map_err(|e| log_error_code(&e, self.index));
-        (watermarks, region)
+        let aborted = match reader {
+            Reader::Committed => state.producers.aborted_between(offset, below),
+            _ => Vec::new(),
+        };
+        ReadView {
+            marks,
+            region,
+            aborted,
+        }
     }
 
     /// Reads whole batches from `offset` into memory, at least one (for the broker's own
@@ -268,16 +338,18 @@ impl Partition {
     }
 
     pub(crate) async fn watermarks(&self) -> Watermarks {
-        self.watermarks_of(&self.state.read().await.log)
+        self.watermarks_of(&*self.state.read().await)
     }
 
-    fn watermarks_of(&self, log: &PartitionLog) -> Watermarks {
+    fn watermarks_of(&self, state: &State) -> Watermarks {
+        let high_watermark = self
+            .high_watermark
+            .load(Ordering::Acquire)
+            .min(state.log.log_end_offset());
         Watermarks {
-            log_start_offset: log.log_start_offset(),
-            high_watermark: self
-                .high_watermark
-                .load(Ordering::Acquire)
-                .min(log.log_end_offset()),
+            log_start_offset: state.log.log_start_offset(),
+            high_watermark,
+            last_stable_offset: state.producers.last_stable_offset(high_watermark),
         }
     }
 
@@ -588,8 +660,24 @@ impl Partition {
                 .append_with_offsets(&payload, now_ms)
                 .map_err(|e| log_error_code(&e, self.index))?;
             let mut epochs_changed = false;
-            for header in &headers {
-                state.producers.record(header, header.base_offset);
+            let hw = self.high_watermark();
+            let ranges = batches(&payload).flatten().map(|(_, range)| range);
+            for (header, range) in headers.iter().zip(ranges) {
+                if header.is_control() {
+                    // A marker the leader could parse; one that does not parse here ends
+                    // nothing (it cannot have been a transaction marker).
+                    if let Ok(marker) = marker_of(payload.get(range).unwrap_or_default()) {
+                        state.producers.record_marker(
+                            header.producer_id,
+                            header.producer_epoch,
+                            marker.commit,
+                            header.base_offset,
+                            hw,
+                        );
+                    }
+                } else {
+                    state.producers.record(header, header.base_offset);
+                }
                 let epoch = header.partition_leader_epoch;
                 if epoch >= 0
                     && state
@@ -779,13 +867,21 @@ fn log_error_code(e: &LogError, partition: i32) -> ErrorCode {
     }
 }
 
-/// Replays the batch headers of the log into producer state.
+/// Replays the batch headers (and transaction markers) of the log into producer state.
+/// Every marker counts as replicated: what the log holds past the high watermark is
+/// checked against the leader's before anyone reads it.
 fn rebuild_producers(log: &PartitionLog) -> Result<ProducerStates, LogError> {
     let mut producers = ProducerStates::default();
-    log.for_each_batch_header(|header| {
-        if header.producer_id >= 0 {
-            producers.record(header, header.base_offset);
-        }
+    log.for_each_batch_header_and_marker(|header, marker| match marker {
+        Some(marker) => producers.record_marker(
+            header.producer_id,
+            header.producer_epoch,
+            marker.commit,
+            header.base_offset,
+            header.base_offset + 1,
+        ),
+        None if header.producer_id >= 0 => producers.record(header, header.base_offset),
+        None => {}
     })?;
     Ok(producers)
 }

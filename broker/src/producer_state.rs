@@ -9,10 +9,18 @@
 //! - otherwise out of order (`OUT_OF_ORDER_SEQUENCE_NUMBER`), or fenced when `e` is older
 //!   than the producer's current epoch (`INVALID_PRODUCER_EPOCH`).
 //!
-//! The state is rebuilt from the batch headers in the log when a partition is opened, so it
-//! survives restarts without a separate snapshot.
+//! Transactions (KIP-98): a producer's first transactional batch on the partition opens its
+//! transaction there, and the marker the coordinator has the leader write (commit or abort)
+//! closes it. The last stable offset is the high watermark, or the first offset of the
+//! oldest transaction still open (or closed by a marker not yet below the high watermark)
+//! if that is lower: `read_committed` consumers read below it. Aborted transactions are
+//! kept as `(producer, first offset, marker offset)` so fetches can tell those consumers
+//! which records to skip.
+//!
+//! The state is rebuilt from the batch headers (and markers) in the log when a partition
+//! is opened, so it survives restarts without a separate snapshot.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use strom_protocol::records::BatchHeader;
 use strom_protocol::ErrorCode;
@@ -33,6 +41,19 @@ struct BatchRange {
 struct ProducerEntry {
     epoch: i16,
     batches: VecDeque<BatchRange>,
+    /// First offset of its transaction open on this partition.
+    open_transaction: Option<i64>,
+}
+
+/// A transaction that ended in an abort: `read_committed` consumers skip its records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AbortedTransaction {
+    /// The producer whose transaction it was.
+    pub producer_id: i64,
+    /// Its first record on this partition.
+    pub first_offset: i64,
+    /// The offset of its abort marker.
+    pub last_offset: i64,
 }
 
 /// The verdict on an incoming batch.
@@ -55,6 +76,13 @@ pub enum SequenceCheck {
 #[derive(Debug, Default)]
 pub struct ProducerStates {
     producers: HashMap<i64, ProducerEntry>,
+    /// Open transactions: first offset -> producer id.
+    open: BTreeMap<i64, i64>,
+    /// Transactions ended by markers that may still be above the high watermark: marker
+    /// offset -> first offset.
+    ended: BTreeMap<i64, i64>,
+    /// Aborted transactions, in marker order (so by last offset).
+    aborted: Vec<AbortedTransaction>,
 }
 
 fn next_seq(seq: i32) -> i32 {
@@ -106,15 +134,19 @@ impl ProducerStates {
         }
     }
 
-    /// Records a batch that was appended at `first_offset`.
+    /// Records a data batch that was appended at `first_offset`.
     pub fn record(&mut self, batch: &BatchHeader, first_offset: i64) {
-        if batch.producer_id < 0 || batch.base_sequence < 0 {
+        if batch.producer_id < 0 || batch.base_sequence < 0 || batch.is_control() {
             return;
         }
         let entry = self.producers.entry(batch.producer_id).or_default();
         if batch.producer_epoch != entry.epoch {
             entry.epoch = batch.producer_epoch;
             entry.batches.clear();
+        }
+        if batch.is_transactional() && entry.open_transaction.is_none() {
+            entry.open_transaction = Some(first_offset);
+            self.open.insert(first_offset, batch.producer_id);
         }
         if entry.batches.len() == RETAINED_BATCHES {
             entry.batches.pop_front();
@@ -125,6 +157,78 @@ impl ProducerStates {
             first_offset,
             last_offset: first_offset + i64::from(batch.last_offset_delta),
         });
+    }
+
+    /// Whether a transaction marker of `producer_id` at `epoch` may be written: not when
+    /// the producer has moved on to a later epoch (`INVALID_PRODUCER_EPOCH`).
+    pub fn check_marker(&self, producer_id: i64, epoch: i16) -> Result<(), ErrorCode> {
+        match self.producers.get(&producer_id) {
+            Some(entry) if epoch < entry.epoch => Err(ErrorCode::INVALID_PRODUCER_EPOCH),
+            _ => Ok(()),
+        }
+    }
+
+    /// Records the transaction marker of `producer_id` (at `epoch`) written at `offset`:
+    /// its transaction open here, if any, ends (committed, or aborted). `high_watermark`
+    /// lets the ended transactions already below it be forgotten.
+    pub fn record_marker(
+        &mut self,
+        producer_id: i64,
+        epoch: i16,
+        commit: bool,
+        offset: i64,
+        high_watermark: i64,
+    ) {
+        let entry = self.producers.entry(producer_id).or_default();
+        if epoch > entry.epoch {
+            // A bumped epoch (the coordinator aborting for a fenced or timed-out producer):
+            // numbering starts over.
+            entry.epoch = epoch;
+            entry.batches.clear();
+        }
+        if let Some(first) = entry.open_transaction.take() {
+            self.open.remove(&first);
+            self.ended.insert(offset, first);
+            if !commit {
+                self.aborted.push(AbortedTransaction {
+                    producer_id,
+                    first_offset: first,
+                    last_offset: offset,
+                });
+            }
+        }
+        self.ended = self.ended.split_off(&high_watermark);
+    }
+
+    /// The last stable offset given the high watermark: the first offset of the oldest
+    /// transaction not known to be ended below the high watermark, or the high watermark.
+    pub fn last_stable_offset(&self, high_watermark: i64) -> i64 {
+        let open = self.open.keys().next().copied();
+        let ended = self
+            .ended
+            .range(high_watermark..)
+            .map(|(_, &first)| first)
+            .min();
+        [open, ended]
+            .into_iter()
+            .flatten()
+            .fold(high_watermark, i64::min)
+    }
+
+    /// The aborted transactions with records in `[from, to)`, oldest marker first.
+    pub fn aborted_between(&self, from: i64, to: i64) -> Vec<AbortedTransaction> {
+        let start = self.aborted.partition_point(|a| a.last_offset < from);
+        self.aborted[start..]
+            .iter()
+            .filter(|a| a.first_offset < to)
+            .copied()
+            .collect()
+    }
+
+    /// Forgets aborted transactions wholly below `log_start` (deleted by retention).
+    pub fn forget_before(&mut self, log_start: i64) {
+        let gone = self.aborted.partition_point(|a| a.last_offset < log_start);
+        self.aborted.drain(..gone);
     }
 
     /// Number of producers tracked.
@@ -141,6 +245,64 @@ impl ProducerStates {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn transactional(pid: i64, seq: i32, count: i32) -> BatchHeader {
+        let mut header = batch(pid, 0, seq, count);
+        header.attributes |= 0x10;
+        header
+    }
+
+    #[test]
+    fn transactions_hold_back_the_last_stable_offset_until_their_markers_are_replicated() {
+        let mut s = ProducerStates::default();
+        assert_eq!(s.last_stable_offset(10), 10);
+        // Producer 1's transaction opens at 10, producer 2's at 12.
+        s.record(&transactional(1, 0, 2), 10);
+        s.record(&transactional(2, 0, 1), 12);
+        s.record(&transactional(1, 2, 1), 13);
+        assert_eq!(s.last_stable_offset(14), 10);
+        // 1 commits at 14: 2's transaction is now the oldest open.
+        s.record_marker(1, 0, true, 14, 14);
+        assert_eq!(
+            s.last_stable_offset(14),
+            10,
+            "the marker is not replicated yet"
+        );
+        assert_eq!(s.last_stable_offset(15), 12);
+        // 2 aborts at 15; until the high watermark passes the marker, 12 stays unstable.
+        s.record_marker(2, 0, false, 15, 15);
+        assert_eq!(s.last_stable_offset(15), 12);
+        assert_eq!(s.last_stable_offset(16), 16);
+        let aborted = AbortedTransaction {
+            producer_id: 2,
+            first_offset: 12,
+            last_offset: 15,
+        };
+        assert_eq!(s.aborted_between(0, 16), [aborted]);
+        assert_eq!(s.aborted_between(16, 20), []);
+        assert_eq!(s.aborted_between(0, 12), []);
+        assert_eq!(s.aborted_between(13, 14), [aborted]);
+        // A new transaction of producer 1 opens afresh.
+        s.record(&transactional(1, 3, 1), 16);
+        assert_eq!(s.last_stable_offset(17), 16);
+        s.forget_before(16);
+        assert_eq!(s.aborted_between(0, 20), []);
+    }
+
+    #[test]
+    fn markers_of_an_older_epoch_are_refused_and_a_newer_one_fences() {
+        let mut s = ProducerStates::default();
+        s.record(&transactional(1, 0, 1), 0);
+        assert_eq!(s.check_marker(1, 0), Ok(()));
+        assert_eq!(s.check_marker(9, 0), Ok(()), "unknown producers pass");
+        // The coordinator aborts with a bumped epoch: the old epoch is fenced.
+        s.record_marker(1, 1, false, 1, 2);
+        assert_eq!(s.check_marker(1, 0), Err(ErrorCode::INVALID_PRODUCER_EPOCH));
+        assert_eq!(
+            s.check(&transactional(1, 1, 1)),
+            SequenceCheck::Reject(ErrorCode::INVALID_PRODUCER_EPOCH)
+        );
+    }
 
     fn batch(pid: i64, epoch: i16, seq: i32, count: i32) -> BatchHeader {
         BatchHeader {

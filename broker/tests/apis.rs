@@ -37,7 +37,7 @@ async fn every_api_at_every_advertised_version() {
     let conn = b.connect().await;
     let base_id = create_topic(&conn, "base", 1).await;
     let versions = conn.send(&ApiVersionsRequest::default()).await.unwrap();
-    assert_eq!(versions.api_keys.len(), 31);
+    assert_eq!(versions.api_keys.len(), 32);
     for api in &versions.api_keys {
         let key = ApiKey::try_from(api.api_key).unwrap();
         let min = if key == ApiKey::Produce {
@@ -362,6 +362,21 @@ async fn every_api_at_every_advertised_version() {
                         .await
                         .unwrap();
                     assert_eq!((r.error_code, r.topics.len()), (0, 0), "{ctx}");
+                }
+                // Markers are covered in `transactions`; here, one for a partition not led.
+                ApiKey::WriteTxnMarkers => {
+                    use kafka_protocol::messages::write_txn_markers_request::{
+                        WritableTxnMarker, WritableTxnMarkerTopic,
+                    };
+                    let marker = WritableTxnMarker::default().with_topics(vec![
+                        WritableTxnMarkerTopic::default()
+                            .with_name(name("no-such-topic"))
+                            .with_partition_indexes(vec![0]),
+                    ]);
+                    let request = WriteTxnMarkersRequest::default().with_markers(vec![marker]);
+                    let r = conn.send_version(&request, v).await.unwrap();
+                    let code = r.markers[0].topics[0].partitions[0].error_code;
+                    assert_eq!(code, 3, "{ctx}: UNKNOWN_TOPIC_OR_PARTITION");
                 }
                 ApiKey::DescribeQuorum => {
                     use kafka_protocol::messages::describe_quorum_request::{

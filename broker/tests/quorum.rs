@@ -456,6 +456,13 @@ async fn replicated_records_survive_their_leader() {
     for i in 0..10 {
         assert_eq!(produce_once_led(&conn, "kept", 0).await, i);
     }
+    // A transaction aborted (its marker replicated before the answer) and one left open.
+    let (aborted, open) = (9001, 9002);
+    let batch = |pid| crate::transactions::batch(pid, 0, 0, &["t"], true);
+    assert_eq!(produce(&conn, "kept", 0, batch(aborted)).await, (0, 10));
+    let end = crate::transactions::end_on(&conn, "kept", aborted, 0, false).await;
+    assert_eq!(end, 0);
+    assert_eq!(produce(&conn, "kept", 0, batch(open)).await, (0, 12));
     let strict = Connection::connect(&bootstrap(&nodes, strict_leader), "quorum-tests")
         .await
         .unwrap();
@@ -479,12 +486,17 @@ async fn replicated_records_survive_their_leader() {
         .await
         .unwrap();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while list_offset(&conn, "kept", 0, -1).await != (0, 10, -1) {
+    while list_offset(&conn, "kept", 0, -1).await != (0, 13, -1) {
         assert!(tokio::time::Instant::now() < deadline, "records lost");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The new leader knows the transactions from the replicated log: the open one holds
+    // the last stable offset back, the aborted one is reported to read_committed fetches.
+    let seen = crate::transactions::fetch_from(&conn, "kept", 1).await;
+    assert_eq!((seen.high_watermark, seen.last_stable_offset), (13, 12));
+    assert_eq!(seen.aborted, Some(vec![(aborted, 10)]));
     // It takes acks=all writes with the two replicas left in the ISR.
-    assert_eq!(produce_once_led(&conn, "kept", 0).await, 10);
+    assert_eq!(produce_once_led(&conn, "kept", 0).await, 13);
 
     // "strict" wants three in-sync replicas; with two left, acks=all is refused.
     let strict_now = leaders(&bootstrap(&nodes, next), "strict").await[0];

@@ -8,6 +8,7 @@ mod groups;
 mod maintenance;
 mod produce_fetch;
 mod quorum;
+mod transactions;
 
 use bytes::Bytes;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;

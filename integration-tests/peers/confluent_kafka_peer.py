@@ -63,7 +63,7 @@ def producer(bootstrap, **extra):
     return Producer(conf)
 
 
-def consumer(bootstrap):
+def consumer(bootstrap, **extra):
     conf = base_conf(bootstrap)
     conf.update({
         "group.id": pc.fresh_topic("strom-interop-unused-group"),
@@ -71,6 +71,7 @@ def consumer(bootstrap):
         "enable.auto.offset.store": False,
         "enable.partition.eof": False,
     })
+    conf.update({k.replace("_", "."): v for k, v in extra.items()})
     return Consumer(conf)
 
 
@@ -313,6 +314,32 @@ def scenario_consume(bootstrap, topic, n):
     pc.check((low, high) == (0, n), f"watermarks ({low}, {high}), expected exactly (0, {n})")
 
 
+def scenario_consume_committed(bootstrap, topic, n):
+    """Reads partition 0 with isolation.level=read_committed: prints the first `n` values
+    and the offset after them, then checks that nothing more arrives for a second."""
+    n = int(n)
+    cons = consumer(bootstrap, isolation_level="read_committed")
+    try:
+        cons.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+        out = []
+        deadline = time.monotonic() + OP_TIMEOUT_S
+        while len(out) < n and time.monotonic() < deadline:
+            for msg in cons.consume(num_messages=n - len(out), timeout=0.5):
+                if msg.error() is not None:
+                    raise pc.PeerFailure(f"consume error: {msg.error()}")
+                out.append(msg)
+        pc.check(len(out) == n, f"read {len(out)} of {n} committed records")
+        extra = cons.consume(num_messages=10, timeout=1.0)
+        pc.check(not extra, f"read past the committed records: {[m.value() for m in extra]}")
+        for m in out:
+            print(f"{m.offset()} {(m.value() or b'').decode(errors='replace')}")
+        low, high = cons.get_watermark_offsets(TopicPartition(topic, 0), timeout=OP_TIMEOUT_S)
+        print(f"end {high}")
+    finally:
+        cons.close()
+    sys.stdout.flush()
+
+
 def scenario_dump(bootstrap, topic):
     cons = consumer(bootstrap)
     try:
@@ -438,6 +465,7 @@ SCENARIOS = {
     "large": (scenario_large, pc.SCENARIO_TIMEOUT_S),
     "produce": (scenario_produce, pc.SCENARIO_TIMEOUT_S),
     "consume": (scenario_consume, pc.SCENARIO_TIMEOUT_S),
+    "consume-committed": (scenario_consume_committed, pc.SCENARIO_TIMEOUT_S),
     "dump": (scenario_dump, 90.0),
     # Runs until the test kills it; the cap only guards against a forgotten process.
     "produce-until-killed": (scenario_produce_until_killed, 180.0),

@@ -30,3 +30,5 @@ mod mock;
 mod restart;
 #[path = "interop/retries.rs"]
 mod retries;
+#[path = "interop/transactions.rs"]
+mod transactions;

@@ -14,14 +14,16 @@
 
 use std::time::Duration;
 
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId};
 use strom_protocol::ErrorCode;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::log::FileRegion;
-use crate::partition::Partition;
+use crate::partition::{Partition, ReadView, Reader};
 use crate::state::BrokerState;
 use crate::topics::Topic;
 use std::sync::Arc;
@@ -224,18 +226,46 @@ async fn read_all(
             let min_one = total == 0;
             // Watermarks and data from the same moment, so no record is past the high
             // watermark reported with it.
-            let (marks, region) = if limit == 0 && !min_one {
-                (partition.watermarks().await, Ok(None))
+            let reader = match (replica >= 0, request.isolation_level) {
+                (true, _) => Reader::Replica,
+                (false, 1) => Reader::Committed,
+                (false, _) => Reader::Uncommitted,
+            };
+            let ReadView {
+                marks,
+                region,
+                aborted,
+            } = if limit == 0 && !min_one {
+                ReadView {
+                    marks: partition.watermarks().await,
+                    region: Ok(None),
+                    aborted: Vec::new(),
+                }
             } else {
                 partition
-                    .read_region(p.fetch_offset, limit, min_one, replica >= 0)
+                    .read_region(p.fetch_offset, limit, min_one, reader)
                     .await
             };
             let mut data = data
                 .with_high_watermark(marks.high_watermark)
-                .with_last_stable_offset(marks.high_watermark);
+                .with_last_stable_offset(marks.last_stable_offset);
             if version >= 5 {
                 data = data.with_log_start_offset(marks.log_start_offset);
+            }
+            // v4+: read_committed fetches are told which aborted transactions the records
+            // hold; others get null.
+            if version >= 4 && reader == Reader::Committed {
+                let aborted = aborted
+                    .iter()
+                    .map(|a| {
+                        AbortedTransaction::default()
+                            .with_producer_id(ProducerId(a.producer_id))
+                            .with_first_offset(a.first_offset)
+                    })
+                    .collect();
+                data = data.with_aborted_transactions(Some(aborted));
+            } else {
+                data = data.with_aborted_transactions(None);
             }
             match region {
                 Ok(region) => {

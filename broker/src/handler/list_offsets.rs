@@ -1,7 +1,7 @@
 //! ListOffsets (key 2): versions 1-9.
 //!
-//! Special timestamps: -2 earliest (log start offset), -1 latest (high watermark; with one
-//! broker and no transactions also the last stable offset), -3 the record with the largest
+//! Special timestamps: -2 earliest (log start offset), -1 latest (the high watermark, or
+//! for `read_committed` (isolation level 1) the last stable offset), -3 the record with the largest
 //! timestamp (v7+), -4 earliest local (v8+, the log start offset: all data is local).
 //! Any other timestamp finds the first record whose timestamp is at or after it, or
 //! offset -1 when there is none.
@@ -26,6 +26,7 @@ pub(crate) async fn handle(
     request: ListOffsetsRequest,
     version: i16,
 ) -> ListOffsetsResponse {
+    let committed = request.isolation_level == 1;
     let mut topics = Vec::with_capacity(request.topics.len());
     for t in request.topics {
         let topic = state.topics.get(t.name.0.as_str());
@@ -40,7 +41,7 @@ pub(crate) async fn handle(
                 p.partition_index,
             ) {
                 Err(code) => Err(code),
-                Ok(partition) => lookup(&partition, p.timestamp).await,
+                Ok(partition) => lookup(&partition, p.timestamp, committed).await,
             };
             partitions.push(match found {
                 Ok((offset, timestamp)) => {
@@ -63,8 +64,13 @@ pub(crate) async fn handle(
 }
 
 /// (offset, timestamp) for a ListOffsets timestamp query.
-async fn lookup(partition: &Partition, timestamp: i64) -> Result<(i64, i64), ErrorCode> {
+async fn lookup(
+    partition: &Partition,
+    timestamp: i64,
+    committed: bool,
+) -> Result<(i64, i64), ErrorCode> {
     match timestamp {
+        LATEST if committed => Ok((partition.watermarks().await.last_stable_offset, -1)),
         LATEST => Ok((partition.watermarks().await.high_watermark, -1)),
         EARLIEST | EARLIEST_LOCAL | EARLIEST_PENDING_UPLOAD => {
             Ok((partition.watermarks().await.log_start_offset, -1))

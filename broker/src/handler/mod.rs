@@ -33,6 +33,7 @@ pub(crate) mod offset_for_leader_epoch;
 pub(crate) mod partition_reassignments;
 pub(crate) mod produce;
 pub(crate) mod sync_group;
+pub(crate) mod write_txn_markers;
 
 use kafka_protocol::messages::TopicName;
 use kafka_protocol::protocol::StrBytes;

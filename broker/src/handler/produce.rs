@@ -34,11 +34,6 @@ pub(crate) async fn handle(state: &BrokerState, request: ProduceRequest, version
             ErrorCode::INVALID_REQUIRED_ACKS,
             Some("acks must be -1 (all), 0 or 1".into()),
         ))
-    } else if request.transactional_id.is_some() {
-        Some((
-            ErrorCode::TRANSACTIONAL_ID_NOT_FOUND,
-            Some("transactions are not served by this broker yet".into()),
-        ))
     } else {
         None
     };

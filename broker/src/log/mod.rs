@@ -63,7 +63,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use bytes::Bytes;
-use strom_protocol::records::{batches, set_base_offset, BatchHeader};
+use strom_protocol::records::{batches, marker_of, set_base_offset, BatchHeader, Marker};
 
 pub use cleaner::CompactionStats;
 pub use config::{CleanupPolicy, ConfigEntry, LogConfig};
@@ -437,18 +437,26 @@ impl PartitionLog {
         Ok(None)
     }
 
-    /// Calls `f` with the header of every batch from the log start, oldest first, reading
-    /// headers only (large batches' bodies are skipped).
+    /// Calls `f` with the header of every batch from the log start, oldest first, and the
+    /// transaction marker of each control batch (read from disk; control batches are small
+    /// and rare); a control batch whose record is not a marker is given as `None`.
     ///
     /// # Errors
-    /// I/O errors and [`LogError::Corrupt`] where the bytes stop being batches.
-    pub fn for_each_batch_header(&self, mut f: impl FnMut(&BatchHeader)) -> Result<(), LogError> {
+    /// I/O errors, and [`LogError::Corrupt`] for a batch that does not parse.
+    pub fn for_each_batch_header_and_marker(
+        &self,
+        mut f: impl FnMut(&BatchHeader, Option<Marker>),
+    ) -> Result<(), LogError> {
         for segment in self.all_segments() {
             let mut scanner = BatchScanner::new(&segment.file, 0, segment.size, 64 * 1024);
             loop {
                 match scanner.next_step().map_err(|e| segment.read_error(e))? {
                     Step::Batch { header, .. } if header.last_offset() < self.log_start_offset => {}
-                    Step::Batch { header, .. } => f(&header),
+                    Step::Batch { header, position } if header.is_control() => {
+                        let batch = segment.read_batch(position, &header)?;
+                        f(&header, marker_of(&batch).ok());
+                    }
+                    Step::Batch { header, .. } => f(&header, None),
                     Step::End => break,
                     Step::Torn { position, reason } => {
                         return Err(segment.corrupt(position, reason))

@@ -63,6 +63,7 @@ pub(crate) const APIS: &[ApiSpec] = &[
     spec(ApiKey::ElectLeaders, 0, 2),
     spec(ApiKey::AlterPartitionReassignments, 0, 1),
     spec(ApiKey::ListPartitionReassignments, 0, 0),
+    spec(ApiKey::WriteTxnMarkers, 1, 1),
 ];
 
 /// Lowest Produce version actually served.
@@ -226,6 +227,9 @@ async fn dispatch_buffered(
             ListPartitionReassignmentsRequest,
             handler::partition_reassignments::list
         ),
+        ApiKey::WriteTxnMarkers => {
+            serve!(WriteTxnMarkersRequest, handler::write_txn_markers::handle)
+        }
         ApiKey::InitProducerId => serve!(InitProducerIdRequest, handler::init_producer_id::handle),
         ApiKey::DescribeConfigs => {
             serve!(DescribeConfigsRequest, handler::describe_configs::handle)

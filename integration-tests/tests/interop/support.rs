@@ -74,6 +74,11 @@ impl TestBroker {
             .unwrap_or_default()
     }
 
+    /// Runs `work` (a test's own requests) on the broker's runtime.
+    pub fn block_on<F: std::future::Future>(&self, work: F) -> F::Output {
+        self.runtime.block_on(work)
+    }
+
     /// The broker's data dir.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir

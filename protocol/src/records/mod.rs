@@ -46,6 +46,7 @@
 mod batch;
 mod builder;
 mod compression;
+mod control;
 mod error;
 mod iter;
 mod record;
@@ -61,6 +62,7 @@ pub use batch::{
 };
 pub use builder::BatchBuilder;
 pub use compression::{Compression, DEFAULT_MAX_DECOMPRESSED_BYTES};
+pub use control::{end_transaction_marker, marker_of, Marker};
 pub use error::RecordsError;
 pub use iter::{batches, validate_batch, validate_batches, BatchIter};
 pub use record::{decode_batch, decode_batch_with_limit, Record};

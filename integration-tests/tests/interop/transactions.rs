@@ -1,0 +1,162 @@
+//! Transactions seen by `read_committed` consumers: a partition holding a committed
+//! transaction, an aborted one interleaved with it, a plain record and a transaction still
+//! open, written with raw requests as a producer and its coordinator would. librdkafka
+//! (confluent-kafka) and the Strom consumer both read exactly the committed and plain
+//! records, and nothing from the open transaction on.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::write_txn_markers_request::{
+    WritableTxnMarker, WritableTxnMarkerTopic,
+};
+use kafka_protocol::messages::{
+    InitProducerIdRequest, ProduceRequest, ProducerId, TopicName, WriteTxnMarkersRequest,
+};
+use kafka_protocol::protocol::StrBytes;
+use strom_client::admin::{Admin, NewTopic};
+use strom_client::config::IsolationLevel;
+use strom_client::consumer::Consumer;
+use strom_client::ClientConfig;
+use strom_protocol::connection::Connection;
+use strom_protocol::records::{BatchBuilder, Compression};
+
+use crate::support::{Peer, TestBroker};
+
+const TOPIC: &str = "transactions";
+
+async fn producer_id(conn: &Connection) -> i64 {
+    let request = InitProducerIdRequest::default()
+        .with_transactional_id(None)
+        .with_transaction_timeout_ms(60_000);
+    let response = conn.send(&request).await.expect("InitProducerId");
+    assert_eq!(response.error_code, 0);
+    response.producer_id.0
+}
+
+/// Appends one batch of `values` (transactional when `pid` is given) at the expected offset.
+async fn append(conn: &Connection, pid: Option<(i64, i32)>, values: &[&str], offset: i64) {
+    let mut batch = BatchBuilder::new(Compression::None);
+    if let Some((pid, sequence)) = pid {
+        batch = batch.producer(pid, 0, sequence).transactional(true);
+    }
+    for v in values {
+        batch.push(1000, None, Some(v.as_bytes()), &[]);
+    }
+    let records: Bytes = batch.build().expect("a batch");
+    let request = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(10_000)
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_static_str(TOPIC)))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(records))])]);
+    let response = conn.send(&request).await.expect("Produce");
+    let p = &response.responses[0].partition_responses[0];
+    assert_eq!((p.error_code, p.base_offset), (0, offset), "{values:?}");
+}
+
+async fn end(conn: &Connection, pid: i64, commit: bool) {
+    let request =
+        WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
+            .with_producer_id(ProducerId(pid))
+            .with_producer_epoch(0)
+            .with_transaction_result(commit)
+            .with_topics(vec![WritableTxnMarkerTopic::default()
+                .with_name(TopicName(StrBytes::from_static_str(TOPIC)))
+                .with_partition_indexes(vec![0])])]);
+    let response = conn.send(&request).await.expect("WriteTxnMarkers");
+    assert_eq!(response.markers[0].topics[0].partitions[0].error_code, 0);
+}
+
+/// Offsets and values a `read_committed` reader must see.
+const COMMITTED: [(i64, &str); 4] = [(0, "c-1"), (1, "c-2"), (3, "plain"), (5, "c-3")];
+
+async fn write_transactions(bootstrap: &str) {
+    let config = ClientConfig::new().bootstrap(bootstrap);
+    let admin = Admin::connect(config).await.expect("admin");
+    admin
+        .create_topic(NewTopic::new(TOPIC).partitions(1))
+        .await
+        .expect("create the topic");
+    let conn = Connection::connect(bootstrap, "transactions-setup")
+        .await
+        .expect("connect");
+    let (committed, aborted, open) = (
+        producer_id(&conn).await,
+        producer_id(&conn).await,
+        producer_id(&conn).await,
+    );
+    append(&conn, Some((committed, 0)), &["c-1", "c-2"], 0).await;
+    append(&conn, Some((aborted, 0)), &["a-1"], 2).await;
+    append(&conn, None, &["plain"], 3).await;
+    append(&conn, Some((aborted, 1)), &["a-2"], 4).await;
+    append(&conn, Some((committed, 2)), &["c-3"], 5).await;
+    end(&conn, aborted, false).await; // 6
+    end(&conn, committed, true).await; // 7
+    append(&conn, Some((open, 0)), &["o-1"], 8).await;
+    append(&conn, None, &["after-open"], 9).await;
+}
+
+#[test]
+fn read_committed_consumers_skip_aborted_and_open_transactions() {
+    let broker = TestBroker::start();
+    let bootstrap = broker.bootstrap();
+    broker.block_on(write_transactions(&bootstrap));
+
+    // The Strom consumer.
+    let read = broker.block_on(async {
+        let config = ClientConfig::new()
+            .bootstrap(&bootstrap)
+            .isolation_level(IsolationLevel::ReadCommitted);
+        let consumer = Consumer::new(config).await.expect("consumer");
+        let all = [(TOPIC.to_owned(), 0)];
+        consumer.assign(&all).expect("assign");
+        consumer.seek_to_beginning(&all).expect("seek");
+        let mut read = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while read.len() < COMMITTED.len() && Instant::now() < deadline {
+            for r in consumer
+                .poll(Duration::from_millis(200))
+                .await
+                .expect("poll")
+            {
+                let value = String::from_utf8_lossy(&r.value.unwrap_or_default()).into_owned();
+                read.push((r.offset, value));
+            }
+        }
+        // Nothing past the open transaction arrives.
+        let more = consumer
+            .poll(Duration::from_millis(500))
+            .await
+            .expect("poll");
+        assert!(
+            more.is_empty(),
+            "read past the last stable offset: {more:?}"
+        );
+        consumer.shutdown().await.expect("close");
+        read
+    });
+    let expected: Vec<(i64, String)> = COMMITTED
+        .iter()
+        .map(|(o, v)| (*o, (*v).to_owned()))
+        .collect();
+    assert_eq!(read, expected);
+
+    // librdkafka.
+    if let Some(peer) = Peer::confluent() {
+        let count = COMMITTED.len().to_string();
+        let out = peer.run_ok(&bootstrap, &["consume-committed", TOPIC, &count]);
+        let lines: Vec<String> = out
+            .stdout
+            .lines()
+            .filter(|l| !l.starts_with("end "))
+            .map(str::to_owned)
+            .collect();
+        let expected: Vec<String> = COMMITTED.iter().map(|(o, v)| format!("{o} {v}")).collect();
+        assert_eq!(lines, expected, "{out}");
+    }
+    broker.shutdown();
+}
