@@ -19,6 +19,7 @@ mod controller;
 pub mod error;
 mod group;
 mod handler;
+mod internal_topic;
 pub mod log;
 mod net;
 mod partition;

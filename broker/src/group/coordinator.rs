@@ -135,7 +135,7 @@ impl Coordinator {
         let count = self.store.partition_count();
         // Groups of an earlier epoch of this partition are replaced by the log's.
         self.lock()
-            .retain(|group, _| super::schema::partition_for(group, count) != partition);
+            .retain(|group, _| crate::internal_topic::partition_for(group, count) != partition);
         info!(partition, epoch, groups = groups.len(), "groups loaded");
         for (group_id, loaded) in groups {
             self.spawn(group_id, loaded, epoch);
@@ -166,7 +166,7 @@ impl Coordinator {
             .lock()
             .iter()
             .filter(|(g, _)| {
-                let partition = super::schema::partition_for(g, count);
+                let partition = crate::internal_topic::partition_for(g, count);
                 led.iter().any(|&(p, _)| p == partition)
             })
             .map(|(g, tx)| (g.clone(), tx.clone()))

@@ -405,27 +405,6 @@ fn read_member(r: &mut Reader<'_>, version: i16) -> Result<GroupMemberMetadata, 
     })
 }
 
-/// The `__consumer_offsets` partition that holds `group`: Kafka's
-/// `Utils.abs(groupId.hashCode()) % partitions`, where `Utils.abs` maps `i32::MIN` to 0 and
-/// `hashCode` is Java's `String.hashCode` over UTF-16 code units. Returns 0 when
-/// `partitions` is not positive (`offsets.topic.num.partitions` is at least 1).
-pub(crate) fn partition_for(group: &str, partitions: i32) -> i32 {
-    let hash = java_hash_code(group);
-    let abs = if hash == i32::MIN { 0 } else { hash.abs() };
-    if partitions > 0 {
-        abs % partitions
-    } else {
-        0
-    }
-}
-
-/// Java's `String.hashCode`: `s[0]*31^(n-1) + ... + s[n-1]` over UTF-16 code units, wrapping.
-fn java_hash_code(s: &str) -> i32 {
-    s.encode_utf16().fold(0i32, |hash, unit| {
-        hash.wrapping_mul(31).wrapping_add(i32::from(unit))
-    })
-}
-
 /// How a non-flexible version prefixes a length.
 #[derive(Clone, Copy)]
 enum Prefix {

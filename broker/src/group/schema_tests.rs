@@ -381,33 +381,6 @@ fn group_value_v4_is_flexible() {
 }
 
 #[test]
-fn java_hash_codes() {
-    assert_eq!(java_hash_code(""), 0);
-    assert_eq!(java_hash_code("a"), 97);
-    assert_eq!(java_hash_code("hello"), 99_162_322);
-    // U+1F600 is the surrogate pair 0xD83D 0xDE00: 0xD83D * 31 + 0xDE00.
-    assert_eq!(java_hash_code("😀"), 1_772_899);
-    assert_eq!(java_hash_code("héllo"), 103_094_734);
-    assert_eq!(java_hash_code("my-group"), -1_906_497_762);
-    assert_eq!(java_hash_code("polygenelubricants"), i32::MIN);
-}
-
-#[test]
-fn partitions_match_kafka() {
-    assert_eq!(partition_for("", 50), 0);
-    assert_eq!(partition_for("a", 50), 47);
-    assert_eq!(partition_for("hello", 50), 22);
-    assert_eq!(partition_for("😀", 50), 49);
-    // Negative hash: abs first (a mask with 0x7fffffff would give 36).
-    assert_eq!(partition_for("my-group", 50), 12);
-    // i32::MIN: Kafka's Utils.abs gives 0 (Math.abs would stay negative).
-    assert_eq!(partition_for("polygenelubricants", 50), 0);
-    assert_eq!(partition_for("orders", 50), 31);
-    assert_eq!(partition_for("hello", 1), 0);
-    assert_eq!(partition_for("hello", 0), 0);
-}
-
-#[test]
 fn truncated_input_is_an_error() {
     let key = encode_key(&OffsetsKey::Offset {
         group: "g".into(),

@@ -17,16 +17,16 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use bytes::Bytes;
-use strom_protocol::records::{decode_batch, BatchBuilder, Compression};
 use strom_protocol::ErrorCode;
 use tracing::{debug, warn};
 
 use super::schema::{
     decode_group, decode_key, decode_offset, encode_group, encode_key, encode_offset,
-    partition_for, CommittedOffset, GroupMetadata, OffsetsKey, OFFSETS_TOPIC,
+    CommittedOffset, GroupMetadata, OffsetsKey, OFFSETS_TOPIC,
 };
-use crate::state::now_ms;
-use crate::topics::{Topic, Topics};
+use crate::internal_topic::InternalTopic;
+pub(crate) use crate::internal_topic::Place;
+use crate::topics::Topics;
 
 /// A topic-partition of a committed offset.
 pub(crate) type TopicPartition = (String, i32);
@@ -54,28 +54,8 @@ pub(crate) enum Entry<'a> {
 
 /// Reads and writes `__consumer_offsets`.
 pub(crate) struct Store {
-    topics: Arc<Topics>,
-    partitions: i32,
-    /// `offsets.topic.replication.factor`.
-    factor: usize,
+    topic: InternalTopic,
 }
-
-/// Where a group is kept.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Place {
-    /// Its offsets partition.
-    pub(crate) partition: i32,
-    /// That partition's leader (-1 for none): the group's coordinator.
-    pub(crate) leader: i32,
-    /// That partition's leader epoch.
-    pub(crate) epoch: i32,
-}
-
-/// Bytes read from a partition at a time while loading.
-const LOAD_CHUNK: usize = 1 << 20;
-
-/// How long a group's write waits for the in-sync replicas of its offsets partition.
-const REPLICATION_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Overrides of the offsets topic, as Kafka creates it.
 fn topic_overrides() -> BTreeMap<String, String> {
@@ -89,10 +69,9 @@ impl Store {
     /// The store of a broker with `partitions` offsets partitions (used when creating the
     /// topic; an existing topic keeps its count).
     pub(crate) fn new(topics: Arc<Topics>, partitions: i32, factor: usize) -> Self {
+        let overrides = topic_overrides();
         Store {
-            topics,
-            partitions,
-            factor,
+            topic: InternalTopic::new(topics, OFFSETS_TOPIC, partitions, factor, overrides),
         }
     }
 
@@ -105,102 +84,28 @@ impl Store {
     /// Where `group_id` is kept: its offsets partition, that partition's leader and
     /// leader epoch; `None` while the offsets topic does not exist.
     pub(crate) fn place_of(&self, group_id: &str) -> Option<Place> {
-        let image = self.topics.image();
-        let topic = image.topic(OFFSETS_TOPIC)?;
-        let count = i32::try_from(topic.partitions.len()).unwrap_or(i32::MAX);
-        let partition = partition_for(group_id, count);
-        let (leader, epoch) = image
-            .partition(topic.id, partition)
-            .map_or((-1, -1), |p| (p.leader, p.leader_epoch));
-        Some(Place {
-            partition,
-            leader,
-            epoch,
-        })
+        self.topic.place_of(group_id)
     }
 
     /// Where `group_id` is kept, the offsets topic created first if it does not exist
     /// (answered once this broker has opened it).
     pub(crate) async fn place_or_create(&self, group_id: &str) -> Result<Place, ErrorCode> {
-        if let Some(place) = self.place_of(group_id) {
-            return Ok(place);
-        }
-        self.ensure_topic().await?;
-        self.topics.catch_up().await;
-        self.place_of(group_id)
-            .ok_or(ErrorCode::COORDINATOR_NOT_AVAILABLE)
+        self.topic.place_or_create(group_id).await
     }
 
     /// The offsets partitions this broker leads, with their leader epochs.
     pub(crate) fn led_partitions(&self, me: i32) -> Vec<(i32, i32)> {
-        let image = self.topics.image();
-        let Some(topic) = image.topic(OFFSETS_TOPIC) else {
-            return Vec::new();
-        };
-        topic
-            .partitions
-            .iter()
-            .enumerate()
-            .filter(|(_, p)| p.leader == me)
-            .filter_map(|(i, p)| Some((i32::try_from(i).ok()?, p.leader_epoch)))
-            .collect()
+        self.topic.led_partitions(me)
     }
 
     /// The partition count of the offsets topic (0 while it does not exist).
     pub(crate) fn partition_count(&self) -> i32 {
-        self.topics
-            .image()
-            .topic(OFFSETS_TOPIC)
-            .map_or(0, |t| i32::try_from(t.partitions.len()).unwrap_or(i32::MAX))
+        self.topic.partition_count()
     }
 
-    /// Makes sure the offsets topic exists: created here on the active controller, asked
-    /// of the controller elsewhere (answered once this node's image has it, or
-    /// COORDINATOR_NOT_AVAILABLE for the client to ask again).
+    /// Makes sure the offsets topic exists (see [`InternalTopic::ensure_topic`]).
     pub(crate) async fn ensure_topic(&self) -> Result<(), ErrorCode> {
-        if self.topics.image().topic(OFFSETS_TOPIC).is_some() {
-            return Ok(());
-        }
-        match self
-            .topics
-            // Replicated like Kafka's (`offsets.topic.replication.factor`, 3), on as many
-            // brokers as there are when fewer: a partition's new leader loads its groups.
-            .create_anywhere(
-                OFFSETS_TOPIC,
-                self.partitions,
-                self.factor(),
-                topic_overrides(),
-            )
-            .await
-        {
-            Ok(true) => Ok(()),
-            // The controller was asked: the client asks again once the image has it.
-            Ok(false) => Err(ErrorCode::COORDINATOR_NOT_AVAILABLE),
-            Err((code, message)) => {
-                warn!(error = %code, message, "creating {OFFSETS_TOPIC}");
-                Err(ErrorCode::COORDINATOR_NOT_AVAILABLE)
-            }
-        }
-    }
-
-    /// The offsets topic, created if missing.
-    async fn topic(&self) -> Result<Arc<Topic>, ErrorCode> {
-        if let Some(topic) = self.topics.get(OFFSETS_TOPIC) {
-            return Ok(topic);
-        }
-        self.ensure_topic().await?;
-        // Created: this broker may still be opening its partitions.
-        self.topics.catch_up().await;
-        self.topics
-            .get(OFFSETS_TOPIC)
-            .ok_or(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS)
-    }
-
-    /// Replicas of the offsets topic: `offsets.topic.replication.factor`, at most the
-    /// live brokers.
-    fn factor(&self) -> usize {
-        let live = self.topics.image().live_brokers().count().max(1);
-        self.factor.min(live)
+        self.topic.ensure_topic().await
     }
 
     /// Appends `entries` of `group` as one batch to its partition, which this broker must
@@ -212,48 +117,17 @@ impl Store {
         epoch: i32,
         entries: &[Entry<'_>],
     ) -> Result<(), ErrorCode> {
-        if entries.is_empty() {
-            return Ok(());
-        }
-        let topic = self.topic().await?;
-        let index = partition_for(group, topic.partition_count());
-        let partition = topic
-            .partition(index)
-            .filter(|p| p.leader_epoch() == epoch && epoch >= 0)
-            .ok_or(ErrorCode::NOT_COORDINATOR)?;
-        let now = now_ms();
-        let mut batch = BatchBuilder::new(Compression::None);
-        for entry in entries {
-            let (key, value) = encode_entry(group, entry);
-            batch.push(now, Some(&key), value.as_deref(), &[]);
-        }
-        let batch = batch.build().map_err(|e| {
-            warn!(group, error = %e, "encoding group records");
-            ErrorCode::UNKNOWN_SERVER_ERROR
-        })?;
-        let appended = partition
-            .append(batch, now)
+        let records: Vec<(Bytes, Option<Bytes>)> =
+            entries.iter().map(|e| encode_entry(group, e)).collect();
+        self.topic
+            .append(group, epoch, &records)
             .await
-            .map_err(|(code, message)| {
-                warn!(group, error = %code, message, "writing to {OFFSETS_TOPIC}");
+            .map_err(|code| match code {
                 // As Kafka maps storage errors of the offsets topic for the client.
-                match code {
-                    ErrorCode::MESSAGE_TOO_LARGE | ErrorCode::RECORD_LIST_TOO_LARGE => {
-                        ErrorCode::INVALID_COMMIT_OFFSET_SIZE
-                    }
-                    _ => ErrorCode::COORDINATOR_NOT_AVAILABLE,
+                ErrorCode::MESSAGE_TOO_LARGE | ErrorCode::RECORD_LIST_TOO_LARGE => {
+                    ErrorCode::INVALID_COMMIT_OFFSET_SIZE
                 }
-            })?;
-        let deadline = tokio::time::Instant::now() + REPLICATION_TIMEOUT;
-        partition
-            .wait_for_high_watermark(appended.next_offset, epoch, deadline)
-            .await
-            .map_err(|code| {
-                warn!(group, error = %code, "{OFFSETS_TOPIC} not replicated");
-                match code {
-                    ErrorCode::NOT_LEADER_OR_FOLLOWER => ErrorCode::NOT_COORDINATOR,
-                    _ => ErrorCode::COORDINATOR_NOT_AVAILABLE,
-                }
+                other => other,
             })
     }
 
@@ -267,24 +141,11 @@ impl Store {
         epoch: i32,
     ) -> Result<HashMap<String, Loaded>, ErrorCode> {
         let mut groups: HashMap<String, Loaded> = HashMap::new();
-        let Some(topic) = self.topics.get(OFFSETS_TOPIC) else {
-            return Err(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS);
-        };
-        // Not reconciled into the lead yet: the client asks again.
-        let partition = topic
-            .partition(index)
-            .filter(|p| p.leader_epoch() == epoch)
-            .ok_or(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS)?;
-        {
-            let mut offset = partition.watermarks().await.log_start_offset;
-            loop {
-                let read = partition.read(offset, LOAD_CHUNK).await?;
-                if read.records.is_empty() || offset >= read.log_end_offset {
-                    break;
-                }
-                offset = apply_batches(&read.records, offset, &mut groups);
-            }
-        }
+        self.topic
+            .read(index, epoch, |record| {
+                apply_record(record.key.as_deref(), record.value.as_deref(), &mut groups);
+            })
+            .await?;
         groups.retain(|_, g| g.metadata.is_some() || !g.offsets.is_empty());
         debug!(
             partition = index,
@@ -315,32 +176,6 @@ fn encode_entry(group: &str, entry: &Entry<'_>) -> (Bytes, Option<Bytes>) {
         Entry::Group(metadata) => (encode_key(&group_key()), Some(encode_group(metadata))),
         Entry::GroupGone => (encode_key(&group_key()), None),
     }
-}
-
-/// Applies the records of `bytes` (whole batches) at or after `from`; returns the offset
-/// after the last batch.
-fn apply_batches(bytes: &[u8], from: i64, groups: &mut HashMap<String, Loaded>) -> i64 {
-    let mut next = from;
-    for batch in strom_protocol::records::batches(bytes) {
-        let Ok((_, range)) = batch else { break };
-        let Some(batch) = bytes.get(range) else { break };
-        let decoded = decode_batch(batch);
-        let Ok((header, records)) = decoded else {
-            warn!(
-                offset = next,
-                "skipping an unreadable batch of {OFFSETS_TOPIC}"
-            );
-            break;
-        };
-        next = header.base_offset + i64::from(header.last_offset_delta) + 1;
-        if header.is_control() {
-            continue;
-        }
-        for record in records.into_iter().filter(|r| r.offset >= from) {
-            apply_record(record.key.as_deref(), record.value.as_deref(), groups);
-        }
-    }
-    next.max(from + 1)
 }
 
 /// Applies one record: a value sets, a tombstone removes.
