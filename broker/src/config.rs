@@ -60,6 +60,18 @@ pub struct BrokerConfig {
     /// Replicas of the `__consumer_offsets` topic (`offsets.topic.replication.factor`, 3
     /// as in Kafka; fewer when fewer brokers are live when it is created).
     pub offsets_topic_replication_factor: usize,
+    /// Partitions of the `__transaction_state` topic
+    /// (`transaction.state.log.num.partitions`).
+    pub transaction_state_num_partitions: i32,
+    /// Replicas of the `__transaction_state` topic
+    /// (`transaction.state.log.replication.factor`, 3; fewer when fewer brokers are live).
+    pub transaction_state_replication_factor: usize,
+    /// The longest transaction timeout a producer may ask for
+    /// (`transaction.max.timeout.ms`).
+    pub transaction_max_timeout_ms: i32,
+    /// How often the transaction coordinator aborts transactions past their timeout
+    /// (`transaction.abort.timed.out.transaction.cleanup.interval.ms`).
+    pub transaction_abort_interval: Duration,
     /// The metadata quorum's voters and their controller addresses
     /// (`controller.quorum.voters`, `1@host:port,2@host:port,...`); empty for a quorum of
     /// this broker alone.
@@ -164,6 +176,10 @@ impl BrokerConfig {
             group_max_size: None,
             offsets_topic_num_partitions: 50,
             offsets_topic_replication_factor: 3,
+            transaction_state_num_partitions: 50,
+            transaction_state_replication_factor: 3,
+            transaction_max_timeout_ms: 900_000,
+            transaction_abort_interval: Duration::from_secs(10),
             controller_quorum_voters: Vec::new(),
             controller_election_timeout: Duration::from_millis(500),
             broker_session_timeout: Duration::from_millis(1000),
@@ -286,7 +302,35 @@ impl BrokerConfig {
                 let ms: u64 = parse(value).map_err(|_| bad("expected milliseconds"))?;
                 self.replica_lag_time_max = Duration::from_millis(ms)
             }
-            "transaction.state.log.replication.factor" | "process.roles" => {}
+            "transaction.state.log.num.partitions" => {
+                self.transaction_state_num_partitions =
+                    parse(value).map_err(|_| bad("expected an integer"))?;
+                if !(1..=1000).contains(&self.transaction_state_num_partitions) {
+                    return Err(bad("must be between 1 and 1000"));
+                }
+            }
+            "transaction.state.log.replication.factor" => {
+                let factor: usize = parse(value).map_err(|_| bad("expected a count"))?;
+                if factor == 0 {
+                    return Err(bad("must be at least 1"));
+                }
+                self.transaction_state_replication_factor = factor;
+            }
+            "transaction.max.timeout.ms" => {
+                self.transaction_max_timeout_ms =
+                    parse(value).map_err(|_| bad("expected milliseconds"))?;
+                if self.transaction_max_timeout_ms < 1 {
+                    return Err(bad("must be at least 1"));
+                }
+            }
+            "transaction.abort.timed.out.transaction.cleanup.interval.ms" => {
+                let ms: u64 = parse(value).map_err(|_| bad("expected milliseconds"))?;
+                if ms < 1 {
+                    return Err(bad("must be at least 1"));
+                }
+                self.transaction_abort_interval = Duration::from_millis(ms)
+            }
+            "process.roles" => {}
             "controller.quorum.voters" => {
                 self.controller_quorum_voters = parse_voters(value).map_err(|r| bad(&r))?
             }

@@ -150,9 +150,15 @@ impl InternalTopic {
             return Ok(());
         }
         let factor = self.factor();
+        // A topic created on fewer brokers than its minimum ISR could take no write.
+        let mut overrides = self.overrides.clone();
+        if let Some(min) = overrides.get_mut("min.insync.replicas") {
+            let capped = min.parse::<usize>().unwrap_or(1).min(factor);
+            *min = capped.to_string();
+        }
         let created = self
             .topics
-            .create_anywhere(self.name, self.partitions, factor, self.overrides.clone())
+            .create_anywhere(self.name, self.partitions, factor, overrides)
             .await;
         match created {
             Ok(true) => Ok(()),
@@ -188,7 +194,8 @@ impl InternalTopic {
     /// partition of `key`, which this broker must lead in `epoch` (the one the key's state
     /// was loaded in); `Ok` once the records are in the log of every in-sync replica, so
     /// a new leader has them. Errors: NOT_COORDINATOR (not the leader in `epoch`),
-    /// MESSAGE_TOO_LARGE / RECORD_LIST_TOO_LARGE, COORDINATOR_NOT_AVAILABLE (anything else).
+    /// MESSAGE_TOO_LARGE / RECORD_LIST_TOO_LARGE, COORDINATOR_NOT_AVAILABLE (fewer in-sync
+    /// replicas than the topic's `min.insync.replicas`, or anything else).
     pub(crate) async fn append(
         &self,
         key: &str,
@@ -204,6 +211,16 @@ impl InternalTopic {
             .partition(index)
             .filter(|p| p.leader_epoch() == epoch && epoch >= 0)
             .ok_or(ErrorCode::NOT_COORDINATOR)?;
+        // As acks=all: below the topic's minimum ISR the write is refused.
+        if partition.isr_len() < topic.min_insync_replicas() {
+            warn!(
+                key,
+                isr = partition.isr_len(),
+                "too few in-sync replicas of {}",
+                self.name
+            );
+            return Err(ErrorCode::COORDINATOR_NOT_AVAILABLE);
+        }
         let now = now_ms();
         let mut batch = BatchBuilder::new(Compression::None);
         for (k, value) in records {

@@ -30,6 +30,7 @@ mod server;
 mod state;
 mod topic_config;
 mod topics;
+mod txn;
 
 pub use config::BrokerConfig;
 pub use error::BrokerError;

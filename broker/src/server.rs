@@ -222,6 +222,8 @@ impl Broker {
             .map_err(|code| {
                 BrokerError::io("loading groups", std::io::Error::other(code.to_string()))
             })?;
+        let transactions = Arc::new(crate::txn::TxnCoordinator::new(topics.clone(), &config));
+        let abort_every = config.transaction_abort_interval;
         let state = Arc::new(BrokerState {
             config,
             cluster_id,
@@ -230,12 +232,18 @@ impl Broker {
             topics,
             producer_ids,
             groups,
+            transactions,
             quorum,
         });
         let tasks = vec![
             tokio::spawn(crate::net::accept_loop(
                 listener,
                 state.clone(),
+                shutdown_rx.clone(),
+            )),
+            tokio::spawn(crate::txn::abort_timed_out(
+                state.transactions.clone(),
+                abort_every,
                 shutdown_rx.clone(),
             )),
             tokio::spawn(maintenance(state.clone(), retention_every, shutdown_rx)),

@@ -23,6 +23,7 @@ pub(crate) struct BrokerState {
     pub(crate) topics: Arc<Topics>,
     pub(crate) producer_ids: ProducerIds,
     pub(crate) groups: Coordinator,
+    pub(crate) transactions: Arc<crate::txn::TxnCoordinator>,
     /// The metadata quorum this node takes part in.
     pub(crate) quorum: Arc<crate::controller::quorum::Quorum>,
 }

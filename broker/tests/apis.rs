@@ -37,7 +37,7 @@ async fn every_api_at_every_advertised_version() {
     let conn = b.connect().await;
     let base_id = create_topic(&conn, "base", 1).await;
     let versions = conn.send(&ApiVersionsRequest::default()).await.unwrap();
-    assert_eq!(versions.api_keys.len(), 32);
+    assert_eq!(versions.api_keys.len(), 37);
     for api in &versions.api_keys {
         let key = ApiKey::try_from(api.api_key).unwrap();
         let min = if key == ApiKey::Produce {
@@ -377,6 +377,50 @@ async fn every_api_at_every_advertised_version() {
                     let r = conn.send_version(&request, v).await.unwrap();
                     let code = r.markers[0].topics[0].partitions[0].error_code;
                     assert_eq!(code, 3, "{ctx}: UNKNOWN_TOPIC_OR_PARTITION");
+                }
+                // The transaction coordinator's requests for an id it has never seen
+                // (the flows are in `transactions`).
+                ApiKey::AddPartitionsToTxn => {
+                    use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
+                    let request = AddPartitionsToTxnRequest::default()
+                        .with_v3_and_below_transactional_id(TransactionalId(s("api-txn")))
+                        .with_v3_and_below_producer_id(ProducerId(5))
+                        .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
+                            .with_name(name("base"))
+                            .with_partitions(vec![0])]);
+                    let r = conn.send_version(&request, v).await.unwrap();
+                    let code = r.results_by_topic_v3_and_below[0].results_by_partition[0]
+                        .partition_error_code;
+                    assert_eq!(code, 49, "{ctx}: INVALID_PRODUCER_ID_MAPPING");
+                }
+                ApiKey::AddOffsetsToTxn => {
+                    let request = AddOffsetsToTxnRequest::default()
+                        .with_transactional_id(TransactionalId(s("api-txn")))
+                        .with_producer_id(ProducerId(5))
+                        .with_group_id(GroupId(s("api-group")));
+                    let r = conn.send_version(&request, v).await.unwrap();
+                    assert_eq!(r.error_code, 49, "{ctx}: INVALID_PRODUCER_ID_MAPPING");
+                }
+                ApiKey::EndTxn => {
+                    let request = EndTxnRequest::default()
+                        .with_transactional_id(TransactionalId(s("api-txn")))
+                        .with_producer_id(ProducerId(5));
+                    let r = conn.send_version(&request, v).await.unwrap();
+                    assert_eq!(r.error_code, 49, "{ctx}: INVALID_PRODUCER_ID_MAPPING");
+                }
+                ApiKey::DescribeTransactions => {
+                    let request = DescribeTransactionsRequest::default()
+                        .with_transactional_ids(vec![TransactionalId(s("api-txn"))]);
+                    let r = conn.send_version(&request, v).await.unwrap();
+                    let code = r.transaction_states[0].error_code;
+                    assert_eq!(code, 105, "{ctx}: TRANSACTIONAL_ID_NOT_FOUND");
+                }
+                ApiKey::ListTransactions => {
+                    let request = ListTransactionsRequest::default()
+                        .with_state_filters(vec![s("Ongoing"), s("Sleeping")]);
+                    let r = conn.send_version(&request, v).await.unwrap();
+                    assert_eq!(r.error_code, 0, "{ctx}");
+                    assert_eq!(r.unknown_state_filters, [s("Sleeping")], "{ctx}");
                 }
                 ApiKey::DescribeQuorum => {
                     use kafka_protocol::messages::describe_quorum_request::{

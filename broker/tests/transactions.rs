@@ -13,7 +13,7 @@ use strom_protocol::connection::Connection;
 use strom_protocol::records::{batches, decode_batch, BatchBuilder, Compression};
 use strom_protocol::ErrorCode;
 
-use crate::{create_topic, name, produce, TestBroker};
+use crate::{create_topic, name, produce, s, TestBroker};
 
 const TOPIC: &str = "txn";
 
@@ -231,4 +231,221 @@ async fn markers_for_partitions_not_led_here_are_refused() {
         .collect();
     let unknown = ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code();
     assert_eq!(codes, [vec![0, unknown], vec![unknown]]);
+}
+
+/// A transactional producer's requests to the coordinator, as a client sends them.
+struct TxnClient<'a> {
+    conn: &'a Connection,
+    id: &'static str,
+    pid: i64,
+    epoch: i16,
+}
+
+impl TxnClient<'_> {
+    /// InitProducerId with the transactional id, retried while the coordinator is busy.
+    async fn init<'c>(conn: &'c Connection, id: &'static str, timeout_ms: i32) -> TxnClient<'c> {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let request = InitProducerIdRequest::default()
+                .with_transactional_id(Some(TransactionalId(s(id))))
+                .with_transaction_timeout_ms(timeout_ms);
+            let r = conn.send(&request).await.unwrap();
+            match ErrorCode(r.error_code) {
+                ErrorCode::NONE => {
+                    return TxnClient {
+                        conn,
+                        id,
+                        pid: r.producer_id.0,
+                        epoch: r.producer_epoch,
+                    }
+                }
+                code if code.is_retriable() || code == ErrorCode::CONCURRENT_TRANSACTIONS => {
+                    assert!(tokio::time::Instant::now() < deadline, "{code:?}");
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+                code => panic!("InitProducerId: {code:?}"),
+            }
+        }
+    }
+
+    async fn add(&self, topic: &str, partition: i32) -> i16 {
+        let request = AddPartitionsToTxnRequest::default()
+            .with_v3_and_below_transactional_id(TransactionalId(s(self.id)))
+            .with_v3_and_below_producer_id(ProducerId(self.pid))
+            .with_v3_and_below_producer_epoch(self.epoch)
+            .with_v3_and_below_topics(vec![
+                kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic::default()
+                    .with_name(name(topic))
+                    .with_partitions(vec![partition]),
+            ]);
+        let r = self.conn.send_version(&request, 3).await.unwrap();
+        r.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code
+    }
+
+    /// Writes `values` in the transaction: the partition added, then a batch produced.
+    async fn write(&self, seq: i32, values: &[&str]) -> (i16, i64) {
+        assert_eq!(self.add(TOPIC, 0).await, 0);
+        let mut request =
+            crate::produce_request(TOPIC, 0, batch(self.pid, self.epoch, seq, values, true));
+        request.transactional_id = Some(TransactionalId(s(self.id)));
+        let r = self.conn.send(&request).await.unwrap();
+        let p = &r.responses[0].partition_responses[0];
+        (p.error_code, p.base_offset)
+    }
+
+    async fn end(&self, commit: bool) -> i16 {
+        let request = EndTxnRequest::default()
+            .with_transactional_id(TransactionalId(s(self.id)))
+            .with_producer_id(ProducerId(self.pid))
+            .with_producer_epoch(self.epoch)
+            .with_committed(commit);
+        self.conn.send(&request).await.unwrap().error_code
+    }
+}
+
+/// Waits until a read_committed fetch returns `values` (aborted ones included: the
+/// reader skips those) and the last stable offset `lso`.
+async fn committed_are(conn: &Connection, values: &[&str], lso: i64) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let seen = fetch(conn, 1).await;
+        if seen.values == values && seen.last_stable_offset == lso {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "read_committed saw {:?} below {}",
+            seen.values,
+            seen.last_stable_offset
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn the_coordinator_commits_aborts_fences_and_survives_a_restart() {
+    let b = TestBroker::start().await;
+    let conn = b.connect().await;
+    create_topic(&conn, TOPIC, 1).await;
+    // FindCoordinator for a transactional id names this broker (creating the topic).
+    let request = FindCoordinatorRequest::default()
+        .with_key_type(1)
+        .with_key(s("payments"));
+    let found = conn.send_version(&request, 3).await.unwrap();
+    assert_eq!((found.error_code, found.node_id.0), (0, 1));
+
+    let first = TxnClient::init(&conn, "payments", 60_000).await;
+    assert_eq!(first.epoch, 0);
+    assert_eq!(first.write(0, &["one", "two"]).await, (0, 0));
+    assert_eq!(first.end(true).await, 0);
+    committed_are(&conn, &["one", "two"], 3).await;
+    assert_eq!(first.write(2, &["dropped"]).await, (0, 3));
+    assert_eq!(first.end(false).await, 0);
+    // Retrying the same end is fine; the other outcome is not.
+    assert_eq!(first.end(false).await, 0);
+    committed_are(&conn, &["one", "two", "dropped"], 5).await;
+    assert_eq!(fetch(&conn, 1).await.aborted, Some(vec![(first.pid, 3)]));
+    assert_eq!(first.end(true).await, ErrorCode::INVALID_TXN_STATE.code());
+
+    // A second producer with the id takes over: the first is fenced.
+    let second = TxnClient::init(&conn, "payments", 60_000).await;
+    assert_eq!((second.pid, second.epoch), (first.pid, 1));
+    assert_eq!(first.add(TOPIC, 0).await, ErrorCode::PRODUCER_FENCED.code());
+    assert_eq!(first.end(true).await, ErrorCode::PRODUCER_FENCED.code());
+    assert_eq!(second.write(0, &["three"]).await, (0, 5));
+
+    // A second producer while a transaction is open aborts it (fencing its writer).
+    let third = TxnClient::init(&conn, "payments", 60_000).await;
+    assert_eq!(
+        third.epoch, 3,
+        "one bump to abort, one for the new producer"
+    );
+    assert_eq!(second.end(true).await, ErrorCode::PRODUCER_FENCED.code());
+    committed_are(&conn, &["one", "two", "dropped", "three"], 7).await;
+    assert_eq!(
+        fetch(&conn, 1).await.aborted,
+        Some(vec![(first.pid, 3), (first.pid, 5)])
+    );
+
+    // The coordinator's state survives a restart: the next producer gets the next epoch.
+    let first_pid = first.pid;
+    drop(conn);
+    let b = b.restart().await;
+    let conn = b.connect().await;
+    let fourth = TxnClient::init(&conn, "payments", 60_000).await;
+    assert_eq!((fourth.pid, fourth.epoch), (first_pid, 4));
+    // Errors: a bad timeout, an unknown partition, an unknown id.
+    let bad = conn
+        .send(
+            &InitProducerIdRequest::default()
+                .with_transactional_id(Some(TransactionalId(s("payments"))))
+                .with_transaction_timeout_ms(900_001),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        bad.error_code,
+        ErrorCode::INVALID_TRANSACTION_TIMEOUT.code()
+    );
+    assert_eq!(
+        fourth.add("no-such-topic", 0).await,
+        ErrorCode::UNKNOWN_TOPIC_OR_PARTITION.code()
+    );
+    let stranger = TxnClient {
+        conn: &conn,
+        id: "never-seen",
+        pid: 1,
+        epoch: 0,
+    };
+    assert_eq!(
+        stranger.end(true).await,
+        ErrorCode::INVALID_PRODUCER_ID_MAPPING.code()
+    );
+}
+
+#[tokio::test]
+async fn transactions_past_their_timeout_are_aborted_and_their_producer_fenced() {
+    let b = TestBroker::start_with(|c| {
+        c.transaction_abort_interval = std::time::Duration::from_millis(50);
+    })
+    .await;
+    let conn = b.connect().await;
+    create_topic(&conn, TOPIC, 1).await;
+    let slow = TxnClient::init(&conn, "slow", 200).await;
+    assert_eq!(slow.write(0, &["late"]).await, (0, 0));
+    // The coordinator aborts it (the records are reported aborted), fencing the producer.
+    committed_are(&conn, &["late"], 2).await;
+    assert_eq!(fetch(&conn, 1).await.aborted, Some(vec![(slow.pid, 0)]));
+    assert_eq!(slow.end(true).await, ErrorCode::PRODUCER_FENCED.code());
+    let listed = conn
+        .send(&ListTransactionsRequest::default())
+        .await
+        .unwrap();
+    let states: Vec<(String, String)> = listed
+        .transaction_states
+        .iter()
+        .map(|t| {
+            (
+                t.transactional_id.0.to_string(),
+                t.transaction_state.to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(states, [("slow".to_owned(), "CompleteAbort".to_owned())]);
+    let described = conn
+        .send(
+            &DescribeTransactionsRequest::default().with_transactional_ids(vec![
+                TransactionalId(s("slow")),
+                TransactionalId(s("nobody")),
+            ]),
+        )
+        .await
+        .unwrap();
+    let s0 = &described.transaction_states[0];
+    assert_eq!((s0.error_code, s0.producer_epoch), (0, 1));
+    assert_eq!(s0.transaction_state.as_str(), "CompleteAbort");
+    assert_eq!(
+        described.transaction_states[1].error_code,
+        ErrorCode::TRANSACTIONAL_ID_NOT_FOUND.code()
+    );
 }

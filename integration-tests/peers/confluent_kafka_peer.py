@@ -340,6 +340,74 @@ def scenario_consume_committed(bootstrap, topic, n):
     sys.stdout.flush()
 
 
+def scenario_transactions(bootstrap, topic):
+    """A transactional producer commits, aborts and commits again; a second producer with
+    the same transactional.id fences the first; read_committed sees exactly the committed
+    records, read_uncommitted all of them. Prints the committed values read."""
+    txn_id = pc.fresh_topic("strom-interop-txn")
+    conf = {"transactional.id": txn_id, "linger.ms": 5, "message.timeout.ms": 20000}
+    prod = Producer({**base_conf(bootstrap), **conf})
+    prod.init_transactions(OP_TIMEOUT_S)
+
+    def run(values, commit):
+        prod.begin_transaction()
+        for v in values:
+            prod.produce(topic, value=v.encode(), partition=0)
+        if commit:
+            prod.commit_transaction(OP_TIMEOUT_S)
+        else:
+            prod.flush(OP_TIMEOUT_S)
+            prod.abort_transaction(OP_TIMEOUT_S)
+
+    run([f"committed-{i}" for i in range(5)], True)
+    run([f"aborted-{i}" for i in range(5)], False)
+    run([f"committed-{i}" for i in range(5, 10)], True)
+
+    # A second producer with the same id fences the first.
+    zombie_fenced = False
+    second = Producer({**base_conf(bootstrap), **conf})
+    second.init_transactions(OP_TIMEOUT_S)
+    try:
+        prod.begin_transaction()
+        prod.produce(topic, value=b"zombie", partition=0)
+        prod.commit_transaction(OP_TIMEOUT_S)
+    except KafkaException as e:
+        err = e.args[0]
+        zombie_fenced = err.fatal() or err.code() in (KafkaError._FENCED, KafkaError.PRODUCER_FENCED,
+                                                      KafkaError.INVALID_PRODUCER_EPOCH)
+        pc.log(f"the first producer is fenced: {err}")
+    pc.check(zombie_fenced, "the first producer was not fenced by the second")
+    second.begin_transaction()
+    second.produce(topic, value=b"committed-10", partition=0)
+    second.commit_transaction(OP_TIMEOUT_S)
+
+    def read(isolation, n):
+        cons = consumer(bootstrap, isolation_level=isolation)
+        try:
+            cons.assign([TopicPartition(topic, 0, OFFSET_BEGINNING)])
+            out = []
+            deadline = time.monotonic() + OP_TIMEOUT_S
+            while len(out) < n and time.monotonic() < deadline:
+                for msg in cons.consume(num_messages=100, timeout=0.5):
+                    if msg.error() is not None:
+                        raise pc.PeerFailure(f"consume error: {msg.error()}")
+                    out.append(msg.value().decode())
+            out.extend(m.value().decode() for m in cons.consume(num_messages=100, timeout=1.0))
+            return out
+        finally:
+            cons.close()
+
+    committed = read("read_committed", 11)
+    expected = [f"committed-{i}" for i in range(11)]
+    pc.check(committed == expected, f"read_committed read {committed}")
+    everything = read("read_uncommitted", 15)
+    pc.check(len([v for v in everything if v.startswith("aborted-")]) == 5,
+             f"read_uncommitted read {everything}")
+    for v in committed:
+        print(v)
+    sys.stdout.flush()
+
+
 def scenario_dump(bootstrap, topic):
     cons = consumer(bootstrap)
     try:
@@ -466,6 +534,7 @@ SCENARIOS = {
     "produce": (scenario_produce, pc.SCENARIO_TIMEOUT_S),
     "consume": (scenario_consume, pc.SCENARIO_TIMEOUT_S),
     "consume-committed": (scenario_consume_committed, pc.SCENARIO_TIMEOUT_S),
+    "transactions": (scenario_transactions, pc.SCENARIO_TIMEOUT_S),
     "dump": (scenario_dump, 90.0),
     # Runs until the test kills it; the cap only guards against a forgotten process.
     "produce-until-killed": (scenario_produce_until_killed, 180.0),

@@ -2,7 +2,8 @@
 //!
 //! A group's coordinator is the leader of its `__consumer_offsets` partition (the topic is
 //! created, through the controller, on the first ask); COORDINATOR_NOT_AVAILABLE while that
-//! partition has no leader. Transactional ids are answered with this broker. v4+ asks for
+//! partition has no leader. A transactional id's is the leader of its `__transaction_state`
+//! partition, created the same way. v4+ asks for
 //! many keys at once. librdkafka also reads FindCoordinator's presence in ApiVersions as
 //! the sign of a broker new enough for LZ4 compression.
 
@@ -81,14 +82,11 @@ async fn locate(
     key_type: i8,
     key: &str,
 ) -> Result<(i32, StrBytes, i32), ErrorCode> {
-    if key_type != GROUP {
-        return Ok((
-            state.config.node_id,
-            str_bytes(state.advertised_host.clone()),
-            state.advertised_port,
-        ));
-    }
-    let node = state.groups.find(key).await?;
+    let node = if key_type == GROUP {
+        state.groups.find(key).await?
+    } else {
+        state.transactions.find(key).await?
+    };
     let image = state.quorum.image();
     let broker = image
         .brokers

@@ -1,9 +1,11 @@
-//! InitProducerId (key 22): versions 0-5, for idempotent producers.
+//! InitProducerId (key 22): versions 0-5, for idempotent and transactional producers.
 //!
 //! Without a transactional id the broker hands out a fresh producer id at epoch 0, as Kafka
 //! does, whatever id and epoch the client passes (KIP-360 clients pass their current ones
 //! after a sequence error; a fresh id serves them as well, and no client can bump another's
-//! epoch). Transactional ids are not served by this broker yet and get `INVALID_REQUEST`.
+//! epoch). With one, the transaction coordinator answers (it must lead the id's
+//! `__transaction_state` partition): the id's producer id with its epoch moved on, fencing
+//! earlier producers. Before v4, `PRODUCER_FENCED` is answered as `INVALID_PRODUCER_EPOCH`.
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 use strom_protocol::ErrorCode;
@@ -14,7 +16,7 @@ use crate::state::BrokerState;
 pub(crate) async fn handle(
     state: &BrokerState,
     request: InitProducerIdRequest,
-    _version: i16,
+    version: i16,
 ) -> InitProducerIdResponse {
     let error = |code: ErrorCode| {
         InitProducerIdResponse::default()
@@ -22,8 +24,27 @@ pub(crate) async fn handle(
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1)
     };
-    if request.transactional_id.is_some() {
-        return error(ErrorCode::INVALID_REQUEST);
+    if let Some(id) = &request.transactional_id {
+        let expected =
+            (request.producer_id.0 >= 0).then_some((request.producer_id.0, request.producer_epoch));
+        let answer = state
+            .transactions
+            .init_producer(
+                id.0.as_str(),
+                request.transaction_timeout_ms,
+                expected,
+                &state.producer_ids,
+            )
+            .await;
+        return match answer {
+            Ok((id, epoch)) => InitProducerIdResponse::default()
+                .with_producer_id(ProducerId(id))
+                .with_producer_epoch(epoch),
+            Err(ErrorCode::PRODUCER_FENCED) if version < 4 => {
+                error(ErrorCode::INVALID_PRODUCER_EPOCH)
+            }
+            Err(code) => error(code),
+        };
     }
     match state.producer_ids.next().await {
         Ok(id) => InitProducerIdResponse::default()

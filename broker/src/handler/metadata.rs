@@ -171,8 +171,9 @@ fn describe(image: &MetadataImage, topic: &TopicImage, version: i16) -> Metadata
         .with_name(Some(topic_name(topic.name.clone())))
         .with_partitions(partitions);
     if version >= 1 {
-        response = response
-            .with_is_internal(topic.name == OFFSETS_TOPIC || topic.name == "__transaction_state");
+        response = response.with_is_internal(
+            topic.name == OFFSETS_TOPIC || topic.name == crate::txn::TRANSACTION_TOPIC,
+        );
     }
     if version >= 10 {
         response = response.with_topic_id(topic.id);

@@ -15,6 +15,7 @@ pub(crate) mod describe_cluster;
 pub(crate) mod describe_configs;
 pub(crate) mod describe_groups;
 pub(crate) mod describe_quorum;
+pub(crate) mod describe_transactions;
 pub(crate) mod elect_leaders;
 pub(crate) mod fetch;
 pub(crate) mod find_coordinator;
@@ -33,6 +34,7 @@ pub(crate) mod offset_for_leader_epoch;
 pub(crate) mod partition_reassignments;
 pub(crate) mod produce;
 pub(crate) mod sync_group;
+pub(crate) mod txn_requests;
 pub(crate) mod write_txn_markers;
 
 use kafka_protocol::messages::TopicName;

@@ -64,6 +64,11 @@ pub(crate) const APIS: &[ApiSpec] = &[
     spec(ApiKey::AlterPartitionReassignments, 0, 1),
     spec(ApiKey::ListPartitionReassignments, 0, 0),
     spec(ApiKey::WriteTxnMarkers, 1, 1),
+    spec(ApiKey::AddPartitionsToTxn, 0, 3),
+    spec(ApiKey::AddOffsetsToTxn, 0, 4),
+    spec(ApiKey::EndTxn, 0, 4),
+    spec(ApiKey::DescribeTransactions, 0, 0),
+    spec(ApiKey::ListTransactions, 0, 1),
 ];
 
 /// Lowest Produce version actually served.
@@ -229,6 +234,24 @@ async fn dispatch_buffered(
         ),
         ApiKey::WriteTxnMarkers => {
             serve!(WriteTxnMarkersRequest, handler::write_txn_markers::handle)
+        }
+        ApiKey::AddPartitionsToTxn => serve!(
+            AddPartitionsToTxnRequest,
+            handler::txn_requests::add_partitions
+        ),
+        ApiKey::AddOffsetsToTxn => {
+            serve!(AddOffsetsToTxnRequest, handler::txn_requests::add_offsets)
+        }
+        ApiKey::EndTxn => serve!(EndTxnRequest, handler::txn_requests::end),
+        ApiKey::DescribeTransactions => serve!(
+            DescribeTransactionsRequest,
+            handler::describe_transactions::describe
+        ),
+        ApiKey::ListTransactions => {
+            serve!(
+                ListTransactionsRequest,
+                handler::describe_transactions::list
+            )
         }
         ApiKey::InitProducerId => serve!(InitProducerIdRequest, handler::init_producer_id::handle),
         ApiKey::DescribeConfigs => {

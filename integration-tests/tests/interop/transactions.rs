@@ -160,3 +160,52 @@ fn read_committed_consumers_skip_aborted_and_open_transactions() {
     }
     broker.shutdown();
 }
+
+/// librdkafka's transactional producer against the broker's transaction coordinator:
+/// commits, an abort, zombie fencing; read_committed readers (librdkafka's and Strom's)
+/// see exactly the committed records.
+#[test]
+fn librdkafka_transactions_commit_abort_and_fence() {
+    let Some(peer) = Peer::confluent() else {
+        return;
+    };
+    let broker = TestBroker::start();
+    let bootstrap = broker.bootstrap();
+    broker.block_on(async {
+        let admin = Admin::connect(ClientConfig::new().bootstrap(&bootstrap))
+            .await
+            .expect("admin");
+        admin
+            .create_topic(NewTopic::new("txn-interop").partitions(1))
+            .await
+            .expect("create the topic");
+    });
+    let out = peer.run_ok(&bootstrap, &["transactions", "txn-interop"]);
+    let expected: Vec<String> = (0..11).map(|i| format!("committed-{i}")).collect();
+    let printed: Vec<String> = out.stdout.lines().map(str::to_owned).collect();
+    assert_eq!(printed, expected, "{out}");
+    let read = broker.block_on(async {
+        let config = ClientConfig::new()
+            .bootstrap(&bootstrap)
+            .isolation_level(IsolationLevel::ReadCommitted);
+        let consumer = Consumer::new(config).await.expect("consumer");
+        let all = [("txn-interop".to_owned(), 0)];
+        consumer.assign(&all).expect("assign");
+        consumer.seek_to_beginning(&all).expect("seek");
+        let mut read = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while read.len() < expected.len() && Instant::now() < deadline {
+            for r in consumer
+                .poll(Duration::from_millis(200))
+                .await
+                .expect("poll")
+            {
+                read.push(String::from_utf8_lossy(&r.value.unwrap_or_default()).into_owned());
+            }
+        }
+        consumer.shutdown().await.expect("close");
+        read
+    });
+    assert_eq!(read, expected);
+    broker.shutdown();
+}
