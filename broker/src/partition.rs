@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicI32, AtomicI64, Ordering};
 use bytes::{Bytes, BytesMut};
 use std::sync::{Arc, Weak};
 use strom_protocol::records::{
-    batches, decode_batch, end_transaction_marker, marker_of, validate_batches,
+    batches, decode_batch, end_transaction_marker, marker_of, validate_batches, Marker,
 };
 use strom_protocol::ErrorCode;
 
@@ -225,7 +225,11 @@ impl Partition {
         let hw = self.high_watermark();
         self.append_as_leader(state, &batch, now_ms, |state, base_offset| {
             let producers = &mut state.producers;
-            producers.record_marker(producer_id, producer_epoch, commit, base_offset, hw);
+            let marker = Marker {
+                commit,
+                coordinator_epoch,
+            };
+            producers.record_marker(producer_id, producer_epoch, marker, base_offset, hw);
             producers.forget_before(state.log.log_start_offset());
         })
     }
@@ -335,6 +339,11 @@ impl Partition {
             .log
             .read(offset, max_bytes, true)
             .map_err(|e| log_error_code(&e, self.index))
+    }
+
+    /// The producers with state here, for DescribeProducers.
+    pub(crate) async fn producers(&self) -> Vec<crate::producer_state::ProducerSummary> {
+        self.state.read().await.producers.summaries()
     }
 
     pub(crate) async fn watermarks(&self) -> Watermarks {
@@ -670,7 +679,7 @@ impl Partition {
                         state.producers.record_marker(
                             header.producer_id,
                             header.producer_epoch,
-                            marker.commit,
+                            marker,
                             header.base_offset,
                             hw,
                         );
@@ -876,7 +885,7 @@ fn rebuild_producers(log: &PartitionLog) -> Result<ProducerStates, LogError> {
         Some(marker) => producers.record_marker(
             header.producer_id,
             header.producer_epoch,
-            marker.commit,
+            marker,
             header.base_offset,
             header.base_offset + 1,
         ),

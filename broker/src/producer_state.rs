@@ -22,7 +22,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use strom_protocol::records::BatchHeader;
+use strom_protocol::records::{BatchHeader, Marker};
 use strom_protocol::ErrorCode;
 
 /// How many recent batches per producer are kept for duplicate detection; Kafka clients keep
@@ -43,6 +43,27 @@ struct ProducerEntry {
     batches: VecDeque<BatchRange>,
     /// First offset of its transaction open on this partition.
     open_transaction: Option<i64>,
+    /// The largest timestamp of its last batch.
+    last_timestamp: i64,
+    /// The epoch of the coordinator that wrote its last marker.
+    coordinator_epoch: Option<i32>,
+}
+
+/// One producer as DescribeProducers shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProducerSummary {
+    /// The producer id.
+    pub producer_id: i64,
+    /// Its current epoch here.
+    pub producer_epoch: i16,
+    /// Sequence of its last record here (-1 for none).
+    pub last_sequence: i32,
+    /// The largest timestamp of its last batch (-1 for none).
+    pub last_timestamp: i64,
+    /// The epoch of the coordinator that wrote its last marker (-1 for none).
+    pub coordinator_epoch: i32,
+    /// First offset of its open transaction (-1 for none).
+    pub current_txn_start_offset: i64,
 }
 
 /// A transaction that ended in an abort: `read_committed` consumers skip its records.
@@ -144,6 +165,7 @@ impl ProducerStates {
             entry.epoch = batch.producer_epoch;
             entry.batches.clear();
         }
+        entry.last_timestamp = batch.max_timestamp;
         if batch.is_transactional() && entry.open_transaction.is_none() {
             entry.open_transaction = Some(first_offset);
             self.open.insert(first_offset, batch.producer_id);
@@ -175,11 +197,13 @@ impl ProducerStates {
         &mut self,
         producer_id: i64,
         epoch: i16,
-        commit: bool,
+        marker: Marker,
         offset: i64,
         high_watermark: i64,
     ) {
+        let commit = marker.commit;
         let entry = self.producers.entry(producer_id).or_default();
+        entry.coordinator_epoch = Some(marker.coordinator_epoch);
         if epoch > entry.epoch {
             // A bumped epoch (the coordinator aborting for a fenced or timed-out producer):
             // numbering starts over.
@@ -231,6 +255,28 @@ impl ProducerStates {
         self.aborted.drain(..gone);
     }
 
+    /// The producers tracked, by id.
+    pub fn summaries(&self) -> Vec<ProducerSummary> {
+        let mut out: Vec<ProducerSummary> = self
+            .producers
+            .iter()
+            .map(|(&producer_id, entry)| ProducerSummary {
+                producer_id,
+                producer_epoch: entry.epoch,
+                last_sequence: entry.batches.back().map_or(-1, |b| b.last_seq),
+                last_timestamp: if entry.batches.is_empty() {
+                    -1
+                } else {
+                    entry.last_timestamp
+                },
+                coordinator_epoch: entry.coordinator_epoch.unwrap_or(-1),
+                current_txn_start_offset: entry.open_transaction.unwrap_or(-1),
+            })
+            .collect();
+        out.sort_by_key(|p| p.producer_id);
+        out
+    }
+
     /// Number of producers tracked.
     pub fn len(&self) -> usize {
         self.producers.len()
@@ -245,6 +291,13 @@ impl ProducerStates {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn marker(commit: bool) -> Marker {
+        Marker {
+            commit,
+            coordinator_epoch: 4,
+        }
+    }
 
     fn transactional(pid: i64, seq: i32, count: i32) -> BatchHeader {
         let mut header = batch(pid, 0, seq, count);
@@ -262,7 +315,7 @@ mod tests {
         s.record(&transactional(1, 2, 1), 13);
         assert_eq!(s.last_stable_offset(14), 10);
         // 1 commits at 14: 2's transaction is now the oldest open.
-        s.record_marker(1, 0, true, 14, 14);
+        s.record_marker(1, 0, marker(true), 14, 14);
         assert_eq!(
             s.last_stable_offset(14),
             10,
@@ -270,7 +323,7 @@ mod tests {
         );
         assert_eq!(s.last_stable_offset(15), 12);
         // 2 aborts at 15; until the high watermark passes the marker, 12 stays unstable.
-        s.record_marker(2, 0, false, 15, 15);
+        s.record_marker(2, 0, marker(false), 15, 15);
         assert_eq!(s.last_stable_offset(15), 12);
         assert_eq!(s.last_stable_offset(16), 16);
         let aborted = AbortedTransaction {
@@ -295,8 +348,24 @@ mod tests {
         s.record(&transactional(1, 0, 1), 0);
         assert_eq!(s.check_marker(1, 0), Ok(()));
         assert_eq!(s.check_marker(9, 0), Ok(()), "unknown producers pass");
+        let open = s.summaries();
+        assert_eq!(
+            (
+                open[0].producer_id,
+                open[0].last_sequence,
+                open[0].current_txn_start_offset
+            ),
+            (1, 0, 0)
+        );
+        assert_eq!(open[0].coordinator_epoch, -1);
         // The coordinator aborts with a bumped epoch: the old epoch is fenced.
-        s.record_marker(1, 1, false, 1, 2);
+        s.record_marker(1, 1, marker(false), 1, 2);
+        let ended = s.summaries();
+        assert_eq!(
+            (ended[0].producer_epoch, ended[0].coordinator_epoch),
+            (1, 4)
+        );
+        assert_eq!(ended[0].current_txn_start_offset, -1);
         assert_eq!(s.check_marker(1, 0), Err(ErrorCode::INVALID_PRODUCER_EPOCH));
         assert_eq!(
             s.check(&transactional(1, 1, 1)),

@@ -37,7 +37,7 @@ async fn every_api_at_every_advertised_version() {
     let conn = b.connect().await;
     let base_id = create_topic(&conn, "base", 1).await;
     let versions = conn.send(&ApiVersionsRequest::default()).await.unwrap();
-    assert_eq!(versions.api_keys.len(), 37);
+    assert_eq!(versions.api_keys.len(), 38);
     for api in &versions.api_keys {
         let key = ApiKey::try_from(api.api_key).unwrap();
         let min = if key == ApiKey::Produce {
@@ -414,6 +414,21 @@ async fn every_api_at_every_advertised_version() {
                     let r = conn.send_version(&request, v).await.unwrap();
                     let code = r.transaction_states[0].error_code;
                     assert_eq!(code, 105, "{ctx}: TRANSACTIONAL_ID_NOT_FOUND");
+                }
+                ApiKey::DescribeProducers => {
+                    use kafka_protocol::messages::describe_producers_request::TopicRequest;
+                    let request = DescribeProducersRequest::default().with_topics(vec![
+                        TopicRequest::default()
+                            .with_name(name("base"))
+                            .with_partition_indexes(vec![0, 99]),
+                    ]);
+                    let r = conn.send_version(&request, v).await.unwrap();
+                    let codes: Vec<i16> = r.topics[0]
+                        .partitions
+                        .iter()
+                        .map(|p| p.error_code)
+                        .collect();
+                    assert_eq!(codes, [0, 3], "{ctx}");
                 }
                 ApiKey::ListTransactions => {
                     let request = ListTransactionsRequest::default()

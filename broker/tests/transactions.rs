@@ -117,6 +117,27 @@ pub async fn fetch_from(conn: &Connection, topic: &str, isolation: i8) -> Seen {
     }
 }
 
+/// DescribeProducers of partition 0: (id, epoch, last sequence, open transaction start).
+async fn describe_producers(conn: &Connection) -> Vec<(i64, i32, i32, i64)> {
+    use kafka_protocol::messages::describe_producers_request::TopicRequest;
+    let request = DescribeProducersRequest::default().with_topics(vec![TopicRequest::default()
+        .with_name(name(TOPIC))
+        .with_partition_indexes(vec![0])]);
+    let response = conn.send(&request).await.unwrap();
+    let partition = &response.topics[0].partitions[0];
+    assert_eq!(partition.error_code, 0);
+    let mut producers: Vec<_> = partition
+        .active_producers
+        .iter()
+        .map(|p| {
+            let state = (p.producer_id.0, p.producer_epoch, p.last_sequence);
+            (state.0, state.1, state.2, p.current_txn_start_offset)
+        })
+        .collect();
+    producers.sort();
+    producers
+}
+
 async fn latest(conn: &Connection, isolation: i8) -> i64 {
     let request = ListOffsetsRequest::default()
         .with_isolation_level(isolation)
@@ -193,9 +214,12 @@ async fn read_committed_sees_committed_transactions_below_the_last_stable_offset
         produce(&conn, TOPIC, 0, batch(p1, 0, 2, &["a3"], true)).await,
         (0, 6)
     );
+    let producers = describe_producers(&conn).await;
+    assert_eq!(producers, [(p1, 0, 2, 6), (p2, 1, -1, -1)]);
     drop(conn);
     let b = b.restart().await;
     let conn = b.connect().await;
+    assert_eq!(describe_producers(&conn).await, producers);
     let seen = fetch(&conn, 1).await;
     assert_eq!((seen.high_watermark, seen.last_stable_offset), (7, 6));
     assert_eq!(seen.aborted, Some(vec![(p2, 2)]));

@@ -14,6 +14,7 @@ pub(crate) mod delete_topics;
 pub(crate) mod describe_cluster;
 pub(crate) mod describe_configs;
 pub(crate) mod describe_groups;
+pub(crate) mod describe_producers;
 pub(crate) mod describe_quorum;
 pub(crate) mod describe_transactions;
 pub(crate) mod elect_leaders;

@@ -69,6 +69,7 @@ pub(crate) const APIS: &[ApiSpec] = &[
     spec(ApiKey::EndTxn, 0, 4),
     spec(ApiKey::DescribeTransactions, 0, 0),
     spec(ApiKey::ListTransactions, 0, 1),
+    spec(ApiKey::DescribeProducers, 0, 0),
 ];
 
 /// Lowest Produce version actually served.
@@ -251,6 +252,12 @@ async fn dispatch_buffered(
             serve!(
                 ListTransactionsRequest,
                 handler::describe_transactions::list
+            )
+        }
+        ApiKey::DescribeProducers => {
+            serve!(
+                DescribeProducersRequest,
+                handler::describe_producers::handle
             )
         }
         ApiKey::InitProducerId => serve!(InitProducerIdRequest, handler::init_producer_id::handle),
