@@ -18,7 +18,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use strom_protocol::records::{batches, decode_batch, BatchBuilder, Compression, Record};
+use strom_protocol::records::{
+    batches, decode_batch, marker_of, BatchBuilder, Compression, Record,
+};
 use strom_protocol::ErrorCode;
 use tracing::warn;
 
@@ -34,6 +36,18 @@ pub(crate) struct Place {
     pub(crate) leader: i32,
     /// That partition's leader epoch.
     pub(crate) epoch: i32,
+}
+
+/// What loading a partition finds, in log order.
+pub(crate) enum Item {
+    /// A record; `transaction` names the producer whose transaction wrote it, if one did
+    /// (it counts once that producer's commit marker follows).
+    Record {
+        transaction: Option<i64>,
+        record: Record,
+    },
+    /// A transaction marker of producer `producer_id`.
+    Marker { producer_id: i64, commit: bool },
 }
 
 /// Bytes read from a partition at a time while loading.
@@ -202,6 +216,18 @@ impl InternalTopic {
         epoch: i32,
         records: &[(Bytes, Option<Bytes>)],
     ) -> Result<(), ErrorCode> {
+        self.append_as(key, epoch, records, None).await
+    }
+
+    /// Like [`InternalTopic::append`], written in the transaction of `producer` (id and
+    /// epoch) when given: the records count once its commit marker is written here.
+    pub(crate) async fn append_as(
+        &self,
+        key: &str,
+        epoch: i32,
+        records: &[(Bytes, Option<Bytes>)],
+        producer: Option<(i64, i16)>,
+    ) -> Result<(), ErrorCode> {
         if records.is_empty() {
             return Ok(());
         }
@@ -223,6 +249,9 @@ impl InternalTopic {
         }
         let now = now_ms();
         let mut batch = BatchBuilder::new(Compression::None);
+        if let Some((id, producer_epoch)) = producer {
+            batch = batch.producer(id, producer_epoch, -1).transactional(true);
+        }
         for (k, value) in records {
             batch.push(now, Some(k), value.as_deref(), &[]);
         }
@@ -236,7 +265,9 @@ impl InternalTopic {
             .map_err(|(code, message)| {
                 warn!(key, error = %code, message, "writing to {}", self.name);
                 match code {
-                    ErrorCode::MESSAGE_TOO_LARGE | ErrorCode::RECORD_LIST_TOO_LARGE => code,
+                    ErrorCode::MESSAGE_TOO_LARGE
+                    | ErrorCode::RECORD_LIST_TOO_LARGE
+                    | ErrorCode::INVALID_PRODUCER_EPOCH => code,
                     _ => ErrorCode::COORDINATOR_NOT_AVAILABLE,
                 }
             })?;
@@ -254,13 +285,14 @@ impl InternalTopic {
     }
 
     /// Reads partition `index` from its start, which this broker must lead in `epoch` (it
-    /// has taken the lead: the log holds everything committed), giving `apply` each data
-    /// record in order. A batch that does not decode ends the read with a warning.
+    /// has taken the lead: the log holds everything committed), giving `apply` each record
+    /// and transaction marker in order. A batch that does not decode ends the read with a
+    /// warning.
     pub(crate) async fn read(
         &self,
         index: i32,
         epoch: i32,
-        mut apply: impl FnMut(Record),
+        mut apply: impl FnMut(Item),
     ) -> Result<(), ErrorCode> {
         let Some(topic) = self.topics.get(self.name) else {
             return Err(ErrorCode::COORDINATOR_LOAD_IN_PROGRESS);
@@ -280,9 +312,9 @@ impl InternalTopic {
         }
     }
 
-    /// Gives `apply` the data records of `bytes` (whole batches) at or after `from`;
-    /// returns the offset after the last batch.
-    fn apply_batches(&self, bytes: &[u8], from: i64, apply: &mut impl FnMut(Record)) -> i64 {
+    /// Gives `apply` the records and markers of `bytes` (whole batches) at or after
+    /// `from`; returns the offset after the last batch.
+    fn apply_batches(&self, bytes: &[u8], from: i64, apply: &mut impl FnMut(Item)) -> i64 {
         let mut next = from;
         for batch in batches(bytes) {
             let Ok((_, range)) = batch else { break };
@@ -296,12 +328,21 @@ impl InternalTopic {
             };
             next = header.base_offset + i64::from(header.last_offset_delta) + 1;
             if header.is_control() {
+                if let Ok(marker) = marker_of(batch) {
+                    apply(Item::Marker {
+                        producer_id: header.producer_id,
+                        commit: marker.commit,
+                    });
+                }
                 continue;
             }
-            records
-                .into_iter()
-                .filter(|r| r.offset >= from)
-                .for_each(&mut *apply);
+            let transaction = header.is_transactional().then_some(header.producer_id);
+            for record in records.into_iter().filter(|r| r.offset >= from) {
+                apply(Item::Record {
+                    transaction,
+                    record,
+                });
+            }
         }
         next.max(from + 1)
     }

@@ -130,6 +130,11 @@ impl ProducerStates {
         if batch.producer_epoch < entry.epoch {
             return SequenceCheck::Reject(ErrorCode::INVALID_PRODUCER_EPOCH);
         }
+        // A coordinator's own transactional records (offsets committed in a transaction)
+        // carry no sequence numbers: only the epoch is checked.
+        if first < 0 {
+            return SequenceCheck::Append;
+        }
         if batch.producer_epoch > entry.epoch {
             return if first == 0 {
                 SequenceCheck::Append
@@ -157,7 +162,7 @@ impl ProducerStates {
 
     /// Records a data batch that was appended at `first_offset`.
     pub fn record(&mut self, batch: &BatchHeader, first_offset: i64) {
-        if batch.producer_id < 0 || batch.base_sequence < 0 || batch.is_control() {
+        if batch.producer_id < 0 || batch.is_control() {
             return;
         }
         let entry = self.producers.entry(batch.producer_id).or_default();
@@ -169,6 +174,9 @@ impl ProducerStates {
         if batch.is_transactional() && entry.open_transaction.is_none() {
             entry.open_transaction = Some(first_offset);
             self.open.insert(first_offset, batch.producer_id);
+        }
+        if batch.base_sequence < 0 {
+            return;
         }
         if entry.batches.len() == RETAINED_BATCHES {
             entry.batches.pop_front();

@@ -37,7 +37,7 @@ async fn every_api_at_every_advertised_version() {
     let conn = b.connect().await;
     let base_id = create_topic(&conn, "base", 1).await;
     let versions = conn.send(&ApiVersionsRequest::default()).await.unwrap();
-    assert_eq!(versions.api_keys.len(), 38);
+    assert_eq!(versions.api_keys.len(), 39);
     for api in &versions.api_keys {
         let key = ApiKey::try_from(api.api_key).unwrap();
         let min = if key == ApiKey::Produce {
@@ -414,6 +414,22 @@ async fn every_api_at_every_advertised_version() {
                     let r = conn.send_version(&request, v).await.unwrap();
                     let code = r.transaction_states[0].error_code;
                     assert_eq!(code, 105, "{ctx}: TRANSACTIONAL_ID_NOT_FOUND");
+                }
+                ApiKey::TxnOffsetCommit => {
+                    use kafka_protocol::messages::txn_offset_commit_request::{
+                        TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+                    };
+                    let request = TxnOffsetCommitRequest::default()
+                        .with_transactional_id(TransactionalId(s("api-txn")))
+                        .with_group_id(GroupId(s("")))
+                        .with_topics(vec![TxnOffsetCommitRequestTopic::default()
+                            .with_name(name("base"))
+                            .with_partitions(vec![
+                                TxnOffsetCommitRequestPartition::default().with_committed_offset(1)
+                            ])]);
+                    let r = conn.send_version(&request, v).await.unwrap();
+                    let code = r.topics[0].partitions[0].error_code;
+                    assert_eq!(code, 24, "{ctx}: INVALID_GROUP_ID");
                 }
                 ApiKey::DescribeProducers => {
                     use kafka_protocol::messages::describe_producers_request::TopicRequest;

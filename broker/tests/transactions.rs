@@ -473,3 +473,96 @@ async fn transactions_past_their_timeout_are_aborted_and_their_producer_fenced()
         ErrorCode::TRANSACTIONAL_ID_NOT_FOUND.code()
     );
 }
+
+impl TxnClient<'_> {
+    /// AddOffsetsToTxn then TxnOffsetCommit of `offset` for `group` on `TOPIC`-0.
+    async fn commit_offset(&self, group: &str, offset: i64) -> (i16, i16) {
+        use kafka_protocol::messages::txn_offset_commit_request::{
+            TxnOffsetCommitRequestPartition, TxnOffsetCommitRequestTopic,
+        };
+        let add = AddOffsetsToTxnRequest::default()
+            .with_transactional_id(TransactionalId(s(self.id)))
+            .with_producer_id(ProducerId(self.pid))
+            .with_producer_epoch(self.epoch)
+            .with_group_id(GroupId(s(group)));
+        let added = self.conn.send(&add).await.unwrap().error_code;
+        let commit = TxnOffsetCommitRequest::default()
+            .with_transactional_id(TransactionalId(s(self.id)))
+            .with_group_id(GroupId(s(group)))
+            .with_producer_id(ProducerId(self.pid))
+            .with_producer_epoch(self.epoch)
+            .with_generation_id(-1)
+            .with_topics(vec![TxnOffsetCommitRequestTopic::default()
+                .with_name(name(TOPIC))
+                .with_partitions(vec![TxnOffsetCommitRequestPartition::default()
+                    .with_partition_index(0)
+                    .with_committed_offset(offset)])]);
+        let r = self.conn.send_version(&commit, 3).await.unwrap();
+        (added, r.topics[0].partitions[0].error_code)
+    }
+}
+
+/// OffsetFetch v7 of `group` for `TOPIC`-0: (error, offset).
+async fn committed_offset(conn: &Connection, group: &str, require_stable: bool) -> (i16, i64) {
+    use kafka_protocol::messages::offset_fetch_request::OffsetFetchRequestTopic;
+    let request = OffsetFetchRequest::default()
+        .with_group_id(GroupId(s(group)))
+        .with_require_stable(require_stable)
+        .with_topics(Some(vec![OffsetFetchRequestTopic::default()
+            .with_name(name(TOPIC))
+            .with_partition_indexes(vec![0])]));
+    let r = conn.send_version(&request, 7).await.unwrap();
+    let p = &r.topics[0].partitions[0];
+    (p.error_code, p.committed_offset)
+}
+
+/// Waits until `group`'s stable committed offset is `offset`.
+async fn stable_offset_is(conn: &Connection, group: &str, offset: i64) {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+    while committed_offset(conn, group, true).await != (0, offset) {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "offset never {offset}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn offsets_committed_in_transactions_count_once_committed_and_survive_a_restart() {
+    let b = TestBroker::start().await;
+    let conn = b.connect().await;
+    create_topic(&conn, TOPIC, 1).await;
+    let producer = TxnClient::init(&conn, "offsets", 60_000).await;
+    assert_eq!(producer.commit_offset("readers", 5).await, (0, 0));
+    // Pending: unstable for readers that ask for stable offsets, unset for the others.
+    assert_eq!(
+        committed_offset(&conn, "readers", true).await,
+        (ErrorCode::UNSTABLE_OFFSET_COMMIT.code(), -1)
+    );
+    assert_eq!(committed_offset(&conn, "readers", false).await, (0, -1));
+    assert_eq!(producer.end(true).await, 0);
+    stable_offset_is(&conn, "readers", 5).await;
+    // An aborted transaction's offset never counts.
+    assert_eq!(producer.commit_offset("readers", 9).await, (0, 0));
+    assert_eq!(producer.end(false).await, 0);
+    stable_offset_is(&conn, "readers", 5).await;
+    // A third, left open across the restart: still pending after it.
+    assert_eq!(producer.commit_offset("readers", 12).await, (0, 0));
+
+    drop(conn);
+    let b = b.restart().await;
+    let conn = b.connect().await;
+    assert_eq!(
+        committed_offset(&conn, "readers", true).await,
+        (ErrorCode::UNSTABLE_OFFSET_COMMIT.code(), -1)
+    );
+    assert_eq!(committed_offset(&conn, "readers", false).await, (0, 5));
+    // A new producer of the id aborts the open transaction: the offset stays 5.
+    let next = TxnClient::init(&conn, "offsets", 60_000).await;
+    assert_eq!(next.epoch, 2);
+    stable_offset_is(&conn, "readers", 5).await;
+    assert_eq!(next.commit_offset("readers", 20).await, (0, 0));
+    assert_eq!(next.end(true).await, 0);
+    stable_offset_is(&conn, "readers", 20).await;
+}

@@ -408,6 +408,51 @@ def scenario_transactions(bootstrap, topic):
     sys.stdout.flush()
 
 
+def scenario_transform(bootstrap, source, sink, group, n):
+    """Consume-transform-produce with exactly-once: reads `n` records of `source` in group
+    `group`, writes each upper-cased to `sink` in transactions that also commit the
+    group's offsets (send_offsets_to_transaction). The first transaction is aborted: its
+    output and offsets must vanish. Prints the group's committed offset at the end."""
+    n = int(n)
+    cons = consumer(bootstrap, group_id=group, isolation_level="read_committed",
+                    auto_offset_reset="earliest")
+    prod = Producer({**base_conf(bootstrap), "transactional.id": pc.fresh_topic("strom-transform"),
+                     "linger.ms": 5})
+    prod.init_transactions(OP_TIMEOUT_S)
+    cons.subscribe([source])
+    done = 0
+    aborted_once = False
+    deadline = time.monotonic() + OP_TIMEOUT_S
+    try:
+        while done < n and time.monotonic() < deadline:
+            msgs = [m for m in cons.consume(num_messages=50, timeout=0.5) if m.error() is None]
+            if not msgs:
+                continue
+            prod.begin_transaction()
+            for m in msgs:
+                prod.produce(sink, value=m.value().upper(), partition=0)
+            prod.send_offsets_to_transaction(cons.position(cons.assignment()),
+                                             cons.consumer_group_metadata(), OP_TIMEOUT_S)
+            if not aborted_once:
+                aborted_once = True
+                prod.abort_transaction(OP_TIMEOUT_S)
+                # Back to the last committed offsets, which the abort left as they were.
+                committed = cons.committed(cons.assignment(), timeout=OP_TIMEOUT_S)
+                pc.check(all(tp.offset < 0 for tp in committed),
+                         f"offsets of an aborted transaction were committed: {committed}")
+                for tp in cons.assignment():
+                    cons.seek(TopicPartition(tp.topic, tp.partition, 0))
+                continue
+            prod.commit_transaction(OP_TIMEOUT_S)
+            done += len(msgs)
+        pc.check(done == n, f"transformed {done} of {n} records")
+        committed = cons.committed([TopicPartition(source, 0)], timeout=OP_TIMEOUT_S)
+        print(f"committed {committed[0].offset}")
+    finally:
+        cons.close()
+    sys.stdout.flush()
+
+
 def scenario_dump(bootstrap, topic):
     cons = consumer(bootstrap)
     try:
@@ -535,6 +580,7 @@ SCENARIOS = {
     "consume": (scenario_consume, pc.SCENARIO_TIMEOUT_S),
     "consume-committed": (scenario_consume_committed, pc.SCENARIO_TIMEOUT_S),
     "transactions": (scenario_transactions, pc.SCENARIO_TIMEOUT_S),
+    "transform": (scenario_transform, pc.SCENARIO_TIMEOUT_S),
     "dump": (scenario_dump, 90.0),
     # Runs until the test kills it; the cap only guards against a forgotten process.
     "produce-until-killed": (scenario_produce_until_killed, 180.0),

@@ -54,6 +54,19 @@ enum Command {
         Option<Vec<TopicPartition>>,
         oneshot::Sender<Vec<(TopicPartition, CommittedOffset)>>,
     ),
+    /// TxnOffsetCommit: offsets in a producer's transaction (id, epoch), from a member
+    /// (checked like a commit) or from a producer alone (`None`).
+    TxnCommit(
+        (i64, i16),
+        Option<Member>,
+        Vec<(TopicPartition, CommittedOffset)>,
+        oneshot::Sender<Vec<ErrorCode>>,
+    ),
+    /// A producer's transaction ended on the group's offsets partition: its offsets count
+    /// (commit) or are dropped.
+    TxnEnd(i64, bool),
+    /// Whether any offset of these partitions waits for a transaction to end.
+    Unstable(Vec<TopicPartition>, oneshot::Sender<Vec<TopicPartition>>),
     Describe(oneshot::Sender<GroupDescription>),
     Delete(oneshot::Sender<ErrorCode>),
     DeleteOffsets(Vec<TopicPartition>, oneshot::Sender<Vec<ErrorCode>>),
@@ -260,6 +273,20 @@ impl Coordinator {
         offsets: Vec<(TopicPartition, CommittedOffset)>,
     ) -> Vec<ErrorCode> {
         let count = offsets.len();
+        self.store_offsets(group_id, count, |reply| {
+            Command::Commit(member, offsets, reply)
+        })
+        .await
+    }
+
+    /// Sends a command storing `count` offsets to the group's task (started if needed);
+    /// its codes, or one error for all.
+    async fn store_offsets(
+        &self,
+        group_id: &str,
+        count: usize,
+        command: impl FnOnce(oneshot::Sender<Vec<ErrorCode>>) -> Command,
+    ) -> Vec<ErrorCode> {
         if !storable(&[group_id]) {
             return vec![ErrorCode::INVALID_GROUP_ID; count];
         }
@@ -269,9 +296,55 @@ impl Coordinator {
         let Some(tx) = self.handle(group_id, true) else {
             return vec![ErrorCode::COORDINATOR_NOT_AVAILABLE; count];
         };
-        ask(&tx, |reply| Command::Commit(member, offsets, reply))
+        ask(&tx, command)
             .await
             .unwrap_or_else(|| vec![ErrorCode::COORDINATOR_NOT_AVAILABLE; count])
+    }
+
+    /// TxnOffsetCommit: offsets written in producer `producer`'s transaction, counting
+    /// once it commits; one code per partition, in order.
+    pub(crate) async fn txn_commit(
+        &self,
+        group_id: &str,
+        producer: (i64, i16),
+        member: Option<Member>,
+        offsets: Vec<(TopicPartition, CommittedOffset)>,
+    ) -> Vec<ErrorCode> {
+        let count = offsets.len();
+        self.store_offsets(group_id, count, |reply| {
+            Command::TxnCommit(producer, member, offsets, reply)
+        })
+        .await
+    }
+
+    /// A transaction marker of `producer_id` was written to offsets partition
+    /// `partition`: the offsets its groups hold for that transaction count or go.
+    pub(crate) async fn transaction_ended(&self, partition: i32, producer_id: i64, commit: bool) {
+        let count = self.store.partition_count();
+        let tasks: Vec<mpsc::Sender<Command>> = self
+            .lock()
+            .iter()
+            .filter(|(group, _)| crate::internal_topic::partition_for(group, count) == partition)
+            .map(|(_, tx)| tx.clone())
+            .collect();
+        for tx in tasks {
+            let _ = tx.send(Command::TxnEnd(producer_id, commit)).await;
+        }
+    }
+
+    /// Which of `partitions` have offsets in `group_id` waiting for a transaction to end
+    /// (OffsetFetch with `require_stable` answers UNSTABLE_OFFSET_COMMIT for them).
+    pub(crate) async fn unstable(
+        &self,
+        group_id: &str,
+        partitions: Vec<TopicPartition>,
+    ) -> Vec<TopicPartition> {
+        let Some(tx) = self.handle(group_id, false) else {
+            return Vec::new();
+        };
+        ask(&tx, |reply| Command::Unstable(partitions, reply))
+            .await
+            .unwrap_or_default()
     }
 
     /// OffsetFetch: the committed offsets of `partitions` (all when `None`); partitions
@@ -423,6 +496,7 @@ impl Coordinator {
         let task = GroupTask {
             group,
             offsets: loaded.offsets,
+            pending: loaded.pending,
             store: self.store.clone(),
             epoch,
             clock,
@@ -470,6 +544,8 @@ impl Clock {
 struct GroupTask {
     group: Group<Pending>,
     offsets: BTreeMap<TopicPartition, CommittedOffset>,
+    /// Offsets of transactions not ended yet, by producer id.
+    pending: HashMap<i64, BTreeMap<TopicPartition, CommittedOffset>>,
     store: Arc<Store>,
     /// The leader epoch of its offsets partition it was loaded in: it writes in no other.
     epoch: i32,
@@ -529,6 +605,23 @@ impl GroupTask {
             Command::Fetch(partitions, reply) => {
                 let _ = reply.send(self.committed(partitions));
             }
+            Command::TxnCommit(producer, member, offsets, reply) => {
+                let _ = reply.send(self.txn_commit(producer, member, offsets).await);
+            }
+            Command::TxnEnd(producer_id, commit) => {
+                if let Some(offsets) = self.pending.remove(&producer_id) {
+                    if commit {
+                        self.offsets.extend(offsets);
+                    }
+                }
+            }
+            Command::Unstable(partitions, reply) => {
+                let unstable = partitions
+                    .into_iter()
+                    .filter(|tp| self.pending.values().any(|p| p.contains_key(tp)))
+                    .collect();
+                let _ = reply.send(unstable);
+            }
             Command::Describe(reply) => {
                 let _ = reply.send(self.group.describe());
             }
@@ -558,6 +651,41 @@ impl GroupTask {
         if let Err(code) = valid {
             return vec![code; offsets.len()];
         }
+        let (codes, stored) = self.store_offsets(offsets, None).await;
+        self.offsets.extend(stored);
+        codes
+    }
+
+    /// Validates (KIP-447: against the member's generation when it names one) and stores
+    /// offsets in a producer's transaction; they count once it commits.
+    async fn txn_commit(
+        &mut self,
+        producer: (i64, i16),
+        member: Option<Member>,
+        offsets: Vec<(TopicPartition, CommittedOffset)>,
+    ) -> Vec<ErrorCode> {
+        if let Some(member) = member {
+            let valid = self.group.validate_commit(
+                &member.member_id,
+                member.generation_id,
+                member.group_instance_id.as_deref(),
+            );
+            if let Err(code) = valid {
+                return vec![code; offsets.len()];
+            }
+        }
+        let (codes, stored) = self.store_offsets(offsets, Some(producer)).await;
+        self.pending.entry(producer.0).or_default().extend(stored);
+        codes
+    }
+
+    /// Writes the offsets whose metadata fits (in `producer`'s transaction when given);
+    /// one code per offset, and the offsets written.
+    async fn store_offsets(
+        &mut self,
+        offsets: Vec<(TopicPartition, CommittedOffset)>,
+        producer: Option<(i64, i16)>,
+    ) -> (Vec<ErrorCode>, Vec<(TopicPartition, CommittedOffset)>) {
         let codes: Vec<ErrorCode> = offsets
             .iter()
             .map(|(_, c)| {
@@ -578,25 +706,24 @@ impl GroupTask {
             .iter()
             .map(|((t, p), c)| Entry::Offset(t, *p, c))
             .collect();
-        if let Err(code) = self
+        let written = self
             .store
-            .append(self.group.group_id(), self.epoch, &entries)
-            .await
-        {
-            return codes
+            .append_as(self.group.group_id(), self.epoch, &entries, producer)
+            .await;
+        if let Err(code) = written {
+            let codes = codes
                 .iter()
                 .map(|c| if c.is_ok() { code } else { *c })
                 .collect();
+            return (codes, Vec::new());
         }
-        for (tp, committed) in offsets
+        let stored = offsets
             .into_iter()
             .zip(&codes)
             .filter(|(_, c)| c.is_ok())
             .map(|(o, _)| o)
-        {
-            self.offsets.insert(tp, committed);
-        }
-        codes
+            .collect();
+        (codes, stored)
     }
 
     fn committed(

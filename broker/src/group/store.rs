@@ -24,8 +24,8 @@ use super::schema::{
     decode_group, decode_key, decode_offset, encode_group, encode_key, encode_offset,
     CommittedOffset, GroupMetadata, OffsetsKey, OFFSETS_TOPIC,
 };
-use crate::internal_topic::InternalTopic;
 pub(crate) use crate::internal_topic::Place;
+use crate::internal_topic::{InternalTopic, Item};
 use crate::topics::Topics;
 
 /// A topic-partition of a committed offset.
@@ -38,6 +38,8 @@ pub(crate) struct Loaded {
     pub(crate) offsets: BTreeMap<TopicPartition, CommittedOffset>,
     /// The group's last metadata record, unless deleted since.
     pub(crate) metadata: Option<GroupMetadata>,
+    /// Offsets committed in transactions not ended yet, by producer id.
+    pub(crate) pending: HashMap<i64, BTreeMap<TopicPartition, CommittedOffset>>,
 }
 
 /// One record to write: a key and its value, or a tombstone.
@@ -117,10 +119,22 @@ impl Store {
         epoch: i32,
         entries: &[Entry<'_>],
     ) -> Result<(), ErrorCode> {
+        self.append_as(group, epoch, entries, None).await
+    }
+
+    /// Like [`Store::append`], in the transaction of `producer` (TxnOffsetCommit): the
+    /// offsets count once the producer's commit marker follows them.
+    pub(crate) async fn append_as(
+        &self,
+        group: &str,
+        epoch: i32,
+        entries: &[Entry<'_>],
+        producer: Option<(i64, i16)>,
+    ) -> Result<(), ErrorCode> {
         let records: Vec<(Bytes, Option<Bytes>)> =
             entries.iter().map(|e| encode_entry(group, e)).collect();
         self.topic
-            .append(group, epoch, &records)
+            .append_as(group, epoch, &records, producer)
             .await
             .map_err(|code| match code {
                 // As Kafka maps storage errors of the offsets topic for the client.
@@ -142,11 +156,32 @@ impl Store {
     ) -> Result<HashMap<String, Loaded>, ErrorCode> {
         let mut groups: HashMap<String, Loaded> = HashMap::new();
         self.topic
-            .read(index, epoch, |record| {
-                apply_record(record.key.as_deref(), record.value.as_deref(), &mut groups);
+            .read(index, epoch, |item| match item {
+                Item::Record {
+                    transaction,
+                    record,
+                } => apply_record(
+                    record.key.as_deref(),
+                    record.value.as_deref(),
+                    transaction,
+                    &mut groups,
+                ),
+                Item::Marker {
+                    producer_id,
+                    commit,
+                } => {
+                    for group in groups.values_mut() {
+                        if let Some(offsets) = group.pending.remove(&producer_id) {
+                            if commit {
+                                group.offsets.extend(offsets);
+                            }
+                        }
+                    }
+                }
             })
             .await?;
-        groups.retain(|_, g| g.metadata.is_some() || !g.offsets.is_empty());
+        groups
+            .retain(|_, g| g.metadata.is_some() || !g.offsets.is_empty() || !g.pending.is_empty());
         debug!(
             partition = index,
             epoch,
@@ -178,8 +213,14 @@ fn encode_entry(group: &str, entry: &Entry<'_>) -> (Bytes, Option<Bytes>) {
     }
 }
 
-/// Applies one record: a value sets, a tombstone removes.
-fn apply_record(key: Option<&[u8]>, value: Option<&[u8]>, groups: &mut HashMap<String, Loaded>) {
+/// Applies one record: a value sets, a tombstone removes; an offset written in producer
+/// `transaction`'s transaction waits for its marker.
+fn apply_record(
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    transaction: Option<i64>,
+    groups: &mut HashMap<String, Loaded>,
+) {
     let Some(key) = key.map(decode_key) else {
         return;
     };
@@ -196,7 +237,11 @@ fn apply_record(key: Option<&[u8]>, value: Option<&[u8]>, groups: &mut HashMap<S
             topic,
             partition,
         } => {
-            let offsets = &mut groups.entry(group).or_default().offsets;
+            let loaded = groups.entry(group).or_default();
+            let offsets = match transaction {
+                Some(producer) => loaded.pending.entry(producer).or_default(),
+                None => &mut loaded.offsets,
+            };
             match value.map(decode_offset) {
                 None => {
                     offsets.remove(&(topic, partition));

@@ -35,6 +35,7 @@ pub(crate) mod offset_for_leader_epoch;
 pub(crate) mod partition_reassignments;
 pub(crate) mod produce;
 pub(crate) mod sync_group;
+pub(crate) mod txn_offset_commit;
 pub(crate) mod txn_requests;
 pub(crate) mod write_txn_markers;
 

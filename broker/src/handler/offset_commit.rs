@@ -10,6 +10,7 @@ use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
+use kafka_protocol::protocol::StrBytes;
 use strom_protocol::ErrorCode;
 
 use super::{by_topic, topic_name};
@@ -23,54 +24,79 @@ pub(crate) async fn handle(
 ) -> OffsetCommitResponse {
     let group_id = request.group_id.to_string();
     let now = now_ms();
-    let mut wanted = Vec::new();
-    for topic in &request.topics {
-        for p in &topic.partitions {
-            let committed = CommittedOffset {
-                offset: p.committed_offset,
-                leader_epoch: p.committed_leader_epoch,
-                metadata: p
-                    .committed_metadata
-                    .as_ref()
-                    .map_or_else(String::new, |m| m.to_string()),
-                commit_timestamp_ms: now,
-                expire_timestamp_ms: -1,
-            };
-            wanted.push(((topic.name.to_string(), p.partition_index), committed));
-        }
-    }
-    let codes = if group_id.is_empty() {
-        vec![ErrorCode::INVALID_GROUP_ID; wanted.len()]
-    } else {
-        let codes = unknown_topics(state, &wanted);
-        let member = Member {
-            member_id: request.member_id.to_string(),
-            generation_id: request.generation_id_or_member_epoch,
-            group_instance_id: request.group_instance_id.as_ref().map(|i| i.to_string()),
-        };
-        let known: Vec<_> = wanted
-            .iter()
-            .zip(&codes)
-            .filter(|(_, c)| c.is_ok())
-            .map(|(w, _)| w.clone())
-            .collect();
-        let mut answers = state
-            .groups
-            .commit(&group_id, member, known)
-            .await
-            .into_iter();
-        codes
-            .into_iter()
-            .map(|c| {
-                if c.is_ok() {
-                    answers.next().unwrap_or(ErrorCode::UNKNOWN_SERVER_ERROR)
-                } else {
-                    c
-                }
+    let wanted: Vec<_> = request
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(|p| {
+                let committed = offset(
+                    p.committed_offset,
+                    p.committed_leader_epoch,
+                    p.committed_metadata.as_ref(),
+                    now,
+                );
+                ((t.name.to_string(), p.partition_index), committed)
             })
-            .collect()
+        })
+        .collect();
+    let member = Member {
+        member_id: request.member_id.to_string(),
+        generation_id: request.generation_id_or_member_epoch,
+        group_instance_id: request.group_instance_id.as_ref().map(|i| i.to_string()),
     };
+    let codes = store(state, &group_id, &wanted, |known| {
+        state.groups.commit(&group_id, member, known)
+    })
+    .await;
     respond(&wanted, codes)
+}
+
+/// A committed offset as a commit request gives it, stamped `now`.
+pub(crate) fn offset(
+    offset: i64,
+    leader_epoch: i32,
+    metadata: Option<&StrBytes>,
+    now: i64,
+) -> CommittedOffset {
+    CommittedOffset {
+        offset,
+        leader_epoch,
+        metadata: metadata.map_or_else(String::new, |m| m.to_string()),
+        commit_timestamp_ms: now,
+        expire_timestamp_ms: -1,
+    }
+}
+
+/// One code per wanted offset: INVALID_GROUP_ID for an empty group id,
+/// UNKNOWN_TOPIC_OR_PARTITION for partitions that do not exist, and for the others what
+/// `commit` (given them) answers.
+pub(crate) async fn store<F: std::future::Future<Output = Vec<ErrorCode>>>(
+    state: &BrokerState,
+    group_id: &str,
+    wanted: &[((String, i32), CommittedOffset)],
+    commit: impl FnOnce(Vec<((String, i32), CommittedOffset)>) -> F,
+) -> Vec<ErrorCode> {
+    if group_id.is_empty() {
+        return vec![ErrorCode::INVALID_GROUP_ID; wanted.len()];
+    }
+    let codes = unknown_topics(state, wanted);
+    let known: Vec<_> = wanted
+        .iter()
+        .zip(&codes)
+        .filter(|(_, c)| c.is_ok())
+        .map(|(w, _)| w.clone())
+        .collect();
+    let mut answers = commit(known).await.into_iter();
+    codes
+        .into_iter()
+        .map(|c| {
+            if c.is_ok() {
+                answers.next().unwrap_or(ErrorCode::UNKNOWN_SERVER_ERROR)
+            } else {
+                c
+            }
+        })
+        .collect()
 }
 
 /// UNKNOWN_TOPIC_OR_PARTITION for partitions that do not exist, NONE for the others.

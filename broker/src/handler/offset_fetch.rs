@@ -2,8 +2,9 @@
 //!
 //! A group's committed offsets; a partition without one answers offset -1. v2+ may ask
 //! for every partition the group has offsets for (null topics) and carries a top-level
-//! error; v5 adds leader epochs; v7 `require_stable` (nothing is ever pending here without
-//! transactions); v8 asks for several groups at once.
+//! error; v5 adds leader epochs; v7 `require_stable`: a partition whose offset waits for
+//! a transaction to end (TxnOffsetCommit) answers UNSTABLE_OFFSET_COMMIT, which clients
+//! retry; v8 asks for several groups at once.
 
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
@@ -16,8 +17,8 @@ use super::{by_topic, str_bytes, topic_name};
 use crate::group::CommittedOffset;
 use crate::state::BrokerState;
 
-/// One partition's answer: offset, leader epoch, metadata.
-type Answer = ((String, i32), Option<CommittedOffset>);
+/// One partition's answer: its committed offset (if any), or an error.
+type Answer = ((String, i32), Result<Option<CommittedOffset>, ErrorCode>);
 
 pub(crate) async fn handle(
     state: &BrokerState,
@@ -36,7 +37,14 @@ pub(crate) async fn handle(
             let answered =
                 OffsetFetchResponseGroup::default().with_group_id(group.group_id.clone());
             groups.push(
-                match lookup(state, &group.group_id.to_string(), wanted).await {
+                match lookup(
+                    state,
+                    &group.group_id.to_string(),
+                    wanted,
+                    request.require_stable,
+                )
+                .await
+                {
                     Ok(answers) => answered.with_topics(topics_v8(answers)),
                     Err(code) => answered.with_error_code(code.code()),
                 },
@@ -50,7 +58,8 @@ pub(crate) async fn handle(
             .flat_map(|t| t.partition_indexes.iter().map(|&p| (t.name.to_string(), p)))
             .collect::<Vec<_>>()
     });
-    match lookup(state, &request.group_id.to_string(), wanted.clone()).await {
+    let stable = version >= 7 && request.require_stable;
+    match lookup(state, &request.group_id.to_string(), wanted.clone(), stable).await {
         Ok(answers) => {
             let response = OffsetFetchResponse::default().with_topics(topics_v1(answers, version));
             if version >= 2 {
@@ -83,9 +92,10 @@ async fn lookup(
     state: &BrokerState,
     group_id: &str,
     wanted: Option<Vec<(String, i32)>>,
+    require_stable: bool,
 ) -> Result<Vec<Answer>, ErrorCode> {
     let found = state.groups.fetch(group_id, wanted.clone()).await?;
-    Ok(match wanted {
+    let answers: Vec<((String, i32), Option<CommittedOffset>)> = match wanted {
         None => found.into_iter().map(|(tp, c)| (tp, Some(c))).collect(),
         Some(wanted) => wanted
             .into_iter()
@@ -94,21 +104,45 @@ async fn lookup(
                 (tp, committed)
             })
             .collect(),
-    })
+    };
+    let unstable = if require_stable {
+        let asked = answers.iter().map(|(tp, _)| tp.clone()).collect();
+        state.groups.unstable(group_id, asked).await
+    } else {
+        Vec::new()
+    };
+    Ok(answers
+        .into_iter()
+        .map(|(tp, committed)| {
+            if unstable.contains(&tp) {
+                (tp, Err(ErrorCode::UNSTABLE_OFFSET_COMMIT))
+            } else {
+                (tp, Ok(committed))
+            }
+        })
+        .collect())
 }
 
-fn fields(committed: &Option<CommittedOffset>) -> (i64, i32, String) {
-    match committed {
-        Some(c) => (c.offset, c.leader_epoch, c.metadata.clone()),
-        None => (-1, -1, String::new()),
+/// Offset, leader epoch, metadata and error of one answer.
+fn fields(answer: &Result<Option<CommittedOffset>, ErrorCode>) -> (i64, i32, String, ErrorCode) {
+    match answer {
+        Ok(Some(c)) => (
+            c.offset,
+            c.leader_epoch,
+            c.metadata.clone(),
+            ErrorCode::NONE,
+        ),
+        Ok(None) => (-1, -1, String::new(), ErrorCode::NONE),
+        Err(code) => (-1, -1, String::new(), *code),
     }
 }
 
 fn topics_v1(answers: Vec<Answer>, version: i16) -> Vec<OffsetFetchResponseTopic> {
     let partitions = answers.into_iter().map(|((topic, partition), committed)| {
-        let (offset, epoch, metadata) = fields(&committed);
+        let (offset, epoch, metadata, code) = fields(&committed);
         let answer = OffsetFetchResponsePartition::default()
             .with_partition_index(partition)
+            .with_error_code(code.code())
             .with_committed_offset(offset)
             .with_metadata(Some(str_bytes(metadata)));
         let answer = if version >= 5 {
@@ -127,9 +161,10 @@ fn topics_v1(answers: Vec<Answer>, version: i16) -> Vec<OffsetFetchResponseTopic
 
 fn topics_v8(answers: Vec<Answer>) -> Vec<OffsetFetchResponseTopics> {
     let partitions = answers.into_iter().map(|((topic, partition), committed)| {
-        let (offset, epoch, metadata) = fields(&committed);
+        let (offset, epoch, metadata, code) = fields(&committed);
         let answer = OffsetFetchResponsePartitions::default()
             .with_partition_index(partition)
+            .with_error_code(code.code())
             .with_committed_offset(offset)
             .with_committed_leader_epoch(epoch)
             .with_metadata(Some(str_bytes(metadata)));

@@ -6,6 +6,8 @@
 //! past it, and an abort is remembered for `read_committed` fetches. As in Kafka the answer
 //! waits until the in-sync replicas have the marker (the coordinator completes the
 //! transaction only then), or `REQUEST_TIMED_OUT` after the broker's request timeout.
+//! A marker on a `__consumer_offsets` partition also tells the group coordinator, so
+//! offsets committed in the transaction count (commit) or are dropped (abort).
 
 use std::time::Duration;
 
@@ -16,6 +18,7 @@ use kafka_protocol::messages::{WriteTxnMarkersRequest, WriteTxnMarkersResponse};
 use strom_protocol::ErrorCode;
 use tracing::debug;
 
+use crate::group::OFFSETS_TOPIC;
 use crate::state::{now_ms, BrokerState};
 
 /// How long a marker may wait for the in-sync replicas.
@@ -54,11 +57,19 @@ pub(crate) async fn handle(
                             }
                             Ok(appended) => {
                                 let deadline = tokio::time::Instant::now() + REPLICATION_TIMEOUT;
-                                partition
+                                let replicated = partition
                                     .wait_for_high_watermark(appended.next_offset, epoch, deadline)
-                                    .await
-                                    .err()
-                                    .unwrap_or(ErrorCode::NONE)
+                                    .await;
+                                // Offsets committed in the transaction count (or go) now.
+                                if replicated.is_ok() && name == OFFSETS_TOPIC {
+                                    let (producer, commit) =
+                                        (marker.producer_id.0, marker.transaction_result);
+                                    state
+                                        .groups
+                                        .transaction_ended(index, producer, commit)
+                                        .await;
+                                }
+                                replicated.err().unwrap_or(ErrorCode::NONE)
                             }
                         }
                     }

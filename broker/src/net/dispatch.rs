@@ -70,6 +70,7 @@ pub(crate) const APIS: &[ApiSpec] = &[
     spec(ApiKey::DescribeTransactions, 0, 0),
     spec(ApiKey::ListTransactions, 0, 1),
     spec(ApiKey::DescribeProducers, 0, 0),
+    spec(ApiKey::TxnOffsetCommit, 0, 4),
 ];
 
 /// Lowest Produce version actually served.
@@ -259,6 +260,9 @@ async fn dispatch_buffered(
                 DescribeProducersRequest,
                 handler::describe_producers::handle
             )
+        }
+        ApiKey::TxnOffsetCommit => {
+            serve!(TxnOffsetCommitRequest, handler::txn_offset_commit::handle)
         }
         ApiKey::InitProducerId => serve!(InitProducerIdRequest, handler::init_producer_id::handle),
         ApiKey::DescribeConfigs => {

@@ -18,7 +18,7 @@ use tracing::{debug, info, warn};
 use super::log::{decode_key, decode_value, encode_key, encode_value};
 use super::state::{TxnMetadata, TxnPartition, TxnState};
 use crate::config::BrokerConfig;
-use crate::internal_topic::{InternalTopic, Place};
+use crate::internal_topic::{InternalTopic, Item, Place};
 use crate::producer_ids::ProducerIds;
 use crate::state::now_ms;
 use crate::topics::Topics;
@@ -142,7 +142,10 @@ impl TxnCoordinator {
         }
         let mut found: HashMap<String, Option<TxnMetadata>> = HashMap::new();
         self.topic
-            .read(place.partition, place.epoch, |record| {
+            .read(place.partition, place.epoch, |item| {
+                let Item::Record { record, .. } = item else {
+                    return;
+                };
                 let Some(key) = record.key.as_deref() else {
                     return;
                 };

@@ -209,3 +209,80 @@ fn librdkafka_transactions_commit_abort_and_fence() {
     assert_eq!(read, expected);
     broker.shutdown();
 }
+
+/// Exactly-once consume-transform-produce with librdkafka: output and consumed offsets
+/// commit together (AddOffsetsToTxn, TxnOffsetCommit); an aborted round leaves neither.
+#[test]
+fn librdkafka_consume_transform_produce_commits_offsets_in_transactions() {
+    let Some(peer) = Peer::confluent() else {
+        return;
+    };
+    let broker = TestBroker::start();
+    let bootstrap = broker.bootstrap();
+    const N: usize = 200;
+    broker.block_on(async {
+        let config = ClientConfig::new().bootstrap(&bootstrap);
+        let admin = Admin::connect(config.clone()).await.expect("admin");
+        for topic in ["transform-in", "transform-out"] {
+            admin
+                .create_topic(NewTopic::new(topic).partitions(1))
+                .await
+                .expect("create a topic");
+        }
+        let producer = strom_client::producer::Producer::new(config)
+            .await
+            .expect("producer");
+        let mut deliveries = Vec::new();
+        for i in 0..N {
+            let record = strom_client::producer::Record::new("transform-in")
+                .partition(0)
+                .value(format!("record-{i}"));
+            deliveries.push(producer.send(record).await.expect("send"));
+        }
+        for delivery in deliveries {
+            delivery.await.expect("delivered");
+        }
+        producer.close().await;
+    });
+    let out = peer.run_ok(
+        &bootstrap,
+        &[
+            "transform",
+            "transform-in",
+            "transform-out",
+            "transformers",
+            &N.to_string(),
+        ],
+    );
+    assert!(out.stdout.contains(&format!("committed {N}")), "{out}");
+    let read = broker.block_on(async {
+        let config = ClientConfig::new()
+            .bootstrap(&bootstrap)
+            .isolation_level(IsolationLevel::ReadCommitted);
+        let consumer = Consumer::new(config).await.expect("consumer");
+        let all = [("transform-out".to_owned(), 0)];
+        consumer.assign(&all).expect("assign");
+        consumer.seek_to_beginning(&all).expect("seek");
+        let mut read = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while read.len() < N && Instant::now() < deadline {
+            for r in consumer
+                .poll(Duration::from_millis(200))
+                .await
+                .expect("poll")
+            {
+                read.push(String::from_utf8_lossy(&r.value.unwrap_or_default()).into_owned());
+            }
+        }
+        let more = consumer
+            .poll(Duration::from_millis(500))
+            .await
+            .expect("poll");
+        assert!(more.is_empty(), "more than one result per record: {more:?}");
+        consumer.shutdown().await.expect("close");
+        read
+    });
+    let expected: Vec<String> = (0..N).map(|i| format!("RECORD-{i}")).collect();
+    assert_eq!(read, expected);
+    broker.shutdown();
+}
