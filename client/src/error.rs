@@ -127,6 +127,13 @@ pub enum ClientError {
     /// The client was shut down; no further calls succeed.
     #[error("client is closed")]
     Closed,
+    /// A newer producer with the same `transactional.id` has started (or the coordinator
+    /// aborted this producer's transaction for its timeout): this producer can do no more.
+    #[error("producer fenced: another producer with transactional.id {transactional_id:?} took over, or its transaction timed out")]
+    ProducerFenced {
+        /// The transactional id.
+        transactional_id: String,
+    },
 }
 
 impl ClientError {
@@ -164,6 +171,7 @@ impl ClientError {
             | ClientError::NoOffsetForPartition { .. }
             | ClientError::RecordTooLarge { .. }
             | ClientError::InvalidState { .. }
+            | ClientError::ProducerFenced { .. }
             | ClientError::Closed => false,
         }
     }

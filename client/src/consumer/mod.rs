@@ -44,7 +44,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tracing::debug;
 
-pub use group::{ListenerFuture, RebalanceListener};
+pub use group::{ConsumerGroupMetadata, ListenerFuture, RebalanceListener};
 pub use record::ConsumerRecord;
 pub use stream::RecordStream;
 
@@ -524,6 +524,17 @@ impl Consumer {
             .committed(partitions)
             .await?;
         Ok(partitions.iter().map(|tp| found.get(tp).copied()).collect())
+    }
+
+    /// The consumer's place in its group (group id, generation, member id), for a
+    /// transactional producer's
+    /// [`send_offsets_to_transaction`](crate::producer::Producer::send_offsets_to_transaction):
+    /// the coordinator refuses offsets from a member of an old generation (KIP-447).
+    ///
+    /// # Errors
+    /// [`ClientError::InvalidState`] without `group.id`.
+    pub fn group_metadata(&self) -> Result<ConsumerGroupMetadata, ClientError> {
+        Ok(self.group("read group metadata")?.metadata())
     }
 
     fn group(&self, operation: &str) -> Result<&Arc<group::GroupMember>, ClientError> {

@@ -43,6 +43,10 @@ pub(crate) struct AccumulatorConfig {
     pub(crate) idempotent: bool,
     /// `max.in.flight.requests.per.connection`: batches of one partition out at a time.
     pub(crate) max_in_flight: usize,
+    /// Whether a batch of unknown fate restarts its partition's numbering under a bumped
+    /// epoch (not for transactional producers: their coordinator owns the epoch, and the
+    /// transaction is aborted instead).
+    pub(crate) bump_epochs: bool,
 }
 
 /// One partition's batches, oldest (lowest id) first.
@@ -337,6 +341,7 @@ impl Accumulator {
     /// A [`Finished::Failed`] batch that was numbered (sent) makes its partition renumber
     /// the batches after it from 0 under a bumped epoch, once none is out.
     pub(crate) fn finish(&mut self, batch: &BatchKey, how: Finished) {
+        let bump_epochs = self.config.bump_epochs;
         let queue = self.queue(&batch.topic, batch.partition);
         let was_out = queue.in_flight.contains(&batch.id);
         match (how, batch.base_sequence) {
@@ -347,7 +352,7 @@ impl Accumulator {
                 queue.renumber_after(batch.id);
             }
             // Numbered since under a later epoch: nothing to restart.
-            (Finished::Failed, Some(_)) if batch.epoch_bump == queue.epoch_bump => {
+            (Finished::Failed, Some(_)) if bump_epochs && batch.epoch_bump == queue.epoch_bump => {
                 queue.bump_pending = true;
                 queue.renumber_after(batch.id);
             }
@@ -355,6 +360,19 @@ impl Accumulator {
         }
         queue.returned(batch.id);
         self.incomplete.remove(&batch.id);
+    }
+
+    /// Numbers every partition from 0 again (the producer has a new epoch; no batch may
+    /// be out or waiting).
+    pub(crate) fn restart_numbering(&mut self) {
+        for queue in self.topics.values_mut().flat_map(HashMap::values_mut) {
+            queue.next_sequence = 0;
+            queue.epoch_bump = 0;
+            queue.bump_pending = false;
+            for batch in &mut queue.batches {
+                batch.base_sequence = None;
+            }
+        }
     }
 
     /// Makes every batch created so far ready; returns the mark to wait for with

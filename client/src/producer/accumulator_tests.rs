@@ -17,6 +17,7 @@ fn config(batch_size: usize, linger_ms: u64) -> AccumulatorConfig {
         delivery_timeout: Duration::from_secs(120),
         idempotent: true,
         max_in_flight: 1,
+        bump_epochs: true,
     }
 }
 

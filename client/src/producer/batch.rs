@@ -24,6 +24,8 @@ pub(crate) struct ProducerIdentity {
     pub(crate) id: i64,
     /// Its epoch.
     pub(crate) epoch: i16,
+    /// Whether its batches belong to transactions (`transactional.id`).
+    pub(crate) transactional: bool,
 }
 
 /// Which batch, for the accumulator's bookkeeping once the batch itself is consumed.
@@ -163,6 +165,7 @@ impl ProducerBatch {
         let sequence = self.base_sequence.unwrap_or(0);
         let producer = match producer {
             Some(p) => Some(ProducerIdentity {
+                transactional: p.transactional,
                 id: p.id,
                 epoch: p.epoch.checked_add(self.epoch_bump).ok_or_else(|| {
                     ClientError::InvalidState {
@@ -192,7 +195,9 @@ impl ProducerBatch {
         let builder = match producer {
             Some(p) => {
                 self.stamped = Some((p.epoch, sequence));
-                builder.producer(p.id, p.epoch, sequence)
+                builder
+                    .producer(p.id, p.epoch, sequence)
+                    .transactional(p.transactional)
             }
             None => builder,
         };
@@ -254,7 +259,11 @@ mod tests {
             batch.push(&Record::new("t").value(*v), 7, tx, permit);
             futures.push(fut);
         }
-        let identity = ProducerIdentity { id: 9, epoch: 1 };
+        let identity = ProducerIdentity {
+            id: 9,
+            epoch: 1,
+            transactional: false,
+        };
         batch.base_sequence = Some(5);
         let bytes = batch.build(Some(identity)).unwrap();
         assert_eq!(batch.build(Some(identity)).unwrap(), bytes);

@@ -59,5 +59,6 @@ async fn try_init(
     Ok(ProducerIdentity {
         id: response.producer_id.0,
         epoch: response.producer_epoch,
+        transactional: false,
     })
 }

@@ -68,6 +68,7 @@ mod produce;
 mod record;
 mod sink;
 mod topics;
+mod transaction;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -115,8 +116,11 @@ struct Shared {
     /// A batch completed; `flush` re-checks.
     completed: Notify,
     partitioner: Box<dyn Partitioner>,
-    /// Producer id and epoch, with idempotence.
-    identity: Option<ProducerIdentity>,
+    /// Producer id and epoch, with idempotence (a transactional producer's moves on to a
+    /// new epoch after an abort).
+    identity: Mutex<Option<ProducerIdentity>>,
+    /// With `transactional.id`: the transactions' state and coordinator.
+    transactions: Option<transaction::Transactions>,
     /// Per broker, `max.in.flight.requests.per.connection` permits.
     slots: Mutex<HashMap<i32, Arc<Semaphore>>>,
     /// Held while draining and starting requests: one drainer at a time.
@@ -128,7 +132,7 @@ impl std::fmt::Debug for Producer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Producer")
             .field("cluster", &self.handle.shared.cluster)
-            .field("identity", &self.handle.shared.identity)
+            .field("identity", &self.handle.shared.identity())
             .finish()
     }
 }
@@ -164,10 +168,16 @@ impl Producer {
     ) -> Result<Producer, ClientError> {
         let config = cluster.config().clone();
         config.validate()?;
-        let identity = if config.idempotence_enabled() {
-            Some(idempotence::init_producer_id(&cluster).await?)
-        } else {
-            None
+        let transactions = config
+            .transactional_id
+            .clone()
+            .map(|id| transaction::Transactions::new(cluster.clone(), id));
+        let identity = match &transactions {
+            Some(transactions) => Some(transactions.init(None).await?),
+            None if config.idempotence_enabled() => {
+                Some(idempotence::init_producer_id(&cluster).await?)
+            }
+            None => None,
         };
         let shared = Arc::new(Shared {
             accumulator: Mutex::new(Accumulator::new(accumulator_config(&config))),
@@ -177,7 +187,8 @@ impl Producer {
             wake: Notify::new(),
             completed: Notify::new(),
             partitioner,
-            identity,
+            identity: Mutex::new(identity),
+            transactions,
             slots: Mutex::new(HashMap::new()),
             draining: Mutex::new(()),
             closed: AtomicBool::new(false),
@@ -216,6 +227,12 @@ impl Producer {
         let deadline = Instant::now() + Duration::from_millis(shared.cluster.config().max_block_ms);
         let record_size = size.saturating_sub(BATCH_OVERHEAD);
         let partition = topics::partition_for(shared, &record, record_size, deadline).await?;
+        if let Some(transactions) = &shared.transactions {
+            let identity = shared.identity().ok_or(ClientError::Closed)?;
+            transactions
+                .add_partition(identity, &record.topic, partition)
+                .await?;
+        }
         let memory = shared.reserve(size, deadline).await?;
         shared.append(record, partition, size, memory)
     }
@@ -235,6 +252,85 @@ impl Producer {
             }
             completed.await;
         }
+    }
+
+    /// Opens a transaction (a producer with `transactional.id`; [`Producer::new`] has
+    /// initialised its transactions, as Java's `initTransactions`). Records sent from now
+    /// until [`Producer::commit_transaction`] or [`Producer::abort_transaction`] belong to it.
+    ///
+    /// # Errors
+    /// [`ClientError::InvalidState`] without `transactional.id` or with a transaction open;
+    /// [`ClientError::ProducerFenced`] once a newer producer took the id.
+    pub fn begin_transaction(&self) -> Result<(), ClientError> {
+        self.transactions("begin a transaction")?.begin()
+    }
+
+    /// Commits `offsets` (topic, partition, next offset to consume) of a consumer group
+    /// with the open transaction: consume-transform-produce exactly once. `group` comes
+    /// from [`Consumer::group_metadata`](crate::consumer::Consumer::group_metadata), so a
+    /// consumer that lost its partitions in a rebalance cannot commit (KIP-447).
+    ///
+    /// # Errors
+    /// As [`Producer::begin_transaction`], or the coordinators' refusal (for instance
+    /// ILLEGAL_GENERATION, or a timeout past `max.block.ms`).
+    pub async fn send_offsets_to_transaction(
+        &self,
+        offsets: &[(String, i32, i64)],
+        group: &crate::consumer::ConsumerGroupMetadata,
+    ) -> Result<(), ClientError> {
+        let transactions = self.transactions("send offsets to a transaction")?;
+        let identity = self.handle.shared.identity().ok_or(ClientError::Closed)?;
+        transactions.send_offsets(identity, offsets, group).await
+    }
+
+    /// Sends what the transaction still buffers, waits for it, then commits the
+    /// transaction: its records become visible to `read_committed` consumers, its offsets
+    /// count.
+    ///
+    /// # Errors
+    /// [`ClientError::InvalidState`] when a record of the transaction failed (abort it
+    /// then) or none is open; [`ClientError::ProducerFenced`]; the coordinator's refusal.
+    pub async fn commit_transaction(&self) -> Result<(), ClientError> {
+        let transactions = self.transactions("commit a transaction")?;
+        transactions.check_committable()?;
+        self.flush().await;
+        transactions.check_committable()?;
+        let identity = self.handle.shared.identity().ok_or(ClientError::Closed)?;
+        transactions.end(identity, true).await.map(|_| ())
+    }
+
+    /// Waits for what the transaction sent, then aborts it: `read_committed` consumers
+    /// never see its records, its offsets do not count. When some of its records failed
+    /// with their fate unknown, the producer moves to a new epoch (its sequence numbers
+    /// start afresh) before the next transaction.
+    ///
+    /// # Errors
+    /// As [`Producer::begin_transaction`], or the coordinator's refusal.
+    pub async fn abort_transaction(&self) -> Result<(), ClientError> {
+        let transactions = self.transactions("abort a transaction")?;
+        self.flush().await;
+        let shared = &self.handle.shared;
+        let identity = shared.identity().ok_or(ClientError::Closed)?;
+        if transactions.end(identity, false).await? {
+            let next = transactions.init(Some(identity)).await?;
+            *shared
+                .identity
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner) = Some(next);
+            shared.lock().restart_numbering();
+        }
+        Ok(())
+    }
+
+    fn transactions(&self, operation: &str) -> Result<&transaction::Transactions, ClientError> {
+        self.handle
+            .shared
+            .transactions
+            .as_ref()
+            .ok_or_else(|| ClientError::InvalidState {
+                operation: operation.to_owned(),
+                state: "the producer has no transactional.id".to_owned(),
+            })
     }
 
     /// Sends everything buffered, waits for the outcomes and stops the background task.
@@ -262,6 +358,11 @@ impl Drop for Handle {
 }
 
 impl Shared {
+    /// The producer id and epoch batches are stamped with now.
+    fn identity(&self) -> Option<ProducerIdentity> {
+        *self.identity.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     fn lock(&self) -> MutexGuard<'_, Accumulator> {
         self.accumulator
             .lock()
@@ -357,6 +458,7 @@ fn accumulator_config(config: &ClientConfig) -> AccumulatorConfig {
         delivery_timeout: Duration::from_millis(config.delivery_timeout_ms),
         idempotent: config.idempotence_enabled(),
         max_in_flight: max_in_flight(config),
+        bump_epochs: config.transactional_id.is_none(),
     }
 }
 

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use bytes::Bytes;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::produce_response::PartitionProduceResponse;
-use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, TopicName, TransactionalId};
 use kafka_protocol::protocol::StrBytes;
 use strom_protocol::ErrorCode;
 
@@ -38,6 +38,7 @@ pub(super) fn request<'a>(
     batches: impl IntoIterator<Item = (&'a str, i32, Bytes)>,
     acks: i16,
     timeout_ms: i32,
+    transactional_id: Option<&str>,
 ) -> ProduceRequest {
     let mut by_topic: BTreeMap<&str, Vec<PartitionProduceData>> = BTreeMap::new();
     for (topic, partition, records) in batches {
@@ -55,7 +56,9 @@ pub(super) fn request<'a>(
         })
         .collect();
     ProduceRequest::default()
-        .with_transactional_id(None)
+        .with_transactional_id(
+            transactional_id.map(|id| TransactionalId(StrBytes::from_string(id.to_owned()))),
+        )
         .with_acks(acks)
         .with_timeout_ms(timeout_ms)
         .with_topic_data(topic_data)
@@ -161,7 +164,7 @@ mod tests {
             ("b", 1, Bytes::from_static(b"y")),
             ("a", 2, Bytes::from_static(b"z")),
         ];
-        let request = request(batches, -1, 1000);
+        let request = request(batches, -1, 1000, None);
         assert_eq!((request.acks, request.timeout_ms), (-1, 1000));
         let shape: Vec<(&str, Vec<i32>)> = request
             .topic_data

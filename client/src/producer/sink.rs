@@ -191,7 +191,7 @@ async fn send(
     let mut parts = Vec::with_capacity(batches.len());
     let mut unbuilt = Vec::new();
     for mut batch in batches {
-        match batch.build(shared.identity) {
+        match batch.build(shared.identity()) {
             Ok(bytes) => {
                 batch.attempts += 1;
                 parts.push((batch, bytes));
@@ -248,7 +248,8 @@ async fn exchange(
         .iter()
         .map(|(b, bytes)| (&*b.topic, b.partition, bytes.clone()));
     let timeout_ms = i32::try_from(config.request_timeout_ms).unwrap_or(i32::MAX);
-    let request = produce::request(batches, config.acks.as_i16(), timeout_ms);
+    let transactional_id = config.transactional_id.as_deref();
+    let request = produce::request(batches, config.acks.as_i16(), timeout_ms, transactional_id);
     debug!(version, acks = config.acks.name(), "sending produce");
     if config.acks == Acks::None {
         conn.send_no_response(&request, version).await?;
@@ -403,6 +404,9 @@ impl Shared {
     fn fail(self: &Arc<Self>, batch: ProducerBatch, error: ClientError, rollback: bool) {
         let key = batch.key();
         warn!(topic = %key.topic, partition = key.partition, records = batch.record_count(), error = %error, "batch failed");
+        if let Some(transactions) = &self.transactions {
+            transactions.record_failed(&error, !rollback);
+        }
         batch.fail(|| copy_error(&error));
         let how = if rollback {
             Finished::Refused

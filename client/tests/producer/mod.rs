@@ -2,6 +2,7 @@
 
 mod delivery;
 mod retry;
+mod transactions;
 
 use std::time::Duration;
 

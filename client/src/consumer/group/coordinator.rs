@@ -1,4 +1,5 @@
-//! The connection to a group's coordinator, found with FindCoordinator.
+//! The connection to a group's (or a transactional id's) coordinator, found with
+//! FindCoordinator.
 //!
 //! The coordinator gets a connection of its own, apart from the one `Cluster` keeps to the
 //! same broker for fetches and metadata (as the Java client and librdkafka do): a broker
@@ -33,7 +34,10 @@ pub(crate) const COORDINATOR_ERRORS: [ErrorCode; 3] = [
 /// The group's coordinator, looked up on first use and again after it moves.
 pub(crate) struct Coordinator {
     cluster: Cluster,
+    /// The group id, or the transactional id.
     group_id: String,
+    /// FindCoordinator's key type: 0 for a group, 1 for a transactional id.
+    key_type: i8,
     conn: Mutex<Option<Arc<Connection>>>,
 }
 
@@ -42,7 +46,16 @@ impl Coordinator {
         Coordinator {
             cluster,
             group_id,
+            key_type: 0,
             conn: Mutex::new(None),
+        }
+    }
+
+    /// The coordinator of transactional id `id`.
+    pub(crate) fn of_transaction(cluster: Cluster, id: String) -> Self {
+        Coordinator {
+            key_type: 1,
+            ..Coordinator::new(cluster, id)
         }
     }
 
@@ -113,6 +126,11 @@ impl Coordinator {
         } else {
             FindCoordinatorRequest::default().with_key(key)
         };
+        let request = if version >= 1 {
+            request.with_key_type(self.key_type)
+        } else {
+            request
+        };
         let response: FindCoordinatorResponse = conn.send_version(&request, version).await?;
         let (code, host, port) = match response.coordinators.first() {
             Some(c) if version >= 4 => (c.error_code, c.host.to_string(), c.port),
@@ -126,7 +144,7 @@ impl Coordinator {
         if !code.is_ok() {
             return Err(ClientError::Broker {
                 code,
-                context: format!("finding the coordinator of group {}", self.group_id),
+                context: format!("finding the coordinator of {}", self.group_id),
             });
         }
         Ok(format!("{host}:{port}"))

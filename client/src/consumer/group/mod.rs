@@ -93,6 +93,33 @@ struct MemberState {
     last_auto_commit: Option<Instant>,
 }
 
+/// A consumer's place in its group, as a transactional producer sends it with offsets
+/// (Java's `ConsumerGroupMetadata`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsumerGroupMetadata {
+    /// `group.id`.
+    pub group_id: String,
+    /// The generation the member joined (-1 before it has).
+    pub generation_id: i32,
+    /// The member id the coordinator gave it (empty before it has).
+    pub member_id: String,
+    /// `group.instance.id`, for static members.
+    pub group_instance_id: Option<String>,
+}
+
+impl ConsumerGroupMetadata {
+    /// The metadata of a group this process is not a member of (offsets are then taken
+    /// without a generation check).
+    pub fn new(group_id: impl Into<String>) -> Self {
+        ConsumerGroupMetadata {
+            group_id: group_id.into(),
+            generation_id: -1,
+            member_id: String::new(),
+            group_instance_id: None,
+        }
+    }
+}
+
 /// One consumer's membership of its group.
 pub(crate) struct GroupMember {
     group_id: String,
@@ -122,6 +149,17 @@ impl GroupMember {
             listener: Mutex::new(Arc::new(NoListener)),
             rebalancing: tokio::sync::Mutex::new(()),
             heartbeat: Mutex::new(None),
+        }
+    }
+
+    /// The member's group id, generation and member id now.
+    pub(crate) fn metadata(&self) -> ConsumerGroupMetadata {
+        let state = self.lock();
+        ConsumerGroupMetadata {
+            group_id: self.group_id.clone(),
+            generation_id: state.generation_id,
+            member_id: state.member_id.clone(),
+            group_instance_id: self.cluster.config().group_instance_id.clone(),
         }
     }
 
