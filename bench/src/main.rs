@@ -46,6 +46,7 @@ mod clients;
 mod groups;
 mod latency;
 mod replication;
+mod transactions;
 
 #[derive(Parser, Debug)]
 struct Args {
@@ -98,6 +99,9 @@ enum Command {
     /// Replication on three in-process brokers: acks=all with three replicas against
     /// acks=1 with one, and the time a partition takes to fail over.
     Replication(replication::ReplicationArgs),
+    /// A transactional producer committing every 100 ms against the idempotent one, Strom
+    /// and librdkafka side by side.
+    Transactions(transactions::TransactionsArgs),
 }
 
 struct Counter(Arc<AtomicU64>, Arc<AtomicU64>);
@@ -153,6 +157,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if let Some(Command::Replication(replication_args)) = &args.command {
         return replication::run(replication_args).await;
+    }
+    if let Some(Command::Transactions(transactions_args)) = &args.command {
+        return transactions::run(transactions_args).await;
     }
     if let Some(Command::Groups(groups_args)) = &args.command {
         let broker = match &groups_args.bootstrap {

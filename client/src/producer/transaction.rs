@@ -78,8 +78,15 @@ pub(crate) struct Transactions {
 enum Next {
     Done,
     Retry,
+    /// The coordinator is still writing the last transaction's markers: soon.
+    RetrySoon,
     Fail(ClientError),
 }
+
+/// Wait before asking again while the coordinator finishes the previous transaction
+/// (CONCURRENT_TRANSACTIONS), as the Java client's short retry does: its markers usually
+/// take a millisecond or two.
+const CONCURRENT_RETRY: Duration = Duration::from_millis(2);
 
 impl Transactions {
     pub(crate) fn new(cluster: Cluster, id: String) -> Self {
@@ -116,7 +123,10 @@ impl Transactions {
             self.coordinator.reset().await;
             return Next::Retry;
         }
-        if code == ErrorCode::CONCURRENT_TRANSACTIONS || code.is_retriable() {
+        if code == ErrorCode::CONCURRENT_TRANSACTIONS {
+            return Next::RetrySoon;
+        }
+        if code.is_retriable() {
             return Next::Retry;
         }
         Next::Fail(ClientError::Broker {
@@ -145,12 +155,13 @@ impl Transactions {
                 (Next::Done, Some(value)) => return Ok(value),
                 (Next::Done, None) => return Err(ClientError::Closed),
                 (Next::Fail(e), _) => return Err(e),
-                (Next::Retry, _) if Instant::now() >= deadline => {
+                (Next::Retry | Next::RetrySoon, _) if Instant::now() >= deadline => {
                     return Err(ClientError::Timeout {
                         what: format!("{what} of transactional.id {}", self.id),
                         after_ms: config.max_block_ms,
                     })
                 }
+                (Next::RetrySoon, _) => tokio::time::sleep(CONCURRENT_RETRY).await,
                 (Next::Retry, _) => {
                     debug!(what, "transaction request retried");
                     tokio::time::sleep(backoff).await;
