@@ -453,6 +453,43 @@ def scenario_transform(bootstrap, source, sink, group, n):
     sys.stdout.flush()
 
 
+def scenario_transform_until(bootstrap, source, sink, group, txn_id, n):
+    """Exactly-once consume-transform-produce, restartable: reads `source` in group
+    `group` (read_committed), writes each record upper-cased to `sink` in transactions of
+    up to 50 records that also commit the group's offsets, until the committed position
+    reaches `n`. Prints "position P" after each commit, then "done". Meant to be killed
+    and started again: the new producer of `txn_id` fences the old one and aborts its open
+    transaction, and the group resumes from its committed offsets."""
+    n = int(n)
+    cons = consumer(bootstrap, group_id=group, isolation_level="read_committed",
+                    auto_offset_reset="earliest", session_timeout_ms=6000,
+                    heartbeat_interval_ms=500)
+    prod = Producer({**base_conf(bootstrap), "transactional.id": txn_id, "linger.ms": 5})
+    prod.init_transactions(OP_TIMEOUT_S)
+    cons.subscribe([source])
+    position = 0
+    deadline = time.monotonic() + 240
+    try:
+        while position < n and time.monotonic() < deadline:
+            msgs = [m for m in cons.consume(num_messages=50, timeout=0.5) if m.error() is None]
+            if not msgs:
+                continue
+            prod.begin_transaction()
+            for m in msgs:
+                prod.produce(sink, value=m.value().upper(), partition=0)
+            offsets = cons.position(cons.assignment())
+            prod.send_offsets_to_transaction(offsets, cons.consumer_group_metadata(), OP_TIMEOUT_S)
+            prod.commit_transaction(OP_TIMEOUT_S)
+            position = sum(max(tp.offset, 0) for tp in offsets)
+            print(f"position {position}")
+            sys.stdout.flush()
+        pc.check(position >= n, f"reached position {position} of {n}")
+        print("done")
+    finally:
+        cons.close()
+    sys.stdout.flush()
+
+
 def scenario_dump(bootstrap, topic):
     cons = consumer(bootstrap)
     try:
@@ -581,6 +618,7 @@ SCENARIOS = {
     "consume-committed": (scenario_consume_committed, pc.SCENARIO_TIMEOUT_S),
     "transactions": (scenario_transactions, pc.SCENARIO_TIMEOUT_S),
     "transform": (scenario_transform, pc.SCENARIO_TIMEOUT_S),
+    "transform-until": (scenario_transform_until, 300.0),
     "dump": (scenario_dump, 90.0),
     # Runs until the test kills it; the cap only guards against a forgotten process.
     "produce-until-killed": (scenario_produce_until_killed, 180.0),

@@ -286,3 +286,128 @@ fn librdkafka_consume_transform_produce_commits_offsets_in_transactions() {
     assert_eq!(read, expected);
     broker.shutdown();
 }
+
+/// Runs the peer's `transform-until` until it has printed a position of at least `until`
+/// (then kills it, SIGKILL, likely mid-transaction) or `done` (then waits for it).
+fn transform_until_position(
+    peer: &Peer,
+    bootstrap: &str,
+    total: usize,
+    kill_at: Option<u64>,
+) -> u64 {
+    use std::io::{BufRead, BufReader};
+    let total = total.to_string();
+    let args = [
+        "transform-until",
+        "eos-in",
+        "eos-out",
+        "eos-group",
+        "eos-transformer",
+        total.as_str(),
+    ];
+    let mut child = peer
+        .command(bootstrap, &args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start the transformer");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut last = 0;
+    for line in BufReader::new(stdout).lines() {
+        let line = line.expect("a line");
+        if let Some(p) = line.strip_prefix("position ") {
+            last = p.trim().parse().expect("a position");
+            if kill_at.is_some_and(|k| last >= k) {
+                child.kill().expect("SIGKILL the transformer");
+                break;
+            }
+        }
+        if line == "done" {
+            break;
+        }
+    }
+    let status = child.wait().expect("wait for the transformer");
+    if kill_at.is_none() {
+        assert!(status.success(), "the transformer failed: {status:?}");
+    }
+    last
+}
+
+/// Exactly once through failures: librdkafka's consume-transform-produce loop is killed
+/// mid-way (SIGKILL, with a transaction likely open), the broker holding the transaction
+/// and group coordinators restarts, and a new process of the same `transactional.id`
+/// finishes the job. Read with read_committed, the output holds each input's result
+/// exactly once.
+#[test]
+fn exactly_once_through_a_killed_transformer_and_a_restarted_coordinator() {
+    let Some(peer) = Peer::confluent() else {
+        return;
+    };
+    const N: usize = 3_000;
+    let data = tempfile::tempdir().expect("a data dir");
+    let broker = TestBroker::start_in(data.path());
+    let bootstrap = broker.bootstrap();
+    broker.block_on(async {
+        let config = ClientConfig::new().bootstrap(&bootstrap);
+        let admin = Admin::connect(config.clone()).await.expect("admin");
+        for topic in ["eos-in", "eos-out"] {
+            admin
+                .create_topic(NewTopic::new(topic).partitions(1))
+                .await
+                .expect("create a topic");
+        }
+        let producer = strom_client::producer::Producer::new(config)
+            .await
+            .expect("producer");
+        let mut deliveries = Vec::new();
+        for i in 0..N {
+            let record = strom_client::producer::Record::new("eos-in")
+                .partition(0)
+                .value(format!("record-{i}"));
+            deliveries.push(producer.send(record).await.expect("send"));
+        }
+        for delivery in deliveries {
+            delivery.await.expect("delivered");
+        }
+        producer.close().await;
+    });
+    // Killed a third of the way, then the broker restarts.
+    let reached = transform_until_position(&peer, &bootstrap, N, Some(N as u64 / 3));
+    assert!(reached < N as u64, "killed before the end");
+    broker.shutdown();
+    let broker = TestBroker::start_in(data.path());
+    let bootstrap = broker.bootstrap();
+    let finished = transform_until_position(&peer, &bootstrap, N, None);
+    assert!(finished >= N as u64);
+    let read = broker.block_on(async {
+        let config = ClientConfig::new()
+            .bootstrap(&bootstrap)
+            .isolation_level(IsolationLevel::ReadCommitted);
+        let consumer = Consumer::new(config).await.expect("consumer");
+        let all = [("eos-out".to_owned(), 0)];
+        consumer.assign(&all).expect("assign");
+        consumer.seek_to_beginning(&all).expect("seek");
+        let mut read = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while read.len() < N && Instant::now() < deadline {
+            for r in consumer
+                .poll(Duration::from_millis(200))
+                .await
+                .expect("poll")
+            {
+                read.push(String::from_utf8_lossy(&r.value.unwrap_or_default()).into_owned());
+            }
+        }
+        let more = consumer
+            .poll(Duration::from_millis(500))
+            .await
+            .expect("poll");
+        assert!(more.is_empty(), "duplicates after {} results", read.len());
+        consumer.shutdown().await.expect("close");
+        read
+    });
+    let expected: Vec<String> = (0..N).map(|i| format!("RECORD-{i}")).collect();
+    assert_eq!(read.len(), N, "results read with read_committed");
+    assert_eq!(read, expected, "each input's result exactly once, in order");
+    broker.shutdown();
+}
