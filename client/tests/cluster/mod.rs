@@ -645,3 +645,90 @@ async fn a_new_replica_copies_a_compacted_log_with_its_gaps() {
     assert_eq!(latest(&copied).len(), 10);
     cluster.shutdown().await;
 }
+
+/// `__transaction_state` has three replicas; when the broker coordinating a
+/// transactional id stops with a transaction ending or open, the new leader of its
+/// partition loads the id and finishes what was decided: the committed transaction's
+/// records are readable, the producer carries on with the next one.
+#[tokio::test]
+async fn transactions_survive_their_coordinator_stopping() {
+    use strom_client::config::IsolationLevel;
+    let mut cluster = Cluster::start().await;
+    let admin = Admin::connect(cluster.config()).await.unwrap();
+    registered(&admin, 3).await;
+    admin
+        .create_topic(NewTopic::new("txn-ha").partitions(1))
+        .await
+        .unwrap();
+    let producer = Producer::new(cluster.config().transactional_id("ha-writer"))
+        .await
+        .unwrap();
+    let send = |range: std::ops::Range<u32>| {
+        let producer = producer.clone();
+        async move {
+            let mut deliveries = Vec::new();
+            for i in range {
+                let record = Record::new("txn-ha").partition(0).value(i.to_string());
+                deliveries.push(producer.send(record).await.unwrap());
+            }
+            for d in deliveries {
+                d.await.unwrap();
+            }
+        }
+    };
+    producer.begin_transaction().unwrap();
+    send(0..50).await;
+    producer.commit_transaction().await.unwrap();
+    let state = admin
+        .describe_topics(&["__transaction_state"])
+        .await
+        .unwrap();
+    assert!(state[0].partitions.iter().all(|p| p.replicas.len() == 3));
+
+    // The coordinator stops; the producer finds the new one and goes on.
+    let coordinator = {
+        use kafka_protocol::messages::FindCoordinatorRequest;
+        use kafka_protocol::protocol::StrBytes;
+        let conn = strom_protocol::connection::Connection::connect(
+            &cluster.brokers[0].bootstrap(),
+            "cluster-tests",
+        )
+        .await
+        .unwrap();
+        let request = FindCoordinatorRequest::default()
+            .with_key_type(1)
+            .with_key(StrBytes::from_static_str("ha-writer"));
+        conn.send_version(&request, 3).await.unwrap().node_id.0
+    };
+    let index = cluster
+        .brokers
+        .iter()
+        .position(|b| b.node_id() == coordinator)
+        .unwrap();
+    cluster.brokers.remove(index).shutdown().await.unwrap();
+    producer.begin_transaction().unwrap();
+    send(50..100).await;
+    producer.commit_transaction().await.unwrap();
+    producer.begin_transaction().unwrap();
+    send(100..120).await;
+    producer.abort_transaction().await.unwrap();
+
+    let consumer = Consumer::new(
+        cluster
+            .config()
+            .isolation_level(IsolationLevel::ReadCommitted),
+    )
+    .await
+    .unwrap();
+    let all = [("txn-ha".to_owned(), 0)];
+    consumer.assign(&all).unwrap();
+    consumer.seek_to_beginning(&all).unwrap();
+    let mut values = Vec::new();
+    read_values(&consumer, &mut values, 100).await;
+    let more = consumer.poll(Duration::from_millis(500)).await.unwrap();
+    assert!(more.is_empty(), "aborted records read: {more:?}");
+    assert_eq!(values, (0..100).collect::<Vec<u32>>());
+    consumer.shutdown().await.unwrap();
+    producer.close().await;
+    cluster.shutdown().await;
+}
