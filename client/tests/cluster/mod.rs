@@ -444,6 +444,27 @@ async fn registered(admin: &Admin, count: usize) {
 }
 
 /// Polls `consumer` until `values` holds `until` record values.
+/// Sends the numbers of `range` (as keys and values) to `topic` (`partition` if given)
+/// and waits for every delivery.
+async fn send_numbers(
+    producer: &Producer,
+    topic: &str,
+    partition: Option<i32>,
+    range: std::ops::Range<u32>,
+) {
+    let mut deliveries = Vec::new();
+    for i in range {
+        let mut record = Record::new(topic).key(i.to_string()).value(i.to_string());
+        if let Some(p) = partition {
+            record = record.partition(p);
+        }
+        deliveries.push(producer.send(record).await.unwrap());
+    }
+    for d in deliveries {
+        d.await.unwrap();
+    }
+}
+
 async fn read_values(consumer: &Consumer, values: &mut Vec<u32>, until: usize) {
     let deadline = tokio::time::Instant::now() + WAIT;
     while values.len() < until {
@@ -489,19 +510,7 @@ async fn a_group_keeps_its_offsets_when_its_coordinator_stops() {
         .await
         .unwrap();
     let producer = Producer::new(cluster.config()).await.unwrap();
-    let send = |range: std::ops::Range<u32>| {
-        let producer = producer.clone();
-        async move {
-            let mut deliveries = Vec::new();
-            for i in range {
-                let record = Record::new("ha").key(i.to_string()).value(i.to_string());
-                deliveries.push(producer.send(record).await.unwrap());
-            }
-            for d in deliveries {
-                d.await.unwrap();
-            }
-        }
-    };
+    let send = |range| send_numbers(&producer, "ha", None, range);
     send(0..100).await;
 
     let mut config = cluster.config();
@@ -663,19 +672,7 @@ async fn transactions_survive_their_coordinator_stopping() {
     let producer = Producer::new(cluster.config().transactional_id("ha-writer"))
         .await
         .unwrap();
-    let send = |range: std::ops::Range<u32>| {
-        let producer = producer.clone();
-        async move {
-            let mut deliveries = Vec::new();
-            for i in range {
-                let record = Record::new("txn-ha").partition(0).value(i.to_string());
-                deliveries.push(producer.send(record).await.unwrap());
-            }
-            for d in deliveries {
-                d.await.unwrap();
-            }
-        }
-    };
+    let send = |range| send_numbers(&producer, "txn-ha", Some(0), range);
     producer.begin_transaction().unwrap();
     send(0..50).await;
     producer.commit_transaction().await.unwrap();
