@@ -11,6 +11,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("strom-protocol", &[]),
     ("strom-client", &["strom-protocol"]),
     ("strom-broker", &["strom-protocol"]),
+    ("strom-streams", &["strom-client", "strom-protocol"]),
     ("strom-testkit", &["strom-protocol"]),
     ("strom-cli", &["*"]),
     ("strom-integration-tests", &["*"]),

@@ -1,0 +1,120 @@
+//! The DSL: [`StreamsBuilder`] makes [`KStream`]s from topics; their operations add
+//! processors; [`StreamsBuilder::build`] returns the [`Topology`].
+//!
+//! ```
+//! use strom_streams::serde::StringSerde;
+//! use strom_streams::{Consumed, Produced, StreamsBuilder, TopologyTestDriver};
+//!
+//! let builder = StreamsBuilder::new();
+//! builder
+//!     .stream("sentences", Consumed::with(StringSerde, StringSerde))
+//!     .flat_map_values(|line: String| {
+//!         line.split_whitespace().map(str::to_lowercase).collect::<Vec<_>>()
+//!     })
+//!     .filter(|_, word| word.len() > 2)
+//!     .to("words", Produced::with(StringSerde, StringSerde));
+//! let topology = builder.build();
+//!
+//! let driver = TopologyTestDriver::new(&topology);
+//! let input = driver.input_topic("sentences", StringSerde, StringSerde);
+//! let output = driver.output_topic("words", StringSerde, StringSerde);
+//! input.pipe_input("k".to_owned(), "The quick brown Fox".to_owned());
+//! assert_eq!(output.read_values_to_list()?, ["the", "quick", "brown", "fox"]);
+//! # Ok::<(), strom_streams::StreamsError>(())
+//! ```
+
+mod stream;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::Arc;
+
+pub use stream::{KStream, Predicate};
+
+use crate::serde::Serde;
+use crate::topology::{NodeKind, NodeSpec, Topology};
+
+/// How a source reads its topic: the key and value serdes.
+pub struct Consumed<K, V> {
+    pub(crate) key: Arc<dyn Serde<K>>,
+    pub(crate) value: Arc<dyn Serde<V>>,
+}
+
+impl<K, V> Consumed<K, V> {
+    /// Keys read with `key`, values with `value`.
+    pub fn with(key: impl Serde<K>, value: impl Serde<V>) -> Self {
+        Consumed {
+            key: Arc::new(key),
+            value: Arc::new(value),
+        }
+    }
+}
+
+/// How a sink writes its topic: the key and value serdes.
+pub struct Produced<K, V> {
+    pub(crate) key: Arc<dyn Serde<K>>,
+    pub(crate) value: Arc<dyn Serde<V>>,
+}
+
+impl<K, V> Produced<K, V> {
+    /// Keys written with `key`, values with `value`.
+    pub fn with(key: impl Serde<K>, value: impl Serde<V>) -> Self {
+        Produced {
+            key: Arc::new(key),
+            value: Arc::new(value),
+        }
+    }
+}
+
+/// The graph being built, shared by the builder and its streams.
+#[derive(Default)]
+pub(crate) struct Graph {
+    pub(crate) nodes: Vec<NodeSpec>,
+}
+
+impl Graph {
+    /// Adds a node named Kafka's way (`KSTREAM-FILTER-0000000001`); returns its id.
+    pub(crate) fn add(
+        &mut self,
+        prefix: &str,
+        kind: NodeKind,
+        build: crate::topology::BuildFn,
+    ) -> usize {
+        let id = self.nodes.len();
+        self.nodes.push(NodeSpec {
+            name: format!("{prefix}-{id:010}"),
+            kind,
+            children: Vec::new(),
+            build,
+        });
+        id
+    }
+}
+
+/// Builds a topology from streams of topics.
+#[derive(Default)]
+pub struct StreamsBuilder {
+    graph: Rc<RefCell<Graph>>,
+}
+
+impl StreamsBuilder {
+    /// An empty builder.
+    pub fn new() -> Self {
+        StreamsBuilder::default()
+    }
+
+    /// The records of `topic`, read with `consumed`'s serdes.
+    pub fn stream<K, V>(&self, topic: &str, consumed: Consumed<K, V>) -> KStream<K, V>
+    where
+        K: Clone + 'static,
+        V: Clone + 'static,
+    {
+        KStream::source(self.graph.clone(), topic, consumed)
+    }
+
+    /// The topology built so far.
+    pub fn build(self) -> Topology {
+        let graph = std::mem::take(&mut *self.graph.borrow_mut());
+        Topology { nodes: graph.nodes }
+    }
+}

@@ -1,0 +1,33 @@
+//! Kafka-Streams-style stream processing on Strom's client.
+//!
+//! ```text
+//!  StreamsBuilder ──stream(topic)──▶ KStream ──filter / map / flat_map / branch / merge ...──▶ to(topic)
+//!        │
+//!        └── build() ──▶ Topology ──▶ TopologyTestDriver (synchronous, no broker)
+//!                                  └─▶ the streams runtime (tasks per input partition)
+//! ```
+//!
+//! Records are typed between processors and become bytes only at the edges, through
+//! [`serde`]'s serdes. A topology is a description: each task builds its own processors
+//! from it. See [`dsl`] for an example.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+pub mod dsl;
+mod processor;
+pub mod serde;
+mod test_driver;
+mod topology;
+
+pub use dsl::{Consumed, KStream, Produced, StreamsBuilder};
+pub use processor::OutputRecord;
+pub use serde::SerdeError;
+pub use test_driver::{TestInputTopic, TestOutputTopic, TopologyTestDriver};
+pub use topology::{Topology, TopologyDescription};
+
+/// What can go wrong in a topology.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamsError {
+    /// A key or value did not (de)serialize.
+    #[error(transparent)]
+    Serde(#[from] SerdeError),
+}

@@ -1,0 +1,225 @@
+//! A topology: the graph the DSL built, as node descriptions plus a way to build each
+//! node for a task.
+//!
+//! Each node keeps a build function that, given its children as built for a task, returns
+//! itself built (type-erased as `Box<dyn Any>` holding a typed [`Node`], downcast once per
+//! task at build time, never per record). [`Topology::describe`] prints Kafka Streams'
+//! format, sub-topology by sub-topology.
+
+use std::any::Any;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::sync::Arc;
+
+use crate::processor::RecordContext;
+
+/// A built node, type-erased: a `Node<K, V>` of its input types, or for a source a
+/// `SourceNode`.
+pub(crate) type Built = Box<dyn Any>;
+
+/// Builds a node from its children as built (in the order they were added).
+pub(crate) type BuildFn = Arc<dyn Fn(&[&Built]) -> Option<Built> + Send + Sync>;
+
+/// What a node is, for `describe` and the runtime.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum NodeKind {
+    Source { topics: Vec<String> },
+    Processor,
+    Sink { topic: String },
+}
+
+/// One node of the graph.
+pub(crate) struct NodeSpec {
+    pub(crate) name: String,
+    pub(crate) kind: NodeKind,
+    pub(crate) children: Vec<usize>,
+    pub(crate) build: BuildFn,
+}
+
+/// A source as built for a task: turns a topic's bytes into typed records.
+pub(crate) trait SourceInput {
+    fn process(&mut self, ctx: &mut RecordContext, key: Option<&[u8]>, value: Option<&[u8]>);
+}
+
+/// A built source.
+pub(crate) type SourceNode = std::rc::Rc<std::cell::RefCell<dyn SourceInput>>;
+
+/// A processing topology, built with [`StreamsBuilder`](crate::StreamsBuilder) and run by
+/// [`TopologyTestDriver`](crate::TopologyTestDriver) (and the streams runtime).
+pub struct Topology {
+    pub(crate) nodes: Vec<NodeSpec>,
+}
+
+impl Topology {
+    /// The topics read by the topology's sources.
+    pub fn source_topics(&self) -> BTreeSet<String> {
+        self.nodes
+            .iter()
+            .filter_map(|n| match &n.kind {
+                NodeKind::Source { topics } => Some(topics.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    }
+
+    /// The topics written by its sinks.
+    pub fn sink_topics(&self) -> BTreeSet<String> {
+        self.nodes
+            .iter()
+            .filter_map(|n| match &n.kind {
+                NodeKind::Sink { topic } => Some(topic.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The topology in Kafka Streams' `describe()` format.
+    pub fn describe(&self) -> TopologyDescription {
+        TopologyDescription {
+            text: self.describe_text(),
+        }
+    }
+
+    /// Builds every node for one task; the sources by topic.
+    pub(crate) fn instantiate(&self) -> HashMap<String, Vec<SourceNode>> {
+        let mut built: HashMap<usize, Built> = HashMap::new();
+        let mut sources: HashMap<String, Vec<SourceNode>> = HashMap::new();
+        for id in self.post_order() {
+            let spec = &self.nodes[id];
+            let children: Vec<&Built> = spec.children.iter().filter_map(|c| built.get(c)).collect();
+            let Some(node) = (spec.build)(&children) else {
+                continue;
+            };
+            if let NodeKind::Source { topics } = &spec.kind {
+                if let Some(source) = node.downcast_ref::<SourceNode>() {
+                    for topic in topics {
+                        sources
+                            .entry(topic.clone())
+                            .or_default()
+                            .push(source.clone());
+                    }
+                }
+            }
+            built.insert(id, node);
+        }
+        sources
+    }
+
+    /// Node ids, every node after all its children.
+    fn post_order(&self) -> Vec<usize> {
+        let mut order = Vec::with_capacity(self.nodes.len());
+        let mut seen = vec![false; self.nodes.len()];
+        fn visit(t: &Topology, id: usize, seen: &mut [bool], order: &mut Vec<usize>) {
+            if seen[id] {
+                return;
+            }
+            seen[id] = true;
+            for &c in &t.nodes[id].children {
+                visit(t, c, seen, order);
+            }
+            order.push(id);
+        }
+        for id in 0..self.nodes.len() {
+            visit(self, id, &mut seen, &mut order);
+        }
+        order
+    }
+
+    /// Parents of each node.
+    fn parents(&self) -> Vec<Vec<usize>> {
+        let mut parents = vec![Vec::new(); self.nodes.len()];
+        for (id, node) in self.nodes.iter().enumerate() {
+            for &c in &node.children {
+                parents[c].push(id);
+            }
+        }
+        parents
+    }
+
+    /// Connected components of the graph (Kafka's sub-topologies), each in node order.
+    fn sub_topologies(&self) -> Vec<Vec<usize>> {
+        let parents = self.parents();
+        let mut component = vec![usize::MAX; self.nodes.len()];
+        let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for start in 0..self.nodes.len() {
+            if component[start] != usize::MAX {
+                continue;
+            }
+            let mut stack = vec![start];
+            while let Some(id) = stack.pop() {
+                if component[id] != usize::MAX {
+                    continue;
+                }
+                component[id] = start;
+                stack.extend(self.nodes[id].children.iter().copied());
+                stack.extend(parents[id].iter().copied());
+            }
+        }
+        for (id, &c) in component.iter().enumerate() {
+            groups.entry(c).or_default().push(id);
+        }
+        groups.into_values().collect()
+    }
+
+    fn describe_text(&self) -> String {
+        let parents = self.parents();
+        let names = |ids: &[usize]| {
+            ids.iter()
+                .map(|&i| self.nodes[i].name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let mut out = String::from("Topologies:\n");
+        for (n, ids) in self.sub_topologies().into_iter().enumerate() {
+            out.push_str(&format!("   Sub-topology: {n}\n"));
+            for id in ids {
+                let node = &self.nodes[id];
+                let head = match &node.kind {
+                    NodeKind::Source { topics } => {
+                        format!("Source: {} (topics: [{}])", node.name, topics.join(", "))
+                    }
+                    NodeKind::Processor => format!("Processor: {} (stores: [])", node.name),
+                    NodeKind::Sink { topic } => format!("Sink: {} (topic: {topic})", node.name),
+                };
+                out.push_str(&format!("    {head}\n"));
+                if !matches!(node.kind, NodeKind::Sink { .. }) {
+                    let children = names(&node.children).if_empty("none");
+                    out.push_str(&format!("      --> {children}\n"));
+                }
+                if !parents[id].is_empty() {
+                    out.push_str(&format!("      <-- {}\n", names(&parents[id])));
+                }
+            }
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// `text`, or `fallback` when it is empty.
+trait IfEmpty {
+    fn if_empty(self, fallback: &str) -> String;
+}
+
+impl IfEmpty for String {
+    fn if_empty(self, fallback: &str) -> String {
+        if self.is_empty() {
+            fallback.to_owned()
+        } else {
+            self
+        }
+    }
+}
+
+/// What [`Topology::describe`] returns: printable in Kafka Streams' format.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TopologyDescription {
+    text: String,
+}
+
+impl fmt::Display for TopologyDescription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}

@@ -1,0 +1,5 @@
+//! Integration tests of `strom-streams`: each DSL operation on the synchronous test driver,
+//! and the topology description.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod stateless;
