@@ -18,7 +18,7 @@ pub mod serde;
 mod test_driver;
 mod topology;
 
-pub use dsl::{Consumed, KStream, Produced, StreamsBuilder};
+pub use dsl::{Consumed, Grouped, KGroupedStream, KStream, KTable, Produced, StreamsBuilder};
 pub use processor::OutputRecord;
 pub use serde::SerdeError;
 pub use test_driver::{TestInputTopic, TestOutputTopic, TopologyTestDriver};

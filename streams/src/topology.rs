@@ -33,6 +33,8 @@ pub(crate) struct NodeSpec {
     pub(crate) name: String,
     pub(crate) kind: NodeKind,
     pub(crate) children: Vec<usize>,
+    /// The state stores it uses, by name.
+    pub(crate) stores: Vec<String>,
     pub(crate) build: BuildFn,
 }
 
@@ -179,7 +181,11 @@ impl Topology {
                     NodeKind::Source { topics } => {
                         format!("Source: {} (topics: [{}])", node.name, topics.join(", "))
                     }
-                    NodeKind::Processor => format!("Processor: {} (stores: [])", node.name),
+                    NodeKind::Processor => format!(
+                        "Processor: {} (stores: [{}])",
+                        node.name,
+                        node.stores.join(", ")
+                    ),
                     NodeKind::Sink { topic } => format!("Sink: {} (topic: {topic})", node.name),
                 };
                 out.push_str(&format!("    {head}\n"));

@@ -2,4 +2,5 @@
 //! and the topology description.
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod stateful;
 mod stateless;

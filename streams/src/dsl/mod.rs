@@ -23,12 +23,14 @@
 //! # Ok::<(), strom_streams::StreamsError>(())
 //! ```
 
+mod grouped;
 mod stream;
 
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
+pub use grouped::{Grouped, KGroupedStream, KTable};
 pub use stream::{KStream, Predicate};
 
 use crate::serde::Serde;
@@ -70,6 +72,8 @@ impl<K, V> Produced<K, V> {
 #[derive(Default)]
 pub(crate) struct Graph {
     pub(crate) nodes: Vec<NodeSpec>,
+    /// The next index in names (nodes and stores share it, as in Kafka Streams).
+    next_index: usize,
 }
 
 impl Graph {
@@ -81,13 +85,22 @@ impl Graph {
         build: crate::topology::BuildFn,
     ) -> usize {
         let id = self.nodes.len();
+        let name = self.name(prefix);
         self.nodes.push(NodeSpec {
-            name: format!("{prefix}-{id:010}"),
+            name,
             kind,
             children: Vec::new(),
+            stores: Vec::new(),
             build,
         });
         id
+    }
+
+    /// The next name with `prefix` (`KSTREAM-AGGREGATE-STATE-STORE-0000000001`).
+    pub(crate) fn name(&mut self, prefix: &str) -> String {
+        let index = self.next_index;
+        self.next_index += 1;
+        format!("{prefix}-{index:010}")
     }
 }
 

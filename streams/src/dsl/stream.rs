@@ -17,8 +17,8 @@ pub type Predicate<K, V> = Box<dyn Fn(&K, &V) -> bool + Send + Sync>;
 /// A stream of key-value records (Kafka Streams' `KStream`). Each operation adds a
 /// processor and returns the stream it outputs; a stream may feed several operations.
 pub struct KStream<K, V> {
-    graph: Rc<RefCell<Graph>>,
-    node: usize,
+    pub(crate) graph: Rc<RefCell<Graph>>,
+    pub(crate) node: usize,
     _types: PhantomData<fn() -> (K, V)>,
 }
 
@@ -33,7 +33,7 @@ impl<K, V> Clone for KStream<K, V> {
 }
 
 /// The children of a node as built, typed.
-fn children<K: 'static, V: 'static>(built: &[&Built]) -> Children<K, V> {
+pub(crate) fn children<K: 'static, V: 'static>(built: &[&Built]) -> Children<K, V> {
     Children(
         built
             .iter()
@@ -67,8 +67,21 @@ where
         }
     }
 
+    /// A stream of node `node`.
+    pub(crate) fn of(graph: Rc<RefCell<Graph>>, node: usize) -> Self {
+        KStream {
+            graph,
+            node,
+            _types: PhantomData,
+        }
+    }
+
     /// Adds a processor running `f` on each record, as a child of this stream's node.
-    fn process_with<K2, V2>(&self, prefix: &str, f: ProcessFn<K, V, K2, V2>) -> KStream<K2, V2>
+    pub(crate) fn process_with<K2, V2>(
+        &self,
+        prefix: &str,
+        f: ProcessFn<K, V, K2, V2>,
+    ) -> KStream<K2, V2>
     where
         K2: Clone + 'static,
         V2: Clone + 'static,
