@@ -14,12 +14,15 @@
 
 pub mod dsl;
 mod processor;
+mod runtime;
 pub mod serde;
+mod task;
 mod test_driver;
 mod topology;
 
 pub use dsl::{Consumed, Grouped, KGroupedStream, KStream, KTable, Produced, StreamsBuilder};
 pub use processor::OutputRecord;
+pub use runtime::{KafkaStreams, StreamsConfig};
 pub use serde::SerdeError;
 pub use test_driver::{TestInputTopic, TestOutputTopic, TopologyTestDriver};
 pub use topology::{Topology, TopologyDescription};
@@ -30,4 +33,13 @@ pub enum StreamsError {
     /// A key or value did not (de)serialize.
     #[error(transparent)]
     Serde(#[from] SerdeError),
+    /// The client failed (connection, group, produce).
+    #[error(transparent)]
+    Client(#[from] strom_client::ClientError),
+    /// The instance's thread or runtime could not start.
+    #[error("starting the streams thread: {0}")]
+    Io(#[from] std::io::Error),
+    /// The instance's thread panicked.
+    #[error("the streams thread panicked")]
+    Panicked,
 }

@@ -10,14 +10,15 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::processor::{OutputRecord, RecordContext};
+use crate::processor::OutputRecord;
 use crate::serde::Serde;
-use crate::topology::{SourceNode, Topology};
+use crate::task::{Input, Task};
+use crate::topology::Topology;
 use crate::StreamsError;
 
 /// The driver's state, shared with its topics.
 struct Inner {
-    sources: HashMap<String, Vec<SourceNode>>,
+    task: Task,
     outputs: HashMap<String, VecDeque<OutputRecord>>,
     /// Next offset per input topic.
     offsets: HashMap<String, i64>,
@@ -35,7 +36,7 @@ impl TopologyTestDriver {
     pub fn new(topology: &Topology) -> Self {
         TopologyTestDriver {
             inner: Rc::new(RefCell::new(Inner {
-                sources: topology.instantiate(),
+                task: Task::new(topology),
                 outputs: HashMap::new(),
                 offsets: HashMap::new(),
                 errors: Vec::new(),
@@ -85,27 +86,23 @@ impl TopologyTestDriver {
 impl Inner {
     fn pipe(&mut self, topic: &str, key: Option<Bytes>, value: Option<Bytes>, timestamp: i64) {
         let offset = self.offsets.entry(topic.to_owned()).or_default();
-        let mut ctx = RecordContext {
-            topic: topic.to_owned(),
+        let input = Input {
+            topic,
             offset: *offset,
             timestamp,
-            ..RecordContext::default()
+            headers: Vec::new(),
+            key: key.as_deref(),
+            value: value.as_deref(),
         };
         *offset += 1;
-        if let Some(sources) = self.sources.get(topic) {
-            for source in sources {
-                source
-                    .borrow_mut()
-                    .process(&mut ctx, key.as_deref(), value.as_deref());
-            }
-        }
-        for record in ctx.outputs {
+        let processed = self.task.process(input);
+        for record in processed.outputs {
             self.outputs
                 .entry(record.topic.clone())
                 .or_default()
                 .push_back(record);
         }
-        self.errors.extend(ctx.errors);
+        self.errors.extend(processed.errors);
     }
 }
 

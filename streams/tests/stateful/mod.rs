@@ -4,24 +4,7 @@
 use strom_streams::serde::{I64Serde, StringSerde};
 use strom_streams::{Consumed, Grouped, Produced, StreamsBuilder, TopologyTestDriver};
 
-fn word_count() -> strom_streams::Topology {
-    let builder = StreamsBuilder::new();
-    builder
-        .stream("sentences", Consumed::with(StringSerde, StringSerde))
-        .flat_map_values(|line: String| {
-            line.split_whitespace()
-                .map(str::to_lowercase)
-                .collect::<Vec<_>>()
-        })
-        .group_by(
-            |_, word| word.clone(),
-            Grouped::with(StringSerde, StringSerde),
-        )
-        .count()
-        .to_stream()
-        .to("word-counts", Produced::with(StringSerde, I64Serde));
-    builder.build()
-}
+use crate::word_count;
 
 #[test]
 fn word_count_emits_each_words_running_count() {
