@@ -20,7 +20,10 @@ mod task;
 mod test_driver;
 mod topology;
 
-pub use dsl::{Consumed, Grouped, KGroupedStream, KStream, KTable, Produced, StreamsBuilder};
+pub use dsl::{
+    Consumed, Grouped, KGroupedStream, KStream, KTable, Produced, StreamsBuilder, TimeWindows,
+    Windowed, WindowedSerde,
+};
 pub use processor::OutputRecord;
 pub use runtime::{KafkaStreams, StreamsConfig};
 pub use serde::SerdeError;

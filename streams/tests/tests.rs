@@ -5,6 +5,7 @@
 mod runtime;
 mod stateful;
 mod stateless;
+mod windows;
 
 use strom_streams::serde::{I64Serde, StringSerde};
 use strom_streams::{Consumed, Grouped, Produced, StreamsBuilder, Topology};

@@ -129,9 +129,6 @@ where
         VA: Clone + 'static,
     {
         let key_serde = self.grouped.key.clone();
-        let graph = self.stream.graph.clone();
-        let mut g = graph.borrow_mut();
-        let store = g.name("KSTREAM-AGGREGATE-STATE-STORE");
         let build: BuildFn = Arc::new(move |built: &[&Built]| {
             let node: Node<K, V> = Rc::new(RefCell::new(Aggregate {
                 key: key_serde.clone(),
@@ -141,6 +138,15 @@ where
             }));
             Some(Box::new(node) as Built)
         });
+        self.add_aggregation(build)
+    }
+
+    /// Adds an aggregation node built by `build`, with a state store, below the grouped
+    /// stream; the table of its results.
+    pub(crate) fn add_aggregation<K2, VA>(&self, build: BuildFn) -> KTable<K2, VA> {
+        let graph = self.stream.graph.clone();
+        let mut g = graph.borrow_mut();
+        let store = g.name("KSTREAM-AGGREGATE-STATE-STORE");
         let id = g.add("KSTREAM-AGGREGATE", NodeKind::Processor, build);
         g.nodes[id].stores.push(store);
         g.nodes[self.stream.node].children.push(id);
@@ -149,6 +155,20 @@ where
             graph,
             node: id,
             _types: PhantomData,
+        }
+    }
+
+    /// The grouping's key serde.
+    pub(crate) fn key_serde(&self) -> Arc<dyn Serde<K>> {
+        self.grouped.key.clone()
+    }
+}
+
+impl<K, V> Clone for KGroupedStream<K, V> {
+    fn clone(&self) -> Self {
+        KGroupedStream {
+            stream: self.stream.clone(),
+            grouped: self.grouped.clone(),
         }
     }
 }
@@ -164,6 +184,18 @@ where
             "KTABLE-TOSTREAM",
             Arc::new(|ctx, k, v, out: &Children<K, V>| out.forward(ctx, k, v)),
         )
+    }
+
+    /// Adds a table operation built by `build` below this table.
+    pub(crate) fn add_child<V2>(&self, prefix: &str, build: BuildFn) -> KTable<K, V2> {
+        let mut g = self.graph.borrow_mut();
+        let id = g.add(prefix, NodeKind::Processor, build);
+        g.nodes[self.node].children.push(id);
+        KTable {
+            graph: self.graph.clone(),
+            node: id,
+            _types: PhantomData,
+        }
     }
 }
 

@@ -25,6 +25,7 @@
 
 mod grouped;
 mod stream;
+mod windowed;
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -32,6 +33,7 @@ use std::sync::Arc;
 
 pub use grouped::{Grouped, KGroupedStream, KTable};
 pub use stream::{KStream, Predicate};
+pub use windowed::{TimeWindowedKStream, TimeWindows, Windowed, WindowedKTable, WindowedSerde};
 
 use crate::serde::Serde;
 use crate::topology::{NodeKind, NodeSpec, Topology};
