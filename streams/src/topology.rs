@@ -17,8 +17,33 @@ use crate::processor::RecordContext;
 /// `SourceNode`.
 pub(crate) type Built = Box<dyn Any>;
 
-/// Builds a node from its children as built (in the order they were added).
-pub(crate) type BuildFn = Arc<dyn Fn(&[&Built]) -> Option<Built> + Send + Sync>;
+/// Builds a node from its children as built (in the order they were added), with the
+/// task's state stores (created by whichever node needs one first).
+pub(crate) type BuildFn = Arc<dyn Fn(&[&Built], &mut Stores) -> Option<Built> + Send + Sync>;
+
+/// A task's state stores by name, each shared (`Rc<RefCell<_>>`) by the nodes using it.
+#[derive(Default)]
+pub(crate) struct Stores {
+    by_name: HashMap<String, Box<dyn Any>>,
+}
+
+impl Stores {
+    /// Store `name`, made by `create` if no node made it yet; `None` when it exists with
+    /// another type (a topology bug that the DSL does not let happen).
+    pub(crate) fn get_or_create<T: 'static>(
+        &mut self,
+        name: &str,
+        create: impl FnOnce() -> T,
+    ) -> Option<std::rc::Rc<std::cell::RefCell<T>>> {
+        let store = self
+            .by_name
+            .entry(name.to_owned())
+            .or_insert_with(|| Box::new(std::rc::Rc::new(std::cell::RefCell::new(create()))));
+        store
+            .downcast_ref::<std::rc::Rc<std::cell::RefCell<T>>>()
+            .cloned()
+    }
+}
 
 /// What a node is, for `describe` and the runtime.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -86,11 +111,12 @@ impl Topology {
     /// Builds every node for one task; the sources by topic.
     pub(crate) fn instantiate(&self) -> HashMap<String, Vec<SourceNode>> {
         let mut built: HashMap<usize, Built> = HashMap::new();
+        let mut stores = Stores::default();
         let mut sources: HashMap<String, Vec<SourceNode>> = HashMap::new();
         for id in self.post_order() {
             let spec = &self.nodes[id];
             let children: Vec<&Built> = spec.children.iter().filter_map(|c| built.get(c)).collect();
-            let Some(node) = (spec.build)(&children) else {
+            let Some(node) = (spec.build)(&children, &mut stores) else {
                 continue;
             };
             if let NodeKind::Source { topics } = &spec.kind {

@@ -2,6 +2,7 @@
 //! and the topology description.
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod joins;
 mod runtime;
 mod stateful;
 mod stateless;

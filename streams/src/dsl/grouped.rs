@@ -17,7 +17,7 @@ use super::stream::{children, KStream};
 use super::Graph;
 use crate::processor::{Children, Downstream, Node, RecordContext};
 use crate::serde::Serde;
-use crate::topology::{BuildFn, Built, NodeKind};
+use crate::topology::{BuildFn, Built, NodeKind, Stores};
 
 /// How a grouping writes keys and values (for its store and, later, its repartition
 /// topic and changelog).
@@ -53,9 +53,41 @@ pub struct KGroupedStream<K, V> {
 
 /// A table: the latest value per key, whose updates flow to what is built on it.
 pub struct KTable<K, V> {
-    graph: Rc<RefCell<Graph>>,
-    node: usize,
+    pub(crate) graph: Rc<RefCell<Graph>>,
+    pub(crate) node: usize,
+    /// Where the table's latest values are kept, for joins: its store and key serde.
+    pub(crate) lookup: Option<Lookup<K>>,
     _types: PhantomData<fn() -> (K, V)>,
+}
+
+/// A table's store (latest value per key bytes) and the serde of its keys.
+pub(crate) struct Lookup<K> {
+    pub(crate) store: String,
+    pub(crate) key: Arc<dyn Serde<K>>,
+}
+
+impl<K> Clone for Lookup<K> {
+    fn clone(&self) -> Self {
+        Lookup {
+            store: self.store.clone(),
+            key: self.key.clone(),
+        }
+    }
+}
+
+/// A table's latest values by key bytes, shared by the nodes of a task that use it.
+pub(crate) type TableStore<V> = HashMap<Bytes, V>;
+
+impl<K, V> KTable<K, V> {
+    /// The table of node `node`, its values in `lookup`'s store.
+    pub(crate) fn of(graph: Rc<RefCell<Graph>>, node: usize, lookup: Option<Lookup<K>>) -> Self {
+        KTable {
+            graph,
+            node,
+            lookup,
+            _types: PhantomData,
+        }
+    }
 }
 
 impl<K, V> KStream<K, V>
@@ -129,33 +161,51 @@ where
         VA: Clone + 'static,
     {
         let key_serde = self.grouped.key.clone();
-        let build: BuildFn = Arc::new(move |built: &[&Built]| {
+        let store_name = self
+            .stream
+            .graph
+            .borrow_mut()
+            .name("KSTREAM-AGGREGATE-STATE-STORE");
+        let name = store_name.clone();
+        let build: BuildFn = Arc::new(move |built: &[&Built], stores: &mut Stores| {
+            let store = stores.get_or_create(&name, TableStore::<VA>::new)?;
             let node: Node<K, V> = Rc::new(RefCell::new(Aggregate {
                 key: key_serde.clone(),
                 step: step.clone(),
-                store: HashMap::new(),
+                store,
                 children: children::<K, VA>(built),
             }));
             Some(Box::new(node) as Built)
         });
-        self.add_aggregation(build)
+        let lookup = Lookup {
+            store: store_name.clone(),
+            key: self.grouped.key.clone(),
+        };
+        let mut table = self.add_aggregation_with_store(build, store_name);
+        table.lookup = Some(lookup);
+        table
     }
 
     /// Adds an aggregation node built by `build`, with a state store, below the grouped
     /// stream; the table of its results.
     pub(crate) fn add_aggregation<K2, VA>(&self, build: BuildFn) -> KTable<K2, VA> {
+        let store = self
+            .stream
+            .graph
+            .borrow_mut()
+            .name("KSTREAM-AGGREGATE-STATE-STORE");
+        self.add_aggregation_with_store(build, store)
+    }
+
+    /// Adds an aggregation node using store `store` below the grouped stream.
+    fn add_aggregation_with_store<K2, VA>(&self, build: BuildFn, store: String) -> KTable<K2, VA> {
         let graph = self.stream.graph.clone();
         let mut g = graph.borrow_mut();
-        let store = g.name("KSTREAM-AGGREGATE-STATE-STORE");
         let id = g.add("KSTREAM-AGGREGATE", NodeKind::Processor, build);
         g.nodes[id].stores.push(store);
         g.nodes[self.stream.node].children.push(id);
         drop(g);
-        KTable {
-            graph,
-            node: id,
-            _types: PhantomData,
-        }
+        KTable::of(graph, id, None)
     }
 
     /// The grouping's key serde.
@@ -191,11 +241,7 @@ where
         let mut g = self.graph.borrow_mut();
         let id = g.add(prefix, NodeKind::Processor, build);
         g.nodes[self.node].children.push(id);
-        KTable {
-            graph: self.graph.clone(),
-            node: id,
-            _types: PhantomData,
-        }
+        KTable::of(self.graph.clone(), id, None)
     }
 }
 
@@ -206,8 +252,8 @@ type StepFn<K, V, VA> = Arc<dyn Fn(&K, V, Option<VA>) -> VA + Send + Sync>;
 struct Aggregate<K, V, VA> {
     key: Arc<dyn Serde<K>>,
     step: StepFn<K, V, VA>,
-    /// The aggregate per key (by the key's bytes).
-    store: HashMap<Bytes, VA>,
+    /// The aggregate per key (by the key's bytes), shared with joins on the table.
+    store: Rc<RefCell<TableStore<VA>>>,
     children: Children<K, VA>,
 }
 
@@ -226,9 +272,9 @@ impl<K: Clone + 'static, V: 'static, VA: Clone + 'static> Downstream<K, V> for A
                 return;
             }
         };
-        let current = self.store.remove(&bytes);
+        let current = self.store.borrow_mut().remove(&bytes);
         let next = (self.step)(&key, value, current);
-        self.store.insert(bytes, next.clone());
+        self.store.borrow_mut().insert(bytes, next.clone());
         self.children.forward(ctx, key, next);
     }
 }

@@ -24,6 +24,7 @@
 //! ```
 
 mod grouped;
+mod join;
 mod stream;
 mod windowed;
 
@@ -109,7 +110,7 @@ impl Graph {
 /// Builds a topology from streams of topics.
 #[derive(Default)]
 pub struct StreamsBuilder {
-    graph: Rc<RefCell<Graph>>,
+    pub(crate) graph: Rc<RefCell<Graph>>,
 }
 
 impl StreamsBuilder {

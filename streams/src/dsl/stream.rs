@@ -9,7 +9,7 @@ use super::{Consumed, Graph, Produced};
 use crate::processor::{
     Children, Downstream, FnNode, Node, OutputRecord, ProcessFn, RecordContext,
 };
-use crate::topology::{Built, NodeKind, SourceInput, SourceNode};
+use crate::topology::{Built, NodeKind, SourceInput, SourceNode, Stores};
 
 /// A branch's predicate, for [`KStream::branch`].
 pub type Predicate<K, V> = Box<dyn Fn(&K, &V) -> bool + Send + Sync>;
@@ -48,7 +48,7 @@ where
     V: Clone + 'static,
 {
     pub(crate) fn source(graph: Rc<RefCell<Graph>>, topic: &str, consumed: Consumed<K, V>) -> Self {
-        let build: crate::topology::BuildFn = Arc::new(move |built: &[&Built]| {
+        let build: crate::topology::BuildFn = Arc::new(move |built: &[&Built], _: &mut Stores| {
             let source: SourceNode = Rc::new(RefCell::new(Source {
                 key: consumed.key.clone(),
                 value: consumed.value.clone(),
@@ -86,7 +86,7 @@ where
         K2: Clone + 'static,
         V2: Clone + 'static,
     {
-        let build: crate::topology::BuildFn = Arc::new(move |built: &[&Built]| {
+        let build: crate::topology::BuildFn = Arc::new(move |built: &[&Built], _: &mut Stores| {
             let node: Node<K, V> = Rc::new(RefCell::new(FnNode {
                 f: f.clone(),
                 children: children::<K2, V2>(built),
@@ -275,7 +275,7 @@ where
     /// Writes the records to `topic` with `produced`'s serdes.
     pub fn to(&self, topic: &str, produced: Produced<K, V>) {
         let name = topic.to_owned();
-        let build: crate::topology::BuildFn = Arc::new(move |_: &[&Built]| {
+        let build: crate::topology::BuildFn = Arc::new(move |_: &[&Built], _: &mut Stores| {
             let node: Node<K, V> = Rc::new(RefCell::new(Sink {
                 topic: name.clone(),
                 key: produced.key.clone(),

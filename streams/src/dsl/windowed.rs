@@ -20,7 +20,7 @@ use super::grouped::{KGroupedStream, KTable};
 use super::stream::children;
 use crate::processor::{Children, Downstream, Node, RecordContext};
 use crate::serde::{Serde, SerdeError};
-use crate::topology::{BuildFn, Built};
+use crate::topology::{BuildFn, Built, Stores};
 
 /// A key and the window it was aggregated in: `[start, end)` in milliseconds.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -129,7 +129,7 @@ where
             aggregator(key, value, current.unwrap_or_else(&initializer))
         });
         let (windows, key_serde) = (self.windows, self.grouped.key_serde());
-        let build: BuildFn = Arc::new(move |built: &[&Built]| {
+        let build: BuildFn = Arc::new(move |built: &[&Built], _: &mut Stores| {
             let node: Node<K, V> = Rc::new(RefCell::new(WindowAggregate {
                 windows,
                 key: key_serde.clone(),
@@ -168,7 +168,7 @@ where
     /// plus its grace period (Kafka Streams' `suppress(untilWindowCloses(...))`).
     pub fn suppress_until_window_closes(&self) -> KTable<Windowed<K>, V> {
         let grace = self.grace_end_ms;
-        let build: BuildFn = Arc::new(move |built: &[&Built]| {
+        let build: BuildFn = Arc::new(move |built: &[&Built], _: &mut Stores| {
             let node: Node<Windowed<K>, V> = Rc::new(RefCell::new(Suppress {
                 grace_ms: grace,
                 buffer: BTreeMap::new(),
