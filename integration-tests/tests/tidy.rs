@@ -14,6 +14,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("strom-streams", &["strom-client", "strom-protocol"]),
     ("strom-testkit", &["strom-protocol"]),
     ("strom-cli", &["*"]),
+    ("strom-examples", &["*"]),
     ("strom-integration-tests", &["*"]),
     ("strom-bench", &["*"]),
 ];
