@@ -731,11 +731,11 @@ impl Partition {
     /// This broker leads the partition in `epoch` (from the metadata log): batches
     /// appended from now on carry it, and the epoch starts at the log end.
     pub(crate) async fn become_leader(&self, epoch: i32) {
-        if self.leader_epoch.swap(epoch, Ordering::AcqRel) == epoch {
+        if self.leader_epoch.load(Ordering::Acquire) == epoch {
             return;
         }
-        // Waiters of an earlier epoch are told it ended.
-        self.hw_moved.notify_waiters();
+        // The epoch enters the epoch cache before the partition is seen to lead in it, so
+        // nothing answered in the new epoch (OffsetForLeaderEpoch, an append) misses it.
         let mut state = self.state.write().await;
         if state
             .epochs
@@ -745,6 +745,12 @@ impl Partition {
             let end = state.log.log_end_offset();
             state.epochs.assign(epoch, end);
             self.save_epochs(&state.epochs);
+        }
+        let previous = self.leader_epoch.swap(epoch, Ordering::AcqRel);
+        drop(state);
+        if previous != epoch {
+            // Waiters of an earlier epoch are told it ended.
+            self.hw_moved.notify_waiters();
         }
     }
 
