@@ -24,21 +24,7 @@ pub(crate) async fn handle(
 ) -> OffsetCommitResponse {
     let group_id = request.group_id.to_string();
     let now = now_ms();
-    let wanted: Vec<_> = request
-        .topics
-        .iter()
-        .flat_map(|t| {
-            t.partitions.iter().map(|p| {
-                let committed = offset(
-                    p.committed_offset,
-                    p.committed_leader_epoch,
-                    p.committed_metadata.as_ref(),
-                    now,
-                );
-                ((t.name.to_string(), p.partition_index), committed)
-            })
-        })
-        .collect();
+    let wanted = requested_offsets!(request.topics, now);
     let member = Member {
         member_id: request.member_id.to_string(),
         generation_id: request.generation_id_or_member_epoch,
@@ -50,6 +36,28 @@ pub(crate) async fn handle(
     .await;
     respond(&wanted, codes)
 }
+
+/// The offsets a commit request (OffsetCommit or TxnOffsetCommit, whose topic types
+/// differ but share their fields) asks for, each stamped `now`.
+macro_rules! requested_offsets {
+    ($topics:expr, $now:expr) => {
+        $topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions.iter().map(|p| {
+                    let committed = $crate::handler::offset_commit::offset(
+                        p.committed_offset,
+                        p.committed_leader_epoch,
+                        p.committed_metadata.as_ref(),
+                        $now,
+                    );
+                    ((t.name.to_string(), p.partition_index), committed)
+                })
+            })
+            .collect::<Vec<_>>()
+    };
+}
+pub(crate) use requested_offsets;
 
 /// A committed offset as a commit request gives it, stamped `now`.
 pub(crate) fn offset(

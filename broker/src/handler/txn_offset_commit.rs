@@ -12,7 +12,7 @@ use kafka_protocol::messages::txn_offset_commit_response::{
 };
 use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
-use super::offset_commit::{offset, store};
+use super::offset_commit::{requested_offsets, store};
 use super::{by_topic, topic_name};
 use crate::group::Member;
 use crate::state::{now_ms, BrokerState};
@@ -24,21 +24,7 @@ pub(crate) async fn handle(
 ) -> TxnOffsetCommitResponse {
     let group_id = request.group_id.to_string();
     let now = now_ms();
-    let wanted: Vec<_> = request
-        .topics
-        .iter()
-        .flat_map(|t| {
-            t.partitions.iter().map(|p| {
-                let committed = offset(
-                    p.committed_offset,
-                    p.committed_leader_epoch,
-                    p.committed_metadata.as_ref(),
-                    now,
-                );
-                ((t.name.to_string(), p.partition_index), committed)
-            })
-        })
-        .collect();
+    let wanted = requested_offsets!(request.topics, now);
     let member = (version >= 3 && request.generation_id >= 0).then(|| Member {
         member_id: request.member_id.to_string(),
         generation_id: request.generation_id,

@@ -486,12 +486,19 @@ async fn read_values(consumer: &Consumer, values: &mut Vec<u32>, until: usize) {
 
 /// The node FindCoordinator names for `group`, asked of `bootstrap`.
 async fn coordinator_of(bootstrap: &str, group: &str) -> i32 {
+    find_coordinator(bootstrap, group, 0).await
+}
+
+/// The node FindCoordinator names for `key` of `key_type` (0 group, 1 transactional id).
+async fn find_coordinator(bootstrap: &str, key: &str, key_type: i8) -> i32 {
     use kafka_protocol::messages::FindCoordinatorRequest;
     use kafka_protocol::protocol::StrBytes;
     let conn = strom_protocol::connection::Connection::connect(bootstrap, "cluster-tests")
         .await
         .unwrap();
-    let request = FindCoordinatorRequest::default().with_key(StrBytes::from_string(group.into()));
+    let request = FindCoordinatorRequest::default()
+        .with_key_type(key_type)
+        .with_key(StrBytes::from_string(key.into()));
     let response = conn.send_version(&request, 3).await.unwrap();
     assert_eq!(response.error_code, 0);
     response.node_id.0
@@ -683,20 +690,7 @@ async fn transactions_survive_their_coordinator_stopping() {
     assert!(state[0].partitions.iter().all(|p| p.replicas.len() == 3));
 
     // The coordinator stops; the producer finds the new one and goes on.
-    let coordinator = {
-        use kafka_protocol::messages::FindCoordinatorRequest;
-        use kafka_protocol::protocol::StrBytes;
-        let conn = strom_protocol::connection::Connection::connect(
-            &cluster.brokers[0].bootstrap(),
-            "cluster-tests",
-        )
-        .await
-        .unwrap();
-        let request = FindCoordinatorRequest::default()
-            .with_key_type(1)
-            .with_key(StrBytes::from_static_str("ha-writer"));
-        conn.send_version(&request, 3).await.unwrap().node_id.0
-    };
+    let coordinator = find_coordinator(&cluster.brokers[0].bootstrap(), "ha-writer", 1).await;
     let index = cluster
         .brokers
         .iter()

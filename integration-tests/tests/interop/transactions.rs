@@ -17,7 +17,7 @@ use kafka_protocol::messages::{
 use kafka_protocol::protocol::StrBytes;
 use strom_client::admin::{Admin, NewTopic};
 use strom_client::config::IsolationLevel;
-use strom_client::consumer::Consumer;
+use strom_client::consumer::{Consumer, ConsumerRecord};
 use strom_client::ClientConfig;
 use strom_protocol::connection::Connection;
 use strom_protocol::records::{BatchBuilder, Compression};
@@ -25,6 +25,9 @@ use strom_protocol::records::{BatchBuilder, Compression};
 use crate::support::{Peer, TestBroker};
 
 const TOPIC: &str = "transactions";
+
+/// How long a reader waits for the records it expects.
+const WAIT: Duration = Duration::from_secs(30);
 
 async fn producer_id(conn: &Connection) -> i64 {
     let request = InitProducerIdRequest::default()
@@ -71,16 +74,84 @@ async fn end(conn: &Connection, pid: i64, commit: bool) {
     assert_eq!(response.markers[0].topics[0].partitions[0].error_code, 0);
 }
 
+/// Creates one-partition `topics`.
+async fn create_topics(bootstrap: &str, topics: &[&str]) {
+    let admin = Admin::connect(ClientConfig::new().bootstrap(bootstrap))
+        .await
+        .expect("admin");
+    for topic in topics {
+        admin
+            .create_topic(NewTopic::new(*topic).partitions(1))
+            .await
+            .expect("create a topic");
+    }
+}
+
+/// Writes `record-0` .. `record-{n-1}` to `topic`-0 and waits for every delivery.
+async fn produce_numbered(bootstrap: &str, topic: &str, n: usize) {
+    let config = ClientConfig::new().bootstrap(bootstrap);
+    let producer = strom_client::producer::Producer::new(config)
+        .await
+        .expect("producer");
+    let mut deliveries = Vec::new();
+    for i in 0..n {
+        let record = strom_client::producer::Record::new(topic)
+            .partition(0)
+            .value(format!("record-{i}"));
+        deliveries.push(producer.send(record).await.expect("send"));
+    }
+    for delivery in deliveries {
+        delivery.await.expect("delivered");
+    }
+    producer.close().await;
+}
+
+/// What a Strom `read_committed` consumer reads of `topic`-0 from its start until `count`
+/// records came (or `wait` passed), as (offset, value); and the records a further half
+/// second brings.
+async fn read_committed(
+    bootstrap: &str,
+    topic: &str,
+    count: usize,
+    wait: Duration,
+) -> (Vec<(i64, String)>, Vec<ConsumerRecord>) {
+    let config = ClientConfig::new()
+        .bootstrap(bootstrap)
+        .isolation_level(IsolationLevel::ReadCommitted);
+    let consumer = Consumer::new(config).await.expect("consumer");
+    let all = [(topic.to_owned(), 0)];
+    consumer.assign(&all).expect("assign");
+    consumer.seek_to_beginning(&all).expect("seek");
+    let mut read = Vec::new();
+    let deadline = Instant::now() + wait;
+    while read.len() < count && Instant::now() < deadline {
+        for r in consumer
+            .poll(Duration::from_millis(200))
+            .await
+            .expect("poll")
+        {
+            let value = String::from_utf8_lossy(&r.value.unwrap_or_default()).into_owned();
+            read.push((r.offset, value));
+        }
+    }
+    let more = consumer
+        .poll(Duration::from_millis(500))
+        .await
+        .expect("poll");
+    consumer.shutdown().await.expect("close");
+    (read, more)
+}
+
+/// The values of `read`.
+fn values(read: Vec<(i64, String)>) -> Vec<String> {
+    read.into_iter().map(|(_, v)| v).collect()
+}
+
 /// Offsets and values a `read_committed` reader must see.
 const COMMITTED: [(i64, &str); 4] = [(0, "c-1"), (1, "c-2"), (3, "plain"), (5, "c-3")];
 
 async fn write_transactions(bootstrap: &str) {
-    let config = ClientConfig::new().bootstrap(bootstrap);
-    let admin = Admin::connect(config).await.expect("admin");
-    admin
-        .create_topic(NewTopic::new(TOPIC).partitions(1))
-        .await
-        .expect("create the topic");
+    create_topics(bootstrap, &[TOPIC]).await;
     let conn = Connection::connect(bootstrap, "transactions-setup")
         .await
         .expect("connect");
@@ -106,39 +177,12 @@ fn read_committed_consumers_skip_aborted_and_open_transactions() {
     let bootstrap = broker.bootstrap();
     broker.block_on(write_transactions(&bootstrap));
 
-    // The Strom consumer.
-    let read = broker.block_on(async {
-        let config = ClientConfig::new()
-            .bootstrap(&bootstrap)
-            .isolation_level(IsolationLevel::ReadCommitted);
-        let consumer = Consumer::new(config).await.expect("consumer");
-        let all = [(TOPIC.to_owned(), 0)];
-        consumer.assign(&all).expect("assign");
-        consumer.seek_to_beginning(&all).expect("seek");
-        let mut read = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while read.len() < COMMITTED.len() && Instant::now() < deadline {
-            for r in consumer
-                .poll(Duration::from_millis(200))
-                .await
-                .expect("poll")
-            {
-                let value = String::from_utf8_lossy(&r.value.unwrap_or_default()).into_owned();
-                read.push((r.offset, value));
-            }
-        }
-        // Nothing past the open transaction arrives.
-        let more = consumer
-            .poll(Duration::from_millis(500))
-            .await
-            .expect("poll");
-        assert!(
-            more.is_empty(),
-            "read past the last stable offset: {more:?}"
-        );
-        consumer.shutdown().await.expect("close");
-        read
-    });
+    // The Strom consumer; nothing past the open transaction arrives.
+    let (read, more) = broker.block_on(read_committed(&bootstrap, TOPIC, COMMITTED.len(), WAIT));
+    assert!(
+        more.is_empty(),
+        "read past the last stable offset: {more:?}"
+    );
     let expected: Vec<(i64, String)> = COMMITTED
         .iter()
         .map(|(o, v)| (*o, (*v).to_owned()))
@@ -171,41 +215,18 @@ fn librdkafka_transactions_commit_abort_and_fence() {
     };
     let broker = TestBroker::start();
     let bootstrap = broker.bootstrap();
-    broker.block_on(async {
-        let admin = Admin::connect(ClientConfig::new().bootstrap(&bootstrap))
-            .await
-            .expect("admin");
-        admin
-            .create_topic(NewTopic::new("txn-interop").partitions(1))
-            .await
-            .expect("create the topic");
-    });
+    broker.block_on(create_topics(&bootstrap, &["txn-interop"]));
     let out = peer.run_ok(&bootstrap, &["transactions", "txn-interop"]);
     let expected: Vec<String> = (0..11).map(|i| format!("committed-{i}")).collect();
     let printed: Vec<String> = out.stdout.lines().map(str::to_owned).collect();
     assert_eq!(printed, expected, "{out}");
-    let read = broker.block_on(async {
-        let config = ClientConfig::new()
-            .bootstrap(&bootstrap)
-            .isolation_level(IsolationLevel::ReadCommitted);
-        let consumer = Consumer::new(config).await.expect("consumer");
-        let all = [("txn-interop".to_owned(), 0)];
-        consumer.assign(&all).expect("assign");
-        consumer.seek_to_beginning(&all).expect("seek");
-        let mut read = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while read.len() < expected.len() && Instant::now() < deadline {
-            for r in consumer
-                .poll(Duration::from_millis(200))
-                .await
-                .expect("poll")
-            {
-                read.push(String::from_utf8_lossy(&r.value.unwrap_or_default()).into_owned());
-            }
-        }
-        consumer.shutdown().await.expect("close");
-        read
-    });
+    let (read, _) = broker.block_on(read_committed(
+        &bootstrap,
+        "txn-interop",
+        expected.len(),
+        WAIT,
+    ));
+    let read = values(read);
     assert_eq!(read, expected);
     broker.shutdown();
 }
@@ -221,28 +242,8 @@ fn librdkafka_consume_transform_produce_commits_offsets_in_transactions() {
     let bootstrap = broker.bootstrap();
     const N: usize = 200;
     broker.block_on(async {
-        let config = ClientConfig::new().bootstrap(&bootstrap);
-        let admin = Admin::connect(config.clone()).await.expect("admin");
-        for topic in ["transform-in", "transform-out"] {
-            admin
-                .create_topic(NewTopic::new(topic).partitions(1))
-                .await
-                .expect("create a topic");
-        }
-        let producer = strom_client::producer::Producer::new(config)
-            .await
-            .expect("producer");
-        let mut deliveries = Vec::new();
-        for i in 0..N {
-            let record = strom_client::producer::Record::new("transform-in")
-                .partition(0)
-                .value(format!("record-{i}"));
-            deliveries.push(producer.send(record).await.expect("send"));
-        }
-        for delivery in deliveries {
-            delivery.await.expect("delivered");
-        }
-        producer.close().await;
+        create_topics(&bootstrap, &["transform-in", "transform-out"]).await;
+        produce_numbered(&bootstrap, "transform-in", N).await;
     });
     let out = peer.run_ok(
         &bootstrap,
@@ -255,33 +256,9 @@ fn librdkafka_consume_transform_produce_commits_offsets_in_transactions() {
         ],
     );
     assert!(out.stdout.contains(&format!("committed {N}")), "{out}");
-    let read = broker.block_on(async {
-        let config = ClientConfig::new()
-            .bootstrap(&bootstrap)
-            .isolation_level(IsolationLevel::ReadCommitted);
-        let consumer = Consumer::new(config).await.expect("consumer");
-        let all = [("transform-out".to_owned(), 0)];
-        consumer.assign(&all).expect("assign");
-        consumer.seek_to_beginning(&all).expect("seek");
-        let mut read = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while read.len() < N && Instant::now() < deadline {
-            for r in consumer
-                .poll(Duration::from_millis(200))
-                .await
-                .expect("poll")
-            {
-                read.push(String::from_utf8_lossy(&r.value.unwrap_or_default()).into_owned());
-            }
-        }
-        let more = consumer
-            .poll(Duration::from_millis(500))
-            .await
-            .expect("poll");
-        assert!(more.is_empty(), "more than one result per record: {more:?}");
-        consumer.shutdown().await.expect("close");
-        read
-    });
+    let (read, more) = broker.block_on(read_committed(&bootstrap, "transform-out", N, WAIT));
+    assert!(more.is_empty(), "more than one result per record: {more:?}");
+    let read = values(read);
     let expected: Vec<String> = (0..N).map(|i| format!("RECORD-{i}")).collect();
     assert_eq!(read, expected);
     broker.shutdown();
@@ -348,28 +325,8 @@ fn exactly_once_through_a_killed_transformer_and_a_restarted_coordinator() {
     let broker = TestBroker::start_in(data.path());
     let bootstrap = broker.bootstrap();
     broker.block_on(async {
-        let config = ClientConfig::new().bootstrap(&bootstrap);
-        let admin = Admin::connect(config.clone()).await.expect("admin");
-        for topic in ["eos-in", "eos-out"] {
-            admin
-                .create_topic(NewTopic::new(topic).partitions(1))
-                .await
-                .expect("create a topic");
-        }
-        let producer = strom_client::producer::Producer::new(config)
-            .await
-            .expect("producer");
-        let mut deliveries = Vec::new();
-        for i in 0..N {
-            let record = strom_client::producer::Record::new("eos-in")
-                .partition(0)
-                .value(format!("record-{i}"));
-            deliveries.push(producer.send(record).await.expect("send"));
-        }
-        for delivery in deliveries {
-            delivery.await.expect("delivered");
-        }
-        producer.close().await;
+        create_topics(&bootstrap, &["eos-in", "eos-out"]).await;
+        produce_numbered(&bootstrap, "eos-in", N).await;
     });
     // Killed a third of the way, then the broker restarts.
     let reached = transform_until_position(&peer, &bootstrap, N, Some(N as u64 / 3));
@@ -379,33 +336,10 @@ fn exactly_once_through_a_killed_transformer_and_a_restarted_coordinator() {
     let bootstrap = broker.bootstrap();
     let finished = transform_until_position(&peer, &bootstrap, N, None);
     assert!(finished >= N as u64);
-    let read = broker.block_on(async {
-        let config = ClientConfig::new()
-            .bootstrap(&bootstrap)
-            .isolation_level(IsolationLevel::ReadCommitted);
-        let consumer = Consumer::new(config).await.expect("consumer");
-        let all = [("eos-out".to_owned(), 0)];
-        consumer.assign(&all).expect("assign");
-        consumer.seek_to_beginning(&all).expect("seek");
-        let mut read = Vec::new();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while read.len() < N && Instant::now() < deadline {
-            for r in consumer
-                .poll(Duration::from_millis(200))
-                .await
-                .expect("poll")
-            {
-                read.push(String::from_utf8_lossy(&r.value.unwrap_or_default()).into_owned());
-            }
-        }
-        let more = consumer
-            .poll(Duration::from_millis(500))
-            .await
-            .expect("poll");
-        assert!(more.is_empty(), "duplicates after {} results", read.len());
-        consumer.shutdown().await.expect("close");
-        read
-    });
+    let wait = Duration::from_secs(60);
+    let (read, more) = broker.block_on(read_committed(&bootstrap, "eos-out", N, wait));
+    assert!(more.is_empty(), "duplicates after {} results", read.len());
+    let read = values(read);
     let expected: Vec<String> = (0..N).map(|i| format!("RECORD-{i}")).collect();
     assert_eq!(read.len(), N, "results read with read_committed");
     assert_eq!(read, expected, "each input's result exactly once, in order");
