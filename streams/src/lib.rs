@@ -16,17 +16,19 @@ pub mod dsl;
 mod processor;
 mod runtime;
 pub mod serde;
+mod state;
 mod task;
 mod test_driver;
 mod topology;
 
 pub use dsl::{
-    Consumed, Grouped, KGroupedStream, KStream, KTable, Produced, StreamsBuilder, TimeWindows,
-    Windowed, WindowedSerde,
+    Consumed, Grouped, KGroupedStream, KStream, KTable, Materialized, Produced, StreamsBuilder,
+    TimeWindows, Windowed, WindowedSerde,
 };
 pub use processor::OutputRecord;
-pub use runtime::{KafkaStreams, StreamsConfig};
+pub use runtime::{KafkaStreams, ProcessingGuarantee, StreamsConfig};
 pub use serde::SerdeError;
+pub use state::StoreError;
 pub use test_driver::{TestInputTopic, TestOutputTopic, TopologyTestDriver};
 pub use topology::{Topology, TopologyDescription};
 
@@ -39,6 +41,23 @@ pub enum StreamsError {
     /// The client failed (connection, group, produce).
     #[error(transparent)]
     Client(#[from] strom_client::ClientError),
+    /// A state store failed (opening or writing its file).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A source topic of the topology does not exist.
+    #[error("source topic {topic} does not exist")]
+    MissingSourceTopic {
+        /// The topic.
+        topic: String,
+    },
+    /// Topics read by the same stateful part of a topology (a join, an aggregation over
+    /// merged streams) have different partition counts, so equal keys would reach
+    /// different tasks.
+    #[error("topics joined or aggregated together must have the same number of partitions: {}", topics.join(", "))]
+    NotCopartitioned {
+        /// The topics with their partition counts.
+        topics: Vec<String>,
+    },
     /// The instance's thread or runtime could not start.
     #[error("starting the streams thread: {0}")]
     Io(#[from] std::io::Error),

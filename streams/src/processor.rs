@@ -47,6 +47,8 @@ pub(crate) struct RecordContext {
     pub(crate) outputs: Vec<OutputRecord>,
     /// Records that could not be processed (a serde error), with the reason.
     pub(crate) errors: Vec<String>,
+    /// Changes made to state stores, in order, for their changelogs.
+    pub(crate) changes: Vec<crate::state::Change>,
 }
 
 /// A node taking records of key `K` and value `V`.

@@ -1,11 +1,13 @@
 //! A task: the topology built for one input partition, processing its records one at a
-//! time (the test driver has one; the runtime one per assigned partition).
+//! time (the test driver has one; the runtime one per assigned partition), with its state
+//! stores.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use bytes::Bytes;
 
 use crate::processor::{OutputRecord, RecordContext};
+use crate::state::{Change, SharedStore, StoreEnv, StoreError};
 use crate::topology::{SourceNode, Topology};
 
 /// One input record, as a task takes it.
@@ -18,22 +20,39 @@ pub(crate) struct Input<'a> {
     pub(crate) value: Option<&'a [u8]>,
 }
 
-/// What processing one record made: records for the sinks' topics, and failures.
+/// What processing one record made: records for the sinks' topics, changes to the
+/// stores, and failures.
 #[derive(Default)]
 pub(crate) struct Processed {
     pub(crate) outputs: Vec<OutputRecord>,
+    pub(crate) changes: Vec<Change>,
     pub(crate) errors: Vec<String>,
 }
 
-/// The processors (and state) of one task.
+/// The processors and state of one task.
 pub(crate) struct Task {
     sources: HashMap<String, Vec<SourceNode>>,
+    stores: BTreeMap<String, SharedStore>,
 }
 
 impl Task {
-    pub(crate) fn new(topology: &Topology) -> Self {
+    /// The topology built for a task, its stores opened where `env` says.
+    ///
+    /// # Errors
+    /// A persistent store that cannot be opened.
+    pub(crate) fn new(topology: &Topology, env: &StoreEnv) -> Result<Self, StoreError> {
+        let instance = topology.instantiate(env)?;
+        Ok(Task {
+            sources: instance.sources,
+            stores: instance.stores,
+        })
+    }
+
+    /// A task with no processors (what a driver runs when its topology failed to build).
+    pub(crate) fn empty() -> Self {
         Task {
-            sources: topology.instantiate(),
+            sources: HashMap::new(),
+            stores: BTreeMap::new(),
         }
     }
 
@@ -55,7 +74,13 @@ impl Task {
         }
         Processed {
             outputs: ctx.outputs,
+            changes: ctx.changes,
             errors: ctx.errors,
         }
+    }
+
+    /// The task's stores by name.
+    pub(crate) fn stores(&self) -> &BTreeMap<String, SharedStore> {
+        &self.stores
     }
 }

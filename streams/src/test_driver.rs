@@ -12,6 +12,7 @@ use bytes::Bytes;
 
 use crate::processor::OutputRecord;
 use crate::serde::Serde;
+use crate::state::StoreEnv;
 use crate::task::{Input, Task};
 use crate::topology::Topology;
 use crate::StreamsError;
@@ -19,6 +20,8 @@ use crate::StreamsError;
 /// The driver's state, shared with its topics.
 struct Inner {
     task: Task,
+    /// The topology's repartition topics: what goes there comes straight back in.
+    internal: std::collections::BTreeSet<String>,
     outputs: HashMap<String, VecDeque<OutputRecord>>,
     /// Next offset per input topic.
     offsets: HashMap<String, i64>,
@@ -34,12 +37,19 @@ pub struct TopologyTestDriver {
 impl TopologyTestDriver {
     /// A driver with the topology built for one task.
     pub fn new(topology: &Topology) -> Self {
+        // Stores are in memory here: opening them cannot fail, but if it did the error
+        // would be the first of `errors()`.
+        let (task, errors) = match Task::new(topology, &StoreEnv::default()) {
+            Ok(task) => (task, Vec::new()),
+            Err(e) => (Task::empty(), vec![e.to_string()]),
+        };
         TopologyTestDriver {
             inner: Rc::new(RefCell::new(Inner {
-                task: Task::new(topology),
+                task,
+                internal: topology.internal_topics().clone(),
                 outputs: HashMap::new(),
                 offsets: HashMap::new(),
-                errors: Vec::new(),
+                errors,
             })),
         }
     }
@@ -76,6 +86,20 @@ impl TopologyTestDriver {
         }
     }
 
+    /// Every entry of store `name` (see [`KTable::store_name`](crate::KTable::store_name)),
+    /// as bytes in key order; `None` when the topology has no such store.
+    ///
+    /// # Errors
+    /// [`StreamsError::Store`] when the store cannot be read.
+    pub fn store_entries(&self, name: &str) -> Result<Option<Vec<(Bytes, Bytes)>>, StreamsError> {
+        let inner = self.inner.borrow();
+        let Some(store) = inner.task.stores().get(name) else {
+            return Ok(None);
+        };
+        let entries = store.borrow_mut().all()?;
+        Ok(Some(entries))
+    }
+
     /// The records that could not be processed so far (undecodable input, unencodable
     /// output), as messages naming the topic and offset.
     pub fn errors(&self) -> Vec<String> {
@@ -96,13 +120,18 @@ impl Inner {
         };
         *offset += 1;
         let processed = self.task.process(input);
+        self.errors.extend(processed.errors);
         for record in processed.outputs {
+            if self.internal.contains(&record.topic) {
+                // A repartition topic: read at once, as the one task owns every partition.
+                self.pipe(&record.topic, record.key, record.value, record.timestamp);
+                continue;
+            }
             self.outputs
                 .entry(record.topic.clone())
                 .or_default()
                 .push_back(record);
         }
-        self.errors.extend(processed.errors);
     }
 }
 

@@ -11,7 +11,11 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Arc;
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
 use crate::processor::RecordContext;
+use crate::state::{SharedStore, StateStore, StoreEnv, StoreError, StoreSpec};
 
 /// A built node, type-erased: a `Node<K, V>` of its input types, or for a source a
 /// `SourceNode`.
@@ -21,28 +25,41 @@ pub(crate) type Built = Box<dyn Any>;
 /// task's state stores (created by whichever node needs one first).
 pub(crate) type BuildFn = Arc<dyn Fn(&[&Built], &mut Stores) -> Option<Built> + Send + Sync>;
 
-/// A task's state stores by name, each shared (`Rc<RefCell<_>>`) by the nodes using it.
-#[derive(Default)]
+/// A task's state stores, opened on first use by the nodes that share them.
 pub(crate) struct Stores {
-    by_name: HashMap<String, Box<dyn Any>>,
+    env: StoreEnv,
+    specs: HashMap<String, StoreSpec>,
+    opened: BTreeMap<String, SharedStore>,
+    /// The first store that failed to open.
+    error: Option<StoreError>,
 }
 
 impl Stores {
-    /// Store `name`, made by `create` if no node made it yet; `None` when it exists with
-    /// another type (a topology bug that the DSL does not let happen).
-    pub(crate) fn get_or_create<T: 'static>(
-        &mut self,
-        name: &str,
-        create: impl FnOnce() -> T,
-    ) -> Option<std::rc::Rc<std::cell::RefCell<T>>> {
-        let store = self
-            .by_name
-            .entry(name.to_owned())
-            .or_insert_with(|| Box::new(std::rc::Rc::new(std::cell::RefCell::new(create()))));
-        store
-            .downcast_ref::<std::rc::Rc<std::cell::RefCell<T>>>()
-            .cloned()
+    /// Store `name` of the topology, opened if no node opened it yet; `None` when it is
+    /// not one of the topology's (a DSL bug) or failed to open (kept for the task).
+    pub(crate) fn get(&mut self, name: &str) -> Option<SharedStore> {
+        if let Some(store) = self.opened.get(name) {
+            return Some(store.clone());
+        }
+        let spec = self.specs.get(name)?;
+        match self.env.open(spec) {
+            Ok(backend) => {
+                let store = Rc::new(RefCell::new(StateStore::new(name, backend)));
+                self.opened.insert(name.to_owned(), store.clone());
+                Some(store)
+            }
+            Err(e) => {
+                self.error.get_or_insert(e);
+                None
+            }
+        }
     }
+}
+
+/// A topology built for one task: its sources by topic and its stores by name.
+pub(crate) struct Instance {
+    pub(crate) sources: HashMap<String, Vec<SourceNode>>,
+    pub(crate) stores: BTreeMap<String, SharedStore>,
 }
 
 /// What a node is, for `describe` and the runtime.
@@ -60,6 +77,9 @@ pub(crate) struct NodeSpec {
     pub(crate) children: Vec<usize>,
     /// The state stores it uses, by name.
     pub(crate) stores: Vec<String>,
+    /// Whether it may change record keys (`map`, `flat_map`, `select_key`): grouping below
+    /// it goes through a repartition topic.
+    pub(crate) changes_key: bool,
     pub(crate) build: BuildFn,
 }
 
@@ -75,6 +95,11 @@ pub(crate) type SourceNode = std::rc::Rc<std::cell::RefCell<dyn SourceInput>>;
 /// [`TopologyTestDriver`](crate::TopologyTestDriver) (and the streams runtime).
 pub struct Topology {
     pub(crate) nodes: Vec<NodeSpec>,
+    /// The state stores its nodes use.
+    pub(crate) stores: Vec<StoreSpec>,
+    /// Its repartition topics, named without the `<application.id>-` prefix the runtime
+    /// gives them.
+    pub(crate) internal_topics: BTreeSet<String>,
 }
 
 impl Topology {
@@ -90,6 +115,12 @@ impl Topology {
             .collect()
     }
 
+    /// The repartition topics the topology writes and reads, as named in it (the
+    /// runtime prefixes them with `<application.id>-`).
+    pub fn internal_topics(&self) -> &BTreeSet<String> {
+        &self.internal_topics
+    }
+
     /// The topics written by its sinks.
     pub fn sink_topics(&self) -> BTreeSet<String> {
         self.nodes
@@ -101,6 +132,24 @@ impl Topology {
             .collect()
     }
 
+    /// The source topics of each sub-topology that keeps state: topics that must be
+    /// co-partitioned, since one task reads their same-numbered partitions together.
+    pub(crate) fn copartitioned_sources(&self) -> Vec<BTreeSet<String>> {
+        self.sub_topologies()
+            .into_iter()
+            .filter(|ids| ids.iter().any(|&i| !self.nodes[i].stores.is_empty()))
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(|&i| match &self.nodes[i].kind {
+                        NodeKind::Source { topics } => Some(topics.clone()),
+                        _ => None,
+                    })
+                    .flatten()
+                    .collect()
+            })
+            .collect()
+    }
+
     /// The topology in Kafka Streams' `describe()` format.
     pub fn describe(&self) -> TopologyDescription {
         TopologyDescription {
@@ -108,10 +157,22 @@ impl Topology {
         }
     }
 
-    /// Builds every node for one task; the sources by topic.
-    pub(crate) fn instantiate(&self) -> HashMap<String, Vec<SourceNode>> {
+    /// Builds every node for one task, its stores where `env` says.
+    ///
+    /// # Errors
+    /// A persistent store that cannot be opened.
+    pub(crate) fn instantiate(&self, env: &StoreEnv) -> Result<Instance, StoreError> {
         let mut built: HashMap<usize, Built> = HashMap::new();
-        let mut stores = Stores::default();
+        let mut stores = Stores {
+            env: env.clone(),
+            specs: self
+                .stores
+                .iter()
+                .map(|s| (s.name.clone(), s.clone()))
+                .collect(),
+            opened: BTreeMap::new(),
+            error: None,
+        };
         let mut sources: HashMap<String, Vec<SourceNode>> = HashMap::new();
         for id in self.post_order() {
             let spec = &self.nodes[id];
@@ -131,7 +192,13 @@ impl Topology {
             }
             built.insert(id, node);
         }
-        sources
+        if let Some(e) = stores.error {
+            return Err(e);
+        }
+        Ok(Instance {
+            sources,
+            stores: stores.opened,
+        })
     }
 
     /// Node ids, every node after all its children.

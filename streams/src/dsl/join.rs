@@ -6,11 +6,12 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use super::grouped::{KTable, Lookup, TableStore};
+use super::grouped::{KTable, Lookup};
 use super::stream::{children, KStream};
 use super::{Consumed, StreamsBuilder};
 use crate::processor::{Children, Downstream, Node, RecordContext};
 use crate::serde::Serde;
+use crate::state::{SharedStore, StoreKind};
 use crate::topology::{BuildFn, Built, NodeKind, SourceInput, SourceNode, Stores};
 
 impl StreamsBuilder {
@@ -23,14 +24,14 @@ impl StreamsBuilder {
     {
         let mut graph = self.graph.borrow_mut();
         let store = graph.name(&format!("{topic}-STATE-STORE"));
+        let store = graph.add_store(store, StoreKind::KeyValue, true);
         let name = store.clone();
         let (key, value) = (consumed.key.clone(), consumed.value.clone());
         let build: BuildFn = Arc::new(move |built: &[&Built], stores: &mut Stores| {
-            let store = stores.get_or_create(&name, TableStore::<V>::new)?;
             let source: SourceNode = Rc::new(RefCell::new(TableSource {
                 key: key.clone(),
                 value: value.clone(),
-                store,
+                store: stores.get(&name)?,
                 children: children::<K, V>(built),
             }));
             Some(Box::new(source) as Built)
@@ -44,6 +45,7 @@ impl StreamsBuilder {
         let lookup = Lookup {
             store,
             key: consumed.key,
+            value: consumed.value,
         };
         KTable::of(self.graph.clone(), id, Some(lookup))
     }
@@ -100,10 +102,7 @@ where
         let joiner: JoinFn<V, VT, VR> = Arc::new(joiner);
         let build: BuildFn = Arc::new(move |built: &[&Built], stores: &mut Stores| {
             let store = match &lookup {
-                Some(lookup) => Some((
-                    lookup.key.clone(),
-                    stores.get_or_create(&lookup.store, TableStore::<VT>::new)?,
-                )),
+                Some(lookup) => Some((lookup.clone(), stores.get(&lookup.store)?)),
                 None => None,
             };
             let node: Node<K, V> = Rc::new(RefCell::new(JoinNode {
@@ -127,8 +126,8 @@ where
 /// What a join makes of a record and its key's table value (`None` drops the record).
 type JoinFn<V, VT, VR> = Arc<dyn Fn(V, Option<VT>) -> Option<VR> + Send + Sync>;
 
-/// A table's key serde and its store in a task.
-type TableHandle<K, VT> = (Arc<dyn Serde<K>>, Rc<RefCell<TableStore<VT>>>);
+/// A table's serdes and its store in a task.
+type TableHandle<K, VT> = (Lookup<K, VT>, SharedStore);
 
 /// A join as built for a task, reading the table's store of the same task.
 struct JoinNode<K, V, VT, VR> {
@@ -138,22 +137,16 @@ struct JoinNode<K, V, VT, VR> {
     children: Children<K, VR>,
 }
 
-impl<K: Clone + 'static, V, VT: Clone, VR: Clone> Downstream<K, V> for JoinNode<K, V, VT, VR> {
+impl<K: Clone + 'static, V, VT: Clone + 'static, VR: Clone> Downstream<K, V>
+    for JoinNode<K, V, VT, VR>
+{
     fn process(&mut self, ctx: &mut RecordContext, key: K, value: V) {
-        let Some((key_serde, store)) = &self.table else {
+        let Some((lookup, store)) = &self.table else {
             ctx.errors
                 .push("a join with a table that keeps no store".to_owned());
             return;
         };
-        let found = match key_serde.serialize(&ctx.topic, &key) {
-            Ok(Some(bytes)) => store.borrow().get(&bytes).cloned(),
-            Ok(None) => None,
-            Err(e) => {
-                ctx.errors
-                    .push(format!("{}@{}: {e}", ctx.topic, ctx.offset));
-                return;
-            }
-        };
+        let found = lookup.get(store, ctx, &key);
         if let Some(joined) = (self.joiner)(value, found) {
             self.children.forward(ctx, key, joined);
         }
@@ -165,7 +158,7 @@ impl<K: Clone + 'static, V, VT: Clone, VR: Clone> Downstream<K, V> for JoinNode<
 struct TableSource<K, V> {
     key: Arc<dyn Serde<K>>,
     value: Arc<dyn Serde<V>>,
-    store: Rc<RefCell<TableStore<V>>>,
+    store: SharedStore,
     children: Children<K, V>,
 }
 
@@ -176,20 +169,20 @@ impl<K: Clone + 'static, V: Clone + 'static> SourceInput for TableSource<K, V> {
             tracing::debug!(topic = %topic, offset = ctx.offset, "table record without key");
             return;
         };
+        let key_bytes = bytes::Bytes::copy_from_slice(key_bytes);
         let Some(value) = value else {
             // A tombstone: the key leaves the table.
-            self.store.borrow_mut().remove(key_bytes);
+            self.store.borrow_mut().put(ctx, key_bytes, None);
             return;
         };
         let decoded = self
             .key
-            .deserialize(&topic, Some(key_bytes))
+            .deserialize(&topic, Some(&key_bytes))
             .and_then(|k| Ok((k, self.value.deserialize(&topic, Some(value))?)));
         match decoded {
             Ok((k, v)) => {
-                self.store
-                    .borrow_mut()
-                    .insert(bytes::Bytes::copy_from_slice(key_bytes), v.clone());
+                let stored = bytes::Bytes::copy_from_slice(value);
+                self.store.borrow_mut().put(ctx, key_bytes, Some(stored));
                 self.children.forward(ctx, k, v);
             }
             Err(e) => ctx.errors.push(format!("{topic}@{}: {e}", ctx.offset)),

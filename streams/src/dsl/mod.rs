@@ -32,11 +32,12 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
-pub use grouped::{Grouped, KGroupedStream, KTable};
+pub use grouped::{Grouped, KGroupedStream, KTable, Materialized};
 pub use stream::{KStream, Predicate};
 pub use windowed::{TimeWindowedKStream, TimeWindows, Windowed, WindowedKTable, WindowedSerde};
 
 use crate::serde::Serde;
+use crate::state::{StoreKind, StoreSpec};
 use crate::topology::{NodeKind, NodeSpec, Topology};
 
 /// How a source reads its topic: the key and value serdes.
@@ -75,6 +76,10 @@ impl<K, V> Produced<K, V> {
 #[derive(Default)]
 pub(crate) struct Graph {
     pub(crate) nodes: Vec<NodeSpec>,
+    /// The state stores of the nodes.
+    pub(crate) stores: Vec<StoreSpec>,
+    /// Repartition topics, named without the application id.
+    pub(crate) internal_topics: std::collections::BTreeSet<String>,
     /// The next index in names (nodes and stores share it, as in Kafka Streams).
     next_index: usize,
 }
@@ -94,9 +99,46 @@ impl Graph {
             kind,
             children: Vec::new(),
             stores: Vec::new(),
+            changes_key: false,
             build,
         });
         id
+    }
+
+    /// Whether records reaching node `id` may have had their keys changed since they
+    /// were read from a topic (a source ends the search: a repartition topic's records
+    /// are partitioned by their key).
+    pub(crate) fn key_changed_above(&self, id: usize) -> bool {
+        let mut stack = vec![id];
+        let mut seen = vec![false; self.nodes.len()];
+        while let Some(n) = stack.pop() {
+            if std::mem::replace(&mut seen[n], true) {
+                continue;
+            }
+            if self.nodes[n].changes_key {
+                return true;
+            }
+            let parents = self
+                .nodes
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.children.contains(&n));
+            stack.extend(parents.map(|(p, _)| p));
+        }
+        false
+    }
+
+    /// Adds a store named `name` (a name the graph gave, or the user's) of `kind`; its
+    /// name.
+    pub(crate) fn add_store(&mut self, name: String, kind: StoreKind, persistent: bool) -> String {
+        if !self.stores.iter().any(|s| s.name == name) {
+            self.stores.push(StoreSpec {
+                name: name.clone(),
+                kind,
+                persistent,
+            });
+        }
+        name
     }
 
     /// The next name with `prefix` (`KSTREAM-AGGREGATE-STATE-STORE-0000000001`).
@@ -131,6 +173,10 @@ impl StreamsBuilder {
     /// The topology built so far.
     pub fn build(self) -> Topology {
         let graph = std::mem::take(&mut *self.graph.borrow_mut());
-        Topology { nodes: graph.nodes }
+        Topology {
+            nodes: graph.nodes,
+            stores: graph.stores,
+            internal_topics: graph.internal_topics,
+        }
     }
 }

@@ -9,6 +9,7 @@ use super::{Consumed, Graph, Produced};
 use crate::processor::{
     Children, Downstream, FnNode, Node, OutputRecord, ProcessFn, RecordContext,
 };
+use crate::serde::Serde;
 use crate::topology::{Built, NodeKind, SourceInput, SourceNode, Stores};
 
 /// A branch's predicate, for [`KStream::branch`].
@@ -41,6 +42,9 @@ pub(crate) fn children<K: 'static, V: 'static>(built: &[&Built]) -> Children<K, 
             .collect(),
     )
 }
+
+/// Processors that may change keys (Kafka Streams' key-changing operations).
+const KEY_CHANGING: [&str; 3] = ["KSTREAM-MAP", "KSTREAM-FLATMAP", "KSTREAM-KEY-SELECT"];
 
 impl<K, V> KStream<K, V>
 where
@@ -95,12 +99,41 @@ where
         });
         let mut graph = self.graph.borrow_mut();
         let id = graph.add(prefix, NodeKind::Processor, build);
+        graph.nodes[id].changes_key = KEY_CHANGING.contains(&prefix);
         graph.nodes[self.node].children.push(id);
         KStream {
             graph: self.graph.clone(),
             node: id,
             _types: PhantomData,
         }
+    }
+
+    /// The stream as grouping or joining needs it: through a repartition topic
+    /// (`<application.id>-<name>-repartition`, partitioned by the new keys) when an
+    /// operation above may have changed the keys, otherwise itself.
+    pub(crate) fn repartitioned_for(
+        &self,
+        key: Arc<dyn Serde<K>>,
+        value: Arc<dyn Serde<V>>,
+    ) -> KStream<K, V> {
+        let mut graph = self.graph.borrow_mut();
+        if !graph.key_changed_above(self.node) {
+            return self.clone();
+        }
+        let topic = format!(
+            "{}-repartition",
+            graph.name("KSTREAM-AGGREGATE-STATE-STORE")
+        );
+        graph.internal_topics.insert(topic.clone());
+        drop(graph);
+        self.to(
+            &topic,
+            Produced {
+                key: key.clone(),
+                value: value.clone(),
+            },
+        );
+        KStream::source(self.graph.clone(), &topic, Consumed { key, value })
     }
 
     /// The records for which `predicate` holds.

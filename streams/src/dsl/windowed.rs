@@ -9,17 +9,17 @@
 //! ```
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::grouped::{KGroupedStream, KTable};
+use super::grouped::{decode, encode, serialize_key, KGroupedStream, KTable, Materialized};
 use super::stream::children;
 use crate::processor::{Children, Downstream, Node, RecordContext};
-use crate::serde::{Serde, SerdeError};
+use crate::serde::{I64Serde, Serde, SerdeError};
+use crate::state::{SharedStore, StoreKind};
 use crate::topology::{BuildFn, Built, Stores};
 
 /// A key and the window it was aggregated in: `[start, end)` in milliseconds.
@@ -86,6 +86,10 @@ pub struct TimeWindowedKStream<K, V> {
 pub struct WindowedKTable<K, V> {
     table: KTable<Windowed<K>, V>,
     grace_end_ms: i64,
+    /// The aggregation's store, and the serdes of its keys and values.
+    store: String,
+    key: Arc<dyn Serde<K>>,
+    value: Arc<dyn Serde<V>>,
 }
 
 impl<K, V> KGroupedStream<K, V>
@@ -112,15 +116,16 @@ where
 {
     /// The number of records per key and window.
     pub fn count(&self) -> WindowedKTable<K, i64> {
-        self.aggregate(|| 0, |_, _, count| count + 1)
+        self.aggregate(|| 0, |_, _, count| count + 1, Materialized::with(I64Serde))
     }
 
     /// The values per key and window folded into an aggregate starting at
-    /// `initializer()`.
+    /// `initializer()`, kept as `materialized` says.
     pub fn aggregate<VA>(
         &self,
         initializer: impl Fn() -> VA + Send + Sync + 'static,
         aggregator: impl Fn(&K, V, VA) -> VA + Send + Sync + 'static,
+        materialized: Materialized<VA>,
     ) -> WindowedKTable<K, VA>
     where
         VA: Clone + 'static,
@@ -128,25 +133,43 @@ where
         let step: StepFn<K, V, VA> = Arc::new(move |key: &K, value: V, current: Option<VA>| {
             aggregator(key, value, current.unwrap_or_else(&initializer))
         });
-        let (windows, key_serde) = (self.windows, self.grouped.key_serde());
-        let build: BuildFn = Arc::new(move |built: &[&Built], _: &mut Stores| {
+        let windows = self.windows;
+        let retention_ms = windows
+            .size_ms
+            .saturating_add(windows.grace_ms)
+            .saturating_add(CHANGELOG_EXTRA_RETENTION_MS);
+        let kind = StoreKind::Window { retention_ms };
+        let name = self
+            .grouped
+            .store_name(materialized.name, kind, materialized.persistent);
+        let (key, value) = (self.grouped.key_serde(), materialized.value);
+        let (store_name, key_serde, value_serde) = (name.clone(), key.clone(), value.clone());
+        let build: BuildFn = Arc::new(move |built: &[&Built], stores: &mut Stores| {
             let node: Node<K, V> = Rc::new(RefCell::new(WindowAggregate {
                 windows,
                 key: key_serde.clone(),
+                value: value_serde.clone(),
                 step: step.clone(),
-                store: HashMap::new(),
+                store: stores.get(&store_name)?,
                 stream_time: i64::MIN,
                 children: children::<Windowed<K>, VA>(built),
             }));
             Some(Box::new(node) as Built)
         });
-        let table = self.grouped.add_aggregation(build);
+        let table = self.grouped.add_aggregation(build, name.clone());
         WindowedKTable {
             table,
             grace_end_ms: self.windows.grace_ms,
+            store: name,
+            key,
+            value,
         }
     }
 }
+
+/// How long a window changelog keeps windows past their close (Kafka Streams'
+/// `windowstore.changelog.additional.retention.ms`: one day).
+const CHANGELOG_EXTRA_RETENTION_MS: i64 = 86_400_000;
 
 impl<K, V> WindowedKTable<K, V>
 where
@@ -157,6 +180,12 @@ where
     pub fn table(&self) -> &KTable<Windowed<K>, V> {
         &self.table
     }
+
+    /// The name of the store holding the windows (keys: the window start as 8 bytes
+    /// ordered as numbers, then the key's bytes).
+    pub fn store_name(&self) -> &str {
+        &self.store
+    }
 }
 
 impl<K, V> WindowedKTable<K, V>
@@ -165,30 +194,60 @@ where
     V: Clone + 'static,
 {
     /// Only each window's final result, emitted once stream time passes the window's end
-    /// plus its grace period (Kafka Streams' `suppress(untilWindowCloses(...))`).
+    /// plus its grace period (Kafka Streams' `suppress(untilWindowCloses(...))`). The
+    /// results waiting are kept in a store of their own, changelogged like the others.
     pub fn suppress_until_window_closes(&self) -> KTable<Windowed<K>, V> {
         let grace = self.grace_end_ms;
-        let build: BuildFn = Arc::new(move |built: &[&Built], _: &mut Stores| {
+        let name = {
+            let mut graph = self.table.graph.borrow_mut();
+            let name = graph.name("KTABLE-SUPPRESS-STATE-STORE");
+            graph.add_store(name, StoreKind::KeyValue, false)
+        };
+        let (store_name, key, value) = (name.clone(), self.key.clone(), self.value.clone());
+        let build: BuildFn = Arc::new(move |built: &[&Built], stores: &mut Stores| {
             let node: Node<Windowed<K>, V> = Rc::new(RefCell::new(Suppress {
                 grace_ms: grace,
-                buffer: BTreeMap::new(),
-                arrivals: 0,
+                key: key.clone(),
+                value: value.clone(),
+                buffer: stores.get(&store_name)?,
                 stream_time: i64::MIN,
                 children: children::<Windowed<K>, V>(built),
             }));
             Some(Box::new(node) as Built)
         });
-        self.table.add_child("KTABLE-SUPPRESS", build)
+        let table = self.table.add_child("KTABLE-SUPPRESS", build);
+        table.graph.borrow_mut().nodes[table.node].stores.push(name);
+        table
     }
+}
+
+/// A timestamp as 8 bytes that sort as the numbers do (the sign bit flipped).
+fn ordered(timestamp: i64) -> [u8; 8] {
+    (timestamp as u64 ^ (1 << 63)).to_be_bytes()
+}
+
+/// The timestamp [`ordered`] wrote at the start of `bytes`.
+fn unordered(bytes: &[u8]) -> Option<i64> {
+    let array: [u8; 8] = bytes.get(..8)?.try_into().ok()?;
+    Some((u64::from_be_bytes(array) ^ (1 << 63)) as i64)
+}
+
+/// A window store's key: the window start first, so closed windows are a prefix range.
+fn window_key(start: i64, key: &[u8]) -> Bytes {
+    let mut out = BytesMut::with_capacity(8 + key.len());
+    out.put_slice(&ordered(start));
+    out.put_slice(key);
+    out.freeze()
 }
 
 /// A windowed aggregation as built for a task.
 struct WindowAggregate<K, V, VA> {
     windows: TimeWindows,
     key: Arc<dyn Serde<K>>,
+    value: Arc<dyn Serde<VA>>,
     step: StepFn<K, V, VA>,
-    /// The aggregate per (key bytes, window start).
-    store: HashMap<(Bytes, i64), VA>,
+    /// The aggregate per (window start, key bytes).
+    store: SharedStore,
     stream_time: i64,
     children: Children<Windowed<K>, VA>,
 }
@@ -197,30 +256,36 @@ impl<K: Clone + 'static, V: Clone + 'static, VA: Clone + 'static> Downstream<K, 
     for WindowAggregate<K, V, VA>
 {
     fn process(&mut self, ctx: &mut RecordContext, key: K, value: V) {
-        let topic = ctx.topic.clone();
-        let bytes = match self.key.serialize(&topic, &key) {
-            Ok(Some(bytes)) => bytes,
-            Ok(None) => return,
-            Err(e) => {
-                ctx.errors.push(format!("{topic}@{}: {e}", ctx.offset));
-                return;
-            }
+        let Some(bytes) = serialize_key(&*self.key, ctx, &key) else {
+            return;
         };
         let timestamp = ctx.timestamp;
-        self.stream_time = self.stream_time.max(timestamp);
+        // After a restart, stream time resumes from what the store was restored with.
+        let restored = self.store.borrow().observed_time();
+        self.stream_time = self.stream_time.max(restored).max(timestamp);
         let windows = self.windows;
         let starts: Vec<i64> = windows.starts(timestamp).collect();
         for start in starts {
             let end = start + windows.size_ms;
             // Closed: the record is too late for this window.
             if end.saturating_add(windows.grace_ms) <= self.stream_time {
-                tracing::debug!(topic = %topic, offset = ctx.offset, start, "record too late for its window");
+                tracing::debug!(topic = %ctx.topic, offset = ctx.offset, start, "record too late for its window");
                 continue;
             }
-            let slot = (bytes.clone(), start);
-            let current = self.store.remove(&slot);
+            let slot = window_key(start, &bytes);
+            let stored = self.store.borrow_mut().get(ctx, &slot);
+            let current = match stored {
+                Some(stored) => match decode(&*self.value, ctx, &stored) {
+                    Some(current) => Some(current),
+                    None => continue,
+                },
+                None => None,
+            };
             let next = (self.step)(&key, value.clone(), current);
-            self.store.insert(slot, next.clone());
+            let Some(encoded) = encode(&*self.value, ctx, &next) else {
+                continue;
+            };
+            self.store.borrow_mut().put(ctx, slot, Some(encoded));
             let windowed = Windowed {
                 key: key.clone(),
                 start,
@@ -228,22 +293,28 @@ impl<K: Clone + 'static, V: Clone + 'static, VA: Clone + 'static> Downstream<K, 
             };
             self.children.forward(ctx, windowed, next);
         }
-        // Windows closed for good are dropped from the store.
-        let horizon = self.stream_time;
-        let (size, grace) = (windows.size_ms, windows.grace_ms);
-        self.store
-            .retain(|(_, start), _| (start + size).saturating_add(grace) > horizon);
+        // Windows closed for good leave the store (not the changelog: its retention
+        // drops them there).
+        let first_open = self
+            .stream_time
+            .saturating_sub(windows.grace_ms)
+            .saturating_sub(windows.size_ms)
+            .saturating_add(1);
+        let mut store = self.store.borrow_mut();
+        for (closed, _) in store.range(ctx, &[], Some(&ordered(first_open))) {
+            store.forget(ctx, &closed);
+        }
     }
 }
 
 /// Suppression as built for a task: the latest result per window until it closes.
 struct Suppress<K, V> {
     grace_ms: i64,
-    /// Results waiting, by (window end, window start, arrival): emitted as windows close,
-    /// within a window in the order of their last updates.
-    buffer: BTreeMap<(i64, i64, u64), (Windowed<K>, V)>,
-    /// Arrival numbers, so results of one window for different keys never collide.
-    arrivals: u64,
+    key: Arc<dyn Serde<K>>,
+    value: Arc<dyn Serde<V>>,
+    /// Results waiting, by (window end, window start, key bytes): emitted as windows
+    /// close, in that order (as Kafka's time-ordered buffer).
+    buffer: SharedStore,
     stream_time: i64,
     children: Children<Windowed<K>, V>,
 }
@@ -252,21 +323,48 @@ impl<K: Clone + PartialEq + 'static, V: Clone + 'static> Downstream<Windowed<K>,
     for Suppress<K, V>
 {
     fn process(&mut self, ctx: &mut RecordContext, key: Windowed<K>, value: V) {
-        self.stream_time = self.stream_time.max(ctx.timestamp);
+        let restored = self.buffer.borrow().observed_time();
+        self.stream_time = self.stream_time.max(restored).max(ctx.timestamp);
+        let Some(key_bytes) = serialize_key(&*self.key, ctx, &key.key) else {
+            return;
+        };
+        let Some(encoded) = encode(&*self.value, ctx, &value) else {
+            return;
+        };
         // A newer result for the same window replaces the waiting one.
+        let mut slot = BytesMut::with_capacity(16 + key_bytes.len());
+        slot.put_slice(&ordered(key.end));
+        slot.put_slice(&ordered(key.start));
+        slot.put_slice(&key_bytes);
         self.buffer
-            .retain(|_, (k, _)| !(k.key == key.key && k.start == key.start));
-        let arrival = self.arrivals;
-        self.arrivals += 1;
-        self.buffer
-            .insert((key.end, key.start, arrival), (key, value));
-        while let Some(entry) = self.buffer.first_entry() {
-            let (end, _, _) = *entry.key();
-            if end.saturating_add(self.grace_ms) > self.stream_time {
-                break;
-            }
-            let (windowed, value) = entry.remove();
-            self.children.forward(ctx, windowed, value);
+            .borrow_mut()
+            .put(ctx, slot.freeze(), Some(encoded));
+        let closed_before = self
+            .stream_time
+            .saturating_sub(self.grace_ms)
+            .saturating_add(1);
+        let closed = self
+            .buffer
+            .borrow_mut()
+            .range(ctx, &[], Some(&ordered(closed_before)));
+        for (slot, bytes) in closed {
+            self.buffer.borrow_mut().put(ctx, slot.clone(), None);
+            let (Some(end), Some(start)) = (unordered(&slot), slot.get(8..).and_then(unordered))
+            else {
+                continue;
+            };
+            let key = match self.key.deserialize(&ctx.topic, slot.get(16..)) {
+                Ok(key) => key,
+                Err(e) => {
+                    ctx.errors.push(format!("reading a suppressed window: {e}"));
+                    continue;
+                }
+            };
+            let Some(value) = decode(&*self.value, ctx, &bytes) else {
+                continue;
+            };
+            self.children
+                .forward(ctx, Windowed { key, start, end }, value);
         }
     }
 }

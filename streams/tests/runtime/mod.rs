@@ -37,7 +37,9 @@ async fn word_count_runs_against_the_broker() {
 
     let streams = KafkaStreams::start(
         word_count(),
-        StreamsConfig::new("word-count", config.clone()),
+        StreamsConfig::new("word-count", config.clone())
+            .state_dir(dir.path().join("state"))
+            .commit_interval_ms(100),
     )
     .unwrap();
     let consumer = Consumer::new(config.clone()).await.unwrap();

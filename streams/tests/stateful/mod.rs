@@ -1,8 +1,10 @@
 //! Grouping and aggregation through `TopologyTestDriver`: count, reduce, aggregate, and
 //! the classic word count.
 
-use strom_streams::serde::{I64Serde, StringSerde};
-use strom_streams::{Consumed, Grouped, Produced, StreamsBuilder, TopologyTestDriver};
+use strom_streams::serde::{I64Serde, Serde, StringSerde};
+use strom_streams::{
+    Consumed, Grouped, Materialized, Produced, StreamsBuilder, TopologyTestDriver,
+};
 
 use crate::word_count;
 
@@ -51,12 +53,17 @@ fn reduce_and_aggregate_per_key() {
     let amounts = builder
         .stream("amounts", Consumed::with(StringSerde, I64Serde))
         .group_by_key(Grouped::with(StringSerde, I64Serde));
-    amounts
-        .reduce(|a, b| a.max(b))
+    let maxima = amounts.reduce(|a, b| a.max(b));
+    let maxima_store = maxima.store_name().map(str::to_owned);
+    maxima
         .to_stream()
         .to("max", Produced::with(StringSerde, I64Serde));
     amounts
-        .aggregate(String::new, |_, amount, seen| format!("{seen}+{amount}"))
+        .aggregate(
+            String::new,
+            |_, amount, seen| format!("{seen}+{amount}"),
+            Materialized::with(StringSerde),
+        )
         .to_stream()
         .to("history", Produced::with(StringSerde, StringSerde));
     let driver = TopologyTestDriver::new(&builder.build());
@@ -65,6 +72,18 @@ fn reduce_and_aggregate_per_key() {
         input.pipe_input(k.to_owned(), v);
     }
     let max = driver.output_topic("max", StringSerde, I64Serde);
+    // The table's store holds each key's latest value, as its serde writes it.
+    let store = maxima_store.expect("reduce keeps a store");
+    let entries = driver.store_entries(&store).unwrap().unwrap();
+    let decoded: Vec<(String, i64)> = entries
+        .iter()
+        .map(|(k, v)| {
+            let key = StringSerde.deserialize("max", Some(k)).unwrap();
+            (key, I64Serde.deserialize("max", Some(v)).unwrap())
+        })
+        .collect();
+    assert_eq!(decoded, [("a".to_owned(), 9), ("b".to_owned(), 1)]);
+    assert_eq!(driver.store_entries("no-such-store").unwrap(), None);
     let maxima: Vec<i64> = max.read_values_to_list().unwrap();
     assert_eq!(maxima, [5, 1, 5, 9]);
     let history = driver.output_topic("history", StringSerde, StringSerde);
@@ -75,14 +94,40 @@ fn reduce_and_aggregate_per_key() {
 }
 
 #[test]
-fn describe_names_the_stores() {
+fn describe_names_the_stores_and_the_repartition_topic() {
     let text = word_count().describe().to_string();
+    // Grouping by a new key goes through a repartition topic: two sub-topologies.
+    let topic = "KSTREAM-AGGREGATE-STATE-STORE-0000000003-repartition";
     assert!(
-        text.contains("Processor: KSTREAM-AGGREGATE-0000000004 (stores: [KSTREAM-AGGREGATE-STATE-STORE-0000000003])"),
+        text.contains(&format!("Sink: KSTREAM-SINK-0000000004 (topic: {topic})")),
+        "{text}"
+    );
+    assert!(text.contains("Sub-topology: 1"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "Source: KSTREAM-SOURCE-0000000005 (topics: [{topic}])"
+        )),
         "{text}"
     );
     assert!(
-        text.contains("Processor: KTABLE-TOSTREAM-0000000005 (stores: [])"),
+        text.contains("Processor: KSTREAM-AGGREGATE-0000000007 (stores: [KSTREAM-AGGREGATE-STATE-STORE-0000000006])"),
         "{text}"
     );
+    assert_eq!(
+        word_count().internal_topics().iter().collect::<Vec<_>>(),
+        [topic]
+    );
+}
+
+#[test]
+fn grouping_by_the_unchanged_key_needs_no_repartition_topic() {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream("amounts", Consumed::with(StringSerde, I64Serde))
+        .filter(|_, v| *v > 0)
+        .group_by_key(Grouped::with(StringSerde, I64Serde))
+        .count();
+    let topology = builder.build();
+    assert!(topology.internal_topics().is_empty());
+    assert!(!topology.describe().to_string().contains("Sub-topology: 1"));
 }

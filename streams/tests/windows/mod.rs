@@ -82,13 +82,13 @@ fn page_views_per_minute_with_late_records() {
         .into_iter()
         .map(|(w, c)| (w.key, w.start, w.end, c))
         .collect();
-    // Once each, as windows close; within a window, in the order of their last updates.
+    // Once each, as windows close; within a window, by key (Kafka's time-ordered buffer).
     assert_eq!(
         results,
         [
             ("/home".to_owned(), 0, MINUTE, 3),
-            ("/home".to_owned(), MINUTE, 2 * MINUTE, 1),
             ("/cart".to_owned(), MINUTE, 2 * MINUTE, 2),
+            ("/home".to_owned(), MINUTE, 2 * MINUTE, 1),
         ]
     );
 }

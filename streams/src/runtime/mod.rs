@@ -1,0 +1,530 @@
+//! [`KafkaStreams`]: a topology run against a Kafka cluster.
+//!
+//! ```text
+//!  group consumer (group.id = application.id) ──poll──▶ task of the record's partition
+//!       ▲                                                  │ outputs, store changes
+//!       │                                                  ▼
+//!       └── commit: offsets (with the transaction) ◀── producer ──▶ sinks' topics,
+//!                                                                   changelogs
+//! ```
+//!
+//! One thread runs the instance: its consumer subscribes to the topology's source topics
+//! in the application's group, so more instances share the partitions; each assigned
+//! partition number gets a task (the topology built for it, with its own stores, restored
+//! from their changelogs before it processes anything: see [`restore`]). Every
+//! `commit.interval.ms` the instance commits:
+//! - at-least-once: the outputs and changelog records sent are acknowledged, then the
+//!   consumed positions committed (a crash in between replays the records since the last
+//!   commit);
+//! - exactly-once (KIP-447): outputs, changelog records and the consumed positions are one
+//!   transaction of a transactional producer; a rebalance that fences it aborts the
+//!   transaction, and the instance rebuilds its tasks from the changelogs and the
+//!   committed positions.
+//!
+//! After each commit the persistent stores are flushed with their checkpoint (the
+//! changelog offset they hold), so a restart replays only the changelog's tail.
+
+mod internal_topics;
+mod restore;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use strom_client::admin::Admin;
+use strom_client::config::{IsolationLevel, OffsetReset};
+use strom_client::consumer::Consumer;
+use strom_client::producer::{DeliveryFuture, Producer, Record};
+use strom_client::{ClientConfig, ClientError};
+use strom_protocol::ErrorCode;
+use tracing::{info, warn};
+
+use crate::state::{changelog_topic, StoreEnv};
+use crate::task::{Input, Task};
+use crate::topology::Topology;
+use crate::StreamsError;
+
+/// `processing.guarantee`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ProcessingGuarantee {
+    /// Outputs acknowledged before positions are committed: after a crash, some records
+    /// are processed again.
+    #[default]
+    AtLeastOnce,
+    /// Outputs, state changes and positions committed in one transaction
+    /// (`exactly_once_v2`): read with `read_committed`, each input counts once.
+    ExactlyOnce,
+}
+
+/// How an instance runs: its application id, the client settings, where its state lives.
+#[derive(Clone, Debug)]
+pub struct StreamsConfig {
+    /// `application.id`: the consumer group of every instance of the application, and
+    /// the prefix of its internal topics.
+    pub application_id: String,
+    /// Connection and client settings (`bootstrap.servers`, ...).
+    pub client: ClientConfig,
+    /// How long a poll waits for records.
+    pub poll_ms: u64,
+    /// `commit.interval.ms`: how often positions (and transactions) are committed;
+    /// Kafka's defaults: 30 s, or 100 ms under exactly-once.
+    pub commit_interval_ms: u64,
+    /// `processing.guarantee`.
+    pub processing_guarantee: ProcessingGuarantee,
+    /// `state.dir`: where persistent stores live, under `<application.id>/<task>/`.
+    pub state_dir: PathBuf,
+}
+
+impl StreamsConfig {
+    /// The settings of application `application_id` on the cluster `client` reaches.
+    pub fn new(application_id: impl Into<String>, client: ClientConfig) -> Self {
+        StreamsConfig {
+            application_id: application_id.into(),
+            client,
+            poll_ms: 100,
+            commit_interval_ms: 30_000,
+            processing_guarantee: ProcessingGuarantee::AtLeastOnce,
+            state_dir: std::env::temp_dir().join("strom-streams"),
+        }
+    }
+
+    /// Sets `processing.guarantee` (and, for exactly-once, Kafka's 100 ms commit interval).
+    pub fn processing_guarantee(mut self, guarantee: ProcessingGuarantee) -> Self {
+        self.processing_guarantee = guarantee;
+        if guarantee == ProcessingGuarantee::ExactlyOnce {
+            self.commit_interval_ms = 100;
+        }
+        self
+    }
+
+    /// Sets `commit.interval.ms`.
+    pub fn commit_interval_ms(mut self, interval: u64) -> Self {
+        self.commit_interval_ms = interval;
+        self
+    }
+
+    /// Sets `state.dir`.
+    pub fn state_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.state_dir = dir.into();
+        self
+    }
+}
+
+/// A running instance of a topology.
+pub struct KafkaStreams {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<Result<(), StreamsError>>>,
+}
+
+impl KafkaStreams {
+    /// Starts an instance on a thread of its own.
+    ///
+    /// # Errors
+    /// [`StreamsError::Io`] when the thread or its runtime cannot start; connection and
+    /// group errors end the instance and come back from [`KafkaStreams::close`].
+    pub fn start(topology: Topology, config: StreamsConfig) -> Result<KafkaStreams, StreamsError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name(format!("strom-streams-{}", config.application_id))
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()?;
+                runtime.block_on(run(&topology, &config, &stopping))
+            })?;
+        Ok(KafkaStreams {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Whether the instance stopped on its own (an error, returned by `close`).
+    pub fn is_finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(|t| t.is_finished())
+    }
+
+    /// Stops the instance: the records in hand are finished and committed, the consumer
+    /// leaves the group.
+    ///
+    /// # Errors
+    /// What ended the instance, if it failed.
+    pub fn close(mut self) -> Result<(), StreamsError> {
+        self.stop.store(true, Ordering::Release);
+        match self.thread.take().map(std::thread::JoinHandle::join) {
+            Some(Ok(result)) => result,
+            Some(Err(_)) => Err(StreamsError::Panicked),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for KafkaStreams {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+    }
+}
+
+/// The instance's loop: poll, process, send; commit every interval.
+async fn run(
+    topology: &Topology,
+    config: &StreamsConfig,
+    stop: &AtomicBool,
+) -> Result<(), StreamsError> {
+    let mut instance = Instance::start(topology, config).await?;
+    let result = instance.run(stop).await;
+    instance.close(result.is_ok()).await;
+    result
+}
+
+/// What one instance holds: its clients and tasks.
+struct Instance<'a> {
+    topology: &'a Topology,
+    config: &'a StreamsConfig,
+    exactly_once: bool,
+    admin: Admin,
+    consumer: Consumer,
+    restore_consumer: Consumer,
+    producer: Producer,
+    tasks: HashMap<i32, TaskState>,
+    /// Records sent since the last commit, waiting for their acknowledgements.
+    deliveries: Vec<(Option<(i32, String)>, DeliveryFuture)>,
+    /// Next offsets to commit, per consumed partition.
+    positions: BTreeMap<(String, i32), i64>,
+    in_transaction: bool,
+    /// `<application.id>-`, the prefix of internal topics.
+    prefix: String,
+}
+
+/// A task and the changelog offsets its stores hold up to.
+struct TaskState {
+    task: Task,
+    next_changelog: BTreeMap<String, i64>,
+}
+
+impl<'a> Instance<'a> {
+    async fn start(
+        topology: &'a Topology,
+        config: &'a StreamsConfig,
+    ) -> Result<Instance<'a>, StreamsError> {
+        let app = &config.application_id;
+        let exactly_once = config.processing_guarantee == ProcessingGuarantee::ExactlyOnce;
+        let isolation = if exactly_once {
+            IsolationLevel::ReadCommitted
+        } else {
+            IsolationLevel::ReadUncommitted
+        };
+        let admin = Admin::connect(config.client.clone().client_id(format!("{app}-admin"))).await?;
+        internal_topics::prepare(&admin, topology, app).await?;
+        let consumer = Consumer::new(
+            config
+                .client
+                .clone()
+                .client_id(format!("{app}-consumer"))
+                .group_id(app.clone())
+                .enable_auto_commit(false)
+                .auto_offset_reset(OffsetReset::Earliest)
+                .isolation_level(isolation),
+        )
+        .await?;
+        let restore_consumer = Consumer::new(
+            config
+                .client
+                .clone()
+                .client_id(format!("{app}-restore-consumer"))
+                .isolation_level(isolation),
+        )
+        .await?;
+        let mut producer_config = config.client.clone().client_id(format!("{app}-producer"));
+        if exactly_once {
+            // One transactional id per instance; zombies are fenced by the group
+            // generation their offsets carry (KIP-447), and what a dead instance left
+            // open is aborted after Kafka Streams' 10 s transaction timeout.
+            let id = format!("{app}-{}", uuid::Uuid::new_v4());
+            producer_config = producer_config.transactional_id(id);
+            producer_config.transaction_timeout_ms = 10_000;
+        }
+        let producer = Producer::new(producer_config).await?;
+        let topics: Vec<String> = topology
+            .source_topics()
+            .into_iter()
+            .map(|t| external_name(topology, app, t))
+            .collect();
+        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&names)?;
+        info!(application = %app, topics = ?topics, exactly_once, "streams instance started");
+        Ok(Instance {
+            topology,
+            config,
+            exactly_once,
+            admin,
+            consumer,
+            restore_consumer,
+            producer,
+            tasks: HashMap::new(),
+            deliveries: Vec::new(),
+            positions: BTreeMap::new(),
+            in_transaction: false,
+            prefix: format!("{app}-"),
+        })
+    }
+
+    async fn run(&mut self, stop: &AtomicBool) -> Result<(), StreamsError> {
+        let poll = Duration::from_millis(self.config.poll_ms);
+        let interval = Duration::from_millis(self.config.commit_interval_ms);
+        let mut last_commit = Instant::now();
+        while !stop.load(Ordering::Acquire) {
+            let records = self.consumer.poll(poll).await?;
+            self.sync_tasks().await?;
+            for r in records {
+                let Some(state) = self.tasks.get_mut(&r.partition) else {
+                    // Revoked while the poll answered: its new owner reads it.
+                    continue;
+                };
+                let topic = r
+                    .topic
+                    .strip_prefix(&self.prefix)
+                    .filter(|t| self.topology.internal_topics().contains(*t))
+                    .unwrap_or(&r.topic);
+                let processed = state.task.process(Input {
+                    topic,
+                    offset: r.offset,
+                    timestamp: r.timestamp,
+                    headers: r.headers.clone(),
+                    key: r.key.as_deref(),
+                    value: r.value.as_deref(),
+                });
+                for error in processed.errors {
+                    warn!(application = %self.config.application_id, %error, "record not processed");
+                }
+                self.positions
+                    .insert((r.topic.clone(), r.partition), r.offset + 1);
+                self.begin().await?;
+                for out in processed.outputs {
+                    let record = Record {
+                        topic: external_name(self.topology, &self.config.application_id, out.topic),
+                        partition: None,
+                        key: out.key,
+                        value: out.value,
+                        headers: out.headers,
+                        timestamp: Some(out.timestamp),
+                    };
+                    self.deliveries
+                        .push((None, self.producer.send(record).await?));
+                }
+                for change in processed.changes {
+                    let record = Record {
+                        topic: changelog_topic(&self.config.application_id, &change.store),
+                        partition: Some(r.partition),
+                        key: Some(change.key),
+                        value: change.value,
+                        headers: Vec::new(),
+                        timestamp: Some(r.timestamp),
+                    };
+                    let store = Some((r.partition, change.store.to_string()));
+                    self.deliveries
+                        .push((store, self.producer.send(record).await?));
+                }
+            }
+            if last_commit.elapsed() >= interval {
+                self.commit().await?;
+                last_commit = Instant::now();
+            }
+        }
+        self.commit().await
+    }
+
+    /// Opens a transaction before the first record sent since the last commit.
+    async fn begin(&mut self) -> Result<(), StreamsError> {
+        if self.exactly_once && !self.in_transaction {
+            self.producer.begin_transaction()?;
+            self.in_transaction = true;
+        }
+        Ok(())
+    }
+
+    /// Creates (and restores) the tasks of newly assigned partitions; drops the others.
+    async fn sync_tasks(&mut self) -> Result<(), StreamsError> {
+        let owned: BTreeSet<i32> = self
+            .consumer
+            .assignment()
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect();
+        let gone: Vec<i32> = self
+            .tasks
+            .keys()
+            .filter(|p| !owned.contains(p))
+            .copied()
+            .collect();
+        for partition in gone {
+            // Its state is in the changelog; the store's file keeps what was flushed.
+            self.tasks.remove(&partition);
+            info!(application = %self.config.application_id, partition, "task closed");
+        }
+        for partition in owned {
+            if self.tasks.contains_key(&partition) {
+                continue;
+            }
+            let app = &self.config.application_id;
+            let env = StoreEnv {
+                dir: Some(self.config.state_dir.join(app).join(partition.to_string())),
+            };
+            let task = Task::new(self.topology, &env)?;
+            let next_changelog = restore::restore(
+                &self.admin,
+                &self.restore_consumer,
+                app,
+                partition,
+                task.stores(),
+            )
+            .await?;
+            info!(application = %app, partition, "task started");
+            self.tasks.insert(
+                partition,
+                TaskState {
+                    task,
+                    next_changelog,
+                },
+            );
+        }
+        Ok(())
+    }
+
+    /// Commits what was processed since the last commit; then flushes the stores with
+    /// their checkpoints.
+    async fn commit(&mut self) -> Result<(), StreamsError> {
+        let offsets: Vec<(String, i32, i64)> = std::mem::take(&mut self.positions)
+            .into_iter()
+            .filter(|((_, p), _)| self.tasks.contains_key(p))
+            .map(|((t, p), o)| (t, p, o))
+            .collect();
+        let committed = if self.exactly_once {
+            self.commit_transaction(&offsets).await
+        } else {
+            self.commit_acknowledged(&offsets).await
+        };
+        match committed {
+            Ok(()) => {}
+            Err(e) if lost_membership(&e) => {
+                warn!(application = %self.config.application_id, error = %e, "commit refused after a rebalance");
+                if self.exactly_once {
+                    return self.rewind().await;
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+        for state in self.tasks.values_mut() {
+            for (name, store) in state.task.stores() {
+                let checkpoint = state.next_changelog.get(name).copied();
+                store.borrow_mut().flush(checkpoint)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// At-least-once: waits for every record sent, then commits the positions.
+    async fn commit_acknowledged(
+        &mut self,
+        offsets: &[(String, i32, i64)],
+    ) -> Result<(), ClientError> {
+        self.await_deliveries().await?;
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        self.consumer.commit_offsets(offsets).await
+    }
+
+    /// Exactly-once: the positions join the transaction, which commits.
+    async fn commit_transaction(
+        &mut self,
+        offsets: &[(String, i32, i64)],
+    ) -> Result<(), ClientError> {
+        if !self.in_transaction {
+            return Ok(());
+        }
+        let group = self.consumer.group_metadata()?;
+        if !offsets.is_empty() {
+            self.producer
+                .send_offsets_to_transaction(offsets, &group)
+                .await?;
+        }
+        self.producer.commit_transaction().await?;
+        self.in_transaction = false;
+        self.await_deliveries().await
+    }
+
+    /// Waits for the records sent; records the changelog offsets their stores hold.
+    async fn await_deliveries(&mut self) -> Result<(), ClientError> {
+        for (store, delivery) in std::mem::take(&mut self.deliveries) {
+            let metadata = delivery.await?;
+            if let Some((partition, name)) = store {
+                if let Some(state) = self.tasks.get_mut(&partition) {
+                    state.next_changelog.insert(name, metadata.offset + 1);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Exactly-once after a refused commit: the transaction is aborted, every task
+    /// dropped (its stores hold changes that were not committed) and rebuilt from the
+    /// changelogs, and the consumer goes back to the committed positions.
+    async fn rewind(&mut self) -> Result<(), StreamsError> {
+        self.deliveries.clear();
+        if self.in_transaction {
+            if let Err(e) = self.producer.abort_transaction().await {
+                warn!(application = %self.config.application_id, error = %e, "abort after a rebalance failed");
+            }
+            self.in_transaction = false;
+        }
+        self.tasks.clear();
+        let assigned = self.consumer.assignment();
+        let committed = self.consumer.committed(&assigned).await?;
+        for ((topic, partition), offset) in assigned.iter().zip(committed) {
+            match offset {
+                Some(offset) => self.consumer.seek(topic, *partition, offset)?,
+                None => self
+                    .consumer
+                    .seek_to_beginning(&[(topic.clone(), *partition)])?,
+            }
+        }
+        self.sync_tasks().await
+    }
+
+    async fn close(self, clean: bool) {
+        if !clean && self.in_transaction {
+            let _ = self.producer.abort_transaction().await;
+        }
+        if let Err(e) = self.consumer.shutdown().await {
+            warn!(application = %self.config.application_id, error = %e, "leaving the group failed");
+        }
+        self.producer.close().await;
+        info!(application = %self.config.application_id, "streams instance stopped");
+    }
+}
+
+/// A topic's name on the cluster: a repartition topic's with the application id before it.
+fn external_name(topology: &Topology, application_id: &str, topic: String) -> String {
+    if topology.internal_topics().contains(&topic) {
+        format!("{application_id}-{topic}")
+    } else {
+        topic
+    }
+}
+
+/// Whether `e` says this instance is no longer the owner of what it processed.
+fn lost_membership(e: &ClientError) -> bool {
+    matches!(e, ClientError::ProducerFenced { .. })
+        || e.code().is_some_and(|code| {
+            [
+                ErrorCode::ILLEGAL_GENERATION,
+                ErrorCode::UNKNOWN_MEMBER_ID,
+                ErrorCode::REBALANCE_IN_PROGRESS,
+                ErrorCode::FENCED_INSTANCE_ID,
+            ]
+            .contains(&code)
+        })
+}
