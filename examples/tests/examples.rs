@@ -1,5 +1,7 @@
 //! The examples run as a user runs them, and print what they promise.
-#![allow(clippy::unwrap_used, missing_docs)]
+#![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
+
+mod failover;
 
 use std::process::Command;
 

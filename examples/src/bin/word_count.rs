@@ -3,11 +3,15 @@
 //! ```sh
 //! cargo run -p strom-examples --bin word-count                  # on an embedded broker
 //! cargo run -p strom-examples --bin word-count -- 127.0.0.1:9092  # on a cluster
+//! # one instance of the application, until its input closes (run several):
+//! cargo run -p strom-examples --bin word-count -- --instance 127.0.0.1:9092 STATE_DIR [--exactly-once]
 //! ```
 //!
 //! It writes a few sentences to `sentences`, runs the topology as application
 //! `word-count` (a consumer group: start it twice and the instances share the partitions),
-//! and prints each word's count as the `word-counts` topic receives it.
+//! and prints each word's count as the `word-counts` topic receives it. With `--instance`
+//! it only runs the application, keeping its state under STATE_DIR, until its standard
+//! input closes.
 // A program: printing is its output.
 #![allow(clippy::print_stdout)]
 
@@ -20,7 +24,8 @@ use strom_client::producer::{Producer, Record};
 use strom_client::ClientConfig;
 use strom_streams::serde::{I64Serde, Serde, StringSerde};
 use strom_streams::{
-    Consumed, Grouped, KafkaStreams, Produced, StreamsBuilder, StreamsConfig, Topology,
+    Consumed, Grouped, KafkaStreams, ProcessingGuarantee, Produced, StreamsBuilder, StreamsConfig,
+    Topology,
 };
 
 const SENTENCES: [&str; 4] = [
@@ -52,6 +57,15 @@ fn word_count() -> Topology {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    // Logs on standard error, filtered by RUST_LOG (`RUST_LOG=strom_streams=info`).
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .init();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("--instance") {
+        return instance(&args[1..]).await;
+    }
     let dir = tempfile::tempdir()?;
     let (bootstrap, broker) = match std::env::args().nth(1) {
         Some(bootstrap) => (bootstrap, None),
@@ -106,5 +120,31 @@ async fn main() -> anyhow::Result<()> {
     if let Some(broker) = broker {
         broker.shutdown().await?;
     }
+    Ok(())
+}
+
+/// Runs one instance of the application until standard input closes.
+async fn instance(args: &[String]) -> anyhow::Result<()> {
+    let [bootstrap, state_dir, rest @ ..] = args else {
+        anyhow::bail!("usage: word-count --instance BOOTSTRAP STATE_DIR [--exactly-once]");
+    };
+    let guarantee = match rest {
+        [] => ProcessingGuarantee::AtLeastOnce,
+        [flag] if flag == "--exactly-once" => ProcessingGuarantee::ExactlyOnce,
+        _ => anyhow::bail!("unknown arguments {rest:?}"),
+    };
+    // A short session timeout: a dead instance's tasks move within seconds.
+    let client = ClientConfig::new()
+        .bootstrap(bootstrap)
+        .session_timeout(Duration::from_secs(6));
+    let config = StreamsConfig::new("word-count", client)
+        .processing_guarantee(guarantee)
+        .state_dir(state_dir);
+    let streams = KafkaStreams::start(word_count(), config)?;
+    println!("running");
+    tokio::task::spawn_blocking(|| std::io::copy(&mut std::io::stdin(), &mut std::io::sink()))
+        .await??;
+    tokio::task::spawn_blocking(move || streams.close()).await??;
+    println!("stopped");
     Ok(())
 }

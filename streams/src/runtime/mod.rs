@@ -24,6 +24,7 @@
 //! After each commit the persistent stores are flushed with their checkpoint (the
 //! changelog offset they hold), so a restart replays only the changelog's tail.
 
+mod commit;
 mod internal_topics;
 mod restore;
 
@@ -35,11 +36,12 @@ use std::time::{Duration, Instant};
 
 use strom_client::admin::Admin;
 use strom_client::config::{IsolationLevel, OffsetReset};
-use strom_client::consumer::Consumer;
-use strom_client::producer::{DeliveryFuture, Producer, Record};
+use strom_client::consumer::{Consumer, ConsumerRecord};
+use strom_client::producer::{Producer, Record};
 use strom_client::{ClientConfig, ClientError};
-use strom_protocol::ErrorCode;
 use tracing::{info, warn};
+
+use commit::{lost_membership, CommitOnRevoke, Committer, InFlight};
 
 use crate::state::{changelog_topic, StoreEnv};
 use crate::task::{Input, Task};
@@ -187,13 +189,8 @@ struct Instance<'a> {
     admin: Admin,
     consumer: Consumer,
     restore_consumer: Consumer,
-    producer: Producer,
+    committer: Arc<Committer>,
     tasks: HashMap<i32, TaskState>,
-    /// Records sent since the last commit, waiting for their acknowledgements.
-    deliveries: Vec<(Option<(i32, String)>, DeliveryFuture)>,
-    /// Next offsets to commit, per consumed partition.
-    positions: BTreeMap<(String, i32), i64>,
-    in_transaction: bool,
     /// `<application.id>-`, the prefix of internal topics.
     prefix: String,
 }
@@ -246,14 +243,27 @@ impl<'a> Instance<'a> {
             producer_config = producer_config.transactional_id(id);
             producer_config.transaction_timeout_ms = 10_000;
         }
-        let producer = Producer::new(producer_config).await?;
+        let producer = Producer::new(producer_config.clone()).await?;
+        let committer = Arc::new(Committer {
+            application_id: app.clone(),
+            exactly_once,
+            producer_config,
+            in_flight: tokio::sync::Mutex::new(InFlight {
+                producer,
+                deliveries: Vec::new(),
+                positions: BTreeMap::new(),
+                in_transaction: false,
+                acked: BTreeMap::new(),
+                refused: None,
+            }),
+        });
         let topics: Vec<String> = topology
             .source_topics()
             .into_iter()
             .map(|t| external_name(topology, app, t))
             .collect();
         let names: Vec<&str> = topics.iter().map(String::as_str).collect();
-        consumer.subscribe(&names)?;
+        consumer.subscribe_with_listener(&names, Arc::new(CommitOnRevoke(committer.clone())))?;
         info!(application = %app, topics = ?topics, exactly_once, "streams instance started");
         Ok(Instance {
             topology,
@@ -262,11 +272,8 @@ impl<'a> Instance<'a> {
             admin,
             consumer,
             restore_consumer,
-            producer,
+            committer,
             tasks: HashMap::new(),
-            deliveries: Vec::new(),
-            positions: BTreeMap::new(),
-            in_transaction: false,
             prefix: format!("{app}-"),
         })
     }
@@ -277,56 +284,14 @@ impl<'a> Instance<'a> {
         let mut last_commit = Instant::now();
         while !stop.load(Ordering::Acquire) {
             let records = self.consumer.poll(poll).await?;
+            let refused = self.committer.in_flight.lock().await.refused;
+            if let Some(fenced) = refused {
+                self.rewind(fenced).await?;
+                continue;
+            }
             self.sync_tasks().await?;
-            for r in records {
-                let Some(state) = self.tasks.get_mut(&r.partition) else {
-                    // Revoked while the poll answered: its new owner reads it.
-                    continue;
-                };
-                let topic = r
-                    .topic
-                    .strip_prefix(&self.prefix)
-                    .filter(|t| self.topology.internal_topics().contains(*t))
-                    .unwrap_or(&r.topic);
-                let processed = state.task.process(Input {
-                    topic,
-                    offset: r.offset,
-                    timestamp: r.timestamp,
-                    headers: r.headers.clone(),
-                    key: r.key.as_deref(),
-                    value: r.value.as_deref(),
-                });
-                for error in processed.errors {
-                    warn!(application = %self.config.application_id, %error, "record not processed");
-                }
-                self.positions
-                    .insert((r.topic.clone(), r.partition), r.offset + 1);
-                self.begin().await?;
-                for out in processed.outputs {
-                    let record = Record {
-                        topic: external_name(self.topology, &self.config.application_id, out.topic),
-                        partition: None,
-                        key: out.key,
-                        value: out.value,
-                        headers: out.headers,
-                        timestamp: Some(out.timestamp),
-                    };
-                    self.deliveries
-                        .push((None, self.producer.send(record).await?));
-                }
-                for change in processed.changes {
-                    let record = Record {
-                        topic: changelog_topic(&self.config.application_id, &change.store),
-                        partition: Some(r.partition),
-                        key: Some(change.key),
-                        value: change.value,
-                        headers: Vec::new(),
-                        timestamp: Some(r.timestamp),
-                    };
-                    let store = Some((r.partition, change.store.to_string()));
-                    self.deliveries
-                        .push((store, self.producer.send(record).await?));
-                }
+            if !records.is_empty() {
+                self.process(records).await?;
             }
             if last_commit.elapsed() >= interval {
                 self.commit().await?;
@@ -336,11 +301,63 @@ impl<'a> Instance<'a> {
         self.commit().await
     }
 
-    /// Opens a transaction before the first record sent since the last commit.
-    async fn begin(&mut self) -> Result<(), StreamsError> {
-        if self.exactly_once && !self.in_transaction {
-            self.producer.begin_transaction()?;
-            self.in_transaction = true;
+    /// Runs polled records through their tasks and sends what they make.
+    async fn process(&mut self, records: Vec<ConsumerRecord>) -> Result<(), StreamsError> {
+        let committer = self.committer.clone();
+        let mut in_flight = committer.in_flight.lock().await;
+        for r in records {
+            let Some(state) = self.tasks.get_mut(&r.partition) else {
+                // Revoked while the poll answered: its new owner reads it.
+                continue;
+            };
+            let topic = r
+                .topic
+                .strip_prefix(&self.prefix)
+                .filter(|t| self.topology.internal_topics().contains(*t))
+                .unwrap_or(&r.topic);
+            let processed = state.task.process(Input {
+                topic,
+                offset: r.offset,
+                timestamp: r.timestamp,
+                headers: r.headers.clone(),
+                key: r.key.as_deref(),
+                value: r.value.as_deref(),
+            });
+            for error in processed.errors {
+                warn!(application = %self.config.application_id, %error, "record not processed");
+            }
+            in_flight
+                .positions
+                .insert((r.topic.clone(), r.partition), r.offset + 1);
+            if self.exactly_once && !in_flight.in_transaction {
+                in_flight.producer.begin_transaction()?;
+                in_flight.in_transaction = true;
+            }
+            for out in processed.outputs {
+                let record = Record {
+                    topic: external_name(self.topology, &self.config.application_id, out.topic),
+                    partition: None,
+                    key: out.key,
+                    value: out.value,
+                    headers: out.headers,
+                    timestamp: Some(out.timestamp),
+                };
+                let delivery = in_flight.producer.send(record).await?;
+                in_flight.deliveries.push((None, delivery));
+            }
+            for change in processed.changes {
+                let record = Record {
+                    topic: changelog_topic(&self.config.application_id, &change.store),
+                    partition: Some(r.partition),
+                    key: Some(change.key),
+                    value: change.value,
+                    headers: Vec::new(),
+                    timestamp: Some(r.timestamp),
+                };
+                let delivery = in_flight.producer.send(record).await?;
+                let store = Some((r.partition, change.store.to_string()));
+                in_flight.deliveries.push((store, delivery));
+            }
         }
         Ok(())
     }
@@ -360,14 +377,22 @@ impl<'a> Instance<'a> {
             .copied()
             .collect();
         for partition in gone {
-            // Its state is in the changelog; the store's file keeps what was flushed.
-            self.tasks.remove(&partition);
+            // Committed when revoked; its stores keep what was flushed.
+            if let Some(state) = self.tasks.remove(&partition) {
+                flush(&state)?;
+            }
             info!(application = %self.config.application_id, partition, "task closed");
         }
-        for partition in owned {
-            if self.tasks.contains_key(&partition) {
-                continue;
-            }
+        let new: Vec<i32> = owned
+            .into_iter()
+            .filter(|p| !self.tasks.contains_key(p))
+            .collect();
+        if !new.is_empty() {
+            // Restoring may take a while: what is in flight is committed first, so no
+            // transaction stays open (and times out) meanwhile.
+            Box::pin(self.commit()).await?;
+        }
+        for partition in new {
             let app = &self.config.application_id;
             let env = StoreEnv {
                 dir: Some(self.config.state_dir.join(app).join(partition.to_string())),
@@ -396,90 +421,32 @@ impl<'a> Instance<'a> {
     /// Commits what was processed since the last commit; then flushes the stores with
     /// their checkpoints.
     async fn commit(&mut self) -> Result<(), StreamsError> {
-        let offsets: Vec<(String, i32, i64)> = std::mem::take(&mut self.positions)
-            .into_iter()
-            .filter(|((_, p), _)| self.tasks.contains_key(p))
-            .map(|((t, p), o)| (t, p, o))
-            .collect();
-        let committed = if self.exactly_once {
-            self.commit_transaction(&offsets).await
-        } else {
-            self.commit_acknowledged(&offsets).await
-        };
-        match committed {
+        match self.committer.commit(&self.consumer).await {
             Ok(()) => {}
             Err(e) if lost_membership(&e) => {
                 warn!(application = %self.config.application_id, error = %e, "commit refused after a rebalance");
                 if self.exactly_once {
-                    return self.rewind().await;
+                    let fenced = matches!(e, ClientError::ProducerFenced { .. });
+                    return Box::pin(self.rewind(fenced)).await;
                 }
             }
             Err(e) => return Err(e.into()),
         }
-        for state in self.tasks.values_mut() {
-            for (name, store) in state.task.stores() {
-                let checkpoint = state.next_changelog.get(name).copied();
-                store.borrow_mut().flush(checkpoint)?;
+        let acked = std::mem::take(&mut self.committer.in_flight.lock().await.acked);
+        for ((partition, store), next) in acked {
+            if let Some(state) = self.tasks.get_mut(&partition) {
+                state.next_changelog.insert(store, next);
             }
         }
-        Ok(())
-    }
-
-    /// At-least-once: waits for every record sent, then commits the positions.
-    async fn commit_acknowledged(
-        &mut self,
-        offsets: &[(String, i32, i64)],
-    ) -> Result<(), ClientError> {
-        self.await_deliveries().await?;
-        if offsets.is_empty() {
-            return Ok(());
-        }
-        self.consumer.commit_offsets(offsets).await
-    }
-
-    /// Exactly-once: the positions join the transaction, which commits.
-    async fn commit_transaction(
-        &mut self,
-        offsets: &[(String, i32, i64)],
-    ) -> Result<(), ClientError> {
-        if !self.in_transaction {
-            return Ok(());
-        }
-        let group = self.consumer.group_metadata()?;
-        if !offsets.is_empty() {
-            self.producer
-                .send_offsets_to_transaction(offsets, &group)
-                .await?;
-        }
-        self.producer.commit_transaction().await?;
-        self.in_transaction = false;
-        self.await_deliveries().await
-    }
-
-    /// Waits for the records sent; records the changelog offsets their stores hold.
-    async fn await_deliveries(&mut self) -> Result<(), ClientError> {
-        for (store, delivery) in std::mem::take(&mut self.deliveries) {
-            let metadata = delivery.await?;
-            if let Some((partition, name)) = store {
-                if let Some(state) = self.tasks.get_mut(&partition) {
-                    state.next_changelog.insert(name, metadata.offset + 1);
-                }
-            }
-        }
-        Ok(())
+        self.tasks.values().try_for_each(flush)
     }
 
     /// Exactly-once after a refused commit: the transaction is aborted, every task
     /// dropped (its stores hold changes that were not committed) and rebuilt from the
     /// changelogs, and the consumer goes back to the committed positions.
-    async fn rewind(&mut self) -> Result<(), StreamsError> {
-        self.deliveries.clear();
-        if self.in_transaction {
-            if let Err(e) = self.producer.abort_transaction().await {
-                warn!(application = %self.config.application_id, error = %e, "abort after a rebalance failed");
-            }
-            self.in_transaction = false;
-        }
+    async fn rewind(&mut self, fenced: bool) -> Result<(), StreamsError> {
+        self.committer.discard(fenced).await?;
+        // Not flushed: the stores' files keep their last checkpointed state.
         self.tasks.clear();
         let assigned = self.consumer.assignment();
         let committed = self.consumer.committed(&assigned).await?;
@@ -495,15 +462,27 @@ impl<'a> Instance<'a> {
     }
 
     async fn close(self, clean: bool) {
-        if !clean && self.in_transaction {
-            let _ = self.producer.abort_transaction().await;
+        let in_flight = self.committer.in_flight.lock().await;
+        if !clean && in_flight.in_transaction {
+            let _ = in_flight.producer.abort_transaction().await;
         }
+        let producer = in_flight.producer.clone();
+        drop(in_flight);
         if let Err(e) = self.consumer.shutdown().await {
             warn!(application = %self.config.application_id, error = %e, "leaving the group failed");
         }
-        self.producer.close().await;
+        producer.close().await;
         info!(application = %self.config.application_id, "streams instance stopped");
     }
+}
+
+/// Makes a task's stores durable with their checkpoints.
+fn flush(state: &TaskState) -> Result<(), StreamsError> {
+    for (name, store) in state.task.stores() {
+        let checkpoint = state.next_changelog.get(name).copied();
+        store.borrow_mut().flush(checkpoint)?;
+    }
+    Ok(())
 }
 
 /// A topic's name on the cluster: a repartition topic's with the application id before it.
@@ -513,18 +492,4 @@ fn external_name(topology: &Topology, application_id: &str, topic: String) -> St
     } else {
         topic
     }
-}
-
-/// Whether `e` says this instance is no longer the owner of what it processed.
-fn lost_membership(e: &ClientError) -> bool {
-    matches!(e, ClientError::ProducerFenced { .. })
-        || e.code().is_some_and(|code| {
-            [
-                ErrorCode::ILLEGAL_GENERATION,
-                ErrorCode::UNKNOWN_MEMBER_ID,
-                ErrorCode::REBALANCE_IN_PROGRESS,
-                ErrorCode::FENCED_INSTANCE_ID,
-            ]
-            .contains(&code)
-        })
 }
