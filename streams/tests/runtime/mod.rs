@@ -1,7 +1,10 @@
 //! A topology run by `KafkaStreams` against the embedded broker: word count from a topic
-//! of sentences to a topic of counts, read back with the client.
+//! of sentences to a topic of counts, read back with the client; restarted with its state
+//! directory kept (the stores resume from their checkpoints) and wiped (the stores are
+//! rebuilt from their changelogs).
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use strom_broker::{Broker, BrokerConfig};
@@ -10,12 +13,61 @@ use strom_client::consumer::Consumer;
 use strom_client::producer::{Producer, Record};
 use strom_client::ClientConfig;
 use strom_streams::serde::{I64Serde, Serde, StringSerde};
-use strom_streams::{KafkaStreams, StreamsConfig};
+use strom_streams::{KafkaStreams, StreamsConfig, StreamsError};
 
 use crate::word_count;
 
+async fn write(producer: &Producer, lines: &[&'static str]) {
+    for line in lines {
+        let record = Record::new("sentences").key("k").value(*line);
+        producer.send(record).await.unwrap().await.unwrap();
+    }
+}
+
+/// Reads `updates` more count updates into `counts`.
+async fn read(
+    consumer: &Consumer,
+    streams: &KafkaStreams,
+    counts: &mut BTreeMap<String, i64>,
+    updates: usize,
+) {
+    let mut read = 0;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while read < updates {
+        assert!(Instant::now() < deadline, "{read} updates: {counts:?}");
+        assert!(!streams.is_finished(), "the instance stopped");
+        for r in consumer.poll(Duration::from_millis(100)).await.unwrap() {
+            let word = StringSerde
+                .deserialize("word-counts", r.key.as_deref())
+                .unwrap();
+            let count = I64Serde
+                .deserialize("word-counts", r.value.as_deref())
+                .unwrap();
+            counts.insert(word, count);
+            read += 1;
+        }
+    }
+}
+
+fn start(config: &ClientConfig, state: &Path) -> KafkaStreams {
+    let config = StreamsConfig::new("word-count", config.clone())
+        .state_dir(state)
+        .commit_interval_ms(100);
+    KafkaStreams::start(word_count(), config).unwrap()
+}
+
+async fn close(streams: KafkaStreams) -> Result<(), StreamsError> {
+    tokio::task::spawn_blocking(move || streams.close())
+        .await
+        .unwrap()
+}
+
+fn counts_of(words: &[(&str, i64)]) -> BTreeMap<String, i64> {
+    words.iter().map(|(w, c)| ((*w).to_owned(), *c)).collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn word_count_runs_against_the_broker() {
+async fn word_count_runs_against_the_broker_and_keeps_its_counts_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let mut broker_config = BrokerConfig::new(dir.path());
     broker_config.group_initial_rebalance_delay = Duration::ZERO;
@@ -29,50 +81,19 @@ async fn word_count_runs_against_the_broker() {
             .unwrap();
     }
     let producer = Producer::new(config.clone()).await.unwrap();
-    let lines = ["the cat sat", "the dog sat", "THE END"];
-    for line in lines {
-        let record = Record::new("sentences").key("k").value(line);
-        producer.send(record).await.unwrap().await.unwrap();
-    }
+    write(&producer, &["the cat sat", "the dog sat", "THE END"]).await;
 
-    let streams = KafkaStreams::start(
-        word_count(),
-        StreamsConfig::new("word-count", config.clone())
-            .state_dir(dir.path().join("state"))
-            .commit_interval_ms(100),
-    )
-    .unwrap();
+    let state = dir.path().join("state");
+    let streams = start(&config, &state);
     let consumer = Consumer::new(config.clone()).await.unwrap();
     let all = [("word-counts".to_owned(), 0)];
     consumer.assign(&all).unwrap();
     consumer.seek_to_beginning(&all).unwrap();
-    let mut counts: BTreeMap<String, i64> = BTreeMap::new();
-    let mut updates = 0;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while updates < 8 {
-        assert!(Instant::now() < deadline, "{updates} updates: {counts:?}");
-        assert!(!streams.is_finished(), "the instance stopped");
-        for r in consumer.poll(Duration::from_millis(100)).await.unwrap() {
-            let word = StringSerde
-                .deserialize("word-counts", r.key.as_deref())
-                .unwrap();
-            let count = I64Serde
-                .deserialize("word-counts", r.value.as_deref())
-                .unwrap();
-            counts.insert(word, count);
-            updates += 1;
-        }
-    }
-    let expected: BTreeMap<String, i64> =
-        [("the", 3), ("cat", 1), ("sat", 2), ("dog", 1), ("end", 1)]
-            .iter()
-            .map(|(w, c)| ((*w).to_owned(), *c))
-            .collect();
+    let mut counts = BTreeMap::new();
+    read(&consumer, &streams, &mut counts, 8).await;
+    let expected = counts_of(&[("the", 3), ("cat", 1), ("sat", 2), ("dog", 1), ("end", 1)]);
     assert_eq!(counts, expected);
-    tokio::task::spawn_blocking(move || streams.close())
-        .await
-        .unwrap()
-        .unwrap();
+    close(streams).await.unwrap();
     // The application's offsets are committed: everything it read counts as consumed.
     let committed = admin.group_offsets("word-count").await.unwrap();
     let sentences: Vec<(i32, i64)> = committed
@@ -81,6 +102,22 @@ async fn word_count_runs_against_the_broker() {
         .map(|o| (o.partition, o.committed))
         .collect();
     assert_eq!(sentences, [(0, 3)]);
+
+    // Restarted with its state: the counts go on from where they were.
+    write(&producer, &["the cat"]).await;
+    let streams = start(&config, &state);
+    read(&consumer, &streams, &mut counts, 2).await;
+    assert_eq!((counts["the"], counts["cat"]), (4, 2));
+    close(streams).await.unwrap();
+
+    // Restarted without it: the stores are rebuilt from their changelogs.
+    std::fs::remove_dir_all(&state).unwrap();
+    write(&producer, &["the end"]).await;
+    let streams = start(&config, &state);
+    read(&consumer, &streams, &mut counts, 2).await;
+    assert_eq!((counts["the"], counts["end"]), (5, 2));
+    close(streams).await.unwrap();
+
     consumer.shutdown().await.unwrap();
     producer.close().await;
     broker.shutdown().await.unwrap();
