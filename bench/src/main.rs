@@ -46,6 +46,7 @@ mod clients;
 mod groups;
 mod latency;
 mod replication;
+mod streams;
 mod transactions;
 
 #[derive(Parser, Debug)]
@@ -102,6 +103,9 @@ enum Command {
     /// A transactional producer committing every 100 ms against the idempotent one, Strom
     /// and librdkafka side by side.
     Transactions(transactions::TransactionsArgs),
+    /// Records/s through a strom-streams topology: stateless, and a windowed count with a
+    /// persistent store.
+    Streams(streams::StreamsArgs),
 }
 
 struct Counter(Arc<AtomicU64>, Arc<AtomicU64>);
@@ -157,6 +161,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if let Some(Command::Replication(replication_args)) = &args.command {
         return replication::run(replication_args).await;
+    }
+    if let Some(Command::Streams(streams_args)) = &args.command {
+        return streams::run(streams_args).await;
     }
     if let Some(Command::Transactions(transactions_args)) = &args.command {
         return transactions::run(transactions_args).await;

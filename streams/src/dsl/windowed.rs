@@ -152,6 +152,7 @@ where
                 step: step.clone(),
                 store: stores.get(&store_name)?,
                 stream_time: i64::MIN,
+                expired_through: i64::MIN,
                 children: children::<Windowed<K>, VA>(built),
             }));
             Some(Box::new(node) as Built)
@@ -249,6 +250,8 @@ struct WindowAggregate<K, V, VA> {
     /// The aggregate per (window start, key bytes).
     store: SharedStore,
     stream_time: i64,
+    /// The newest window start already dropped from the store as closed.
+    expired_through: i64,
     children: Children<Windowed<K>, VA>,
 }
 
@@ -300,9 +303,15 @@ impl<K: Clone + 'static, V: Clone + 'static, VA: Clone + 'static> Downstream<K, 
             .saturating_sub(windows.grace_ms)
             .saturating_sub(windows.size_ms)
             .saturating_add(1);
-        let mut store = self.store.borrow_mut();
-        for (closed, _) in store.range(ctx, &[], Some(&ordered(first_open))) {
-            store.forget(ctx, &closed);
+        // Window starts are multiples of the advance: the closed set only grows when the
+        // newest closed start does, so the store is scanned once per window, not per record.
+        let newest_closed = (first_open - 1).div_euclid(windows.advance_ms) * windows.advance_ms;
+        if newest_closed > self.expired_through {
+            self.expired_through = newest_closed;
+            let mut store = self.store.borrow_mut();
+            for (closed, _) in store.range(ctx, &[], Some(&ordered(first_open))) {
+                store.forget(ctx, &closed);
+            }
         }
     }
 }

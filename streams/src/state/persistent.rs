@@ -1,14 +1,15 @@
 //! The persistent backend: a [redb](https://docs.rs/redb) file per store and task (a
 //! pure-Rust copy-on-write B-tree), with writes gathered in memory between flushes.
 //!
-//! Writes go to an ordered buffer first (reads look there before the file) and reach the
+//! Recently read or written values stay in a cache (hot keys, such as the open windows'
+//! counts, never reach the file on a read). Writes go to an ordered buffer and reach the
 //! file in one write transaction per flush, that is per commit of the task, with the
 //! checkpoint (the changelog offset the store then holds) in the same transaction, so the
 //! file and its checkpoint never disagree. A flush without a checkpoint (exactly-once
 //! processing, where the changelog is the truth) clears the stored one, so that a crash
 //! before the next clean flush replays the whole changelog.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::path::Path;
 
@@ -21,12 +22,17 @@ const ENTRIES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("entries");
 const META: TableDefinition<&str, i64> = TableDefinition::new("meta");
 const CHECKPOINT: &str = "changelog_checkpoint";
 
-/// A store in a redb file, with a write buffer.
+/// Entries the read cache holds at most; past that it starts over at the next flush.
+const CACHE_ENTRIES: usize = 100_000;
+
+/// A store in a redb file, with a write buffer and a read cache.
 pub(crate) struct RedbStore {
     name: String,
     db: Database,
     /// Writes not yet in the file (`None`: a delete).
     pending: BTreeMap<Bytes, Option<Bytes>>,
+    /// Values read or written lately (`None`: absent), so hot keys skip the file.
+    cache: HashMap<Bytes, Option<Bytes>>,
     checkpoint: Option<i64>,
 }
 
@@ -49,6 +55,7 @@ impl RedbStore {
             name: name.to_owned(),
             db,
             pending: BTreeMap::new(),
+            cache: HashMap::new(),
             checkpoint: None,
         };
         store.checkpoint = store.read_checkpoint()?;
@@ -76,6 +83,18 @@ impl RedbStore {
         };
         let value = meta.get(CHECKPOINT).map_err(|e| self.error("read", e))?;
         Ok(value.map(|v| v.value()))
+    }
+
+    /// The value of `key` in the file.
+    fn file_get(&self, key: &[u8]) -> Result<Option<Bytes>, StoreError> {
+        let read = self.db.begin_read().map_err(|e| self.error("read", e))?;
+        let table = match read.open_table(ENTRIES) {
+            Ok(table) => table,
+            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+            Err(e) => return Err(self.error("open", e)),
+        };
+        let value = table.get(key).map_err(|e| self.error("get", e))?;
+        Ok(value.map(|v| Bytes::copy_from_slice(v.value())))
     }
 
     /// Entries of the file in `[from, to)`, in key order.
@@ -108,26 +127,25 @@ impl RedbStore {
 
 impl KeyValueBytes for RedbStore {
     fn get(&mut self, key: &[u8]) -> Result<Option<Bytes>, StoreError> {
-        if let Some(pending) = self.pending.get(key) {
-            return Ok(pending.clone());
+        if let Some(cached) = self.cache.get(key) {
+            return Ok(cached.clone());
         }
-        let read = self.db.begin_read().map_err(|e| self.error("read", e))?;
-        let table = match read.open_table(ENTRIES) {
-            Ok(table) => table,
-            Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-            Err(e) => return Err(self.error("open", e)),
-        };
-        let value = table.get(key).map_err(|e| self.error("get", e))?;
-        Ok(value.map(|v| Bytes::copy_from_slice(v.value())))
+        let value = self.file_get(key)?;
+        self.cache
+            .insert(Bytes::copy_from_slice(key), value.clone());
+        Ok(value)
     }
 
     fn put(&mut self, key: Bytes, value: Bytes) -> Result<(), StoreError> {
+        self.cache.insert(key.clone(), Some(value.clone()));
         self.pending.insert(key, Some(value));
         Ok(())
     }
 
     fn delete(&mut self, key: &[u8]) -> Result<(), StoreError> {
-        self.pending.insert(Bytes::copy_from_slice(key), None);
+        let key = Bytes::copy_from_slice(key);
+        self.cache.insert(key.clone(), None);
+        self.pending.insert(key, None);
         Ok(())
     }
 
@@ -178,6 +196,9 @@ impl KeyValueBytes for RedbStore {
         }
         write.commit().map_err(|e| self.error("commit", e))?;
         self.checkpoint = checkpoint;
+        if self.cache.len() > CACHE_ENTRIES {
+            self.cache.clear();
+        }
         Ok(())
     }
 
@@ -187,6 +208,7 @@ impl KeyValueBytes for RedbStore {
 
     fn clear(&mut self) -> Result<(), StoreError> {
         self.pending.clear();
+        self.cache.clear();
         self.checkpoint = None;
         let write = self.db.begin_write().map_err(|e| self.error("write", e))?;
         write
