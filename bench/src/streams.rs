@@ -65,7 +65,7 @@ pub async fn run(args: &StreamsArgs) -> anyhow::Result<()> {
         &dir,
     )
     .await?;
-    crate::rate("streams stateless", args.records, 0, stateless);
+    report("streams stateless", args.records, &stateless);
     let windowed = time(
         &admin,
         &config,
@@ -80,7 +80,7 @@ pub async fn run(args: &StreamsArgs) -> anyhow::Result<()> {
     } else {
         "streams windowed (disk)"
     };
-    crate::rate(label, args.records, 0, windowed);
+    report(label, args.records, &windowed);
     broker.shutdown().await?;
     Ok(())
 }
@@ -156,6 +156,62 @@ fn windowed(persistent: bool) -> Topology {
     builder.build()
 }
 
+/// What a run took: wall time, CPU time of the streams thread, CPU time of the process
+/// (broker, client I/O and streams together).
+struct Took {
+    wall: Duration,
+    thread_cpu: Duration,
+    process_cpu: Duration,
+}
+
+fn report(label: &str, records: u64, took: &Took) {
+    crate::rate(label, records, 0, took.wall);
+    let per = |cpu: Duration| records as f64 / cpu.as_secs_f64().max(1e-9);
+    println!(
+        "{:<22} streams thread {:.2} s CPU ({:.0} records per CPU-second), whole process {:.2} s CPU ({:.0} records per CPU-second)",
+        "",
+        took.thread_cpu.as_secs_f64(),
+        per(took.thread_cpu),
+        took.process_cpu.as_secs_f64(),
+        per(took.process_cpu)
+    );
+}
+
+/// CPU time (user + system) from a `/proc/.../stat` line, in clock ticks of 10 ms.
+fn cpu_of(stat: &str) -> Duration {
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let fields: Vec<u64> = rest
+        .split_whitespace()
+        .map(|f| f.parse().unwrap_or(0))
+        .collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
+    Duration::from_millis(ticks * 10)
+}
+
+fn process_cpu() -> Duration {
+    std::fs::read_to_string("/proc/self/stat").map_or(Duration::ZERO, |s| cpu_of(&s))
+}
+
+/// CPU time of the threads whose name starts with `prefix` (Linux truncates names to 15
+/// bytes).
+fn threads_cpu(prefix: &str) -> Duration {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return Duration::ZERO;
+    };
+    tasks
+        .flatten()
+        .filter(|t| {
+            std::fs::read_to_string(t.path().join("comm"))
+                .is_ok_and(|name| name.starts_with(prefix))
+        })
+        .map(|t| {
+            std::fs::read_to_string(t.path().join("stat")).map_or(Duration::ZERO, |s| cpu_of(&s))
+        })
+        .sum()
+}
+
 /// Runs `topology` as `application` until its committed offset on `in` reaches `records`.
 async fn time(
     admin: &Admin,
@@ -164,11 +220,12 @@ async fn time(
     topology: Topology,
     records: u64,
     dir: &tempfile::TempDir,
-) -> anyhow::Result<Duration> {
+) -> anyhow::Result<Took> {
     let streams_config = StreamsConfig::new(application, config.clone())
         .commit_interval_ms(100)
         .state_dir(dir.path().join("state"));
     let started = Instant::now();
+    let process_before = process_cpu();
     let streams = KafkaStreams::start(topology, streams_config)?;
     let end = i64::try_from(records)?;
     loop {
@@ -184,7 +241,13 @@ async fn time(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let elapsed = started.elapsed();
+    let wall = started.elapsed();
+    let thread_cpu = threads_cpu("strom-streams-");
+    let process_cpu = process_cpu().saturating_sub(process_before);
     tokio::task::spawn_blocking(move || streams.close()).await??;
-    Ok(elapsed)
+    Ok(Took {
+        wall,
+        thread_cpu,
+        process_cpu,
+    })
 }
