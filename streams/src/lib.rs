@@ -22,8 +22,8 @@ mod test_driver;
 mod topology;
 
 pub use dsl::{
-    Consumed, Grouped, KGroupedStream, KStream, KTable, Materialized, Produced, StreamsBuilder,
-    TimeWindows, Windowed, WindowedSerde,
+    Consumed, Grouped, KGroupedStream, KStream, KTable, Materialized, Produced,
+    SessionWindowedSerde, SessionWindows, StreamsBuilder, TimeWindows, Windowed, WindowedSerde,
 };
 pub use processor::OutputRecord;
 pub use runtime::{KafkaStreams, ProcessingGuarantee, StreamsConfig};

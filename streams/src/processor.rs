@@ -54,6 +54,13 @@ pub(crate) struct RecordContext {
 /// A node taking records of key `K` and value `V`.
 pub(crate) trait Downstream<K, V> {
     fn process(&mut self, ctx: &mut RecordContext, key: K, value: V);
+
+    /// A table's row `key` is gone (a tombstone, or a session merged into another):
+    /// table operations pass it on, a sink writes a null value, stream operations ignore
+    /// it.
+    fn retract(&mut self, ctx: &mut RecordContext, key: K) {
+        let _ = (ctx, key);
+    }
 }
 
 /// A node as its parents hold it.
@@ -71,6 +78,30 @@ impl<K: Clone, V: Clone> Children<K, V> {
             child.borrow_mut().process(ctx, key.clone(), value.clone());
         }
         last.borrow_mut().process(ctx, key, value);
+    }
+
+    /// Passes a retraction to every child.
+    pub(crate) fn retract(&self, ctx: &mut RecordContext, key: K) {
+        let Some((last, rest)) = self.0.split_last() else {
+            return;
+        };
+        for child in rest {
+            child.borrow_mut().retract(ctx, key.clone());
+        }
+        last.borrow_mut().retract(ctx, key);
+    }
+}
+
+/// A node that passes records and retractions on unchanged (a table's `to_stream`).
+pub(crate) struct PassThrough<K, V>(pub(crate) Children<K, V>);
+
+impl<K: Clone, V: Clone> Downstream<K, V> for PassThrough<K, V> {
+    fn process(&mut self, ctx: &mut RecordContext, key: K, value: V) {
+        self.0.forward(ctx, key, value);
+    }
+
+    fn retract(&mut self, ctx: &mut RecordContext, key: K) {
+        self.0.retract(ctx, key);
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod joins;
 mod runtime;
+mod sessions;
 mod stateful;
 mod stateless;
 mod windows;

@@ -14,7 +14,7 @@ use bytes::Bytes;
 
 use super::stream::{children, KStream};
 use super::Graph;
-use crate::processor::{Children, Downstream, Node, RecordContext};
+use crate::processor::{Children, Downstream, Node, PassThrough, RecordContext};
 use crate::serde::{I64Serde, Serde};
 use crate::state::{SharedStore, StoreKind};
 use crate::topology::{BuildFn, Built, NodeKind, Stores};
@@ -343,11 +343,14 @@ where
     }
 
     /// The table's updates as a stream.
+    /// Rows that leave the table (tombstones) become records with a null value at a sink.
     pub fn to_stream(&self) -> KStream<K, V> {
-        KStream::<K, V>::of(self.graph.clone(), self.node).process_with(
-            "KTABLE-TOSTREAM",
-            Arc::new(|ctx, k, v, out: &Children<K, V>| out.forward(ctx, k, v)),
-        )
+        let build: BuildFn = Arc::new(|built: &[&Built], _: &mut Stores| {
+            let node: Node<K, V> = Rc::new(RefCell::new(PassThrough(children::<K, V>(built))));
+            Some(Box::new(node) as Built)
+        });
+        let table: KTable<K, V> = self.add_child("KTABLE-TOSTREAM", build);
+        KStream::of(self.graph.clone(), table.node)
     }
 
     /// Adds a table operation built by `build` below this table.

@@ -172,7 +172,11 @@ impl<K: Clone + 'static, V: Clone + 'static> SourceInput for TableSource<K, V> {
         let key_bytes = bytes::Bytes::copy_from_slice(key_bytes);
         let Some(value) = value else {
             // A tombstone: the key leaves the table.
-            self.store.borrow_mut().put(ctx, key_bytes, None);
+            self.store.borrow_mut().put(ctx, key_bytes.clone(), None);
+            match self.key.deserialize(&topic, Some(&key_bytes)) {
+                Ok(k) => self.children.retract(ctx, k),
+                Err(e) => ctx.errors.push(format!("{topic}@{}: {e}", ctx.offset)),
+            }
             return;
         };
         let decoded = self

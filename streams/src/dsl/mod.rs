@@ -25,6 +25,7 @@
 
 mod grouped;
 mod join;
+mod session;
 mod stream;
 mod windowed;
 
@@ -33,6 +34,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 pub use grouped::{Grouped, KGroupedStream, KTable, Materialized};
+pub use session::{SessionWindowedKStream, SessionWindowedSerde, SessionWindows};
 pub use stream::{KStream, Predicate};
 pub use windowed::{TimeWindowedKStream, TimeWindows, Windowed, WindowedKTable, WindowedSerde};
 

@@ -357,6 +357,19 @@ struct Sink<K, V> {
 }
 
 impl<K: 'static, V: 'static> Downstream<K, V> for Sink<K, V> {
+    fn retract(&mut self, ctx: &mut RecordContext, key: K) {
+        match self.key.serialize(&self.topic, &key) {
+            Ok(key) => ctx.outputs.push(OutputRecord {
+                topic: self.topic.clone(),
+                key,
+                value: None,
+                timestamp: ctx.timestamp,
+                headers: ctx.headers.clone(),
+            }),
+            Err(e) => ctx.errors.push(format!("{}: {e}", self.topic)),
+        }
+    }
+
     fn process(&mut self, ctx: &mut RecordContext, key: K, value: V) {
         let encoded = self
             .key

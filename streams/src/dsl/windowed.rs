@@ -41,7 +41,7 @@ pub struct TimeWindows {
     grace_ms: i64,
 }
 
-fn millis(d: Duration) -> i64 {
+pub(crate) fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX).max(1)
 }
 
@@ -84,12 +84,12 @@ pub struct TimeWindowedKStream<K, V> {
 /// A table of per-window results (its key is [`Windowed`]), which can suppress
 /// intermediate results.
 pub struct WindowedKTable<K, V> {
-    table: KTable<Windowed<K>, V>,
-    grace_end_ms: i64,
+    pub(crate) table: KTable<Windowed<K>, V>,
+    pub(crate) grace_end_ms: i64,
     /// The aggregation's store, and the serdes of its keys and values.
-    store: String,
-    key: Arc<dyn Serde<K>>,
-    value: Arc<dyn Serde<V>>,
+    pub(crate) store: String,
+    pub(crate) key: Arc<dyn Serde<K>>,
+    pub(crate) value: Arc<dyn Serde<V>>,
 }
 
 impl<K, V> KGroupedStream<K, V>
@@ -170,7 +170,7 @@ where
 
 /// How long a window changelog keeps windows past their close (Kafka Streams'
 /// `windowstore.changelog.additional.retention.ms`: one day).
-const CHANGELOG_EXTRA_RETENTION_MS: i64 = 86_400_000;
+pub(crate) const CHANGELOG_EXTRA_RETENTION_MS: i64 = 86_400_000;
 
 impl<K, V> WindowedKTable<K, V>
 where
@@ -223,12 +223,12 @@ where
 }
 
 /// A timestamp as 8 bytes that sort as the numbers do (the sign bit flipped).
-fn ordered(timestamp: i64) -> [u8; 8] {
+pub(crate) fn ordered(timestamp: i64) -> [u8; 8] {
     (timestamp as u64 ^ (1 << 63)).to_be_bytes()
 }
 
 /// The timestamp [`ordered`] wrote at the start of `bytes`.
-fn unordered(bytes: &[u8]) -> Option<i64> {
+pub(crate) fn unordered(bytes: &[u8]) -> Option<i64> {
     let array: [u8; 8] = bytes.get(..8)?.try_into().ok()?;
     Some((u64::from_be_bytes(array) ^ (1 << 63)) as i64)
 }
@@ -328,9 +328,30 @@ struct Suppress<K, V> {
     children: Children<Windowed<K>, V>,
 }
 
+/// A suppression buffer's key: window end, window start, key bytes.
+fn suppress_slot<K>(key: &Windowed<K>, key_bytes: &[u8]) -> Bytes {
+    let mut slot = BytesMut::with_capacity(16 + key_bytes.len());
+    slot.put_slice(&ordered(key.end));
+    slot.put_slice(&ordered(key.start));
+    slot.put_slice(key_bytes);
+    slot.freeze()
+}
+
 impl<K: Clone + PartialEq + 'static, V: Clone + 'static> Downstream<Windowed<K>, V>
     for Suppress<K, V>
 {
+    /// A window that no longer exists (a session merged into another) is not emitted.
+    fn retract(&mut self, ctx: &mut RecordContext, key: Windowed<K>) {
+        let Some(key_bytes) = serialize_key(&*self.key, ctx, &key.key) else {
+            return;
+        };
+        let slot = suppress_slot(&key, &key_bytes);
+        let waiting = self.buffer.borrow_mut().get(ctx, &slot).is_some();
+        if waiting {
+            self.buffer.borrow_mut().put(ctx, slot, None);
+        }
+    }
+
     fn process(&mut self, ctx: &mut RecordContext, key: Windowed<K>, value: V) {
         let restored = self.buffer.borrow().observed_time();
         self.stream_time = self.stream_time.max(restored).max(ctx.timestamp);
@@ -341,13 +362,8 @@ impl<K: Clone + PartialEq + 'static, V: Clone + 'static> Downstream<Windowed<K>,
             return;
         };
         // A newer result for the same window replaces the waiting one.
-        let mut slot = BytesMut::with_capacity(16 + key_bytes.len());
-        slot.put_slice(&ordered(key.end));
-        slot.put_slice(&ordered(key.start));
-        slot.put_slice(&key_bytes);
-        self.buffer
-            .borrow_mut()
-            .put(ctx, slot.freeze(), Some(encoded));
+        let slot = suppress_slot(&key, &key_bytes);
+        self.buffer.borrow_mut().put(ctx, slot, Some(encoded));
         let closed_before = self
             .stream_time
             .saturating_sub(self.grace_ms)
