@@ -22,8 +22,9 @@ mod test_driver;
 mod topology;
 
 pub use dsl::{
-    Consumed, Grouped, KGroupedStream, KStream, KTable, Materialized, Produced,
-    SessionWindowedSerde, SessionWindows, StreamsBuilder, TimeWindows, Windowed, WindowedSerde,
+    Consumed, Grouped, JoinWindows, KGroupedStream, KStream, KTable, Materialized, Produced,
+    SessionWindowedSerde, SessionWindows, StreamJoined, StreamsBuilder, TimeWindows, Windowed,
+    WindowedSerde,
 };
 pub use processor::OutputRecord;
 pub use runtime::{KafkaStreams, ProcessingGuarantee, StreamsConfig};

@@ -27,6 +27,7 @@ mod grouped;
 mod join;
 mod session;
 mod stream;
+mod stream_join;
 mod windowed;
 
 use std::cell::RefCell;
@@ -36,6 +37,7 @@ use std::sync::Arc;
 pub use grouped::{Grouped, KGroupedStream, KTable, Materialized};
 pub use session::{SessionWindowedKStream, SessionWindowedSerde, SessionWindows};
 pub use stream::{KStream, Predicate};
+pub use stream_join::{JoinWindows, StreamJoined};
 pub use windowed::{TimeWindowedKStream, TimeWindows, Windowed, WindowedKTable, WindowedSerde};
 
 use crate::serde::Serde;

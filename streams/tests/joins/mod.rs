@@ -1,10 +1,12 @@
-//! Stream-table joins on the test driver: a click stream joined with a user table, inner
-//! and left; table updates and deletes seen by later clicks; a join with an aggregated
-//! table.
+//! Joins on the test driver: a click stream joined with a user table, inner and left;
+//! table updates and deletes seen by later clicks; a join with an aggregated table;
+//! stream-stream joins within a time window (inner, left, outer).
 
 use bytes::Bytes;
 use strom_streams::serde::{I64Serde, StringSerde};
-use strom_streams::{Consumed, Grouped, Produced, StreamsBuilder, TopologyTestDriver};
+use strom_streams::{
+    Consumed, Grouped, JoinWindows, Produced, StreamJoined, StreamsBuilder, TopologyTestDriver,
+};
 
 fn strings() -> Consumed<String, String> {
     Consumed::with(StringSerde, StringSerde)
@@ -78,4 +80,92 @@ fn a_stream_joins_a_table_aggregated_from_another() {
     visit.pipe_input("bob".into(), "/shop".into());
     let joined = driver.output_topic("visits-with-spend", StringSerde, StringSerde);
     assert_eq!(joined.read_values_to_list().unwrap(), ["/shop (spent 42)"]);
+}
+
+/// Orders and payments joined when at most 10 ms apart: inner, left and outer, one output
+/// topic each.
+fn orders_with_payments() -> strom_streams::Topology {
+    let builder = StreamsBuilder::new();
+    let orders = builder.stream("orders", strings());
+    let payments = builder.stream("payments", strings());
+    let windows = JoinWindows::of_time_difference_and_grace(
+        std::time::Duration::from_millis(10),
+        std::time::Duration::ZERO,
+    );
+    let serdes = || StreamJoined::with(StringSerde, StringSerde, StringSerde);
+    let out = || Produced::with(StringSerde, StringSerde);
+    orders
+        .join_stream(&payments, |o, p| format!("{o}+{p}"), windows, serdes())
+        .to("inner", out());
+    orders
+        .left_join_stream(
+            &payments,
+            |o, p: Option<String>| format!("{o}+{}", p.as_deref().unwrap_or("-")),
+            windows,
+            serdes(),
+        )
+        .to("left", out());
+    orders
+        .outer_join_stream(
+            &payments,
+            |o: Option<String>, p: Option<String>| {
+                format!(
+                    "{}+{}",
+                    o.as_deref().unwrap_or("-"),
+                    p.as_deref().unwrap_or("-")
+                )
+            },
+            windows,
+            serdes(),
+        )
+        .to("outer", out());
+    builder.build()
+}
+
+#[test]
+fn streams_join_within_a_time_window_inner_left_and_outer() {
+    let driver = TopologyTestDriver::new(&orders_with_payments());
+    let orders = driver.input_topic("orders", StringSerde, StringSerde);
+    let payments = driver.input_topic("payments", StringSerde, StringSerde);
+    let s = |v: &str| v.to_owned();
+    orders.pipe_input_at(s("a"), s("o1"), 0);
+    payments.pipe_input_at(s("a"), s("p1"), 5);
+    orders.pipe_input_at(s("b"), s("o2"), 6);
+    payments.pipe_input_at(s("c"), s("p2"), 7);
+    // Stream time 30: b's order and c's payment found no match within 10 ms.
+    orders.pipe_input_at(s("a"), s("o3"), 30);
+    payments.pipe_input_at(s("a"), s("p3"), 35);
+    // Too late: 10 < 35 - 10.
+    orders.pipe_input_at(s("a"), s("o4"), 10);
+
+    let read = |topic: &str| {
+        let output = driver.output_topic(topic, StringSerde, StringSerde);
+        let mut out = Vec::new();
+        while let Some(r) = output.read_record() {
+            let key = String::from_utf8(r.key.unwrap().to_vec()).unwrap();
+            let value = String::from_utf8(r.value.unwrap().to_vec()).unwrap();
+            out.push((key, value, r.timestamp));
+        }
+        out
+    };
+    let row = |k: &str, v: &str, t: i64| (s(k), s(v), t);
+    assert_eq!(read("inner"), [row("a", "o1+p1", 5), row("a", "o3+p3", 35)]);
+    assert_eq!(
+        read("left"),
+        [
+            row("a", "o1+p1", 5),
+            row("b", "o2+-", 6),
+            row("a", "o3+p3", 35)
+        ]
+    );
+    assert_eq!(
+        read("outer"),
+        [
+            row("a", "o1+p1", 5),
+            row("b", "o2+-", 6),
+            row("c", "-+p2", 7),
+            row("a", "o3+p3", 35)
+        ]
+    );
+    assert!(driver.errors().is_empty(), "{:?}", driver.errors());
 }
