@@ -28,6 +28,7 @@ mod join;
 mod session;
 mod stream;
 mod stream_join;
+mod table_join;
 mod windowed;
 
 use std::cell::RefCell;

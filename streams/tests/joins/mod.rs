@@ -169,3 +169,88 @@ fn streams_join_within_a_time_window_inner_left_and_outer() {
     );
     assert!(driver.errors().is_empty(), "{:?}", driver.errors());
 }
+
+/// Every record of `topic` as (key, value), `None` for a tombstone.
+fn rows(driver: &TopologyTestDriver, topic: &str) -> Vec<(String, Option<String>)> {
+    let output = driver.output_topic(topic, StringSerde, StringSerde);
+    let mut out = Vec::new();
+    while let Some(r) = output.read_record() {
+        let key = String::from_utf8(r.key.unwrap().to_vec()).unwrap();
+        let value = r.value.map(|v| String::from_utf8(v.to_vec()).unwrap());
+        out.push((key, value));
+    }
+    out
+}
+
+#[test]
+fn tables_join_inner_left_and_outer_and_follow_deletes() {
+    let builder = StreamsBuilder::new();
+    let users = builder.table("users", strings());
+    let emails = builder.table("emails", strings());
+    users
+        .join(&emails, |u, e| format!("{u}<{e}>"))
+        .to_stream()
+        .to("inner", out());
+    users
+        .left_join(&emails, |u, e: Option<String>| {
+            format!("{u}<{}>", e.as_deref().unwrap_or("-"))
+        })
+        .to_stream()
+        .to("left", out());
+    users
+        .outer_join(&emails, |u: Option<String>, e: Option<String>| {
+            format!(
+                "{}<{}>",
+                u.as_deref().unwrap_or("-"),
+                e.as_deref().unwrap_or("-")
+            )
+        })
+        .filter(|k, _| k != "hidden")
+        .map_values(|v| v.to_uppercase())
+        .to_stream()
+        .to("outer", out());
+    let driver = TopologyTestDriver::new(&builder.build());
+    let users = driver.input_topic("users", StringSerde, StringSerde);
+    let emails = driver.input_topic("emails", StringSerde, StringSerde);
+    let s = |v: &str| v.to_owned();
+    users.pipe_input(s("1"), s("ann"));
+    emails.pipe_input(s("1"), s("ann@x"));
+    emails.pipe_input(s("2"), s("bob@x"));
+    // Ann's row leaves the users table.
+    users.pipe_raw(Some(Bytes::from_static(b"1")), None, 10);
+    emails.pipe_input(s("hidden"), s("h@x"));
+
+    let some = |k: &str, v: &str| (s(k), Some(s(v)));
+    let gone = |k: &str| (s(k), None);
+    assert_eq!(
+        rows(&driver, "inner"),
+        [
+            gone("1"),
+            some("1", "ann<ann@x>"),
+            gone("2"),
+            gone("1"),
+            gone("hidden")
+        ]
+    );
+    assert_eq!(
+        rows(&driver, "left"),
+        [
+            some("1", "ann<->"),
+            some("1", "ann<ann@x>"),
+            gone("2"),
+            gone("1"),
+            gone("hidden")
+        ]
+    );
+    assert_eq!(
+        rows(&driver, "outer"),
+        [
+            some("1", "ANN<->"),
+            some("1", "ANN<ANN@X>"),
+            some("2", "-<BOB@X>"),
+            some("1", "-<ANN@X>"),
+            gone("hidden"),
+        ]
+    );
+    assert!(driver.errors().is_empty(), "{:?}", driver.errors());
+}
