@@ -233,9 +233,12 @@ impl<K: Clone + 'static, V: 'static, VO, VR: Clone> Downstream<K, VO> for RightR
     }
 }
 
+/// Whether a row stays in a filtered table.
+type RowPredicate<K, V> = Arc<dyn Fn(&K, &V) -> bool + Send + Sync>;
+
 /// A table filter as built for a task.
 struct TableFilter<K, V> {
-    predicate: Arc<dyn Fn(&K, &V) -> bool + Send + Sync>,
+    predicate: RowPredicate<K, V>,
     children: Children<K, V>,
 }
 
