@@ -22,9 +22,9 @@ mod test_driver;
 mod topology;
 
 pub use dsl::{
-    Consumed, Grouped, JoinWindows, KGroupedStream, KStream, KTable, Materialized, Produced,
-    SessionWindowedSerde, SessionWindows, StreamJoined, StreamsBuilder, TimeWindows, Windowed,
-    WindowedSerde,
+    Consumed, Grouped, JoinWindows, KGroupedStream, KStream, KTable, Materialized, Processor,
+    ProcessorContext, Produced, PunctuationType, Schedules, SessionWindowedSerde, SessionWindows,
+    StreamJoined, StreamsBuilder, TimeWindows, Windowed, WindowedSerde,
 };
 pub use processor::OutputRecord;
 pub use runtime::{KafkaStreams, ProcessingGuarantee, StreamsConfig};

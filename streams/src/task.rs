@@ -6,9 +6,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use bytes::Bytes;
 
+use crate::dsl::PunctuationType;
 use crate::processor::{OutputRecord, RecordContext};
 use crate::state::{Change, SharedStore, StoreEnv, StoreError};
-use crate::topology::{SourceNode, Topology};
+use crate::topology::{Punctuator, SourceNode, Topology};
 
 /// One input record, as a task takes it.
 pub(crate) struct Input<'a> {
@@ -33,6 +34,9 @@ pub(crate) struct Processed {
 pub(crate) struct Task {
     sources: HashMap<String, Vec<SourceNode>>,
     stores: BTreeMap<String, SharedStore>,
+    punctuators: Vec<Punctuator>,
+    /// The largest record timestamp processed.
+    stream_time: i64,
 }
 
 impl Task {
@@ -45,6 +49,8 @@ impl Task {
         Ok(Task {
             sources: instance.sources,
             stores: instance.stores,
+            punctuators: instance.punctuators,
+            stream_time: i64::MIN,
         })
     }
 
@@ -53,6 +59,8 @@ impl Task {
         Task {
             sources: HashMap::new(),
             stores: BTreeMap::new(),
+            punctuators: Vec::new(),
+            stream_time: i64::MIN,
         }
     }
 
@@ -72,11 +80,45 @@ impl Task {
                     .process(&mut ctx, input.key, input.value);
             }
         }
+        if input.timestamp > self.stream_time {
+            self.stream_time = input.timestamp;
+            self.run_punctuators(&mut ctx, PunctuationType::StreamTime, input.timestamp);
+        }
         Processed {
             outputs: ctx.outputs,
             changes: ctx.changes,
             errors: ctx.errors,
         }
+    }
+
+    /// Fires the wall-clock punctuations due at `now` (ms since the epoch).
+    pub(crate) fn punctuate_wall_clock(&mut self, now: i64) -> Processed {
+        let mut ctx = RecordContext {
+            offset: -1,
+            timestamp: now,
+            ..RecordContext::default()
+        };
+        self.run_punctuators(&mut ctx, PunctuationType::WallClockTime, now);
+        Processed {
+            outputs: ctx.outputs,
+            changes: ctx.changes,
+            errors: ctx.errors,
+        }
+    }
+
+    fn run_punctuators(&mut self, ctx: &mut RecordContext, kind: PunctuationType, time: i64) {
+        if self.punctuators.is_empty() {
+            return;
+        }
+        // Punctuations stamp what they forward with their own time.
+        let (topic, offset, timestamp) =
+            (std::mem::take(&mut ctx.topic), ctx.offset, ctx.timestamp);
+        ctx.offset = -1;
+        ctx.timestamp = time;
+        for node in &self.punctuators {
+            node.borrow_mut().punctuate(ctx, kind, time);
+        }
+        (ctx.topic, ctx.offset, ctx.timestamp) = (topic, offset, timestamp);
     }
 
     /// The task's stores by name.

@@ -20,6 +20,8 @@ use crate::StreamsError;
 /// The driver's state, shared with its topics.
 struct Inner {
     task: Task,
+    /// The driver's wall clock (ms), moved by the test.
+    wall_clock: i64,
     /// The topology's repartition topics: what goes there comes straight back in.
     internal: std::collections::BTreeSet<String>,
     outputs: HashMap<String, VecDeque<OutputRecord>>,
@@ -43,8 +45,14 @@ impl TopologyTestDriver {
             Ok(task) => (task, Vec::new()),
             Err(e) => (Task::empty(), vec![e.to_string()]),
         };
+        let mut task = task;
+        // Wall-clock schedules start now.
+        let started = task.punctuate_wall_clock(0);
+        let mut errors = errors;
+        errors.extend(started.errors);
         TopologyTestDriver {
             inner: Rc::new(RefCell::new(Inner {
+                wall_clock: 0,
                 task,
                 internal: topology.internal_topics().clone(),
                 outputs: HashMap::new(),
@@ -100,6 +108,18 @@ impl TopologyTestDriver {
         Ok(Some(entries))
     }
 
+    /// Moves the driver's wall clock (which starts at 0) by `by`, firing the wall-clock
+    /// punctuations that come due.
+    pub fn advance_wall_clock_time(&self, by: std::time::Duration) {
+        let mut inner = self.inner.borrow_mut();
+        inner.wall_clock = inner
+            .wall_clock
+            .saturating_add(i64::try_from(by.as_millis()).unwrap_or(i64::MAX));
+        let now = inner.wall_clock;
+        let processed = inner.task.punctuate_wall_clock(now);
+        inner.collect(processed);
+    }
+
     /// The records that could not be processed so far (undecodable input, unencodable
     /// output), as messages naming the topic and offset.
     pub fn errors(&self) -> Vec<String> {
@@ -120,6 +140,11 @@ impl Inner {
         };
         *offset += 1;
         let processed = self.task.process(input);
+        self.collect(processed);
+    }
+
+    /// Keeps what processing made: outputs for the test, repartitioned records back in.
+    fn collect(&mut self, processed: crate::task::Processed) {
         self.errors.extend(processed.errors);
         for record in processed.outputs {
             if self.internal.contains(&record.topic) {

@@ -32,7 +32,12 @@ pub(crate) struct Stores {
     opened: BTreeMap<String, SharedStore>,
     /// The first store that failed to open.
     error: Option<StoreError>,
+    /// Nodes with punctuations (the processor API's).
+    pub(crate) punctuators: Vec<Punctuator>,
 }
+
+/// A node the task punctuates.
+pub(crate) type Punctuator = Rc<RefCell<dyn crate::dsl::Punctuate>>;
 
 impl Stores {
     /// Store `name` of the topology, opened if no node opened it yet; `None` when it is
@@ -60,6 +65,7 @@ impl Stores {
 pub(crate) struct Instance {
     pub(crate) sources: HashMap<String, Vec<SourceNode>>,
     pub(crate) stores: BTreeMap<String, SharedStore>,
+    pub(crate) punctuators: Vec<Punctuator>,
 }
 
 /// What a node is, for `describe` and the runtime.
@@ -172,6 +178,7 @@ impl Topology {
                 .collect(),
             opened: BTreeMap::new(),
             error: None,
+            punctuators: Vec::new(),
         };
         let mut sources: HashMap<String, Vec<SourceNode>> = HashMap::new();
         for id in self.post_order() {
@@ -198,6 +205,7 @@ impl Topology {
         Ok(Instance {
             sources,
             stores: stores.opened,
+            punctuators: stores.punctuators,
         })
     }
 

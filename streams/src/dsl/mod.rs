@@ -25,6 +25,7 @@
 
 mod grouped;
 mod join;
+mod process;
 mod session;
 mod stream;
 mod stream_join;
@@ -36,6 +37,8 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 pub use grouped::{Grouped, KGroupedStream, KTable, Materialized};
+pub(crate) use process::Punctuate;
+pub use process::{Processor, ProcessorContext, PunctuationType, Schedules};
 pub use session::{SessionWindowedKStream, SessionWindowedSerde, SessionWindows};
 pub use stream::{KStream, Predicate};
 pub use stream_join::{JoinWindows, StreamJoined};

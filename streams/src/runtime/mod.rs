@@ -44,7 +44,7 @@ use tracing::{info, warn};
 use commit::{lost_membership, CommitOnRevoke, Committer, InFlight};
 
 use crate::state::{changelog_topic, StoreEnv};
-use crate::task::{Input, Task};
+use crate::task::{Input, Processed, Task};
 use crate::topology::Topology;
 use crate::StreamsError;
 
@@ -290,9 +290,7 @@ impl<'a> Instance<'a> {
                 continue;
             }
             self.sync_tasks().await?;
-            if !records.is_empty() {
-                self.process(records).await?;
-            }
+            self.process(records).await?;
             if last_commit.elapsed() >= interval {
                 self.commit().await?;
                 last_commit = Instant::now();
@@ -323,41 +321,70 @@ impl<'a> Instance<'a> {
                 key: r.key.as_deref(),
                 value: r.value.as_deref(),
             });
-            for error in processed.errors {
-                warn!(application = %self.config.application_id, %error, "record not processed");
-            }
             in_flight
                 .positions
                 .insert((r.topic.clone(), r.partition), r.offset + 1);
-            if self.exactly_once && !in_flight.in_transaction {
-                in_flight.producer.begin_transaction()?;
-                in_flight.in_transaction = true;
+            self.send(&mut in_flight, r.partition, processed, r.timestamp)
+                .await?;
+        }
+        // Wall-clock punctuations due by now.
+        let now = wall_clock_ms();
+        let partitions: Vec<i32> = self.tasks.keys().copied().collect();
+        for partition in partitions {
+            let Some(state) = self.tasks.get_mut(&partition) else {
+                continue;
+            };
+            let processed = state.task.punctuate_wall_clock(now);
+            if !processed.outputs.is_empty() || !processed.changes.is_empty() {
+                self.send(&mut in_flight, partition, processed, now).await?;
             }
-            for out in processed.outputs {
-                let record = Record {
-                    topic: external_name(self.topology, &self.config.application_id, out.topic),
-                    partition: None,
-                    key: out.key,
-                    value: out.value,
-                    headers: out.headers,
-                    timestamp: Some(out.timestamp),
-                };
-                let delivery = in_flight.producer.send(record).await?;
-                in_flight.deliveries.push((None, delivery));
-            }
-            for change in processed.changes {
-                let record = Record {
-                    topic: changelog_topic(&self.config.application_id, &change.store),
-                    partition: Some(r.partition),
-                    key: Some(change.key),
-                    value: change.value,
-                    headers: Vec::new(),
-                    timestamp: Some(r.timestamp),
-                };
-                let delivery = in_flight.producer.send(record).await?;
-                let store = Some((r.partition, change.store.to_string()));
-                in_flight.deliveries.push((store, delivery));
-            }
+        }
+        Ok(())
+    }
+
+    /// Sends what a task made: outputs to their topics, changes to the changelogs of the
+    /// task's partition.
+    async fn send(
+        &self,
+        in_flight: &mut InFlight,
+        partition: i32,
+        processed: Processed,
+        timestamp: i64,
+    ) -> Result<(), StreamsError> {
+        for error in processed.errors {
+            warn!(application = %self.config.application_id, %error, "record not processed");
+        }
+        if processed.outputs.is_empty() && processed.changes.is_empty() {
+            return Ok(());
+        }
+        if self.exactly_once && !in_flight.in_transaction {
+            in_flight.producer.begin_transaction()?;
+            in_flight.in_transaction = true;
+        }
+        for out in processed.outputs {
+            let record = Record {
+                topic: external_name(self.topology, &self.config.application_id, out.topic),
+                partition: None,
+                key: out.key,
+                value: out.value,
+                headers: out.headers,
+                timestamp: Some(out.timestamp),
+            };
+            let delivery = in_flight.producer.send(record).await?;
+            in_flight.deliveries.push((None, delivery));
+        }
+        for change in processed.changes {
+            let record = Record {
+                topic: changelog_topic(&self.config.application_id, &change.store),
+                partition: Some(partition),
+                key: Some(change.key),
+                value: change.value,
+                headers: Vec::new(),
+                timestamp: Some(timestamp),
+            };
+            let delivery = in_flight.producer.send(record).await?;
+            let store = Some((partition, change.store.to_string()));
+            in_flight.deliveries.push((store, delivery));
         }
         Ok(())
     }
@@ -397,7 +424,9 @@ impl<'a> Instance<'a> {
             let env = StoreEnv {
                 dir: Some(self.config.state_dir.join(app).join(partition.to_string())),
             };
-            let task = Task::new(self.topology, &env)?;
+            let mut task = Task::new(self.topology, &env)?;
+            // Wall-clock schedules start now.
+            task.punctuate_wall_clock(wall_clock_ms());
             let next_changelog = restore::restore(
                 &self.admin,
                 &self.restore_consumer,
@@ -474,6 +503,13 @@ impl<'a> Instance<'a> {
         producer.close().await;
         info!(application = %self.config.application_id, "streams instance stopped");
     }
+}
+
+/// The wall clock in milliseconds since the epoch.
+fn wall_clock_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Makes a task's stores durable with their checkpoints.
