@@ -3,7 +3,7 @@
 //! once, and what its sinks write waits in output topics to be read.
 
 use std::cell::RefCell;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::marker::PhantomData;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -12,7 +12,7 @@ use bytes::Bytes;
 
 use crate::processor::OutputRecord;
 use crate::serde::Serde;
-use crate::state::StoreEnv;
+use crate::state::{global_store, SharedStore, StoreEnv};
 use crate::task::{Input, Task};
 use crate::topology::Topology;
 use crate::StreamsError;
@@ -22,6 +22,8 @@ struct Inner {
     task: Task,
     /// The driver's wall clock (ms), moved by the test.
     wall_clock: i64,
+    /// Global tables' stores by topic: what is piped there goes straight in.
+    globals: BTreeMap<String, SharedStore>,
     /// The topology's repartition topics: what goes there comes straight back in.
     internal: std::collections::BTreeSet<String>,
     outputs: HashMap<String, VecDeque<OutputRecord>>,
@@ -41,7 +43,20 @@ impl TopologyTestDriver {
     pub fn new(topology: &Topology) -> Self {
         // Stores are in memory here: opening them cannot fail, but if it did the error
         // would be the first of `errors()`.
-        let (task, errors) = match Task::new(topology, &StoreEnv::default()) {
+        let globals: BTreeMap<String, SharedStore> = topology
+            .global_topics()
+            .iter()
+            .map(|(topic, store)| (topic.clone(), global_store(store)))
+            .collect();
+        let env = StoreEnv {
+            dir: None,
+            globals: topology
+                .global_topics()
+                .iter()
+                .filter_map(|(topic, store)| Some((store.clone(), globals.get(topic)?.clone())))
+                .collect(),
+        };
+        let (task, errors) = match Task::new(topology, &env) {
             Ok(task) => (task, Vec::new()),
             Err(e) => (Task::empty(), vec![e.to_string()]),
         };
@@ -53,6 +68,7 @@ impl TopologyTestDriver {
         TopologyTestDriver {
             inner: Rc::new(RefCell::new(Inner {
                 wall_clock: 0,
+                globals,
                 task,
                 internal: topology.internal_topics().clone(),
                 outputs: HashMap::new(),
@@ -129,6 +145,15 @@ impl TopologyTestDriver {
 
 impl Inner {
     fn pipe(&mut self, topic: &str, key: Option<Bytes>, value: Option<Bytes>, timestamp: i64) {
+        if let Some(store) = self.globals.get(topic) {
+            let Some(key) = key else {
+                return;
+            };
+            if let Err(e) = store.borrow_mut().restore(key, value, timestamp) {
+                self.errors.push(e.to_string());
+            }
+            return;
+        }
         let offset = self.offsets.entry(topic.to_owned()).or_default();
         let input = Input {
             topic,

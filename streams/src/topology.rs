@@ -43,7 +43,7 @@ impl Stores {
     /// Store `name` of the topology, opened if no node opened it yet; `None` when it is
     /// not one of the topology's (a DSL bug) or failed to open (kept for the task).
     pub(crate) fn get(&mut self, name: &str) -> Option<SharedStore> {
-        if let Some(store) = self.opened.get(name) {
+        if let Some(store) = self.opened.get(name).or_else(|| self.env.globals.get(name)) {
             return Some(store.clone());
         }
         let spec = self.specs.get(name)?;
@@ -106,6 +106,8 @@ pub struct Topology {
     /// Its repartition topics, named without the `<application.id>-` prefix the runtime
     /// gives them.
     pub(crate) internal_topics: BTreeSet<String>,
+    /// Global tables: their topic and store (read in full by every instance).
+    pub(crate) globals: BTreeMap<String, String>,
 }
 
 impl Topology {
@@ -125,6 +127,11 @@ impl Topology {
     /// runtime prefixes them with `<application.id>-`).
     pub fn internal_topics(&self) -> &BTreeSet<String> {
         &self.internal_topics
+    }
+
+    /// The global tables' topics, with the name of each one's store.
+    pub fn global_topics(&self) -> &BTreeMap<String, String> {
+        &self.globals
     }
 
     /// The topics written by its sinks.

@@ -23,6 +23,7 @@
 //! # Ok::<(), strom_streams::StreamsError>(())
 //! ```
 
+mod global;
 mod grouped;
 mod join;
 mod process;
@@ -36,6 +37,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
+pub use global::GlobalKTable;
 pub use grouped::{Grouped, KGroupedStream, KTable, Materialized};
 pub(crate) use process::Punctuate;
 pub use process::{Processor, ProcessorContext, PunctuationType, Schedules};
@@ -88,6 +90,8 @@ pub(crate) struct Graph {
     pub(crate) stores: Vec<StoreSpec>,
     /// Repartition topics, named without the application id.
     pub(crate) internal_topics: std::collections::BTreeSet<String>,
+    /// Global tables: topic to store name.
+    pub(crate) globals: std::collections::BTreeMap<String, String>,
     /// The next index in names (nodes and stores share it, as in Kafka Streams).
     next_index: usize,
 }
@@ -185,6 +189,7 @@ impl StreamsBuilder {
             nodes: graph.nodes,
             stores: graph.stores,
             internal_topics: graph.internal_topics,
+            globals: graph.globals,
         }
     }
 }

@@ -30,6 +30,7 @@ pub(crate) async fn prepare(
         .source_topics()
         .into_iter()
         .filter(|t| !internal.contains(t))
+        .chain(topology.global_topics().keys().cloned())
         .collect();
     let names: Vec<&str> = sources.iter().map(String::as_str).collect();
     let mut counts = BTreeMap::new();
@@ -56,7 +57,12 @@ pub(crate) async fn prepare(
             });
         }
     }
-    let tasks = counts.values().copied().max().unwrap_or(1);
+    let tasks = counts
+        .iter()
+        .filter(|(t, _)| !topology.global_topics().contains_key(*t))
+        .map(|(_, c)| *c)
+        .max()
+        .unwrap_or(1);
     let repartition = internal.iter().map(|topic| {
         NewTopic::new(format!("{application_id}-{topic}"))
             .partitions(tasks)

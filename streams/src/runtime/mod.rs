@@ -25,6 +25,7 @@
 //! changelog offset they hold), so a restart replays only the changelog's tail.
 
 mod commit;
+mod globals;
 mod internal_topics;
 mod restore;
 
@@ -40,6 +41,8 @@ use strom_client::consumer::{Consumer, ConsumerRecord};
 use strom_client::producer::{Producer, Record};
 use strom_client::{ClientConfig, ClientError};
 use tracing::{info, warn};
+
+use globals::Globals;
 
 use commit::{lost_membership, CommitOnRevoke, Committer, InFlight};
 
@@ -193,6 +196,7 @@ struct Instance<'a> {
     tasks: HashMap<i32, TaskState>,
     /// `<application.id>-`, the prefix of internal topics.
     prefix: String,
+    globals: Globals,
 }
 
 /// A task and the changelog offsets its stores hold up to.
@@ -215,6 +219,11 @@ impl<'a> Instance<'a> {
         };
         let admin = Admin::connect(config.client.clone().client_id(format!("{app}-admin"))).await?;
         internal_topics::prepare(&admin, topology, app).await?;
+        let global_config = config
+            .client
+            .clone()
+            .client_id(format!("{app}-global-consumer"));
+        let globals = Globals::bootstrap(topology, &admin, global_config).await?;
         let consumer = Consumer::new(
             config
                 .client
@@ -275,6 +284,7 @@ impl<'a> Instance<'a> {
             committer,
             tasks: HashMap::new(),
             prefix: format!("{app}-"),
+            globals,
         })
     }
 
@@ -283,6 +293,7 @@ impl<'a> Instance<'a> {
         let interval = Duration::from_millis(self.config.commit_interval_ms);
         let mut last_commit = Instant::now();
         while !stop.load(Ordering::Acquire) {
+            self.globals.poll(Duration::ZERO).await?;
             let records = self.consumer.poll(poll).await?;
             let refused = self.committer.in_flight.lock().await.refused;
             if let Some(fenced) = refused {
@@ -423,6 +434,7 @@ impl<'a> Instance<'a> {
             let app = &self.config.application_id;
             let env = StoreEnv {
                 dir: Some(self.config.state_dir.join(app).join(partition.to_string())),
+                globals: self.globals.stores.clone(),
             };
             let mut task = Task::new(self.topology, &env)?;
             // Wall-clock schedules start now.

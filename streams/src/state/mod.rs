@@ -73,10 +73,12 @@ pub(crate) struct StoreSpec {
 }
 
 /// Where a task's stores live.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub(crate) struct StoreEnv {
     /// The directory of this task's persistent stores; `None` keeps every store in memory.
     pub(crate) dir: Option<PathBuf>,
+    /// The instance's global stores (shared by all its tasks), by name.
+    pub(crate) globals: std::collections::BTreeMap<String, SharedStore>,
 }
 
 impl StoreEnv {
@@ -90,6 +92,14 @@ impl StoreEnv {
             _ => Ok(Box::new(memory::MemoryStore::default())),
         }
     }
+}
+
+/// A global table's store: in memory, filled from its topic by the instance.
+pub(crate) fn global_store(name: &str) -> SharedStore {
+    Rc::new(RefCell::new(StateStore::new(
+        name,
+        Box::new(memory::MemoryStore::default()),
+    )))
 }
 
 /// One change to a store, for its changelog.

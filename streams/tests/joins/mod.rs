@@ -254,3 +254,44 @@ fn tables_join_inner_left_and_outer_and_follow_deletes() {
     );
     assert!(driver.errors().is_empty(), "{:?}", driver.errors());
 }
+
+#[test]
+fn a_stream_joins_a_global_table_by_a_key_it_computes() {
+    let builder = StreamsBuilder::new();
+    // Orders keyed by order id, valued "<product>:<quantity>"; products global by id.
+    let products = builder.global_table("products", strings());
+    let orders = builder.stream("orders", strings());
+    let product_of = |_: &String, order: &String| order.split(':').next().unwrap_or("").to_owned();
+    orders
+        .join_global(&products, product_of, |order, name| {
+            format!("{order} ({name})")
+        })
+        .to("named", out());
+    orders
+        .left_join_global(&products, product_of, |order, name: Option<String>| {
+            format!("{order} ({})", name.as_deref().unwrap_or("?"))
+        })
+        .to("all", out());
+    let topology = builder.build();
+    assert_eq!(topology.global_topics().len(), 1);
+    assert!(!topology.source_topics().contains("products"));
+    let driver = TopologyTestDriver::new(&topology);
+    let products = driver.input_topic("products", StringSerde, StringSerde);
+    let orders = driver.input_topic("orders", StringSerde, StringSerde);
+    let s = |v: &str| v.to_owned();
+    products.pipe_input(s("p1"), s("lamp"));
+    orders.pipe_input(s("o1"), s("p1:2"));
+    orders.pipe_input(s("o2"), s("p9:1"));
+    products.pipe_raw(Some(Bytes::from_static(b"p1")), None, 10);
+    orders.pipe_input(s("o3"), s("p1:1"));
+    let named = driver.output_topic("named", StringSerde, StringSerde);
+    assert_eq!(
+        named.read_key_values_to_list().unwrap(),
+        [(s("o1"), s("p1:2 (lamp)"))]
+    );
+    let all = driver.output_topic("all", StringSerde, StringSerde);
+    assert_eq!(
+        all.read_values_to_list().unwrap(),
+        ["p1:2 (lamp)", "p9:1 (?)", "p1:1 (?)"]
+    );
+}

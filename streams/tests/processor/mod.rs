@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use strom_streams::serde::{I64Serde, StringSerde};
 use strom_streams::{
-    Consumed, Processor, ProcessorContext, Produced, PunctuationType, Schedules,
-    StreamsBuilder, TopologyTestDriver,
+    Consumed, Processor, ProcessorContext, Produced, PunctuationType, Schedules, StreamsBuilder,
+    TopologyTestDriver,
 };
 
 /// Counts records; reports the count every 10 ms of stream time and every second of
@@ -70,7 +70,10 @@ fn a_processor_punctuates_on_stream_time_and_on_the_wall_clock() {
     assert!(output.is_empty());
     driver.advance_wall_clock_time(Duration::from_millis(600));
     let fired = output.read_record().unwrap();
-    assert_eq!(fired.timestamp, 1_100, "stamped with the punctuation's time");
+    assert_eq!(
+        fired.timestamp, 1_100,
+        "stamped with the punctuation's time"
+    );
     assert!(output.is_empty());
     driver.advance_wall_clock_time(Duration::from_millis(1_000));
     assert_eq!(
