@@ -314,7 +314,7 @@ impl<'a> Instance<'a> {
     async fn process(&mut self, records: Vec<ConsumerRecord>) -> Result<(), StreamsError> {
         let committer = self.committer.clone();
         let mut in_flight = committer.in_flight.lock().await;
-        for r in records {
+        for r in in_timestamp_order(records) {
             let Some(state) = self.tasks.get_mut(&r.partition) else {
                 // Revoked while the poll answered: its new owner reads it.
                 continue;
@@ -515,6 +515,42 @@ impl<'a> Instance<'a> {
         producer.close().await;
         info!(application = %self.config.application_id, "streams instance stopped");
     }
+}
+
+/// A poll's records in the order a task takes them (Kafka Streams' partition group):
+/// each partition's records in offset order, and across partitions always the record with
+/// the smallest timestamp among the partitions' next ones, so a table fed from one topic
+/// is up to date when a stream's records with later timestamps reach a join.
+fn in_timestamp_order(records: Vec<ConsumerRecord>) -> Vec<ConsumerRecord> {
+    let mut queues: BTreeMap<(String, i32), std::collections::VecDeque<ConsumerRecord>> =
+        BTreeMap::new();
+    let total = records.len();
+    for r in records {
+        queues
+            .entry((r.topic.clone(), r.partition))
+            .or_default()
+            .push_back(r);
+    }
+    if queues.len() < 2 {
+        return queues.into_values().flatten().collect();
+    }
+    let mut ordered = Vec::with_capacity(total);
+    loop {
+        let next = queues
+            .iter()
+            .filter_map(|(tp, q)| q.front().map(|r| (r.timestamp, tp.clone())))
+            .min();
+        let Some((_, tp)) = next else {
+            break;
+        };
+        if let Some(r) = queues
+            .get_mut(&tp)
+            .and_then(std::collections::VecDeque::pop_front)
+        {
+            ordered.push(r);
+        }
+    }
+    ordered
 }
 
 /// The wall clock in milliseconds since the epoch.
