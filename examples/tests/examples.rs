@@ -47,14 +47,26 @@ fn page_views_counts_each_minute_once_with_late_views_inside_grace_and_finds_ses
         ],
         "{stdout}"
     );
-    let sessions: Vec<&str> = stdout.lines().filter(|l| l.starts_with("session")).collect();
+    let sessions: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("session"))
+        .collect();
     assert!(
         sessions.contains(&"session ann [1s, 1s]: null"),
         "ann's first session merged into the next: {stdout}"
     );
-    assert!(sessions.contains(&"session ann [1s, 30s]: 2 views"), "{stdout}");
-    assert!(sessions.contains(&"session bob [65s, 65s]: 1 views"), "{stdout}");
-    assert!(!stdout.contains("session cat"), "cat's views were late: {stdout}");
+    assert!(
+        sessions.contains(&"session ann [1s, 30s]: 2 views"),
+        "{stdout}"
+    );
+    assert!(
+        sessions.contains(&"session bob [65s, 65s]: 1 views"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("session cat"),
+        "cat's views were late: {stdout}"
+    );
 }
 
 #[test]

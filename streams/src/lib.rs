@@ -27,7 +27,7 @@ pub use dsl::{
     StreamJoined, StreamsBuilder, TimeWindows, Windowed, WindowedSerde,
 };
 pub use processor::OutputRecord;
-pub use runtime::{KafkaStreams, ProcessingGuarantee, StreamsConfig};
+pub use runtime::{KafkaStreams, KeyQueryMetadata, LocalTasks, ProcessingGuarantee, StreamsConfig};
 pub use serde::SerdeError;
 pub use state::StoreError;
 pub use test_driver::{TestInputTopic, TestOutputTopic, TopologyTestDriver};
@@ -45,6 +45,15 @@ pub enum StreamsError {
     /// A state store failed (opening or writing its file).
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A query named a store the instance does not have.
+    #[error("no state store named {store} in this instance")]
+    UnknownStore {
+        /// The store asked for.
+        store: String,
+    },
+    /// The instance is not running (it stopped, or failed: `close` says why).
+    #[error("the streams instance is not running")]
+    NotRunning,
     /// A source topic of the topology does not exist.
     #[error("source topic {topic} does not exist")]
     MissingSourceTopic {

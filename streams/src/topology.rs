@@ -129,6 +129,12 @@ impl Topology {
         &self.internal_topics
     }
 
+    /// The names of the topology's state stores (those of its tasks), in the order they
+    /// were added.
+    pub fn state_stores(&self) -> Vec<&str> {
+        self.stores.iter().map(|s| s.name.as_str()).collect()
+    }
+
     /// The global tables' topics, with the name of each one's store.
     pub fn global_topics(&self) -> &BTreeMap<String, String> {
         &self.globals

@@ -27,7 +27,12 @@
 mod commit;
 mod globals;
 mod internal_topics;
+mod queries;
 mod restore;
+mod standby;
+
+use queries::Query;
+pub use queries::{KeyQueryMetadata, LocalTasks};
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -35,14 +40,18 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use strom_client::admin::Admin;
 use strom_client::config::{IsolationLevel, OffsetReset};
 use strom_client::consumer::{Consumer, ConsumerRecord};
 use strom_client::producer::{Producer, Record};
 use strom_client::{ClientConfig, ClientError};
+
+use crate::serde::Serde;
 use tracing::{info, warn};
 
 use globals::Globals;
+use standby::Standbys;
 
 use commit::{lost_membership, CommitOnRevoke, Committer, InFlight};
 
@@ -80,6 +89,12 @@ pub struct StreamsConfig {
     pub processing_guarantee: ProcessingGuarantee,
     /// `state.dir`: where persistent stores live, under `<application.id>/<task>/`.
     pub state_dir: PathBuf,
+    /// `application.server`: `host:port` of this instance's own query endpoint, announced
+    /// to the other instances (see [`KafkaStreams::metadata_for_key`]).
+    pub application_server: Option<String>,
+    /// `num.standby.replicas`: how many other instances keep a standby copy of each
+    /// task's state.
+    pub num_standby_replicas: usize,
 }
 
 impl StreamsConfig {
@@ -92,7 +107,21 @@ impl StreamsConfig {
             commit_interval_ms: 30_000,
             processing_guarantee: ProcessingGuarantee::AtLeastOnce,
             state_dir: std::env::temp_dir().join("strom-streams"),
+            application_server: None,
+            num_standby_replicas: 0,
         }
+    }
+
+    /// Sets `num.standby.replicas`.
+    pub fn num_standby_replicas(mut self, replicas: usize) -> Self {
+        self.num_standby_replicas = replicas;
+        self
+    }
+
+    /// Sets `application.server`.
+    pub fn application_server(mut self, host_port: impl Into<String>) -> Self {
+        self.application_server = Some(host_port.into());
+        self
     }
 
     /// Sets `processing.guarantee` (and, for exactly-once, Kafka's 100 ms commit interval).
@@ -121,6 +150,9 @@ impl StreamsConfig {
 pub struct KafkaStreams {
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<Result<(), StreamsError>>>,
+    queries: tokio::sync::mpsc::UnboundedSender<Query>,
+    config: StreamsConfig,
+    topology_sources: Vec<String>,
 }
 
 impl KafkaStreams {
@@ -132,18 +164,125 @@ impl KafkaStreams {
     pub fn start(topology: Topology, config: StreamsConfig) -> Result<KafkaStreams, StreamsError> {
         let stop = Arc::new(AtomicBool::new(false));
         let stopping = stop.clone();
+        let (queries, incoming) = tokio::sync::mpsc::unbounded_channel();
+        let handle_config = config.clone();
+        let internal = topology.internal_topics().clone();
+        let topology_sources = topology
+            .source_topics()
+            .into_iter()
+            .filter(|t| !internal.contains(t))
+            .collect();
         let thread = std::thread::Builder::new()
             .name(format!("strom-streams-{}", config.application_id))
             .spawn(move || {
                 let runtime = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()?;
-                runtime.block_on(run(&topology, &config, &stopping))
+                runtime.block_on(run(&topology, &config, &stopping, incoming))
             })?;
         Ok(KafkaStreams {
             stop,
             thread: Some(thread),
+            queries,
+            config: handle_config,
+            topology_sources,
         })
+    }
+
+    /// The value of `key` (its bytes as the store's key serde writes them) in store
+    /// `store` of this instance's tasks (or a global table's store), answered between
+    /// two polls of the instance.
+    ///
+    /// # Errors
+    /// [`StreamsError::UnknownStore`], [`StreamsError::NotRunning`], store failures.
+    pub async fn get_raw(&self, store: &str, key: Bytes) -> Result<Option<Bytes>, StreamsError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let query = Query::Get {
+            store: store.to_owned(),
+            key,
+            reply,
+        };
+        self.queries
+            .send(query)
+            .map_err(|_| StreamsError::NotRunning)?;
+        answer.await.map_err(|_| StreamsError::NotRunning)?
+    }
+
+    /// The value of `key` in store `store` of this instance, through the store's serdes.
+    ///
+    /// # Errors
+    /// As [`KafkaStreams::get_raw`], and serde errors.
+    pub async fn get<K: 'static, V: 'static>(
+        &self,
+        store: &str,
+        key: &K,
+        key_serde: &impl Serde<K>,
+        value_serde: &impl Serde<V>,
+    ) -> Result<Option<V>, StreamsError> {
+        let key = key_serde.serialize(store, key)?.unwrap_or_default();
+        match self.get_raw(store, key).await? {
+            Some(bytes) => Ok(Some(value_serde.deserialize(store, Some(&bytes))?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every entry of store `store` across this instance's tasks, as bytes.
+    ///
+    /// # Errors
+    /// As [`KafkaStreams::get_raw`].
+    pub async fn entries(&self, store: &str) -> Result<Vec<(Bytes, Bytes)>, StreamsError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let query = Query::All {
+            store: store.to_owned(),
+            reply,
+        };
+        self.queries
+            .send(query)
+            .map_err(|_| StreamsError::NotRunning)?;
+        answer.await.map_err(|_| StreamsError::NotRunning)?
+    }
+
+    /// The tasks this instance runs and those it keeps standbys of.
+    ///
+    /// # Errors
+    /// [`StreamsError::NotRunning`].
+    pub async fn local_tasks(&self) -> Result<LocalTasks, StreamsError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.queries
+            .send(Query::Tasks { reply })
+            .map_err(|_| StreamsError::NotRunning)?;
+        answer.await.map_err(|_| StreamsError::NotRunning)
+    }
+
+    /// Which partition (task) `key` (as its serde writes it) belongs to, and the
+    /// `application.server` of the instance of the application holding that task now.
+    ///
+    /// # Errors
+    /// Client errors reaching the cluster.
+    pub async fn metadata_for_key(&self, key: &[u8]) -> Result<KeyQueryMetadata, StreamsError> {
+        let app = &self.config.application_id;
+        let admin =
+            Admin::connect(self.config.client.clone().client_id(format!("{app}-admin"))).await?;
+        let names: Vec<&str> = self.topology_sources.iter().map(String::as_str).collect();
+        let partitions = admin
+            .describe_topics(&names)
+            .await?
+            .iter()
+            .map(|t| t.partitions.len())
+            .max()
+            .unwrap_or(1);
+        let partition = queries::partition_of(key, partitions);
+        let group = admin.describe_group(app).await?;
+        let host = group
+            .members
+            .iter()
+            .find(|m| {
+                m.assignment
+                    .iter()
+                    .any(|(t, p)| *p == partition && self.topology_sources.contains(t))
+            })
+            .and_then(|m| queries::server_of(&m.client_id));
+        Ok(KeyQueryMetadata { partition, host })
     }
 
     /// Whether the instance stopped on its own (an error, returned by `close`).
@@ -177,8 +316,9 @@ async fn run(
     topology: &Topology,
     config: &StreamsConfig,
     stop: &AtomicBool,
+    queries: tokio::sync::mpsc::UnboundedReceiver<Query>,
 ) -> Result<(), StreamsError> {
-    let mut instance = Instance::start(topology, config).await?;
+    let mut instance = Instance::start(topology, config, queries).await?;
     let result = instance.run(stop).await;
     instance.close(result.is_ok()).await;
     result
@@ -197,6 +337,10 @@ struct Instance<'a> {
     /// `<application.id>-`, the prefix of internal topics.
     prefix: String,
     globals: Globals,
+    queries: tokio::sync::mpsc::UnboundedReceiver<Query>,
+    standbys: Option<Standbys>,
+    /// The group generation the standbys were chosen in.
+    standby_generation: Option<i32>,
 }
 
 /// A task and the changelog offsets its stores hold up to.
@@ -209,6 +353,7 @@ impl<'a> Instance<'a> {
     async fn start(
         topology: &'a Topology,
         config: &'a StreamsConfig,
+        queries: tokio::sync::mpsc::UnboundedReceiver<Query>,
     ) -> Result<Instance<'a>, StreamsError> {
         let app = &config.application_id;
         let exactly_once = config.processing_guarantee == ProcessingGuarantee::ExactlyOnce;
@@ -228,7 +373,10 @@ impl<'a> Instance<'a> {
             config
                 .client
                 .clone()
-                .client_id(format!("{app}-consumer"))
+                .client_id(match &config.application_server {
+                    Some(server) => format!("{app}-consumer@{server}"),
+                    None => format!("{app}-consumer"),
+                })
                 .group_id(app.clone())
                 .enable_auto_commit(false)
                 .auto_offset_reset(OffsetReset::Earliest)
@@ -266,6 +414,19 @@ impl<'a> Instance<'a> {
                 refused: None,
             }),
         });
+        let standbys = if config.num_standby_replicas > 0 && !topology.stores.is_empty() {
+            let consumer = Consumer::new(
+                config
+                    .client
+                    .clone()
+                    .client_id(format!("{app}-standby-consumer"))
+                    .isolation_level(isolation),
+            )
+            .await?;
+            Some(Standbys::new(consumer, app, &topology.state_stores()))
+        } else {
+            None
+        };
         let topics: Vec<String> = topology
             .source_topics()
             .into_iter()
@@ -285,6 +446,9 @@ impl<'a> Instance<'a> {
             tasks: HashMap::new(),
             prefix: format!("{app}-"),
             globals,
+            queries,
+            standbys,
+            standby_generation: None,
         })
     }
 
@@ -294,6 +458,9 @@ impl<'a> Instance<'a> {
         let mut last_commit = Instant::now();
         while !stop.load(Ordering::Acquire) {
             self.globals.poll(Duration::ZERO).await?;
+            if let Some(standbys) = &mut self.standbys {
+                standbys.poll().await?;
+            }
             let records = self.consumer.poll(poll).await?;
             let refused = self.committer.in_flight.lock().await.refused;
             if let Some(fenced) = refused {
@@ -302,6 +469,18 @@ impl<'a> Instance<'a> {
             }
             self.sync_tasks().await?;
             self.process(records).await?;
+            while let Ok(query) = self.queries.try_recv() {
+                let local = LocalTasks {
+                    active: self.tasks.keys().copied().collect(),
+                    standby: self
+                        .standbys
+                        .as_ref()
+                        .map(Standbys::partitions)
+                        .unwrap_or_default(),
+                };
+                let tasks = self.tasks.values().map(|t| t.task.stores());
+                queries::answer(query, tasks, &self.globals.stores, local);
+            }
             if last_commit.elapsed() >= interval {
                 self.commit().await?;
                 last_commit = Instant::now();
@@ -432,11 +611,19 @@ impl<'a> Instance<'a> {
         }
         for partition in new {
             let app = &self.config.application_id;
-            let env = StoreEnv {
-                dir: Some(self.config.state_dir.join(app).join(partition.to_string())),
-                globals: self.globals.stores.clone(),
+            let from_standby = self.standbys.as_mut().and_then(|s| s.take(partition));
+            let (mut task, starts) = match from_standby {
+                Some(standby) => {
+                    info!(application = %app, partition, "task taken over from its standby");
+                    (standby.task, standby.next_changelog)
+                }
+                None => {
+                    let task = Task::new(self.topology, &self.store_env(partition))?;
+                    let starts =
+                        restore::start_offsets(&self.admin, app, partition, task.stores()).await?;
+                    (task, starts)
+                }
             };
-            let mut task = Task::new(self.topology, &env)?;
             // Wall-clock schedules start now.
             task.punctuate_wall_clock(wall_clock_ms());
             let next_changelog = restore::restore(
@@ -445,6 +632,7 @@ impl<'a> Instance<'a> {
                 app,
                 partition,
                 task.stores(),
+                &starts,
             )
             .await?;
             info!(application = %app, partition, "task started");
@@ -456,7 +644,44 @@ impl<'a> Instance<'a> {
                 },
             );
         }
-        Ok(())
+        self.sync_standbys().await
+    }
+
+    /// Where the stores of task `partition` live.
+    fn store_env(&self, partition: i32) -> StoreEnv {
+        let dir = self.config.state_dir.join(&self.config.application_id);
+        StoreEnv {
+            dir: Some(dir.join(partition.to_string())),
+            globals: self.globals.stores.clone(),
+        }
+    }
+
+    /// Chooses the standby tasks again after each rebalance.
+    async fn sync_standbys(&mut self) -> Result<(), StreamsError> {
+        let Some(mut standbys) = self.standbys.take() else {
+            return Ok(());
+        };
+        let result = self.choose_standbys(&mut standbys).await;
+        self.standbys = Some(standbys);
+        result
+    }
+
+    async fn choose_standbys(&mut self, standbys: &mut Standbys) -> Result<(), StreamsError> {
+        let Ok(group) = self.consumer.group_metadata() else {
+            return Ok(());
+        };
+        if group.generation_id < 0 || self.standby_generation == Some(group.generation_id) {
+            return Ok(());
+        }
+        self.standby_generation = Some(group.generation_id);
+        let app = &self.config.application_id;
+        let replicas = self.config.num_standby_replicas;
+        let wanted = Standbys::wanted(&self.admin, app, &group.member_id, replicas).await?;
+        let active: BTreeSet<i32> = self.tasks.keys().copied().collect();
+        let make = |partition| Ok(Task::new(self.topology, &self.store_env(partition))?);
+        standbys
+            .sync(&self.admin, app, &wanted, &active, make)
+            .await
     }
 
     /// Commits what was processed since the last commit; then flushes the stores with
@@ -479,7 +704,11 @@ impl<'a> Instance<'a> {
                 state.next_changelog.insert(store, next);
             }
         }
-        self.tasks.values().try_for_each(flush)
+        self.tasks.values().try_for_each(flush)?;
+        match &self.standbys {
+            Some(standbys) => standbys.flush(),
+            None => Ok(()),
+        }
     }
 
     /// Exactly-once after a refused commit: the transaction is aborted, every task

@@ -184,6 +184,11 @@ impl StateStore {
         }
     }
 
+    /// The value of `key` (for queries).
+    pub(crate) fn lookup(&mut self, key: &[u8]) -> Result<Option<Bytes>, StoreError> {
+        self.backend.get(key)
+    }
+
     /// Every entry, in key order (for queries and tests).
     pub(crate) fn all(&mut self) -> Result<Vec<(Bytes, Bytes)>, StoreError> {
         self.backend.range(&[], None)

@@ -52,7 +52,8 @@ async fn read(
 fn start(config: &ClientConfig, state: &Path) -> KafkaStreams {
     let config = StreamsConfig::new("word-count", config.clone())
         .state_dir(state)
-        .commit_interval_ms(100);
+        .commit_interval_ms(100)
+        .application_server("counts.example:8080");
     KafkaStreams::start(word_count(), config).unwrap()
 }
 
@@ -116,6 +117,29 @@ async fn word_count_runs_against_the_broker_and_keeps_its_counts_across_restarts
     let streams = start(&config, &state);
     read(&consumer, &streams, &mut counts, 2).await;
     assert_eq!((counts["the"], counts["end"]), (5, 2));
+
+    // Interactive queries: the count store of the running instance, and where a key lives.
+    let topology = word_count();
+    let store = topology.state_stores()[0];
+    let the = streams
+        .get(store, &"the".to_owned(), &StringSerde, &I64Serde)
+        .await
+        .unwrap();
+    assert_eq!(the, Some(5));
+    let nothing = streams
+        .get(store, &"zebra".to_owned(), &StringSerde, &I64Serde)
+        .await
+        .unwrap();
+    assert_eq!(nothing, None);
+    assert_eq!(streams.entries(store).await.unwrap().len(), counts.len());
+    let unknown = streams.entries("no-such-store").await;
+    assert!(
+        matches!(unknown, Err(StreamsError::UnknownStore { .. })),
+        "{unknown:?}"
+    );
+    let metadata = streams.metadata_for_key(b"the").await.unwrap();
+    assert_eq!(metadata.partition, 0);
+    assert_eq!(metadata.host.as_deref(), Some("counts.example:8080"));
     close(streams).await.unwrap();
 
     consumer.shutdown().await.unwrap();
