@@ -13,7 +13,7 @@ use strom_client::consumer::Consumer;
 use strom_client::producer::{Producer, Record};
 use strom_client::ClientConfig;
 use strom_streams::serde::{I64Serde, Serde, StringSerde};
-use strom_streams::{KafkaStreams, StreamsConfig, StreamsError};
+use strom_streams::{KafkaStreams, LocalTasks, StreamsConfig, StreamsError};
 
 use crate::word_count;
 
@@ -142,6 +142,80 @@ async fn word_count_runs_against_the_broker_and_keeps_its_counts_across_restarts
     assert_eq!(metadata.host.as_deref(), Some("counts.example:8080"));
     close(streams).await.unwrap();
 
+    consumer.shutdown().await.unwrap();
+    producer.close().await;
+    broker.shutdown().await.unwrap();
+}
+
+/// Polls `streams`' tasks until `done` holds.
+async fn wait_tasks(streams: &KafkaStreams, done: impl Fn(&LocalTasks) -> bool) -> LocalTasks {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let tasks = streams.local_tasks().await.unwrap();
+        if done(&tasks) {
+            return tasks;
+        }
+        assert!(Instant::now() < deadline, "{tasks:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_instance_keeps_a_standby_of_the_other_s_tasks_and_takes_them_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker_config = BrokerConfig::new(dir.path());
+    broker_config.group_initial_rebalance_delay = Duration::ZERO;
+    let broker = Broker::start(broker_config).await.unwrap();
+    let config = ClientConfig::new().bootstrap(&broker.bootstrap());
+    let admin = Admin::connect(config.clone()).await.unwrap();
+    for topic in ["sentences", "word-counts"] {
+        let new = NewTopic::new(topic).partitions(2);
+        admin.create_topic(new).await.unwrap();
+    }
+    let producer = Producer::new(config.clone()).await.unwrap();
+    let start_standby = |name: &str| {
+        let streams_config = StreamsConfig::new("word-count", config.clone())
+            .state_dir(dir.path().join(name))
+            .commit_interval_ms(100)
+            .num_standby_replicas(1);
+        KafkaStreams::start(word_count(), streams_config).unwrap()
+    };
+    let a = start_standby("a");
+    let b = start_standby("b");
+    // Each instance runs one task and keeps the other's as a standby.
+    let one_each =
+        |t: &LocalTasks| t.active.len() == 1 && t.standby.len() == 1 && t.active != t.standby;
+    let on_a = wait_tasks(&a, one_each).await;
+    let on_b = wait_tasks(&b, one_each).await;
+    assert_eq!(on_a.active, on_b.standby);
+    assert_eq!(on_b.active, on_a.standby);
+
+    let lines: Vec<String> = (0..40).map(|i| format!("w{} common", i % 4)).collect();
+    for line in &lines {
+        let record = Record::new("sentences")
+            .key(line.clone())
+            .value(line.clone());
+        producer.send(record).await.unwrap().await.unwrap();
+    }
+    let consumer = Consumer::new(config.clone()).await.unwrap();
+    let all = [("word-counts".to_owned(), 0), ("word-counts".to_owned(), 1)];
+    consumer.assign(&all).unwrap();
+    consumer.seek_to_beginning(&all).unwrap();
+    let mut counts = BTreeMap::new();
+    read(&consumer, &b, &mut counts, 80).await;
+    assert_eq!(counts["common"], 40);
+
+    // a goes; b takes its task over from the standby and keeps counting from there.
+    close(a).await.unwrap();
+    let all_on_b = wait_tasks(&b, |t| t.active.len() == 2).await;
+    assert!(all_on_b.standby.is_empty(), "{all_on_b:?}");
+    for line in ["w0 common", "w3 common"] {
+        let record = Record::new("sentences").key(line).value(line);
+        producer.send(record).await.unwrap().await.unwrap();
+    }
+    read(&consumer, &b, &mut counts, 4).await;
+    assert_eq!((counts["common"], counts["w0"], counts["w3"]), (42, 11, 11));
+    close(b).await.unwrap();
     consumer.shutdown().await.unwrap();
     producer.close().await;
     broker.shutdown().await.unwrap();
