@@ -26,6 +26,9 @@ struct Inner {
     globals: BTreeMap<String, SharedStore>,
     /// The topology's repartition topics: what goes there comes straight back in.
     internal: std::collections::BTreeSet<String>,
+    /// The topics the topology reads: what it writes to one of them (`through`) is also
+    /// read back.
+    sources: std::collections::BTreeSet<String>,
     outputs: HashMap<String, VecDeque<OutputRecord>>,
     /// Next offset per input topic.
     offsets: HashMap<String, i64>,
@@ -71,6 +74,7 @@ impl TopologyTestDriver {
                 globals,
                 task,
                 internal: topology.internal_topics().clone(),
+                sources: topology.source_topics(),
                 outputs: HashMap::new(),
                 offsets: HashMap::new(),
                 errors,
@@ -176,6 +180,10 @@ impl Inner {
                 // A repartition topic: read at once, as the one task owns every partition.
                 self.pipe(&record.topic, record.key, record.value, record.timestamp);
                 continue;
+            }
+            if self.sources.contains(&record.topic) {
+                let (key, value) = (record.key.clone(), record.value.clone());
+                self.pipe(&record.topic, key, value, record.timestamp);
             }
             self.outputs
                 .entry(record.topic.clone())

@@ -3,7 +3,7 @@
 
 use strom_streams::serde::{I64Serde, Serde, StringSerde};
 use strom_streams::{
-    Consumed, Grouped, Materialized, Produced, StreamsBuilder, TopologyTestDriver,
+    Consumed, Grouped, Materialized, Produced, Repartitioned, StreamsBuilder, TopologyTestDriver,
 };
 
 use crate::word_count;
@@ -130,4 +130,72 @@ fn grouping_by_the_unchanged_key_needs_no_repartition_topic() {
     let topology = builder.build();
     assert!(topology.internal_topics().is_empty());
     assert!(!topology.describe().to_string().contains("Sub-topology: 1"));
+}
+
+#[test]
+fn repartition_through_and_to_table() {
+    let builder = StreamsBuilder::new();
+    // Records re-keyed by value, through a named repartition topic, then counted.
+    builder
+        .stream("in", Consumed::with(StringSerde, StringSerde))
+        .select_key(|_, v| v.clone())
+        .repartition(Repartitioned::with(StringSerde, StringSerde).named("by-value"))
+        .group_by_key(Grouped::with(StringSerde, StringSerde))
+        .count()
+        .to_stream()
+        .to("counts", Produced::with(StringSerde, I64Serde));
+    // Through a topic of the user's: written there and read back.
+    builder
+        .stream("raw", Consumed::with(StringSerde, StringSerde))
+        .map_values(|v| v.to_uppercase())
+        .through("upper", Produced::with(StringSerde, StringSerde))
+        .filter(|_, v| v.starts_with('A'))
+        .to("a-words", Produced::with(StringSerde, StringSerde));
+    // A stream as a table, joined by another stream.
+    let prices = builder
+        .stream("prices", Consumed::with(StringSerde, I64Serde))
+        .to_table(StringSerde, Materialized::with(I64Serde));
+    builder
+        .stream("orders", Consumed::with(StringSerde, I64Serde))
+        .join(&prices, |qty, price| qty * price)
+        .to("totals", Produced::with(StringSerde, I64Serde));
+    let topology = builder.build();
+    assert_eq!(
+        topology.internal_topics().iter().collect::<Vec<_>>(),
+        ["by-value-repartition"]
+    );
+    // Grouping right after an explicit repartition needs no second one.
+    assert!(!topology
+        .describe()
+        .to_string()
+        .contains("KSTREAM-AGGREGATE-STATE-STORE-0000000003-repartition"));
+
+    let driver = TopologyTestDriver::new(&topology);
+    let s = |v: &str| v.to_owned();
+    let input = driver.input_topic("in", StringSerde, StringSerde);
+    input.pipe_input(s("1"), s("x"));
+    input.pipe_input(s("2"), s("x"));
+    let counts = driver.output_topic("counts", StringSerde, I64Serde);
+    assert_eq!(
+        counts.read_key_values_to_list().unwrap(),
+        [(s("x"), 1), (s("x"), 2)]
+    );
+
+    let raw = driver.input_topic("raw", StringSerde, StringSerde);
+    raw.pipe_input(s("k"), s("apple"));
+    raw.pipe_input(s("k"), s("pear"));
+    let upper = driver.output_topic("upper", StringSerde, StringSerde);
+    assert_eq!(upper.read_values_to_list().unwrap(), ["APPLE", "PEAR"]);
+    let a_words = driver.output_topic("a-words", StringSerde, StringSerde);
+    assert_eq!(a_words.read_values_to_list().unwrap(), ["APPLE"]);
+
+    let prices = driver.input_topic("prices", StringSerde, I64Serde);
+    let orders = driver.input_topic("orders", StringSerde, I64Serde);
+    prices.pipe_input(s("tea"), 3);
+    orders.pipe_input(s("tea"), 2);
+    prices.pipe_input(s("tea"), 4);
+    orders.pipe_input(s("tea"), 2);
+    orders.pipe_input(s("coffee"), 1);
+    let totals = driver.output_topic("totals", StringSerde, I64Serde);
+    assert_eq!(totals.read_values_to_list().unwrap(), [6, 8]);
 }
