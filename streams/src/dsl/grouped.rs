@@ -47,7 +47,7 @@ impl<K, V> Clone for Grouped<K, V> {
 
 /// A stream grouped by key, ready to aggregate (Kafka Streams' `KGroupedStream`).
 pub struct KGroupedStream<K, V> {
-    stream: KStream<K, V>,
+    pub(crate) stream: KStream<K, V>,
     grouped: Grouped<K, V>,
 }
 
@@ -363,16 +363,16 @@ where
 }
 
 /// One aggregation step: a key, a value and the current aggregate to the new one.
-type StepFn<K, V, VA> = Arc<dyn Fn(&K, V, Option<VA>) -> VA + Send + Sync>;
+pub(crate) type StepFn<K, V, VA> = Arc<dyn Fn(&K, V, Option<VA>) -> VA + Send + Sync>;
 
 /// An aggregation as built for a task, with its store.
-struct Aggregate<K, V, VA> {
+pub(crate) struct Aggregate<K, V, VA> {
     /// The store's serdes (its name is the store's).
-    table: Lookup<K, VA>,
-    step: StepFn<K, V, VA>,
+    pub(crate) table: Lookup<K, VA>,
+    pub(crate) step: StepFn<K, V, VA>,
     /// The aggregate per key, shared with joins on the table.
-    store: SharedStore,
-    children: Children<K, VA>,
+    pub(crate) store: SharedStore,
+    pub(crate) children: Children<K, VA>,
 }
 
 impl<K: Clone + 'static, V: 'static, VA: Clone + 'static> Downstream<K, V> for Aggregate<K, V, VA> {

@@ -23,6 +23,7 @@
 //! # Ok::<(), strom_streams::StreamsError>(())
 //! ```
 
+mod cogroup;
 mod global;
 mod grouped;
 mod join;
@@ -38,6 +39,7 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
+pub use cogroup::CogroupedKStream;
 pub use global::GlobalKTable;
 pub use grouped::{Grouped, KGroupedStream, KTable, Materialized};
 pub(crate) use process::Punctuate;

@@ -199,3 +199,38 @@ fn repartition_through_and_to_table() {
     let totals = driver.output_topic("totals", StringSerde, I64Serde);
     assert_eq!(totals.read_values_to_list().unwrap(), [6, 8]);
 }
+
+#[test]
+fn cogroup_folds_streams_of_different_types_into_one_aggregate() {
+    let builder = StreamsBuilder::new();
+    // Per customer: orders (amounts) add up, refunds (text "<amount>") subtract.
+    let orders = builder
+        .stream("orders", Consumed::with(StringSerde, I64Serde))
+        .group_by_key(Grouped::with(StringSerde, I64Serde));
+    let refunds = builder
+        .stream("refunds", Consumed::with(StringSerde, StringSerde))
+        .group_by_key(Grouped::with(StringSerde, StringSerde));
+    let balance = orders
+        .cogroup(|_, amount: i64, total: i64| total + amount)
+        .cogroup(&refunds, |_, refund: String, total: i64| {
+            total - refund.parse::<i64>().unwrap_or(0)
+        })
+        .aggregate(|| 0, Materialized::with(I64Serde).named("balances"));
+    assert_eq!(balance.store_name(), Some("balances"));
+    balance
+        .to_stream()
+        .to("balance", Produced::with(StringSerde, I64Serde));
+    let driver = TopologyTestDriver::new(&builder.build());
+    let s = |v: &str| v.to_owned();
+    let orders = driver.input_topic("orders", StringSerde, I64Serde);
+    let refunds = driver.input_topic("refunds", StringSerde, StringSerde);
+    orders.pipe_input(s("ann"), 10);
+    refunds.pipe_input(s("ann"), s("3"));
+    orders.pipe_input(s("bob"), 5);
+    orders.pipe_input(s("ann"), 1);
+    let out = driver.output_topic("balance", StringSerde, I64Serde);
+    assert_eq!(
+        out.read_key_values_to_list().unwrap(),
+        [(s("ann"), 10), (s("ann"), 7), (s("bob"), 5), (s("ann"), 8)]
+    );
+}
