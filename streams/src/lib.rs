@@ -24,7 +24,8 @@ mod topology;
 pub use dsl::{
     Consumed, Grouped, JoinWindows, KGroupedStream, KStream, KTable, Materialized, Processor,
     ProcessorContext, Produced, PunctuationType, Repartitioned, Schedules, SessionWindowedSerde,
-    SessionWindows, StreamJoined, StreamsBuilder, TimeWindows, Windowed, WindowedSerde,
+    SessionWindows, SlidingWindows, StreamJoined, StreamsBuilder, TimeWindows, Windowed,
+    WindowedSerde,
 };
 pub use processor::OutputRecord;
 pub use runtime::{KafkaStreams, KeyQueryMetadata, LocalTasks, ProcessingGuarantee, StreamsConfig};

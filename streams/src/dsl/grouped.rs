@@ -320,6 +320,11 @@ where
     pub(crate) fn key_serde(&self) -> Arc<dyn Serde<K>> {
         self.grouped.key.clone()
     }
+
+    /// The grouping's value serde.
+    pub(crate) fn value_serde(&self) -> Arc<dyn Serde<V>> {
+        self.grouped.value.clone()
+    }
 }
 
 impl<K, V> Clone for KGroupedStream<K, V> {

@@ -1,12 +1,13 @@
 //! Windowed aggregation on the test driver: page views per one-minute tumbling window,
 //! with records late within the grace period (counted) and beyond it (dropped), every
-//! update and the suppressed final results; hopping windows.
+//! update and the suppressed final results; hopping and sliding windows.
 
 use std::time::Duration;
 
 use strom_streams::serde::{I64Serde, StringSerde};
 use strom_streams::{
-    Consumed, Grouped, Produced, StreamsBuilder, TimeWindows, TopologyTestDriver, WindowedSerde,
+    Consumed, Grouped, Produced, SlidingWindows, StreamsBuilder, TimeWindows, TopologyTestDriver,
+    WindowedSerde,
 };
 
 const MINUTE: i64 = 60_000;
@@ -108,4 +109,45 @@ fn hopping_windows_count_a_record_in_each_window_holding_it() {
         .map(|(k, _)| k)
         .collect();
     assert_eq!(keys, ["/a@0", "/a@30000"]);
+}
+
+#[test]
+fn sliding_windows_hold_each_distinct_set_of_records_within_the_difference() {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream("events", Consumed::with(StringSerde, StringSerde))
+        .group_by_key(Grouped::with(StringSerde, StringSerde))
+        .windowed_by_sliding(SlidingWindows::of_time_difference_and_grace(
+            Duration::from_millis(10),
+            Duration::ZERO,
+        ))
+        .count()
+        .table()
+        .to_stream()
+        .map(|w, count| (format!("{}@{}..{}", w.key, w.start, w.end), count))
+        .to("counts", Produced::with(StringSerde, I64Serde));
+    let driver = TopologyTestDriver::new(&builder.build());
+    let input = driver.input_topic("events", StringSerde, StringSerde);
+    let s = |v: &str| v.to_owned();
+    input.pipe_input_at(s("a"), s("x"), 0);
+    input.pipe_input_at(s("a"), s("x"), 5);
+    input.pipe_input_at(s("a"), s("x"), 30);
+    // Late: its last possible window ([-2, 8] .. [8, 18]) closed at stream time 30.
+    input.pipe_input_at(s("a"), s("x"), 8);
+    input.pipe_input_at(s("a"), s("x"), 25);
+    let counts = driver.output_topic("counts", StringSerde, I64Serde);
+    assert_eq!(
+        counts.read_key_values_to_list().unwrap(),
+        [
+            (s("a@-10..0"), 1),
+            // 5's left window holds 0 and 5; 0's right window now holds 5.
+            (s("a@-5..5"), 2),
+            (s("a@1..11"), 1),
+            (s("a@20..30"), 1),
+            // 25 joins 30's left window and opens its right one; its own left window,
+            // [15, 25], ended before stream time (30) and stays closed.
+            (s("a@20..30"), 2),
+            (s("a@26..36"), 1),
+        ]
+    );
 }
