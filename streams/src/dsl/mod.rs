@@ -24,6 +24,7 @@
 //! ```
 
 mod cogroup;
+mod fk_join;
 mod global;
 mod grouped;
 mod join;

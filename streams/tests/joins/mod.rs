@@ -295,3 +295,70 @@ fn a_stream_joins_a_global_table_by_a_key_it_computes() {
         ["p1:2 (lamp)", "p9:1 (?)", "p1:1 (?)"]
     );
 }
+
+#[test]
+fn tables_join_on_a_foreign_key() {
+    let builder = StreamsBuilder::new();
+    // Orders "customer:amount" by order id; customers' names by customer id.
+    let orders = builder.table("orders", strings());
+    let customers = builder.table("customers", strings());
+    let customer_of = |order: &String| order.split(':').next().unwrap_or("").to_owned();
+    let amount_of = |order: &String| order.split(':').nth(1).unwrap_or("").to_owned();
+    orders
+        .join_on_foreign_key(&customers, customer_of, move |order, name| {
+            format!("{name}:{}", amount_of(&order))
+        })
+        .to_stream()
+        .to("inner", out());
+    orders
+        .left_join_on_foreign_key(
+            &customers,
+            customer_of,
+            move |order, name: Option<String>| {
+                format!("{}:{}", name.as_deref().unwrap_or("?"), amount_of(&order))
+            },
+        )
+        .to_stream()
+        .to("left", out());
+    let topology = builder.build();
+    assert_eq!(topology.internal_topics().len(), 4, "two topics per join");
+    let driver = TopologyTestDriver::new(&topology);
+    let orders = driver.input_topic("orders", StringSerde, StringSerde);
+    let customers = driver.input_topic("customers", StringSerde, StringSerde);
+    let s = |v: &str| v.to_owned();
+    customers.pipe_input(s("c1"), s("ann"));
+    orders.pipe_input(s("o1"), s("c1:10"));
+    orders.pipe_input(s("o2"), s("c2:5"));
+    customers.pipe_input(s("c2"), s("bob"));
+    customers.pipe_input(s("c1"), s("anna"));
+    // o1 moves to c2: c1's later changes no longer reach it.
+    orders.pipe_input(s("o1"), s("c2:7"));
+    customers.pipe_input(s("c1"), s("x"));
+    orders.pipe_raw(Some(Bytes::from_static(b"o2")), None, 100);
+
+    let some = |k: &str, v: &str| (s(k), Some(s(v)));
+    let gone = |k: &str| (s(k), None);
+    assert_eq!(
+        rows(&driver, "inner"),
+        [
+            some("o1", "ann:10"),
+            gone("o2"),
+            some("o2", "bob:5"),
+            some("o1", "anna:10"),
+            some("o1", "bob:7"),
+            gone("o2"),
+        ]
+    );
+    assert_eq!(
+        rows(&driver, "left"),
+        [
+            some("o1", "ann:10"),
+            some("o2", "?:5"),
+            some("o2", "bob:5"),
+            some("o1", "anna:10"),
+            some("o1", "bob:7"),
+            gone("o2"),
+        ]
+    );
+    assert!(driver.errors().is_empty(), "{:?}", driver.errors());
+}
