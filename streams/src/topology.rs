@@ -253,9 +253,17 @@ impl Topology {
         parents
     }
 
-    /// Connected components of the graph (Kafka's sub-topologies), each in node order.
+    /// Connected components of the graph (Kafka's sub-topologies), each in node order:
+    /// nodes linked as parent and child, or sharing a state store (a join and the table
+    /// it looks up), are in the same one.
     fn sub_topologies(&self) -> Vec<Vec<usize>> {
         let parents = self.parents();
+        let mut by_store: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (id, node) in self.nodes.iter().enumerate() {
+            for store in &node.stores {
+                by_store.entry(store.as_str()).or_default().push(id);
+            }
+        }
         let mut component = vec![usize::MAX; self.nodes.len()];
         let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
         for start in 0..self.nodes.len() {
@@ -270,6 +278,9 @@ impl Topology {
                 component[id] = start;
                 stack.extend(self.nodes[id].children.iter().copied());
                 stack.extend(parents[id].iter().copied());
+                for store in &self.nodes[id].stores {
+                    stack.extend(by_store.get(store.as_str()).into_iter().flatten().copied());
+                }
             }
         }
         for (id, &c) in component.iter().enumerate() {

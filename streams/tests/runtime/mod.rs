@@ -220,3 +220,61 @@ async fn each_instance_keeps_a_standby_of_the_other_s_tasks_and_takes_them_over(
     producer.close().await;
     broker.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_joined_with_different_partition_counts_or_missing_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(BrokerConfig::new(dir.path())).await.unwrap();
+    let config = ClientConfig::new().bootstrap(&broker.bootstrap());
+    let admin = Admin::connect(config.clone()).await.unwrap();
+    for (topic, partitions) in [("clicks", 2), ("users", 1)] {
+        let new = NewTopic::new(topic).partitions(partitions);
+        admin.create_topic(new).await.unwrap();
+    }
+    let joined = || {
+        let builder = strom_streams::StreamsBuilder::new();
+        let strings = || strom_streams::Consumed::with(StringSerde, StringSerde);
+        let users = builder.table("users", strings());
+        builder
+            .stream("clicks", strings())
+            .join(&users, |click, user| format!("{user} {click}"))
+            .to(
+                "out",
+                strom_streams::Produced::with(StringSerde, StringSerde),
+            );
+        builder.build()
+    };
+    let streams_config =
+        StreamsConfig::new("joins", config.clone()).state_dir(dir.path().join("s"));
+    let streams = KafkaStreams::start(joined(), streams_config.clone()).unwrap();
+    let err = close_when_finished(streams).await;
+    match &err {
+        Err(StreamsError::NotCopartitioned { topics }) => {
+            assert_eq!(topics, &["clicks (2)", "users (1)"]);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(err
+        .unwrap_err()
+        .to_string()
+        .contains("same number of partitions"));
+
+    admin.delete_topic("users").await.unwrap();
+    let streams = KafkaStreams::start(joined(), streams_config).unwrap();
+    let err = close_when_finished(streams).await;
+    assert!(
+        matches!(&err, Err(StreamsError::MissingSourceTopic { topic }) if topic == "users"),
+        "{err:?}"
+    );
+    broker.shutdown().await.unwrap();
+}
+
+/// Waits for an instance to stop on its own; what it ended with.
+async fn close_when_finished(streams: KafkaStreams) -> Result<(), StreamsError> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !streams.is_finished() {
+        assert!(Instant::now() < deadline, "the instance kept running");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    close(streams).await
+}
