@@ -12,6 +12,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("strom-client", &["strom-protocol"]),
     ("strom-broker", &["strom-protocol"]),
     ("strom-streams", &["strom-client", "strom-protocol"]),
+    ("strom-sql", &["strom-client", "strom-protocol"]),
     ("strom-testkit", &["strom-protocol"]),
     ("strom-cli", &["*"]),
     ("strom-examples", &["*"]),

@@ -1,0 +1,108 @@
+//! [`SqlConsumer`]: a consumer whose polls return only the rows a query keeps.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use strom_client::consumer::Consumer;
+use tracing::warn;
+
+use crate::decode::{Decoder, Undecodable};
+use crate::filter::SqlFilter;
+use crate::schema::ValueFormat;
+use crate::SqlError;
+
+/// The name the query's FROM gives the consumer's records.
+pub const TABLE: &str = "t";
+
+/// What one poll kept, and what it could not read.
+#[derive(Debug)]
+pub struct SqlBatch {
+    /// The rows the query kept, with its columns.
+    pub rows: RecordBatch,
+    /// Records whose value did not decode (they are not in `rows`).
+    pub undecodable: Vec<Undecodable>,
+    /// How many records the poll returned.
+    pub polled: usize,
+}
+
+/// A consumer (plain or in a group) filtered by `SELECT ... FROM t WHERE ...`.
+///
+/// ```
+/// # async fn example(consumer: strom_client::consumer::Consumer) -> Result<(), strom_sql::SqlError> {
+/// use strom_sql::{JsonField, JsonKind, SqlConsumer, ValueFormat};
+///
+/// let format = ValueFormat::Json(vec![
+///     JsonField::new("country", JsonKind::Text),
+///     JsonField::new("amount", JsonKind::Float),
+/// ]);
+/// let orders = SqlConsumer::new(
+///     consumer,
+///     format,
+///     "SELECT key, amount FROM t WHERE country = 'NO' AND amount > 100",
+/// )
+/// .await?;
+/// let batch = orders.poll(std::time::Duration::from_millis(100)).await?;
+/// println!("{} of {} records kept", batch.rows.num_rows(), batch.polled);
+/// # Ok(()) }
+/// ```
+pub struct SqlConsumer {
+    consumer: Consumer,
+    decoder: Decoder,
+    filter: SqlFilter,
+    undecodable: AtomicU64,
+}
+
+impl SqlConsumer {
+    /// Wraps `consumer`, its values read as `format`, filtered by `sql` (over table `t`).
+    ///
+    /// # Errors
+    /// As [`SqlFilter::compile`] and [`ValueFormat::schema`].
+    pub async fn new(consumer: Consumer, format: ValueFormat, sql: &str) -> Result<Self, SqlError> {
+        let decoder = Decoder::new(format)?;
+        let filter = SqlFilter::compile(sql, TABLE, decoder.schema()).await?;
+        Ok(SqlConsumer {
+            consumer,
+            decoder,
+            filter,
+            undecodable: AtomicU64::new(0),
+        })
+    }
+
+    /// The next records, waiting at most `timeout`, as the query's rows.
+    ///
+    /// # Errors
+    /// Client errors, and expressions failing on the data.
+    pub async fn poll(&self, timeout: Duration) -> Result<SqlBatch, SqlError> {
+        let records = self.consumer.poll(timeout).await?;
+        let (batch, undecodable) = self.decoder.decode(&records)?;
+        if !undecodable.is_empty() {
+            self.undecodable
+                .fetch_add(undecodable.len() as u64, Ordering::Relaxed);
+            for bad in &undecodable {
+                warn!(topic = %bad.topic, partition = bad.partition, offset = bad.offset, reason = %bad.reason, "undecodable record");
+            }
+        }
+        Ok(SqlBatch {
+            rows: self.filter.apply(&batch)?,
+            undecodable,
+            polled: records.len(),
+        })
+    }
+
+    /// The columns of the rows.
+    pub fn schema(&self) -> SchemaRef {
+        self.filter.output_schema()
+    }
+
+    /// Records that did not decode so far.
+    pub fn undecodable_count(&self) -> u64 {
+        self.undecodable.load(Ordering::Relaxed)
+    }
+
+    /// The consumer inside (to subscribe, assign, seek, commit).
+    pub fn consumer(&self) -> &Consumer {
+        &self.consumer
+    }
+}

@@ -1,0 +1,48 @@
+//! SQL on Kafka topics with DataFusion.
+//!
+//! ```text
+//!  consumer ──records──▶ Decoder (a topic as a table: key, value, headers, topic,
+//!                        partition, offset, timestamp, and the value's JSON fields)
+//!           ──RecordBatch──▶ SqlFilter (WHERE and SELECT, planned once) ──▶ rows
+//! ```
+//!
+//! [`SqlConsumer`] wraps a [`Consumer`](strom_client::consumer::Consumer) with a query;
+//! [`SqlFilter`] applies one to batches from anywhere.
+#![cfg_attr(test, allow(clippy::unwrap_used))]
+
+mod consumer;
+mod decode;
+mod filter;
+mod schema;
+
+pub use consumer::{SqlBatch, SqlConsumer};
+pub use datafusion::arrow;
+pub use decode::{Decoder, Undecodable};
+pub use filter::SqlFilter;
+pub use schema::{JsonField, JsonKind, ValueFormat, RECORD_COLUMNS};
+
+/// What can go wrong with SQL on topics.
+#[derive(Debug, thiserror::Error)]
+pub enum SqlError {
+    /// DataFusion refused the query (syntax, unknown column or function, types), or an
+    /// expression failed on the data.
+    #[error(transparent)]
+    DataFusion(#[from] datafusion::error::DataFusionError),
+    /// Arrow refused the data.
+    #[error(transparent)]
+    Arrow(#[from] datafusion::arrow::error::ArrowError),
+    /// The query is valid SQL, but not something this use of it can run.
+    #[error("{reason}: {query}")]
+    Unsupported {
+        /// The query.
+        query: String,
+        /// Why.
+        reason: String,
+    },
+    /// A table's schema is not possible.
+    #[error("schema: {0}")]
+    Schema(String),
+    /// The client failed.
+    #[error(transparent)]
+    Client(#[from] strom_client::ClientError),
+}

@@ -1,0 +1,6 @@
+//! Tests of `strom-sql`: queries over decoded records, and SQL-filtered consumers on the
+//! embedded broker.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod consumer;
+mod filter;
