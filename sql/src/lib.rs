@@ -14,12 +14,14 @@ mod consumer;
 mod decode;
 mod filter;
 mod schema;
+mod table;
 
 pub use consumer::{SqlBatch, SqlConsumer};
 pub use datafusion::arrow;
 pub use decode::{Decoder, Undecodable};
 pub use filter::SqlFilter;
 pub use schema::{JsonField, JsonKind, ValueFormat, RECORD_COLUMNS};
+pub use table::{SqlSession, TopicTable};
 
 /// What can go wrong with SQL on topics.
 #[derive(Debug, thiserror::Error)]

@@ -2,5 +2,6 @@
 //! embedded broker.
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod bounded;
 mod consumer;
 mod filter;
