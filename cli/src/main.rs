@@ -9,6 +9,7 @@ mod consume_cmd;
 mod groups_cmd;
 mod produce_cmd;
 mod quickstart;
+mod sql_cmd;
 mod topics_cmd;
 
 use clap::{Parser, Subcommand};
@@ -37,6 +38,8 @@ enum Command {
     Groups(groups_cmd::GroupsArgs),
     /// Describe the cluster: id, controller, brokers, metadata quorum.
     Cluster(cluster_cmd::ClusterArgs),
+    /// Query topics with SQL (each topic a table; JSON values as columns).
+    Sql(sql_cmd::SqlArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -70,6 +73,7 @@ fn main() -> std::process::ExitCode {
             Command::Consume(args) => consume_cmd::run(args).await,
             Command::Groups(args) => groups_cmd::run(args).await,
             Command::Cluster(args) => cluster_cmd::run(args).await,
+            Command::Sql(args) => sql_cmd::run(args).await,
         }
     });
     match result {

@@ -984,3 +984,57 @@ fn topics_reassign_moves_partitions_and_elects_leaders() {
     assert!(out.contains("0 leaders elected"), "{out}");
     cluster.stop();
 }
+
+#[test]
+fn sql_queries_topics_as_tables_in_three_output_formats() {
+    let broker = TestBroker::start();
+    let b = broker.bootstrap();
+    strom_ok(&["topics", "-b", &b, "create", "orders", "-p", "2"], "");
+    let input = "o1|{\"country\":\"NO\",\"amount\":150}\n\
+                 o2|{\"country\":\"SE\",\"amount\":90}\n\
+                 o3|{\"country\":\"NO\",\"amount\":40,\"note\":\"a, \\\"quoted\\\" note\"}\n";
+    strom_ok(
+        &["produce", "orders", "-b", &b, "--key-separator", "|"],
+        input,
+    );
+    let query = "SELECT key, amount, note FROM orders WHERE country = 'NO' ORDER BY key";
+    let table = strom_ok(&["sql", "-b", &b, query], "");
+    assert!(table.contains("| key | amount | note"), "{table}");
+    assert!(table.contains("| o1  | 150    |"), "{table}");
+    let json = strom_ok(&["sql", "-b", &b, "-o", "json", query], "");
+    let lines: Vec<&str> = json.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            r#"{"amount":150,"key":"o1","note":null}"#,
+            r#"{"amount":40,"key":"o3","note":"a, \"quoted\" note"}"#,
+        ],
+        "{json}"
+    );
+    let csv = strom_ok(&["sql", "-b", &b, "-o", "csv", query], "");
+    assert_eq!(
+        csv.lines().collect::<Vec<_>>(),
+        [
+            "key,amount,note",
+            "o1,150,",
+            "o3,40,\"a, \"\"quoted\"\" note\""
+        ],
+        "{csv}"
+    );
+    let count = strom_ok(
+        &[
+            "sql",
+            "-b",
+            &b,
+            "-o",
+            "csv",
+            "SELECT count(*) AS n, sum(amount) AS total FROM orders",
+        ],
+        "",
+    );
+    assert_eq!(count.lines().collect::<Vec<_>>(), ["n,total", "3,280"]);
+    let (ok, _, stderr) = strom(&["sql", "-b", &b, "SELECT nothing FROM orders"], "");
+    assert!(!ok);
+    assert!(stderr.contains("nothing"), "{stderr}");
+    broker.stop();
+}

@@ -21,7 +21,7 @@ pub use datafusion::arrow;
 pub use decode::{Decoder, Undecodable};
 pub use filter::SqlFilter;
 pub use schema::{JsonField, JsonKind, ValueFormat, RECORD_COLUMNS};
-pub use table::{SqlSession, TopicTable};
+pub use table::{infer_json_format, SqlSession, TopicTable};
 
 /// What can go wrong with SQL on topics.
 #[derive(Debug, thiserror::Error)]

@@ -280,6 +280,43 @@ impl TableProvider for TopicTable {
     }
 }
 
+/// The JSON format of `topic`'s values, inferred from its first `sample` records (across
+/// its partitions) and then fixed.
+///
+/// # Errors
+/// Client errors.
+pub async fn infer_json_format(
+    client: &ClientConfig,
+    topic: &str,
+    sample: usize,
+) -> Result<ValueFormat, SqlError> {
+    let admin = Admin::connect(client.clone()).await?;
+    let latest = admin.list_offsets(topic, OffsetSpec::Latest).await?;
+    let consumer = Consumer::new(client.clone()).await?;
+    let partitions: Vec<(String, i32)> = latest.keys().map(|p| (topic.to_owned(), *p)).collect();
+    consumer.assign(&partitions)?;
+    consumer.seek_to_beginning(&partitions)?;
+    let mut values = Vec::new();
+    loop {
+        let mut done = values.len() >= sample;
+        if !done {
+            done = true;
+            for (partition, end) in &latest {
+                done &= consumer.position(topic, *partition).await? >= end.offset;
+            }
+        }
+        if done {
+            break;
+        }
+        for record in consumer.poll(Duration::from_millis(200)).await? {
+            values.extend(record.value);
+        }
+    }
+    consumer.close();
+    values.truncate(sample);
+    Ok(ValueFormat::infer_json(values.iter().map(|v| &v[..])))
+}
+
 /// Topics registered as tables, and queries over them.
 pub struct SqlSession {
     ctx: SessionContext,
