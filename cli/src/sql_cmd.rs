@@ -79,15 +79,16 @@ fn cells(column: &ArrayRef) -> anyhow::Result<Vec<Option<String>>> {
         .collect())
 }
 
+/// Every column of `batch` as text cells.
+fn batch_cells(batch: &RecordBatch) -> anyhow::Result<Vec<Vec<Option<String>>>> {
+    batch.columns().iter().map(cells).collect()
+}
+
 /// One JSON object per row; numbers and booleans as such, everything else as text.
 fn write_json(out: &mut impl Write, batches: &[RecordBatch]) -> anyhow::Result<()> {
     for batch in batches {
         let schema = batch.schema();
-        let columns: Vec<Vec<Option<String>>> = batch
-            .columns()
-            .iter()
-            .map(cells)
-            .collect::<Result<_, _>>()?;
+        let columns = batch_cells(batch)?;
         for row in 0..batch.num_rows() {
             let mut object = serde_json::Map::new();
             for (column, field) in columns.iter().zip(schema.fields().iter()) {
@@ -131,11 +132,7 @@ fn write_csv(out: &mut impl Write, batches: &[RecordBatch]) -> anyhow::Result<()
             writeln!(out, "{}", names.join(","))?;
             header = true;
         }
-        let columns: Vec<Vec<Option<String>>> = batch
-            .columns()
-            .iter()
-            .map(cells)
-            .collect::<Result<_, _>>()?;
+        let columns = batch_cells(batch)?;
         for row in 0..batch.num_rows() {
             let line: Vec<String> = columns
                 .iter()
