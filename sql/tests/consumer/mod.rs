@@ -26,21 +26,6 @@ async fn a_group_of_sql_consumers_shares_the_matching_records() {
         .create_topic(NewTopic::new("events").partitions(4))
         .await
         .unwrap();
-    let producer = Producer::new(config.clone()).await.unwrap();
-    let mut expected = BTreeSet::new();
-    for i in 0..400 {
-        let level = ["info", "warn", "error", "debug"][i % 4];
-        let value = format!(r#"{{"level":"{level}","code":{i}}}"#);
-        if level == "error" && i % 3 == 0 {
-            expected.insert(format!("e{i}"));
-        }
-        let record = Record::new("events").key(format!("e{i}")).value(value);
-        producer.send(record).await.unwrap().await.unwrap();
-    }
-    // One that is not JSON: counted, not delivered.
-    let record = Record::new("events").key("bad").value("{oops");
-    producer.send(record).await.unwrap().await.unwrap();
-
     let format = ValueFormat::Json(vec![
         JsonField::new("level", JsonKind::Text),
         JsonField::new("code", JsonKind::Integer),
@@ -84,9 +69,40 @@ async fn a_group_of_sql_consumers_shares_the_matching_records() {
                     .clone();
                 keys.extend((0..column.len()).map(|r| column.value(r).to_owned()));
             }
+            member.consumer().shutdown().await.unwrap();
             (member, keys)
         }));
     }
+    // Both members hold partitions before anything is written, so both filter.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let group = admin.describe_group("sql-group").await.unwrap();
+        let working = group
+            .members
+            .iter()
+            .filter(|m| !m.assignment.is_empty())
+            .count();
+        if group.state == "Stable" && working == 2 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{group:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let producer = Producer::new(config.clone()).await.unwrap();
+    let mut expected = BTreeSet::new();
+    for i in 0..400 {
+        let level = ["info", "warn", "error", "debug"][i % 4];
+        let value = format!(r#"{{"level":"{level}","code":{i}}}"#);
+        if level == "error" && i % 3 == 0 {
+            expected.insert(format!("e{i}"));
+        }
+        let record = Record::new("events").key(format!("e{i}")).value(value);
+        producer.send(record).await.unwrap().await.unwrap();
+    }
+    // One that is not JSON: counted, not delivered.
+    let record = Record::new("events").key("bad").value("{oops");
+    producer.send(record).await.unwrap().await.unwrap();
+
     let mut seen = Vec::new();
     let mut per_member = Vec::new();
     let mut members = Vec::new();
@@ -105,9 +121,6 @@ async fn a_group_of_sql_consumers_shares_the_matching_records() {
     );
     let bad: u64 = members.iter().map(SqlConsumer::undecodable_count).sum();
     assert_eq!(bad, 1);
-    for member in members {
-        member.consumer().shutdown().await.unwrap();
-    }
     producer.close().await;
     broker.shutdown().await.unwrap();
 }
