@@ -28,6 +28,7 @@ mod fk_join;
 mod global;
 mod grouped;
 mod join;
+mod keyed_time;
 mod process;
 mod repartition;
 mod session;

@@ -23,6 +23,7 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::grouped::{decode, encode, serialize_key, KGroupedStream, Materialized};
+use super::keyed_time::{forget_before, key_prefix, keyed_time};
 use super::stream::children;
 use super::windowed::{
     millis, ordered, unordered, Windowed, WindowedKTable, CHANGELOG_EXTRA_RETENTION_MS,
@@ -144,20 +145,9 @@ where
     }
 }
 
-/// A session store's key prefix for `key`: its length, then its bytes.
-fn key_prefix(key: &[u8]) -> BytesMut {
-    let mut out = BytesMut::with_capacity(4 + key.len() + 16);
-    out.put_u32(u32::try_from(key.len()).unwrap_or(u32::MAX));
-    out.put_slice(key);
-    out
-}
-
-/// A session store's key: the key prefix, the end, the start.
+/// A session store's key: the key part, the end, the start.
 fn session_key(key: &[u8], start: i64, end: i64) -> Bytes {
-    let mut out = key_prefix(key);
-    out.put_slice(&ordered(end));
-    out.put_slice(&ordered(start));
-    out.freeze()
+    keyed_time(key, end, start)
 }
 
 /// The (start, end) a session store's key holds after `prefix_len` bytes.
@@ -192,19 +182,7 @@ impl<K: Clone + 'static, V: 'static, VA: Clone + 'static> SessionAggregate<K, V,
             return;
         }
         self.expired_at = self.stream_time;
-        let mut store = self.store.borrow_mut();
-        for (slot, _) in store.range(ctx, &[], None) {
-            let Some(len) = slot.get(..4).and_then(|b| b.try_into().ok()) else {
-                continue;
-            };
-            let prefix_len = 4 + u32::from_be_bytes(len) as usize;
-            let Some((_, end)) = session_bounds(&slot, prefix_len) else {
-                continue;
-            };
-            if end.saturating_add(horizon) < self.stream_time {
-                store.forget(ctx, &slot);
-            }
-        }
+        forget_before(&self.store, ctx, self.stream_time.saturating_sub(horizon));
     }
 }
 

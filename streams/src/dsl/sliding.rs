@@ -24,10 +24,9 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::grouped::{decode, encode, serialize_key, KGroupedStream, Materialized};
+use super::keyed_time::{forget_before, keyed_time};
 use super::stream::children;
-use super::windowed::{
-    millis, ordered, unordered, Windowed, WindowedKTable, CHANGELOG_EXTRA_RETENTION_MS,
-};
+use super::windowed::{millis, unordered, Windowed, WindowedKTable, CHANGELOG_EXTRA_RETENTION_MS};
 use crate::processor::{Children, Downstream, Node, RecordContext};
 use crate::serde::{I64Serde, Serde};
 use crate::state::{SharedStore, StoreKind};
@@ -134,14 +133,9 @@ where
     }
 }
 
-/// The store key of a record: key prefix (length, bytes), timestamp, offset.
+/// The store key of a record: key part, timestamp, offset.
 fn record_key(key: &[u8], timestamp: i64, offset: i64) -> Bytes {
-    let mut out = BytesMut::with_capacity(4 + key.len() + 16);
-    out.put_u32(u32::try_from(key.len()).unwrap_or(u32::MAX));
-    out.put_slice(key);
-    out.put_slice(&ordered(timestamp));
-    out.put_slice(&ordered(offset));
-    out.freeze()
+    keyed_time(key, timestamp, offset)
 }
 
 /// A sliding aggregation as built for a task.
@@ -189,20 +183,7 @@ impl<K: Clone + 'static, V: Clone + 'static, VA: Clone + 'static> SlidingAggrega
             .saturating_sub(d.saturating_mul(2))
             .saturating_sub(self.windows.grace_ms)
             .saturating_sub(1);
-        let mut store = self.store.borrow_mut();
-        for (slot, _) in store.range(ctx, &[], None) {
-            let Some(len) = slot.get(..4).and_then(|b| b.try_into().ok()) else {
-                continue;
-            };
-            let prefix = 4 + u32::from_be_bytes(len) as usize;
-            if slot
-                .get(prefix..)
-                .and_then(unordered)
-                .is_some_and(|t| t < horizon)
-            {
-                store.forget(ctx, &slot);
-            }
-        }
+        forget_before(&self.store, ctx, horizon);
     }
 }
 

@@ -23,6 +23,7 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::grouped::{decode, encode, serialize_key};
+use super::keyed_time::{forget_before, keyed_time};
 use super::stream::{children, KStream};
 use super::windowed::{millis, ordered, unordered, CHANGELOG_EXTRA_RETENTION_MS};
 use crate::processor::{Children, Downstream, Node, PassThrough, RecordContext};
@@ -396,20 +397,7 @@ impl<K: Clone + 'static, V: 'static, VO: 'static, VR: Clone + 'static> JoinCore<
             .saturating_sub(d.saturating_mul(2))
             .saturating_sub(grace);
         for store in [&self.own, &self.others] {
-            let mut store = store.borrow_mut();
-            for (slot, _) in store.range(ctx, &[], None) {
-                let Some(len) = slot.get(..4).and_then(|b| b.try_into().ok()) else {
-                    continue;
-                };
-                let prefix = 4 + u32::from_be_bytes(len) as usize;
-                if slot
-                    .get(prefix..)
-                    .and_then(unordered)
-                    .is_some_and(|t| t < horizon)
-                {
-                    store.forget(ctx, &slot);
-                }
-            }
+            forget_before(store, ctx, horizon);
         }
     }
 }
@@ -450,14 +438,9 @@ impl<K: Clone + 'static, V: 'static, VO: Clone + 'static, VR: Clone + 'static> D
     }
 }
 
-/// A side store's key: key prefix (length, bytes), timestamp, offset.
+/// A side store's key: key part, timestamp, offset.
 fn side_key(key: &[u8], timestamp: i64, offset: i64) -> Bytes {
-    let mut out = BytesMut::with_capacity(4 + key.len() + 16);
-    out.put_u32(u32::try_from(key.len()).unwrap_or(u32::MAX));
-    out.put_slice(key);
-    out.put_slice(&ordered(timestamp));
-    out.put_slice(&ordered(offset));
-    out.freeze()
+    keyed_time(key, timestamp, offset)
 }
 
 /// The outer store's key: timestamp, side (0 left, 1 right), offset, key bytes.
