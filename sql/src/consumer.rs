@@ -31,11 +31,11 @@ pub struct SqlBatch {
 ///
 /// ```
 /// # async fn example(consumer: strom_client::consumer::Consumer) -> Result<(), strom_sql::SqlError> {
-/// use strom_sql::{JsonField, JsonKind, SqlConsumer, ValueFormat};
+/// use strom_sql::{ValueField, FieldKind, SqlConsumer, ValueFormat};
 ///
 /// let format = ValueFormat::Json(vec![
-///     JsonField::new("country", JsonKind::Text),
-///     JsonField::new("amount", JsonKind::Float),
+///     ValueField::new("country", FieldKind::Text),
+///     ValueField::new("amount", FieldKind::Float),
 /// ]);
 /// let orders = SqlConsumer::new(
 ///     consumer,
@@ -60,8 +60,7 @@ impl SqlConsumer {
     /// # Errors
     /// As [`SqlFilter::compile`] and [`ValueFormat::schema`].
     pub async fn new(consumer: Consumer, format: ValueFormat, sql: &str) -> Result<Self, SqlError> {
-        let decoder = Decoder::new(format)?;
-        let filter = SqlFilter::compile(sql, TABLE, decoder.schema()).await?;
+        let (decoder, filter) = compile(format, sql).await?;
         Ok(SqlConsumer {
             consumer,
             decoder,
@@ -105,4 +104,18 @@ impl SqlConsumer {
     pub fn consumer(&self) -> &Consumer {
         &self.consumer
     }
+}
+
+/// `sql` over table [`TABLE`] of values in `format`, with a decoder that builds only the
+/// columns the query reads.
+pub(crate) async fn compile(
+    format: ValueFormat,
+    sql: &str,
+) -> Result<(Decoder, SqlFilter), SqlError> {
+    let full = SqlFilter::compile(sql, TABLE, format.schema()?).await?;
+    let columns = full.input_columns();
+    let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
+    let decoder = Decoder::projected(format, &columns)?;
+    let filter = SqlFilter::compile(sql, TABLE, decoder.schema()).await?;
+    Ok((decoder, filter))
 }

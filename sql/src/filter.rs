@@ -21,6 +21,7 @@ use datafusion::datasource::empty::EmptyTable;
 use datafusion::execution::SessionStateBuilder;
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::{Expr, LogicalPlan};
+use datafusion::physical_expr::utils::collect_columns;
 use datafusion::physical_expr::{create_physical_expr, PhysicalExpr};
 use datafusion::prelude::SessionContext;
 
@@ -32,6 +33,7 @@ pub struct SqlFilter {
     predicate: Option<Arc<dyn PhysicalExpr>>,
     projection: Option<Vec<Arc<dyn PhysicalExpr>>>,
     output: SchemaRef,
+    input: SchemaRef,
 }
 
 /// A session with Strom's SQL functions (DataFusion's, and JSON's `->`, `->>`,
@@ -80,7 +82,25 @@ impl SqlFilter {
             predicate,
             projection,
             output,
+            input,
         })
+    }
+
+    /// The input columns the query reads, by name (a decoder need build no others).
+    pub fn input_columns(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .predicate
+            .iter()
+            .chain(self.projection.iter().flatten())
+            .flat_map(collect_columns)
+            .map(|c| c.name().to_owned())
+            .collect();
+        if self.projection.is_none() {
+            names.extend(self.input.fields().iter().map(|f| f.name().clone()));
+        }
+        names.sort();
+        names.dedup();
+        names
     }
 
     /// The schema of what [`SqlFilter::apply`] returns.

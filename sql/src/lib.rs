@@ -20,7 +20,7 @@ pub use consumer::{SqlBatch, SqlConsumer};
 pub use datafusion::arrow;
 pub use decode::{Decoder, Undecodable};
 pub use filter::SqlFilter;
-pub use schema::{JsonField, JsonKind, ValueFormat, RECORD_COLUMNS};
+pub use schema::{AvroFormat, FieldKind, ValueField, ValueFormat, RECORD_COLUMNS};
 pub use table::{infer_json_format, SqlSession, TopicTable};
 
 /// What can go wrong with SQL on topics.

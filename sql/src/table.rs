@@ -152,7 +152,7 @@ impl TopicTable {
     }
 
     /// Reads `range` of the topic.
-    async fn fetch(&self, range: &Range) -> Result<Vec<RecordBatch>, SqlError> {
+    async fn fetch(&self, range: &Range, decoder: &Decoder) -> Result<Vec<RecordBatch>, SqlError> {
         let admin = Admin::connect(self.client.clone()).await?;
         let latest = admin.list_offsets(&self.topic, OffsetSpec::Latest).await?;
         let earliest = admin
@@ -208,7 +208,7 @@ impl TopicTable {
             });
             self.fetched
                 .fetch_add(records.len() as u64, Ordering::Relaxed);
-            let (batch, bad) = self.decoder.decode(&records)?;
+            let (batch, bad) = decoder.decode(&records)?;
             if let Ok(mut undecodable) = self.undecodable.lock() {
                 undecodable.extend(bad);
             }
@@ -268,14 +268,28 @@ impl TableProvider for TopicTable {
                 range.narrow(&column, op, value);
             }
         }
-        let batches = self
-            .fetch(&range)
-            .await
-            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let schema = self.schema();
+        let columns: Vec<&str> = match projection {
+            Some(indices) => indices
+                .iter()
+                .map(|i| schema.field(*i).name().as_str())
+                .collect(),
+            None => schema.fields().iter().map(|f| f.name().as_str()).collect(),
+        };
+        let external = |e: SqlError| DataFusionError::External(Box::new(e));
+        let decoder =
+            Decoder::projected(self.decoder.format().clone(), &columns).map_err(external)?;
+        let batches = self.fetch(&range, &decoder).await.map_err(external)?;
+        // The decoder built the projection's columns in the table's order; put them in the
+        // projection's.
+        let order: Vec<usize> = columns
+            .iter()
+            .map(|c| decoder.schema().index_of(c))
+            .collect::<Result<_, _>>()?;
         Ok(MemorySourceConfig::try_new_exec(
             &[batches],
-            self.schema(),
-            projection.cloned(),
+            decoder.schema(),
+            Some(order),
         )?)
     }
 }

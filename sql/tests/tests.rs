@@ -5,3 +5,4 @@
 mod bounded;
 mod consumer;
 mod filter;
+mod formats;

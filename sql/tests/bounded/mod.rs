@@ -8,7 +8,7 @@ use strom_client::producer::{Producer, Record};
 use strom_client::ClientConfig;
 use strom_sql::arrow::array::{Array, Int64Array, StringArray};
 use strom_sql::arrow::record_batch::RecordBatch;
-use strom_sql::{JsonField, JsonKind, SqlSession, TopicTable, ValueFormat};
+use strom_sql::{FieldKind, SqlSession, TopicTable, ValueField, ValueFormat};
 
 /// 2026-11-01T00:00:00Z.
 const T0: i64 = 1_793_491_200_000;
@@ -77,8 +77,8 @@ async fn queries_fetch_only_the_range_their_predicates_leave() {
     }
     let session = SqlSession::new().unwrap();
     let orders_format = ValueFormat::Json(vec![
-        JsonField::new("customer", JsonKind::Text),
-        JsonField::new("amount", JsonKind::Integer),
+        ValueField::new("customer", FieldKind::Text),
+        ValueField::new("amount", FieldKind::Integer),
     ]);
     let orders = session
         .register(
@@ -86,7 +86,7 @@ async fn queries_fetch_only_the_range_their_predicates_leave() {
             TopicTable::new(config.clone(), "orders", orders_format).unwrap(),
         )
         .unwrap();
-    let customers_format = ValueFormat::Json(vec![JsonField::new("name", JsonKind::Text)]);
+    let customers_format = ValueFormat::Json(vec![ValueField::new("name", FieldKind::Text)]);
     session
         .register(
             "customers",

@@ -12,7 +12,7 @@ use strom_client::consumer::Consumer;
 use strom_client::producer::{Producer, Record};
 use strom_client::ClientConfig;
 use strom_sql::arrow::array::{Array, StringArray};
-use strom_sql::{JsonField, JsonKind, SqlConsumer, ValueFormat};
+use strom_sql::{FieldKind, SqlConsumer, ValueField, ValueFormat};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_group_of_sql_consumers_shares_the_matching_records() {
@@ -27,8 +27,8 @@ async fn a_group_of_sql_consumers_shares_the_matching_records() {
         .await
         .unwrap();
     let format = ValueFormat::Json(vec![
-        JsonField::new("level", JsonKind::Text),
-        JsonField::new("code", JsonKind::Integer),
+        ValueField::new("level", FieldKind::Text),
+        ValueField::new("code", FieldKind::Integer),
     ]);
     let sql = "SELECT key FROM t WHERE level = 'error' AND code % 3 = 0";
     let mut members = Vec::new();

@@ -5,7 +5,7 @@ use bytes::Bytes;
 use strom_client::consumer::ConsumerRecord;
 use strom_sql::arrow::array::{Array, Float64Array, Int64Array, StringArray};
 use strom_sql::arrow::record_batch::RecordBatch;
-use strom_sql::{Decoder, JsonField, JsonKind, SqlError, SqlFilter, ValueFormat};
+use strom_sql::{Decoder, FieldKind, SqlError, SqlFilter, ValueField, ValueFormat};
 
 fn record(offset: i64, key: &str, value: &str) -> ConsumerRecord {
     ConsumerRecord {
@@ -50,9 +50,9 @@ fn orders() -> Vec<ConsumerRecord> {
 
 fn format() -> ValueFormat {
     ValueFormat::Json(vec![
-        JsonField::new("country", JsonKind::Text),
-        JsonField::new("amount", JsonKind::Float),
-        JsonField::new("customer", JsonKind::Text),
+        ValueField::new("country", FieldKind::Text),
+        ValueField::new("amount", FieldKind::Float),
+        ValueField::new("customer", FieldKind::Text),
     ])
 }
 
@@ -182,17 +182,17 @@ fn inferred_json_schemas_take_each_field_s_type() {
     let ValueFormat::Json(fields) = ValueFormat::infer_json(sample) else {
         panic!("JSON expected");
     };
-    let kinds: Vec<(&str, JsonKind)> = fields.iter().map(|f| (f.name.as_str(), f.kind)).collect();
+    let kinds: Vec<(&str, FieldKind)> = fields.iter().map(|f| (f.name.as_str(), f.kind)).collect();
     assert_eq!(
         kinds,
         [
-            ("a", JsonKind::Float),
-            ("b", JsonKind::Text),
-            ("c", JsonKind::Boolean),
-            ("d", JsonKind::Text),
-            ("f", JsonKind::Text),
+            ("a", FieldKind::Float),
+            ("b", FieldKind::Text),
+            ("c", FieldKind::Boolean),
+            ("d", FieldKind::Text),
+            ("f", FieldKind::Text),
         ]
     );
-    let clash = ValueFormat::Json(vec![JsonField::new("offset", JsonKind::Integer)]);
+    let clash = ValueFormat::Json(vec![ValueField::new("offset", FieldKind::Integer)]);
     assert!(clash.schema().is_err());
 }
