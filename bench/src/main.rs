@@ -46,6 +46,7 @@ mod clients;
 mod groups;
 mod latency;
 mod replication;
+mod sql;
 mod streams;
 mod transactions;
 
@@ -106,6 +107,9 @@ enum Command {
     /// Records/s through a strom-streams topology: stateless, and a windowed count with a
     /// persistent store.
     Streams(streams::StreamsArgs),
+    /// A SQL-filtered consumer against one that decodes with serde_json and filters in
+    /// Rust, over 1 KB JSON records; and the filter's evaluation alone.
+    Sql(sql::SqlArgs),
 }
 
 struct Counter(Arc<AtomicU64>, Arc<AtomicU64>);
@@ -161,6 +165,9 @@ async fn main() -> anyhow::Result<()> {
     }
     if let Some(Command::Replication(replication_args)) = &args.command {
         return replication::run(replication_args).await;
+    }
+    if let Some(Command::Sql(sql_args)) = &args.command {
+        return sql::run(sql_args).await;
     }
     if let Some(Command::Streams(streams_args)) = &args.command {
         return streams::run(streams_args).await;
