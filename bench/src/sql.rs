@@ -65,7 +65,10 @@ fn order(i: u64, size: usize) -> String {
         i % 500,
         i % 300
     );
-    value.extend(std::iter::repeat_n('x', size.saturating_sub(value.len() + 2)));
+    value.extend(std::iter::repeat_n(
+        'x',
+        size.saturating_sub(value.len() + 2),
+    ));
     value.push_str("\"}");
     value
 }

@@ -376,38 +376,16 @@ fn consume_follows_new_records() {
     strom_ok(&["topics", "-b", &b, "create", "live", "-p", "2"], "");
     strom_ok(&["produce", "live", "-b", &b], "old\n");
     // Without a start option, only records produced after the consumer started show.
-    let mut child = Command::new(env!("CARGO_BIN_EXE_strom"))
-        .args(["consume", "live", "-b", &b, "--max-messages", "2"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run strom");
-    // Wait until the consumer says where it starts: its positions are then fixed at the end.
-    let mut stderr = std::io::BufReader::new(child.stderr.take().expect("stderr"));
-    let mut line = String::new();
-    while !line.starts_with("consuming live from") {
-        line.clear();
-        let n = std::io::BufRead::read_line(&mut stderr, &mut line).expect("read stderr");
-        assert!(n > 0, "the consumer exited before reporting its start");
-    }
-    strom_ok(
-        &["produce", "live", "-b", &b, "-K", "="],
-        "a=new-1\nb=new-2\n",
-    );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while child.try_wait().expect("try_wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().expect("wait");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    // Once the consumer says where it starts, its positions are fixed at the end.
+    let (stdout, _) = strom_after(
+        &["consume", "live", "-b", &b, "--max-messages", "2"],
+        "consuming live from",
+        || {
+            strom_ok(
+                &["produce", "live", "-b", &b, "-K", "="],
+                "a=new-1\nb=new-2\n",
+            );
+        },
     );
     let mut lines: Vec<&str> = stdout.lines().collect();
     lines.sort_unstable();
@@ -505,7 +483,12 @@ impl Running {
     }
 
     /// Waits (up to 30 s) for the exit; returns stdout, panicking unless it succeeded.
-    fn finish(mut self) -> String {
+    fn finish(self) -> String {
+        self.finish_with_stderr().0
+    }
+
+    /// As [`Running::finish`], with the rest of stderr too.
+    fn finish_with_stderr(mut self) -> (String, String) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while self.child.try_wait().expect("try_wait").is_none() {
             if Instant::now() > deadline {
@@ -519,7 +502,7 @@ impl Running {
         let _ = std::io::Read::read_to_string(&mut self.stderr, &mut stderr);
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         assert!(out.status.success(), "{stdout}\n{stderr}");
-        stdout
+        (stdout, stderr)
     }
 }
 
@@ -1036,5 +1019,138 @@ fn sql_queries_topics_as_tables_in_three_output_formats() {
     let (ok, _, stderr) = strom(&["sql", "-b", &b, "SELECT nothing FROM orders"], "");
     assert!(!ok);
     assert!(stderr.contains("nothing"), "{stderr}");
+    broker.stop();
+}
+
+/// Runs strom until it exits (at most 30 s), after `ready` starts a line of its stderr
+/// and `then` ran; its stdout and the rest of its stderr.
+fn strom_after(args: &[&str], ready: &str, then: impl FnOnce()) -> (String, String) {
+    let mut running = Running::spawn(args);
+    running.wait_for_line(ready);
+    then();
+    running.finish_with_stderr()
+}
+
+#[test]
+fn sql_follows_a_topic_and_creates_streams() {
+    let broker = TestBroker::start();
+    let b = broker.bootstrap();
+    strom_ok(&["topics", "-b", &b, "create", "events", "-p", "2"], "");
+    strom_ok(
+        &["produce", "events", "-b", &b, "--key-separator", "|"],
+        "e1|{\"level\":\"error\",\"code\":1}\n\
+         e2|{\"level\":\"info\",\"code\":2}\n\
+         e3|{\"level\":\"error\",\"code\":3}\n",
+    );
+    // --follow prints what is there, then what arrives.
+    let query = "SELECT key, code FROM events WHERE level = 'error'";
+    let (out, _) = strom_after(
+        &[
+            "sql",
+            "-b",
+            &b,
+            "--follow",
+            "--max-rows",
+            "3",
+            "-o",
+            "json",
+            query,
+        ],
+        "following events",
+        || {
+            strom_ok(
+                &["produce", "events", "-b", &b, "--key-separator", "|"],
+                "e4|{\"level\":\"info\",\"code\":4}\n\
+                 e5|{\"level\":\"error\",\"code\":5}\n",
+            );
+        },
+    );
+    let mut lines: Vec<&str> = out.lines().collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            r#"{"code":1,"key":"e1"}"#,
+            r#"{"code":3,"key":"e3"}"#,
+            r#"{"code":5,"key":"e5"}"#
+        ],
+        "{out}"
+    );
+
+    // CREATE STREAM writes the rows to a topic, with an undecodable record
+    // dead-lettered.
+    strom_ok(&["produce", "events", "-b", &b], "not json\n");
+    let statement = format!("CREATE STREAM errors AS {query}");
+    let (_, stderr) = strom_after(
+        &[
+            "sql",
+            "-b",
+            &b,
+            "--max-rows",
+            "3",
+            "--dead-letter",
+            "events-dlq",
+            &statement,
+        ],
+        "writing the rows of events to errors",
+        || {},
+    );
+    assert!(
+        stderr.contains("3 written to errors, 1 undecodable"),
+        "{stderr}"
+    );
+    let out = strom_ok(
+        &[
+            "consume",
+            "errors",
+            "-b",
+            &b,
+            "--from-beginning",
+            "--max-messages",
+            "3",
+            "--format",
+            "%k %s\\n",
+        ],
+        "",
+    );
+    let mut lines: Vec<&str> = out.lines().collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        ["e1 {\"code\":1}", "e3 {\"code\":3}", "e5 {\"code\":5}"],
+        "{out}"
+    );
+    let dead = strom_ok(
+        &[
+            "consume",
+            "events-dlq",
+            "-b",
+            &b,
+            "--from-beginning",
+            "--max-messages",
+            "1",
+            "--format",
+            "%s\\n",
+        ],
+        "",
+    );
+    assert_eq!(dead.trim(), "not json");
+
+    // Bad statements are clear errors.
+    let (ok, _, stderr) = strom(&["sql", "-b", &b, "CREATE STREAM x SELECT 1"], "");
+    assert!(!ok);
+    assert!(stderr.contains("expected AS"), "{stderr}");
+    let (ok, _, stderr) = strom(
+        &[
+            "sql",
+            "-b",
+            &b,
+            "--follow",
+            "SELECT level, count(*) FROM events GROUP BY level",
+        ],
+        "",
+    );
+    assert!(!ok);
+    assert!(stderr.contains("tumble"), "{stderr}");
     broker.stop();
 }

@@ -12,7 +12,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("strom-client", &["strom-protocol"]),
     ("strom-broker", &["strom-protocol"]),
     ("strom-streams", &["strom-client", "strom-protocol"]),
-    ("strom-sql", &["strom-client", "strom-protocol"]),
+    (
+        "strom-sql",
+        &["strom-client", "strom-protocol", "strom-streams"],
+    ),
     ("strom-testkit", &["strom-protocol"]),
     ("strom-cli", &["*"]),
     ("strom-examples", &["*"]),

@@ -6,10 +6,12 @@ use std::time::Duration;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use strom_client::consumer::Consumer;
+use strom_client::producer::Producer;
 use tracing::warn;
 
 use crate::decode::{Decoder, Undecodable};
 use crate::filter::SqlFilter;
+use crate::job::dead_letter;
 use crate::schema::ValueFormat;
 use crate::SqlError;
 
@@ -52,6 +54,7 @@ pub struct SqlConsumer {
     decoder: Decoder,
     filter: SqlFilter,
     undecodable: AtomicU64,
+    dead_letter: Option<(Producer, String)>,
 }
 
 impl SqlConsumer {
@@ -60,13 +63,23 @@ impl SqlConsumer {
     /// # Errors
     /// As [`SqlFilter::compile`] and [`ValueFormat::schema`].
     pub async fn new(consumer: Consumer, format: ValueFormat, sql: &str) -> Result<Self, SqlError> {
-        let (decoder, filter) = compile(format, sql).await?;
+        let (decoder, filter) = compile(format, sql, TABLE).await?;
         Ok(SqlConsumer {
             consumer,
             decoder,
             filter,
             undecodable: AtomicU64::new(0),
+            dead_letter: None,
         })
+    }
+
+    /// Sends records whose value does not decode to `topic` with `producer` (as they
+    /// were, with headers naming their topic, partition, offset and the reason; see
+    /// [`DEAD_LETTER_HEADERS`](crate::DEAD_LETTER_HEADERS)); a poll returns once they are
+    /// acknowledged.
+    pub fn dead_letter(mut self, producer: Producer, topic: impl Into<String>) -> Self {
+        self.dead_letter = Some((producer, topic.into()));
+        self
     }
 
     /// The next records, waiting at most `timeout`, as the query's rows.
@@ -81,6 +94,11 @@ impl SqlConsumer {
                 .fetch_add(undecodable.len() as u64, Ordering::Relaxed);
             for bad in &undecodable {
                 warn!(topic = %bad.topic, partition = bad.partition, offset = bad.offset, reason = %bad.reason, "undecodable record");
+            }
+            if let Some((producer, topic)) = &self.dead_letter {
+                for delivery in dead_letter(producer, topic, &records, &undecodable).await? {
+                    delivery.await?;
+                }
             }
         }
         Ok(SqlBatch {
@@ -106,16 +124,17 @@ impl SqlConsumer {
     }
 }
 
-/// `sql` over table [`TABLE`] of values in `format`, with a decoder that builds only the
-/// columns the query reads.
+/// `sql` over `table` of values in `format`, with a decoder that builds only the columns
+/// the query reads.
 pub(crate) async fn compile(
     format: ValueFormat,
     sql: &str,
+    table: &str,
 ) -> Result<(Decoder, SqlFilter), SqlError> {
-    let full = SqlFilter::compile(sql, TABLE, format.schema()?).await?;
+    let full = SqlFilter::compile(sql, table, format.schema()?).await?;
     let columns = full.input_columns();
     let columns: Vec<&str> = columns.iter().map(String::as_str).collect();
     let decoder = Decoder::projected(format, &columns)?;
-    let filter = SqlFilter::compile(sql, TABLE, decoder.schema()).await?;
+    let filter = SqlFilter::compile(sql, table, decoder.schema()).await?;
     Ok((decoder, filter))
 }

@@ -39,13 +39,14 @@ pub struct SqlFilter {
 /// A session with Strom's SQL functions (DataFusion's, and JSON's `->`, `->>`,
 /// `json_get_*`) that analyzes plans (resolution, type coercion) but does not rewrite
 /// them, so a filter's plan keeps the shape of its SQL.
-fn analyzing_session() -> Result<SessionContext, SqlError> {
+pub(crate) fn analyzing_session() -> Result<SessionContext, SqlError> {
     let state = SessionStateBuilder::new()
         .with_default_features()
         .with_optimizer_rules(Vec::new())
         .build();
     let mut ctx = SessionContext::new_with_state(state);
     datafusion_functions_json::register_all(&mut ctx)?;
+    ctx.register_udf(crate::tumble::tumble_udf());
     Ok(ctx)
 }
 

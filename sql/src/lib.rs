@@ -11,17 +11,31 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod consumer;
+mod continuous;
 mod decode;
 mod filter;
+mod job;
+mod output;
 mod schema;
+#[cfg(feature = "streams")]
+mod streams;
 mod table;
+mod tumble;
 
 pub use consumer::{SqlBatch, SqlConsumer};
+pub use continuous::{ContinuousQuery, Emitted};
 pub use datafusion::arrow;
 pub use decode::{Decoder, Undecodable};
 pub use filter::SqlFilter;
+pub use job::{
+    dead_letter, source_table, JobOptions, JobStats, Statement, StreamJob, DEAD_LETTER_HEADERS,
+};
+pub use output::{json_rows, output_records, OutputRecord};
 pub use schema::{AvroFormat, FieldKind, ValueField, ValueFormat, RECORD_COLUMNS};
+#[cfg(feature = "streams")]
+pub use streams::{SqlFilterStats, SqlStreamExt};
 pub use table::{infer_json_format, SqlSession, TopicTable};
+pub use tumble::{tumble_udf, TUMBLE};
 
 /// What can go wrong with SQL on topics.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +55,9 @@ pub enum SqlError {
         /// Why.
         reason: String,
     },
+    /// A statement is not Strom SQL (`CREATE STREAM` without its parts).
+    #[error("SQL: {0}")]
+    Parse(String),
     /// A table's schema is not possible.
     #[error("schema: {0}")]
     Schema(String),

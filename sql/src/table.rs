@@ -143,6 +143,14 @@ impl TopicTable {
         self.fetched.load(Ordering::Relaxed)
     }
 
+    /// Zeroes the counts of records fetched and forgets those that did not decode.
+    pub fn reset_counters(&self) {
+        self.fetched.store(0, Ordering::Relaxed);
+        if let Ok(mut undecodable) = self.undecodable.lock() {
+            undecodable.clear();
+        }
+    }
+
     /// The records scans could not decode.
     pub fn undecodable(&self) -> Vec<Undecodable> {
         self.undecodable
@@ -344,7 +352,13 @@ impl SqlSession {
     pub fn new() -> Result<SqlSession, SqlError> {
         let mut ctx = SessionContext::new();
         datafusion_functions_json::register_all(&mut ctx)?;
+        ctx.register_udf(crate::tumble::tumble_udf());
         Ok(SqlSession { ctx })
+    }
+
+    /// The DataFusion session inside, to register other tables and functions.
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
     }
 
     /// Registers `table` under `name`; the table, to read its counters.

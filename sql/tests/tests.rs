@@ -4,5 +4,9 @@
 
 mod bounded;
 mod consumer;
+mod continuous;
 mod filter;
 mod formats;
+mod jobs;
+mod slt;
+mod support;

@@ -37,6 +37,8 @@ pub struct OutputRecord {
 pub(crate) struct RecordContext {
     /// The input topic of the record being processed.
     pub(crate) topic: String,
+    /// Its partition.
+    pub(crate) partition: i32,
     /// Its offset.
     pub(crate) offset: i64,
     /// Its timestamp (what sinks stamp on what they write).

@@ -14,6 +14,7 @@ use crate::topology::{Punctuator, SourceNode, Topology};
 /// One input record, as a task takes it.
 pub(crate) struct Input<'a> {
     pub(crate) topic: &'a str,
+    pub(crate) partition: i32,
     pub(crate) offset: i64,
     pub(crate) timestamp: i64,
     pub(crate) headers: Vec<(String, Option<Bytes>)>,
@@ -68,6 +69,7 @@ impl Task {
     pub(crate) fn process(&mut self, input: Input<'_>) -> Processed {
         let mut ctx = RecordContext {
             topic: input.topic.to_owned(),
+            partition: input.partition,
             offset: input.offset,
             timestamp: input.timestamp,
             headers: input.headers,

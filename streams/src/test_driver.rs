@@ -161,6 +161,7 @@ impl Inner {
         let offset = self.offsets.entry(topic.to_owned()).or_default();
         let input = Input {
             topic,
+            partition: 0,
             offset: *offset,
             timestamp,
             headers: Vec::new(),

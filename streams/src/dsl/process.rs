@@ -134,6 +134,16 @@ impl<K: Clone, V: Clone> ProcessorContext<'_, K, V> {
     pub fn offset(&self) -> i64 {
         self.ctx.offset
     }
+
+    /// The current record's partition (0 in a punctuation and in the test driver).
+    pub fn partition(&self) -> i32 {
+        self.ctx.partition
+    }
+
+    /// The current record's headers.
+    pub fn headers(&self) -> &[(String, Option<bytes::Bytes>)] {
+        &self.ctx.headers
+    }
 }
 
 /// A node that can be punctuated, as the task holds it.

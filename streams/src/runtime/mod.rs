@@ -505,6 +505,7 @@ impl<'a> Instance<'a> {
                 .unwrap_or(&r.topic);
             let processed = state.task.process(Input {
                 topic,
+                partition: r.partition,
                 offset: r.offset,
                 timestamp: r.timestamp,
                 headers: r.headers.clone(),
