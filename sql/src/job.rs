@@ -316,7 +316,8 @@ impl Run {
         c.undecodable
             .fetch_add(emitted.undecodable.len() as u64, Ordering::Relaxed);
         c.late.fetch_add(emitted.late as u64, Ordering::Relaxed);
-        self.commit(records).await
+        self.commit(records).await;
+        Ok(())
     }
 
     async fn dead_letters(
@@ -335,7 +336,7 @@ impl Run {
 
     /// Commits the next offset of each partition polled, held back to the first record
     /// of a window still open.
-    async fn commit(&self, records: &[ConsumerRecord]) -> Result<(), SqlError> {
+    async fn commit(&self, records: &[ConsumerRecord]) {
         let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
         for r in records {
             let n = next.entry((r.topic.clone(), r.partition)).or_insert(0);
@@ -348,8 +349,11 @@ impl Run {
         }
         let offsets: Vec<(String, i32, i64)> =
             next.into_iter().map(|((t, p), o)| (t, p, o)).collect();
-        self.consumer.commit_offsets(&offsets).await?;
-        Ok(())
+        // A commit refused in a rebalance is not fatal: the records are read again by
+        // whoever holds the partitions (at least once).
+        if let Err(e) = self.consumer.commit_offsets(&offsets).await {
+            warn!(error = %e, "offsets not committed; their records will be read again");
+        }
     }
 }
 

@@ -143,6 +143,57 @@ async fn create_stream_writes_matches_dead_letters_the_rest_and_resumes() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sql_consumer_dead_letters_what_it_cannot_decode() {
+    let (_dir, broker, config) = broker().await;
+    let admin = Admin::connect(config.clone()).await.unwrap();
+    for topic in ["orders", "bad-orders"] {
+        admin
+            .create_topic(NewTopic::new(topic).partitions(1))
+            .await
+            .unwrap();
+    }
+    let producer = Producer::new(config.clone()).await.unwrap();
+    send(
+        &producer,
+        vec![
+            order(10),
+            Record::new("orders")
+                .key("broken")
+                .value("{\"amount\": \"lots\"}"),
+            order(12),
+        ],
+    )
+    .await;
+    let consumer = strom_client::consumer::Consumer::new(config.clone())
+        .await
+        .unwrap();
+    let partitions = [("orders".to_owned(), 0)];
+    consumer.assign(&partitions).unwrap();
+    consumer.seek_to_beginning(&partitions).unwrap();
+    let format = ValueFormat::Json(vec![ValueField::new("amount", FieldKind::Integer)]);
+    let sql = "SELECT key FROM t WHERE amount > 100";
+    let orders = strom_sql::SqlConsumer::new(consumer, format, sql)
+        .await
+        .unwrap()
+        .dead_letter(Producer::new(config.clone()).await.unwrap(), "bad-orders");
+    let (mut polled, mut kept) = (0, 0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while polled < 3 {
+        assert!(Instant::now() < deadline);
+        let batch = orders.poll(Duration::from_millis(100)).await.unwrap();
+        polled += batch.polled;
+        kept += batch.rows.num_rows();
+    }
+    assert_eq!((kept, orders.undecodable_count()), (1, 1));
+    // The poll returned once the dead letter was acknowledged.
+    let dead = read_all(&config, "bad-orders").await;
+    assert_eq!(dead.len(), 1);
+    assert_eq!(dead[0].key.as_deref(), Some(&b"broken"[..]));
+    producer.close().await;
+    broker.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_windowed_stream_writes_each_window_when_it_closes() {
     let (_dir, broker, config) = broker().await;
     let admin = Admin::connect(config.clone()).await.unwrap();
