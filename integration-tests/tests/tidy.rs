@@ -16,6 +16,7 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "strom-sql",
         &["strom-client", "strom-protocol", "strom-streams"],
     ),
+    ("strom-connect-api", &["strom-protocol"]),
     ("strom-testkit", &["strom-protocol"]),
     ("strom-cli", &["*"]),
     ("strom-examples", &["*"]),
