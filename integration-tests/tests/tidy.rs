@@ -17,6 +17,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
         &["strom-client", "strom-protocol", "strom-streams"],
     ),
     ("strom-connect-api", &["strom-protocol"]),
+    (
+        "strom-connect-runtime",
+        &["strom-connect-api", "strom-client", "strom-protocol"],
+    ),
     ("strom-testkit", &["strom-protocol"]),
     ("strom-cli", &["*"]),
     ("strom-examples", &["*"]),

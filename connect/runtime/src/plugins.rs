@@ -1,0 +1,82 @@
+//! The connector classes a worker can run, by Kafka Connect class name and alias.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use strom_connect_api::{SinkConnector, SourceConnector};
+
+/// A connector class.
+#[derive(Clone)]
+pub enum Plugin {
+    /// A source connector.
+    Source(Arc<dyn Fn() -> Box<dyn SourceConnector> + Send + Sync>),
+    /// A sink connector.
+    Sink(Arc<dyn Fn() -> Box<dyn SinkConnector> + Send + Sync>),
+}
+
+/// Connector classes by name.
+#[derive(Clone, Default)]
+pub struct Plugins {
+    classes: BTreeMap<String, (Plugin, String)>,
+}
+
+impl Plugins {
+    /// The connectors that come with Strom (the file source).
+    pub fn builtin() -> Plugins {
+        let mut plugins = Plugins::default();
+        plugins.add_source(
+            "org.apache.kafka.connect.file.FileStreamSourceConnector",
+            &["FileStreamSource", "FileStreamSourceConnector"],
+            || Box::new(crate::file::FileStreamSource::default()),
+        );
+        plugins
+    }
+
+    /// Adds a source connector class under `class` and its `aliases`.
+    pub fn add_source(
+        &mut self,
+        class: &str,
+        aliases: &[&str],
+        make: impl Fn() -> Box<dyn SourceConnector> + Send + Sync + 'static,
+    ) {
+        let plugin = Plugin::Source(Arc::new(make));
+        self.add(class, aliases, plugin);
+    }
+
+    /// Adds a sink connector class under `class` and its `aliases`.
+    pub fn add_sink(
+        &mut self,
+        class: &str,
+        aliases: &[&str],
+        make: impl Fn() -> Box<dyn SinkConnector> + Send + Sync + 'static,
+    ) {
+        let plugin = Plugin::Sink(Arc::new(make));
+        self.add(class, aliases, plugin);
+    }
+
+    fn add(&mut self, class: &str, aliases: &[&str], plugin: Plugin) {
+        for name in std::iter::once(&class).chain(aliases) {
+            self.classes
+                .insert((*name).to_owned(), (plugin.clone(), class.to_owned()));
+        }
+    }
+
+    /// The class `name` (a class name or an alias), with its full class name.
+    pub fn get(&self, name: &str) -> Option<(Plugin, &str)> {
+        self.classes
+            .get(name)
+            .map(|(plugin, class)| (plugin.clone(), class.as_str()))
+    }
+
+    /// Every class: its full name and whether it is a source.
+    pub fn classes(&self) -> Vec<(&str, bool)> {
+        let mut classes: Vec<(&str, bool)> = self
+            .classes
+            .values()
+            .map(|(plugin, class)| (class.as_str(), matches!(plugin, Plugin::Source(_))))
+            .collect();
+        classes.sort_unstable();
+        classes.dedup();
+        classes
+    }
+}

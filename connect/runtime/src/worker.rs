@@ -1,0 +1,293 @@
+//! A worker: runs connectors and their tasks, standalone.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use strom_client::producer::Producer;
+use strom_client::ClientConfig;
+use strom_connect_api::{converter_from_config, ConfigKey, ConfigMap, SourceConnector};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+use tracing::info;
+
+use crate::offsets::OffsetStore;
+use crate::plugins::{Plugin, Plugins};
+use crate::source::SourceRunner;
+use crate::RuntimeError;
+
+/// A worker's settings: its cluster, and Kafka Connect's worker keys
+/// (`offset.storage.topic`, `offset.storage.partitions`, `offset.flush.interval.ms`,
+/// `key.converter`, `value.converter` and their `.schemas.enable`).
+#[derive(Clone, Debug)]
+pub struct WorkerConfig {
+    /// The cluster.
+    pub client: ClientConfig,
+    /// Worker keys.
+    pub settings: ConfigMap,
+}
+
+impl WorkerConfig {
+    /// Defaults for the cluster `client` reaches.
+    pub fn new(client: ClientConfig) -> WorkerConfig {
+        WorkerConfig {
+            client,
+            settings: ConfigMap::new(),
+        }
+    }
+
+    /// Sets a worker key.
+    pub fn set(mut self, key: &str, value: &str) -> WorkerConfig {
+        self.settings.insert(key.to_owned(), value.to_owned());
+        self
+    }
+
+    fn get(&self, key: &str, default: &str) -> String {
+        self.settings
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| default.to_owned())
+    }
+
+    fn number(&self, key: &str, default: u64) -> Result<u64, RuntimeError> {
+        self.settings.get(key).map_or(Ok(default), |v| {
+            v.parse()
+                .map_err(|_| RuntimeError::Config(format!("{key} is a number, not {v}")))
+        })
+    }
+}
+
+/// A connector's or task's state, as Kafka Connect's status API names them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Running.
+    Running,
+    /// Stopped with an error (its trace).
+    Failed(String),
+    /// Not running.
+    Unassigned,
+}
+
+impl State {
+    /// `RUNNING`, `FAILED` or `UNASSIGNED`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            State::Running => "RUNNING",
+            State::Failed(_) => "FAILED",
+            State::Unassigned => "UNASSIGNED",
+        }
+    }
+}
+
+/// A task's status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskStatus {
+    /// Its number within the connector.
+    pub id: usize,
+    /// Its state.
+    pub state: State,
+}
+
+/// A connector's status.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConnectorStatus {
+    /// Its name.
+    pub name: String,
+    /// Its class.
+    pub class: String,
+    /// Its state.
+    pub state: State,
+    /// Its tasks.
+    pub tasks: Vec<TaskStatus>,
+}
+
+struct Running {
+    connector: Box<dyn SourceConnector>,
+    status: Arc<Mutex<ConnectorStatus>>,
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+/// Runs connectors in this process.
+pub struct Worker {
+    config: WorkerConfig,
+    plugins: Plugins,
+    offsets: OffsetStore,
+    connectors: tokio::sync::Mutex<BTreeMap<String, Running>>,
+}
+
+impl Worker {
+    /// A worker on `config`'s cluster that runs `plugins`; reads the stored offsets.
+    ///
+    /// # Errors
+    /// Bad worker keys, client errors.
+    pub async fn start(config: WorkerConfig, plugins: Plugins) -> Result<Worker, RuntimeError> {
+        let topic = config.get("offset.storage.topic", "connect-offsets");
+        let partitions = i32::try_from(config.number("offset.storage.partitions", 25)?)
+            .map_err(|_| RuntimeError::Config("offset.storage.partitions is too large".into()))?;
+        let offsets = OffsetStore::open(&config.client, &topic, partitions).await?;
+        converter_from_config(&config.settings, "key.converter")?;
+        converter_from_config(&config.settings, "value.converter")?;
+        config.number("offset.flush.interval.ms", 60_000)?;
+        Ok(Worker {
+            config,
+            plugins,
+            offsets,
+            connectors: tokio::sync::Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    /// Starts connector `name` with `config` (`connector.class`, `tasks.max`, its own
+    /// keys, and converter overrides).
+    ///
+    /// # Errors
+    /// [`RuntimeError::Config`] naming a missing key or unknown class;
+    /// [`RuntimeError::ConnectorExists`]; the connector's own refusal.
+    pub async fn add_connector(&self, name: &str, config: ConfigMap) -> Result<(), RuntimeError> {
+        let mut connectors = self.connectors.lock().await;
+        if connectors.contains_key(name) {
+            return Err(RuntimeError::ConnectorExists(name.to_owned()));
+        }
+        let class = config
+            .get("connector.class")
+            .ok_or_else(|| RuntimeError::Config("connector.class is missing".to_owned()))?;
+        let (plugin, class) = self.plugins.get(class).ok_or_else(|| {
+            RuntimeError::Config(format!("connector.class {class}: no such connector here"))
+        })?;
+        let Plugin::Source(make) = plugin else {
+            return Err(RuntimeError::Config(format!(
+                "{class} is a sink connector; this worker runs sources"
+            )));
+        };
+        let mut connector = make();
+        let keys = connector.config_keys();
+        let missing = ConfigKey::missing(&keys, &config);
+        if !missing.is_empty() {
+            return Err(RuntimeError::Config(format!(
+                "connector {name} ({class}) needs {}",
+                missing.join(", ")
+            )));
+        }
+        let max_tasks: usize = config.get("tasks.max").map_or(Ok(1), |v| {
+            v.parse()
+                .map_err(|_| RuntimeError::Config(format!("tasks.max is a number, not {v}")))
+        })?;
+        // Converters: the connector's keys over the worker's.
+        let mut settings = self.config.settings.clone();
+        settings.extend(config.clone());
+        let tolerate = match settings.get("errors.tolerance").map(String::as_str) {
+            None | Some("none") => false,
+            Some("all") => true,
+            Some(other) => {
+                return Err(RuntimeError::Config(format!(
+                    "errors.tolerance is none or all, not {other}"
+                )))
+            }
+        };
+        converter_from_config(&settings, "key.converter")?;
+        converter_from_config(&settings, "value.converter")?;
+        connector.start(config.clone()).await?;
+        let task_configs = connector.task_configs(max_tasks.max(1))?;
+        let status = Arc::new(Mutex::new(ConnectorStatus {
+            name: name.to_owned(),
+            class: class.to_owned(),
+            state: State::Running,
+            tasks: (0..task_configs.len())
+                .map(|id| TaskStatus {
+                    id,
+                    state: State::Unassigned,
+                })
+                .collect(),
+        }));
+        let flush_every =
+            Duration::from_millis(self.config.number("offset.flush.interval.ms", 60_000)?);
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = Vec::new();
+        for (id, task_config) in task_configs.into_iter().enumerate() {
+            let runner = SourceRunner {
+                connector: name.to_owned(),
+                id,
+                task: connector.task(),
+                producer: Producer::new(self.config.client.clone().enable_idempotence(true))
+                    .await?,
+                key: converter_from_config(&settings, "key.converter")?,
+                value: converter_from_config(&settings, "value.converter")?,
+                offsets: self.offsets.clone(),
+                flush_every,
+                tolerate,
+                status: status.clone(),
+            };
+            tasks.push(tokio::spawn(runner.run(task_config, stopped.clone())));
+        }
+        info!(
+            connector = name,
+            class,
+            tasks = tasks.len(),
+            "connector started"
+        );
+        connectors.insert(
+            name.to_owned(),
+            Running {
+                connector,
+                status,
+                stop,
+                tasks,
+            },
+        );
+        Ok(())
+    }
+
+    /// The names of the connectors it runs.
+    pub async fn connectors(&self) -> Vec<String> {
+        self.connectors.lock().await.keys().cloned().collect()
+    }
+
+    /// Connector `name`'s status.
+    ///
+    /// # Errors
+    /// [`RuntimeError::UnknownConnector`].
+    pub async fn status(&self, name: &str) -> Result<ConnectorStatus, RuntimeError> {
+        let connectors = self.connectors.lock().await;
+        let running = connectors
+            .get(name)
+            .ok_or_else(|| RuntimeError::UnknownConnector(name.to_owned()))?;
+        let status = running
+            .status
+            .lock()
+            .map(|s| s.clone())
+            .map_err(|_| RuntimeError::UnknownConnector(name.to_owned()))?;
+        Ok(status)
+    }
+
+    /// Stops connector `name`: its tasks flush their offsets and stop.
+    ///
+    /// # Errors
+    /// [`RuntimeError::UnknownConnector`].
+    pub async fn remove_connector(&self, name: &str) -> Result<(), RuntimeError> {
+        let running = self
+            .connectors
+            .lock()
+            .await
+            .remove(name)
+            .ok_or_else(|| RuntimeError::UnknownConnector(name.to_owned()))?;
+        stop(running).await;
+        info!(connector = name, "connector stopped");
+        Ok(())
+    }
+
+    /// Stops every connector.
+    pub async fn shutdown(self) {
+        let connectors = std::mem::take(&mut *self.connectors.lock().await);
+        for (_, running) in connectors {
+            stop(running).await;
+        }
+    }
+}
+
+async fn stop(mut running: Running) {
+    let _ = running.stop.send(true);
+    for task in running.tasks {
+        let _ = task.await;
+    }
+    running.connector.stop().await;
+}
