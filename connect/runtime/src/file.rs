@@ -1,15 +1,16 @@
-//! `FileStreamSource`: lines of a file into a topic, as Kafka's connect-file example
-//! connector (`file`, `topic`, `batch.size`), its position in the file as the offset.
+//! Kafka's connect-file example connectors: `FileStreamSource` (lines of a file into a
+//! topic: `file`, `topic`, `batch.size`; its position in the file as the offset) and
+//! `FileStreamSink` (values as lines appended to a file).
 
 use std::io::SeekFrom;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use strom_connect_api::{
-    ConfigKey, ConfigMap, ConnectError, OffsetMap, Schema, SchemaType, SourceConnector,
-    SourceRecord, SourceTask, SourceTaskContext, Value,
+    ConfigKey, ConfigMap, ConnectError, OffsetMap, Schema, SchemaType, SinkConnector, SinkRecord,
+    SinkTask, SourceConnector, SourceRecord, SourceTask, SourceTaskContext, Value,
 };
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 /// The file source connector (one task).
 #[derive(Debug, Default)]
@@ -171,5 +172,112 @@ impl SourceTask for FileStreamSourceTask {
 
     async fn stop(&mut self) {
         self.file = None;
+    }
+}
+
+/// `FileStreamSink`: records' values as lines appended to a file (`file`, `topics`), made
+/// durable (fsync) at each flush.
+#[derive(Debug, Default)]
+pub struct FileStreamSink {
+    config: ConfigMap,
+}
+
+const SINK_KEYS: [ConfigKey; 2] = [
+    ConfigKey {
+        name: "file",
+        required: true,
+        default: None,
+        doc: "The file to append to.",
+    },
+    ConfigKey {
+        name: "topics",
+        required: true,
+        default: None,
+        doc: "The topics to read, comma-separated.",
+    },
+];
+
+#[async_trait]
+impl SinkConnector for FileStreamSink {
+    fn version(&self) -> &str {
+        env!("CARGO_PKG_VERSION")
+    }
+
+    fn config_keys(&self) -> Vec<ConfigKey> {
+        SINK_KEYS.to_vec()
+    }
+
+    async fn start(&mut self, config: ConfigMap) -> Result<(), ConnectError> {
+        self.config = config;
+        Ok(())
+    }
+
+    fn task_configs(&self, _max_tasks: usize) -> Result<Vec<ConfigMap>, ConnectError> {
+        // One writer of the file.
+        Ok(vec![self.config.clone()])
+    }
+
+    fn task(&self) -> Box<dyn SinkTask> {
+        Box::new(FileStreamSinkTask { file: None })
+    }
+
+    async fn stop(&mut self) {}
+}
+
+struct FileStreamSinkTask {
+    file: Option<tokio::io::BufWriter<tokio::fs::File>>,
+}
+
+#[async_trait]
+impl SinkTask for FileStreamSinkTask {
+    async fn start(&mut self, config: ConfigMap) -> Result<(), ConnectError> {
+        let path = config
+            .get("file")
+            .ok_or_else(|| ConnectError::Config("file is missing".to_owned()))?;
+        let file = tokio::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .await
+            .map_err(|e| ConnectError::Failed(format!("{path}: {e}")))?;
+        self.file = Some(tokio::io::BufWriter::new(file));
+        Ok(())
+    }
+
+    async fn put(&mut self, records: Vec<SinkRecord>) -> Result<(), ConnectError> {
+        let Some(file) = self.file.as_mut() else {
+            return Err(ConnectError::Failed("not started".to_owned()));
+        };
+        for record in records {
+            let line = match record.value {
+                Value::String(s) => s,
+                Value::Null => "null".to_owned(),
+                other => other.to_json().to_string(),
+            };
+            file.write_all(line.as_bytes())
+                .await
+                .and(file.write_all(b"\n").await)
+                .map_err(|e| ConnectError::Retriable(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> Result<(), ConnectError> {
+        if let Some(file) = self.file.as_mut() {
+            file.flush()
+                .await
+                .map_err(|e| ConnectError::Retriable(e.to_string()))?;
+            file.get_ref()
+                .sync_data()
+                .await
+                .map_err(|e| ConnectError::Retriable(e.to_string()))?;
+        }
+        Ok(())
+    }
+
+    async fn stop(&mut self) {
+        if let Some(mut file) = self.file.take() {
+            let _ = file.flush().await;
+        }
     }
 }

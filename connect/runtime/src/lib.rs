@@ -8,17 +8,24 @@
 //!  restart ──▶ offsets topic read to its end ──▶ each task resumes from its stored offset
 //! ```
 //!
+//! ```text
+//!  group connect-<name> consumer ──▶ Converter ──SinkRecord──▶ SinkTask::put
+//!       every offset.flush.interval.ms (and at stop): SinkTask::flush ──▶ commit offsets
+//! ```
+//!
 //! Records are written at least once: after a crash, records sent after the last offset
-//! flush are read from the source again.
+//! flush are read from the source again, and records put after a sink's last commit are
+//! put again.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod file;
 mod offsets;
 mod plugins;
+mod sink;
 mod source;
 mod worker;
 
-pub use file::FileStreamSource;
+pub use file::{FileStreamSink, FileStreamSource};
 pub use offsets::OffsetStore;
 pub use plugins::{Plugin, Plugins};
 pub use worker::{ConnectorStatus, State, TaskStatus, Worker, WorkerConfig};

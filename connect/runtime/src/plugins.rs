@@ -21,13 +21,18 @@ pub struct Plugins {
 }
 
 impl Plugins {
-    /// The connectors that come with Strom (the file source).
+    /// The connectors that come with Strom (the file source and sink).
     pub fn builtin() -> Plugins {
         let mut plugins = Plugins::default();
         plugins.add_source(
             "org.apache.kafka.connect.file.FileStreamSourceConnector",
             &["FileStreamSource", "FileStreamSourceConnector"],
             || Box::new(crate::file::FileStreamSource::default()),
+        );
+        plugins.add_sink(
+            "org.apache.kafka.connect.file.FileStreamSinkConnector",
+            &["FileStreamSink", "FileStreamSinkConnector"],
+            || Box::new(crate::file::FileStreamSink::default()),
         );
         plugins
     }

@@ -1,7 +1,6 @@
 //! One source task: poll, convert, produce; flush offsets once what was sent is
 //! acknowledged.
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use strom_client::producer::{DeliveryFuture, Producer, Record};
@@ -9,15 +8,14 @@ use strom_connect_api::{
     ConfigMap, ConnectError, Converter, OffsetMap, SourceRecord, SourceTask, SourceTaskContext,
 };
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::warn;
 
 use crate::offsets::OffsetStore;
-use crate::worker::{ConnectorStatus, State};
+use crate::worker::{State, TaskHandle};
 use crate::RuntimeError;
 
 pub(crate) struct SourceRunner {
-    pub(crate) connector: String,
-    pub(crate) id: usize,
+    pub(crate) handle: TaskHandle,
     pub(crate) task: Box<dyn SourceTask>,
     pub(crate) producer: Producer,
     pub(crate) key: Box<dyn Converter>,
@@ -26,30 +24,21 @@ pub(crate) struct SourceRunner {
     pub(crate) flush_every: Duration,
     /// `errors.tolerance=all`: records that do not convert are skipped (and logged).
     pub(crate) tolerate: bool,
-    pub(crate) status: Arc<Mutex<ConnectorStatus>>,
 }
 
 /// A record sent and not yet flushed: its delivery and where it came from.
 type Pending = (DeliveryFuture, OffsetMap, OffsetMap);
 
 impl SourceRunner {
-    fn set_state(&self, state: State) {
-        if let Ok(mut status) = self.status.lock() {
-            if let Some(task) = status.tasks.iter_mut().find(|t| t.id == self.id) {
-                task.state = state;
-            }
-        }
-    }
-
     pub(crate) async fn run(mut self, config: ConfigMap, mut stop: watch::Receiver<bool>) {
         let context = SourceTaskContext {
-            offsets: self.offsets.reader(&self.connector),
+            offsets: self.offsets.reader(&self.handle.connector),
         };
         if let Err(e) = self.task.start(config, context).await {
-            self.set_state(State::Failed(e.to_string()));
+            self.handle.set(State::Failed(e.to_string()));
             return;
         }
-        self.set_state(State::Running);
+        self.handle.set(State::Running);
         let mut pending: Vec<Pending> = Vec::new();
         let mut flushed = Instant::now();
         let result = loop {
@@ -67,7 +56,7 @@ impl SourceRunner {
                     }
                 }
                 Err(ConnectError::Retriable(reason)) => {
-                    warn!(connector = %self.connector, task = self.id, %reason, "poll failed; polling again");
+                    warn!(connector = %self.handle.connector, task = self.handle.id, %reason, "poll failed; polling again");
                 }
                 Err(e) => break Err(e.into()),
             }
@@ -81,16 +70,7 @@ impl SourceRunner {
         // What was acknowledged keeps its offsets, also when the task failed.
         let last = self.flush(&mut pending).await;
         self.task.stop().await;
-        match result.and(last) {
-            Ok(()) => {
-                info!(connector = %self.connector, task = self.id, "task stopped");
-                self.set_state(State::Unassigned);
-            }
-            Err(e) => {
-                warn!(connector = %self.connector, task = self.id, error = %e, "task failed");
-                self.set_state(State::Failed(e.to_string()));
-            }
-        }
+        self.handle.ended(result.and(last));
     }
 
     async fn send(
@@ -106,7 +86,7 @@ impl SourceRunner {
             let (key, value) = match converted {
                 Ok(kv) => kv,
                 Err(e) if self.tolerate => {
-                    warn!(connector = %self.connector, topic = %r.topic, error = %e, "record skipped (errors.tolerance=all)");
+                    warn!(connector = %self.handle.connector, topic = %r.topic, error = %e, "record skipped (errors.tolerance=all)");
                     continue;
                 }
                 Err(e) => return Err(e.into()),
@@ -146,7 +126,7 @@ impl SourceRunner {
             }
         }
         if !latest.is_empty() {
-            self.offsets.put(&self.connector, &latest).await?;
+            self.offsets.put(&self.handle.connector, &latest).await?;
             self.task.commit().await;
         }
         match failed {

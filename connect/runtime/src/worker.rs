@@ -4,15 +4,20 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use strom_client::config::OffsetReset;
+use strom_client::consumer::Consumer;
 use strom_client::producer::Producer;
 use strom_client::ClientConfig;
-use strom_connect_api::{converter_from_config, ConfigKey, ConfigMap, SourceConnector};
+use strom_connect_api::{
+    converter_from_config, ConfigKey, ConfigMap, ConnectError, SinkConnector, SourceConnector,
+};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tracing::info;
 
 use crate::offsets::OffsetStore;
 use crate::plugins::{Plugin, Plugins};
+use crate::sink::SinkRunner;
 use crate::source::SourceRunner;
 use crate::RuntimeError;
 
@@ -101,8 +106,76 @@ pub struct ConnectorStatus {
     pub tasks: Vec<TaskStatus>,
 }
 
+/// A connector of either kind.
+enum Connector {
+    Source(Box<dyn SourceConnector>),
+    Sink(Box<dyn SinkConnector>),
+}
+
+impl Connector {
+    fn config_keys(&self) -> Vec<ConfigKey> {
+        match self {
+            Connector::Source(c) => c.config_keys(),
+            Connector::Sink(c) => c.config_keys(),
+        }
+    }
+
+    async fn start(&mut self, config: ConfigMap) -> Result<(), ConnectError> {
+        match self {
+            Connector::Source(c) => c.start(config).await,
+            Connector::Sink(c) => c.start(config).await,
+        }
+    }
+
+    fn task_configs(&self, max_tasks: usize) -> Result<Vec<ConfigMap>, ConnectError> {
+        match self {
+            Connector::Source(c) => c.task_configs(max_tasks),
+            Connector::Sink(c) => c.task_configs(max_tasks),
+        }
+    }
+
+    async fn stop(&mut self) {
+        match self {
+            Connector::Source(c) => c.stop().await,
+            Connector::Sink(c) => c.stop().await,
+        }
+    }
+}
+
+/// A task's place in its connector's status.
+pub(crate) struct TaskHandle {
+    pub(crate) connector: String,
+    pub(crate) id: usize,
+    pub(crate) status: Arc<Mutex<ConnectorStatus>>,
+}
+
+impl TaskHandle {
+    /// Sets the task's state.
+    pub(crate) fn set(&self, state: State) {
+        if let Ok(mut status) = self.status.lock() {
+            if let Some(task) = status.tasks.iter_mut().find(|t| t.id == self.id) {
+                task.state = state;
+            }
+        }
+    }
+
+    /// Records how the task ended: stopped, or failed with an error.
+    pub(crate) fn ended(&self, result: Result<(), RuntimeError>) {
+        match result {
+            Ok(()) => {
+                info!(connector = %self.connector, task = self.id, "task stopped");
+                self.set(State::Unassigned);
+            }
+            Err(e) => {
+                tracing::warn!(connector = %self.connector, task = self.id, error = %e, "task failed");
+                self.set(State::Failed(e.to_string()));
+            }
+        }
+    }
+}
+
 struct Running {
-    connector: Box<dyn SourceConnector>,
+    connector: Connector,
     status: Arc<Mutex<ConnectorStatus>>,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
@@ -154,12 +227,10 @@ impl Worker {
         let (plugin, class) = self.plugins.get(class).ok_or_else(|| {
             RuntimeError::Config(format!("connector.class {class}: no such connector here"))
         })?;
-        let Plugin::Source(make) = plugin else {
-            return Err(RuntimeError::Config(format!(
-                "{class} is a sink connector; this worker runs sources"
-            )));
+        let mut connector = match plugin {
+            Plugin::Source(make) => Connector::Source(make()),
+            Plugin::Sink(make) => Connector::Sink(make()),
         };
-        let mut connector = make();
         let keys = connector.config_keys();
         let missing = ConfigKey::missing(&keys, &config);
         if !missing.is_empty() {
@@ -204,20 +275,47 @@ impl Worker {
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
         for (id, task_config) in task_configs.into_iter().enumerate() {
-            let runner = SourceRunner {
-                connector: name.to_owned(),
-                id,
-                task: connector.task(),
-                producer: Producer::new(self.config.client.clone().enable_idempotence(true))
-                    .await?,
-                key: converter_from_config(&settings, "key.converter")?,
-                value: converter_from_config(&settings, "value.converter")?,
-                offsets: self.offsets.clone(),
-                flush_every,
-                tolerate,
-                status: status.clone(),
+            let key = converter_from_config(&settings, "key.converter")?;
+            let value = converter_from_config(&settings, "value.converter")?;
+            let task = match &connector {
+                Connector::Source(source) => {
+                    let runner = SourceRunner {
+                        handle: TaskHandle {
+                            connector: name.to_owned(),
+                            id,
+                            status: status.clone(),
+                        },
+                        task: source.task(),
+                        producer: Producer::new(
+                            self.config.client.clone().enable_idempotence(true),
+                        )
+                        .await?,
+                        key,
+                        value,
+                        offsets: self.offsets.clone(),
+                        flush_every,
+                        tolerate,
+                    };
+                    tokio::spawn(runner.run(task_config, stopped.clone()))
+                }
+                Connector::Sink(sink) => {
+                    let runner = SinkRunner {
+                        handle: TaskHandle {
+                            connector: name.to_owned(),
+                            id,
+                            status: status.clone(),
+                        },
+                        task: sink.task(),
+                        consumer: self.sink_consumer(name, &task_config).await?,
+                        key,
+                        value,
+                        flush_every,
+                        tolerate,
+                    };
+                    tokio::spawn(runner.run(task_config, stopped.clone()))
+                }
             };
-            tasks.push(tokio::spawn(runner.run(task_config, stopped.clone())));
+            tasks.push(task);
         }
         info!(
             connector = name,
@@ -235,6 +333,41 @@ impl Worker {
             },
         );
         Ok(())
+    }
+
+    /// A member of sink connector `name`'s group (`connect-<name>`), subscribed to its
+    /// `topics` or `topics.regex`.
+    async fn sink_consumer(
+        &self,
+        name: &str,
+        config: &ConfigMap,
+    ) -> Result<Consumer, RuntimeError> {
+        let consumer = Consumer::new(
+            self.config
+                .client
+                .clone()
+                .group_id(format!("connect-{name}"))
+                .enable_auto_commit(false)
+                .auto_offset_reset(OffsetReset::Earliest),
+        )
+        .await?;
+        match (config.get("topics"), config.get("topics.regex")) {
+            (Some(topics), None) => {
+                let topics: Vec<&str> = topics
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|t| !t.is_empty())
+                    .collect();
+                consumer.subscribe(&topics)?;
+            }
+            (None, Some(pattern)) => consumer.subscribe_pattern(pattern, None)?,
+            _ => {
+                return Err(RuntimeError::Config(format!(
+                    "sink connector {name} needs one of topics and topics.regex"
+                )))
+            }
+        }
+        Ok(consumer)
     }
 
     /// The names of the connectors it runs.

@@ -208,3 +208,84 @@ async fn bad_connector_configs_are_refused_with_what_is_wrong() {
     worker.shutdown().await;
     broker.shutdown().await.unwrap();
 }
+
+/// Waits until `path` holds `n` lines.
+async fn wait_for_lines(path: &std::path::Path, n: usize) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        let lines: Vec<String> = text.lines().map(String::from).collect();
+        assert!(lines.len() <= n, "{} lines, more than {n}", lines.len());
+        if lines.len() == n {
+            return lines;
+        }
+        assert!(Instant::now() < deadline, "{} of {n} lines", lines.len());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_copies_through_a_topic_with_json_schemas_and_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker_config = BrokerConfig::new(dir.path().join("broker"));
+    broker_config.group_initial_rebalance_delay = Duration::ZERO;
+    let broker = Broker::start(broker_config).await.unwrap();
+    let client = ClientConfig::new().bootstrap(&broker.bootstrap());
+    let input = dir.path().join("in.txt");
+    let output = dir.path().join("out.txt");
+    std::fs::write(&input, lines(0..40)).unwrap();
+    let config = WorkerConfig::new(client.clone())
+        .set("offset.flush.interval.ms", "50")
+        .set("offset.storage.partitions", "1");
+    let mut source = file_source(&input);
+    // The worker's default converter: JSON with schemas.
+    source.remove("value.converter");
+    let sink: ConfigMap = [
+        (
+            "connector.class",
+            "org.apache.kafka.connect.file.FileStreamSinkConnector",
+        ),
+        ("file", output.to_str().unwrap()),
+        ("topics", "lines"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+
+    let worker = Worker::start(config.clone(), Plugins::builtin())
+        .await
+        .unwrap();
+    worker
+        .add_connector("source", source.clone())
+        .await
+        .unwrap();
+    wait_for_size(&client, "lines", 40).await;
+    let first = values(&client, "lines").await;
+    assert_eq!(
+        first[0],
+        r#"{"payload":"line-0","schema":{"optional":false,"type":"string"}}"#
+    );
+    worker.add_connector("sink", sink.clone()).await.unwrap();
+    let copied = wait_for_lines(&output, 40).await;
+    assert_eq!(copied[39], "line-39");
+    assert_eq!(
+        worker.status("sink").await.unwrap().tasks[0].state,
+        State::Running
+    );
+    worker.shutdown().await;
+
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&input)
+        .unwrap()
+        .write_all(lines(40..60).as_bytes())
+        .unwrap();
+    let worker = Worker::start(config, Plugins::builtin()).await.unwrap();
+    worker.add_connector("sink", sink).await.unwrap();
+    worker.add_connector("source", source).await.unwrap();
+    let copied = wait_for_lines(&output, 60).await;
+    let expected: Vec<String> = (0..60).map(|i| format!("line-{i}")).collect();
+    assert_eq!(copied, expected);
+    worker.shutdown().await;
+    broker.shutdown().await.unwrap();
+}
