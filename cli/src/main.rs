@@ -5,6 +5,7 @@
 
 mod broker_cmd;
 mod cluster_cmd;
+mod connect_cmd;
 mod consume_cmd;
 mod groups_cmd;
 mod produce_cmd;
@@ -40,6 +41,8 @@ enum Command {
     Cluster(cluster_cmd::ClusterArgs),
     /// Query topics with SQL (each topic a table; JSON values as columns).
     Sql(sql_cmd::SqlArgs),
+    /// Run source and sink connectors (Kafka Connect's standalone mode).
+    Connect(connect_cmd::ConnectArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -74,6 +77,7 @@ fn main() -> std::process::ExitCode {
             Command::Groups(args) => groups_cmd::run(args).await,
             Command::Cluster(args) => cluster_cmd::run(args).await,
             Command::Sql(args) => sql_cmd::run(args).await,
+            Command::Connect(args) => connect_cmd::run(args).await,
         }
     });
     match result {

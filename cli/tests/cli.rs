@@ -1154,3 +1154,88 @@ fn sql_follows_a_topic_and_creates_streams() {
     assert!(stderr.contains("tumble"), "{stderr}");
     broker.stop();
 }
+
+#[test]
+fn connect_standalone_runs_connectors_from_properties_files() {
+    let broker = TestBroker::start();
+    let b = broker.bootstrap();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let input = dir.path().join("in.txt");
+    let output = dir.path().join("out.txt");
+    std::fs::write(&input, "one\ntwo\nthree\n").expect("write input");
+    let worker = dir.path().join("worker.properties");
+    std::fs::write(
+        &worker,
+        format!(
+            "# a standalone worker\nbootstrap.servers={b}\noffset.flush.interval.ms=100\n\
+             offset.storage.partitions=1\nvalue.converter=org.apache.kafka.connect.storage.StringConverter\n"
+        ),
+    )
+    .expect("write worker");
+    let source = dir.path().join("source.properties");
+    std::fs::write(
+        &source,
+        format!(
+            "name=file-source\nconnector.class=FileStreamSource\ntasks.max=1\nfile={}\ntopic=lines\n",
+            input.display()
+        ),
+    )
+    .expect("write source");
+    let sink = dir.path().join("sink.properties");
+    std::fs::write(
+        &sink,
+        format!(
+            "name=file-sink\nconnector.class=FileStreamSink\nfile={}\ntopics=lines\n",
+            output.display()
+        ),
+    )
+    .expect("write sink");
+    let args = [
+        "connect",
+        "standalone",
+        worker.to_str().expect("path"),
+        source.to_str().expect("path"),
+        sink.to_str().expect("path"),
+    ];
+    let mut running = Running::spawn(&args);
+    running.wait_for_line("connector file-sink started");
+    let out = strom_ok(
+        &[
+            "consume",
+            "lines",
+            "-b",
+            &b,
+            "--from-beginning",
+            "--max-messages",
+            "3",
+            "-f",
+            "%s\\n",
+        ],
+        "",
+    );
+    assert_eq!(out.lines().collect::<Vec<_>>(), ["one", "two", "three"]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::fs::read_to_string(&output).unwrap_or_default() != "one\ntwo\nthree\n" {
+        assert!(
+            Instant::now() < deadline,
+            "the sink did not write the lines"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Ctrl-C stops it cleanly.
+    let pid = running.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .expect("kill")
+        .success());
+    let (_, stderr) = running.finish_with_stderr();
+    assert!(stderr.contains("stopping: flushing offsets"), "{stderr}");
+
+    // A connector config without its required keys is refused, naming them.
+    std::fs::write(&source, "name=bad\nconnector.class=FileStreamSource\n").expect("write");
+    let (ok, _, stderr) = strom(&args[..4], "");
+    assert!(!ok);
+    assert!(stderr.contains("needs file, topic"), "{stderr}");
+    broker.stop();
+}

@@ -21,6 +21,7 @@
 mod file;
 mod offsets;
 mod plugins;
+mod properties;
 mod sink;
 mod source;
 mod worker;
@@ -28,6 +29,7 @@ mod worker;
 pub use file::{FileStreamSink, FileStreamSource};
 pub use offsets::OffsetStore;
 pub use plugins::{Plugin, Plugins};
+pub use properties::parse_properties;
 pub use worker::{ConnectorStatus, State, TaskStatus, Worker, WorkerConfig};
 
 /// What can go wrong in the runtime.

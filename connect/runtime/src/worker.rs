@@ -41,6 +41,37 @@ impl WorkerConfig {
         }
     }
 
+    /// A worker from its properties: Connect's worker keys (`offset.*`, `*.converter*`,
+    /// `errors.*`) are the worker's, the others (`bootstrap.servers`, `client.id`, ...,
+    /// also with a `producer.` or `consumer.` prefix) configure its clients.
+    ///
+    /// # Errors
+    /// [`RuntimeError::Client`] naming a key neither knows.
+    pub fn from_properties(properties: &ConfigMap) -> Result<WorkerConfig, RuntimeError> {
+        const WORKER: [&str; 6] = [
+            "offset.",
+            "key.converter",
+            "value.converter",
+            "header.converter",
+            "errors.",
+            "plugin.path",
+        ];
+        let mut client = ClientConfig::new();
+        let mut settings = ConfigMap::new();
+        for (key, value) in properties {
+            if WORKER.iter().any(|w| key.starts_with(w)) {
+                settings.insert(key.clone(), value.clone());
+                continue;
+            }
+            let client_key = key
+                .strip_prefix("producer.")
+                .or_else(|| key.strip_prefix("consumer."))
+                .unwrap_or(key);
+            client.set(client_key, value)?;
+        }
+        Ok(WorkerConfig { client, settings })
+    }
+
     /// Sets a worker key.
     pub fn set(mut self, key: &str, value: &str) -> WorkerConfig {
         self.settings.insert(key.to_owned(), value.to_owned());

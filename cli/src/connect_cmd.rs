@@ -1,0 +1,88 @@
+//! `strom connect standalone WORKER.properties CONNECTOR.properties...`: one worker in this
+//! process running the connectors the files describe, as Kafka's `connect-standalone`
+//! does (offsets, though, in the cluster's offsets topic, so a restart resumes there).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Args, Subcommand};
+use strom_connect_runtime::{parse_properties, Plugins, State, Worker, WorkerConfig};
+
+#[derive(Args, Debug)]
+pub struct ConnectArgs {
+    #[command(subcommand)]
+    mode: Mode,
+}
+
+#[derive(Subcommand, Debug)]
+enum Mode {
+    /// Run connectors in this process until Ctrl-C.
+    Standalone {
+        /// The worker's properties (bootstrap.servers, converters, offset.* keys).
+        worker: PathBuf,
+        /// Connector properties files (name, connector.class, tasks.max, its own keys).
+        #[arg(required = true)]
+        connectors: Vec<PathBuf>,
+    },
+}
+
+fn read(path: &Path) -> anyhow::Result<strom_connect_api::ConfigMap> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    parse_properties(&text).with_context(|| path.display().to_string())
+}
+
+pub async fn run(args: ConnectArgs) -> anyhow::Result<()> {
+    let Mode::Standalone { worker, connectors } = args.mode;
+    let properties = read(&worker)?;
+    if properties.contains_key("offset.storage.file.filename") {
+        eprintln!(
+            "offset.storage.file.filename is not used: offsets are kept in the offsets topic (offset.storage.topic)"
+        );
+    }
+    let config =
+        WorkerConfig::from_properties(&properties).with_context(|| worker.display().to_string())?;
+    let mut configs = Vec::new();
+    for path in &connectors {
+        let config = read(path)?;
+        let Some(name) = config.get("name").cloned() else {
+            bail!("{}: name is missing", path.display());
+        };
+        configs.push((name, config));
+    }
+    let worker = Worker::start(config, Plugins::builtin()).await?;
+    for (name, config) in configs {
+        worker
+            .add_connector(&name, config)
+            .await
+            .with_context(|| format!("connector {name}"))?;
+        eprintln!("connector {name} started");
+    }
+    let stop = tokio::signal::ctrl_c();
+    tokio::pin!(stop);
+    let mut ticks = tokio::time::interval(Duration::from_secs(1));
+    let mut reported = std::collections::BTreeSet::new();
+    loop {
+        tokio::select! {
+            _ = &mut stop => break,
+            _ = ticks.tick() => {}
+        }
+        // Say once when a task fails; the others go on.
+        for name in worker.connectors().await {
+            let Ok(status) = worker.status(&name).await else {
+                continue;
+            };
+            for task in status.tasks {
+                if let State::Failed(trace) = &task.state {
+                    if reported.insert((name.clone(), task.id)) {
+                        eprintln!("connector {name} task {} failed: {trace}", task.id);
+                    }
+                }
+            }
+        }
+    }
+    eprintln!("stopping: flushing offsets");
+    worker.shutdown().await;
+    Ok(())
+}
