@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the third-party Kafka clients the interop tests drive against the Strom broker:
 #   - kcat (+ librdkafka-dev, whose rdkafka_mock.h the mock-cluster tests use), from apt
+#   - curl (the Connect REST API test), from apt
 #   - a venv at .peers/venv (made from /usr/bin/python3) with confluent-kafka and
 #     kafka-python, plus the codec packages kafka-python needs for snappy/lz4/zstd
 #   - kafkajs 2.2.4 under .peers/node
@@ -37,11 +38,12 @@ have_deb() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok
 # --- kcat and librdkafka-dev -------------------------------------------------------------
 missing_debs=()
 command -v kcat >/dev/null 2>&1 || missing_debs+=(kcat)
+command -v curl >/dev/null 2>&1 || missing_debs+=(curl)
 have_deb librdkafka-dev || missing_debs+=(librdkafka-dev)
 if [ "${#missing_debs[@]}" -gt 0 ]; then
     apt_install "${missing_debs[@]}"
 else
-    log "kcat and librdkafka-dev already installed"
+    log "kcat, curl and librdkafka-dev already installed"
 fi
 log "kcat: $(kcat -V 2>&1 | grep -m1 Version || true)"
 

@@ -3,6 +3,7 @@
 //! does (offsets, though, in the cluster's offsets topic, so a restart resumes there).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
@@ -51,7 +52,8 @@ pub async fn run(args: ConnectArgs) -> anyhow::Result<()> {
         };
         configs.push((name, config));
     }
-    let worker = Worker::start(config, Plugins::builtin()).await?;
+    let listen = rest_address(&config.get("listeners", "http://0.0.0.0:8083"))?;
+    let worker = Arc::new(Worker::start(config, Plugins::builtin()).await?);
     for (name, config) in configs {
         worker
             .add_connector(&name, config)
@@ -59,6 +61,11 @@ pub async fn run(args: ConnectArgs) -> anyhow::Result<()> {
             .with_context(|| format!("connector {name}"))?;
         eprintln!("connector {name} started");
     }
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("REST API on {listen}"))?;
+    eprintln!("REST API on http://{}", listener.local_addr()?);
+    let rest = tokio::spawn(strom_connect_runtime::rest::serve(worker.clone(), listener));
     let stop = tokio::signal::ctrl_c();
     tokio::pin!(stop);
     let mut ticks = tokio::time::interval(Duration::from_secs(1));
@@ -83,6 +90,29 @@ pub async fn run(args: ConnectArgs) -> anyhow::Result<()> {
         }
     }
     eprintln!("stopping: flushing offsets");
-    worker.shutdown().await;
+    rest.abort();
+    let _ = rest.await;
+    match Arc::try_unwrap(worker) {
+        Ok(worker) => worker.shutdown().await,
+        Err(worker) => {
+            for name in worker.connectors().await {
+                let _ = worker.remove_connector(&name).await;
+            }
+        }
+    }
     Ok(())
+}
+
+/// The address of the first `http://host:port` of `listeners` (an empty host is every
+/// interface).
+fn rest_address(listeners: &str) -> anyhow::Result<String> {
+    let first = listeners.split(',').next().unwrap_or_default().trim();
+    let Some(address) = first.strip_prefix("http://") else {
+        bail!("listeners: {first} is not http://host:port (https is not served)");
+    };
+    let address = address.trim_end_matches('/');
+    Ok(match address.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => address.to_owned(),
+    })
 }

@@ -1159,6 +1159,7 @@ fn sql_follows_a_topic_and_creates_streams() {
 fn connect_standalone_runs_connectors_from_properties_files() {
     let broker = TestBroker::start();
     let b = broker.bootstrap();
+    strom_ok(&["topics", "-b", &b, "create", "lines", "-p", "1"], "");
     let dir = tempfile::tempdir().expect("tempdir");
     let input = dir.path().join("in.txt");
     let output = dir.path().join("out.txt");
@@ -1168,7 +1169,8 @@ fn connect_standalone_runs_connectors_from_properties_files() {
         &worker,
         format!(
             "# a standalone worker\nbootstrap.servers={b}\noffset.flush.interval.ms=100\n\
-             offset.storage.partitions=1\nvalue.converter=org.apache.kafka.connect.storage.StringConverter\n"
+             offset.storage.partitions=1\nvalue.converter=org.apache.kafka.connect.storage.StringConverter\n\
+             listeners=http://127.0.0.1:0\n"
         ),
     )
     .expect("write worker");
@@ -1199,6 +1201,8 @@ fn connect_standalone_runs_connectors_from_properties_files() {
     ];
     let mut running = Running::spawn(&args);
     running.wait_for_line("connector file-sink started");
+    let rest = running.wait_for_line("REST API on ");
+    let url = rest.trim_start_matches("REST API on ").to_owned();
     let out = strom_ok(
         &[
             "consume",
@@ -1221,6 +1225,26 @@ fn connect_standalone_runs_connectors_from_properties_files() {
             "the sink did not write the lines"
         );
         std::thread::sleep(Duration::from_millis(20));
+    }
+    // Kafka Connect's REST API, asked with curl.
+    let curl = std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join("curl"))
+            .find(|c| c.exists())
+    });
+    assert!(
+        curl.is_some() || std::env::var("CI").as_deref() != Ok("true"),
+        "curl is not installed (CI=true): run scripts/install-peers.sh"
+    );
+    if curl.is_none() {
+        eprintln!("skipping the REST check: curl not installed (run scripts/install-peers.sh)");
+    } else {
+        let status = Command::new("curl")
+            .args(["-sf", &format!("{url}/connectors/file-source/status")])
+            .output()
+            .expect("curl");
+        let body = String::from_utf8_lossy(&status.stdout);
+        assert!(body.contains(r#""state":"RUNNING""#), "{body}");
     }
     // Ctrl-C stops it cleanly.
     let pid = running.child.id().to_string();

@@ -22,6 +22,7 @@ mod file;
 mod offsets;
 mod plugins;
 mod properties;
+pub mod rest;
 mod sink;
 mod source;
 mod worker;

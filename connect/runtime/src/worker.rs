@@ -42,19 +42,21 @@ impl WorkerConfig {
     }
 
     /// A worker from its properties: Connect's worker keys (`offset.*`, `*.converter*`,
-    /// `errors.*`) are the worker's, the others (`bootstrap.servers`, `client.id`, ...,
+    /// `errors.*`, `listeners`, `rest.*`) are the worker's, the others (`bootstrap.servers`, `client.id`, ...,
     /// also with a `producer.` or `consumer.` prefix) configure its clients.
     ///
     /// # Errors
     /// [`RuntimeError::Client`] naming a key neither knows.
     pub fn from_properties(properties: &ConfigMap) -> Result<WorkerConfig, RuntimeError> {
-        const WORKER: [&str; 6] = [
+        const WORKER: [&str; 8] = [
             "offset.",
             "key.converter",
             "value.converter",
             "header.converter",
             "errors.",
             "plugin.path",
+            "listeners",
+            "rest.",
         ];
         let mut client = ClientConfig::new();
         let mut settings = ConfigMap::new();
@@ -78,7 +80,8 @@ impl WorkerConfig {
         self
     }
 
-    fn get(&self, key: &str, default: &str) -> String {
+    /// A worker key's value, or `default`.
+    pub fn get(&self, key: &str, default: &str) -> String {
         self.settings
             .get(key)
             .cloned()
@@ -100,6 +103,8 @@ pub enum State {
     Running,
     /// Stopped with an error (its trace).
     Failed(String),
+    /// Stopped on request, to be resumed.
+    Paused,
     /// Not running.
     Unassigned,
 }
@@ -110,6 +115,7 @@ impl State {
         match self {
             State::Running => "RUNNING",
             State::Failed(_) => "FAILED",
+            State::Paused => "PAUSED",
             State::Unassigned => "UNASSIGNED",
         }
     }
@@ -205,11 +211,19 @@ impl TaskHandle {
     }
 }
 
-struct Running {
+/// A connector's tasks while they run.
+struct Tasks {
     connector: Connector,
-    status: Arc<Mutex<ConnectorStatus>>,
     stop: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
+    handles: Vec<JoinHandle<()>>,
+}
+
+/// A connector the worker has: its config, and its tasks unless paused.
+struct Running {
+    config: ConfigMap,
+    task_configs: Vec<ConfigMap>,
+    status: Arc<Mutex<ConnectorStatus>>,
+    tasks: Option<Tasks>,
 }
 
 /// Runs connectors in this process.
@@ -252,6 +266,17 @@ impl Worker {
         if connectors.contains_key(name) {
             return Err(RuntimeError::ConnectorExists(name.to_owned()));
         }
+        let running = self.start_connector(name, config).await?;
+        connectors.insert(name.to_owned(), running);
+        Ok(())
+    }
+
+    /// Starts connector `name`'s tasks.
+    async fn start_connector(
+        &self,
+        name: &str,
+        config: ConfigMap,
+    ) -> Result<Running, RuntimeError> {
         let class = config
             .get("connector.class")
             .ok_or_else(|| RuntimeError::Config("connector.class is missing".to_owned()))?;
@@ -290,6 +315,7 @@ impl Worker {
         converter_from_config(&settings, "value.converter")?;
         connector.start(config.clone()).await?;
         let task_configs = connector.task_configs(max_tasks.max(1))?;
+        let configs = task_configs.clone();
         let status = Arc::new(Mutex::new(ConnectorStatus {
             name: name.to_owned(),
             class: class.to_owned(),
@@ -354,16 +380,16 @@ impl Worker {
             tasks = tasks.len(),
             "connector started"
         );
-        connectors.insert(
-            name.to_owned(),
-            Running {
+        Ok(Running {
+            config,
+            task_configs: configs,
+            status,
+            tasks: Some(Tasks {
                 connector,
-                status,
                 stop,
-                tasks,
-            },
-        );
-        Ok(())
+                handles: tasks,
+            }),
+        })
     }
 
     /// A member of sink connector `name`'s group (`connect-<name>`), subscribed to its
@@ -423,7 +449,7 @@ impl Worker {
         Ok(status)
     }
 
-    /// Stops connector `name`: its tasks flush their offsets and stop.
+    /// Stops connector `name` and forgets it: its tasks flush their offsets and stop.
     ///
     /// # Errors
     /// [`RuntimeError::UnknownConnector`].
@@ -434,24 +460,154 @@ impl Worker {
             .await
             .remove(name)
             .ok_or_else(|| RuntimeError::UnknownConnector(name.to_owned()))?;
-        stop(running).await;
+        if let Some(tasks) = running.tasks {
+            stop(tasks).await;
+        }
         info!(connector = name, "connector stopped");
         Ok(())
+    }
+
+    /// Connector `name`'s configuration.
+    ///
+    /// # Errors
+    /// [`RuntimeError::UnknownConnector`].
+    pub async fn config(&self, name: &str) -> Result<ConfigMap, RuntimeError> {
+        let connectors = self.connectors.lock().await;
+        let running = connectors
+            .get(name)
+            .ok_or_else(|| RuntimeError::UnknownConnector(name.to_owned()))?;
+        Ok(running.config.clone())
+    }
+
+    /// The configurations of connector `name`'s tasks.
+    ///
+    /// # Errors
+    /// [`RuntimeError::UnknownConnector`].
+    pub async fn task_configs(&self, name: &str) -> Result<Vec<ConfigMap>, RuntimeError> {
+        let connectors = self.connectors.lock().await;
+        let running = connectors
+            .get(name)
+            .ok_or_else(|| RuntimeError::UnknownConnector(name.to_owned()))?;
+        Ok(running.task_configs.clone())
+    }
+
+    /// Creates connector `name` with `config`, or restarts it with `config` if it exists;
+    /// whether it was created.
+    ///
+    /// # Errors
+    /// As [`Worker::add_connector`]; the old configuration keeps running if the new one
+    /// is refused before its tasks start.
+    pub async fn put_config(&self, name: &str, config: ConfigMap) -> Result<bool, RuntimeError> {
+        let mut connectors = self.connectors.lock().await;
+        let Some(old) = connectors.remove(name) else {
+            let running = self.start_connector(name, config).await?;
+            connectors.insert(name.to_owned(), running);
+            return Ok(true);
+        };
+        let paused = old.tasks.is_none();
+        let old_config = old.config.clone();
+        if let Some(tasks) = old.tasks {
+            stop(tasks).await;
+        }
+        match self.start_connector(name, config).await {
+            Ok(mut running) => {
+                if paused {
+                    pause(&mut running).await;
+                }
+                connectors.insert(name.to_owned(), running);
+                Ok(false)
+            }
+            Err(e) => {
+                if let Ok(running) = self.start_connector(name, old_config).await {
+                    connectors.insert(name.to_owned(), running);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Stops connector `name`'s tasks (offsets flushed) until [`Worker::resume`].
+    ///
+    /// # Errors
+    /// [`RuntimeError::UnknownConnector`].
+    pub async fn pause(&self, name: &str) -> Result<(), RuntimeError> {
+        let mut connectors = self.connectors.lock().await;
+        let running = connectors
+            .get_mut(name)
+            .ok_or_else(|| RuntimeError::UnknownConnector(name.to_owned()))?;
+        pause(running).await;
+        Ok(())
+    }
+
+    /// Starts a paused connector's tasks again.
+    ///
+    /// # Errors
+    /// [`RuntimeError::UnknownConnector`]; the connector's refusal to start.
+    pub async fn resume(&self, name: &str) -> Result<(), RuntimeError> {
+        let mut connectors = self.connectors.lock().await;
+        let running = connectors
+            .get(name)
+            .ok_or_else(|| RuntimeError::UnknownConnector(name.to_owned()))?;
+        if running.tasks.is_some() {
+            return Ok(());
+        }
+        let config = running.config.clone();
+        let running = self.start_connector(name, config).await?;
+        connectors.insert(name.to_owned(), running);
+        Ok(())
+    }
+
+    /// Stops connector `name`'s tasks and starts them again (a failed task too).
+    ///
+    /// # Errors
+    /// [`RuntimeError::UnknownConnector`]; the connector's refusal to start.
+    pub async fn restart(&self, name: &str) -> Result<(), RuntimeError> {
+        let mut connectors = self.connectors.lock().await;
+        let running = connectors
+            .remove(name)
+            .ok_or_else(|| RuntimeError::UnknownConnector(name.to_owned()))?;
+        let config = running.config.clone();
+        if let Some(tasks) = running.tasks {
+            stop(tasks).await;
+        }
+        let running = self.start_connector(name, config).await?;
+        connectors.insert(name.to_owned(), running);
+        Ok(())
+    }
+
+    /// The connector classes it can run.
+    pub fn plugins(&self) -> &Plugins {
+        &self.plugins
     }
 
     /// Stops every connector.
     pub async fn shutdown(self) {
         let connectors = std::mem::take(&mut *self.connectors.lock().await);
         for (_, running) in connectors {
-            stop(running).await;
+            if let Some(tasks) = running.tasks {
+                stop(tasks).await;
+            }
         }
     }
 }
 
-async fn stop(mut running: Running) {
-    let _ = running.stop.send(true);
-    for task in running.tasks {
-        let _ = task.await;
+/// Stops a connector's tasks and marks it paused.
+async fn pause(running: &mut Running) {
+    if let Some(tasks) = running.tasks.take() {
+        stop(tasks).await;
     }
-    running.connector.stop().await;
+    if let Ok(mut status) = running.status.lock() {
+        status.state = State::Paused;
+        for task in &mut status.tasks {
+            task.state = State::Paused;
+        }
+    }
+}
+
+async fn stop(mut tasks: Tasks) {
+    let _ = tasks.stop.send(true);
+    for handle in tasks.handles {
+        let _ = handle.await;
+    }
+    tasks.connector.stop().await;
 }
