@@ -29,6 +29,7 @@ mod connector;
 mod converter;
 mod data;
 mod record;
+mod transform;
 
 pub use connector::{
     ConfigKey, ConnectorKind, OffsetReader, SinkConnector, SinkTask, SourceConnector, SourceTask,
@@ -39,6 +40,7 @@ pub use converter::{
 };
 pub use data::{Field, Schema, SchemaType, Value};
 pub use record::{Headers, SinkRecord, SourceRecord};
+pub use transform::{ConnectRecord, Transforms};
 
 /// A connector's or task's configuration: Kafka Connect's string keys and values.
 pub type ConfigMap = std::collections::BTreeMap<String, String>;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use strom_client::consumer::{Consumer, ConsumerRecord};
-use strom_connect_api::{ConfigMap, ConnectError, Converter, SinkRecord, SinkTask};
+use strom_connect_api::{ConfigMap, ConnectError, Converter, SinkRecord, SinkTask, Transforms};
 use tokio::sync::watch;
 use tracing::warn;
 
@@ -20,6 +20,8 @@ pub(crate) struct SinkRunner {
     pub(crate) value: Box<dyn Converter>,
     pub(crate) flush_every: Duration,
     pub(crate) tolerate: bool,
+    /// The connector's single message transforms.
+    pub(crate) transforms: std::sync::Arc<Transforms>,
 }
 
 /// Times a put refused as retriable is tried again before the task fails.
@@ -98,7 +100,7 @@ impl SinkRunner {
                     .into())
                 }
             };
-            converted.push(SinkRecord {
+            let mut record = SinkRecord {
                 topic: r.topic.clone(),
                 partition: r.partition,
                 offset: r.offset,
@@ -112,7 +114,15 @@ impl SinkRunner {
                     .iter()
                     .map(|(k, v)| (k.clone(), v.as_ref().map(|v| v.to_vec())))
                     .collect(),
-            });
+            };
+            match self.transforms.apply(&mut record) {
+                Ok(true) => converted.push(record),
+                Ok(false) => {}
+                Err(e) if self.tolerate => {
+                    warn!(connector = %self.handle.connector, error = %e, "record skipped (errors.tolerance=all)");
+                }
+                Err(e) => return Err(e.into()),
+            }
         }
         let mut attempt = 0;
         loop {

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use strom_client::producer::{DeliveryFuture, Producer, Record};
 use strom_connect_api::{
     ConfigMap, ConnectError, Converter, OffsetMap, SourceRecord, SourceTask, SourceTaskContext,
+    Transforms,
 };
 use tokio::sync::watch;
 use tracing::warn;
@@ -24,10 +25,13 @@ pub(crate) struct SourceRunner {
     pub(crate) flush_every: Duration,
     /// `errors.tolerance=all`: records that do not convert are skipped (and logged).
     pub(crate) tolerate: bool,
+    /// The connector's single message transforms.
+    pub(crate) transforms: std::sync::Arc<Transforms>,
 }
 
-/// A record sent and not yet flushed: its delivery and where it came from.
-type Pending = (DeliveryFuture, OffsetMap, OffsetMap);
+/// A record sent (or dropped by a transform: no delivery) and not yet flushed, and where
+/// it came from.
+type Pending = (Option<DeliveryFuture>, OffsetMap, OffsetMap);
 
 impl SourceRunner {
     pub(crate) async fn run(mut self, config: ConfigMap, mut stop: watch::Receiver<bool>) {
@@ -78,7 +82,20 @@ impl SourceRunner {
         records: Vec<SourceRecord>,
         pending: &mut Vec<Pending>,
     ) -> Result<(), RuntimeError> {
-        for r in records {
+        for mut r in records {
+            match self.transforms.apply(&mut r) {
+                Ok(true) => {}
+                Ok(false) => {
+                    pending.push((None, r.source_partition, r.source_offset));
+                    continue;
+                }
+                Err(e) if self.tolerate => {
+                    warn!(connector = %self.handle.connector, error = %e, "record skipped (errors.tolerance=all)");
+                    pending.push((None, r.source_partition, r.source_offset));
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            }
             let converted = self
                 .key
                 .encode(r.key_schema.as_ref(), &r.key)
@@ -102,7 +119,7 @@ impl SourceRunner {
                 .map(|(k, v)| (k, v.map(Into::into)))
                 .collect();
             let delivery = self.producer.send(record).await?;
-            pending.push((delivery, r.source_partition, r.source_offset));
+            pending.push((Some(delivery), r.source_partition, r.source_offset));
         }
         Ok(())
     }
@@ -116,8 +133,12 @@ impl SourceRunner {
             if failed.is_some() {
                 continue;
             }
-            match delivery.await {
-                Ok(_) => match latest.iter_mut().find(|(p, _)| *p == partition) {
+            let delivered = match delivery {
+                Some(delivery) => delivery.await.map(drop),
+                None => Ok(()),
+            };
+            match delivered {
+                Ok(()) => match latest.iter_mut().find(|(p, _)| *p == partition) {
                     Some(entry) => entry.1 = offset,
                     None => latest.push((partition, offset)),
                 },

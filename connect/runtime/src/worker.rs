@@ -10,6 +10,7 @@ use strom_client::producer::Producer;
 use strom_client::ClientConfig;
 use strom_connect_api::{
     converter_from_config, ConfigKey, ConfigMap, ConnectError, SinkConnector, SourceConnector,
+    Transforms,
 };
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -313,6 +314,7 @@ impl Worker {
         };
         converter_from_config(&settings, "key.converter")?;
         converter_from_config(&settings, "value.converter")?;
+        let transforms = Arc::new(Transforms::from_config(&config)?);
         connector.start(config.clone()).await?;
         let task_configs = connector.task_configs(max_tasks.max(1))?;
         let configs = task_configs.clone();
@@ -352,6 +354,7 @@ impl Worker {
                         offsets: self.offsets.clone(),
                         flush_every,
                         tolerate,
+                        transforms: transforms.clone(),
                     };
                     tokio::spawn(runner.run(task_config, stopped.clone()))
                 }
@@ -368,6 +371,7 @@ impl Worker {
                         value,
                         flush_every,
                         tolerate,
+                        transforms: transforms.clone(),
                     };
                     tokio::spawn(runner.run(task_config, stopped.clone()))
                 }

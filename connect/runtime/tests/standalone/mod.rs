@@ -265,3 +265,81 @@ async fn a_file_copies_through_a_topic_with_json_schemas_and_resumes() {
     worker.shutdown().await;
     broker.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transforms_route_and_filter_records_and_filtered_offsets_still_advance() {
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(BrokerConfig::new(dir.path().join("broker")))
+        .await
+        .unwrap();
+    let client = ClientConfig::new().bootstrap(&broker.bootstrap());
+    let path = dir.path().join("input.txt");
+    std::fs::write(&path, lines(0..3)).unwrap();
+    let config = WorkerConfig::new(client.clone())
+        .set("offset.flush.interval.ms", "20")
+        .set("offset.storage.partitions", "1");
+    let worker = Worker::start(config.clone(), Plugins::builtin())
+        .await
+        .unwrap();
+    let mut routed = file_source(&path);
+    routed.extend([
+        ("transforms".to_owned(), "route".to_owned()),
+        (
+            "transforms.route.type".to_owned(),
+            "org.apache.kafka.connect.transforms.RegexRouter".to_owned(),
+        ),
+        ("transforms.route.regex".to_owned(), "li(ne)s".to_owned()),
+        (
+            "transforms.route.replacement".to_owned(),
+            "routed-$1".to_owned(),
+        ),
+    ]);
+    worker.add_connector("routed", routed).await.unwrap();
+    wait_for_size(&client, "routed-ne", 3).await;
+    assert_eq!(
+        values(&client, "routed-ne").await,
+        ["line-0", "line-1", "line-2"]
+    );
+
+    // Everything filtered: nothing written, but the position still advances, so a
+    // restart does not read the lines again.
+    let mut dropped = file_source(&path);
+    dropped.extend([
+        ("transforms".to_owned(), "none".to_owned()),
+        (
+            "transforms.none.type".to_owned(),
+            "org.apache.kafka.connect.transforms.Filter".to_owned(),
+        ),
+    ]);
+    worker.add_connector("dropped", dropped).await.unwrap();
+    let size = std::fs::metadata(&path).unwrap().len();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let partition: strom_connect_api::OffsetMap =
+        serde_json::from_value(serde_json::json!({"filename": path.to_str().unwrap()})).unwrap();
+    let offsets = strom_connect_runtime::OffsetStore::open(&client, "connect-offsets", 1)
+        .await
+        .unwrap();
+    let mut stored = offsets.get("dropped", &partition);
+    while stored
+        .as_ref()
+        .and_then(|o| o.get("position"))
+        .and_then(|p| p.as_u64())
+        != Some(size)
+    {
+        assert!(Instant::now() < deadline, "stored {stored:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let reopened = strom_connect_runtime::OffsetStore::open(&client, "connect-offsets", 1)
+            .await
+            .unwrap();
+        stored = reopened.get("dropped", &partition);
+    }
+    assert_eq!(topic_size(&client, "lines").await, 0);
+
+    // A bad transform is refused when the connector is added.
+    let mut bad = file_source(&path);
+    bad.insert("transforms".to_owned(), "x".to_owned());
+    let err = worker.add_connector("bad", bad).await.unwrap_err();
+    assert!(err.to_string().contains("transforms.x.type"), "{err}");
+    worker.shutdown().await;
+    broker.shutdown().await.unwrap();
+}
