@@ -33,41 +33,31 @@ pub trait ConnectRecord {
     fn timestamp(&self) -> Option<i64>;
 }
 
-impl ConnectRecord for SourceRecord {
-    fn topic_mut(&mut self) -> &mut String {
-        &mut self.topic
-    }
-    fn key_mut(&mut self) -> (&mut Option<Schema>, &mut Value) {
-        (&mut self.key_schema, &mut self.key)
-    }
-    fn value_mut(&mut self) -> (&mut Option<Schema>, &mut Value) {
-        (&mut self.value_schema, &mut self.value)
-    }
-    fn headers(&self) -> &Headers {
-        &self.headers
-    }
-    fn timestamp(&self) -> Option<i64> {
-        self.timestamp
-    }
+/// Both record types expose the same fields; only their timestamps differ in type.
+macro_rules! connect_record {
+    ($record:ty, $timestamp:expr) => {
+        impl ConnectRecord for $record {
+            fn topic_mut(&mut self) -> &mut String {
+                &mut self.topic
+            }
+            fn key_mut(&mut self) -> (&mut Option<Schema>, &mut Value) {
+                (&mut self.key_schema, &mut self.key)
+            }
+            fn value_mut(&mut self) -> (&mut Option<Schema>, &mut Value) {
+                (&mut self.value_schema, &mut self.value)
+            }
+            fn headers(&self) -> &Headers {
+                &self.headers
+            }
+            fn timestamp(&self) -> Option<i64> {
+                $timestamp(self)
+            }
+        }
+    };
 }
 
-impl ConnectRecord for SinkRecord {
-    fn topic_mut(&mut self) -> &mut String {
-        &mut self.topic
-    }
-    fn key_mut(&mut self) -> (&mut Option<Schema>, &mut Value) {
-        (&mut self.key_schema, &mut self.key)
-    }
-    fn value_mut(&mut self) -> (&mut Option<Schema>, &mut Value) {
-        (&mut self.value_schema, &mut self.value)
-    }
-    fn headers(&self) -> &Headers {
-        &self.headers
-    }
-    fn timestamp(&self) -> Option<i64> {
-        Some(self.timestamp)
-    }
-}
+connect_record!(SourceRecord, |r: &SourceRecord| r.timestamp);
+connect_record!(SinkRecord, |r: &SinkRecord| Some(r.timestamp));
 
 /// Which half of a record a field transform changes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
