@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the third-party Kafka clients the interop tests drive against the Strom broker:
 #   - kcat (+ librdkafka-dev, whose rdkafka_mock.h the mock-cluster tests use), from apt
-#   - curl (the Connect REST API test), from apt
+#   - curl (the Connect REST API test) and mariadb-server (binlog tests start their own
+#     mariadbd), from apt
 #   - a venv at .peers/venv (made from /usr/bin/python3) with confluent-kafka and
 #     kafka-python, plus the codec packages kafka-python needs for snappy/lz4/zstd
 #   - kafkajs 2.2.4 under .peers/node
@@ -39,11 +40,13 @@ have_deb() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok
 missing_debs=()
 command -v kcat >/dev/null 2>&1 || missing_debs+=(kcat)
 command -v curl >/dev/null 2>&1 || missing_debs+=(curl)
+# A MariaDB server the change-capture tests start on their own (not as a service).
+command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ] || missing_debs+=(mariadb-server)
 have_deb librdkafka-dev || missing_debs+=(librdkafka-dev)
 if [ "${#missing_debs[@]}" -gt 0 ]; then
     apt_install "${missing_debs[@]}"
 else
-    log "kcat, curl and librdkafka-dev already installed"
+    log "kcat, curl, mariadb-server and librdkafka-dev already installed"
 fi
 log "kcat: $(kcat -V 2>&1 | grep -m1 Version || true)"
 

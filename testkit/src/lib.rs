@@ -8,16 +8,19 @@
 //! - [`strom_bin`] and [`BrokerProcess`]: the `strom` binary as a separate process, for
 //!   tests that must kill a broker the hard way; [`ProcessCluster`]: several of them
 //!   forming one cluster on 127.0.0.1, .2, ...
+//! - [`MariaDb`]: a MariaDB server of the test's own with the binary log on.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod broker_process;
 mod command;
+mod mariadb;
 mod peers;
 mod process_cluster;
 mod wait;
 
 pub use broker_process::BrokerProcess;
 pub use command::{run_command, CommandOutput};
+pub use mariadb::{MariaDb, MARIADB_PASSWORD, MARIADB_USER};
 pub use peers::{find_in_path, peers_dir, repo_root, require_peer, strom_bin};
 pub use process_cluster::ProcessCluster;
 pub use wait::{wait_until, wait_until_async};

@@ -15,7 +15,7 @@ pub fn peers_dir() -> PathBuf {
 }
 
 /// Whether this run is CI's (`CI=true`), where a missing peer is a failure, not a skip.
-fn in_ci() -> bool {
+pub(crate) fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1")
 }
 
