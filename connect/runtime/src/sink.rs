@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use strom_client::consumer::{Consumer, ConsumerRecord};
+use strom_client::producer::{Producer, Record};
 use strom_connect_api::{ConfigMap, ConnectError, Converter, SinkRecord, SinkTask, Transforms};
 use tokio::sync::watch;
 use tracing::warn;
@@ -22,6 +23,17 @@ pub(crate) struct SinkRunner {
     pub(crate) tolerate: bool,
     /// The connector's single message transforms.
     pub(crate) transforms: std::sync::Arc<Transforms>,
+    /// `errors.deadletterqueue.topic.name`: where records skipped under
+    /// `errors.tolerance=all` go, with `__connect.errors.*` headers when
+    /// `errors.deadletterqueue.context.headers.enable` is true.
+    pub(crate) dead_letter: Option<DeadLetter>,
+}
+
+/// A sink's dead-letter topic.
+pub(crate) struct DeadLetter {
+    pub(crate) producer: Producer,
+    pub(crate) topic: String,
+    pub(crate) context_headers: bool,
 }
 
 /// Times a put refused as retriable is tried again before the task fails.
@@ -90,6 +102,14 @@ impl SinkRunner {
                 Ok(kv) => kv,
                 Err(e) if self.tolerate => {
                     warn!(connector = %self.handle.connector, topic = %r.topic, partition = r.partition, offset = r.offset, error = %e, "record skipped (errors.tolerance=all)");
+                    dead_letter(
+                        self.dead_letter.as_ref(),
+                        &self.handle,
+                        r,
+                        "VALUE_CONVERTER",
+                        &e,
+                    )
+                    .await?;
                     continue;
                 }
                 Err(e) => {
@@ -120,6 +140,14 @@ impl SinkRunner {
                 Ok(false) => {}
                 Err(e) if self.tolerate => {
                     warn!(connector = %self.handle.connector, error = %e, "record skipped (errors.tolerance=all)");
+                    dead_letter(
+                        self.dead_letter.as_ref(),
+                        &self.handle,
+                        r,
+                        "TRANSFORMATION",
+                        &e,
+                    )
+                    .await?;
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -154,4 +182,39 @@ impl SinkRunner {
         }
         Ok(())
     }
+}
+
+/// Sends a skipped record, as it was, to the dead-letter topic (if there is one) and
+/// waits for it.
+async fn dead_letter(
+    dlq: Option<&DeadLetter>,
+    handle: &TaskHandle,
+    r: &ConsumerRecord,
+    stage: &str,
+    error: &ConnectError,
+) -> Result<(), RuntimeError> {
+    let Some(dlq) = dlq else {
+        return Ok(());
+    };
+    let mut record = Record::new(&dlq.topic);
+    record.key = r.key.clone();
+    record.value = r.value.clone();
+    record.headers = r.headers.clone();
+    record.timestamp = Some(r.timestamp);
+    if dlq.context_headers {
+        let context = [
+            ("__connect.errors.topic", r.topic.clone()),
+            ("__connect.errors.partition", r.partition.to_string()),
+            ("__connect.errors.offset", r.offset.to_string()),
+            ("__connect.errors.connector.name", handle.connector.clone()),
+            ("__connect.errors.task.id", handle.id.to_string()),
+            ("__connect.errors.stage", stage.to_owned()),
+            ("__connect.errors.exception.message", error.to_string()),
+        ];
+        for (name, value) in context {
+            record = record.header(name, value);
+        }
+    }
+    dlq.producer.send(record).await?.await?;
+    Ok(())
 }

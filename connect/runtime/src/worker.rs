@@ -18,7 +18,7 @@ use tracing::info;
 
 use crate::offsets::OffsetStore;
 use crate::plugins::{Plugin, Plugins};
-use crate::sink::SinkRunner;
+use crate::sink::{DeadLetter, SinkRunner};
 use crate::source::SourceRunner;
 use crate::RuntimeError;
 
@@ -367,6 +367,7 @@ impl Worker {
                         },
                         task: sink.task(),
                         consumer: self.sink_consumer(name, &task_config).await?,
+                        dead_letter: self.dead_letter(&settings, tolerate).await?,
                         key,
                         value,
                         flush_every,
@@ -429,6 +430,34 @@ impl Worker {
             }
         }
         Ok(consumer)
+    }
+
+    /// A sink's dead-letter topic from its `errors.deadletterqueue.*` keys (which need
+    /// `errors.tolerance=all`).
+    async fn dead_letter(
+        &self,
+        settings: &ConfigMap,
+        tolerate: bool,
+    ) -> Result<Option<DeadLetter>, RuntimeError> {
+        let Some(topic) = settings
+            .get("errors.deadletterqueue.topic.name")
+            .filter(|t| !t.is_empty())
+        else {
+            return Ok(None);
+        };
+        if !tolerate {
+            return Err(RuntimeError::Config(
+                "errors.deadletterqueue.topic.name needs errors.tolerance=all".to_owned(),
+            ));
+        }
+        let context_headers = settings
+            .get("errors.deadletterqueue.context.headers.enable")
+            .is_some_and(|v| v == "true");
+        Ok(Some(DeadLetter {
+            producer: Producer::new(self.config.client.clone().enable_idempotence(true)).await?,
+            topic: topic.clone(),
+            context_headers,
+        }))
     }
 
     /// The names of the connectors it runs.

@@ -343,3 +343,90 @@ async fn transforms_route_and_filter_records_and_filtered_offsets_still_advance(
     worker.shutdown().await;
     broker.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sink_sends_what_it_cannot_read_to_its_dead_letter_topic() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut broker_config = BrokerConfig::new(dir.path().join("broker"));
+    broker_config.group_initial_rebalance_delay = Duration::ZERO;
+    let broker = Broker::start(broker_config).await.unwrap();
+    let client = ClientConfig::new().bootstrap(&broker.bootstrap());
+    let producer = strom_client::producer::Producer::new(client.clone())
+        .await
+        .unwrap();
+    for value in [r#""first""#, "{not json", r#""third""#] {
+        producer
+            .send(strom_client::producer::Record::new("events").value(value.to_owned()))
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+    }
+    let output = dir.path().join("out.txt");
+    let sink: ConfigMap = [
+        ("connector.class", "FileStreamSink"),
+        ("file", output.to_str().unwrap()),
+        ("topics", "events"),
+        (
+            "value.converter",
+            "org.apache.kafka.connect.json.JsonConverter",
+        ),
+        ("value.converter.schemas.enable", "false"),
+        ("errors.tolerance", "all"),
+        ("errors.deadletterqueue.topic.name", "events-dlq"),
+        ("errors.deadletterqueue.context.headers.enable", "true"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let config = WorkerConfig::new(client.clone())
+        .set("offset.flush.interval.ms", "50")
+        .set("offset.storage.partitions", "1");
+    let worker = Worker::start(config, Plugins::builtin()).await.unwrap();
+    // A dead-letter topic needs errors.tolerance=all.
+    let mut strict = sink.clone();
+    strict.insert("errors.tolerance".to_owned(), "none".to_owned());
+    let err = worker.add_connector("strict", strict).await.unwrap_err();
+    assert!(err.to_string().contains("errors.tolerance=all"), "{err}");
+
+    worker.add_connector("sink", sink).await.unwrap();
+    assert_eq!(wait_for_lines(&output, 2).await, ["first", "third"]);
+    wait_for_size(&client, "events-dlq", 1).await;
+    let consumer = Consumer::new(client.clone()).await.unwrap();
+    let partitions = [("events-dlq".to_owned(), 0)];
+    consumer.assign(&partitions).unwrap();
+    consumer.seek_to_beginning(&partitions).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let dead = loop {
+        assert!(Instant::now() < deadline);
+        if let Some(r) = consumer
+            .poll(Duration::from_millis(100))
+            .await
+            .unwrap()
+            .pop()
+        {
+            break r;
+        }
+    };
+    assert_eq!(dead.value.as_deref(), Some(&b"{not json"[..]));
+    let header = |name: &str| {
+        dead.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .and_then(|(_, v)| v.as_deref())
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+    };
+    assert_eq!(header("__connect.errors.topic").as_deref(), Some("events"));
+    assert_eq!(header("__connect.errors.offset").as_deref(), Some("1"));
+    assert_eq!(
+        header("__connect.errors.connector.name").as_deref(),
+        Some("sink")
+    );
+    assert!(header("__connect.errors.exception.message")
+        .unwrap()
+        .contains("not JSON"));
+    consumer.close();
+    producer.close().await;
+    worker.shutdown().await;
+    broker.shutdown().await.unwrap();
+}
