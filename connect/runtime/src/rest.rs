@@ -2,7 +2,8 @@
 //! UIs) works: `GET /`, `GET|POST /connectors`, `GET|PUT|DELETE /connectors/{name}`,
 //! `GET|PUT /connectors/{name}/config`, `GET /connectors/{name}/status`,
 //! `POST /connectors/{name}/restart`, `PUT /connectors/{name}/pause|resume`,
-//! `GET /connectors/{name}/tasks`, `GET /connector-plugins`. Errors are
+//! `GET /connectors/{name}/tasks`, `GET /connectors/{name}/tasks/{id}/status`,
+//! `GET /connector-plugins`. Errors are
 //! `{"error_code": <HTTP status>, "message": "..."}` as Kafka Connect answers.
 
 use std::sync::Arc;
@@ -54,6 +55,7 @@ pub fn router(worker: Arc<Worker>) -> Router {
         .route("/connectors/{name}/pause", put(pause))
         .route("/connectors/{name}/resume", put(resume))
         .route("/connectors/{name}/tasks", get(tasks))
+        .route("/connectors/{name}/tasks/{task}/status", get(task_status))
         .route("/connector-plugins", get(plugins))
         .with_state(worker)
 }
@@ -250,6 +252,19 @@ async fn tasks(Shared(worker): Shared<Arc<Worker>>, Path(name): Path<String>) ->
         .map(|(task, config)| json!({"id": {"connector": name, "task": task}, "config": config}))
         .collect();
     Ok(Json(json!(tasks)).into_response())
+}
+
+async fn task_status(
+    Shared(worker): Shared<Arc<Worker>>,
+    Path((name, task)): Path<(String, usize)>,
+) -> Answer {
+    let status = status_json(&worker, &name).await?;
+    let found = status["tasks"]
+        .as_array()
+        .and_then(|tasks| tasks.iter().find(|t| t["id"] == json!(task)))
+        .cloned()
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no task {task} of {name}")))?;
+    Ok(Json(found).into_response())
 }
 
 async fn plugins(Shared(worker): Shared<Arc<Worker>>) -> Json<Value> {

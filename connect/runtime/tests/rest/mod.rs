@@ -116,6 +116,10 @@ async fn the_rest_api_manages_connectors_as_kafka_connects_does() {
     assert_eq!(code, 200);
     assert_eq!(status["tasks"][0]["state"], "RUNNING");
     assert_eq!(status["tasks"][0]["id"], 0);
+    let (code, task) = http(addr, "GET", "/connectors/src/tasks/0/status", None).await;
+    assert_eq!((code, task["state"].clone()), (200, json!("RUNNING")));
+    let (code, _) = http(addr, "GET", "/connectors/src/tasks/7/status", None).await;
+    assert_eq!(code, 404);
 
     // Paused, it reads nothing; resumed, it goes on from its offset.
     let (code, _) = http(addr, "PUT", "/connectors/src/pause", None).await;
