@@ -23,7 +23,7 @@ use serde::Deserialize;
 use strom_broker::{Broker, BrokerConfig};
 use strom_client::admin::{Admin, NewTopic};
 use strom_client::consumer::{Consumer, ConsumerRecord};
-use strom_client::producer::{Producer, Record};
+use strom_client::producer::Record;
 use strom_client::ClientConfig;
 use strom_sql::{Decoder, FieldKind, SqlConsumer, SqlFilter, ValueField, ValueFormat};
 
@@ -124,24 +124,12 @@ fn report(label: &str, records: u64, took: Duration) {
 }
 
 async fn fill(config: &ClientConfig, args: &SqlArgs) -> anyhow::Result<()> {
-    let producer = Producer::new(config.clone().linger(Duration::from_millis(5))).await?;
-    let mut deliveries = Vec::new();
-    for i in 0..args.records {
-        let record = Record::new("orders")
+    let records = (0..args.records).map(|i| {
+        Record::new("orders")
             .key(format!("order-{i}"))
-            .value(order(i, args.size));
-        deliveries.push(producer.send(record).await?);
-        if deliveries.len() >= 100_000 {
-            for d in deliveries.drain(..) {
-                d.await?;
-            }
-        }
-    }
-    for d in deliveries {
-        d.await?;
-    }
-    producer.close().await;
-    Ok(())
+            .value(order(i, args.size))
+    });
+    crate::streams::produce_all(config, records).await
 }
 
 async fn from_start(config: &ClientConfig) -> anyhow::Result<Consumer> {

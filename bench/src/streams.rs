@@ -87,18 +87,26 @@ pub async fn run(args: &StreamsArgs) -> anyhow::Result<()> {
 
 /// Writes the input records.
 async fn fill(config: &ClientConfig, args: &StreamsArgs) -> anyhow::Result<()> {
-    let producer = Producer::new(config.clone().linger(Duration::from_millis(5))).await?;
-    let mut deliveries = Vec::new();
-    for i in 0..args.records {
+    let size = args.size;
+    let records = (0..args.records).map(|i| {
         let mut value = format!("{i},page-{}", i % 50);
-        value.extend(std::iter::repeat_n(
-            'x',
-            args.size.saturating_sub(value.len()),
-        ));
-        let record = Record::new("in")
+        value.extend(std::iter::repeat_n('x', size.saturating_sub(value.len())));
+        Record::new("in")
             .key(format!("user-{}", i % 1000))
             .value(value)
-            .timestamp(1_700_000_000_000 + i64::try_from(i)?);
+            .timestamp(1_700_000_000_000 + i64::try_from(i).unwrap_or(i64::MAX))
+    });
+    produce_all(config, records).await
+}
+
+/// Sends `records` with a 5 ms linger, awaiting their acknowledgements every 100,000.
+pub(crate) async fn produce_all(
+    config: &ClientConfig,
+    records: impl IntoIterator<Item = Record>,
+) -> anyhow::Result<()> {
+    let producer = Producer::new(config.clone().linger(Duration::from_millis(5))).await?;
+    let mut deliveries = Vec::new();
+    for record in records {
         deliveries.push(producer.send(record).await?);
         if deliveries.len() >= 100_000 {
             for d in deliveries.drain(..) {

@@ -170,8 +170,7 @@ impl ContinuousQuery {
             &PhysicalPlanningContext::default(),
         )?;
         let mut run = SessionContext::new();
-        datafusion_functions_json::register_all(&mut run)?;
-        run.register_udf(crate::tumble::tumble_udf());
+        crate::register_functions(&mut run)?;
         let grace = i64::try_from(grace.as_millis()).unwrap_or(i64::MAX);
         Ok(ContinuousQuery {
             engine: Engine::Windows(Box::new(Windows {

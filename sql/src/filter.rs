@@ -45,8 +45,7 @@ pub(crate) fn analyzing_session() -> Result<SessionContext, SqlError> {
         .with_optimizer_rules(Vec::new())
         .build();
     let mut ctx = SessionContext::new_with_state(state);
-    datafusion_functions_json::register_all(&mut ctx)?;
-    ctx.register_udf(crate::tumble::tumble_udf());
+    crate::register_functions(&mut ctx)?;
     Ok(ctx)
 }
 

@@ -37,6 +37,16 @@ pub use streams::{SqlFilterStats, SqlStreamExt};
 pub use table::{infer_json_format, SqlSession, TopicTable};
 pub use tumble::{tumble_udf, TUMBLE};
 
+/// Adds Strom's SQL functions to a session: JSON's (`->`, `->>`, `json_get_*`, ...) and
+/// `tumble`.
+pub(crate) fn register_functions(
+    ctx: &mut datafusion::prelude::SessionContext,
+) -> Result<(), SqlError> {
+    datafusion_functions_json::register_all(ctx)?;
+    ctx.register_udf(tumble::tumble_udf());
+    Ok(())
+}
+
 /// What can go wrong with SQL on topics.
 #[derive(Debug, thiserror::Error)]
 pub enum SqlError {

@@ -351,8 +351,7 @@ impl SqlSession {
     /// When the functions do not register (a bug).
     pub fn new() -> Result<SqlSession, SqlError> {
         let mut ctx = SessionContext::new();
-        datafusion_functions_json::register_all(&mut ctx)?;
-        ctx.register_udf(crate::tumble::tumble_udf());
+        crate::register_functions(&mut ctx)?;
         Ok(SqlSession { ctx })
     }
 
