@@ -53,7 +53,7 @@ pub async fn run(args: ConnectArgs) -> anyhow::Result<()> {
         configs.push((name, config));
     }
     let listen = rest_address(&config.get("listeners", "http://0.0.0.0:8083"))?;
-    let worker = Arc::new(Worker::start(config, Plugins::builtin()).await?);
+    let worker = Arc::new(Worker::start(config, plugins()).await?);
     for (name, config) in configs {
         worker
             .add_connector(&name, config)
@@ -115,4 +115,16 @@ fn rest_address(listeners: &str) -> anyhow::Result<String> {
         Some(port) => format!("0.0.0.0:{port}"),
         None => address.to_owned(),
     })
+}
+
+/// The connectors `strom connect` runs: the built-in file connectors and the MySQL
+/// source.
+pub fn plugins() -> Plugins {
+    let mut plugins = Plugins::builtin();
+    plugins.add_source(
+        strom_connect_mysql::MYSQL_SOURCE_CLASS,
+        &["MySqlConnector", "MySql"],
+        || Box::new(strom_connect_mysql::MySqlSource::default()),
+    );
+    plugins
 }

@@ -21,6 +21,10 @@ const ALLOWED: &[(&str, &[&str])] = &[
         "strom-connect-runtime",
         &["strom-connect-api", "strom-client", "strom-protocol"],
     ),
+    (
+        "strom-connect-mysql",
+        &["strom-connect-api", "strom-client", "strom-protocol"],
+    ),
     ("strom-testkit", &["strom-protocol"]),
     ("strom-cli", &["*"]),
     ("strom-examples", &["*"]),

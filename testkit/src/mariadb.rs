@@ -60,7 +60,12 @@ impl MariaDb {
         let dir = tempfile::tempdir()?;
         let data = dir.path().join("data");
         let user = whoami();
+        // Temporary tables in a directory of its own: two servers installing at once
+        // in one /tmp collide.
+        let tmp = dir.path().join("tmp");
+        std::fs::create_dir(&tmp)?;
         let installed = Command::new(&install)
+            .env("TMPDIR", &tmp)
             .arg("--no-defaults")
             .arg(format!("--datadir={}", data.display()))
             .arg(format!("--user={user}"))
@@ -80,7 +85,9 @@ impl MariaDb {
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let log = dir.path().join("mariadbd.log");
         let child = Command::new(&server)
+            .env("TMPDIR", &tmp)
             .arg("--no-defaults")
+            .arg(format!("--tmpdir={}", tmp.display()))
             .arg(format!("--datadir={}", data.display()))
             .arg(format!("--socket={}", dir.path().join("sock").display()))
             .arg(format!("--pid-file={}", dir.path().join("pid").display()))
@@ -91,6 +98,7 @@ impl MariaDb {
             .arg("--server-id=1")
             .arg("--log-bin=binlog")
             .arg("--binlog-format=ROW")
+            .arg("--binlog-row-metadata=FULL")
             .arg("--innodb-buffer-pool-size=64M")
             .stdout(Stdio::null())
             .stderr(Stdio::null())

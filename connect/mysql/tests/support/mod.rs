@@ -1,0 +1,165 @@
+//! A MariaDB server, a broker and a worker with the MySQL source, and reading topics.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value as Json;
+use strom_broker::{Broker, BrokerConfig};
+use strom_client::admin::{Admin, OffsetSpec};
+use strom_client::consumer::Consumer;
+use strom_client::ClientConfig;
+use strom_connect_api::ConfigMap;
+use strom_connect_mysql::{MySqlSource, MYSQL_SOURCE_CLASS};
+use strom_connect_runtime::{Plugins, Worker, WorkerConfig};
+use strom_testkit::MariaDb;
+
+/// What a test runs against.
+pub struct Setup {
+    pub db: MariaDb,
+    pub broker: Broker,
+    pub client: ClientConfig,
+    _dir: tempfile::TempDir,
+}
+
+/// A server and a broker, or `None` (reason printed) without a MariaDB installation.
+pub async fn setup() -> Option<Setup> {
+    let db = MariaDb::start().unwrap()?;
+    let dir = tempfile::tempdir().unwrap();
+    let broker = Broker::start(BrokerConfig::new(dir.path().join("broker")))
+        .await
+        .unwrap();
+    let client = ClientConfig::new().bootstrap(&broker.bootstrap());
+    Some(Setup {
+        db,
+        broker,
+        client,
+        _dir: dir,
+    })
+}
+
+/// The worker's plugins: the built-in ones and the MySQL sources.
+pub fn plugins() -> Plugins {
+    let mut plugins = Plugins::builtin();
+    plugins.add_source(MYSQL_SOURCE_CLASS, &["MySqlConnector"], || {
+        Box::new(MySqlSource::default())
+    });
+    plugins
+}
+
+impl Setup {
+    /// A worker that stores offsets every 50 ms.
+    pub async fn worker(&self) -> Worker {
+        let config = WorkerConfig::new(self.client.clone())
+            .set("offset.flush.interval.ms", "50")
+            .set("offset.storage.partitions", "1");
+        Worker::start(config, plugins()).await.unwrap()
+    }
+
+    /// A change-capture connector for `tables` with JSON converters without schemas,
+    /// and `extra` settings.
+    pub fn cdc_config(&self, tables: &str, extra: &[(&str, &str)]) -> ConfigMap {
+        let port = self.db.port().to_string();
+        let bootstrap = self.broker.bootstrap();
+        let mut config: ConfigMap = [
+            ("connector.class", "MySqlConnector"),
+            ("database.hostname", "127.0.0.1"),
+            ("database.port", port.as_str()),
+            ("database.user", strom_testkit::MARIADB_USER),
+            ("database.password", strom_testkit::MARIADB_PASSWORD),
+            ("topic.prefix", "app"),
+            ("table.include.list", tables),
+            (
+                "schema.history.internal.kafka.bootstrap.servers",
+                bootstrap.as_str(),
+            ),
+            ("schema.history.internal.kafka.topic", "app.history"),
+            (
+                "key.converter",
+                "org.apache.kafka.connect.json.JsonConverter",
+            ),
+            ("key.converter.schemas.enable", "false"),
+            (
+                "value.converter",
+                "org.apache.kafka.connect.json.JsonConverter",
+            ),
+            ("value.converter.schemas.enable", "false"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        for (k, v) in extra {
+            config.insert((*k).to_owned(), (*v).to_owned());
+        }
+        config
+    }
+
+    /// Runs SQL as root.
+    pub fn sql(&self, sql: &str) -> String {
+        self.db
+            .root_sql(&format!(
+                "SET NAMES utf8mb4; SET time_zone = '+00:00'; {sql}"
+            ))
+            .unwrap()
+    }
+}
+
+/// Records in `topic` (0 while it does not exist).
+pub async fn topic_size(client: &ClientConfig, topic: &str) -> i64 {
+    let admin = Admin::connect(client.clone()).await.unwrap();
+    match admin.list_offsets(topic, OffsetSpec::Latest).await {
+        Ok(ends) => ends.values().map(|o| o.offset).sum(),
+        Err(_) => 0,
+    }
+}
+
+/// Waits until `topic` holds at least `n` records.
+pub async fn wait_for_size(client: &ClientConfig, topic: &str, n: i64, worker: Option<&Worker>) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let size = topic_size(client, topic).await;
+        if size >= n {
+            return;
+        }
+        let status = match worker {
+            Some(w) => format!("{:?}", w.status("mysql").await.map(|s| s.tasks)),
+            None => String::new(),
+        };
+        assert!(
+            Instant::now() < deadline,
+            "{topic} has {size} of {n} records; {status}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Keys and values of `topic` as JSON (null for none), in offset order (one partition).
+pub async fn records(client: &ClientConfig, topic: &str) -> Vec<(Json, Json)> {
+    let end = topic_size(client, topic).await;
+    let consumer = Consumer::new(client.clone()).await.unwrap();
+    let partitions = [(topic.to_owned(), 0)];
+    consumer.assign(&partitions).unwrap();
+    consumer.seek_to_beginning(&partitions).unwrap();
+    let mut out = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while consumer.position(topic, 0).await.unwrap() < end {
+        assert!(Instant::now() < deadline);
+        for r in consumer.poll(Duration::from_millis(100)).await.unwrap() {
+            let json = |b: Option<bytes::Bytes>| {
+                b.map_or(Json::Null, |b| serde_json::from_slice(&b).unwrap())
+            };
+            out.push((json(r.key), json(r.value)));
+        }
+    }
+    consumer.close();
+    out
+}
+
+/// Waits for `topic` to hold `n` records and returns them.
+pub async fn wait_for_records(
+    client: &ClientConfig,
+    topic: &str,
+    n: i64,
+    worker: Option<&Worker>,
+) -> Vec<(Json, Json)> {
+    wait_for_size(client, topic, n, worker).await;
+    records(client, topic).await
+}

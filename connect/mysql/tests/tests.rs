@@ -1,0 +1,6 @@
+//! Tests of the MySQL source against a real MariaDB server of the test's own (binlog on)
+//! and the embedded broker.
+#![allow(clippy::unwrap_used, missing_docs)]
+
+mod cdc;
+mod support;
