@@ -45,6 +45,15 @@ impl MariaDb {
     /// # Errors
     /// When the server is installed but does not start; the error has its log's tail.
     pub fn start() -> io::Result<Option<MariaDb>> {
+        MariaDb::start_with(true)
+    }
+
+    /// Like [`MariaDb::start`], with the binary log on or off (for tests of what a
+    /// change-capture client says when it is off).
+    ///
+    /// # Errors
+    /// When the server is installed but does not start; the error has its log's tail.
+    pub fn start_with(binlog: bool) -> io::Result<Option<MariaDb>> {
         let (Some(server), Some(install), Some(client)) = (
             binary(&["mariadbd", "mysqld"]),
             binary(&["mariadb-install-db", "mysql_install_db"]),
@@ -96,9 +105,15 @@ impl MariaDb {
             .arg("--bind-address=127.0.0.1")
             .arg(format!("--user={user}"))
             .arg("--server-id=1")
-            .arg("--log-bin=binlog")
-            .arg("--binlog-format=ROW")
-            .arg("--binlog-row-metadata=FULL")
+            .args(if binlog {
+                &[
+                    "--log-bin=binlog",
+                    "--binlog-format=ROW",
+                    "--binlog-row-metadata=FULL",
+                ][..]
+            } else {
+                &["--skip-log-bin"][..]
+            })
             .arg("--innodb-buffer-pool-size=64M")
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -3,4 +3,6 @@
 #![allow(clippy::unwrap_used, missing_docs)]
 
 mod cdc;
+mod errors;
+mod resume;
 mod support;
