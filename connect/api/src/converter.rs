@@ -2,7 +2,7 @@
 //! and `value.converter`: JSON (with the `{"schema", "payload"}` envelope when
 //! `schemas.enable` is true, its default), string and bytes.
 
-use crate::data::{Schema, SchemaType, Value};
+use crate::data::{Schema, SchemaJson, SchemaType, Value, ValueJson};
 use crate::{ConfigMap, ConnectError};
 
 /// Turns values into record bytes and back.
@@ -40,17 +40,21 @@ impl Converter for JsonConverter {
         if *value == Value::Null && !self.schemas_enable {
             return Ok(None);
         }
-        let payload = value.to_json();
-        let json = if self.schemas_enable {
-            serde_json::json!({
-                "schema": schema.map_or(serde_json::Value::Null, |s| s.to_json(None)),
-                "payload": payload,
-            })
+        let mut out = Vec::with_capacity(128);
+        let written = if self.schemas_enable {
+            use serde::ser::{SerializeMap, Serializer};
+            let mut json = serde_json::Serializer::new(&mut out);
+            (|| {
+                let mut map = json.serialize_map(Some(2))?;
+                map.serialize_entry("schema", &schema.map(|s| SchemaJson(s, None)))?;
+                map.serialize_entry("payload", &ValueJson(value))?;
+                map.end()
+            })()
         } else {
-            payload
+            serde_json::to_writer(&mut out, &ValueJson(value))
         };
-        serde_json::to_vec(&json)
-            .map(Some)
+        written
+            .map(|()| Some(out))
             .map_err(|e| ConnectError::Data(e.to_string()))
     }
 

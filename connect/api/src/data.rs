@@ -452,3 +452,106 @@ impl Value {
         }
     }
 }
+
+/// A value written as JSON straight from the value (no intermediate JSON tree), fields
+/// in their order.
+pub(crate) struct ValueJson<'a>(pub(crate) &'a Value);
+
+impl serde::Serialize for ValueJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        match self.0 {
+            Value::Null => s.serialize_unit(),
+            Value::Boolean(b) => s.serialize_bool(*b),
+            Value::Int(i) => s.serialize_i64(*i),
+            Value::Float(f) if f.is_finite() => s.serialize_f64(*f),
+            Value::Float(_) => s.serialize_unit(),
+            Value::String(text) => s.serialize_str(text),
+            Value::Bytes(b) => {
+                s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(b))
+            }
+            Value::Array(items) => {
+                let mut seq = s.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(&ValueJson(item))?;
+                }
+                seq.end()
+            }
+            Value::Map(entries) if entries.iter().all(|(k, _)| matches!(k, Value::String(_))) => {
+                let mut map = s.serialize_map(Some(entries.len()))?;
+                for (k, v) in entries {
+                    if let Value::String(k) = k {
+                        map.serialize_entry(k, &ValueJson(v))?;
+                    }
+                }
+                map.end()
+            }
+            Value::Map(entries) => {
+                let mut seq = s.serialize_seq(Some(entries.len()))?;
+                for (k, v) in entries {
+                    seq.serialize_element(&[ValueJson(k), ValueJson(v)])?;
+                }
+                seq.end()
+            }
+            Value::Struct(fields) => {
+                let mut map = s.serialize_map(Some(fields.len()))?;
+                for (k, v) in fields {
+                    map.serialize_entry(k, &ValueJson(v))?;
+                }
+                map.end()
+            }
+        }
+    }
+}
+
+/// A schema written as Kafka Connect's JSON form straight from the schema; `field` names
+/// it inside a struct.
+pub(crate) struct SchemaJson<'a>(pub(crate) &'a Schema, pub(crate) Option<&'a str>);
+
+impl serde::Serialize for SchemaJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let (schema, field) = (self.0, self.1);
+        let mut map = s.serialize_map(None)?;
+        map.serialize_entry("type", schema.kind.name())?;
+        match schema.kind {
+            SchemaType::Struct => {
+                let fields: Vec<SchemaJson<'_>> = schema
+                    .fields
+                    .iter()
+                    .map(|f| SchemaJson(&f.schema, Some(&f.name)))
+                    .collect();
+                map.serialize_entry("fields", &fields)?;
+            }
+            SchemaType::Array => {
+                if let Some(items) = schema.items.first() {
+                    map.serialize_entry("items", &SchemaJson(items, None))?;
+                }
+            }
+            SchemaType::Map => {
+                if let [keys, values] = schema.items.as_slice() {
+                    map.serialize_entry("keys", &SchemaJson(keys, None))?;
+                    map.serialize_entry("values", &SchemaJson(values, None))?;
+                }
+            }
+            _ => {}
+        }
+        map.serialize_entry("optional", &schema.optional)?;
+        if let Some(name) = &schema.name {
+            map.serialize_entry("name", name)?;
+        }
+        if let Some(version) = schema.version {
+            map.serialize_entry("version", &version)?;
+        }
+        if let Some(doc) = &schema.doc {
+            map.serialize_entry("doc", doc)?;
+        }
+        if !schema.parameters.is_empty() {
+            map.serialize_entry("parameters", &schema.parameters)?;
+        }
+        if let Some(field) = field {
+            map.serialize_entry("field", field)?;
+        }
+        map.end()
+    }
+}

@@ -1,5 +1,7 @@
 //! Records that sources produce and sinks receive.
 
+use std::sync::Arc;
+
 use crate::data::{Schema, Value};
 use crate::OffsetMap;
 
@@ -19,12 +21,13 @@ pub struct SourceRecord {
     pub topic: String,
     /// A partition, or `None` for the producer's partitioner.
     pub partition: Option<i32>,
-    /// The key's schema (`None`: schemaless).
-    pub key_schema: Option<Schema>,
+    /// The key's schema (`None`: schemaless), shared by the records of one table or
+    /// file.
+    pub key_schema: Option<Arc<Schema>>,
     /// The key.
     pub key: Value,
-    /// The value's schema (`None`: schemaless).
-    pub value_schema: Option<Schema>,
+    /// The value's schema (`None`: schemaless), shared likewise.
+    pub value_schema: Option<Arc<Schema>>,
     /// The value (`Value::Null` makes a tombstone).
     pub value: Value,
     /// A timestamp in ms, or `None` for the time it is written.
@@ -68,11 +71,11 @@ pub struct SinkRecord {
     /// Its timestamp (ms).
     pub timestamp: i64,
     /// The key's schema, when the converter knows one.
-    pub key_schema: Option<Schema>,
+    pub key_schema: Option<Arc<Schema>>,
     /// The key.
     pub key: Value,
     /// The value's schema, when the converter knows one.
-    pub value_schema: Option<Schema>,
+    pub value_schema: Option<Arc<Schema>>,
     /// The value.
     pub value: Value,
     /// Headers.

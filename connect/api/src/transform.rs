@@ -13,6 +13,8 @@
 //! - predicates `TopicNameMatches` (`pattern`), `HasHeaderKey` (`name`),
 //!   `RecordIsTombstone`.
 
+use std::sync::Arc;
+
 use regex::Regex;
 
 use crate::data::{Field, Schema, SchemaType, Value};
@@ -24,9 +26,9 @@ pub trait ConnectRecord {
     /// Its topic, to read or change.
     fn topic_mut(&mut self) -> &mut String;
     /// Its key and the key's schema.
-    fn key_mut(&mut self) -> (&mut Option<Schema>, &mut Value);
+    fn key_mut(&mut self) -> (&mut Option<Arc<Schema>>, &mut Value);
     /// Its value and the value's schema.
-    fn value_mut(&mut self) -> (&mut Option<Schema>, &mut Value);
+    fn value_mut(&mut self) -> (&mut Option<Arc<Schema>>, &mut Value);
     /// Its headers.
     fn headers(&self) -> &Headers;
     /// Its timestamp (ms), if known.
@@ -40,10 +42,10 @@ macro_rules! connect_record {
             fn topic_mut(&mut self) -> &mut String {
                 &mut self.topic
             }
-            fn key_mut(&mut self) -> (&mut Option<Schema>, &mut Value) {
+            fn key_mut(&mut self) -> (&mut Option<Arc<Schema>>, &mut Value) {
                 (&mut self.key_schema, &mut self.key)
             }
-            fn value_mut(&mut self) -> (&mut Option<Schema>, &mut Value) {
+            fn value_mut(&mut self) -> (&mut Option<Arc<Schema>>, &mut Value) {
                 (&mut self.value_schema, &mut self.value)
             }
             fn headers(&self) -> &Headers {
@@ -289,7 +291,7 @@ impl Transforms {
     }
 }
 
-fn half(record: &mut dyn ConnectRecord, part: Part) -> (&mut Option<Schema>, &mut Value) {
+fn half(record: &mut dyn ConnectRecord, part: Part) -> (&mut Option<Arc<Schema>>, &mut Value) {
     match part {
         Part::Key => record.key_mut(),
         Part::Value => record.value_mut(),
@@ -308,7 +310,7 @@ impl Predicate {
 
 /// Adds fields to a struct (and its schema) or a schemaless map; a null stays null.
 fn insert_fields(
-    schema: &mut Option<Schema>,
+    schema: &mut Option<Arc<Schema>>,
     value: &mut Value,
     fields: Vec<(String, Schema, Value)>,
 ) -> Result<(), String> {
@@ -316,7 +318,7 @@ fn insert_fields(
         Value::Null => Ok(()),
         Value::Struct(existing) => {
             for (name, field_schema, field_value) in fields {
-                if let Some(schema) = schema.as_mut() {
+                if let Some(schema) = schema.as_mut().map(Arc::make_mut) {
                     schema.fields.push(Field {
                         name: name.clone(),
                         schema: field_schema,
@@ -338,7 +340,7 @@ fn insert_fields(
 
 /// Drops, keeps and renames fields of a struct (and its schema) or a schemaless map.
 fn replace_fields(
-    schema: &mut Option<Schema>,
+    schema: &mut Option<Arc<Schema>>,
     value: &mut Value,
     exclude: &[String],
     include: &[String],
@@ -361,7 +363,7 @@ fn replace_fields(
             for (name, _) in fields.iter_mut() {
                 *name = renamed(name);
             }
-            if let Some(schema) = schema.as_mut() {
+            if let Some(schema) = schema.as_mut().map(Arc::make_mut) {
                 schema.fields.retain(|f| kept(&f.name));
                 for field in &mut schema.fields {
                     field.name = renamed(&field.name);

@@ -1,6 +1,7 @@
 //! Change events in Debezium's envelope: `before`, `after`, `source`, `op`, `ts_ms`,
 //! keyed by the primary key, and the offsets they carry.
 
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
@@ -83,9 +84,9 @@ pub struct Table {
     /// Columns and key.
     pub schema: TableSchema,
     /// The key's Connect schema.
-    pub key_schema: Option<Schema>,
+    pub key_schema: Option<Arc<Schema>>,
     /// The envelope's Connect schema.
-    pub envelope: Schema,
+    pub envelope: Arc<Schema>,
     /// The topic.
     pub topic: String,
 }
@@ -94,8 +95,8 @@ impl Table {
     /// The Connect schemas of `schema`.
     pub fn new(schema: TableSchema, config: &MySqlConfig) -> Table {
         Table {
-            key_schema: schema.key_schema(config),
-            envelope: schema.envelope_schema(config),
+            key_schema: schema.key_schema(config).map(Arc::new),
+            envelope: Arc::new(schema.envelope_schema(config)),
             topic: config.topic(&schema.db, &schema.table),
             schema,
         }

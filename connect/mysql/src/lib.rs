@@ -22,6 +22,10 @@
 //! runtime wrote but had not yet stored the offset of (at most one
 //! `offset.flush.interval.ms`): delivery is at-least-once within that window.
 //!
+//! [`QuerySource`] is the query-based alternative for servers without a binlog, like
+//! the JDBC source connector: `mode=incrementing`, `timestamp`,
+//! `timestamp+incrementing` or `bulk`.
+//!
 //! ```
 //! use strom_connect_mysql::MySqlConfig;
 //!
@@ -45,6 +49,7 @@ mod binlog;
 mod config;
 mod envelope;
 mod history;
+mod query;
 mod schema;
 mod server;
 mod snapshot;
@@ -53,8 +58,11 @@ mod tablemap;
 
 pub use config::{keys, DecimalMode, MySqlConfig, SnapshotMode};
 pub use envelope::Position;
+pub use query::{QueryMode, QuerySource, QuerySourceTask};
 pub use schema::{Column, Kind, TableSchema};
 pub use source::{MySqlSource, MySqlSourceTask};
 
+/// The JDBC source connector's class name, for the query-based source.
+pub const QUERY_SOURCE_CLASS: &str = "io.confluent.connect.jdbc.JdbcSourceConnector";
 /// Debezium's class name for the change-capture source.
 pub const MYSQL_SOURCE_CLASS: &str = "io.debezium.connector.mysql.MySqlConnector";

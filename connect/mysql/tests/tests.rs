@@ -4,5 +4,6 @@
 
 mod cdc;
 mod errors;
+mod query;
 mod resume;
 mod support;

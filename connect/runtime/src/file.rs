@@ -147,7 +147,7 @@ impl SourceTask for FileStreamSourceTask {
                 offset.insert("position".into(), self.position.into());
                 let mut record =
                     SourceRecord::new(self.partition(), offset, &self.topic, Value::String(text));
-                record.value_schema = Some(Schema::of(SchemaType::String));
+                record.value_schema = Some(std::sync::Arc::new(Schema::of(SchemaType::String)));
                 records.push(record);
                 continue;
             }

@@ -125,9 +125,9 @@ impl SinkRunner {
                 partition: r.partition,
                 offset: r.offset,
                 timestamp: r.timestamp,
-                key_schema,
+                key_schema: key_schema.map(std::sync::Arc::new),
                 key,
-                value_schema,
+                value_schema: value_schema.map(std::sync::Arc::new),
                 value,
                 headers: r
                     .headers

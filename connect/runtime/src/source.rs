@@ -98,8 +98,8 @@ impl SourceRunner {
             }
             let converted = self
                 .key
-                .encode(r.key_schema.as_ref(), &r.key)
-                .and_then(|k| Ok((k, self.value.encode(r.value_schema.as_ref(), &r.value)?)));
+                .encode(r.key_schema.as_deref(), &r.key)
+                .and_then(|k| Ok((k, self.value.encode(r.value_schema.as_deref(), &r.value)?)));
             let (key, value) = match converted {
                 Ok(kv) => kv,
                 Err(e) if self.tolerate => {

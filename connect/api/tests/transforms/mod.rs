@@ -24,11 +24,11 @@ fn row() -> SourceRecord {
             ("password", Value::String("secret".into())),
         ]),
     );
-    record.value_schema = Some(Schema::structure(vec![
+    record.value_schema = Some(std::sync::Arc::new(Schema::structure(vec![
         ("id", Schema::of(SchemaType::Int64)),
         ("email", Schema::of(SchemaType::String)),
         ("password", Schema::of(SchemaType::String)),
-    ]));
+    ])));
     record.timestamp = Some(1_700_000_000_000);
     record
 }

@@ -8,7 +8,7 @@ use strom_client::admin::{Admin, OffsetSpec};
 use strom_client::consumer::Consumer;
 use strom_client::ClientConfig;
 use strom_connect_api::ConfigMap;
-use strom_connect_mysql::{MySqlSource, MYSQL_SOURCE_CLASS};
+use strom_connect_mysql::{MySqlSource, QuerySource, MYSQL_SOURCE_CLASS, QUERY_SOURCE_CLASS};
 use strom_connect_runtime::{Plugins, Worker, WorkerConfig};
 use strom_testkit::MariaDb;
 
@@ -22,7 +22,12 @@ pub struct Setup {
 
 /// A server and a broker, or `None` (reason printed) without a MariaDB installation.
 pub async fn setup() -> Option<Setup> {
-    let db = MariaDb::start().unwrap()?;
+    setup_with(true).await
+}
+
+/// Like [`setup`], with the server's binary log on or off.
+pub async fn setup_with(binlog: bool) -> Option<Setup> {
+    let db = MariaDb::start_with(binlog).unwrap()?;
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start(BrokerConfig::new(dir.path().join("broker")))
         .await
@@ -41,6 +46,9 @@ pub fn plugins() -> Plugins {
     let mut plugins = Plugins::builtin();
     plugins.add_source(MYSQL_SOURCE_CLASS, &["MySqlConnector"], || {
         Box::new(MySqlSource::default())
+    });
+    plugins.add_source(QUERY_SOURCE_CLASS, &["JdbcSourceConnector"], || {
+        Box::new(QuerySource::default())
     });
     plugins
 }

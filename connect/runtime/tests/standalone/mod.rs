@@ -239,7 +239,7 @@ async fn a_file_copies_through_a_topic_with_json_schemas_and_resumes() {
     let first = values(&client, "lines").await;
     assert_eq!(
         first[0],
-        r#"{"payload":"line-0","schema":{"optional":false,"type":"string"}}"#
+        r#"{"schema":{"type":"string","optional":false},"payload":"line-0"}"#
     );
     worker.add_connector("sink", sink.clone()).await.unwrap();
     let copied = wait_for_lines(&output, 40).await;
