@@ -45,6 +45,12 @@ enum Command {
     Connect(connect_cmd::ConnectArgs),
 }
 
+// Records are often made on one thread and freed on another (a connector's reader and
+// its producer loop, a fetch and its consumer), which glibc's allocator serialises on its
+// arena locks; mimalloc does not (3x the change events/s in BENCHMARKS.md, "Connect").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

@@ -24,6 +24,39 @@ pub trait Converter: Send + Sync {
     fn decode(&self, bytes: Option<&[u8]>) -> Result<(Option<Schema>, Value), ConnectError>;
 }
 
+thread_local! {
+    /// The schemas last written on this thread and their JSON: a source's records share
+    /// a few schemas (a key's and a value's per table), and comparing is much cheaper
+    /// than writing one.
+    static SCHEMA_JSON: std::cell::RefCell<Vec<(Schema, Vec<u8>)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Schemas whose JSON each thread keeps.
+const SCHEMA_CACHE: usize = 16;
+
+/// Appends `schema`'s JSON form (`null` for none).
+fn write_schema(schema: Option<&Schema>, out: &mut Vec<u8>) -> Result<(), serde_json::Error> {
+    let Some(schema) = schema else {
+        out.extend_from_slice(b"null");
+        return Ok(());
+    };
+    SCHEMA_JSON.with(|cache| {
+        let mut cache = cache.borrow_mut();
+        if let Some(i) = cache.iter().position(|(cached, _)| cached == schema) {
+            out.extend_from_slice(&cache[i].1);
+            // Most recently used first.
+            cache[..=i].rotate_right(1);
+            return Ok(());
+        }
+        let json = serde_json::to_vec(&SchemaJson(schema, None))?;
+        out.extend_from_slice(&json);
+        cache.truncate(SCHEMA_CACHE - 1);
+        cache.insert(0, (schema.clone(), json));
+        Ok(())
+    })
+}
+
 /// JSON, with or without the schema envelope.
 #[derive(Clone, Copy, Debug)]
 pub struct JsonConverter {
@@ -42,14 +75,13 @@ impl Converter for JsonConverter {
         }
         let mut out = Vec::with_capacity(128);
         let written = if self.schemas_enable {
-            use serde::ser::{SerializeMap, Serializer};
-            let mut json = serde_json::Serializer::new(&mut out);
-            (|| {
-                let mut map = json.serialize_map(Some(2))?;
-                map.serialize_entry("schema", &schema.map(|s| SchemaJson(s, None)))?;
-                map.serialize_entry("payload", &ValueJson(value))?;
-                map.end()
-            })()
+            out.extend_from_slice(b"{\"schema\":");
+            write_schema(schema, &mut out)
+                .and_then(|()| {
+                    out.extend_from_slice(b",\"payload\":");
+                    serde_json::to_writer(&mut out, &ValueJson(value))
+                })
+                .map(|()| out.push(b'}'))
         } else {
             serde_json::to_writer(&mut out, &ValueJson(value))
         };

@@ -21,6 +21,11 @@ use strom_connect_mysql::{MySqlSource, MYSQL_SOURCE_CLASS};
 use strom_connect_runtime::{Plugins, Worker, WorkerConfig};
 use strom_testkit::{MariaDb, MARIADB_PASSWORD, MARIADB_USER};
 
+// As the `strom` binary: records are made on one thread and freed on another, which
+// glibc's allocator serialises on its arena locks.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 async fn topic_size(admin: &Admin, topic: &str) -> i64 {
     match admin.list_offsets(topic, OffsetSpec::Latest).await {
         Ok(ends) => ends.values().map(|o| o.offset).sum(),
