@@ -117,8 +117,8 @@ fn rest_address(listeners: &str) -> anyhow::Result<String> {
     })
 }
 
-/// The connectors `strom connect` runs: the built-in file connectors and the MySQL
-/// source.
+/// The connectors `strom connect` runs: the built-in file connectors, the MySQL change
+/// capture and query sources; and the SQL filter transform.
 pub fn plugins() -> Plugins {
     let mut plugins = Plugins::builtin();
     plugins.add_source(
@@ -126,5 +126,15 @@ pub fn plugins() -> Plugins {
         &["MySqlConnector", "MySql"],
         || Box::new(strom_connect_mysql::MySqlSource::default()),
     );
+    plugins.add_source(
+        strom_connect_mysql::QUERY_SOURCE_CLASS,
+        &["JdbcSourceConnector"],
+        || Box::new(strom_connect_mysql::QuerySource::default()),
+    );
+    plugins.add_transform(strom_sql::connect::SQL_FILTER_CLASS, &["SqlFilter"], |c| {
+        Ok(Box::new(
+            strom_sql::connect::SqlFilterTransform::from_config(c)?,
+        ))
+    });
     plugins
 }

@@ -14,7 +14,12 @@ const ALLOWED: &[(&str, &[&str])] = &[
     ("strom-streams", &["strom-client", "strom-protocol"]),
     (
         "strom-sql",
-        &["strom-client", "strom-protocol", "strom-streams"],
+        &[
+            "strom-client",
+            "strom-protocol",
+            "strom-streams",
+            "strom-connect-api",
+        ],
     ),
     ("strom-connect-api", &["strom-protocol"]),
     (

@@ -10,6 +10,8 @@
 //! [`SqlFilter`] applies one to batches from anywhere.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+#[cfg(feature = "connect")]
+pub mod connect;
 mod consumer;
 mod continuous;
 mod decode;

@@ -40,7 +40,9 @@ pub use converter::{
 };
 pub use data::{Field, Schema, SchemaType, Value};
 pub use record::{Headers, SinkRecord, SourceRecord};
-pub use transform::{ConnectRecord, Transforms};
+pub use transform::{
+    ConnectRecord, CustomTransform, CustomTransforms, TransformFactory, Transforms,
+};
 
 /// A connector's or task's configuration: Kafka Connect's string keys and values.
 pub type ConfigMap = std::collections::BTreeMap<String, String>;

@@ -61,6 +61,23 @@ macro_rules! connect_record {
 connect_record!(SourceRecord, |r: &SourceRecord| r.timestamp);
 connect_record!(SinkRecord, |r: &SinkRecord| Some(r.timestamp));
 
+/// A transform supplied from outside this crate (the SQL filter, say), named by its class
+/// in `transforms.<alias>.type`.
+pub trait CustomTransform: Send + Sync + std::fmt::Debug {
+    /// Applies to `record`; `false` drops it.
+    ///
+    /// # Errors
+    /// [`ConnectError::Data`] for a record it cannot handle.
+    fn apply(&self, record: &mut dyn ConnectRecord) -> Result<bool, ConnectError>;
+}
+
+/// Builds a custom transform from its keys (`transforms.<alias>.` taken off).
+pub type TransformFactory =
+    Arc<dyn Fn(&ConfigMap) -> Result<Box<dyn CustomTransform>, ConnectError> + Send + Sync>;
+
+/// Custom transform classes by class name or alias.
+pub type CustomTransforms = std::collections::BTreeMap<String, TransformFactory>;
+
 /// Which half of a record a field transform changes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Part {
@@ -87,6 +104,7 @@ enum Transform {
         replacement: String,
     },
     Filter,
+    Custom(Box<dyn CustomTransform>),
 }
 
 #[derive(Debug)]
@@ -128,6 +146,17 @@ impl Transforms {
     /// # Errors
     /// [`ConnectError::Config`] naming an unknown type, a missing key or a bad regex.
     pub fn from_config(config: &ConfigMap) -> Result<Transforms, ConnectError> {
+        Transforms::from_config_with(config, &CustomTransforms::new())
+    }
+
+    /// Like [`Transforms::from_config`], also knowing the `custom` classes.
+    ///
+    /// # Errors
+    /// As [`Transforms::from_config`], and what a custom class refuses.
+    pub fn from_config_with(
+        config: &ConfigMap,
+        custom: &CustomTransforms,
+    ) -> Result<Transforms, ConnectError> {
         let mut chain = Vec::new();
         for alias in list(config.get("transforms")) {
             let prefix = format!("transforms.{alias}.");
@@ -173,6 +202,18 @@ impl Transforms {
                     replacement: required("replacement")?,
                 },
                 "Filter" => Transform::Filter,
+                _ if custom.contains_key(kind.as_str()) => {
+                    let own: ConfigMap = config
+                        .iter()
+                        .filter_map(|(k, v)| Some((k.strip_prefix(&prefix)?.to_owned(), v.clone())))
+                        .collect();
+                    let make = &custom[kind.as_str()];
+                    Transform::Custom(
+                        make(&own).map_err(|e| {
+                            ConnectError::Config(format!("transforms.{alias}: {e}"))
+                        })?,
+                    )
+                }
                 _ => {
                     return Err(ConnectError::Config(format!(
                         "{prefix}type: unknown transform {kind}"
@@ -234,6 +275,11 @@ impl Transforms {
             let fail = |e: String| ConnectError::Data(format!("transform {alias}: {e}"));
             match transform {
                 Transform::Filter => return Ok(false),
+                Transform::Custom(t) => {
+                    if !t.apply(record).map_err(|e| fail(e.to_string()))? {
+                        return Ok(false);
+                    }
+                }
                 Transform::RegexRouter { regex, replacement } => {
                     let topic = record.topic_mut();
                     if regex.is_match(topic) {

@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use strom_connect_api::{SinkConnector, SourceConnector};
+use strom_connect_api::{
+    CustomTransform, CustomTransforms, SinkConnector, SourceConnector, TransformFactory,
+};
 
 /// A connector class.
 #[derive(Clone)]
@@ -18,6 +20,7 @@ pub enum Plugin {
 #[derive(Clone, Default)]
 pub struct Plugins {
     classes: BTreeMap<String, (Plugin, String)>,
+    transforms: CustomTransforms,
 }
 
 impl Plugins {
@@ -57,6 +60,29 @@ impl Plugins {
     ) {
         let plugin = Plugin::Sink(Arc::new(make));
         self.add(class, aliases, plugin);
+    }
+
+    /// Adds a transform class under `class` and its `aliases`, built from its keys.
+    pub fn add_transform(
+        &mut self,
+        class: &str,
+        aliases: &[&str],
+        make: impl Fn(
+                &strom_connect_api::ConfigMap,
+            ) -> Result<Box<dyn CustomTransform>, strom_connect_api::ConnectError>
+            + Send
+            + Sync
+            + 'static,
+    ) {
+        let make: TransformFactory = Arc::new(make);
+        for name in std::iter::once(&class).chain(aliases) {
+            self.transforms.insert((*name).to_owned(), make.clone());
+        }
+    }
+
+    /// The transform classes added with [`Plugins::add_transform`].
+    pub fn transforms(&self) -> &CustomTransforms {
+        &self.transforms
     }
 
     fn add(&mut self, class: &str, aliases: &[&str], plugin: Plugin) {

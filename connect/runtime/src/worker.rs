@@ -314,7 +314,10 @@ impl Worker {
         };
         converter_from_config(&settings, "key.converter")?;
         converter_from_config(&settings, "value.converter")?;
-        let transforms = Arc::new(Transforms::from_config(&config)?);
+        let transforms = Arc::new(Transforms::from_config_with(
+            &config,
+            self.plugins.transforms(),
+        )?);
         connector.start(config.clone()).await?;
         let task_configs = connector.task_configs(max_tasks.max(1))?;
         let configs = task_configs.clone();

@@ -185,3 +185,133 @@ async fn every_listed_type_maps_the_same_from_the_snapshot_and_the_binlog() {
     }
     worker.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sql_filter_keeps_only_the_changes_that_meet_its_condition() {
+    let Some(s) = setup().await else { return };
+    s.sql(
+        "CREATE DATABASE shop;
+         CREATE TABLE shop.orders (id INT PRIMARY KEY, item VARCHAR(40) NOT NULL, qty INT);
+         INSERT INTO shop.orders VALUES (1, 'apple', 3), (2, 'pear', 9);",
+    );
+    let worker = s.worker().await;
+    let config = s.cdc_config(
+        "shop.orders",
+        &[
+            ("transforms", "big"),
+            (
+                "transforms.big.type",
+                "io.strom.connect.transforms.SqlFilter",
+            ),
+            ("transforms.big.condition", "op = 'd' OR after.qty > 5"),
+        ],
+    );
+    worker.add_connector("mysql", config).await.unwrap();
+    // The snapshot first (pear passes, apple does not), then changes from the binlog.
+    wait_for_records(&s.client, "app.shop.orders", 1, Some(&worker)).await;
+    s.sql(
+        "INSERT INTO shop.orders VALUES (3, 'fig', 1), (4, 'kiwi', 6);
+         DELETE FROM shop.orders WHERE id = 1;
+         INSERT INTO shop.orders VALUES (5, 'lime', 50);",
+    );
+    let all = wait_for_records(&s.client, "app.shop.orders", 5, Some(&worker)).await;
+    let ids: Vec<(String, i64)> = all
+        .iter()
+        .map(|(k, v)| {
+            (
+                v["op"].as_str().unwrap_or("tombstone").to_owned(),
+                k["id"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            ("r".to_owned(), 2),
+            ("c".to_owned(), 4),
+            ("d".to_owned(), 1),
+            ("tombstone".to_owned(), 1),
+            ("c".to_owned(), 5)
+        ]
+    );
+    // A condition that is not SQL is refused when the connector is created.
+    let bad = s.cdc_config(
+        "shop.orders",
+        &[
+            ("transforms", "big"),
+            ("transforms.big.type", "SqlFilter"),
+            ("transforms.big.condition", "qty >"),
+            ("topic.prefix", "bad"),
+        ],
+    );
+    let e = worker.add_connector("bad", bad).await.unwrap_err();
+    assert!(e.to_string().contains("transforms.big"), "{e}");
+    worker.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn changes_flow_from_mysql_through_a_topic_into_a_file() {
+    let Some(s) = setup().await else { return };
+    s.sql(
+        "CREATE DATABASE shop;
+         CREATE TABLE shop.orders (id INT PRIMARY KEY, item VARCHAR(40) NOT NULL, qty INT);
+         INSERT INTO shop.orders VALUES (1, 'apple', 3);",
+    );
+    let worker = s.worker().await;
+    worker
+        .add_connector("mysql", s.cdc_config("shop.orders", &[]))
+        .await
+        .unwrap();
+    // The topic exists before the sink subscribes to it.
+    wait_for_records(&s.client, "app.shop.orders", 1, Some(&worker)).await;
+    let out = tempfile::tempdir().unwrap();
+    let path = out.path().join("orders.jsonl");
+    let sink: strom_connect_api::ConfigMap = [
+        ("connector.class", "FileStreamSink"),
+        ("topics", "app.shop.orders"),
+        ("file", path.to_str().unwrap()),
+        (
+            "key.converter",
+            "org.apache.kafka.connect.json.JsonConverter",
+        ),
+        ("key.converter.schemas.enable", "false"),
+        (
+            "value.converter",
+            "org.apache.kafka.connect.json.JsonConverter",
+        ),
+        ("value.converter.schemas.enable", "false"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    worker.add_connector("file", sink).await.unwrap();
+    s.sql(
+        "UPDATE shop.orders SET qty = 4 WHERE id = 1;
+         INSERT INTO shop.orders VALUES (2, 'pear', 1);
+         DELETE FROM shop.orders WHERE id = 2;",
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let lines = loop {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        if lines.len() >= 5 {
+            break lines;
+        }
+        if std::time::Instant::now() >= deadline {
+            let status = worker.status("file").await;
+            panic!("the file has {lines:?}; {status:?}");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    let ops: Vec<String> = lines
+        .iter()
+        .map(|l| {
+            let v: Json = serde_json::from_str(l).unwrap();
+            v["op"].as_str().unwrap_or("null").to_owned()
+        })
+        .collect();
+    assert_eq!(ops, ["r", "u", "c", "d", "null"]);
+    let update: Json = serde_json::from_str(&lines[1]).unwrap();
+    assert_eq!(update["after"], json!({"id": 1, "item": "apple", "qty": 4}));
+    worker.shutdown().await;
+}

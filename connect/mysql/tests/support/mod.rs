@@ -50,6 +50,11 @@ pub fn plugins() -> Plugins {
     plugins.add_source(QUERY_SOURCE_CLASS, &["JdbcSourceConnector"], || {
         Box::new(QuerySource::default())
     });
+    plugins.add_transform(strom_sql::connect::SQL_FILTER_CLASS, &["SqlFilter"], |c| {
+        Ok(Box::new(
+            strom_sql::connect::SqlFilterTransform::from_config(c)?,
+        ))
+    });
     plugins
 }
 
@@ -131,10 +136,10 @@ pub async fn wait_for_size(client: &ClientConfig, topic: &str, n: i64, worker: O
             Some(w) => format!("{:?}", w.status("mysql").await.map(|s| s.tasks)),
             None => String::new(),
         };
-        assert!(
-            Instant::now() < deadline,
-            "{topic} has {size} of {n} records; {status}"
-        );
+        if Instant::now() >= deadline {
+            let have = records(client, topic).await;
+            panic!("{topic} has {size} of {n} records; {status}; {have:?}");
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
