@@ -265,10 +265,15 @@ impl Reader {
         loop {
             let mut stream = self.open().await?;
             self.described = false;
+            let before = self.cursor.resume_at();
             match self.read(&mut stream, &out).await {
                 Ok(()) => return Ok(()),
                 Err(ReadError::Connect(e)) => return Err(e),
                 Err(ReadError::Io(e)) => {
+                    // Failures in a row, without progress between them, count.
+                    if self.cursor.resume_at() != before {
+                        failures = 0;
+                    }
                     failures += 1;
                     if failures > 5 {
                         return Err(failed("the connection keeps failing", e));
@@ -635,6 +640,11 @@ impl From<ConnectError> for ReadError {
 fn classify(e: mysql_async::Error) -> ReadError {
     match e {
         mysql_async::Error::Io(e) => ReadError::Io(e.to_string()),
+        // The connection killed, the server shutting down, a read interrupted or timed out.
+        mysql_async::Error::Server(e) if matches!(e.code, 1927 | 1317 | 1053 | 1159 | 1161) => {
+            ReadError::Io(format!("{} ({})", e.message, e.code))
+        }
+        mysql_async::Error::Driver(e) => ReadError::Io(e.to_string()),
         mysql_async::Error::Server(e) if e.code == 1236 => {
             ReadError::Connect(ConnectError::Failed(format!(
                 "binlog: the server cannot send the binlog from the stored position ({}); \

@@ -163,3 +163,39 @@ async fn a_worker_killed_mid_stream_loses_no_change() {
         expected.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_binlog_connection_is_reopened_where_it_was() {
+    let Some(s) = setup().await else { return };
+    s.sql(
+        "CREATE DATABASE shop;
+         CREATE TABLE shop.events (id INT PRIMARY KEY, n INT);
+         INSERT INTO shop.events VALUES (1, 0);",
+    );
+    let topic = "app.shop.events";
+    let worker = s.worker().await;
+    worker
+        .add_connector("mysql", s.cdc_config("shop.events", &[]))
+        .await
+        .unwrap();
+    s.sql("INSERT INTO shop.events VALUES (2, 0), (3, 0);");
+    wait_for_records(&s.client, topic, 3, Some(&worker)).await;
+    // The server drops the connector's binlog connection.
+    let dump = s.sql("SELECT ID FROM information_schema.PROCESSLIST WHERE COMMAND = 'Binlog Dump'");
+    let id = dump.trim();
+    assert!(!id.is_empty(), "no binlog dump thread");
+    s.sql(&format!("KILL {id};"));
+    s.sql("INSERT INTO shop.events VALUES (4, 0); INSERT INTO shop.events VALUES (5, 0), (6, 0);");
+    let all = wait_for_records(&s.client, topic, 6, Some(&worker)).await;
+    assert_eq!(inserted_ids(&all), [1, 2, 3, 4, 5, 6]);
+    assert!(all.len() == 6, "nothing twice: {all:?}");
+    let again =
+        s.sql("SELECT ID FROM information_schema.PROCESSLIST WHERE COMMAND = 'Binlog Dump'");
+    assert!(
+        !again.trim().is_empty() && again.trim() != id,
+        "a new binlog connection: {again}"
+    );
+    let status = worker.status("mysql").await.unwrap();
+    assert_eq!(status.tasks[0].state, strom_connect_runtime::State::Running);
+    worker.shutdown().await;
+}
