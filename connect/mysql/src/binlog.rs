@@ -386,7 +386,8 @@ impl Reader {
                     let text = text.into_owned();
                     // Table ids may name other definitions after any statement.
                     self.by_id.clear();
-                    self.ddl(&text, &schema, end).await?;
+                    self.ddl(&text, &schema, end, header.timestamp(), batch)
+                        .await?;
                     self.commit(end);
                 }
             }
@@ -420,7 +421,14 @@ impl Reader {
     }
 
     /// Reloads the schemas a DDL statement touched and records them.
-    async fn ddl(&mut self, query: &str, default_db: &str, end: u64) -> Result<(), ReadError> {
+    async fn ddl(
+        &mut self,
+        query: &str,
+        default_db: &str,
+        end: u64,
+        timestamp: u32,
+        batch: &mut Vec<SourceRecord>,
+    ) -> Result<(), ReadError> {
         let touched = touched(query, default_db);
         let mut changes: Vec<(String, String, Option<TableSchema>)> = Vec::new();
         for t in touched {
@@ -466,19 +474,34 @@ impl Reader {
             return Ok(());
         }
         info!(ddl = %query, tables = changes.len(), "schema change");
+        let position = Position {
+            file: self.cursor.file.clone(),
+            pos: end,
+            skip: 0,
+            gtid: self.cursor.gtid.clone(),
+        };
+        // A statement with qualified names and no current database is of its table's.
+        let db = match default_db {
+            "" => changes.first().map_or("", |c| c.0.as_str()),
+            db => db,
+        };
+        if self.config.schema_changes {
+            batch.push(schema_change(
+                &self.config,
+                &position,
+                i64::from(timestamp) * 1000,
+                db,
+                query,
+                &changes,
+            ));
+        }
         if let Some(history) = &self.history {
-            let position = Position {
-                file: self.cursor.file.clone(),
-                pos: end,
-                skip: 0,
-                gtid: self.cursor.gtid.clone(),
-            };
             let refs: Vec<(String, String, Option<&TableSchema>)> = changes
                 .iter()
                 .map(|(d, t, s)| (d.clone(), t.clone(), s.as_ref()))
                 .collect();
             history
-                .record(&position, default_db, query, &refs)
+                .record(&position, db, query, &refs)
                 .await
                 .map_err(ReadError::Connect)?;
         }
@@ -621,6 +644,65 @@ impl Reader {
         }
         Ok(())
     }
+}
+
+/// A DDL statement as an event on the topic named by the prefix, keyed by database, as
+/// Debezium's schema change events are.
+fn schema_change(
+    config: &MySqlConfig,
+    position: &Position,
+    ts_ms: i64,
+    db: &str,
+    ddl: &str,
+    changes: &[(String, String, Option<TableSchema>)],
+) -> SourceRecord {
+    let table_changes: Vec<Value> = changes
+        .iter()
+        .map(|(d, t, s)| {
+            let json = match s {
+                Some(s) => {
+                    let mut j = s.to_json();
+                    j["type"] = serde_json::json!("ALTER");
+                    j
+                }
+                None => serde_json::json!({"type": "DROP", "id": format!("\"{d}\".\"{t}\"")}),
+            };
+            Value::from_json(&json, None).unwrap_or(Value::Null)
+        })
+        .collect();
+    let source = Value::structure(vec![
+        ("server", Value::String(config.prefix.clone())),
+        ("file", Value::String(position.file.clone())),
+        (
+            "pos",
+            Value::Int(i64::try_from(position.pos).unwrap_or(i64::MAX)),
+        ),
+        (
+            "gtid",
+            position.gtid.clone().map_or(Value::Null, Value::String),
+        ),
+        ("ts_ms", Value::Int(ts_ms)),
+    ]);
+    let key_schema = strom_connect_api::Schema::structure(vec![(
+        "databaseName",
+        strom_connect_api::Schema::of(strom_connect_api::SchemaType::String),
+    )])
+    .named("io.debezium.connector.mysql.SchemaChangeKey");
+    let mut record = SourceRecord::new(
+        crate::envelope::partition(config),
+        position.offset(false),
+        config.prefix.clone(),
+        Value::structure(vec![
+            ("source", source),
+            ("ts_ms", Value::Int(crate::envelope::now_ms())),
+            ("databaseName", Value::String(db.to_owned())),
+            ("ddl", Value::String(ddl.to_owned())),
+            ("tableChanges", Value::Array(table_changes)),
+        ]),
+    );
+    record.key_schema = Some(Arc::new(key_schema));
+    record.key = Value::structure(vec![("databaseName", Value::String(db.to_owned()))]);
+    record
 }
 
 /// Why reading stopped.

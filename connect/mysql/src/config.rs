@@ -63,6 +63,8 @@ pub struct MySqlConfig {
     pub unsigned_bigint_precise: bool,
     /// A tombstone after each delete.
     pub tombstones: bool,
+    /// DDL statements as events on the topic named by the prefix.
+    pub schema_changes: bool,
     /// Where the schema history goes: bootstrap servers and topic.
     pub history: Option<(String, String)>,
     /// How long to wait for a connection.
@@ -146,6 +148,12 @@ pub fn keys() -> Vec<ConfigKey> {
             false,
             Some("true"),
             "a tombstone after each delete",
+        ),
+        key(
+            "include.schema.changes",
+            false,
+            Some("true"),
+            "DDL statements as events on the topic <prefix>",
         ),
         key(
             "schema.history.internal.kafka.bootstrap.servers",
@@ -320,6 +328,7 @@ impl MySqlConfig {
             decimal,
             unsigned_bigint_precise,
             tombstones: flag(config, "tombstones.on.delete", true)?,
+            schema_changes: flag(config, "include.schema.changes", true)?,
             history,
             connect_timeout: Duration::from_millis(number(config, "connect.timeout.ms", 30_000)?),
         })

@@ -7,7 +7,9 @@
 //! `source` with file, position and GTID, `op` `c`/`u`/`d`/`r`, `ts_ms`), keyed by the
 //! primary key, on the topic `<topic.prefix>.<db>.<table>`, with a tombstone after each
 //! delete. DDL statements reload the schemas they touch and are kept in a schema-history
-//! topic, so a restart reads rows with the schema in force where it resumes.
+//! topic, so a restart reads rows with the schema in force where it resumes; they are
+//! also events on the topic `<topic.prefix>` (`include.schema.changes`), keyed by
+//! database, with the statement and the tables' new columns.
 //!
 //! ```text
 //!  snapshot (START TRANSACTION WITH CONSISTENT SNAPSHOT at binlog file:pos)

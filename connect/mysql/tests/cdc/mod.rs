@@ -112,6 +112,22 @@ async fn a_snapshot_then_the_binlog_capture_every_change() {
     );
     let history = topic_size(&s.client, "app.history").await;
     assert_eq!(history, 3, "the snapshot and two ALTERs");
+    // The ALTERs are also schema change events on the topic named by the prefix.
+    let changes = crate::support::records(&s.client, "app").await;
+    let ddl: Vec<&str> = changes
+        .iter()
+        .map(|(_, v)| v["ddl"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ddl,
+        [
+            "ALTER TABLE shop.orders ADD COLUMN note TEXT",
+            "ALTER TABLE shop.orders DROP COLUMN qty"
+        ]
+    );
+    assert_eq!(changes[0].0, json!({"databaseName": "shop"}));
+    let columns = &changes[1].1["tableChanges"][0]["table"]["columns"];
+    assert_eq!(columns.as_array().unwrap().len(), 3, "{columns}");
     worker.shutdown().await;
 }
 
