@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, LazyLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mysql_async::binlog::events::{EventData, RowsEventData};
 use mysql_async::binlog::value::BinlogValue;
@@ -197,6 +197,8 @@ pub struct Reader {
     cursor: Cursor,
     /// Whether this stream's format description came.
     described: bool,
+    /// When the last record was handed on, and the position then.
+    beat: (Instant, u64),
 }
 
 impl Reader {
@@ -232,6 +234,7 @@ impl Reader {
                 thread: None,
             },
             described: false,
+            beat: (Instant::now(), start.pos),
         })
     }
 
@@ -320,6 +323,7 @@ impl Reader {
                 Some(Some(Ok(event))) => event,
             };
             self.handle(stream, &event, &mut batch).await?;
+            self.heartbeat(&mut batch);
             if batch.len() >= self.config.batch_size
                 && out.send(Ok(std::mem::take(&mut batch))).await.is_err()
             {
@@ -406,6 +410,43 @@ impl Reader {
             _ => {}
         }
         Ok(())
+    }
+
+    /// With `heartbeat.interval.ms`, a heartbeat record carrying the position when the
+    /// binlog moved on (changes of tables not captured) and nothing was written for that
+    /// long, so the stored offset follows the binlog.
+    fn heartbeat(&mut self, batch: &mut Vec<SourceRecord>) {
+        let Some(every) = self.config.heartbeat else {
+            return;
+        };
+        if !batch.is_empty() {
+            self.beat = (Instant::now(), self.cursor.boundary);
+            return;
+        }
+        if self.cursor.tx_start.is_some()
+            || self.beat.1 == self.cursor.boundary
+            || self.beat.0.elapsed() < every
+        {
+            return;
+        }
+        self.beat = (Instant::now(), self.cursor.boundary);
+        let position = Position {
+            file: self.cursor.file.clone(),
+            pos: self.cursor.boundary,
+            skip: 0,
+            gtid: self.cursor.gtid.clone(),
+        };
+        let mut record = SourceRecord::new(
+            crate::envelope::partition(&self.config),
+            position.offset(false),
+            format!("__debezium-heartbeat.{}", self.config.prefix),
+            Value::structure(vec![("ts_ms", Value::Int(crate::envelope::now_ms()))]),
+        );
+        record.key = Value::structure(vec![(
+            "serverName",
+            Value::String(self.config.prefix.clone()),
+        )]);
+        batch.push(record);
     }
 
     fn begin(&mut self, start: u64) {

@@ -65,6 +65,8 @@ pub struct MySqlConfig {
     pub tombstones: bool,
     /// DDL statements as events on the topic named by the prefix.
     pub schema_changes: bool,
+    /// How often a heartbeat carries the position while only other tables change.
+    pub heartbeat: Option<Duration>,
     /// Where the schema history goes: bootstrap servers and topic.
     pub history: Option<(String, String)>,
     /// How long to wait for a connection.
@@ -148,6 +150,12 @@ pub fn keys() -> Vec<ConfigKey> {
             false,
             Some("true"),
             "a tombstone after each delete",
+        ),
+        key(
+            "heartbeat.interval.ms",
+            false,
+            Some("0"),
+            "a heartbeat record on __debezium-heartbeat.<prefix> this often while only tables not captured change (0: none)",
         ),
         key(
             "include.schema.changes",
@@ -329,6 +337,10 @@ impl MySqlConfig {
             unsigned_bigint_precise,
             tombstones: flag(config, "tombstones.on.delete", true)?,
             schema_changes: flag(config, "include.schema.changes", true)?,
+            heartbeat: match number(config, "heartbeat.interval.ms", 0_u64)? {
+                0 => None,
+                ms => Some(Duration::from_millis(ms)),
+            },
             history,
             connect_timeout: Duration::from_millis(number(config, "connect.timeout.ms", 30_000)?),
         })

@@ -199,3 +199,32 @@ async fn a_dropped_binlog_connection_is_reopened_where_it_was() {
     assert_eq!(status.tasks[0].state, strom_connect_runtime::State::Running);
     worker.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeats_move_the_stored_position_while_only_other_tables_change() {
+    let Some(s) = setup().await else { return };
+    s.sql(
+        "CREATE DATABASE shop;
+         CREATE TABLE shop.events (id INT PRIMARY KEY, n INT);
+         CREATE TABLE shop.other (id INT PRIMARY KEY);
+         INSERT INTO shop.events VALUES (1, 0);",
+    );
+    let worker = s.worker().await;
+    let config = s.cdc_config("shop.events", &[("heartbeat.interval.ms", "1")]);
+    worker.add_connector("mysql", config.clone()).await.unwrap();
+    wait_for_records(&s.client, "app.shop.events", 1, Some(&worker)).await;
+    for i in 0..20 {
+        s.sql(&format!("INSERT INTO shop.other VALUES ({i});"));
+    }
+    let beats = wait_for_records(&s.client, "__debezium-heartbeat.app", 1, Some(&worker)).await;
+    assert_eq!(beats[0].0, serde_json::json!({"serverName": "app"}));
+    assert!(beats[0].1["ts_ms"].as_i64().unwrap() > 0);
+    worker.shutdown().await;
+    // Resumed from the heartbeat's position: the change after it, and nothing before.
+    s.sql("INSERT INTO shop.events VALUES (2, 0);");
+    let worker = s.worker().await;
+    worker.add_connector("mysql", config).await.unwrap();
+    let all = wait_for_records(&s.client, "app.shop.events", 2, Some(&worker)).await;
+    assert_eq!(inserted_ids(&all), [1, 2]);
+    worker.shutdown().await;
+}
