@@ -78,7 +78,7 @@ static IDENT: &str = r"(?:`(?:[^`]|``)+`|[\w$]+)";
 static DDL: LazyLock<Regex> = LazyLock::new(|| {
     #[allow(clippy::unwrap_used)] // a constant pattern
     Regex::new(
-        r"(?is)^\s*(?:/\*.*?\*/\s*)*(?P<verb>CREATE\s+(?:OR\s+REPLACE\s+)?TABLE(?:\s+IF\s+NOT\s+EXISTS)?|ALTER\s+(?:ONLINE\s+)?(?:IGNORE\s+)?TABLE|DROP\s+TABLE(?:\s+IF\s+EXISTS)?|RENAME\s+TABLE|DROP\s+(?:DATABASE|SCHEMA)(?:\s+IF\s+EXISTS)?)\s+(?P<rest>.*)$"
+        r"(?is)^\s*(?:/\*.*?\*/\s*)*(?P<verb>CREATE\s+(?:OR\s+REPLACE\s+)?TABLE(?:\s+IF\s+NOT\s+EXISTS)?|ALTER\s+(?:ONLINE\s+)?(?:IGNORE\s+)?TABLE(?:\s+IF\s+EXISTS)?|DROP\s+TABLE(?:\s+IF\s+EXISTS)?|RENAME\s+TABLE(?:\s+IF\s+EXISTS)?|DROP\s+(?:DATABASE|SCHEMA)(?:\s+IF\s+EXISTS)?)\s+(?P<rest>.*)$"
     )
     .unwrap()
 });
@@ -171,6 +171,22 @@ fn touched(query: &str, default_db: &str) -> Vec<Touched> {
         }
     }
     out
+}
+
+/// Statements that belong to the transaction around them.
+fn in_transaction_statement(query: &str) -> bool {
+    let upper = query.get(..20).unwrap_or(query).to_ascii_uppercase();
+    ["SAVEPOINT", "ROLLBACK TO", "RELEASE SAVEPOINT", "XA "]
+        .iter()
+        .any(|p| upper.starts_with(p))
+}
+
+/// A change logged as a statement rather than as rows.
+fn statement_dml(query: &str) -> bool {
+    let upper = query.get(..10).unwrap_or(query).to_ascii_uppercase();
+    ["INSERT", "UPDATE", "DELETE", "REPLACE"]
+        .iter()
+        .any(|p| upper.starts_with(p))
 }
 
 /// The MySQL value of a binlog value.
@@ -266,7 +282,17 @@ impl Reader {
     pub async fn run(mut self, out: mpsc::Sender<Batch>) -> Result<(), ConnectError> {
         let mut failures = 0u32;
         loop {
-            let mut stream = self.open().await?;
+            let mut stream = match self.open().await {
+                Ok(stream) => stream,
+                // Reopening: the server may be restarting.
+                Err(e) if failures > 0 && failures <= 5 => {
+                    failures += 1;
+                    warn!(error = %e, "reopening the binlog failed; trying again");
+                    tokio::time::sleep(Duration::from_millis(200 * u64::from(failures))).await;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             self.described = false;
             let before = self.cursor.resume_at();
             match self.read(&mut stream, &out).await {
@@ -284,7 +310,7 @@ impl Reader {
                     warn!(error = %e, "binlog connection lost; reconnecting");
                     // Resume at the current transaction's start, leaving out what was
                     // already handed on.
-                    self.cursor.skip = self.cursor.resume_at().skip;
+                    self.cursor.skip = self.cursor.skip.max(self.cursor.resume_at().skip);
                     self.cursor.boundary = self.cursor.resume_at().pos;
                     self.cursor.tx_start = None;
                     self.cursor.seen = 0;
@@ -384,6 +410,12 @@ impl Reader {
                     }
                     self.cursor.thread = Some(i64::from(query.thread_id()));
                 } else if trimmed.eq_ignore_ascii_case("COMMIT") {
+                    self.commit(end);
+                } else if in_transaction_statement(trimmed) {
+                    // SAVEPOINT, ROLLBACK TO, RELEASE SAVEPOINT and XA statements belong
+                    // to the transaction around them.
+                } else if statement_dml(trimmed) {
+                    warn!(query = %trimmed, "a change logged as a statement (binlog_format is not ROW for some session): it is not captured");
                     self.commit(end);
                 } else {
                     let schema = query.schema().into_owned();
@@ -610,14 +642,16 @@ impl Reader {
         let id = rows.table_id();
         if !self.by_id.contains_key(&id) {
             let known = self.tables.get(&key).map(|t| &t.schema);
-            let schema = match crate::tablemap::schema_of(tme, known) {
+            let schema = match crate::tablemap::schema_of(tme, known, self.meta.mariadb) {
                 Some(schema) => schema,
                 None => self.known_schema(&key, tme.columns_count(), start).await?,
             };
             self.by_id.insert(id, Table::new(schema, &self.config));
         }
         if self.cursor.tx_start.is_none() {
-            self.begin(start);
+            // No GTID or BEGIN before it: resume from the last boundary, before its table
+            // map.
+            self.begin(self.cursor.boundary);
         }
         let Some(table) = self.by_id.get(&id) else {
             return Ok(());
@@ -669,6 +703,39 @@ impl Reader {
                 gtid: self.cursor.gtid.as_deref(),
                 thread: self.cursor.thread,
             };
+            let key_moved = op == "u"
+                && !table.schema.key.is_empty()
+                && table.schema.key_of(&before) != table.schema.key_of(&after);
+            if key_moved {
+                // A new primary key: a delete (and tombstone) of the old key, then a
+                // create of the new, as Debezium writes it. Until the create is written
+                // the change counts as not done, so a restart writes all three again.
+                let mut undone = position.clone();
+                undone.skip = undone.skip.saturating_sub(1);
+                let delete = change(
+                    &self.config,
+                    table,
+                    "d",
+                    before.clone(),
+                    Value::Null,
+                    &source,
+                    undone.offset(false),
+                );
+                let tomb = self.config.tombstones.then(|| tombstone(&delete));
+                batch.push(delete);
+                batch.extend(tomb);
+                let create = change(
+                    &self.config,
+                    table,
+                    "c",
+                    Value::Null,
+                    after,
+                    &source,
+                    position.offset(false),
+                );
+                batch.push(create);
+                continue;
+            }
             let record = change(
                 &self.config,
                 table,
@@ -814,6 +881,10 @@ mod tests {
     fn ddl_statements_name_the_tables_they_touch() {
         assert_eq!(
             touched("ALTER TABLE t ADD COLUMN c INT", "d"),
+            vec![changed("d", "t")]
+        );
+        assert_eq!(
+            touched("ALTER TABLE IF EXISTS t ADD COLUMN c INT", "d"),
             vec![changed("d", "t")]
         );
         assert_eq!(

@@ -497,30 +497,47 @@ impl QuerySourceTask {
                 .named(&cursor.schema.table),
         );
         let mut records = Vec::with_capacity(rows.len());
+        // The cursor moves only once the whole batch converted.
+        let (mut incrementing, mut timestamp_us) = (cursor.incrementing, cursor.timestamp_us);
         for row in rows {
-            let values = row.unwrap().into_iter().map(Some).collect();
-            let value = cursor.schema.row(values, &config.server, false)?;
+            let values: Vec<mysql_async::Value> = row.unwrap();
+            // The incrementing column as the server wrote it (any integer type).
+            if let Some(v) = inc_index.and_then(|i| values.get(i)) {
+                let text = match v {
+                    mysql_async::Value::Bytes(b) => String::from_utf8_lossy(b).into_owned(),
+                    mysql_async::Value::Int(i) => i.to_string(),
+                    mysql_async::Value::UInt(u) => u.to_string(),
+                    _ => String::new(),
+                };
+                let n = text.parse::<i64>().map_err(|_| {
+                    ConnectError::Data(format!(
+                        "{}.{}: incrementing column value {text:?} is not a 64-bit integer",
+                        config.db, cursor.schema.table
+                    ))
+                })?;
+                incrementing = Some(n);
+            }
+            let value = cursor.schema.row(
+                values.into_iter().map(Some).collect(),
+                &config.server,
+                false,
+            )?;
             let Value::Struct(fields) = &value else {
                 continue;
             };
-            if let Some(i) = inc_index {
-                if let Some((_, Value::Int(n))) = fields.get(i) {
-                    cursor.incrementing = Some(*n);
-                }
-            }
             if let Some(i) = ts_index {
                 if let Some(us) = fields
                     .get(i)
                     .and_then(|(_, v)| micros_of(v, &cursor.schema.columns[i].kind))
                 {
-                    cursor.timestamp_us = Some(us);
+                    timestamp_us = Some(us);
                 }
             }
             let mut offset = OffsetMap::new();
-            if let Some(n) = cursor.incrementing {
+            if let Some(n) = incrementing {
                 offset.insert("incrementing".into(), json!(n));
             }
-            if let Some(t) = cursor.timestamp_us {
+            if let Some(t) = timestamp_us {
                 offset.insert("timestamp_us".into(), json!(t));
             }
             let mut record = SourceRecord::new(
@@ -532,6 +549,8 @@ impl QuerySourceTask {
             record.value_schema = Some(schema.clone());
             records.push(record);
         }
+        cursor.incrementing = incrementing;
+        cursor.timestamp_us = timestamp_us;
         // A full batch means more are waiting: query again at once.
         let more = !limit.is_empty() && records.len() >= config.batch;
         cursor.due = if more {
@@ -566,6 +585,19 @@ impl SourceTask for QuerySourceTask {
                 if !schema.columns.iter().any(|c| &c.name == column) {
                     return Err(ConnectError::Failed(format!(
                         "{}.{table} has no column {column}",
+                        parsed.db
+                    )));
+                }
+            }
+            if let Some(c) = &parsed.incrementing {
+                let kind = schema
+                    .columns
+                    .iter()
+                    .find(|x| &x.name == c)
+                    .map(|x| &x.kind);
+                if !matches!(kind, Some(Kind::Int { .. })) {
+                    return Err(ConnectError::Failed(format!(
+                        "{}.{table}.{c} is not an integer column",
                         parsed.db
                     )));
                 }

@@ -84,6 +84,16 @@ impl Server {
                 )));
             }
         }
+        if variable(&mut self.conn, "log_bin_compress")
+            .await?
+            .as_deref()
+            == Some("ON")
+        {
+            return Err(ConnectError::Failed(format!(
+                "log_bin_compress is ON on {at}: compressed row events cannot be read; \
+                 turn it off"
+            )));
+        }
         match variable(&mut self.conn, "binlog_row_metadata")
             .await?
             .as_deref()

@@ -60,6 +60,8 @@ impl SourceConnector for MySqlSource {
 pub struct MySqlSourceTask {
     batches: Option<mpsc::Receiver<Batch>>,
     reader: Option<JoinHandle<()>>,
+    /// Whether the reader ends on its own (`snapshot.mode=initial_only`).
+    finishes: bool,
 }
 
 /// What the reader does first.
@@ -68,6 +70,8 @@ enum Plan {
     Snapshot { rows: bool, then_stream: bool },
     /// The binlog from a stored position.
     Resume(Position),
+    /// Nothing: the snapshot of `initial_only` was taken before.
+    Done,
 }
 
 async fn plan(
@@ -95,6 +99,10 @@ async fn plan(
     if in_snapshot {
         info!("the last snapshot did not finish; taking it again");
         return Ok(fresh);
+    }
+    if config.snapshot == SnapshotMode::InitialOnly {
+        info!("snapshot.mode=initial_only: the snapshot was taken before; nothing to do");
+        return Ok(Plan::Done);
     }
     let logs = server.binary_logs().await?;
     if !logs.contains(&position.file) {
@@ -170,7 +178,7 @@ impl SourceTask for MySqlSourceTask {
                 position.clone(),
                 schemas_at(&config, &mut server, history.as_deref(), position).await?,
             )),
-            Plan::Snapshot { .. } => None,
+            Plan::Snapshot { .. } | Plan::Done => None,
         };
         drop(server);
         let (tx, rx) = mpsc::channel::<Batch>(8);
@@ -188,7 +196,7 @@ impl SourceTask for MySqlSourceTask {
                         }
                         taken
                     }
-                    (Plan::Resume(_), None) => return Ok(()),
+                    (Plan::Resume(_) | Plan::Done, None) => return Ok(()),
                 };
                 Reader::new(config, &start, schemas, history)
                     .await?
@@ -201,6 +209,7 @@ impl SourceTask for MySqlSourceTask {
         });
         self.batches = Some(rx);
         self.reader = Some(reader);
+        self.finishes = snapshots_only;
         Ok(())
     }
 
@@ -210,11 +219,15 @@ impl SourceTask for MySqlSourceTask {
         };
         match tokio::time::timeout(Duration::from_millis(200), batches.recv()).await {
             Ok(Some(batch)) => batch,
-            Ok(None) => {
-                // The reader finished (initial_only): nothing more will come.
+            // The reader finished: only initial_only's does so on its own (errors come
+            // through the channel).
+            Ok(None) if self.finishes => {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 Ok(Vec::new())
             }
+            Ok(None) => Err(ConnectError::Failed(
+                "the binlog reader stopped unexpectedly".into(),
+            )),
             Err(_) => Ok(Vec::new()),
         }
     }

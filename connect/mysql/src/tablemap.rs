@@ -45,23 +45,25 @@ fn is_numeric(t: ColumnType) -> bool {
     )
 }
 
-fn is_character(t: ColumnType) -> bool {
+/// Columns the charset metadata counts (MariaDB counts GEOMETRY too).
+fn is_character(t: ColumnType, mariadb: bool) -> bool {
     use ColumnType::*;
-    matches!(
-        t,
-        MYSQL_TYPE_STRING
-            | MYSQL_TYPE_VAR_STRING
-            | MYSQL_TYPE_VARCHAR
-            | MYSQL_TYPE_BLOB
-            | MYSQL_TYPE_TINY_BLOB
-            | MYSQL_TYPE_MEDIUM_BLOB
-            | MYSQL_TYPE_LONG_BLOB
-    )
+    (mariadb && t == MYSQL_TYPE_GEOMETRY)
+        || matches!(
+            t,
+            MYSQL_TYPE_STRING
+                | MYSQL_TYPE_VAR_STRING
+                | MYSQL_TYPE_VARCHAR
+                | MYSQL_TYPE_BLOB
+                | MYSQL_TYPE_TINY_BLOB
+                | MYSQL_TYPE_MEDIUM_BLOB
+                | MYSQL_TYPE_LONG_BLOB
+        )
 }
 
-fn metadata(tme: &TableMapEvent<'_>, types: &[ColumnType]) -> Metadata {
+fn metadata(tme: &TableMapEvent<'_>, types: &[ColumnType], mariadb: bool) -> Metadata {
     let mut m = Metadata::default();
-    let characters = types.iter().filter(|t| is_character(**t)).count();
+    let characters = types.iter().filter(|t| is_character(**t, mariadb)).count();
     for field in tme.iter_optional_meta() {
         let Ok(field) = field else {
             break;
@@ -127,12 +129,16 @@ fn metadata(tme: &TableMapEvent<'_>, types: &[ColumnType]) -> Metadata {
 
 /// The schema of the rows of `tme`, or `None` when the map does not name its columns
 /// (`binlog_row_metadata` is not FULL). `known` is the schema known for the table.
-pub fn schema_of(tme: &TableMapEvent<'_>, known: Option<&TableSchema>) -> Option<TableSchema> {
+pub fn schema_of(
+    tme: &TableMapEvent<'_>,
+    known: Option<&TableSchema>,
+    mariadb: bool,
+) -> Option<TableSchema> {
     let count = usize::try_from(tme.columns_count()).ok()?;
     let types: Vec<ColumnType> = (0..count)
         .map(|i| tme.get_column_type(i).ok().flatten())
         .collect::<Option<_>>()?;
-    let m = metadata(tme, &types);
+    let m = metadata(tme, &types, mariadb);
     if m.names.len() != count {
         return None;
     }
@@ -147,7 +153,7 @@ pub fn schema_of(tme: &TableMapEvent<'_>, known: Option<&TableSchema>) -> Option
         } else {
             false
         };
-        let charset = if is_character(*t) {
+        let charset = if is_character(*t, mariadb) {
             character += 1;
             m.charsets.get(character - 1).copied()
         } else {
@@ -196,7 +202,7 @@ pub fn schema_of(tme: &TableMapEvent<'_>, known: Option<&TableSchema>) -> Option
                         .filter(|k| matches!(k, Kind::Set(_)))?,
                 }
             }
-            t if is_character(*t) => match (charset, same.map(|c| &c.kind)) {
+            t if is_character(*t, false) => match (charset, same.map(|c| &c.kind)) {
                 (_, Some(Kind::Json)) => Kind::Json,
                 (Some(BINARY), _) => Kind::Binary,
                 (Some(c), _) => Kind::Text {

@@ -331,3 +331,61 @@ async fn changes_flow_from_mysql_through_a_topic_into_a_file() {
     assert_eq!(update["after"], json!({"id": 1, "item": "apple", "qty": 4}));
     worker.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_primary_key_and_savepoints_are_captured_as_they_happened() {
+    let Some(s) = setup().await else { return };
+    s.sql(
+        "CREATE DATABASE shop;
+         CREATE TABLE shop.orders (id INT PRIMARY KEY, item VARCHAR(40) NOT NULL, qty INT);
+         INSERT INTO shop.orders VALUES (1, 'apple', 3);",
+    );
+    let topic = "app.shop.orders";
+    let worker = s.worker().await;
+    let config = s.cdc_config("shop.orders", &[]);
+    worker.add_connector("mysql", config.clone()).await.unwrap();
+    wait_for_records(&s.client, topic, 1, Some(&worker)).await;
+    s.sql(
+        "UPDATE shop.orders SET id = 10 WHERE id = 1;
+         START TRANSACTION;
+         INSERT INTO shop.orders VALUES (2, 'pear', 1);
+         SAVEPOINT a;
+         INSERT INTO shop.orders VALUES (3, 'fig', 1);
+         ROLLBACK TO SAVEPOINT a;
+         INSERT INTO shop.orders VALUES (4, 'kiwi', 1);
+         COMMIT;",
+    );
+    let all = wait_for_records(&s.client, topic, 6, Some(&worker)).await;
+    let keys: Vec<(String, i64)> = all
+        .iter()
+        .map(|(k, v)| {
+            (
+                v["op"].as_str().unwrap_or("tombstone").to_owned(),
+                k["id"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, i64)> = [
+        ("r", 1),
+        ("d", 1),
+        ("tombstone", 1),
+        ("c", 10),
+        ("c", 2),
+        ("c", 4),
+    ]
+    .iter()
+    .map(|(o, k)| ((*o).to_owned(), *k))
+    .collect();
+    assert_eq!(keys, expected);
+    assert_eq!(all[3].1["after"]["item"], "apple");
+    worker.shutdown().await;
+
+    // Restarted from the offsets stored in that transaction: nothing again.
+    s.sql("INSERT INTO shop.orders VALUES (5, 'lime', 1);");
+    let worker = s.worker().await;
+    worker.add_connector("mysql", config).await.unwrap();
+    let all = wait_for_records(&s.client, topic, 7, Some(&worker)).await;
+    assert_eq!(all.len(), 7);
+    assert_eq!(all[6].0["id"], 5);
+    worker.shutdown().await;
+}
