@@ -25,6 +25,8 @@ use crate::snapshot::Batch;
 
 /// MariaDB's GTID event (the start of a transaction).
 const MARIADB_GTID_EVENT: u8 = 0xa2;
+/// MariaDB's compressed query and row events (`log_bin_compress`).
+const MARIADB_COMPRESSED_EVENTS: std::ops::RangeInclusive<u8> = 0xa5..=0xab;
 
 fn failed(what: &str, e: impl std::fmt::Display) -> ConnectError {
     ConnectError::Failed(format!("binlog: {what}: {e}"))
@@ -367,6 +369,12 @@ impl Reader {
         let header = event.header();
         let end = u64::from(header.log_pos());
         let start = end.saturating_sub(u64::from(header.event_size()));
+        if MARIADB_COMPRESSED_EVENTS.contains(&header.event_type_raw()) {
+            return Err(ReadError::Connect(failed(
+                "a compressed event",
+                "log_bin_compress is on: turn it off on the server",
+            )));
+        }
         if header.event_type_raw() == MARIADB_GTID_EVENT {
             let data = event.data();
             if data.len() >= 12 {
@@ -481,6 +489,19 @@ impl Reader {
         batch.push(record);
     }
 
+    /// A table's schema as it is now, through the metadata connection (opened again
+    /// if it went away while idle).
+    async fn load(&mut self, db: &str, table: &str) -> Result<Option<TableSchema>, ConnectError> {
+        match TableSchema::load(&mut self.meta.conn, db, table).await {
+            Ok(schema) => Ok(schema),
+            Err(e) => {
+                warn!(error = %e, "metadata connection failed; reconnecting");
+                self.meta = Server::connect(&self.config).await?;
+                TableSchema::load(&mut self.meta.conn, db, table).await
+            }
+        }
+    }
+
     fn begin(&mut self, start: u64) {
         self.cursor.tx_start = Some(start);
         self.cursor.seen = 0;
@@ -507,9 +528,7 @@ impl Reader {
         for t in touched {
             match t {
                 Touched::Changed(db, table) if self.config.captures(&db, &table) => {
-                    let schema = TableSchema::load(&mut self.meta.conn, &db, &table)
-                        .await
-                        .map_err(ReadError::Connect)?;
+                    let schema = self.load(&db, &table).await?;
                     match &schema {
                         Some(s) => {
                             self.tables.insert(
@@ -597,7 +616,7 @@ impl Reader {
         {
             return Ok(t.schema.clone());
         }
-        match TableSchema::load(&mut self.meta.conn, &key.0, &key.1).await? {
+        match self.load(&key.0, &key.1).await? {
             Some(s) if s.columns.len() == columns => {
                 self.tables
                     .insert(key.clone(), Table::new(s.clone(), &self.config));
