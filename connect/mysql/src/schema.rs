@@ -822,7 +822,11 @@ pub fn convert(
             Value::Int(if negative { -total } else { total })
         }
         (Kind::Time(_), v) => Value::Int(parse_time(&as_text(&v)?)?),
-        (Kind::Year, v) => Value::Int(as_text(&v)?.parse().map_err(|e| format!("{e}"))?),
+        (Kind::Year, v) => {
+            let year: i64 = as_text(&v)?.parse().map_err(|e| format!("{e}"))?;
+            // YEAR holds 1901-2155 and 0000; the binlog reader turns 0000 into 1900.
+            Value::Int(if binlog && year == 1900 { 0 } else { year })
+        }
         (Kind::Date | Kind::DateTime(_), v) => {
             let (y, of_day, m, d, _) = parse_datetime(&as_text(&v)?)?;
             match (epoch_micros(y, m, d, of_day), &column.kind) {

@@ -140,7 +140,7 @@ const TYPES_TABLE: &str = "CREATE TABLE types.t (
     flag BIT(1), bits BIT(12),
     c CHAR(3), vc VARCHAR(20), txt TEXT, l1 VARCHAR(10) CHARACTER SET latin1,
     bin BINARY(4), vb VARBINARY(8), bl BLOB,
-    dt DATE, dtm DATETIME, dtm6 DATETIME(6), ts TIMESTAMP(3) NULL, tm TIME(6), yr YEAR,
+    dt DATE, dtm DATETIME, dtm6 DATETIME(6), ts TIMESTAMP(3) NULL, tm TIME(6), yr YEAR, yr0 YEAR,
     js JSON, en ENUM('small','medium','large'), st SET('a','b','c'),
     nothing INT
 )";
@@ -152,7 +152,7 @@ const TYPES_ROW: &str = "(ID, -128, 255, 65535, -8388608,
     'abc', 'héllo wörld', 'some text', 'café',
     x'00010203', x'ff00', x'deadbeef',
     '2024-02-29', '2024-02-29 13:14:15', '1969-12-31 23:59:59.123456',
-    '2023-11-14 22:13:20.125', '-12:34:56.5', 2024,
+    '2023-11-14 22:13:20.125', '-12:34:56.5', 2024, 0000,
     '{\"a\": [1, 2], \"b\": null}', 'medium', 'a,c',
     NULL)";
 
@@ -166,7 +166,7 @@ fn expected_types(id: i64) -> Json {
         "c": "abc", "vc": "héllo wörld", "txt": "some text", "l1": "café",
         "bin": "AAECAw==", "vb": "/wA=", "bl": "3q2+7w==",
         "dt": 19782, "dtm": 1709212455000_i64, "dtm6": -876544,
-        "ts": "2023-11-14T22:13:20.125Z", "tm": -45296500000_i64, "yr": 2024,
+        "ts": "2023-11-14T22:13:20.125Z", "tm": -45296500000_i64, "yr": 2024, "yr0": 0,
         "en": "medium", "st": "a,c",
         "nothing": null,
     })
