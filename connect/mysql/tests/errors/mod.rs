@@ -21,6 +21,27 @@ async fn failure(worker: &Worker, name: &str) -> String {
     }
 }
 
+/// `GET path` from the worker's REST API, as JSON.
+async fn rest_get(worker: &std::sync::Arc<Worker>, path: &str) -> serde_json::Value {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(strom_connect_runtime::rest::serve(worker.clone(), listener));
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    server.abort();
+    let _ = server.await;
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {response}"))
+}
+
 async fn running(worker: &Worker, name: &str) -> bool {
     let status = worker.status(name).await.unwrap();
     status.state == State::Running && status.tasks.iter().all(|t| t.state == State::Running)
@@ -63,6 +84,12 @@ async fn bad_settings_fail_the_connector_with_a_clear_error_and_others_keep_runn
     }
     let e = failure(&worker, "password").await;
     assert!(e.contains("Access denied") && e.contains("as strom"), "{e}");
+    let worker = std::sync::Arc::new(worker);
+    let status = rest_get(&worker, "/connectors/password/status").await;
+    assert_eq!(status["tasks"][0]["state"], "FAILED", "{status}");
+    let trace = status["tasks"][0]["trace"].as_str().unwrap_or_default();
+    assert!(trace.contains("Access denied"), "{status}");
+    let worker = std::sync::Arc::try_unwrap(worker).ok().unwrap();
     let e = failure(&worker, "missing").await;
     assert!(
         e.contains("shop.nope") && e.contains("does not exist"),
