@@ -123,45 +123,69 @@ impl CustomTransform for SqlFilterTransform {
 /// The top-level columns of a value: a struct's (or string-keyed map's) fields, or the
 /// value itself as `value`.
 fn columns(schema: Option<&Schema>, value: &Value) -> (Vec<Field>, Vec<ArrayRef>) {
-    let mut fields = Vec::new();
-    let mut arrays = Vec::new();
-    match (schema, value) {
-        (Some(s), Value::Struct(values)) if s.kind == SchemaType::Struct => {
-            for f in &s.fields {
-                let v = values
-                    .iter()
-                    .find(|(n, _)| n == &f.name)
-                    .map_or(&Value::Null, |(_, v)| v);
-                let array = array(Some(&f.schema), v);
-                fields.push(Field::new(&f.name, array.data_type().clone(), true));
-                arrays.push(array);
-            }
-        }
-        (None, Value::Struct(values)) => {
-            for (name, v) in values {
-                let array = array(None, v);
-                fields.push(Field::new(name, array.data_type().clone(), true));
-                arrays.push(array);
-            }
-        }
-        (None, Value::Map(entries))
-            if entries.iter().all(|(k, _)| matches!(k, Value::String(_))) =>
-        {
-            for (k, v) in entries {
-                if let Value::String(name) = k {
-                    let array = array(None, v);
-                    fields.push(Field::new(name, array.data_type().clone(), true));
-                    arrays.push(array);
-                }
-            }
-        }
-        (schema, v) => {
+    let named: Vec<(&str, Option<&Schema>, &Value)> = match (schema, value) {
+        (Some(s), Value::Struct(values)) if s.kind == SchemaType::Struct => fields_of(s, values),
+        (None, v) => named_fields(v).map_or_else(
+            || vec![("value", None, v)],
+            |n| n.into_iter().map(|(k, v)| (k, None, v)).collect(),
+        ),
+        (schema, v) => vec![("value", schema, v)],
+    };
+    named
+        .into_iter()
+        .map(|(name, schema, v)| {
             let array = array(schema, v);
-            fields.push(Field::new("value", array.data_type().clone(), true));
-            arrays.push(array);
-        }
+            (Field::new(name, array.data_type().clone(), true), array)
+        })
+        .unzip()
+}
+
+/// A struct's fields in its schema's order, with their schemas (null where missing).
+fn fields_of<'a>(
+    schema: &'a Schema,
+    values: &'a [(String, Value)],
+) -> Vec<(&'a str, Option<&'a Schema>, &'a Value)> {
+    schema
+        .fields
+        .iter()
+        .map(|f| {
+            let v = values
+                .iter()
+                .find(|(n, _)| n == &f.name)
+                .map_or(&Value::Null, |(_, v)| v);
+            (f.name.as_str(), Some(&f.schema), v)
+        })
+        .collect()
+}
+
+/// A one-row struct array of `children`.
+fn struct_array(children: Vec<(&str, Option<&Schema>, &Value)>) -> ArrayRef {
+    let children: Vec<(Arc<Field>, ArrayRef)> = children
+        .into_iter()
+        .map(|(name, schema, v)| {
+            let child = array(schema, v);
+            (
+                Arc::new(Field::new(name, child.data_type().clone(), true)),
+                child,
+            )
+        })
+        .collect();
+    Arc::new(StructArray::from(children))
+}
+
+/// The fields of a struct or of a map whose keys are all text, in order.
+fn named_fields(value: &Value) -> Option<Vec<(&str, &Value)>> {
+    match value {
+        Value::Struct(fields) => Some(fields.iter().map(|(k, v)| (k.as_str(), v)).collect()),
+        Value::Map(entries) => entries
+            .iter()
+            .map(|(k, v)| match k {
+                Value::String(k) => Some((k.as_str(), v)),
+                _ => None,
+            })
+            .collect(),
+        _ => None,
     }
-    (fields, arrays)
 }
 
 /// The Arrow type of a Connect schema.
@@ -230,30 +254,15 @@ fn array(schema: Option<&Schema>, value: &Value) -> ArrayRef {
                 Arc::new(StringArray::from(vec![text(value)]))
             }
             SchemaType::Struct => match value {
-                Value::Struct(values) => {
-                    let children: Vec<(Arc<Field>, ArrayRef)> = schema
-                        .fields
-                        .iter()
-                        .map(|f| {
-                            let v = values
-                                .iter()
-                                .find(|(n, _)| n == &f.name)
-                                .map_or(&Value::Null, |(_, v)| v);
-                            let child = array(Some(&f.schema), v);
-                            (
-                                Arc::new(Field::new(&f.name, child.data_type().clone(), true)),
-                                child,
-                            )
-                        })
-                        .collect();
-                    if children.is_empty() {
-                        return new_null_array(&data_type(schema), 1);
-                    }
-                    Arc::new(StructArray::from(children))
+                Value::Struct(values) if !schema.fields.is_empty() => {
+                    struct_array(fields_of(schema, values))
                 }
                 _ => new_null_array(&data_type(schema), 1),
             },
         };
+    }
+    if let Some(named) = named_fields(value).filter(|n| !n.is_empty()) {
+        return struct_array(named.into_iter().map(|(k, v)| (k, None, v)).collect());
     }
     match value {
         Value::Null => new_null_array(&DataType::Utf8, 1),
@@ -261,38 +270,6 @@ fn array(schema: Option<&Schema>, value: &Value) -> ArrayRef {
         Value::Int(i) => Arc::new(Int64Array::from(vec![Some(*i)])),
         Value::Float(f) => Arc::new(Float64Array::from(vec![Some(*f)])),
         Value::Bytes(b) => Arc::new(BinaryArray::from(vec![Some(b.as_slice())])),
-        Value::Struct(values) if !values.is_empty() => {
-            let children: Vec<(Arc<Field>, ArrayRef)> = values
-                .iter()
-                .map(|(name, v)| {
-                    let child = array(None, v);
-                    (
-                        Arc::new(Field::new(name, child.data_type().clone(), true)),
-                        child,
-                    )
-                })
-                .collect();
-            Arc::new(StructArray::from(children))
-        }
-        Value::Map(entries)
-            if !entries.is_empty()
-                && entries.iter().all(|(k, _)| matches!(k, Value::String(_))) =>
-        {
-            let children: Vec<(Arc<Field>, ArrayRef)> = entries
-                .iter()
-                .filter_map(|(k, v)| match k {
-                    Value::String(name) => {
-                        let child = array(None, v);
-                        Some((
-                            Arc::new(Field::new(name, child.data_type().clone(), true)),
-                            child,
-                        ))
-                    }
-                    _ => None,
-                })
-                .collect();
-            Arc::new(StructArray::from(children))
-        }
         other => Arc::new(StringArray::from(vec![text(other)])),
     }
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use base64::Engine;
-use serde_json::{json, Map, Value as Json};
+use serde_json::Value as Json;
 
 use crate::ConnectError;
 
@@ -168,47 +168,8 @@ impl Schema {
     /// The schema in Kafka Connect's JSON form (`{"type": "struct", "fields": [...]}`);
     /// `field` names it inside a struct.
     pub fn to_json(&self, field: Option<&str>) -> Json {
-        let mut object = Map::new();
-        object.insert("type".into(), json!(self.kind.name()));
-        match self.kind {
-            SchemaType::Struct => {
-                let fields: Vec<Json> = self
-                    .fields
-                    .iter()
-                    .map(|f| f.schema.to_json(Some(&f.name)))
-                    .collect();
-                object.insert("fields".into(), Json::Array(fields));
-            }
-            SchemaType::Array => {
-                if let Some(items) = self.items.first() {
-                    object.insert("items".into(), items.to_json(None));
-                }
-            }
-            SchemaType::Map => {
-                if let [keys, values] = self.items.as_slice() {
-                    object.insert("keys".into(), keys.to_json(None));
-                    object.insert("values".into(), values.to_json(None));
-                }
-            }
-            _ => {}
-        }
-        object.insert("optional".into(), json!(self.optional));
-        if let Some(name) = &self.name {
-            object.insert("name".into(), json!(name));
-        }
-        if let Some(version) = self.version {
-            object.insert("version".into(), json!(version));
-        }
-        if let Some(doc) = &self.doc {
-            object.insert("doc".into(), json!(doc));
-        }
-        if !self.parameters.is_empty() {
-            object.insert("parameters".into(), json!(self.parameters));
-        }
-        if let Some(field) = field {
-            object.insert("field".into(), json!(field));
-        }
-        Json::Object(object)
+        // Serialising into a JSON tree cannot fail: every key is text.
+        serde_json::to_value(SchemaJson(self, field)).unwrap_or(Json::Null)
     }
 
     /// A schema from its JSON form.
@@ -307,38 +268,8 @@ impl Value {
     /// The value as JSON: bytes in base64, maps with text keys as objects (others as
     /// arrays of `[key, value]` pairs), structs as objects.
     pub fn to_json(&self) -> Json {
-        match self {
-            Value::Null => Json::Null,
-            Value::Boolean(b) => json!(b),
-            Value::Int(i) => json!(i),
-            Value::Float(f) => serde_json::Number::from_f64(*f).map_or(Json::Null, Json::Number),
-            Value::String(s) => json!(s),
-            Value::Bytes(b) => json!(base64::engine::general_purpose::STANDARD.encode(b)),
-            Value::Array(items) => Json::Array(items.iter().map(Value::to_json).collect()),
-            Value::Map(entries) if entries.iter().all(|(k, _)| matches!(k, Value::String(_))) => {
-                Json::Object(
-                    entries
-                        .iter()
-                        .filter_map(|(k, v)| match k {
-                            Value::String(k) => Some((k.clone(), v.to_json())),
-                            _ => None,
-                        })
-                        .collect(),
-                )
-            }
-            Value::Map(entries) => Json::Array(
-                entries
-                    .iter()
-                    .map(|(k, v)| Json::Array(vec![k.to_json(), v.to_json()]))
-                    .collect(),
-            ),
-            Value::Struct(fields) => Json::Object(
-                fields
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.to_json()))
-                    .collect(),
-            ),
-        }
+        // Serialising into a JSON tree cannot fail: every key is text.
+        serde_json::to_value(ValueJson(self)).unwrap_or(Json::Null)
     }
 
     /// A value from JSON read with `schema` (without one: inferred, objects as maps).

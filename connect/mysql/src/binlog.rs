@@ -50,17 +50,31 @@ struct Cursor {
 }
 
 impl Cursor {
-    fn resume_at(&self) -> Position {
+    /// A position in the current file with the current GTID.
+    fn at(&self, pos: u64, skip: u64) -> Position {
         Position {
             file: self.file.clone(),
-            pos: self.tx_start.unwrap_or(self.boundary),
-            skip: if self.tx_start.is_some() {
-                self.seen
-            } else {
-                0
-            },
+            pos,
+            skip,
             gtid: self.gtid.clone(),
         }
+    }
+
+    fn resume_at(&self) -> Position {
+        match self.tx_start {
+            Some(start) => self.at(start, self.seen),
+            None => self.at(self.boundary, 0),
+        }
+    }
+
+    /// Back to the current transaction's start, to read it again leaving out what was
+    /// already handed on.
+    fn rewind(&mut self) {
+        let at = self.resume_at();
+        self.skip = self.skip.max(at.skip);
+        self.boundary = at.pos;
+        self.tx_start = None;
+        self.seen = 0;
     }
 }
 
@@ -282,43 +296,35 @@ impl Reader {
     /// # Errors
     /// What stopped it.
     pub async fn run(mut self, out: mpsc::Sender<Batch>) -> Result<(), ConnectError> {
+        // Failures in a row, without progress between them.
         let mut failures = 0u32;
         loop {
-            let mut stream = match self.open().await {
-                Ok(stream) => stream,
-                // Reopening: the server may be restarting.
-                Err(e) if failures > 0 && failures <= 5 => {
-                    failures += 1;
-                    warn!(error = %e, "reopening the binlog failed; trying again");
-                    tokio::time::sleep(Duration::from_millis(200 * u64::from(failures))).await;
-                    continue;
+            let error = match self.open().await {
+                Ok(mut stream) => {
+                    self.described = false;
+                    let before = self.cursor.resume_at();
+                    match self.read(&mut stream, &out).await {
+                        Ok(()) => return Ok(()),
+                        Err(ReadError::Connect(e)) => return Err(e),
+                        Err(ReadError::Io(e)) => {
+                            if self.cursor.resume_at() != before {
+                                failures = 0;
+                            }
+                            self.cursor.rewind();
+                            e
+                        }
+                    }
                 }
+                // Reopening: the server may be restarting.
+                Err(e) if failures > 0 => e.to_string(),
                 Err(e) => return Err(e),
             };
-            self.described = false;
-            let before = self.cursor.resume_at();
-            match self.read(&mut stream, &out).await {
-                Ok(()) => return Ok(()),
-                Err(ReadError::Connect(e)) => return Err(e),
-                Err(ReadError::Io(e)) => {
-                    // Failures in a row, without progress between them, count.
-                    if self.cursor.resume_at() != before {
-                        failures = 0;
-                    }
-                    failures += 1;
-                    if failures > 5 {
-                        return Err(failed("the connection keeps failing", e));
-                    }
-                    warn!(error = %e, "binlog connection lost; reconnecting");
-                    // Resume at the current transaction's start, leaving out what was
-                    // already handed on.
-                    self.cursor.skip = self.cursor.skip.max(self.cursor.resume_at().skip);
-                    self.cursor.boundary = self.cursor.resume_at().pos;
-                    self.cursor.tx_start = None;
-                    self.cursor.seen = 0;
-                    tokio::time::sleep(Duration::from_millis(200 * u64::from(failures))).await;
-                }
+            failures += 1;
+            if failures > 5 {
+                return Err(failed("the connection keeps failing", error));
             }
+            warn!(%error, "binlog connection lost; reconnecting");
+            tokio::time::sleep(Duration::from_millis(200 * u64::from(failures))).await;
         }
     }
 
@@ -470,12 +476,7 @@ impl Reader {
             return;
         }
         self.beat = (Instant::now(), self.cursor.boundary);
-        let position = Position {
-            file: self.cursor.file.clone(),
-            pos: self.cursor.boundary,
-            skip: 0,
-            gtid: self.cursor.gtid.clone(),
-        };
+        let position = self.cursor.at(self.cursor.boundary, 0);
         let mut record = SourceRecord::new(
             crate::envelope::partition(&self.config),
             position.offset(false),
@@ -566,12 +567,7 @@ impl Reader {
             return Ok(());
         }
         info!(ddl = %query, tables = changes.len(), "schema change");
-        let position = Position {
-            file: self.cursor.file.clone(),
-            pos: end,
-            skip: 0,
-            gtid: self.cursor.gtid.clone(),
-        };
+        let position = self.cursor.at(end, 0);
         // A statement with qualified names and no current database is of its table's.
         let db = match default_db {
             "" => changes.first().map_or("", |c| c.0.as_str()),
@@ -706,12 +702,9 @@ impl Reader {
                 };
             let before = to_value(before).map_err(ReadError::Connect)?;
             let after = to_value(after).map_err(ReadError::Connect)?;
-            let position = Position {
-                file: self.cursor.file.clone(),
-                pos: self.cursor.tx_start.unwrap_or(start),
-                skip: self.cursor.seen,
-                gtid: self.cursor.gtid.clone(),
-            };
+            let position = self
+                .cursor
+                .at(self.cursor.tx_start.unwrap_or(start), self.cursor.seen);
             let source = Source {
                 ts_ms: i64::from(timestamp) * 1000,
                 snapshot: None,

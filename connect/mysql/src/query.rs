@@ -24,7 +24,7 @@ use strom_connect_api::{
 use tracing::info;
 
 use crate::config::MySqlConfig;
-use crate::schema::{Kind, TableSchema};
+use crate::schema::{datetime_micros, format_datetime, Kind, TableSchema};
 use crate::snapshot::quote;
 
 /// What the source reads each poll.
@@ -370,17 +370,7 @@ fn partition(db: &str, table: &str) -> OffsetMap {
 
 /// `YYYY-MM-DD hh:mm:ss.ffffff` of microseconds since the epoch (UTC).
 fn sql_time(micros: i64) -> String {
-    let days = micros.div_euclid(86_400_000_000);
-    let rest = micros.rem_euclid(86_400_000_000);
-    let (y, m, d) = crate::schema::civil_from_days(days);
-    let secs = rest / 1_000_000;
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}.{:06}",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60,
-        rest % 1_000_000
-    )
+    format_datetime(micros, 6, ' ')
 }
 
 /// The epoch microseconds of a row's timestamp column value.
@@ -389,17 +379,7 @@ fn micros_of(value: &Value, kind: &Kind) -> Option<i64> {
         (Value::Int(ms), Kind::DateTime(fsp)) if *fsp <= 3 => Some(ms * 1000),
         (Value::Int(us), Kind::DateTime(_)) => Some(*us),
         (Value::String(z), Kind::Timestamp(_)) => {
-            let text = z.trim_end_matches('Z').replace('T', " ");
-            let (date, time) = text.split_once(' ')?;
-            let mut p = date.split('-').map(|x| x.parse::<i64>().ok());
-            let (y, m, d) = (p.next()??, p.next()??, p.next()??);
-            let (whole, fraction) = time.split_once('.').unwrap_or((time, ""));
-            let mut t = whole.split(':').map(|x| x.parse::<i64>().ok());
-            let (h, mi, s) = (t.next()??, t.next()??, t.next()??);
-            let us: i64 = format!("{fraction:0<6}").get(..6)?.parse().ok()?;
-            let days =
-                crate::schema::days_from_civil(y, u32::try_from(m).ok()?, u32::try_from(d).ok()?);
-            Some(days * 86_400_000_000 + ((h * 60 + mi) * 60 + s) * 1_000_000 + us)
+            datetime_micros(z.trim_end_matches('Z')).ok().flatten()
         }
         _ => None,
     }
@@ -428,9 +408,8 @@ impl QuerySourceTask {
                 .query_first("SELECT DATE_FORMAT(UTC_TIMESTAMP(6), '%Y-%m-%d %H:%i:%s.%f')")
                 .await
                 .map_err(|e| ConnectError::Retriable(format!("reading the server's time: {e}")))?;
-            let now = now.unwrap_or_default();
-            let parsed = micros_of(&Value::String(now.replace(' ', "T")), &Kind::Timestamp(6));
-            parsed.map(|us| us - i64::try_from(config.delay.as_micros()).unwrap_or(0))
+            let now = datetime_micros(&now.unwrap_or_default()).ok().flatten();
+            now.map(|us| us - i64::try_from(config.delay.as_micros()).unwrap_or(0))
         } else {
             None
         };

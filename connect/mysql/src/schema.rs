@@ -577,25 +577,25 @@ pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
-/// Date and time parts of `YYYY-MM-DD[ hh:mm:ss[.ffffff]]`: days and microseconds of day.
-fn parse_datetime(text: &str) -> Result<(i64, i64, u32, u32, u32), String> {
+/// `YYYY-MM-DD[ hh:mm:ss[.ffffff]]` (or with `T`) as microseconds since the epoch, or
+/// `None` for a zero date.
+pub(crate) fn datetime_micros(text: &str) -> Result<Option<i64>, String> {
     let bad = || format!("not a date: {text:?}");
     let (date, time) = text.split_once([' ', 'T']).unwrap_or((text, ""));
     let mut parts = date.split('-');
     let mut next =
         || -> Result<i64, String> { parts.next().and_then(|p| p.parse().ok()).ok_or_else(bad) };
     let (y, m, d) = (next()?, next()?, next()?);
-    let micros = if time.is_empty() {
+    let of_day = if time.is_empty() {
         0
     } else {
         parse_time(time)?
     };
-    Ok((
+    Ok(epoch_micros(
         y,
-        micros,
         u32::try_from(m).map_err(|_| bad())?,
         u32::try_from(d).map_err(|_| bad())?,
-        0,
+        of_day,
     ))
 }
 
@@ -628,14 +628,14 @@ fn epoch_micros(y: i64, m: u32, d: u32, micros_of_day: i64) -> Option<i64> {
     Some(days_from_civil(y, m, d) * 86_400_000_000 + micros_of_day)
 }
 
-/// `YYYY-MM-DDThh:mm:ss[.f]Z` with `fsp` fraction digits.
-fn zoned(epoch_micros: i64, fsp: u32) -> String {
+/// `YYYY-MM-DD<sep>hh:mm:ss[.f]` with `fsp` fraction digits.
+pub(crate) fn format_datetime(epoch_micros: i64, fsp: u32, sep: char) -> String {
     let days = epoch_micros.div_euclid(86_400_000_000);
     let rest = epoch_micros.rem_euclid(86_400_000_000);
     let (y, m, d) = civil_from_days(days);
     let secs = rest / 1_000_000;
     let mut out = format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
+        "{y:04}-{m:02}-{d:02}{sep}{:02}:{:02}:{:02}",
         secs / 3600,
         secs / 60 % 60,
         secs % 60
@@ -645,6 +645,12 @@ fn zoned(epoch_micros: i64, fsp: u32) -> String {
         out.push('.');
         out.push_str(&fraction[..usize::try_from(fsp.min(6)).unwrap_or(6)]);
     }
+    out
+}
+
+/// `YYYY-MM-DDThh:mm:ss[.f]Z` with `fsp` fraction digits.
+fn zoned(epoch_micros: i64, fsp: u32) -> String {
+    let mut out = format_datetime(epoch_micros, fsp, 'T');
     out.push('Z');
     out
 }
@@ -828,8 +834,7 @@ pub fn convert(
             Value::Int(if binlog && year == 1900 { 0 } else { year })
         }
         (Kind::Date | Kind::DateTime(_), v) => {
-            let (y, of_day, m, d, _) = parse_datetime(&as_text(&v)?)?;
-            match (epoch_micros(y, m, d, of_day), &column.kind) {
+            match (datetime_micros(&as_text(&v)?)?, &column.kind) {
                 (Some(us), Kind::Date) => Value::Int(us.div_euclid(86_400_000_000)),
                 (Some(us), Kind::DateTime(fsp)) if *fsp <= 3 => Value::Int(us.div_euclid(1000)),
                 (Some(us), _) => Value::Int(us),
@@ -842,8 +847,7 @@ pub fn convert(
             // The binlog has seconds since the epoch ("1700000000.123456"); a query in a
             // UTC session has "2023-11-14 22:13:20.123456".
             let micros = if t.contains('-') {
-                let (y, of_day, m, d, _) = parse_datetime(&t)?;
-                epoch_micros(y, m, d, of_day)
+                datetime_micros(&t)?
             } else {
                 let (secs, fraction) = t.split_once('.').unwrap_or((&t, ""));
                 let secs: i64 = secs.parse().map_err(|e| format!("{e}"))?;

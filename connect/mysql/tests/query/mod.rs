@@ -31,6 +31,20 @@ fn query_config(s: &Setup, mode: &str, prefix: &str) -> ConfigMap {
     .collect()
 }
 
+/// A worker with an incrementing and a timestamp+incrementing source on `inv.items`.
+async fn query_worker(s: &Setup) -> strom_connect_runtime::Worker {
+    let worker = s.worker().await;
+    worker
+        .add_connector("inc", query_config(s, "incrementing", "inc-"))
+        .await
+        .unwrap();
+    worker
+        .add_connector("ts", query_config(s, "timestamp+incrementing", "ts-"))
+        .await
+        .unwrap();
+    worker
+}
+
 fn ids(records: &[(Json, Json)]) -> Vec<i64> {
     records
         .iter()
@@ -51,15 +65,7 @@ async fn new_and_updated_rows_are_read_by_query_and_resume_from_their_offsets() 
              updated DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3));
          INSERT INTO inv.items (name) VALUES ('a'), ('b'), ('c'), ('d'), ('e');",
     );
-    let worker = s.worker().await;
-    worker
-        .add_connector("inc", query_config(&s, "incrementing", "inc-"))
-        .await
-        .unwrap();
-    worker
-        .add_connector("ts", query_config(&s, "timestamp+incrementing", "ts-"))
-        .await
-        .unwrap();
+    let worker = query_worker(&s).await;
     let inc = wait_for_records(&s.client, "inc-items", 5, None).await;
     assert_eq!(ids(&inc), [1, 2, 3, 4, 5]);
     assert_eq!(inc[1].1["name"], json!("b"));
@@ -74,15 +80,7 @@ async fn new_and_updated_rows_are_read_by_query_and_resume_from_their_offsets() 
 
     // Restarted: from the stored offsets, nothing read twice.
     s.sql("INSERT INTO inv.items (name) VALUES ('f');");
-    let worker = s.worker().await;
-    worker
-        .add_connector("inc", query_config(&s, "incrementing", "inc-"))
-        .await
-        .unwrap();
-    worker
-        .add_connector("ts", query_config(&s, "timestamp+incrementing", "ts-"))
-        .await
-        .unwrap();
+    let worker = query_worker(&s).await;
     let inc = wait_for_records(&s.client, "inc-items", 6, None).await;
     assert_eq!(ids(&inc), [1, 2, 3, 4, 5, 6]);
     let ts = wait_for_records(&s.client, "ts-items", 7, None).await;
