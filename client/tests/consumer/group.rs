@@ -62,6 +62,7 @@ async fn produce(b: &TestBroker, first: usize, count: usize) {
 struct Events {
     revoked: Vec<Tp>,
     assigned: Vec<Tp>,
+    lost: Vec<Tp>,
 }
 
 struct Recorder(Arc<Mutex<Events>>);
@@ -77,6 +78,15 @@ impl RebalanceListener for Recorder {
             consumer.commit().await.unwrap();
             self.0.lock().unwrap().revoked.extend_from_slice(partitions);
         })
+    }
+
+    fn on_partitions_lost<'a>(
+        &'a self,
+        _: &'a Consumer,
+        partitions: &'a [Tp],
+    ) -> ListenerFuture<'a> {
+        // Others may own them already (or a rebalance was cut off): nothing to commit.
+        Box::pin(async move { self.0.lock().unwrap().lost.extend_from_slice(partitions) })
     }
 
     fn on_partitions_assigned<'a>(

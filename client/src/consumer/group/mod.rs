@@ -89,6 +89,9 @@ struct MemberState {
     /// The membership was lost (removed by the coordinator): the owned partitions may
     /// belong to others already.
     lost: bool,
+    /// A join is under way (or was cut off): the generation held may be stale, so the
+    /// owned partitions cannot be committed and are lost, not revoked, on close.
+    joining: bool,
     last_poll: Option<Instant>,
     last_auto_commit: Option<Instant>,
 }
@@ -316,11 +319,13 @@ impl GroupMember {
             .all(|a| a.protocols().contains(&RebalanceProtocol::Cooperative));
         loop {
             self.give_up_before_join(consumer, cooperative).await;
+            self.lock().joining = true;
             let joined = self.join(&assignors, cooperative).await?;
             let assignment = match self.sync(&joined, &assignors).await? {
                 Some(assignment) => assignment,
                 None => continue,
             };
+            self.lock().joining = false;
             let again = self
                 .take_assignment(consumer, assignment, cooperative)
                 .await?;
@@ -772,12 +777,14 @@ impl GroupMember {
     }
 
     /// Before leaving: the owned partitions are revoked (lost, if the membership already
-    /// was), so the listener can commit and clean up as in a rebalance.
+    /// was or a rebalance was cut off part way), so the listener can commit and clean up
+    /// as in a rebalance.
     pub(crate) async fn give_up_all(&self, consumer: &Consumer) {
         let (owned, lost) = {
             let mut state = self.lock();
             let owned: Vec<TopicPartition> = std::mem::take(&mut state.owned).into_iter().collect();
-            (owned, std::mem::take(&mut state.lost))
+            let joining = std::mem::take(&mut state.joining);
+            (owned, std::mem::take(&mut state.lost) || joining)
         };
         if owned.is_empty() {
             return;
