@@ -1,6 +1,8 @@
 //! `strom connect standalone WORKER.properties CONNECTOR.properties...`: one worker in this
 //! process running the connectors the files describe, as Kafka's `connect-standalone`
 //! does (offsets, though, in the cluster's offsets topic, so a restart resumes there).
+//! `strom connect distributed --config WORKER.properties`: one of a cluster of workers
+//! sharing the connectors created through the REST API, as `connect-distributed` does.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -8,7 +10,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
-use strom_connect_runtime::{parse_properties, Plugins, State, Worker, WorkerConfig};
+use strom_connect_runtime::{
+    parse_properties, DistributedWorker, Herder, Plugins, State, Worker, WorkerConfig,
+};
 
 #[derive(Args, Debug)]
 pub struct ConnectArgs {
@@ -26,6 +30,14 @@ enum Mode {
         #[arg(required = true)]
         connectors: Vec<PathBuf>,
     },
+    /// Join a cluster of workers (those with the same group.id) until Ctrl-C: they share
+    /// the connectors created through the REST API of any of them.
+    Distributed {
+        /// The worker's properties (bootstrap.servers, group.id, config.storage.topic,
+        /// status.storage.topic, offset.storage.topic, converters, listeners).
+        #[arg(long)]
+        config: PathBuf,
+    },
 }
 
 fn read(path: &Path) -> anyhow::Result<strom_connect_api::ConfigMap> {
@@ -34,18 +46,27 @@ fn read(path: &Path) -> anyhow::Result<strom_connect_api::ConfigMap> {
     parse_properties(&text).with_context(|| path.display().to_string())
 }
 
-pub async fn run(args: ConnectArgs) -> anyhow::Result<()> {
-    let Mode::Standalone { worker, connectors } = args.mode;
-    let properties = read(&worker)?;
+fn worker_config(path: &Path) -> anyhow::Result<WorkerConfig> {
+    let properties = read(path)?;
     if properties.contains_key("offset.storage.file.filename") {
         eprintln!(
             "offset.storage.file.filename is not used: offsets are kept in the offsets topic (offset.storage.topic)"
         );
     }
-    let config =
-        WorkerConfig::from_properties(&properties).with_context(|| worker.display().to_string())?;
+    WorkerConfig::from_properties(&properties).with_context(|| path.display().to_string())
+}
+
+pub async fn run(args: ConnectArgs) -> anyhow::Result<()> {
+    match args.mode {
+        Mode::Standalone { worker, connectors } => standalone(&worker, &connectors).await,
+        Mode::Distributed { config } => distributed(&config).await,
+    }
+}
+
+async fn standalone(worker: &Path, connectors: &[PathBuf]) -> anyhow::Result<()> {
+    let config = worker_config(worker)?;
     let mut configs = Vec::new();
-    for path in &connectors {
+    for path in connectors {
         let config = read(path)?;
         let Some(name) = config.get("name").cloned() else {
             bail!("{}: name is missing", path.display());
@@ -65,7 +86,47 @@ pub async fn run(args: ConnectArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("REST API on {listen}"))?;
     eprintln!("REST API on http://{}", listener.local_addr()?);
-    let rest = tokio::spawn(strom_connect_runtime::rest::serve(worker.clone(), listener));
+    serve_until_stopped(worker.clone(), listener).await;
+    eprintln!("stopping: flushing offsets");
+    match Arc::try_unwrap(worker) {
+        Ok(worker) => worker.shutdown().await,
+        Err(worker) => {
+            for name in worker.connectors().await {
+                let _ = worker.remove_connector(&name).await;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn distributed(path: &Path) -> anyhow::Result<()> {
+    let config = worker_config(path)?;
+    let listen = rest_address(&config.get("listeners", "http://0.0.0.0:8083"))?;
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("REST API on {listen}"))?;
+    let bound = listener.local_addr()?;
+    // Workers are named by the address their REST API is reached at.
+    let host = config.get("rest.advertised.host.name", &bound.ip().to_string());
+    let port = config.get("rest.advertised.port", &bound.port().to_string());
+    let id = format!("{host}:{port}");
+    let worker = Arc::new(
+        DistributedWorker::start(config, plugins(), &id)
+            .await
+            .with_context(|| path.display().to_string())?,
+    );
+    eprintln!("worker {id} joined; REST API on http://{bound}");
+    serve_until_stopped(worker.clone(), listener).await;
+    eprintln!("stopping: flushing offsets and leaving the group");
+    if let Ok(worker) = Arc::try_unwrap(worker) {
+        worker.shutdown().await;
+    }
+    Ok(())
+}
+
+/// Serves the REST API until Ctrl-C, saying once when a task fails.
+async fn serve_until_stopped(herder: Arc<dyn Herder>, listener: tokio::net::TcpListener) {
+    let rest = tokio::spawn(strom_connect_runtime::rest::serve(herder.clone(), listener));
     let stop = tokio::signal::ctrl_c();
     tokio::pin!(stop);
     let mut ticks = tokio::time::interval(Duration::from_secs(1));
@@ -75,9 +136,8 @@ pub async fn run(args: ConnectArgs) -> anyhow::Result<()> {
             _ = &mut stop => break,
             _ = ticks.tick() => {}
         }
-        // Say once when a task fails; the others go on.
-        for name in worker.connectors().await {
-            let Ok(status) = worker.status(&name).await else {
+        for name in herder.connectors().await {
+            let Ok(status) = herder.status(&name).await else {
                 continue;
             };
             for task in status.tasks {
@@ -89,18 +149,8 @@ pub async fn run(args: ConnectArgs) -> anyhow::Result<()> {
             }
         }
     }
-    eprintln!("stopping: flushing offsets");
     rest.abort();
     let _ = rest.await;
-    match Arc::try_unwrap(worker) {
-        Ok(worker) => worker.shutdown().await,
-        Err(worker) => {
-            for name in worker.connectors().await {
-                let _ = worker.remove_connector(&name).await;
-            }
-        }
-    }
-    Ok(())
 }
 
 /// The address of the first `http://host:port` of `listeners` (an empty host is every

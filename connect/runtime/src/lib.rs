@@ -18,7 +18,9 @@
 //! put again.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod distributed;
 mod file;
+mod herder;
 mod offsets;
 mod plugins;
 mod properties;
@@ -27,7 +29,9 @@ mod sink;
 mod source;
 mod worker;
 
+pub use distributed::DistributedWorker;
 pub use file::{FileStreamSink, FileStreamSource};
+pub use herder::Herder;
 pub use offsets::OffsetStore;
 pub use plugins::{Plugin, Plugins};
 pub use properties::parse_properties;
@@ -48,6 +52,10 @@ pub enum RuntimeError {
     /// A connector failed.
     #[error(transparent)]
     Connect(#[from] strom_connect_api::ConnectError),
+    /// The cluster did not answer in time (a distributed worker's change was not read
+    /// back from the config topic).
+    #[error("unavailable: {0}")]
+    Unavailable(String),
     /// The Kafka client failed.
     #[error(transparent)]
     Client(#[from] strom_client::ClientError),

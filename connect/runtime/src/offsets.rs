@@ -21,6 +21,13 @@ pub struct OffsetStore {
     topic: String,
     producer: Producer,
     offsets: Arc<RwLock<HashMap<(String, String), OffsetMap>>>,
+    /// Follows the topic, for what other workers wrote.
+    reader: Arc<tokio::sync::Mutex<Reader>>,
+}
+
+struct Reader {
+    admin: Admin,
+    consumer: Consumer,
 }
 
 /// The key of a connector's source partition (`["name",{...}]`).
@@ -58,56 +65,77 @@ impl OffsetStore {
         let assigned: Vec<(String, i32)> = ends.keys().map(|p| (topic.to_owned(), *p)).collect();
         consumer.assign(&assigned)?;
         consumer.seek_to_beginning(&assigned)?;
-        let mut offsets = HashMap::new();
+        let producer = Producer::new(client.clone().enable_idempotence(true)).await?;
+        let store = OffsetStore {
+            topic: topic.to_owned(),
+            producer,
+            offsets: Arc::new(RwLock::new(HashMap::new())),
+            reader: Arc::new(tokio::sync::Mutex::new(Reader { admin, consumer })),
+        };
+        store.catch_up().await?;
+        Ok(store)
+    }
+
+    /// Reads what was written to the topic since it was last read, up to its end now
+    /// (offsets other workers stored, before taking over their tasks).
+    ///
+    /// # Errors
+    /// Client errors.
+    pub async fn catch_up(&self) -> Result<(), RuntimeError> {
+        let reader = self.reader.lock().await;
+        let topic = &self.topic;
+        let ends = reader.admin.list_offsets(topic, OffsetSpec::Latest).await?;
         loop {
             let mut done = true;
             for (partition, end) in &ends {
-                done &= consumer.position(topic, *partition).await? >= end.offset;
+                done &= reader.consumer.position(topic, *partition).await? >= end.offset;
             }
             if done {
-                break;
+                return Ok(());
             }
-            for record in consumer.poll(Duration::from_millis(200)).await? {
-                let Some(k) = record.key.as_deref() else {
-                    continue;
-                };
-                let Ok(serde_json::Value::Array(parts)) = serde_json::from_slice(k) else {
-                    warn!(
-                        offset = record.offset,
-                        "offsets topic: a key that is not [connector, partition]"
-                    );
-                    continue;
-                };
-                let [serde_json::Value::String(name), serde_json::Value::Object(partition)] =
-                    parts.as_slice()
-                else {
-                    continue;
-                };
-                let id = (
-                    name.clone(),
-                    serde_json::Value::Object(partition.clone()).to_string(),
+            for record in reader.consumer.poll(Duration::from_millis(200)).await? {
+                self.apply(
+                    record.offset,
+                    record.key.as_deref(),
+                    record.value.as_deref(),
                 );
-                match record.value.as_deref().map(serde_json::from_slice) {
-                    None => {
-                        offsets.remove(&id);
-                    }
-                    Some(Ok(serde_json::Value::Object(offset))) => {
-                        offsets.insert(id, offset);
-                    }
-                    Some(_) => warn!(
-                        offset = record.offset,
-                        "offsets topic: a value that is not an object"
-                    ),
-                }
             }
         }
-        consumer.close();
-        let producer = Producer::new(client.clone().enable_idempotence(true)).await?;
-        Ok(OffsetStore {
-            topic: topic.to_owned(),
-            producer,
-            offsets: Arc::new(RwLock::new(offsets)),
-        })
+    }
+
+    /// Applies one record of the topic.
+    fn apply(&self, offset: i64, key: Option<&[u8]>, value: Option<&[u8]>) {
+        let Some(k) = key else {
+            return;
+        };
+        let Ok(serde_json::Value::Array(parts)) = serde_json::from_slice(k) else {
+            warn!(
+                offset,
+                "offsets topic: a key that is not [connector, partition]"
+            );
+            return;
+        };
+        let [serde_json::Value::String(name), serde_json::Value::Object(partition)] =
+            parts.as_slice()
+        else {
+            return;
+        };
+        let id = (
+            name.clone(),
+            serde_json::Value::Object(partition.clone()).to_string(),
+        );
+        let Ok(mut offsets) = self.offsets.write() else {
+            return;
+        };
+        match value.map(serde_json::from_slice) {
+            None => {
+                offsets.remove(&id);
+            }
+            Some(Ok(serde_json::Value::Object(offset))) => {
+                offsets.insert(id, offset);
+            }
+            Some(_) => warn!(offset, "offsets topic: a value that is not an object"),
+        }
     }
 
     /// The stored offset of `connector`'s source `partition`.

@@ -1,4 +1,5 @@
-//! Kafka Connect's REST API over a [`Worker`], so existing tooling (curl scripts, kcctl,
+//! Kafka Connect's REST API over a [`Herder`] (a standalone [`crate::Worker`] or a
+//! [`crate::DistributedWorker`]), so existing tooling (curl scripts, kcctl,
 //! UIs) works: `GET /`, `GET|POST /connectors`, `GET|PUT|DELETE /connectors/{name}`,
 //! `GET|PUT /connectors/{name}/config`, `GET /connectors/{name}/status`,
 //! `POST /connectors/{name}/restart`, `PUT /connectors/{name}/pause|resume`,
@@ -16,7 +17,8 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 use strom_connect_api::ConfigMap;
 
-use crate::worker::{State, Worker};
+use crate::herder::Herder;
+use crate::worker::State;
 use crate::RuntimeError;
 
 type Answer = Result<Response, ApiError>;
@@ -38,13 +40,14 @@ impl From<RuntimeError> for ApiError {
             RuntimeError::ConnectorExists(_) => StatusCode::CONFLICT,
             RuntimeError::Config(_) | RuntimeError::Connect(_) => StatusCode::BAD_REQUEST,
             RuntimeError::Client(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            RuntimeError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         };
         ApiError(status, e.to_string())
     }
 }
 
 /// The API's routes over `worker`.
-pub fn router(worker: Arc<Worker>) -> Router {
+pub fn router(worker: Arc<dyn Herder>) -> Router {
     Router::new()
         .route("/", get(root))
         .route("/connectors", get(list).post(create))
@@ -64,7 +67,10 @@ pub fn router(worker: Arc<Worker>) -> Router {
 ///
 /// # Errors
 /// When the listener fails.
-pub async fn serve(worker: Arc<Worker>, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+pub async fn serve(
+    worker: Arc<dyn Herder>,
+    listener: tokio::net::TcpListener,
+) -> std::io::Result<()> {
     axum::serve(listener, router(worker)).await
 }
 
@@ -72,7 +78,7 @@ async fn root() -> Json<Value> {
     Json(json!({"version": env!("CARGO_PKG_VERSION"), "commit": "strom"}))
 }
 
-fn connector_type(worker: &Worker, config: &ConfigMap) -> &'static str {
+fn connector_type(worker: &dyn Herder, config: &ConfigMap) -> &'static str {
     let class = config.get("connector.class").map_or("", String::as_str);
     match worker.plugins().get(class) {
         Some((crate::Plugin::Sink(_), _)) => "sink",
@@ -80,7 +86,7 @@ fn connector_type(worker: &Worker, config: &ConfigMap) -> &'static str {
     }
 }
 
-async fn connector_info(worker: &Worker, name: &str) -> Result<Value, ApiError> {
+async fn connector_info(worker: &dyn Herder, name: &str) -> Result<Value, ApiError> {
     let config = worker.config(name).await?;
     let tasks: Vec<Value> = (0..worker.task_configs(name).await?.len())
         .map(|task| json!({"connector": name, "task": task}))
@@ -93,11 +99,11 @@ async fn connector_info(worker: &Worker, name: &str) -> Result<Value, ApiError> 
     }))
 }
 
-async fn status_json(worker: &Worker, name: &str) -> Result<Value, ApiError> {
+async fn status_json(worker: &dyn Herder, name: &str) -> Result<Value, ApiError> {
     let status = worker.status(name).await?;
     let config = worker.config(name).await?;
-    let state = |state: &State| {
-        let mut object = json!({"state": state.name(), "worker_id": "standalone"});
+    let state = |state: &State, worker_id: &str| {
+        let mut object = json!({"state": state.name(), "worker_id": worker_id});
         if let State::Failed(trace) = state {
             object["trace"] = json!(trace);
         }
@@ -107,14 +113,14 @@ async fn status_json(worker: &Worker, name: &str) -> Result<Value, ApiError> {
         .tasks
         .iter()
         .map(|t| {
-            let mut task = state(&t.state);
+            let mut task = state(&t.state, &t.worker_id);
             task["id"] = json!(t.id);
             task
         })
         .collect();
     Ok(json!({
         "name": name,
-        "connector": state(&status.state),
+        "connector": state(&status.state, &status.worker_id),
         "tasks": tasks,
         "type": connector_type(worker, &config),
     }))
@@ -123,7 +129,7 @@ async fn status_json(worker: &Worker, name: &str) -> Result<Value, ApiError> {
 /// `GET /connectors`, with `?expand=status` and/or `?expand=info` (repeated or
 /// comma-separated).
 async fn list(
-    Shared(worker): Shared<Arc<Worker>>,
+    Shared(worker): Shared<Arc<dyn Herder>>,
     Query(query): Query<Vec<(String, String)>>,
 ) -> Answer {
     let names = worker.connectors().await;
@@ -140,8 +146,12 @@ async fn list(
         let mut entry = serde_json::Map::new();
         for what in &expand {
             match *what {
-                "status" => entry.insert("status".into(), status_json(&worker, &name).await?),
-                "info" => entry.insert("info".into(), connector_info(&worker, &name).await?),
+                "status" => {
+                    entry.insert("status".into(), status_json(worker.as_ref(), &name).await?)
+                }
+                "info" => {
+                    entry.insert("info".into(), connector_info(worker.as_ref(), &name).await?)
+                }
                 other => {
                     return Err(ApiError(
                         StatusCode::BAD_REQUEST,
@@ -172,7 +182,7 @@ fn config_of(value: &Value) -> Result<ConfigMap, ApiError> {
         .collect())
 }
 
-async fn create(Shared(worker): Shared<Arc<Worker>>, body: Option<Json<Value>>) -> Answer {
+async fn create(Shared(worker): Shared<Arc<dyn Herder>>, body: Option<Json<Value>>) -> Answer {
     let Some(Json(body)) = body else {
         return Err(ApiError(
             StatusCode::BAD_REQUEST,
@@ -190,26 +200,26 @@ async fn create(Shared(worker): Shared<Arc<Worker>>, body: Option<Json<Value>>) 
     worker.add_connector(&name, config).await?;
     Ok((
         StatusCode::CREATED,
-        Json(connector_info(&worker, &name).await?),
+        Json(connector_info(worker.as_ref(), &name).await?),
     )
         .into_response())
 }
 
-async fn info(Shared(worker): Shared<Arc<Worker>>, Path(name): Path<String>) -> Answer {
-    Ok(Json(connector_info(&worker, &name).await?).into_response())
+async fn info(Shared(worker): Shared<Arc<dyn Herder>>, Path(name): Path<String>) -> Answer {
+    Ok(Json(connector_info(worker.as_ref(), &name).await?).into_response())
 }
 
-async fn delete(Shared(worker): Shared<Arc<Worker>>, Path(name): Path<String>) -> Answer {
+async fn delete(Shared(worker): Shared<Arc<dyn Herder>>, Path(name): Path<String>) -> Answer {
     worker.remove_connector(&name).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn config(Shared(worker): Shared<Arc<Worker>>, Path(name): Path<String>) -> Answer {
+async fn config(Shared(worker): Shared<Arc<dyn Herder>>, Path(name): Path<String>) -> Answer {
     Ok(Json(json!(worker.config(&name).await?)).into_response())
 }
 
 async fn put_config(
-    Shared(worker): Shared<Arc<Worker>>,
+    Shared(worker): Shared<Arc<dyn Herder>>,
     Path(name): Path<String>,
     Json(body): Json<Value>,
 ) -> Answer {
@@ -221,29 +231,29 @@ async fn put_config(
     } else {
         StatusCode::OK
     };
-    Ok((status, Json(connector_info(&worker, &name).await?)).into_response())
+    Ok((status, Json(connector_info(worker.as_ref(), &name).await?)).into_response())
 }
 
-async fn status(Shared(worker): Shared<Arc<Worker>>, Path(name): Path<String>) -> Answer {
-    Ok(Json(status_json(&worker, &name).await?).into_response())
+async fn status(Shared(worker): Shared<Arc<dyn Herder>>, Path(name): Path<String>) -> Answer {
+    Ok(Json(status_json(worker.as_ref(), &name).await?).into_response())
 }
 
-async fn restart(Shared(worker): Shared<Arc<Worker>>, Path(name): Path<String>) -> Answer {
+async fn restart(Shared(worker): Shared<Arc<dyn Herder>>, Path(name): Path<String>) -> Answer {
     worker.restart(&name).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-async fn pause(Shared(worker): Shared<Arc<Worker>>, Path(name): Path<String>) -> Answer {
+async fn pause(Shared(worker): Shared<Arc<dyn Herder>>, Path(name): Path<String>) -> Answer {
     worker.pause(&name).await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
-async fn resume(Shared(worker): Shared<Arc<Worker>>, Path(name): Path<String>) -> Answer {
+async fn resume(Shared(worker): Shared<Arc<dyn Herder>>, Path(name): Path<String>) -> Answer {
     worker.resume(&name).await?;
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
-async fn tasks(Shared(worker): Shared<Arc<Worker>>, Path(name): Path<String>) -> Answer {
+async fn tasks(Shared(worker): Shared<Arc<dyn Herder>>, Path(name): Path<String>) -> Answer {
     let tasks: Vec<Value> = worker
         .task_configs(&name)
         .await?
@@ -255,10 +265,10 @@ async fn tasks(Shared(worker): Shared<Arc<Worker>>, Path(name): Path<String>) ->
 }
 
 async fn task_status(
-    Shared(worker): Shared<Arc<Worker>>,
+    Shared(worker): Shared<Arc<dyn Herder>>,
     Path((name, task)): Path<(String, usize)>,
 ) -> Answer {
-    let status = status_json(&worker, &name).await?;
+    let status = status_json(worker.as_ref(), &name).await?;
     let found = status["tasks"]
         .as_array()
         .and_then(|tasks| tasks.iter().find(|t| t["id"] == json!(task)))
@@ -267,7 +277,7 @@ async fn task_status(
     Ok(Json(found).into_response())
 }
 
-async fn plugins(Shared(worker): Shared<Arc<Worker>>) -> Json<Value> {
+async fn plugins(Shared(worker): Shared<Arc<dyn Herder>>) -> Json<Value> {
     let plugins: Vec<Value> = worker
         .plugins()
         .classes()

@@ -1,4 +1,5 @@
-//! A worker: runs connectors and their tasks, standalone.
+//! A worker: runs connectors and their tasks, standalone; and what both modes share to
+//! start them.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -12,7 +13,7 @@ use strom_connect_api::{
     converter_from_config, ConfigKey, ConfigMap, ConnectError, SinkConnector, SourceConnector,
     Transforms,
 };
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 use tracing::info;
 
@@ -42,14 +43,19 @@ impl WorkerConfig {
         }
     }
 
-    /// A worker from its properties: Connect's worker keys (`offset.*`, `*.converter*`,
+    /// A worker from its properties: Connect's worker keys (`group.id`, `offset.*`,
+    /// `config.storage.*`, `status.storage.*`, `slots.storage.*`, `*.converter*`,
     /// `errors.*`, `listeners`, `rest.*`) are the worker's, the others (`bootstrap.servers`, `client.id`, ...,
     /// also with a `producer.` or `consumer.` prefix) configure its clients.
     ///
     /// # Errors
     /// [`RuntimeError::Client`] naming a key neither knows.
     pub fn from_properties(properties: &ConfigMap) -> Result<WorkerConfig, RuntimeError> {
-        const WORKER: [&str; 8] = [
+        const WORKER: [&str; 12] = [
+            "group.id",
+            "config.storage.",
+            "status.storage.",
+            "slots.storage.",
             "offset.",
             "key.converter",
             "value.converter",
@@ -89,7 +95,7 @@ impl WorkerConfig {
             .unwrap_or_else(|| default.to_owned())
     }
 
-    fn number(&self, key: &str, default: u64) -> Result<u64, RuntimeError> {
+    pub(crate) fn number(&self, key: &str, default: u64) -> Result<u64, RuntimeError> {
         self.settings.get(key).map_or(Ok(default), |v| {
             v.parse()
                 .map_err(|_| RuntimeError::Config(format!("{key} is a number, not {v}")))
@@ -129,6 +135,8 @@ pub struct TaskStatus {
     pub id: usize,
     /// Its state.
     pub state: State,
+    /// The worker that runs it (`standalone`, or a distributed worker's id).
+    pub worker_id: String,
 }
 
 /// A connector's status.
@@ -140,12 +148,17 @@ pub struct ConnectorStatus {
     pub class: String,
     /// Its state.
     pub state: State,
+    /// The worker that runs it.
+    pub worker_id: String,
     /// Its tasks.
     pub tasks: Vec<TaskStatus>,
 }
 
+/// The worker id statuses of a standalone worker give.
+const STANDALONE: &str = "standalone";
+
 /// A connector of either kind.
-enum Connector {
+pub(crate) enum Connector {
     Source(Box<dyn SourceConnector>),
     Sink(Box<dyn SinkConnector>),
 }
@@ -158,21 +171,21 @@ impl Connector {
         }
     }
 
-    async fn start(&mut self, config: ConfigMap) -> Result<(), ConnectError> {
+    pub(crate) async fn start(&mut self, config: ConfigMap) -> Result<(), ConnectError> {
         match self {
             Connector::Source(c) => c.start(config).await,
             Connector::Sink(c) => c.start(config).await,
         }
     }
 
-    fn task_configs(&self, max_tasks: usize) -> Result<Vec<ConfigMap>, ConnectError> {
+    pub(crate) fn task_configs(&self, max_tasks: usize) -> Result<Vec<ConfigMap>, ConnectError> {
         match self {
             Connector::Source(c) => c.task_configs(max_tasks),
             Connector::Sink(c) => c.task_configs(max_tasks),
         }
     }
 
-    async fn stop(&mut self) {
+    pub(crate) async fn stop(&mut self) {
         match self {
             Connector::Source(c) => c.stop().await,
             Connector::Sink(c) => c.stop().await,
@@ -185,6 +198,8 @@ pub(crate) struct TaskHandle {
     pub(crate) connector: String,
     pub(crate) id: usize,
     pub(crate) status: Arc<Mutex<ConnectorStatus>>,
+    /// Told of every change of state (to publish it), if anyone listens.
+    pub(crate) changed: Option<Arc<Notify>>,
 }
 
 impl TaskHandle {
@@ -194,6 +209,9 @@ impl TaskHandle {
             if let Some(task) = status.tasks.iter_mut().find(|t| t.id == self.id) {
                 task.state = state;
             }
+        }
+        if let Some(changed) = &self.changed {
+            changed.notify_one();
         }
     }
 
@@ -212,95 +230,82 @@ impl TaskHandle {
     }
 }
 
-/// A connector's tasks while they run.
-struct Tasks {
-    connector: Connector,
-    stop: watch::Sender<bool>,
-    handles: Vec<JoinHandle<()>>,
+/// What a connector's configuration gives its tasks: converter settings (the
+/// connector's keys over the worker's), error tolerance, transforms.
+pub(crate) struct TaskSettings {
+    settings: ConfigMap,
+    tolerate: bool,
+    transforms: Arc<Transforms>,
 }
 
-/// A connector the worker has: its config, and its tasks unless paused.
-struct Running {
-    config: ConfigMap,
-    task_configs: Vec<ConfigMap>,
-    status: Arc<Mutex<ConnectorStatus>>,
-    tasks: Option<Tasks>,
+/// What both modes share to run connectors: the worker's settings, the connector
+/// classes, the offsets.
+#[derive(Clone)]
+pub(crate) struct Engine {
+    pub(crate) config: WorkerConfig,
+    pub(crate) plugins: Plugins,
+    pub(crate) offsets: OffsetStore,
 }
 
-/// Runs connectors in this process.
-pub struct Worker {
-    config: WorkerConfig,
-    plugins: Plugins,
-    offsets: OffsetStore,
-    connectors: tokio::sync::Mutex<BTreeMap<String, Running>>,
-}
-
-impl Worker {
-    /// A worker on `config`'s cluster that runs `plugins`; reads the stored offsets.
-    ///
-    /// # Errors
-    /// Bad worker keys, client errors.
-    pub async fn start(config: WorkerConfig, plugins: Plugins) -> Result<Worker, RuntimeError> {
+impl Engine {
+    /// Checks the worker keys and reads the stored offsets.
+    pub(crate) async fn open(
+        config: WorkerConfig,
+        plugins: Plugins,
+    ) -> Result<Engine, RuntimeError> {
         let topic = config.get("offset.storage.topic", "connect-offsets");
         let partitions = i32::try_from(config.number("offset.storage.partitions", 25)?)
             .map_err(|_| RuntimeError::Config("offset.storage.partitions is too large".into()))?;
-        let offsets = OffsetStore::open(&config.client, &topic, partitions).await?;
         converter_from_config(&config.settings, "key.converter")?;
         converter_from_config(&config.settings, "value.converter")?;
         config.number("offset.flush.interval.ms", 60_000)?;
-        Ok(Worker {
+        let offsets = OffsetStore::open(&config.client, &topic, partitions).await?;
+        Ok(Engine {
             config,
             plugins,
             offsets,
-            connectors: tokio::sync::Mutex::new(BTreeMap::new()),
         })
     }
 
-    /// Starts connector `name` with `config` (`connector.class`, `tasks.max`, its own
-    /// keys, and converter overrides).
-    ///
-    /// # Errors
-    /// [`RuntimeError::Config`] naming a missing key or unknown class;
-    /// [`RuntimeError::ConnectorExists`]; the connector's own refusal.
-    pub async fn add_connector(&self, name: &str, config: ConfigMap) -> Result<(), RuntimeError> {
-        let mut connectors = self.connectors.lock().await;
-        if connectors.contains_key(name) {
-            return Err(RuntimeError::ConnectorExists(name.to_owned()));
-        }
-        let running = self.start_connector(name, config).await?;
-        connectors.insert(name.to_owned(), running);
-        Ok(())
-    }
-
-    /// Starts connector `name`'s tasks.
-    async fn start_connector(
+    /// A connector of `config`'s class, not started, and the class's full name, once
+    /// the keys it requires are there.
+    pub(crate) fn instantiate(
         &self,
         name: &str,
-        config: ConfigMap,
-    ) -> Result<Running, RuntimeError> {
+        config: &ConfigMap,
+    ) -> Result<(Connector, String), RuntimeError> {
         let class = config
             .get("connector.class")
             .ok_or_else(|| RuntimeError::Config("connector.class is missing".to_owned()))?;
         let (plugin, class) = self.plugins.get(class).ok_or_else(|| {
             RuntimeError::Config(format!("connector.class {class}: no such connector here"))
         })?;
-        let mut connector = match plugin {
+        let connector = match plugin {
             Plugin::Source(make) => Connector::Source(make()),
             Plugin::Sink(make) => Connector::Sink(make()),
         };
         let keys = connector.config_keys();
-        let missing = ConfigKey::missing(&keys, &config);
+        let missing = ConfigKey::missing(&keys, config);
         if !missing.is_empty() {
             return Err(RuntimeError::Config(format!(
                 "connector {name} ({class}) needs {}",
                 missing.join(", ")
             )));
         }
-        let max_tasks: usize = config.get("tasks.max").map_or(Ok(1), |v| {
-            v.parse()
-                .map_err(|_| RuntimeError::Config(format!("tasks.max is a number, not {v}")))
-        })?;
-        // Converters: the connector's keys over the worker's.
+        Ok((connector, class.to_owned()))
+    }
+
+    /// Checks everything in a connector's `config` the runtime reads, before it starts:
+    /// its class and required keys, `tasks.max`, converters, transforms and errors keys.
+    pub(crate) fn validate(&self, name: &str, config: &ConfigMap) -> Result<(), RuntimeError> {
+        self.instantiate(name, config)?;
+        max_tasks(config)?;
+        self.task_settings(config)?;
+        Ok(())
+    }
+
+    /// The settings a connector's tasks run with.
+    pub(crate) fn task_settings(&self, config: &ConfigMap) -> Result<TaskSettings, RuntimeError> {
         let mut settings = self.config.settings.clone();
         settings.extend(config.clone());
         let tolerate = match settings.get("errors.tolerance").map(String::as_str) {
@@ -314,89 +319,71 @@ impl Worker {
         };
         converter_from_config(&settings, "key.converter")?;
         converter_from_config(&settings, "value.converter")?;
+        if settings
+            .get("errors.deadletterqueue.topic.name")
+            .is_some_and(|t| !t.is_empty())
+            && !tolerate
+        {
+            return Err(RuntimeError::Config(
+                "errors.deadletterqueue.topic.name needs errors.tolerance=all".to_owned(),
+            ));
+        }
         let transforms = Arc::new(Transforms::from_config_with(
-            &config,
+            config,
             self.plugins.transforms(),
         )?);
-        connector.start(config.clone()).await?;
-        let task_configs = connector.task_configs(max_tasks.max(1))?;
-        let configs = task_configs.clone();
-        let status = Arc::new(Mutex::new(ConnectorStatus {
-            name: name.to_owned(),
-            class: class.to_owned(),
-            state: State::Running,
-            tasks: (0..task_configs.len())
-                .map(|id| TaskStatus {
-                    id,
-                    state: State::Unassigned,
-                })
-                .collect(),
-        }));
+        Ok(TaskSettings {
+            settings,
+            tolerate,
+            transforms,
+        })
+    }
+
+    /// Starts task `handle.id` of `connector` with `task_config`, until `stopped`.
+    pub(crate) async fn spawn_task(
+        &self,
+        connector: &Connector,
+        handle: TaskHandle,
+        task_config: ConfigMap,
+        settings: &TaskSettings,
+        stopped: watch::Receiver<bool>,
+    ) -> Result<JoinHandle<()>, RuntimeError> {
         let flush_every =
             Duration::from_millis(self.config.number("offset.flush.interval.ms", 60_000)?);
-        let (stop, stopped) = watch::channel(false);
-        let mut tasks = Vec::new();
-        for (id, task_config) in task_configs.into_iter().enumerate() {
-            let key = converter_from_config(&settings, "key.converter")?;
-            let value = converter_from_config(&settings, "value.converter")?;
-            let task = match &connector {
-                Connector::Source(source) => {
-                    let runner = SourceRunner {
-                        handle: TaskHandle {
-                            connector: name.to_owned(),
-                            id,
-                            status: status.clone(),
-                        },
-                        task: source.task(),
-                        producer: Producer::new(
-                            self.config.client.clone().enable_idempotence(true),
-                        )
+        let key = converter_from_config(&settings.settings, "key.converter")?;
+        let value = converter_from_config(&settings.settings, "value.converter")?;
+        Ok(match connector {
+            Connector::Source(source) => {
+                let runner = SourceRunner {
+                    handle,
+                    task: source.task(),
+                    producer: Producer::new(self.config.client.clone().enable_idempotence(true))
                         .await?,
-                        key,
-                        value,
-                        offsets: self.offsets.clone(),
-                        flush_every,
-                        tolerate,
-                        transforms: transforms.clone(),
-                    };
-                    tokio::spawn(runner.run(task_config, stopped.clone()))
-                }
-                Connector::Sink(sink) => {
-                    let runner = SinkRunner {
-                        handle: TaskHandle {
-                            connector: name.to_owned(),
-                            id,
-                            status: status.clone(),
-                        },
-                        task: sink.task(),
-                        consumer: self.sink_consumer(name, &task_config).await?,
-                        dead_letter: self.dead_letter(&settings, tolerate).await?,
-                        key,
-                        value,
-                        flush_every,
-                        tolerate,
-                        transforms: transforms.clone(),
-                    };
-                    tokio::spawn(runner.run(task_config, stopped.clone()))
-                }
-            };
-            tasks.push(task);
-        }
-        info!(
-            connector = name,
-            class,
-            tasks = tasks.len(),
-            "connector started"
-        );
-        Ok(Running {
-            config,
-            task_configs: configs,
-            status,
-            tasks: Some(Tasks {
-                connector,
-                stop,
-                handles: tasks,
-            }),
+                    key,
+                    value,
+                    offsets: self.offsets.clone(),
+                    flush_every,
+                    tolerate: settings.tolerate,
+                    transforms: settings.transforms.clone(),
+                };
+                tokio::spawn(runner.run(task_config, stopped))
+            }
+            Connector::Sink(sink) => {
+                let runner = SinkRunner {
+                    consumer: self.sink_consumer(&handle.connector, &task_config).await?,
+                    handle,
+                    task: sink.task(),
+                    dead_letter: self
+                        .dead_letter(&settings.settings, settings.tolerate)
+                        .await?,
+                    key,
+                    value,
+                    flush_every,
+                    tolerate: settings.tolerate,
+                    transforms: settings.transforms.clone(),
+                };
+                tokio::spawn(runner.run(task_config, stopped))
+            }
         })
     }
 
@@ -462,6 +449,134 @@ impl Worker {
             context_headers,
         }))
     }
+}
+
+/// A connector's `tasks.max` (1 when missing).
+pub(crate) fn max_tasks(config: &ConfigMap) -> Result<usize, RuntimeError> {
+    config.get("tasks.max").map_or(Ok(1), |v| {
+        v.parse::<usize>()
+            .map(|n| n.max(1))
+            .map_err(|_| RuntimeError::Config(format!("tasks.max is a number, not {v}")))
+    })
+}
+
+/// A connector's tasks while they run.
+struct Tasks {
+    connector: Connector,
+    stop: watch::Sender<bool>,
+    handles: Vec<JoinHandle<()>>,
+}
+
+/// A connector the worker has: its config, and its tasks unless paused.
+struct Running {
+    config: ConfigMap,
+    task_configs: Vec<ConfigMap>,
+    status: Arc<Mutex<ConnectorStatus>>,
+    tasks: Option<Tasks>,
+}
+
+/// Runs connectors in this process.
+pub struct Worker {
+    engine: Engine,
+    connectors: tokio::sync::Mutex<BTreeMap<String, Running>>,
+}
+
+impl Worker {
+    /// A worker on `config`'s cluster that runs `plugins`; reads the stored offsets.
+    ///
+    /// # Errors
+    /// Bad worker keys, client errors.
+    pub async fn start(config: WorkerConfig, plugins: Plugins) -> Result<Worker, RuntimeError> {
+        Ok(Worker {
+            engine: Engine::open(config, plugins).await?,
+            connectors: tokio::sync::Mutex::new(BTreeMap::new()),
+        })
+    }
+
+    /// Starts connector `name` with `config` (`connector.class`, `tasks.max`, its own
+    /// keys, and converter overrides).
+    ///
+    /// # Errors
+    /// [`RuntimeError::Config`] naming a missing key or unknown class;
+    /// [`RuntimeError::ConnectorExists`]; the connector's own refusal.
+    pub async fn add_connector(&self, name: &str, config: ConfigMap) -> Result<(), RuntimeError> {
+        let mut connectors = self.connectors.lock().await;
+        if connectors.contains_key(name) {
+            return Err(RuntimeError::ConnectorExists(name.to_owned()));
+        }
+        let running = self.start_connector(name, config).await?;
+        connectors.insert(name.to_owned(), running);
+        Ok(())
+    }
+
+    /// Starts connector `name`'s tasks.
+    async fn start_connector(
+        &self,
+        name: &str,
+        config: ConfigMap,
+    ) -> Result<Running, RuntimeError> {
+        let (mut connector, class) = self.engine.instantiate(name, &config)?;
+        let max_tasks = max_tasks(&config)?;
+        let settings = self.engine.task_settings(&config)?;
+        connector.start(config.clone()).await?;
+        let task_configs = connector.task_configs(max_tasks)?;
+        let configs = task_configs.clone();
+        let status = Arc::new(Mutex::new(ConnectorStatus {
+            name: name.to_owned(),
+            class: class.clone(),
+            state: State::Running,
+            worker_id: STANDALONE.to_owned(),
+            tasks: (0..task_configs.len())
+                .map(|id| TaskStatus {
+                    id,
+                    state: State::Unassigned,
+                    worker_id: STANDALONE.to_owned(),
+                })
+                .collect(),
+        }));
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = Vec::new();
+        for (id, task_config) in task_configs.into_iter().enumerate() {
+            let handle = TaskHandle {
+                connector: name.to_owned(),
+                id,
+                status: status.clone(),
+                changed: None,
+            };
+            let spawned = self
+                .engine
+                .spawn_task(&connector, handle, task_config, &settings, stopped.clone())
+                .await;
+            match spawned {
+                Ok(task) => tasks.push(task),
+                Err(e) => {
+                    stop_tasks(Tasks {
+                        connector,
+                        stop,
+                        handles: tasks,
+                    })
+                    .await;
+                    return Err(e);
+                }
+            }
+        }
+        info!(
+            connector = name,
+            class,
+            tasks = tasks.len(),
+            "connector started"
+        );
+        Ok(Running {
+            config,
+            task_configs: configs,
+            status,
+            tasks: Some(Tasks {
+                connector,
+                stop,
+                handles: tasks,
+            }),
+        })
+    }
 
     /// The names of the connectors it runs.
     pub async fn connectors(&self) -> Vec<String> {
@@ -497,7 +612,7 @@ impl Worker {
             .remove(name)
             .ok_or_else(|| RuntimeError::UnknownConnector(name.to_owned()))?;
         if let Some(tasks) = running.tasks {
-            stop(tasks).await;
+            stop_tasks(tasks).await;
         }
         info!(connector = name, "connector stopped");
         Ok(())
@@ -543,7 +658,7 @@ impl Worker {
         let paused = old.tasks.is_none();
         let old_config = old.config.clone();
         if let Some(tasks) = old.tasks {
-            stop(tasks).await;
+            stop_tasks(tasks).await;
         }
         match self.start_connector(name, config).await {
             Ok(mut running) => {
@@ -604,7 +719,7 @@ impl Worker {
             .ok_or_else(|| RuntimeError::UnknownConnector(name.to_owned()))?;
         let config = running.config.clone();
         if let Some(tasks) = running.tasks {
-            stop(tasks).await;
+            stop_tasks(tasks).await;
         }
         let running = self.start_connector(name, config).await?;
         connectors.insert(name.to_owned(), running);
@@ -613,7 +728,7 @@ impl Worker {
 
     /// The connector classes it can run.
     pub fn plugins(&self) -> &Plugins {
-        &self.plugins
+        &self.engine.plugins
     }
 
     /// Stops every connector.
@@ -621,7 +736,7 @@ impl Worker {
         let connectors = std::mem::take(&mut *self.connectors.lock().await);
         for (_, running) in connectors {
             if let Some(tasks) = running.tasks {
-                stop(tasks).await;
+                stop_tasks(tasks).await;
             }
         }
     }
@@ -630,7 +745,7 @@ impl Worker {
 /// Stops a connector's tasks and marks it paused.
 async fn pause(running: &mut Running) {
     if let Some(tasks) = running.tasks.take() {
-        stop(tasks).await;
+        stop_tasks(tasks).await;
     }
     if let Ok(mut status) = running.status.lock() {
         status.state = State::Paused;
@@ -640,7 +755,7 @@ async fn pause(running: &mut Running) {
     }
 }
 
-async fn stop(mut tasks: Tasks) {
+async fn stop_tasks(mut tasks: Tasks) {
     let _ = tasks.stop.send(true);
     for handle in tasks.handles {
         let _ = handle.await;

@@ -1,38 +1,13 @@
 //! Kafka Connect's REST API on a standalone worker, spoken over plain HTTP/1.1.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use serde_json::{json, Value};
+use serde_json::json;
 use strom_broker::{Broker, BrokerConfig};
 use strom_client::ClientConfig;
 use strom_connect_runtime::{Plugins, Worker, WorkerConfig};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::support::{topic_size, wait_for_size};
-
-/// One request; the status and the JSON body (null when empty).
-async fn http(addr: SocketAddr, method: &str, path: &str, body: Option<Value>) -> (u16, Value) {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let request = format!(
-        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
-         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.unwrap();
-    let text = String::from_utf8(response).unwrap();
-    let status: u16 = text[9..12].parse().unwrap();
-    let body = text.split_once("\r\n\r\n").map_or("", |(_, b)| b);
-    let json = if body.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"))
-    };
-    (status, json)
-}
+use crate::support::{http, topic_size, wait_for_size};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rest_api_manages_connectors_as_kafka_connects_does() {

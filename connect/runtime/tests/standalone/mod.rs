@@ -11,26 +11,7 @@ use strom_client::ClientConfig;
 use strom_connect_api::ConfigMap;
 use strom_connect_runtime::{Plugins, RuntimeError, State, Worker, WorkerConfig};
 
-use crate::support::{topic_size, wait_for_size};
-
-/// The values of `topic`, in offset order (one partition).
-async fn values(client: &ClientConfig, topic: &str) -> Vec<String> {
-    let end = topic_size(client, topic).await;
-    let consumer = Consumer::new(client.clone()).await.unwrap();
-    let partitions = [(topic.to_owned(), 0)];
-    consumer.assign(&partitions).unwrap();
-    consumer.seek_to_beginning(&partitions).unwrap();
-    let mut values = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while consumer.position(topic, 0).await.unwrap() < end {
-        assert!(Instant::now() < deadline);
-        for r in consumer.poll(Duration::from_millis(100)).await.unwrap() {
-            values.push(String::from_utf8(r.value.unwrap().to_vec()).unwrap());
-        }
-    }
-    consumer.close();
-    values
-}
+use crate::support::{all_values, broker_with_topic, topic_size, wait_for_size};
 
 fn lines(range: std::ops::Range<u32>) -> String {
     range.map(|i| format!("line-{i}\n")).collect()
@@ -53,16 +34,7 @@ fn file_source(path: &std::path::Path) -> ConfigMap {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_source_resumes_from_its_stored_position() {
-    let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(BrokerConfig::new(dir.path().join("broker")))
-        .await
-        .unwrap();
-    let client = ClientConfig::new().bootstrap(&broker.bootstrap());
-    let admin = Admin::connect(client.clone()).await.unwrap();
-    admin
-        .create_topic(strom_client::admin::NewTopic::new("lines").partitions(1))
-        .await
-        .unwrap();
+    let (dir, broker, client) = broker_with_topic("lines", 1).await;
     let path = dir.path().join("input.txt");
     std::fs::write(&path, lines(0..100)).unwrap();
     let config = WorkerConfig::new(client.clone())
@@ -102,10 +74,11 @@ async fn a_file_source_resumes_from_its_stored_position() {
         .unwrap();
     wait_for_size(&client, "lines", 150).await;
     let expected: Vec<String> = (0..150).map(|i| format!("line-{i}")).collect();
-    assert_eq!(values(&client, "lines").await, expected);
+    assert_eq!(all_values(&client, "lines").await, expected);
 
     // Offsets are in Kafka Connect's format.
     let consumer = Consumer::new(client.clone()).await.unwrap();
+    let admin = Admin::connect(client.clone()).await.unwrap();
     let admin_ends = admin
         .list_offsets("connect-offsets", OffsetSpec::Latest)
         .await
@@ -236,7 +209,7 @@ async fn a_file_copies_through_a_topic_with_json_schemas_and_resumes() {
         .await
         .unwrap();
     wait_for_size(&client, "lines", 40).await;
-    let first = values(&client, "lines").await;
+    let first = all_values(&client, "lines").await;
     assert_eq!(
         first[0],
         r#"{"schema":{"type":"string","optional":false},"payload":"line-0"}"#
@@ -297,7 +270,7 @@ async fn transforms_route_and_filter_records_and_filtered_offsets_still_advance(
     worker.add_connector("routed", routed).await.unwrap();
     wait_for_size(&client, "routed-ne", 3).await;
     assert_eq!(
-        values(&client, "routed-ne").await,
+        all_values(&client, "routed-ne").await,
         ["line-0", "line-1", "line-2"]
     );
 
