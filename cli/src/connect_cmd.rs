@@ -88,14 +88,7 @@ async fn standalone(worker: &Path, connectors: &[PathBuf]) -> anyhow::Result<()>
     eprintln!("REST API on http://{}", listener.local_addr()?);
     serve_until_stopped(worker.clone(), listener).await;
     eprintln!("stopping: flushing offsets");
-    match Arc::try_unwrap(worker) {
-        Ok(worker) => worker.shutdown().await,
-        Err(worker) => {
-            for name in worker.connectors().await {
-                let _ = worker.remove_connector(&name).await;
-            }
-        }
-    }
+    worker.shutdown().await;
     Ok(())
 }
 
@@ -118,9 +111,7 @@ async fn distributed(path: &Path) -> anyhow::Result<()> {
     eprintln!("worker {id} joined; REST API on http://{bound}");
     serve_until_stopped(worker.clone(), listener).await;
     eprintln!("stopping: flushing offsets and leaving the group");
-    if let Ok(worker) = Arc::try_unwrap(worker) {
-        worker.shutdown().await;
-    }
+    worker.shutdown().await;
     Ok(())
 }
 

@@ -81,8 +81,8 @@ const RETRY: Duration = Duration::from_millis(500);
 pub struct DistributedWorker {
     shared: Arc<Shared>,
     slots: Arc<Consumer>,
-    membership: JoinHandle<()>,
-    background: Vec<JoinHandle<()>>,
+    membership: Mutex<Option<JoinHandle<()>>>,
+    background: Mutex<Vec<JoinHandle<()>>>,
 }
 
 /// What runs in a slot: a connector, or one of its tasks.
@@ -480,8 +480,8 @@ impl DistributedWorker {
         Ok(DistributedWorker {
             shared,
             slots,
-            membership,
-            background,
+            membership: Mutex::new(Some(membership)),
+            background: Mutex::new(background),
         })
     }
 
@@ -492,9 +492,12 @@ impl DistributedWorker {
 
     /// Leaves the cluster: its connectors and tasks stop (offsets flushed, statuses
     /// `UNASSIGNED`) and the group gives its slots to the other workers at once.
-    pub async fn shutdown(self) {
-        self.membership.abort();
-        let _ = self.membership.await;
+    pub async fn shutdown(&self) {
+        let membership = lock(&self.membership).take();
+        if let Some(membership) = membership {
+            membership.abort();
+            let _ = membership.await;
+        }
         self.shared
             .closing
             .store(true, std::sync::atomic::Ordering::SeqCst);
@@ -509,7 +512,8 @@ impl DistributedWorker {
         if let Err(e) = self.slots.shutdown().await {
             warn!(error = %e, "leaving the group failed");
         }
-        for task in self.background {
+        let background = std::mem::take(&mut *lock(&self.background));
+        for task in background {
             task.abort();
             let _ = task.await;
         }

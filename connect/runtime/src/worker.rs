@@ -731,8 +731,8 @@ impl Worker {
         &self.engine.plugins
     }
 
-    /// Stops every connector.
-    pub async fn shutdown(self) {
+    /// Stops every connector (their tasks flush their offsets).
+    pub async fn shutdown(&self) {
         let connectors = std::mem::take(&mut *self.connectors.lock().await);
         for (_, running) in connectors {
             if let Some(tasks) = running.tasks {

@@ -89,7 +89,6 @@ async fn bad_settings_fail_the_connector_with_a_clear_error_and_others_keep_runn
     assert_eq!(status["tasks"][0]["state"], "FAILED", "{status}");
     let trace = status["tasks"][0]["trace"].as_str().unwrap_or_default();
     assert!(trace.contains("Access denied"), "{status}");
-    let worker = std::sync::Arc::try_unwrap(worker).ok().unwrap();
     let e = failure(&worker, "missing").await;
     assert!(
         e.contains("shop.nope") && e.contains("does not exist"),

@@ -232,7 +232,6 @@ async fn workers_share_tasks_and_hand_them_over_when_one_leaves() {
     }
     server.abort();
     let _ = server.await;
-    let one = Arc::try_unwrap(one).ok().unwrap();
     one.shutdown().await;
     wait_status(&two, "counter", "all on two", |s| {
         all_in(s, &State::Running)
