@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value as Json};
 
-use crate::support::{setup, topic_size, wait_for_records};
+use crate::support::{config_of, plain_json, setup, topic_size, wait_for_records};
 
 /// The `after` (or `before`) rows of change events, and their ops.
 fn ops(records: &[(Json, Json)]) -> Vec<String> {
@@ -282,24 +282,12 @@ async fn changes_flow_from_mysql_through_a_topic_into_a_file() {
     wait_for_records(&s.client, "app.shop.orders", 1, Some(&worker)).await;
     let out = tempfile::tempdir().unwrap();
     let path = out.path().join("orders.jsonl");
-    let sink: strom_connect_api::ConfigMap = [
+    let mut sink = config_of(&[
         ("connector.class", "FileStreamSink"),
         ("topics", "app.shop.orders"),
         ("file", path.to_str().unwrap()),
-        (
-            "key.converter",
-            "org.apache.kafka.connect.json.JsonConverter",
-        ),
-        ("key.converter.schemas.enable", "false"),
-        (
-            "value.converter",
-            "org.apache.kafka.connect.json.JsonConverter",
-        ),
-        ("value.converter.schemas.enable", "false"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
+    ]);
+    plain_json(&mut sink);
     worker.add_connector("file", sink).await.unwrap();
     s.sql(
         "UPDATE shop.orders SET qty = 4 WHERE id = 1;

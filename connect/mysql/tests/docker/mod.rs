@@ -9,10 +9,9 @@ use mysql_async::prelude::Queryable;
 use serde_json::{json, Value as Json};
 use strom_broker::{Broker, BrokerConfig};
 use strom_client::ClientConfig;
-use strom_connect_api::ConfigMap;
 use strom_connect_runtime::{Worker, WorkerConfig};
 
-use crate::support::{plugins, wait_for_records};
+use crate::support::{cdc_config, plugins, wait_for_records};
 
 /// A free port on 127.0.0.1 (free when asked; the container binds it right after).
 fn free_port() -> u16 {
@@ -102,35 +101,13 @@ async fn mysql_in_docker_snapshot_and_binlog_with_gtids() {
     )
     .await
     .unwrap();
-    let bootstrap = broker.bootstrap();
     let port = port.to_string();
-    let config: ConfigMap = [
-        ("connector.class", "MySqlConnector"),
-        ("database.hostname", "127.0.0.1"),
+    let server = [
         ("database.port", port.as_str()),
         ("database.user", "root"),
         ("database.password", "secret"),
-        ("topic.prefix", "app"),
-        ("table.include.list", "shop.orders"),
-        (
-            "schema.history.internal.kafka.bootstrap.servers",
-            bootstrap.as_str(),
-        ),
-        ("schema.history.internal.kafka.topic", "app.history"),
-        (
-            "key.converter",
-            "org.apache.kafka.connect.json.JsonConverter",
-        ),
-        ("key.converter.schemas.enable", "false"),
-        (
-            "value.converter",
-            "org.apache.kafka.connect.json.JsonConverter",
-        ),
-        ("value.converter.schemas.enable", "false"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect();
+    ];
+    let config = cdc_config(&broker.bootstrap(), &server, "shop.orders");
     worker.add_connector("mysql", config).await.unwrap();
     let topic = "app.shop.orders";
     let snapshot = wait_for_records(&client, topic, 2, Some(&worker)).await;

@@ -71,34 +71,12 @@ impl Setup {
     /// and `extra` settings.
     pub fn cdc_config(&self, tables: &str, extra: &[(&str, &str)]) -> ConfigMap {
         let port = self.db.port().to_string();
-        let bootstrap = self.broker.bootstrap();
-        let mut config: ConfigMap = [
-            ("connector.class", "MySqlConnector"),
-            ("database.hostname", "127.0.0.1"),
+        let server = [
             ("database.port", port.as_str()),
             ("database.user", strom_testkit::MARIADB_USER),
             ("database.password", strom_testkit::MARIADB_PASSWORD),
-            ("topic.prefix", "app"),
-            ("table.include.list", tables),
-            (
-                "schema.history.internal.kafka.bootstrap.servers",
-                bootstrap.as_str(),
-            ),
-            ("schema.history.internal.kafka.topic", "app.history"),
-            (
-                "key.converter",
-                "org.apache.kafka.connect.json.JsonConverter",
-            ),
-            ("key.converter.schemas.enable", "false"),
-            (
-                "value.converter",
-                "org.apache.kafka.connect.json.JsonConverter",
-            ),
-            ("value.converter.schemas.enable", "false"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
+        ];
+        let mut config = cdc_config(&self.broker.bootstrap(), &server, tables);
         for (k, v) in extra {
             config.insert((*k).to_owned(), (*v).to_owned());
         }
@@ -175,4 +153,39 @@ pub async fn wait_for_records(
 ) -> Vec<(Json, Json)> {
     wait_for_size(client, topic, n, worker).await;
     records(client, topic).await
+}
+
+/// Settings from pairs.
+pub fn config_of(pairs: &[(&str, &str)]) -> ConfigMap {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+/// JSON key and value converters without schemas.
+pub fn plain_json(config: &mut ConfigMap) {
+    let json = "org.apache.kafka.connect.json.JsonConverter";
+    config.extend(config_of(&[
+        ("key.converter", json),
+        ("key.converter.schemas.enable", "false"),
+        ("value.converter", json),
+        ("value.converter.schemas.enable", "false"),
+    ]));
+}
+
+/// A change-capture connector of the server at 127.0.0.1 with `server`'s port and
+/// credentials, for `tables`, with topic prefix `app` and plain JSON.
+pub fn cdc_config(bootstrap: &str, server: &[(&str, &str)], tables: &str) -> ConfigMap {
+    let mut config = config_of(&[
+        ("connector.class", "MySqlConnector"),
+        ("database.hostname", "127.0.0.1"),
+        ("topic.prefix", "app"),
+        ("table.include.list", tables),
+        ("schema.history.internal.kafka.bootstrap.servers", bootstrap),
+        ("schema.history.internal.kafka.topic", "app.history"),
+    ]);
+    config.extend(config_of(server));
+    plain_json(&mut config);
+    config
 }
