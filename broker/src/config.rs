@@ -27,6 +27,16 @@ pub struct BrokerConfig {
     /// `advertised.listeners`) when clients reach the broker through a proxy or a port
     /// mapping.
     pub advertised_port: Option<u16>,
+    /// The listener's name in `listeners` (`PLAINTEXT` unless given, e.g. `SSL://:9093`).
+    pub listener_name: String,
+    /// `listener.security.protocol.map`: listener names to security protocols
+    /// (`CLIENT:SSL`); a name missing here is its own protocol.
+    pub security_protocol_map: std::collections::BTreeMap<String, String>,
+    /// TLS settings for an `SSL` listener: `ssl.keystore.location` (a PEM file with the
+    /// certificate chain and private key; `ssl.keystore.type=PEM`),
+    /// `ssl.truststore.location` (PEM CA certificates for client certificates),
+    /// `ssl.client.auth` (`none`, `requested`, `required`).
+    pub ssl: strom_protocol::tls::ServerTls,
     /// Folder holding partition logs and broker metadata (`log.dirs`).
     pub data_dir: PathBuf,
     /// This broker's id (`node.id`).
@@ -161,6 +171,9 @@ impl BrokerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             advertised_host: None,
             advertised_port: None,
+            listener_name: "PLAINTEXT".to_owned(),
+            security_protocol_map: std::collections::BTreeMap::new(),
+            ssl: strom_protocol::tls::ServerTls::default(),
             data_dir: data_dir.into(),
             node_id: 1,
             auto_create_topics: true,
@@ -208,8 +221,31 @@ impl BrokerConfig {
         match key {
             "listen" => self.listen = value.parse().map_err(|_| bad("expected HOST:PORT"))?,
             "listeners" => {
-                self.listen =
-                    parse_listener(value).ok_or_else(|| bad("expected PLAINTEXT://HOST:PORT"))?
+                let (name, listen) = parse_listener(value)
+                    .ok_or_else(|| bad("expected NAME://HOST:PORT, e.g. PLAINTEXT://:9092"))?;
+                self.listener_name = name;
+                self.listen = listen;
+            }
+            "listener.security.protocol.map" => {
+                let mut map = std::collections::BTreeMap::new();
+                for pair in value.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                    let (name, protocol) = pair
+                        .split_once(':')
+                        .ok_or_else(|| bad("expected NAME:PROTOCOL,..."))?;
+                    map.insert(name.trim().to_uppercase(), protocol.trim().to_uppercase());
+                }
+                self.security_protocol_map = map;
+            }
+            "ssl.keystore.location" => self.ssl.keystore = Some(PathBuf::from(value)),
+            "ssl.truststore.location" => self.ssl.truststore = Some(PathBuf::from(value)),
+            "ssl.keystore.type" | "ssl.truststore.type" => {
+                if !value.eq_ignore_ascii_case("PEM") {
+                    return Err(bad("only PEM stores are read"));
+                }
+            }
+            "ssl.client.auth" => {
+                self.ssl.client_auth = strom_protocol::tls::ClientAuth::parse(value)
+                    .ok_or_else(|| bad("expected none, requested or required"))?
             }
             "advertised.host.name" => self.advertised_host = Some(value.to_owned()),
             "advertised.port" => {
@@ -405,6 +441,40 @@ impl BrokerConfig {
         self.log_defaults.insert(topic_key.to_owned(), value);
     }
 
+    /// The TLS configuration of the listener (`None` for `PLAINTEXT`).
+    ///
+    /// # Errors
+    /// [`BrokerError::Config`] for an unknown or unsupported security protocol, or TLS
+    /// files that cannot be used.
+    pub fn listener_tls(
+        &self,
+    ) -> Result<Option<std::sync::Arc<rustls::ServerConfig>>, BrokerError> {
+        let name = &self.listener_name;
+        let protocol = self
+            .security_protocol_map
+            .get(name)
+            .map_or(name.as_str(), String::as_str);
+        let bad = |reason: String| BrokerError::Config {
+            key: "listeners".to_owned(),
+            value: name.clone(),
+            reason,
+        };
+        match protocol {
+            "PLAINTEXT" => Ok(None),
+            "SSL" => self
+                .ssl
+                .config()
+                .map(Some)
+                .map_err(|e| bad(e.to_string())),
+            "SASL_PLAINTEXT" | "SASL_SSL" => Err(bad(format!(
+                "the {protocol} security protocol is not supported yet"
+            ))),
+            other => Err(bad(format!(
+                "{other} is not a security protocol (PLAINTEXT, SSL); map listener names with listener.security.protocol.map"
+            ))),
+        }
+    }
+
     /// The host and port clients are told to connect to.
     pub fn advertised(&self, bound: SocketAddr) -> (String, i32) {
         let host = match &self.advertised_host {
@@ -447,15 +517,16 @@ fn parse_advertised(value: &str) -> Option<(String, u16)> {
     Some((host.to_owned(), port))
 }
 
-fn parse_listener(value: &str) -> Option<SocketAddr> {
+/// The first listener of `listeners` (`NAME://host:port`): its name and address.
+fn parse_listener(value: &str) -> Option<(String, SocketAddr)> {
     let first = value.split(',').next()?.trim();
-    let addr = first.split_once("://").map_or(first, |(_, a)| a);
+    let (name, addr) = first.split_once("://").unwrap_or(("PLAINTEXT", first));
     let addr = if addr.starts_with(':') {
         format!("0.0.0.0{addr}")
     } else {
         addr.to_owned()
     };
-    addr.parse().ok()
+    Some((name.to_uppercase(), addr.parse().ok()?))
 }
 
 fn flatten(prefix: &str, value: &toml::Value, out: &mut Vec<(String, String)>) {
@@ -507,6 +578,39 @@ mod tests {
             .unwrap();
         assert_eq!(c.advertised(bound), ("kafka.example".to_owned(), 19092));
         assert!(c.set("advertised.listeners", "PLAINTEXT://nohost").is_err());
+    }
+
+    #[test]
+    fn listeners_name_their_security_protocol() {
+        let mut c = BrokerConfig::new("/tmp/d");
+        assert!(c.listener_tls().unwrap().is_none());
+        c.set("listeners", "SSL://127.0.0.1:9093").unwrap();
+        assert_eq!(c.listener_name, "SSL");
+        assert_eq!(c.listen, "127.0.0.1:9093".parse().unwrap());
+        let e = c.listener_tls().unwrap_err().to_string();
+        assert!(e.contains("ssl.keystore.location"), "{e}");
+        c.set("ssl.keystore.location", "/nonexistent/broker.pem")
+            .unwrap();
+        let e = c.listener_tls().unwrap_err().to_string();
+        assert!(e.contains("/nonexistent/broker.pem"), "{e}");
+        // Names mapped to protocols.
+        c.set("listeners", "CLIENT://:9094").unwrap();
+        c.set(
+            "listener.security.protocol.map",
+            "CLIENT:PLAINTEXT,OTHER:SSL",
+        )
+        .unwrap();
+        assert!(c.listener_tls().unwrap().is_none());
+        c.set("listener.security.protocol.map", "CLIENT:SASL_SSL")
+            .unwrap();
+        let e = c.listener_tls().unwrap_err().to_string();
+        assert!(e.contains("not supported yet"), "{e}");
+        c.set("listener.security.protocol.map", "").unwrap();
+        let e = c.listener_tls().unwrap_err().to_string();
+        assert!(e.contains("CLIENT is not a security protocol"), "{e}");
+        assert!(c.set("ssl.keystore.type", "JKS").is_err());
+        assert!(c.set("ssl.client.auth", "maybe").is_err());
+        assert!(c.set("listener.security.protocol.map", "nocolon").is_err());
     }
 
     #[test]

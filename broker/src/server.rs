@@ -176,6 +176,7 @@ impl Broker {
                 .map(|(k, v)| (k.as_str(), v.as_str())),
         )?;
         let cluster_id = load_cluster_id(&config.data_dir, config.node_id)?;
+        let tls = config.listener_tls()?.map(tokio_rustls::TlsAcceptor::from);
         let (shutdown, shutdown_rx) = watch::channel(false);
         let listener = TcpListener::bind(config.listen)
             .await
@@ -238,6 +239,7 @@ impl Broker {
         let tasks = vec![
             tokio::spawn(crate::net::accept_loop(
                 listener,
+                tls,
                 state.clone(),
                 shutdown_rx.clone(),
             )),

@@ -67,10 +67,12 @@ pub enum ClientError {
         node_id: i32,
     },
     /// None of the bootstrap servers could be reached, or the list is empty.
-    #[error("no broker reachable (bootstrap.servers={bootstrap:?})")]
+    #[error("no broker reachable (bootstrap.servers={bootstrap:?}): {last}")]
     NoBrokers {
         /// The configured `bootstrap.servers`, comma-separated.
         bootstrap: String,
+        /// Why the last one could not be used.
+        last: String,
     },
     /// The topic or partition is not in the cluster's metadata.
     #[error("unknown topic or partition {topic}-{partition}")]

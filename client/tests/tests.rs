@@ -8,3 +8,4 @@ mod consumer;
 mod faults;
 mod producer;
 mod support;
+mod tls;

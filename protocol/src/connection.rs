@@ -115,6 +115,32 @@ impl Connection {
         Ok(conn)
     }
 
+    /// Connects over TLS with `tls` (the broker's certificate checked for the host of
+    /// `addr`) and negotiates API versions.
+    ///
+    /// # Errors
+    /// [`ProtocolError::Io`] when the connection or the TLS handshake fails (an
+    /// untrusted certificate, a peer that does not speak TLS).
+    pub async fn connect_tls(
+        addr: &str,
+        client_id: &str,
+        tls: Arc<rustls::ClientConfig>,
+    ) -> Result<Connection, ProtocolError> {
+        let stream = TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let name = rustls::pki_types::ServerName::try_from(host.to_owned()).map_err(|e| {
+            std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{host}: {e}"))
+        })?;
+        let stream = tokio_rustls::TlsConnector::from(tls)
+            .connect(name, stream)
+            .await?;
+        let mut conn = Connection::from_stream(stream, client_id);
+        conn.negotiate_versions().await?;
+        Ok(conn)
+    }
+
     /// Wraps an established byte stream without negotiating versions: every API is then
     /// assumed to be supported up to the version this crate knows.
     pub fn from_stream<S>(stream: S, client_id: &str) -> Connection

@@ -27,6 +27,7 @@ const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 /// cleanly.
 pub(crate) async fn accept_loop(
     listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     state: Arc<BrokerState>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -36,7 +37,8 @@ pub(crate) async fn accept_loop(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let span = info_span!("connection", %peer);
-                    connections.spawn(serve(stream, peer, state.clone(), shutdown.clone()).instrument(span));
+                    let serving = serve(stream, tls.clone(), peer, state.clone(), shutdown.clone());
+                    connections.spawn(serving.instrument(span));
                     // Reap finished connections as we go.
                     while connections.try_join_next().is_some() {}
                 }
@@ -63,16 +65,102 @@ pub(crate) async fn accept_loop(
     }
 }
 
+/// How long a client has to finish the TLS handshake.
+const HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(10);
+
 async fn serve(
     stream: TcpStream,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     peer: SocketAddr,
     state: Arc<BrokerState>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) {
     if let Err(e) = stream.set_nodelay(true) {
         debug!(error = %e, "set_nodelay failed");
     }
-    let (read, mut write) = stream.into_split();
+    let Some(acceptor) = tls else {
+        let (read, write) = stream.into_split();
+        serve_frames(read, Out::Tcp(write), peer, state, shutdown).await;
+        return;
+    };
+    let stream = match tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            // Plaintext on a TLS port, an untrusted client certificate, ...
+            warn!(%peer, error = %e, "closing connection: TLS handshake failed");
+            return;
+        }
+        Err(_) => {
+            warn!(%peer, "closing connection: no TLS handshake within {HANDSHAKE:?}");
+            return;
+        }
+    };
+    let principal = strom_protocol::tls::principal(stream.get_ref().1.peer_certificates());
+    debug!(%peer, %principal, "TLS connection");
+    let (read, write) = tokio::io::split(stream);
+    serve_frames(read, Out::Tls(write), peer, state, shutdown).await;
+}
+
+/// A connection's writing side.
+enum Out {
+    Tcp(tokio::net::tcp::OwnedWriteHalf),
+    Tls(tokio::io::WriteHalf<tokio_rustls::server::TlsStream<TcpStream>>),
+}
+
+impl Out {
+    async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match self {
+            Out::Tcp(w) => w.write_all(bytes).await,
+            Out::Tls(w) => w.write_all(bytes).await,
+        }
+    }
+
+    /// Writes a response's chunks in order; over plain TCP stored batches go from the page
+    /// cache to the socket, over TLS through memory.
+    async fn write_chunks(
+        &mut self,
+        chunks: Vec<fetch_response::Chunk>,
+        piece: &mut Vec<u8>,
+    ) -> std::io::Result<()> {
+        let mut pending: Vec<bytes::Bytes> = Vec::new();
+        for chunk in chunks {
+            match chunk {
+                fetch_response::Chunk::Bytes(b) => pending.push(b),
+                fetch_response::Chunk::Region(region) => {
+                    self.write_all_vectored(&pending).await?;
+                    pending.clear();
+                    match self {
+                        Out::Tcp(w) => send_region(w, &region, piece).await?,
+                        Out::Tls(w) => copy_region(w, &region, piece).await?,
+                    }
+                }
+            }
+        }
+        self.write_all_vectored(&pending).await
+    }
+
+    async fn write_all_vectored(&mut self, buffers: &[bytes::Bytes]) -> std::io::Result<()> {
+        match self {
+            Out::Tcp(w) => write_all_vectored(w, buffers).await,
+            Out::Tls(w) => write_all_vectored(w, buffers).await,
+        }
+    }
+
+    async fn shutdown(&mut self) {
+        let _ = match self {
+            Out::Tcp(w) => w.shutdown().await,
+            Out::Tls(w) => w.shutdown().await,
+        };
+    }
+}
+
+async fn serve_frames<R: tokio::io::AsyncRead + Unpin>(
+    read: R,
+    mut write: Out,
+    peer: SocketAddr,
+    state: Arc<BrokerState>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut reader = FrameReader::new(read, state.config.socket_request_max_bytes);
     let mut out = BytesMut::with_capacity(64 * 1024);
     // Reused for reading stored batches on their way to the socket.
@@ -106,7 +194,7 @@ async fn serve(
         let result = match written {
             dispatch::Written::Buffered if out.is_empty() => Ok(()),
             dispatch::Written::Buffered => write.write_all(&out).await,
-            dispatch::Written::Chunks(chunks) => write_chunks(&mut write, chunks, &mut piece).await,
+            dispatch::Written::Chunks(chunks) => write.write_chunks(chunks, &mut piece).await,
         };
         if let Err(e) = result {
             debug!(%peer, error = %e, "write failed");
@@ -116,34 +204,13 @@ async fn serve(
             out = BytesMut::with_capacity(64 * 1024);
         }
     }
-    let _ = write.shutdown().await;
+    write.shutdown().await;
 }
 
 /// Size of the pieces stored batches are read in where `sendfile` is not available: small
 /// enough to stay in cache between the read from the page cache and the copy into the
 /// socket.
-#[cfg(not(target_os = "linux"))]
 const PIECE: usize = 256 * 1024;
-
-/// Writes a response's chunks in order; regions go from the page cache to the socket.
-async fn write_chunks(
-    write: &mut tokio::net::tcp::OwnedWriteHalf,
-    chunks: Vec<fetch_response::Chunk>,
-    piece: &mut Vec<u8>,
-) -> std::io::Result<()> {
-    let mut pending: Vec<bytes::Bytes> = Vec::new();
-    for chunk in chunks {
-        match chunk {
-            fetch_response::Chunk::Bytes(b) => pending.push(b),
-            fetch_response::Chunk::Region(region) => {
-                write_all_vectored(write, &pending).await?;
-                pending.clear();
-                send_region(write, &region, piece).await?;
-            }
-        }
-    }
-    write_all_vectored(write, &pending).await
-}
 
 /// Kafka's zero-copy path: `sendfile` from the segment file to the socket.
 #[cfg(target_os = "linux")]
@@ -171,6 +238,15 @@ async fn send_region(
 #[cfg(not(target_os = "linux"))]
 async fn send_region(
     write: &mut tokio::net::tcp::OwnedWriteHalf,
+    region: &crate::log::FileRegion,
+    piece: &mut Vec<u8>,
+) -> std::io::Result<()> {
+    copy_region(write, region, piece).await
+}
+
+/// Reads a region in pieces into a reused buffer and writes them.
+async fn copy_region<W: tokio::io::AsyncWrite + Unpin>(
+    write: &mut W,
     region: &crate::log::FileRegion,
     piece: &mut Vec<u8>,
 ) -> std::io::Result<()> {

@@ -49,6 +49,8 @@ struct Inner {
     /// A connection to a bootstrap server, used until broker connections exist.
     bootstrap: tokio::sync::Mutex<Option<Arc<Connection>>>,
     refresh: tokio::sync::Mutex<()>,
+    /// TLS for `security.protocol=SSL`.
+    tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 struct Snapshot {
@@ -72,8 +74,10 @@ impl Cluster {
     /// Configuration errors, or [`ClientError::NoBrokers`] when no bootstrap server answers.
     pub async fn connect(config: ClientConfig) -> Result<Cluster, ClientError> {
         config.validate()?;
+        let tls = config.tls()?;
         let cluster = Cluster {
             inner: Arc::new(Inner {
+                tls,
                 config,
                 metadata: RwLock::new(Snapshot {
                     metadata: Arc::new(ClusterMetadata::default()),
@@ -285,6 +289,7 @@ impl Cluster {
         if let Some(conn) = bootstrap.as_ref().filter(|c| !c.is_closed()) {
             return Ok(conn.clone());
         }
+        let mut last = "no bootstrap server".to_owned();
         for address in &self.inner.config.bootstrap_servers {
             match self.open(address).await {
                 Ok(conn) => {
@@ -292,11 +297,15 @@ impl Cluster {
                     *bootstrap = Some(conn.clone());
                     return Ok(conn);
                 }
-                Err(e) => warn!(%address, error = %e, "bootstrap server unreachable"),
+                Err(e) => {
+                    warn!(%address, error = %e, "bootstrap server unreachable");
+                    last = format!("{address}: {e}");
+                }
             }
         }
         Err(ClientError::NoBrokers {
             bootstrap: self.inner.config.bootstrap_servers.join(","),
+            last,
         })
     }
 
@@ -351,7 +360,12 @@ impl Cluster {
     pub(crate) async fn open(&self, address: &str) -> Result<Connection, ClientError> {
         let config = &self.inner.config;
         let setup = Duration::from_millis(config.socket_connection_setup_timeout_ms);
-        let connecting = Connection::connect(address, &config.client_id);
+        let connecting = async {
+            match &self.inner.tls {
+                Some(tls) => Connection::connect_tls(address, &config.client_id, tls.clone()).await,
+                None => Connection::connect(address, &config.client_id).await,
+            }
+        };
         let mut conn = match tokio::time::timeout(setup, connecting).await {
             Ok(Ok(conn)) => conn,
             Ok(Err(ProtocolError::Io(source))) => {

@@ -1,4 +1,5 @@
-//! The enumerated settings: acks, isolation level, offset reset, partitioner.
+//! The enumerated settings: acks, isolation level, offset reset, partitioner, security
+//! protocol.
 
 /// Acknowledgements the leader waits for before answering a produce (`acks`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -147,6 +148,34 @@ impl PartitionerKind {
                  expected default, murmur2, murmur2_random or random",
             ),
             _ => Err("expected default, murmur2, murmur2_random or random"),
+        }
+    }
+}
+
+/// How a client talks to brokers (`security.protocol`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum SecurityProtocol {
+    /// `PLAINTEXT`: unencrypted TCP. The default.
+    #[default]
+    Plaintext,
+    /// `SSL`: TLS, the broker's certificate checked against `ssl.ca.location`.
+    Ssl,
+}
+
+impl SecurityProtocol {
+    /// Kafka's spelling.
+    pub fn name(self) -> &'static str {
+        match self {
+            SecurityProtocol::Plaintext => "PLAINTEXT",
+            SecurityProtocol::Ssl => "SSL",
+        }
+    }
+
+    pub(super) fn parse(value: &str) -> Option<Self> {
+        match value.to_ascii_uppercase().as_str() {
+            "PLAINTEXT" => Some(SecurityProtocol::Plaintext),
+            "SSL" => Some(SecurityProtocol::Ssl),
+            _ => None,
         }
     }
 }

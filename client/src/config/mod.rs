@@ -64,7 +64,7 @@ mod kinds;
 #[cfg(test)]
 mod tests;
 
-pub use kinds::{Acks, IsolationLevel, OffsetReset, PartitionerKind};
+pub use kinds::{Acks, IsolationLevel, OffsetReset, PartitionerKind, SecurityProtocol};
 
 /// Every accepted key and the Java client key it sets. A key listed as its own target is
 /// a Java name (or, for `partitioner`, librdkafka's); the others are librdkafka aliases.
@@ -73,6 +73,15 @@ const KEYS: &[(&str, &str)] = &[
     ("metadata.broker.list", "bootstrap.servers"),
     ("client.id", "client.id"),
     ("client.rack", "client.rack"),
+    ("security.protocol", "security.protocol"),
+    ("ssl.ca.location", "ssl.ca.location"),
+    ("ssl.truststore.location", "ssl.ca.location"),
+    ("ssl.certificate.location", "ssl.certificate.location"),
+    ("ssl.key.location", "ssl.key.location"),
+    (
+        "ssl.endpoint.identification.algorithm",
+        "ssl.endpoint.identification.algorithm",
+    ),
     ("acks", "acks"),
     ("request.required.acks", "acks"),
     ("linger.ms", "linger.ms"),
@@ -150,6 +159,14 @@ pub struct ClientConfig {
     pub client_id: String,
     /// `client.rack`: this client's rack, for fetching from the nearest replica (KIP-392).
     pub client_rack: Option<String>,
+    /// `security.protocol`: `PLAINTEXT` (the default) or `SSL`.
+    pub security_protocol: SecurityProtocol,
+    /// TLS settings for `security.protocol=SSL`: `ssl.ca.location` (alias
+    /// `ssl.truststore.location`, a PEM file), `ssl.certificate.location` and
+    /// `ssl.key.location` (a client certificate for brokers that ask for one),
+    /// `ssl.endpoint.identification.algorithm` (`https`, the default, checks the broker's
+    /// host name; empty or `none` does not).
+    pub ssl: strom_protocol::tls::ClientTls,
     /// `acks`. Default [`Acks::All`].
     pub acks: Acks,
     /// `linger.ms`: how long a batch waits for more records before it is sent. Default 5.
@@ -247,6 +264,11 @@ impl Default for ClientConfig {
             bootstrap_servers: Vec::new(),
             client_id: "strom".to_owned(),
             client_rack: None,
+            security_protocol: SecurityProtocol::Plaintext,
+            ssl: strom_protocol::tls::ClientTls {
+                verify_hostname: true,
+                ..strom_protocol::tls::ClientTls::default()
+            },
             acks: Acks::All,
             linger_ms: 5,
             batch_size: 16_384,
@@ -352,6 +374,21 @@ impl ClientConfig {
             }
             "client.id" => self.client_id = value.to_owned(),
             "client.rack" => self.client_rack = optional(value),
+            "security.protocol" => {
+                self.security_protocol = SecurityProtocol::parse(value).ok_or_else(|| {
+                    bad("expected PLAINTEXT or SSL (SASL_PLAINTEXT and SASL_SSL are not supported yet)")
+                })?
+            }
+            "ssl.ca.location" => self.ssl.ca = optional(value).map(Into::into),
+            "ssl.certificate.location" => self.ssl.certificate = optional(value).map(Into::into),
+            "ssl.key.location" => self.ssl.key = optional(value).map(Into::into),
+            "ssl.endpoint.identification.algorithm" => {
+                self.ssl.verify_hostname = match value.to_ascii_lowercase().as_str() {
+                    "https" => true,
+                    "" | "none" => false,
+                    _ => return Err(bad("expected https, none or empty")),
+                }
+            }
             "acks" => {
                 self.acks = Acks::parse(value).ok_or_else(|| bad("expected all, -1, 0 or 1"))?
             }
@@ -465,6 +502,16 @@ impl ClientConfig {
             "bootstrap.servers" => self.bootstrap_servers.join(","),
             "client.id" => self.client_id.clone(),
             "client.rack" => self.client_rack.clone().unwrap_or_default(),
+            "security.protocol" => self.security_protocol.name().to_owned(),
+            "ssl.ca.location" => path_text(self.ssl.ca.as_deref()),
+            "ssl.certificate.location" => path_text(self.ssl.certificate.as_deref()),
+            "ssl.key.location" => path_text(self.ssl.key.as_deref()),
+            "ssl.endpoint.identification.algorithm" => if self.ssl.verify_hostname {
+                "https"
+            } else {
+                ""
+            }
+            .to_owned(),
             "acks" => self.acks.name().to_owned(),
             "compression.type" => self.compression.name().to_owned(),
             "enable.idempotence" => self.idempotence_enabled().to_string(),
@@ -575,7 +622,22 @@ impl ClientConfig {
         self.validate_bootstrap()?;
         self.validate_idempotence()?;
         self.validate_timeouts()?;
-        self.validate_names()
+        self.validate_names()?;
+        self.tls().map(|_| ())
+    }
+
+    /// The TLS configuration connections use (`None` for `PLAINTEXT`).
+    ///
+    /// # Errors
+    /// [`ClientError::Config`] naming the `ssl.*` setting that cannot be used.
+    pub fn tls(&self) -> Result<Option<std::sync::Arc<rustls::ClientConfig>>, ClientError> {
+        if self.security_protocol != SecurityProtocol::Ssl {
+            return Ok(None);
+        }
+        self.ssl.config().map(Some).map_err(|e| {
+            let value = path_text(self.ssl.ca.as_deref());
+            config_error("ssl.ca.location", &value, &e.to_string())
+        })
     }
 
     fn validate_ranges(&self) -> Result<(), ClientError> {
@@ -692,6 +754,11 @@ fn canonical(key: &str) -> Option<&'static str> {
 /// Each Java client key once, in table order.
 fn java_keys() -> impl Iterator<Item = &'static str> {
     KEYS.iter().filter(|(k, c)| k == c).map(|(k, _)| *k)
+}
+
+/// An optional path as a setting's text (empty when unset).
+fn path_text(path: Option<&std::path::Path>) -> String {
+    path.map(|p| p.display().to_string()).unwrap_or_default()
 }
 
 fn unknown(key: &str) -> ClientError {

@@ -16,6 +16,9 @@ fn sample(canonical: &str) -> &'static str {
         "isolation.level" => "read_committed",
         "auto.offset.reset" => "earliest",
         "partition.assignment.strategy" => "roundrobin,range",
+        "security.protocol" => "SSL",
+        "ssl.ca.location" | "ssl.certificate.location" | "ssl.key.location" => "/etc/kafka/x.pem",
+        "ssl.endpoint.identification.algorithm" => "",
         _ => "7",
     }
 }
@@ -62,6 +65,9 @@ fn bad_values_name_the_key() {
     let free_text = [
         "client.id",
         "client.rack",
+        "ssl.ca.location",
+        "ssl.certificate.location",
+        "ssl.key.location",
         "transactional.id",
         "group.id",
         "group.instance.id",
@@ -379,6 +385,17 @@ fn arb_config() -> impl Strategy<Value = ClientConfig> {
             bootstrap_servers: s.0.iter().map(|(h, p)| format!("{h}:{p}")).collect(),
             client_id: s.1,
             client_rack: s.2 .0,
+            security_protocol: if c.4 {
+                SecurityProtocol::Ssl
+            } else {
+                SecurityProtocol::Plaintext
+            },
+            ssl: strom_protocol::tls::ClientTls {
+                ca: c.4.then(|| "/etc/kafka/ca.pem".into()),
+                certificate: None,
+                key: None,
+                verify_hostname: !c.4,
+            },
             transactional_id: s.2 .1,
             group_id: s.2 .2,
             group_instance_id: s.2 .3,

@@ -467,8 +467,9 @@ fn copy_error(e: &ClientError) -> ClientError {
             source: io(source),
         },
         ClientError::UnknownBroker { node_id } => ClientError::UnknownBroker { node_id: *node_id },
-        ClientError::NoBrokers { bootstrap } => ClientError::NoBrokers {
+        ClientError::NoBrokers { bootstrap, last } => ClientError::NoBrokers {
             bootstrap: bootstrap.clone(),
+            last: last.clone(),
         },
         ClientError::UnknownTopicOrPartition { topic, partition } => {
             ClientError::UnknownTopicOrPartition {

@@ -1,0 +1,172 @@
+//! TLS between the client and the broker: certificates made here with rcgen, a broker
+//! with an `SSL://` listener, with and without client certificates (mTLS).
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+use strom_client::admin::{Admin, NewTopic};
+use strom_client::consumer::Consumer;
+use strom_client::producer::{Producer, Record};
+use strom_client::ClientConfig;
+
+use crate::support::TestBroker;
+
+/// A CA and what it signed, as PEM files in a folder.
+struct Certs {
+    dir: tempfile::TempDir,
+    ca: rcgen::Certificate,
+    ca_key: KeyPair,
+}
+
+impl Certs {
+    fn new(name: &str) -> Certs {
+        let ca_key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        let ca = params.self_signed(&ca_key).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
+        Certs { dir, ca, ca_key }
+    }
+
+    fn ca(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// A certificate for `names` (host names or IPs) with common name `cn`: the chain
+    /// and key in one file (a broker's keystore), and each alone (a client's).
+    fn issue(&self, file: &str, cn: &str, names: &[&str]) -> (PathBuf, PathBuf) {
+        let key = KeyPair::generate().unwrap();
+        let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+        let mut params = CertificateParams::new(names).unwrap();
+        params.distinguished_name.push(DnType::CommonName, cn);
+        let cert = params.signed_by(&key, &self.ca, &self.ca_key).unwrap();
+        let both = self.dir.path().join(format!("{file}.pem"));
+        std::fs::write(&both, format!("{}{}", cert.pem(), key.serialize_pem())).unwrap();
+        let key_file = self.dir.path().join(format!("{file}.key"));
+        std::fs::write(&key_file, key.serialize_pem()).unwrap();
+        (both, key_file)
+    }
+}
+
+async fn tls_broker(certs: &Certs, client_auth: &str, names: &[&str]) -> TestBroker {
+    let (keystore, _) = certs.issue("broker", "broker", names);
+    let truststore = certs.ca();
+    let auth = client_auth.to_owned();
+    TestBroker::start_with(move |c| {
+        c.set("listeners", "SSL://127.0.0.1:0").unwrap();
+        c.set("ssl.keystore.type", "PEM").unwrap();
+        c.set("ssl.keystore.location", keystore.to_str().unwrap())
+            .unwrap();
+        c.set("ssl.truststore.location", truststore.to_str().unwrap())
+            .unwrap();
+        c.set("ssl.client.auth", &auth).unwrap();
+    })
+    .await
+}
+
+fn ssl_config(b: &TestBroker, ca: &Path) -> ClientConfig {
+    let mut config = b.config();
+    config.set("security.protocol", "SSL").unwrap();
+    config
+        .set("ssl.ca.location", ca.to_str().unwrap())
+        .unwrap()
+        .set("socket.connection.setup.timeout.ms", "5000")
+        .unwrap();
+    config
+}
+
+/// Writes and reads back records over TLS.
+async fn round_trip(config: &ClientConfig, topic: &str) {
+    let admin = Admin::connect(config.clone()).await.unwrap();
+    admin
+        .create_topic(NewTopic::new(topic).partitions(1))
+        .await
+        .unwrap();
+    let producer = Producer::new(config.clone()).await.unwrap();
+    let mut deliveries = Vec::new();
+    for i in 0..50 {
+        let record = Record::new(topic).value(format!("secret-{i}"));
+        deliveries.push(producer.send(record).await.unwrap());
+    }
+    for d in deliveries {
+        d.await.unwrap();
+    }
+    producer.close().await;
+    let consumer = Consumer::new(config.clone()).await.unwrap();
+    let partitions = [(topic.to_owned(), 0)];
+    consumer.assign(&partitions).unwrap();
+    consumer.seek_to_beginning(&partitions).unwrap();
+    let mut values = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while values.len() < 50 {
+        assert!(Instant::now() < deadline, "{} of 50 records", values.len());
+        for r in consumer.poll(Duration::from_millis(100)).await.unwrap() {
+            values.push(String::from_utf8(r.value.unwrap().to_vec()).unwrap());
+        }
+    }
+    assert_eq!(values[49], "secret-49");
+    consumer.close();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_speak_tls_and_bad_peers_are_refused() {
+    let certs = Certs::new("test ca");
+    let b = tls_broker(&certs, "none", &["localhost", "127.0.0.1"]).await;
+    round_trip(&ssl_config(&b, &certs.ca()), "encrypted").await;
+
+    // Plaintext on the TLS port: refused, the broker carries on.
+    let plain = b
+        .config()
+        .set("socket.connection.setup.timeout.ms", "3000")
+        .unwrap()
+        .clone();
+    assert!(Admin::connect(plain).await.is_err());
+    // A certificate from a CA the client does not trust.
+    let other = Certs::new("another ca");
+    let e = Admin::connect(ssl_config(&b, &other.ca()))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("UnknownIssuer"), "{e}");
+    // A CA file that is not there: a config error naming it.
+    let e = Admin::connect(ssl_config(&b, Path::new("/nonexistent/ca.pem")))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("/nonexistent/ca.pem"), "{e}");
+    // The broker still serves.
+    let admin = Admin::connect(ssl_config(&b, &certs.ca())).await.unwrap();
+    assert!(admin
+        .list_topics(false)
+        .await
+        .unwrap()
+        .contains(&"encrypted".to_owned()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_that_requires_client_certificates_refuses_clients_without_one() {
+    let certs = Certs::new("test ca");
+    let b = tls_broker(&certs, "required", &["127.0.0.1"]).await;
+    let without = ssl_config(&b, &certs.ca());
+    assert!(Admin::connect(without.clone()).await.is_err());
+    let (cert, key) = certs.issue("alice", "alice", &["alice"]);
+    let mut with = without;
+    with.set("ssl.certificate.location", cert.to_str().unwrap())
+        .unwrap()
+        .set("ssl.key.location", key.to_str().unwrap())
+        .unwrap();
+    round_trip(&with, "mutual").await;
+    // Host names are checked unless turned off: the broker's certificate does not
+    // name localhost.
+    let mut elsewhere = with.clone();
+    let port = b.broker.bootstrap().rsplit_once(':').unwrap().1.to_owned();
+    elsewhere.bootstrap_servers = vec![format!("localhost:{port}")];
+    let e = Admin::connect(elsewhere.clone()).await.unwrap_err();
+    assert!(e.to_string().contains("not valid for name"), "{e}");
+    elsewhere
+        .set("ssl.endpoint.identification.algorithm", "")
+        .unwrap();
+    // Metadata sends the client back to 127.0.0.1, which the certificate names.
+    Admin::connect(elsewhere).await.unwrap();
+}
