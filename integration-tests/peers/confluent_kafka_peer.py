@@ -53,7 +53,15 @@ OP_TIMEOUT_S = 15.0
 
 
 def base_conf(bootstrap):
-    return {"bootstrap.servers": bootstrap, "log_level": 4}
+    conf = {"bootstrap.servers": bootstrap, "log_level": 4}
+    tls = pc.tls_files()
+    if tls:
+        conf["security.protocol"] = "ssl"
+        conf["ssl.ca.location"] = tls["ca"]
+        if "cert" in tls:
+            conf["ssl.certificate.location"] = tls["cert"]
+            conf["ssl.key.location"] = tls["key"]
+    return conf
 
 
 def producer(bootstrap, **extra):

@@ -51,10 +51,20 @@ const check = (cond, msg) => {
 const freshTopic = (prefix) => `${prefix}-${Math.random().toString(16).slice(2, 12)}`
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
+// TLS from STROM_PEER_SSL_CA / _CERT / _KEY (set by the TLS tests), or none.
+function tls() {
+  const fs = require('fs')
+  const read = (name) => (process.env[name] ? fs.readFileSync(process.env[name], 'utf8') : undefined)
+  const ca = read('STROM_PEER_SSL_CA')
+  if (!ca) return undefined
+  return { ca: [ca], cert: read('STROM_PEER_SSL_CERT'), key: read('STROM_PEER_SSL_KEY') }
+}
+
 function client(bootstrap) {
   return new Kafka({
     clientId: 'strom-interop-kafkajs',
     brokers: [bootstrap],
+    ssl: tls(),
     logLevel: logLevel.WARN,
     connectionTimeout: 5000,
     requestTimeout: 15000,

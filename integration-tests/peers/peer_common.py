@@ -25,6 +25,14 @@ class PeerFailure(Exception):
     """A check failed: the message says what was expected and what was seen."""
 
 
+def tls_files():
+    """TLS files from STROM_PEER_SSL_CA / _CERT / _KEY (set by the TLS tests): the CA
+    certificate, and the client certificate and key for brokers that ask for one."""
+    names = (("ca", "STROM_PEER_SSL_CA"), ("cert", "STROM_PEER_SSL_CERT"),
+             ("key", "STROM_PEER_SSL_KEY"))
+    return {k: os.environ[v] for k, v in names if os.environ.get(v)}
+
+
 def log(msg):
     print(msg, file=sys.stderr, flush=True)
 

@@ -1,5 +1,5 @@
 //! Third-party Kafka clients against the Strom broker (and a cluster of three):
-//! confluent-kafka-python and kcat (librdkafka), kafka-python, kafkajs.
+//! confluent-kafka-python and kcat (librdkafka), kafka-python, kafkajs; also over TLS.
 //!
 //! Each peer is a program in `integration-tests/peers/` taking `BOOTSTRAP SCENARIO
 //! [ARGS]` and exiting non-zero on any mismatch; these tests start an in-process broker per
@@ -30,5 +30,7 @@ mod mock;
 mod restart;
 #[path = "interop/retries.rs"]
 mod retries;
+#[path = "interop/tls.rs"]
+mod tls;
 #[path = "interop/transactions.rs"]
 mod transactions;

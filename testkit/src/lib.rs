@@ -12,6 +12,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod broker_process;
+mod certs;
 mod command;
 mod mariadb;
 mod peers;
@@ -19,6 +20,7 @@ mod process_cluster;
 mod wait;
 
 pub use broker_process::BrokerProcess;
+pub use certs::{Certs, Issued};
 pub use command::{run_command, CommandOutput};
 pub use mariadb::{MariaDb, MARIADB_PASSWORD, MARIADB_USER};
 pub use peers::{find_in_path, peers_dir, repo_root, require_peer, strom_bin};

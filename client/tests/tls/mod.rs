@@ -1,58 +1,20 @@
 //! TLS between the client and the broker: certificates made here with rcgen, a broker
 //! with an `SSL://` listener, with and without client certificates (mTLS).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
 use strom_client::admin::{Admin, NewTopic};
 use strom_client::consumer::Consumer;
 use strom_client::producer::{Producer, Record};
 use strom_client::ClientConfig;
 
+use strom_testkit::Certs;
+
 use crate::support::TestBroker;
 
-/// A CA and what it signed, as PEM files in a folder.
-struct Certs {
-    dir: tempfile::TempDir,
-    ca: rcgen::Certificate,
-    ca_key: KeyPair,
-}
-
-impl Certs {
-    fn new(name: &str) -> Certs {
-        let ca_key = KeyPair::generate().unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.distinguished_name.push(DnType::CommonName, name);
-        let ca = params.self_signed(&ca_key).unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("ca.pem"), ca.pem()).unwrap();
-        Certs { dir, ca, ca_key }
-    }
-
-    fn ca(&self) -> PathBuf {
-        self.dir.path().join("ca.pem")
-    }
-
-    /// A certificate for `names` (host names or IPs) with common name `cn`: the chain
-    /// and key in one file (a broker's keystore), and each alone (a client's).
-    fn issue(&self, file: &str, cn: &str, names: &[&str]) -> (PathBuf, PathBuf) {
-        let key = KeyPair::generate().unwrap();
-        let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
-        let mut params = CertificateParams::new(names).unwrap();
-        params.distinguished_name.push(DnType::CommonName, cn);
-        let cert = params.signed_by(&key, &self.ca, &self.ca_key).unwrap();
-        let both = self.dir.path().join(format!("{file}.pem"));
-        std::fs::write(&both, format!("{}{}", cert.pem(), key.serialize_pem())).unwrap();
-        let key_file = self.dir.path().join(format!("{file}.key"));
-        std::fs::write(&key_file, key.serialize_pem()).unwrap();
-        (both, key_file)
-    }
-}
-
 async fn tls_broker(certs: &Certs, client_auth: &str, names: &[&str]) -> TestBroker {
-    let (keystore, _) = certs.issue("broker", "broker", names);
+    let keystore = certs.issue("broker", "broker", names).both;
     let truststore = certs.ca();
     let auth = client_auth.to_owned();
     TestBroker::start_with(move |c| {
@@ -150,11 +112,11 @@ async fn a_broker_that_requires_client_certificates_refuses_clients_without_one(
     let b = tls_broker(&certs, "required", &["127.0.0.1"]).await;
     let without = ssl_config(&b, &certs.ca());
     assert!(Admin::connect(without.clone()).await.is_err());
-    let (cert, key) = certs.issue("alice", "alice", &["alice"]);
+    let alice = certs.issue("alice", "alice", &["alice"]);
     let mut with = without;
-    with.set("ssl.certificate.location", cert.to_str().unwrap())
+    with.set("ssl.certificate.location", alice.cert.to_str().unwrap())
         .unwrap()
-        .set("ssl.key.location", key.to_str().unwrap())
+        .set("ssl.key.location", alice.key.to_str().unwrap())
         .unwrap();
     round_trip(&with, "mutual").await;
     // Host names are checked unless turned off: the broker's certificate does not

@@ -10,7 +10,7 @@ use crate::support::{check_stored_codec, peer_command, TestBroker, PEER_TIMEOUT}
 const RECORDS: usize = 200;
 const CODECS: [&str; 5] = ["none", "gzip", "snappy", "lz4", "zstd"];
 
-fn kcat() -> Option<PathBuf> {
+pub(crate) fn kcat() -> Option<PathBuf> {
     require_peer(
         "kcat",
         find_in_path("kcat").unwrap_or_else(|| PathBuf::from("/usr/bin/kcat")),

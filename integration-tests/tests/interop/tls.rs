@@ -1,0 +1,164 @@
+//! Third-party clients over TLS: kcat and confluent-kafka (librdkafka) and kafkajs
+//! against a broker with an `SSL://` listener, with a server certificate only and with
+//! client certificates required (mTLS); plaintext, an untrusted CA and a missing client
+//! certificate are refused, and the broker carries on.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+use strom_testkit::{run_command, Certs, CommandOutput};
+
+use crate::support::{peer_command, Peer, TestBroker, PEER_TIMEOUT};
+
+fn tls_broker(dir: &Path, certs: &Certs, client_auth: &str) -> TestBroker {
+    let keystore = certs.issue("broker", "broker", &["localhost", "127.0.0.1"]);
+    let ca = certs.ca();
+    TestBroker::start_with(dir, |c| {
+        c.set("listeners", "SSL://127.0.0.1:0").unwrap();
+        c.set("ssl.keystore.location", keystore.both.to_str().unwrap())
+            .unwrap();
+        c.set("ssl.truststore.location", ca.to_str().unwrap())
+            .unwrap();
+        c.set("ssl.client.auth", client_auth).unwrap();
+    })
+}
+
+fn kcat(kcat: &Path, bootstrap: &str, ssl: &[String], args: &[&str]) -> CommandOutput {
+    let mut cmd = peer_command(kcat);
+    cmd.args(["-b", bootstrap]);
+    for setting in ssl {
+        cmd.args(["-X", setting]);
+    }
+    run_command(cmd.args(args), PEER_TIMEOUT).expect("run kcat")
+}
+
+fn ssl_settings(ca: &Path, client: Option<&strom_testkit::Issued>) -> Vec<String> {
+    let mut settings = vec![
+        "security.protocol=ssl".to_owned(),
+        format!("ssl.ca.location={}", ca.display()),
+    ];
+    if let Some(client) = client {
+        settings.push(format!(
+            "ssl.certificate.location={}",
+            client.cert.display()
+        ));
+        settings.push(format!("ssl.key.location={}", client.key.display()));
+    }
+    settings
+}
+
+/// Writes `lines` from the file `input` to partition 0 of `topic` and reads them back.
+fn kcat_round_trip(
+    kcat_bin: &Path,
+    bootstrap: &str,
+    ssl: &[String],
+    topic: &str,
+    input: &str,
+    lines: &[String],
+) {
+    let produced = kcat(
+        kcat_bin,
+        bootstrap,
+        ssl,
+        &["-P", "-t", topic, "-p", "0", "-l", input],
+    );
+    assert!(produced.success(), "kcat -P to {topic}:\n{produced}");
+    let count = lines.len().to_string();
+    let consumed = kcat(
+        kcat_bin,
+        bootstrap,
+        ssl,
+        &[
+            "-C",
+            "-t",
+            topic,
+            "-p",
+            "0",
+            "-o",
+            "beginning",
+            "-c",
+            &count,
+            "-e",
+        ],
+    );
+    assert!(consumed.success(), "kcat -C from {topic}:\n{consumed}");
+    assert_eq!(
+        consumed.stdout.lines().collect::<Vec<_>>(),
+        lines,
+        "{consumed}"
+    );
+}
+
+#[test]
+fn kcat_produces_and_consumes_over_tls_and_mutual_tls() {
+    let Some(kcat_bin) = crate::kcat::kcat() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let certs = Certs::new("test ca");
+    let broker = tls_broker(&dir.path().join("one"), &certs, "none");
+    let bootstrap = broker.bootstrap();
+    let ssl = ssl_settings(&certs.ca(), None);
+    let input = dir.path().join("input.txt");
+    let lines: Vec<String> = (0..20).map(|i| format!("secret {i}")).collect();
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let input = input.to_str().unwrap();
+    kcat_round_trip(&kcat_bin, &bootstrap, &ssl, "tls", input, &lines);
+    // Plaintext on the TLS port, and a CA that did not sign the broker's certificate.
+    let plain = kcat(&kcat_bin, &bootstrap, &[], &["-L", "-m", "3"]);
+    assert!(!plain.success(), "plaintext metadata over TLS:\n{plain}");
+    let other = Certs::new("another ca");
+    let untrusted = kcat(
+        &kcat_bin,
+        &bootstrap,
+        &ssl_settings(&other.ca(), None),
+        &["-L", "-m", "3"],
+    );
+    assert!(!untrusted.success(), "an untrusted broker:\n{untrusted}");
+    assert!(
+        untrusted.stderr.contains("certificate verify failed"),
+        "{untrusted}"
+    );
+    let again = kcat(&kcat_bin, &bootstrap, &ssl, &["-L", "-t", "tls"]);
+    assert!(again.success(), "the broker after bad peers:\n{again}");
+    broker.shutdown();
+
+    // Client certificates required.
+    let broker = tls_broker(&dir.path().join("two"), &certs, "required");
+    let bootstrap = broker.bootstrap();
+    let without = kcat(&kcat_bin, &bootstrap, &ssl, &["-L", "-m", "3"]);
+    assert!(!without.success(), "no client certificate:\n{without}");
+    let alice = certs.issue("alice", "alice", &["alice"]);
+    let with = ssl_settings(&certs.ca(), Some(&alice));
+    kcat_round_trip(&kcat_bin, &bootstrap, &with, "mtls", input, &lines);
+    broker.shutdown();
+}
+
+/// Runs `peer`'s roundtrip scenario against a broker that requires client certificates.
+fn roundtrip_over_mutual_tls(peer: &Peer) {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = Certs::new("test ca");
+    let broker = tls_broker(dir.path(), &certs, "required");
+    let alice = certs.issue("alice", "alice", &["alice"]);
+    let mut cmd = peer.command(&broker.bootstrap(), &["roundtrip", "none"]);
+    cmd.env("STROM_PEER_SSL_CA", certs.ca())
+        .env("STROM_PEER_SSL_CERT", &alice.cert)
+        .env("STROM_PEER_SSL_KEY", &alice.key);
+    let out = run_command(&mut cmd, PEER_TIMEOUT).expect("run the peer");
+    assert!(out.success(), "{} over mTLS:\n{out}", peer.name);
+    broker.shutdown();
+}
+
+#[test]
+fn confluent_kafka_over_mutual_tls() {
+    if let Some(peer) = Peer::confluent() {
+        roundtrip_over_mutual_tls(&peer);
+    }
+}
+
+#[test]
+fn kafkajs_over_mutual_tls() {
+    if let Some(peer) = Peer::kafkajs() {
+        roundtrip_over_mutual_tls(&peer);
+    }
+}

@@ -1,0 +1,74 @@
+//! Test certificates made on the spot with rcgen: a CA and what it signs, as PEM files in
+//! a temporary folder (never checked in).
+
+use std::path::PathBuf;
+
+use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+
+/// A certificate authority and the files of the certificates it issued.
+pub struct Certs {
+    dir: tempfile::TempDir,
+    ca: rcgen::Certificate,
+    ca_key: KeyPair,
+}
+
+/// One issued certificate's files.
+pub struct Issued {
+    /// The certificate alone (`ssl.certificate.location`).
+    pub cert: PathBuf,
+    /// Its private key alone (`ssl.key.location`).
+    pub key: PathBuf,
+    /// Certificate and key in one file (a broker's PEM keystore).
+    pub both: PathBuf,
+}
+
+impl Certs {
+    /// A new CA named `name`.
+    ///
+    /// # Panics
+    /// When the key or certificate cannot be made or written (a test helper).
+    pub fn new(name: &str) -> Certs {
+        let ca_key = KeyPair::generate().expect("CA key");
+        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.distinguished_name.push(DnType::CommonName, name);
+        let ca = params.self_signed(&ca_key).expect("CA certificate");
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).expect("writing ca.pem");
+        Certs { dir, ca, ca_key }
+    }
+
+    /// The CA certificate's file (`ssl.ca.location`, `ssl.truststore.location`).
+    pub fn ca(&self) -> PathBuf {
+        self.dir.path().join("ca.pem")
+    }
+
+    /// A certificate named `file` for `names` (host names or IP addresses) with common
+    /// name `cn`, signed by the CA.
+    ///
+    /// # Panics
+    /// When it cannot be made or written (a test helper).
+    pub fn issue(&self, file: &str, cn: &str, names: &[&str]) -> Issued {
+        let key = KeyPair::generate().expect("key");
+        let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+        let mut params = CertificateParams::new(names).expect("params");
+        params.distinguished_name.push(DnType::CommonName, cn);
+        let cert = params
+            .signed_by(&key, &self.ca, &self.ca_key)
+            .expect("signing");
+        let path = |ext: &str| self.dir.path().join(format!("{file}.{ext}"));
+        let issued = Issued {
+            cert: path("crt"),
+            key: path("key"),
+            both: path("pem"),
+        };
+        std::fs::write(&issued.cert, cert.pem()).expect("writing the certificate");
+        std::fs::write(&issued.key, key.serialize_pem()).expect("writing the key");
+        std::fs::write(
+            &issued.both,
+            format!("{}{}", cert.pem(), key.serialize_pem()),
+        )
+        .expect("writing the keystore");
+        issued
+    }
+}
