@@ -1,0 +1,166 @@
+//! Produce and consume throughput of Strom's client over TLS against plaintext, each
+//! against an embedded broker of its own (an `SSL://` listener with a certificate made
+//! for the run):
+//!
+//! ```text
+//! cargo bench -p strom-client --bench tls -- [--records 1000000] [--sizes 100,1024]
+//! ```
+#![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use strom_broker::{Broker, BrokerConfig};
+use strom_client::admin::{Admin, NewTopic};
+use strom_client::config::{Acks, OffsetReset};
+use strom_client::consumer::Consumer;
+use strom_client::producer::{Producer, Record};
+use strom_client::ClientConfig;
+use strom_testkit::Certs;
+
+/// Deliveries a producer keeps open before waiting for the oldest.
+const WINDOW: usize = 50_000;
+
+struct TlsArgs {
+    records: u64,
+    sizes: Vec<usize>,
+}
+
+impl TlsArgs {
+    fn parse() -> TlsArgs {
+        let args: Vec<String> = std::env::args().collect();
+        let value = |name: &str| {
+            args.iter()
+                .position(|a| a == name)
+                .and_then(|i| args.get(i + 1))
+                .cloned()
+        };
+        TlsArgs {
+            records: value("--records").map_or(1_000_000, |v| v.parse().unwrap()),
+            sizes: value("--sizes").map_or(vec![100, 1024], |v| {
+                v.split(',').map(|s| s.parse().unwrap()).collect()
+            }),
+        }
+    }
+}
+
+/// Starts a broker in `dir`, with TLS when `certs` are given; its client settings.
+async fn start(
+    dir: &std::path::Path,
+    certs: Option<&Certs>,
+) -> anyhow::Result<(Broker, ClientConfig)> {
+    let mut config = BrokerConfig::new(dir);
+    if let Some(certs) = certs {
+        let keystore = certs.issue("broker", "broker", &["127.0.0.1"]);
+        config.set("listeners", "SSL://127.0.0.1:0")?;
+        config.set("ssl.keystore.location", &keystore.both.to_string_lossy())?;
+    }
+    let broker = Broker::start(config).await?;
+    let mut client = ClientConfig::new().bootstrap(&broker.bootstrap());
+    if let Some(certs) = certs {
+        client.set("security.protocol", "SSL")?;
+        client.set("ssl.ca.location", &certs.ca().to_string_lossy())?;
+    }
+    Ok((broker, client))
+}
+
+async fn produce(
+    config: &ClientConfig,
+    topic: &str,
+    records: u64,
+    size: usize,
+) -> anyhow::Result<Duration> {
+    let mut config = config
+        .clone()
+        .acks(Acks::All)
+        .enable_idempotence(true)
+        .linger(Duration::from_millis(5))
+        .batch_size(1_000_000);
+    config.set("buffer.memory", "268435456")?;
+    let producer = Producer::new(config).await?;
+    let payload = Bytes::from(vec![b'x'; size]);
+    producer
+        .send(Record::new(topic).partition(0).value(payload.clone()))
+        .await?
+        .await?;
+    let start = Instant::now();
+    let mut pending = VecDeque::with_capacity(WINDOW);
+    for _ in 0..records {
+        pending.push_back(
+            producer
+                .send(Record::new(topic).partition(0).value(payload.clone()))
+                .await?,
+        );
+        if pending.len() >= WINDOW {
+            if let Some(oldest) = pending.pop_front() {
+                oldest.await?;
+            }
+        }
+    }
+    producer.flush().await;
+    for delivery in pending {
+        delivery.await?;
+    }
+    let elapsed = start.elapsed();
+    producer.close().await;
+    Ok(elapsed)
+}
+
+async fn consume(config: &ClientConfig, topic: &str, records: u64) -> anyhow::Result<Duration> {
+    let consumer = Consumer::new(config.clone().auto_offset_reset(OffsetReset::Earliest)).await?;
+    consumer.assign(&[(topic.to_owned(), 0)])?;
+    let start = Instant::now();
+    let mut read = 0;
+    // The warm-up record and the run's.
+    while read < records + 1 {
+        read += consumer.poll(Duration::from_millis(500)).await?.len() as u64;
+    }
+    let elapsed = start.elapsed();
+    consumer.close();
+    Ok(elapsed)
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = &TlsArgs::parse();
+    let certs = Certs::new("strom-bench");
+    println!(
+        "{:<10} {:>6} {:>14} {:>10} {:>14} {:>10}",
+        "transport", "bytes", "produce rec/s", "MB/s", "consume rec/s", "MB/s"
+    );
+    for &size in &args.sizes {
+        let mut results = Vec::new();
+        for (name, tls) in [("plaintext", None), ("TLS", Some(&certs))] {
+            let dir = tempfile::tempdir()?;
+            let (broker, client) = start(dir.path(), tls).await?;
+            let topic = format!("bench-{size}");
+            Admin::connect(client.clone())
+                .await?
+                .create_topic(NewTopic::new(&topic).partitions(1))
+                .await?;
+            let produced = produce(&client, &topic, args.records, size).await?;
+            let consumed = consume(&client, &topic, args.records).await?;
+            broker.shutdown().await?;
+            let per_sec = |d: Duration| args.records as f64 / d.as_secs_f64();
+            let (p, c) = (per_sec(produced), per_sec(consumed));
+            let mb = |r: f64| r * size as f64 / 1e6;
+            println!(
+                "{name:<10} {size:>6} {p:>14.0} {:>10.1} {c:>14.0} {:>10.1}",
+                mb(p),
+                mb(c)
+            );
+            results.push((p, c));
+        }
+        if let [(pp, pc), (tp, tc)] = results[..] {
+            println!(
+                "{:<10} {size:>6} {:>13.0}% {:>10} {:>13.0}%",
+                "TLS/plain",
+                100.0 * tp / pp,
+                "",
+                100.0 * tc / pc
+            );
+        }
+    }
+    Ok(())
+}
