@@ -7,13 +7,16 @@ use std::io::Write;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use strom_client::admin::{Admin, ClusterDescription, QuorumDescription};
-use strom_client::ClientConfig;
 
 #[derive(Args, Debug)]
 pub struct ClusterArgs {
     /// Broker to bootstrap from.
     #[arg(long, short = 'b', default_value = "127.0.0.1:9092", global = true)]
     bootstrap: String,
+    /// A properties file of client settings for a secured cluster (`security.protocol`,
+    /// `ssl.ca.location`, ...), as Kafka's tools take it.
+    #[arg(long, value_name = "FILE", global = true)]
+    command_config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: ClusterCommand,
 }
@@ -25,9 +28,13 @@ enum ClusterCommand {
 }
 
 pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
-    let admin = Admin::connect(ClientConfig::new().bootstrap(&args.bootstrap))
-        .await
-        .with_context(|| format!("connecting to {}", args.bootstrap))?;
+    let admin = Admin::connect(crate::produce_cmd::client_config(
+        &args.bootstrap,
+        args.command_config.as_deref(),
+        &[],
+    )?)
+    .await
+    .with_context(|| format!("connecting to {}", args.bootstrap))?;
     match args.command {
         ClusterCommand::Describe => {
             let cluster = admin.describe_cluster().await?;

@@ -33,6 +33,10 @@ pub struct ConsumeArgs {
     /// Broker(s) to bootstrap from, comma-separated HOST:PORT.
     #[arg(long, short = 'b', default_value = "127.0.0.1:9092")]
     bootstrap: String,
+    /// A properties file of client settings for a secured cluster (`security.protocol`,
+    /// `ssl.ca.location`, ...), as Kafka's tools take it.
+    #[arg(long, value_name = "FILE")]
+    command_config: Option<std::path::PathBuf>,
     /// Read as a member of this consumer group, from its committed offsets, committing
     /// what was printed.
     #[arg(long, short = 'g', conflicts_with_all = ["partition", "offset", "from_time"])]
@@ -87,7 +91,7 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
         properties.push("enable.auto.commit=false".to_owned());
     }
     properties.extend(args.properties.iter().cloned());
-    let mut config = client_config(&args.bootstrap, &properties)?;
+    let mut config = client_config(&args.bootstrap, args.command_config.as_deref(), &properties)?;
     if let Some(group) = &args.group {
         config.set("group.id", group).context("--group")?;
         if args.from_beginning {

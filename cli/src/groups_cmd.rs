@@ -11,7 +11,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand};
 use strom_client::admin::{Admin, GroupDescription, GroupOffset, OffsetSpec, ResetTo};
-use strom_client::ClientConfig;
 
 use crate::consume_cmd::parse_rfc3339;
 
@@ -20,6 +19,10 @@ pub struct GroupsArgs {
     /// Broker to bootstrap from.
     #[arg(long, short = 'b', default_value = "127.0.0.1:9092", global = true)]
     bootstrap: String,
+    /// A properties file of client settings for a secured cluster (`security.protocol`,
+    /// `ssl.ca.location`, ...), as Kafka's tools take it.
+    #[arg(long, value_name = "FILE", global = true)]
+    command_config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: GroupsCommand,
 }
@@ -91,9 +94,13 @@ impl Target {
 }
 
 pub async fn run(args: GroupsArgs) -> anyhow::Result<()> {
-    let admin = Admin::connect(ClientConfig::new().bootstrap(&args.bootstrap))
-        .await
-        .with_context(|| format!("connecting to {}", args.bootstrap))?;
+    let admin = Admin::connect(crate::produce_cmd::client_config(
+        &args.bootstrap,
+        args.command_config.as_deref(),
+        &[],
+    )?)
+    .await
+    .with_context(|| format!("connecting to {}", args.bootstrap))?;
     match args.command {
         GroupsCommand::List { state } => {
             let groups = admin.list_groups().await?;

@@ -22,6 +22,10 @@ pub struct ProduceArgs {
     /// Broker(s) to bootstrap from, comma-separated HOST:PORT.
     #[arg(long, short = 'b', default_value = "127.0.0.1:9092")]
     bootstrap: String,
+    /// A properties file of client settings for a secured cluster (`security.protocol`,
+    /// `ssl.ca.location`, ...), as Kafka's tools take it.
+    #[arg(long, value_name = "FILE")]
+    command_config: Option<std::path::PathBuf>,
     /// Split each line at the first SEP into key and value; lines without SEP get a null
     /// key.
     #[arg(long, short = 'K', value_name = "SEP")]
@@ -51,9 +55,25 @@ pub fn pair(s: &str) -> anyhow::Result<(String, String)> {
     Ok((k.trim().to_owned(), v.trim().to_owned()))
 }
 
-/// A client configuration: `--bootstrap`, then each `--property KEY=VALUE`.
-pub fn client_config(bootstrap: &str, properties: &[String]) -> anyhow::Result<ClientConfig> {
+/// A client configuration: `--bootstrap`, the settings of `--command-config FILE` (a
+/// properties file), then each `--property KEY=VALUE`.
+pub fn client_config(
+    bootstrap: &str,
+    command_config: Option<&std::path::Path>,
+    properties: &[String],
+) -> anyhow::Result<ClientConfig> {
     let mut config = ClientConfig::new().bootstrap(bootstrap);
+    if let Some(path) = command_config {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("--command-config {}", path.display()))?;
+        let settings = strom_connect_runtime::parse_properties(&text)
+            .with_context(|| format!("--command-config {}", path.display()))?;
+        for (k, v) in &settings {
+            config
+                .set(k, v)
+                .with_context(|| format!("--command-config {}: {k}", path.display()))?;
+        }
+    }
     for p in properties {
         let (k, v) = pair(p)?;
         config
@@ -67,7 +87,11 @@ pub fn client_config(bootstrap: &str, properties: &[String]) -> anyhow::Result<C
 type Line = (u64, Vec<u8>);
 
 pub async fn run(args: ProduceArgs) -> anyhow::Result<()> {
-    let mut config = client_config(&args.bootstrap, &args.properties)?;
+    let mut config = client_config(
+        &args.bootstrap,
+        args.command_config.as_deref(),
+        &args.properties,
+    )?;
     if let Some(c) = &args.compression {
         config.set("compression.type", c).context("--compression")?;
     }

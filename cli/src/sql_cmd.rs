@@ -34,6 +34,10 @@ pub struct SqlArgs {
     /// Broker to bootstrap from.
     #[arg(long, short = 'b', default_value = "127.0.0.1:9092")]
     bootstrap: String,
+    /// A properties file of client settings for a secured cluster (`security.protocol`,
+    /// `ssl.ca.location`, ...), as Kafka's tools take it.
+    #[arg(long, value_name = "FILE")]
+    command_config: Option<std::path::PathBuf>,
     /// How values are read: json (fields inferred), string, bytes, or
     /// csv:<name>:<text|integer|float|boolean>,... (fields by position).
     #[arg(long, default_value = "json")]
@@ -81,7 +85,8 @@ enum From {
 }
 
 pub async fn run(args: SqlArgs) -> anyhow::Result<()> {
-    let client = ClientConfig::new().bootstrap(&args.bootstrap);
+    let client =
+        crate::produce_cmd::client_config(&args.bootstrap, args.command_config.as_deref(), &[])?;
     let admin = Admin::connect(client.clone())
         .await
         .with_context(|| format!("connecting to {}", args.bootstrap))?;

@@ -9,7 +9,6 @@ use strom_client::admin::{
     Admin, AlterConfigOp, ConfigResource, ConfigSource, ElectionType, NewTopic,
     OngoingReassignment, PartitionMove,
 };
-use strom_client::ClientConfig;
 use strom_protocol::ErrorCode;
 
 #[derive(Args, Debug)]
@@ -17,6 +16,10 @@ pub struct TopicsArgs {
     /// Broker to bootstrap from.
     #[arg(long, short = 'b', default_value = "127.0.0.1:9092", global = true)]
     bootstrap: String,
+    /// A properties file of client settings for a secured cluster (`security.protocol`,
+    /// `ssl.ca.location`, ...), as Kafka's tools take it.
+    #[arg(long, value_name = "FILE", global = true)]
+    command_config: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: TopicsCommand,
 }
@@ -155,7 +158,12 @@ fn pair(s: &str) -> anyhow::Result<(String, String)> {
 }
 
 pub async fn run(args: TopicsArgs) -> anyhow::Result<()> {
-    let admin = Admin::connect(ClientConfig::new().bootstrap(&args.bootstrap)).await?;
+    let admin = Admin::connect(crate::produce_cmd::client_config(
+        &args.bootstrap,
+        args.command_config.as_deref(),
+        &[],
+    )?)
+    .await?;
     match args.command {
         TopicsCommand::List { internal } => {
             for name in admin.list_topics(internal).await? {

@@ -1263,3 +1263,66 @@ fn connect_standalone_runs_connectors_from_properties_files() {
     assert!(stderr.contains("needs file, topic"), "{stderr}");
     broker.stop();
 }
+
+#[test]
+fn secured_clusters_take_a_command_config() {
+    let certs = strom_testkit::Certs::new("cli ca");
+    let keystore = certs.issue("broker", "broker", &["127.0.0.1"]);
+    let broker = TestBroker::start_with(|c| {
+        c.set("listeners", "SSL://127.0.0.1:0").expect("listeners");
+        c.set("ssl.keystore.location", &keystore.both.to_string_lossy())
+            .expect("keystore");
+    });
+    let b = broker.bootstrap();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let client = dir.path().join("client.properties");
+    std::fs::write(
+        &client,
+        format!(
+            "# as for kafka-topics.sh --command-config\nsecurity.protocol=SSL\nssl.ca.location={}\n",
+            certs.ca().display()
+        ),
+    )
+    .expect("write client.properties");
+    let client = client.to_str().expect("utf-8 path");
+    let secured = ["-b", &b, "--command-config", client];
+    strom_ok(
+        &[&["topics"][..], &secured, &["create", "secret", "-p", "1"]].concat(),
+        "",
+    );
+    strom_ok(
+        &[&["produce", "secret"][..], &secured].concat(),
+        "one\ntwo\n",
+    );
+    let out = strom_ok(
+        &[
+            &["consume", "secret"][..],
+            &secured,
+            &["--from-beginning", "--exit-at-end"],
+        ]
+        .concat(),
+        "",
+    );
+    assert_eq!(out, "one\ntwo\n");
+    let out = strom_ok(&[&["groups"][..], &secured, &["list"]].concat(), "");
+    assert!(!out.contains("error"), "{out}");
+    // Without it, plaintext to a TLS listener fails with an error, not a hang.
+    let (ok, _, stderr) = strom(&["topics", "-b", &b, "list"], "");
+    assert!(!ok && !stderr.is_empty());
+    // A file with a key no client knows names it.
+    std::fs::write(dir.path().join("bad.properties"), "ssl.bogus=1\n").expect("write");
+    let bad = dir.path().join("bad.properties");
+    let (ok, _, stderr) = strom(
+        &[
+            "topics",
+            "-b",
+            &b,
+            "--command-config",
+            &bad.to_string_lossy(),
+            "list",
+        ],
+        "",
+    );
+    assert!(!ok && stderr.contains("ssl.bogus"), "{stderr}");
+    broker.stop();
+}
