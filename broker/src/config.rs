@@ -15,6 +15,17 @@ use crate::error::BrokerError;
 /// Kafka's default `message.max.bytes`.
 pub const DEFAULT_MESSAGE_MAX_BYTES: i32 = 1_048_588;
 
+/// SASL users and their passwords, as configured (never printed).
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct SaslPasswords(pub Vec<(String, String)>);
+
+impl std::fmt::Debug for SaslPasswords {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.0.iter().map(|(user, _)| user.as_str()).collect();
+        write!(f, "SaslPasswords({names:?})")
+    }
+}
+
 /// Configuration of one broker.
 #[derive(Clone, Debug)]
 pub struct BrokerConfig {
@@ -37,6 +48,12 @@ pub struct BrokerConfig {
     /// `ssl.truststore.location` (PEM CA certificates for client certificates),
     /// `ssl.client.auth` (`none`, `requested`, `required`).
     pub ssl: strom_protocol::tls::ServerTls,
+    /// `sasl.enabled.mechanisms` of a `SASL_PLAINTEXT` or `SASL_SSL` listener (default
+    /// `PLAIN,SCRAM-SHA-256,SCRAM-SHA-512`).
+    pub sasl_mechanisms: Vec<strom_protocol::sasl::Mechanism>,
+    /// Users of a SASL listener, from the `user_<name>="<password>"` entries of any
+    /// `*sasl.jaas.config` setting (as Kafka's `PlainLoginModule` takes them).
+    pub sasl_users: SaslPasswords,
     /// Folder holding partition logs and broker metadata (`log.dirs`).
     pub data_dir: PathBuf,
     /// This broker's id (`node.id`).
@@ -174,6 +191,8 @@ impl BrokerConfig {
             listener_name: "PLAINTEXT".to_owned(),
             security_protocol_map: std::collections::BTreeMap::new(),
             ssl: strom_protocol::tls::ServerTls::default(),
+            sasl_mechanisms: strom_protocol::sasl::Mechanism::ALL.to_vec(),
+            sasl_users: SaslPasswords::default(),
             data_dir: data_dir.into(),
             node_id: 1,
             auto_create_topics: true,
@@ -242,6 +261,22 @@ impl BrokerConfig {
                 if !value.eq_ignore_ascii_case("PEM") {
                     return Err(bad("only PEM stores are read"));
                 }
+            }
+            "sasl.enabled.mechanisms" => {
+                let mut mechanisms = Vec::new();
+                for name in value.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                    mechanisms.push(strom_protocol::sasl::Mechanism::parse(name).ok_or_else(
+                        || bad("expected PLAIN, SCRAM-SHA-256 and/or SCRAM-SHA-512"),
+                    )?);
+                }
+                self.sasl_mechanisms = mechanisms;
+            }
+            key if key.ends_with("sasl.jaas.config") => {
+                let users = crate::net::sasl::jaas_users(value);
+                if users.is_empty() {
+                    return Err(bad("no user_<name>=\"<password>\" entries"));
+                }
+                self.sasl_users.0.extend(users);
             }
             "ssl.client.auth" => {
                 self.ssl.client_auth = strom_protocol::tls::ClientAuth::parse(value)
@@ -441,6 +476,16 @@ impl BrokerConfig {
         self.log_defaults.insert(topic_key.to_owned(), value);
     }
 
+    /// Whether the listener's protocol is `SASL_PLAINTEXT` or `SASL_SSL`.
+    pub fn listener_sasl(&self) -> bool {
+        let name = &self.listener_name;
+        let protocol = self
+            .security_protocol_map
+            .get(name)
+            .map_or(name.as_str(), String::as_str);
+        protocol.starts_with("SASL_")
+    }
+
     /// The TLS configuration of the listener (`None` for `PLAINTEXT`).
     ///
     /// # Errors
@@ -460,17 +505,14 @@ impl BrokerConfig {
             reason,
         };
         match protocol {
-            "PLAINTEXT" => Ok(None),
-            "SSL" => self
+            "PLAINTEXT" | "SASL_PLAINTEXT" => Ok(None),
+            "SSL" | "SASL_SSL" => self
                 .ssl
                 .config()
                 .map(Some)
                 .map_err(|e| bad(e.to_string())),
-            "SASL_PLAINTEXT" | "SASL_SSL" => Err(bad(format!(
-                "the {protocol} security protocol is not supported yet"
-            ))),
             other => Err(bad(format!(
-                "{other} is not a security protocol (PLAINTEXT, SSL); map listener names with listener.security.protocol.map"
+                "{other} is not a security protocol (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL); map listener names with listener.security.protocol.map"
             ))),
         }
     }
@@ -601,10 +643,18 @@ mod tests {
         )
         .unwrap();
         assert!(c.listener_tls().unwrap().is_none());
-        c.set("listener.security.protocol.map", "CLIENT:SASL_SSL")
+        c.set("listener.security.protocol.map", "CLIENT:SASL_PLAINTEXT")
             .unwrap();
-        let e = c.listener_tls().unwrap_err().to_string();
-        assert!(e.contains("not supported yet"), "{e}");
+        assert!(c.listener_sasl() && c.listener_tls().unwrap().is_none());
+        c.set(
+            "listener.name.client.plain.sasl.jaas.config",
+            r#"PlainLoginModule required user_alice="pw";"#,
+        )
+        .unwrap();
+        assert_eq!(c.sasl_users.0, [("alice".to_owned(), "pw".to_owned())]);
+        assert!(!format!("{c:?}").contains("\"pw\""));
+        assert!(c.set("sasl.jaas.config", "nothing").is_err());
+        assert!(c.set("sasl.enabled.mechanisms", "GSSAPI").is_err());
         c.set("listener.security.protocol.map", "").unwrap();
         let e = c.listener_tls().unwrap_err().to_string();
         assert!(e.contains("CLIENT is not a security protocol"), "{e}");

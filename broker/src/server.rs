@@ -177,6 +177,17 @@ impl Broker {
         )?;
         let cluster_id = load_cluster_id(&config.data_dir, config.node_id)?;
         let tls = config.listener_tls()?.map(tokio_rustls::TlsAcceptor::from);
+        let sasl = config.listener_sasl().then(|| {
+            let users = config
+                .sasl_users
+                .0
+                .iter()
+                .map(|(u, p)| (u.as_str(), p.as_str()));
+            Arc::new(crate::net::sasl::SaslUsers::new(
+                config.sasl_mechanisms.clone(),
+                users,
+            ))
+        });
         let (shutdown, shutdown_rx) = watch::channel(false);
         let listener = TcpListener::bind(config.listen)
             .await
@@ -240,6 +251,7 @@ impl Broker {
             tokio::spawn(crate::net::accept_loop(
                 listener,
                 tls,
+                sasl,
                 state.clone(),
                 shutdown_rx.clone(),
             )),

@@ -7,5 +7,6 @@ mod cluster;
 mod consumer;
 mod faults;
 mod producer;
+mod sasl;
 mod support;
 mod tls;

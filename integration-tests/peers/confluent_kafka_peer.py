@@ -61,6 +61,12 @@ def base_conf(bootstrap):
         if "cert" in tls:
             conf["ssl.certificate.location"] = tls["cert"]
             conf["ssl.key.location"] = tls["key"]
+    sasl = pc.sasl_settings()
+    if sasl:
+        conf["security.protocol"] = "sasl_ssl" if tls else "sasl_plaintext"
+        conf["sasl.mechanisms"] = sasl["mechanism"]
+        conf["sasl.username"] = sasl["user"]
+        conf["sasl.password"] = sasl["password"]
     return conf
 
 

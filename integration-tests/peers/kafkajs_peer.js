@@ -60,11 +60,23 @@ function tls() {
   return { ca: [ca], cert: read('STROM_PEER_SSL_CERT'), key: read('STROM_PEER_SSL_KEY') }
 }
 
+// SASL from STROM_PEER_SASL_MECHANISM / _USER / _PASSWORD, or none.
+function sasl() {
+  const mechanism = process.env.STROM_PEER_SASL_MECHANISM
+  if (!mechanism) return undefined
+  return {
+    mechanism: mechanism.toLowerCase(),
+    username: process.env.STROM_PEER_SASL_USER,
+    password: process.env.STROM_PEER_SASL_PASSWORD,
+  }
+}
+
 function client(bootstrap) {
   return new Kafka({
     clientId: 'strom-interop-kafkajs',
     brokers: [bootstrap],
     ssl: tls(),
+    sasl: sasl(),
     logLevel: logLevel.WARN,
     connectionTimeout: 5000,
     requestTimeout: 15000,

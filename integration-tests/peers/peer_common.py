@@ -33,6 +33,14 @@ def tls_files():
     return {k: os.environ[v] for k, v in names if os.environ.get(v)}
 
 
+def sasl_settings():
+    """SASL settings from STROM_PEER_SASL_MECHANISM / _USER / _PASSWORD (set by the
+    security tests), or an empty dict."""
+    names = (("mechanism", "STROM_PEER_SASL_MECHANISM"), ("user", "STROM_PEER_SASL_USER"),
+             ("password", "STROM_PEER_SASL_PASSWORD"))
+    return {k: os.environ[v] for k, v in names if os.environ.get(v)}
+
+
 def log(msg):
     print(msg, file=sys.stderr, flush=True)
 

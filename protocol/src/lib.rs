@@ -13,6 +13,7 @@ pub mod error;
 pub mod frame;
 pub mod header;
 pub mod records;
+pub mod sasl;
 pub mod tls;
 pub mod versions;
 

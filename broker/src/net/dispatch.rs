@@ -71,6 +71,10 @@ pub(crate) const APIS: &[ApiSpec] = &[
     spec(ApiKey::ListTransactions, 0, 1),
     spec(ApiKey::DescribeProducers, 0, 0),
     spec(ApiKey::TxnOffsetCommit, 0, 4),
+    // v0 is advertised as Kafka does (librdkafka looks for it) but only v1 is served:
+    // v0 would carry the SASL tokens outside Kafka frames.
+    spec(ApiKey::SaslHandshake, 0, 1),
+    spec(ApiKey::SaslAuthenticate, 0, 2),
 ];
 
 /// Lowest Produce version actually served.
@@ -260,6 +264,10 @@ async fn dispatch_buffered(
                 DescribeProducersRequest,
                 handler::describe_producers::handle
             )
+        }
+        // The exchange itself is the connection's (net/sasl.rs); here it is out of place.
+        ApiKey::SaslHandshake | ApiKey::SaslAuthenticate => {
+            super::sasl::illegal_state(api, version, id, out)
         }
         ApiKey::TxnOffsetCommit => {
             serve!(TxnOffsetCommitRequest, handler::txn_offset_commit::handle)

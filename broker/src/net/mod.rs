@@ -6,6 +6,7 @@
 
 pub(crate) mod dispatch;
 pub(crate) mod fetch_response;
+pub(crate) mod sasl;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,6 +29,7 @@ const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 pub(crate) async fn accept_loop(
     listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    sasl: Option<Arc<sasl::SaslUsers>>,
     state: Arc<BrokerState>,
     mut shutdown: watch::Receiver<bool>,
 ) {
@@ -37,7 +39,8 @@ pub(crate) async fn accept_loop(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let span = info_span!("connection", %peer);
-                    let serving = serve(stream, tls.clone(), peer, state.clone(), shutdown.clone());
+                    let security = (tls.clone(), sasl.clone());
+                    let serving = serve(stream, security, peer, state.clone(), shutdown.clone());
                     connections.spawn(serving.instrument(span));
                     // Reap finished connections as we go.
                     while connections.try_join_next().is_some() {}
@@ -68,9 +71,15 @@ pub(crate) async fn accept_loop(
 /// How long a client has to finish the TLS handshake.
 const HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// A listener's TLS acceptor and SASL users, where it has them.
+type Security = (
+    Option<tokio_rustls::TlsAcceptor>,
+    Option<Arc<sasl::SaslUsers>>,
+);
+
 async fn serve(
     stream: TcpStream,
-    tls: Option<tokio_rustls::TlsAcceptor>,
+    (tls, sasl): Security,
     peer: SocketAddr,
     state: Arc<BrokerState>,
     shutdown: watch::Receiver<bool>,
@@ -80,7 +89,15 @@ async fn serve(
     }
     let Some(acceptor) = tls else {
         let (read, write) = stream.into_split();
-        serve_frames(read, Out::Tcp(write), peer, state, shutdown).await;
+        serve_frames(
+            read,
+            Out::Tcp(write),
+            sasl.as_deref(),
+            peer,
+            state,
+            shutdown,
+        )
+        .await;
         return;
     };
     let stream = match tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
@@ -98,7 +115,15 @@ async fn serve(
     let principal = strom_protocol::tls::principal(stream.get_ref().1.peer_certificates());
     debug!(%peer, %principal, "TLS connection");
     let (read, write) = tokio::io::split(stream);
-    serve_frames(read, Out::Tls(write), peer, state, shutdown).await;
+    serve_frames(
+        read,
+        Out::Tls(write),
+        sasl.as_deref(),
+        peer,
+        state,
+        shutdown,
+    )
+    .await;
 }
 
 /// A connection's writing side.
@@ -157,6 +182,7 @@ impl Out {
 async fn serve_frames<R: tokio::io::AsyncRead + Unpin>(
     read: R,
     mut write: Out,
+    users: Option<&sasl::SaslUsers>,
     peer: SocketAddr,
     state: Arc<BrokerState>,
     mut shutdown: watch::Receiver<bool>,
@@ -165,6 +191,8 @@ async fn serve_frames<R: tokio::io::AsyncRead + Unpin>(
     let mut out = BytesMut::with_capacity(64 * 1024);
     // Reused for reading stored batches on their way to the socket.
     let mut piece = Vec::new();
+    // On a SASL listener: nothing but the SASL exchange until the client authenticated.
+    let mut session = users.map(sasl::Session::new);
     loop {
         let frame = tokio::select! {
             frame = reader.next_frame() => frame,
@@ -179,6 +207,32 @@ async fn serve_frames<R: tokio::io::AsyncRead + Unpin>(
             }
         };
         out.clear();
+        if let Some(session) = session.as_mut() {
+            match session.handle(&frame, &mut out) {
+                Ok(sasl::Step::Dispatch) => {}
+                Ok(sasl::Step::Answered) => {
+                    if let Err(e) = write.write_all(&out).await {
+                        debug!(%peer, error = %e, "write failed");
+                        break;
+                    }
+                    if let Some(user) = session.principal() {
+                        debug!(%peer, user, "authenticated");
+                    }
+                    continue;
+                }
+                Ok(sasl::Step::Close(reason)) => {
+                    if !out.is_empty() {
+                        let _ = write.write_all(&out).await;
+                    }
+                    warn!(%peer, %reason, "closing connection: SASL");
+                    break;
+                }
+                Err(e) => {
+                    warn!(%peer, error = %e, "closing connection: bad SASL request");
+                    break;
+                }
+            }
+        }
         // A long poll must not hold up shutdown; nothing is half done when it is dropped.
         let dispatched = tokio::select! {
             dispatched = dispatch::dispatch(&state, frame, peer, &mut out) => dispatched,

@@ -383,6 +383,9 @@ impl Cluster {
             }
         };
         conn.set_request_timeout(Duration::from_millis(config.request_timeout_ms));
+        if config.security_protocol.sasl() {
+            authenticate(&conn, config).await?;
+        }
         debug!(%address, "connected");
         Ok(conn)
     }
@@ -395,4 +398,75 @@ impl Cluster {
             *bootstrap = None;
         }
     }
+}
+
+/// SASL on a new connection: SaslHandshake v1 naming `sasl.mechanism`, then
+/// SaslAuthenticate with PLAIN's one message or SCRAM's two.
+async fn authenticate(conn: &Connection, config: &ClientConfig) -> Result<(), ClientError> {
+    use kafka_protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
+    use strom_protocol::sasl::{plain_message, Mechanism, ScramClient};
+    let mechanism = config.sasl_mechanism;
+    let user = config.sasl_username.clone().unwrap_or_default();
+    let password = config
+        .sasl_password
+        .as_ref()
+        .map(|p| p.0.clone())
+        .unwrap_or_default();
+    let failed = |code: ErrorCode, context: String| ClientError::Broker { code, context };
+    let handshake = conn
+        .send(
+            &SaslHandshakeRequest::default()
+                .with_mechanism(StrBytes::from_static_str(mechanism.name())),
+        )
+        .await?;
+    let code = ErrorCode(handshake.error_code);
+    if !code.is_ok() {
+        let offered: Vec<String> = handshake
+            .mechanisms
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        return Err(failed(
+            code,
+            format!("SASL {}: the broker offers {offered:?}", mechanism.name()),
+        ));
+    }
+    let user = user.as_str();
+    let step = |bytes: Vec<u8>| async move {
+        let response = conn
+            .send(&SaslAuthenticateRequest::default().with_auth_bytes(bytes.into()))
+            .await?;
+        let code = ErrorCode(response.error_code);
+        if code.is_ok() {
+            Ok(response.auth_bytes)
+        } else {
+            let message = response
+                .error_message
+                .map(|m| m.to_string())
+                .unwrap_or_default();
+            Err(failed(
+                code,
+                format!("SASL {} as {user}: {message}", mechanism.name()),
+            ))
+        }
+    };
+    let refused = |e: strom_protocol::sasl::SaslError| {
+        failed(
+            ErrorCode::SASL_AUTHENTICATION_FAILED,
+            format!("SASL {}: {e}", mechanism.name()),
+        )
+    };
+    match mechanism {
+        Mechanism::Plain => {
+            step(plain_message(user, &password)).await?;
+        }
+        Mechanism::ScramSha256 | Mechanism::ScramSha512 => {
+            let mut scram = ScramClient::new(mechanism, user, &password);
+            let challenge = step(scram.first()).await?;
+            let last = scram.last(&challenge).map_err(refused)?;
+            let verifier = step(last).await?;
+            scram.verify(&verifier).map_err(refused)?;
+        }
+    }
+    Ok(())
 }

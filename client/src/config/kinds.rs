@@ -160,6 +160,10 @@ pub enum SecurityProtocol {
     Plaintext,
     /// `SSL`: TLS, the broker's certificate checked against `ssl.ca.location`.
     Ssl,
+    /// `SASL_PLAINTEXT`: SASL authentication (`sasl.mechanism`) over TCP.
+    SaslPlaintext,
+    /// `SASL_SSL`: SASL authentication over TLS.
+    SaslSsl,
 }
 
 impl SecurityProtocol {
@@ -168,14 +172,41 @@ impl SecurityProtocol {
         match self {
             SecurityProtocol::Plaintext => "PLAINTEXT",
             SecurityProtocol::Ssl => "SSL",
+            SecurityProtocol::SaslPlaintext => "SASL_PLAINTEXT",
+            SecurityProtocol::SaslSsl => "SASL_SSL",
         }
+    }
+
+    /// Whether connections use TLS.
+    pub fn tls(self) -> bool {
+        matches!(self, SecurityProtocol::Ssl | SecurityProtocol::SaslSsl)
+    }
+
+    /// Whether connections authenticate with SASL.
+    pub fn sasl(self) -> bool {
+        matches!(
+            self,
+            SecurityProtocol::SaslPlaintext | SecurityProtocol::SaslSsl
+        )
     }
 
     pub(super) fn parse(value: &str) -> Option<Self> {
         match value.to_ascii_uppercase().as_str() {
             "PLAINTEXT" => Some(SecurityProtocol::Plaintext),
             "SSL" => Some(SecurityProtocol::Ssl),
+            "SASL_PLAINTEXT" => Some(SecurityProtocol::SaslPlaintext),
+            "SASL_SSL" => Some(SecurityProtocol::SaslSsl),
             _ => None,
         }
+    }
+}
+
+/// A password that is never printed (`Debug` shows `[hidden]`).
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct Password(pub String);
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[hidden]")
     }
 }

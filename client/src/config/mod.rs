@@ -64,7 +64,7 @@ mod kinds;
 #[cfg(test)]
 mod tests;
 
-pub use kinds::{Acks, IsolationLevel, OffsetReset, PartitionerKind, SecurityProtocol};
+pub use kinds::{Acks, IsolationLevel, OffsetReset, PartitionerKind, Password, SecurityProtocol};
 
 /// Every accepted key and the Java client key it sets. A key listed as its own target is
 /// a Java name (or, for `partitioner`, librdkafka's); the others are librdkafka aliases.
@@ -82,6 +82,11 @@ const KEYS: &[(&str, &str)] = &[
         "ssl.endpoint.identification.algorithm",
         "ssl.endpoint.identification.algorithm",
     ),
+    ("sasl.mechanism", "sasl.mechanism"),
+    ("sasl.mechanisms", "sasl.mechanism"),
+    ("sasl.username", "sasl.username"),
+    ("sasl.password", "sasl.password"),
+    ("sasl.jaas.config", "sasl.jaas.config"),
     ("acks", "acks"),
     ("request.required.acks", "acks"),
     ("linger.ms", "linger.ms"),
@@ -159,8 +164,16 @@ pub struct ClientConfig {
     pub client_id: String,
     /// `client.rack`: this client's rack, for fetching from the nearest replica (KIP-392).
     pub client_rack: Option<String>,
-    /// `security.protocol`: `PLAINTEXT` (the default) or `SSL`.
+    /// `security.protocol`: `PLAINTEXT` (the default), `SSL`, `SASL_PLAINTEXT` or
+    /// `SASL_SSL`.
     pub security_protocol: SecurityProtocol,
+    /// `sasl.mechanism` (alias `sasl.mechanisms`): `PLAIN` (the default),
+    /// `SCRAM-SHA-256` or `SCRAM-SHA-512`.
+    pub sasl_mechanism: strom_protocol::sasl::Mechanism,
+    /// `sasl.username` (or `username="..."` in `sasl.jaas.config`).
+    pub sasl_username: Option<String>,
+    /// `sasl.password` (or `password="..."` in `sasl.jaas.config`); never printed.
+    pub sasl_password: Option<Password>,
     /// TLS settings for `security.protocol=SSL`: `ssl.ca.location` (alias
     /// `ssl.truststore.location`, a PEM file), `ssl.certificate.location` and
     /// `ssl.key.location` (a client certificate for brokers that ask for one),
@@ -265,6 +278,9 @@ impl Default for ClientConfig {
             client_id: "strom".to_owned(),
             client_rack: None,
             security_protocol: SecurityProtocol::Plaintext,
+            sasl_mechanism: strom_protocol::sasl::Mechanism::Plain,
+            sasl_username: None,
+            sasl_password: None,
             ssl: strom_protocol::tls::ClientTls {
                 verify_hostname: true,
                 ..strom_protocol::tls::ClientTls::default()
@@ -375,9 +391,29 @@ impl ClientConfig {
             "client.id" => self.client_id = value.to_owned(),
             "client.rack" => self.client_rack = optional(value),
             "security.protocol" => {
-                self.security_protocol = SecurityProtocol::parse(value).ok_or_else(|| {
-                    bad("expected PLAINTEXT or SSL (SASL_PLAINTEXT and SASL_SSL are not supported yet)")
-                })?
+                self.security_protocol = SecurityProtocol::parse(value)
+                    .ok_or_else(|| bad("expected PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL"))?
+            }
+            "sasl.mechanism" => {
+                self.sasl_mechanism = strom_protocol::sasl::Mechanism::parse(value)
+                    .ok_or_else(|| bad("expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"))?
+            }
+            "sasl.username" => self.sasl_username = optional(value),
+            "sasl.password" => self.sasl_password = optional(value).map(Password),
+            "sasl.jaas.config" if value.is_empty() => {}
+            "sasl.jaas.config" => {
+                let quoted = |name: &str| {
+                    let at = value.find(&format!("{name}="))?;
+                    let rest = value[at + name.len() + 1..]
+                        .trim_start()
+                        .strip_prefix('"')?;
+                    Some(rest.split_once('"')?.0.to_owned())
+                };
+                let (Some(user), Some(password)) = (quoted("username"), quoted("password")) else {
+                    return Err(bad("expected username=\"...\" password=\"...\""));
+                };
+                self.sasl_username = Some(user);
+                self.sasl_password = Some(Password(password));
             }
             "ssl.ca.location" => self.ssl.ca = optional(value).map(Into::into),
             "ssl.certificate.location" => self.ssl.certificate = optional(value).map(Into::into),
@@ -503,6 +539,15 @@ impl ClientConfig {
             "client.id" => self.client_id.clone(),
             "client.rack" => self.client_rack.clone().unwrap_or_default(),
             "security.protocol" => self.security_protocol.name().to_owned(),
+            "sasl.mechanism" => self.sasl_mechanism.name().to_owned(),
+            "sasl.username" => self.sasl_username.clone().unwrap_or_default(),
+            "sasl.password" => self
+                .sasl_password
+                .as_ref()
+                .map(|p| p.0.clone())
+                .unwrap_or_default(),
+            // Read into sasl.username and sasl.password.
+            "sasl.jaas.config" => String::new(),
             "ssl.ca.location" => path_text(self.ssl.ca.as_deref()),
             "ssl.certificate.location" => path_text(self.ssl.certificate.as_deref()),
             "ssl.key.location" => path_text(self.ssl.key.as_deref()),
@@ -623,7 +668,22 @@ impl ClientConfig {
         self.validate_idempotence()?;
         self.validate_timeouts()?;
         self.validate_names()?;
+        self.validate_sasl()?;
         self.tls().map(|_| ())
+    }
+
+    fn validate_sasl(&self) -> Result<(), ClientError> {
+        if self.security_protocol.sasl()
+            && (self.sasl_username.is_none() || self.sasl_password.is_none())
+        {
+            let protocol = self.security_protocol.name();
+            return Err(config_error(
+                "sasl.username",
+                "",
+                &format!("{protocol} needs sasl.username and sasl.password (or sasl.jaas.config), not set"),
+            ));
+        }
+        Ok(())
     }
 
     /// The TLS configuration connections use (`None` for `PLAINTEXT`).
@@ -631,7 +691,7 @@ impl ClientConfig {
     /// # Errors
     /// [`ClientError::Config`] naming the `ssl.*` setting that cannot be used.
     pub fn tls(&self) -> Result<Option<std::sync::Arc<rustls::ClientConfig>>, ClientError> {
-        if self.security_protocol != SecurityProtocol::Ssl {
+        if !self.security_protocol.tls() {
             return Ok(None);
         }
         self.ssl.config().map(Some).map_err(|e| {

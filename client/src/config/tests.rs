@@ -19,6 +19,9 @@ fn sample(canonical: &str) -> &'static str {
         "security.protocol" => "SSL",
         "ssl.ca.location" | "ssl.certificate.location" | "ssl.key.location" => "/etc/kafka/x.pem",
         "ssl.endpoint.identification.algorithm" => "",
+        "sasl.mechanism" => "SCRAM-SHA-512",
+        "sasl.username" | "sasl.password" => "x1",
+        "sasl.jaas.config" => "PlainLoginModule required username=\"u\" password=\"p\";",
         _ => "7",
     }
 }
@@ -42,7 +45,10 @@ fn every_key_parses_and_reads_back() {
     for (key, canonical) in KEYS {
         let mut config = ClientConfig::new();
         config.set(key, sample(canonical)).unwrap();
-        assert_eq!(config.get(key).unwrap(), sample(canonical), "{key}");
+        // A JAAS line is read into sasl.username and sasl.password.
+        let hidden = *canonical == "sasl.jaas.config";
+        let expected = if hidden { "" } else { sample(canonical) };
+        assert_eq!(config.get(key).unwrap(), expected, "{key}");
         assert_ne!(config, defaults, "{key} changed nothing");
     }
 }
@@ -66,6 +72,8 @@ fn bad_values_name_the_key() {
         "client.id",
         "client.rack",
         "ssl.ca.location",
+        "sasl.username",
+        "sasl.password",
         "ssl.certificate.location",
         "ssl.key.location",
         "transactional.id",
@@ -390,6 +398,9 @@ fn arb_config() -> impl Strategy<Value = ClientConfig> {
             } else {
                 SecurityProtocol::Plaintext
             },
+            sasl_mechanism: strom_protocol::sasl::Mechanism::Plain,
+            sasl_username: None,
+            sasl_password: None,
             ssl: strom_protocol::tls::ClientTls {
                 ca: c.4.then(|| "/etc/kafka/ca.pem".into()),
                 certificate: None,
@@ -451,4 +462,22 @@ proptest! {
         prop_assert_eq!(parsed.to_pairs(), config.to_pairs());
         prop_assert_eq!(parsed.validate().is_ok(), config.validate().is_ok());
     }
+}
+
+#[test]
+fn passwords_are_not_printed() {
+    let mut config = ClientConfig::new();
+    config
+        .set(
+            "sasl.jaas.config",
+            r#"org.apache.kafka.common.security.scram.ScramLoginModule required username="alice" password="hunter2";"#,
+        )
+        .unwrap();
+    assert_eq!(config.sasl_username.as_deref(), Some("alice"));
+    assert_eq!(config.get("sasl.password").unwrap(), "hunter2");
+    assert!(!format!("{config:?}").contains("hunter2"));
+    expect_config_error(
+        config.set("sasl.jaas.config", "username=alice"),
+        "sasl.jaas.config",
+    );
 }

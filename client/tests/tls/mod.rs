@@ -41,7 +41,7 @@ fn ssl_config(b: &TestBroker, ca: &Path) -> ClientConfig {
 }
 
 /// Writes and reads back records over TLS.
-async fn round_trip(config: &ClientConfig, topic: &str) {
+pub(crate) async fn round_trip(config: &ClientConfig, topic: &str) {
     let admin = Admin::connect(config.clone()).await.unwrap();
     admin
         .create_topic(NewTopic::new(topic).partitions(1))
@@ -97,13 +97,14 @@ async fn clients_speak_tls_and_bad_peers_are_refused() {
         .await
         .unwrap_err();
     assert!(e.to_string().contains("/nonexistent/ca.pem"), "{e}");
-    // The broker still serves.
-    let admin = Admin::connect(ssl_config(&b, &certs.ca())).await.unwrap();
-    assert!(admin
-        .list_topics(false)
-        .await
-        .unwrap()
-        .contains(&"encrypted".to_owned()));
+    still_serves(ssl_config(&b, &certs.ca()), "encrypted").await;
+}
+
+/// The broker still serves after bad peers: `topic` is listed.
+pub(crate) async fn still_serves(config: ClientConfig, topic: &str) {
+    let admin = Admin::connect(config).await.unwrap();
+    let topics = admin.list_topics(false).await.unwrap();
+    assert!(topics.contains(&topic.to_owned()), "{topics:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

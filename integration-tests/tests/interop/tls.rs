@@ -1,7 +1,8 @@
-//! Third-party clients over TLS: kcat and confluent-kafka (librdkafka) and kafkajs
-//! against a broker with an `SSL://` listener, with a server certificate only and with
-//! client certificates required (mTLS); plaintext, an untrusted CA and a missing client
-//! certificate are refused, and the broker carries on.
+//! Third-party clients over TLS and SASL: kcat and confluent-kafka (librdkafka) and
+//! kafkajs against a broker with an `SSL://` listener, with a server certificate only and
+//! with client certificates required (mTLS), and with a `SASL_SSL://` listener and
+//! SCRAM-SHA-512; plaintext, an untrusted CA, a missing client certificate and a wrong
+//! password are refused, and the broker carries on.
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
@@ -132,6 +133,97 @@ fn kcat_produces_and_consumes_over_tls_and_mutual_tls() {
     let with = ssl_settings(&certs.ca(), Some(&alice));
     kcat_round_trip(&kcat_bin, &bootstrap, &with, "mtls", input, &lines);
     broker.shutdown();
+}
+
+const JAAS: &str = r#"PlainLoginModule required user_alice="alice-secret";"#;
+
+fn sasl_ssl_broker(dir: &Path, certs: &Certs) -> TestBroker {
+    let keystore = certs.issue("broker", "broker", &["localhost", "127.0.0.1"]);
+    TestBroker::start_with(dir, |c| {
+        c.set("listeners", "SASL_SSL://127.0.0.1:0").unwrap();
+        c.set("ssl.keystore.location", keystore.both.to_str().unwrap())
+            .unwrap();
+        c.set("sasl.jaas.config", JAAS).unwrap();
+    })
+}
+
+#[test]
+fn kcat_authenticates_with_scram_sha_512_over_tls() {
+    let Some(kcat_bin) = crate::kcat::kcat() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let certs = Certs::new("test ca");
+    let broker = sasl_ssl_broker(&dir.path().join("broker"), &certs);
+    let bootstrap = broker.bootstrap();
+    let scram = |password: &str| {
+        vec![
+            "security.protocol=sasl_ssl".to_owned(),
+            format!("ssl.ca.location={}", certs.ca().display()),
+            "sasl.mechanisms=SCRAM-SHA-512".to_owned(),
+            "sasl.username=alice".to_owned(),
+            format!("sasl.password={password}"),
+        ]
+    };
+    let input = dir.path().join("input.txt");
+    let lines: Vec<String> = (0..20).map(|i| format!("scram {i}")).collect();
+    std::fs::write(&input, lines.join("\n") + "\n").unwrap();
+    let input = input.to_str().unwrap();
+    kcat_round_trip(
+        &kcat_bin,
+        &bootstrap,
+        &scram("alice-secret"),
+        "scram",
+        input,
+        &lines,
+    );
+    let wrong = kcat(&kcat_bin, &bootstrap, &scram("wrong"), &["-L", "-m", "3"]);
+    assert!(!wrong.success(), "a wrong password:\n{wrong}");
+    assert!(wrong.stderr.contains("Authentication failed"), "{wrong}");
+    let again = kcat(
+        &kcat_bin,
+        &bootstrap,
+        &scram("alice-secret"),
+        &["-L", "-t", "scram"],
+    );
+    assert!(
+        again.success(),
+        "the broker after a wrong password:\n{again}"
+    );
+    broker.shutdown();
+}
+
+/// Runs `peer`'s roundtrip scenario over SASL_SSL with SCRAM-SHA-512.
+fn roundtrip_with_scram(peer: &Peer) {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = Certs::new("test ca");
+    let broker = sasl_ssl_broker(dir.path(), &certs);
+    let mut cmd = peer.command(&broker.bootstrap(), &["roundtrip", "none"]);
+    cmd.env("STROM_PEER_SSL_CA", certs.ca())
+        .env("STROM_PEER_SASL_MECHANISM", "SCRAM-SHA-512")
+        .env("STROM_PEER_SASL_USER", "alice")
+        .env("STROM_PEER_SASL_PASSWORD", "alice-secret");
+    let out = run_command(&mut cmd, PEER_TIMEOUT).expect("run the peer");
+    assert!(
+        out.success(),
+        "{} with SCRAM-SHA-512 over TLS:\n{out}",
+        peer.name
+    );
+    broker.shutdown();
+}
+
+#[test]
+fn confluent_kafka_with_scram_over_tls() {
+    if let Some(peer) = Peer::confluent() {
+        roundtrip_with_scram(&peer);
+    }
+}
+
+#[test]
+fn kafkajs_with_scram_over_tls() {
+    if let Some(peer) = Peer::kafkajs() {
+        roundtrip_with_scram(&peer);
+    }
 }
 
 /// Runs `peer`'s roundtrip scenario against a broker that requires client certificates.

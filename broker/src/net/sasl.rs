@@ -1,0 +1,320 @@
+//! SASL on a connection: until a client has authenticated (SaslHandshake v1, then
+//! SaslAuthenticate with PLAIN or SCRAM-SHA-256/512), only ApiVersions and those two are
+//! answered; anything else closes the connection, as Kafka does.
+//!
+//! Users come from `user_<name>="<password>"` entries of a `*sasl.jaas.config` setting;
+//! the broker keeps SCRAM credentials (salt, iterations, stored and server keys) derived
+//! from them at start, never the passwords, and checks PLAIN passwords against the same
+//! salted keys.
+
+use std::collections::HashMap;
+
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::messages::{
+    ApiKey, SaslAuthenticateRequest, SaslAuthenticateResponse, SaslHandshakeRequest,
+    SaslHandshakeResponse,
+};
+use kafka_protocol::protocol::StrBytes;
+use strom_protocol::header::{decode_body, decode_request_header, encode_response, RequestPrefix};
+use strom_protocol::sasl::{parse_plain, Mechanism, SaslError, ScramCredential, ScramServer};
+use strom_protocol::{ErrorCode, ProtocolError};
+
+/// PBKDF2 iterations of the credentials the broker derives (Kafka's minimum for SCRAM).
+const ITERATIONS: u32 = 4096;
+
+/// The mechanisms a listener offers and its users' credentials.
+#[derive(Debug)]
+pub(crate) struct SaslUsers {
+    mechanisms: Vec<Mechanism>,
+    credentials: HashMap<(Mechanism, String), ScramCredential>,
+}
+
+impl SaslUsers {
+    /// Credentials for `users` (name, password) under `mechanisms`.
+    pub(crate) fn new<'a>(
+        mechanisms: Vec<Mechanism>,
+        users: impl Iterator<Item = (&'a str, &'a str)>,
+    ) -> SaslUsers {
+        let mut credentials = HashMap::new();
+        for (user, password) in users {
+            for mechanism in [Mechanism::ScramSha256, Mechanism::ScramSha512] {
+                let credential = ScramCredential::new(mechanism, password.as_bytes(), ITERATIONS);
+                credentials.insert((mechanism, user.to_owned()), credential);
+            }
+        }
+        SaslUsers {
+            mechanisms,
+            credentials,
+        }
+    }
+
+    fn credential(&self, mechanism: Mechanism, user: &str) -> Option<ScramCredential> {
+        self.credentials.get(&(mechanism, user.to_owned())).cloned()
+    }
+
+    /// Whether `password` is `user`'s (checked against the salted SCRAM-SHA-256 keys).
+    fn check_password(&self, user: &str, password: &str) -> bool {
+        let Some(stored) = self.credential(Mechanism::ScramSha256, user) else {
+            return false;
+        };
+        let given = ScramCredential::with_salt(
+            Mechanism::ScramSha256,
+            password.as_bytes(),
+            &stored.salt,
+            stored.iterations,
+        );
+        given.stored_key == stored.stored_key
+    }
+
+    fn names(&self) -> Vec<StrBytes> {
+        self.mechanisms
+            .iter()
+            .map(|m| StrBytes::from_static_str(m.name()))
+            .collect()
+    }
+}
+
+enum State {
+    /// Waiting for SaslHandshake.
+    Start,
+    /// Mechanism chosen, waiting for SaslAuthenticate.
+    Handshaken(Mechanism, Option<ScramServer>),
+    /// Authenticated as this user.
+    Done(String),
+}
+
+/// What the connection does with a frame.
+pub(crate) enum Step {
+    /// Served normally (ApiVersions, or anything once authenticated).
+    Dispatch,
+    /// Answered; the response is in the buffer.
+    Answered,
+    /// Answered (when the buffer holds a response); then the connection closes, for this
+    /// reason.
+    Close(String),
+}
+
+/// A connection's SASL state.
+pub(crate) struct Session<'a> {
+    users: &'a SaslUsers,
+    state: State,
+}
+
+impl<'a> Session<'a> {
+    pub(crate) fn new(users: &'a SaslUsers) -> Session<'a> {
+        Session {
+            users,
+            state: State::Start,
+        }
+    }
+
+    /// The authenticated user, once there is one.
+    pub(crate) fn principal(&self) -> Option<&str> {
+        match &self.state {
+            State::Done(user) => Some(user),
+            _ => None,
+        }
+    }
+
+    /// Handles `frame` before authentication.
+    pub(crate) fn handle(
+        &mut self,
+        frame: &Bytes,
+        out: &mut BytesMut,
+    ) -> Result<Step, ProtocolError> {
+        if self.principal().is_some() {
+            return Ok(Step::Dispatch);
+        }
+        let prefix = RequestPrefix::peek(frame)?;
+        let version = prefix.api_version;
+        let mut frame = frame.clone();
+        match ApiKey::try_from(prefix.api_key) {
+            Ok(ApiKey::ApiVersions) => Ok(Step::Dispatch),
+            Ok(ApiKey::SaslHandshake) if matches!(self.state, State::Start) => {
+                if version != 1 {
+                    return Ok(Step::Close(
+                        "SaslHandshake v0 (raw SASL tokens) is not supported; use v1".to_owned(),
+                    ));
+                }
+                let header = decode_request_header(&mut frame, ApiKey::SaslHandshake, version)?;
+                let request: SaslHandshakeRequest =
+                    decode_body(&mut frame, version, "SaslHandshake")?;
+                let asked = request.mechanism.to_string();
+                let chosen = Mechanism::parse(&asked).filter(|m| self.users.mechanisms.contains(m));
+                let code = match chosen {
+                    Some(m) => {
+                        let scram = (m != Mechanism::Plain).then(|| ScramServer::new(m));
+                        self.state = State::Handshaken(m, scram);
+                        ErrorCode::NONE
+                    }
+                    None => ErrorCode::UNSUPPORTED_SASL_MECHANISM,
+                };
+                let response = SaslHandshakeResponse::default()
+                    .with_error_code(code.code())
+                    .with_mechanisms(self.users.names());
+                encode_response(
+                    ApiKey::SaslHandshake,
+                    version,
+                    header.correlation_id,
+                    &response,
+                    out,
+                )?;
+                Ok(if chosen.is_some() {
+                    Step::Answered
+                } else {
+                    Step::Close(format!("SASL mechanism {asked} is not enabled"))
+                })
+            }
+            Ok(ApiKey::SaslAuthenticate) if matches!(self.state, State::Handshaken(..)) => {
+                let header = decode_request_header(&mut frame, ApiKey::SaslAuthenticate, version)?;
+                let request: SaslAuthenticateRequest =
+                    decode_body(&mut frame, version, "SaslAuthenticate")?;
+                let (outcome, close) = self.authenticate(&request.auth_bytes);
+                let response = match outcome {
+                    Ok(bytes) => SaslAuthenticateResponse::default().with_auth_bytes(bytes),
+                    Err(e) => SaslAuthenticateResponse::default()
+                        .with_error_code(ErrorCode::SASL_AUTHENTICATION_FAILED.code())
+                        .with_error_message(Some(StrBytes::from_string(format!(
+                            "Authentication failed: {e}"
+                        )))),
+                };
+                encode_response(
+                    ApiKey::SaslAuthenticate,
+                    version,
+                    header.correlation_id,
+                    &response,
+                    out,
+                )?;
+                Ok(match close {
+                    Some(reason) => Step::Close(reason),
+                    None => Step::Answered,
+                })
+            }
+            Ok(api) => Ok(Step::Close(format!("{api:?} before SASL authentication"))),
+            Err(_) => Err(ProtocolError::UnknownApiKey(prefix.api_key)),
+        }
+    }
+
+    /// One SaslAuthenticate step: the bytes to answer with, and a reason to close the
+    /// connection after answering (a failure).
+    fn authenticate(&mut self, auth: &[u8]) -> (Result<Bytes, SaslError>, Option<String>) {
+        let State::Handshaken(mechanism, scram) = &mut self.state else {
+            return (
+                Err(SaslError::Malformed("no handshake")),
+                Some("no handshake".to_owned()),
+            );
+        };
+        let users = self.users;
+        let result = match (mechanism, scram) {
+            (Mechanism::Plain, _) => parse_plain(auth).and_then(|(user, password)| {
+                if users.check_password(&user, &password) {
+                    Ok((Some(user), Bytes::new()))
+                } else {
+                    Err(SaslError::BadCredentials)
+                }
+            }),
+            (m, Some(server)) => {
+                let m = *m;
+                match server.first(auth, |user| users.credential(m, user)) {
+                    // The first message starts the exchange; a second one ends it.
+                    Ok(challenge) => Ok((None, Bytes::from(challenge))),
+                    Err(SaslError::Malformed(_)) => server
+                        .last(auth)
+                        .map(|(user, verifier)| (Some(user), Bytes::from(verifier))),
+                    Err(e) => Err(e),
+                }
+            }
+            (_, None) => Err(SaslError::Malformed("no exchange")),
+        };
+        match result {
+            Ok((Some(user), bytes)) => {
+                self.state = State::Done(user);
+                (Ok(bytes), None)
+            }
+            Ok((None, bytes)) => (Ok(bytes), None),
+            Err(e) => {
+                let reason = e.to_string();
+                (Err(e), Some(reason))
+            }
+        }
+    }
+}
+
+/// The answers to SaslHandshake and SaslAuthenticate outside an exchange (on a listener
+/// without SASL, or after authenticating: re-authentication is not offered).
+pub(crate) fn illegal_state(
+    api: ApiKey,
+    version: i16,
+    correlation_id: i32,
+    out: &mut BytesMut,
+) -> Result<(), ProtocolError> {
+    let code = ErrorCode::ILLEGAL_SASL_STATE.code();
+    match api {
+        ApiKey::SaslHandshake => {
+            let response = SaslHandshakeResponse::default().with_error_code(code);
+            encode_response(api, version, correlation_id, &response, out)
+        }
+        _ => {
+            let response = SaslAuthenticateResponse::default()
+                .with_error_code(code)
+                .with_error_message(Some(StrBytes::from_static_str(
+                    "SASL is not expected on this connection",
+                )));
+            encode_response(api, version, correlation_id, &response, out)
+        }
+    }
+}
+
+/// The users of `user_<name>="<password>"` entries in a JAAS configuration, as Kafka's
+/// `PlainLoginModule` takes them.
+pub(crate) fn jaas_users(jaas: &str) -> Vec<(String, String)> {
+    let mut users = Vec::new();
+    let mut rest = jaas;
+    while let Some(at) = rest.find("user_") {
+        rest = &rest[at + 5..];
+        let Some((name, after)) = rest.split_once('=') else {
+            break;
+        };
+        let after = after.trim_start();
+        let Some(quoted) = after.strip_prefix('"') else {
+            continue;
+        };
+        let Some((password, tail)) = quoted.split_once('"') else {
+            break;
+        };
+        users.push((name.trim().to_owned(), password.to_owned()));
+        rest = tail;
+    }
+    users
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn jaas_user_entries() {
+        let jaas = r#"org.apache.kafka.common.security.plain.PlainLoginModule required
+            username="admin" password="admin-secret"
+            user_admin="admin-secret" user_alice = "a=b c";"#;
+        assert_eq!(
+            jaas_users(jaas),
+            [
+                ("admin".to_owned(), "admin-secret".to_owned()),
+                ("alice".to_owned(), "a=b c".to_owned())
+            ]
+        );
+        assert!(jaas_users("user_x=unquoted;").is_empty());
+        assert!(jaas_users("user_broken=\"no end").is_empty());
+    }
+
+    #[test]
+    fn plain_passwords_are_checked_against_salted_keys() {
+        let users = SaslUsers::new(vec![Mechanism::Plain], [("alice", "pw")].into_iter());
+        assert!(users.check_password("alice", "pw"));
+        assert!(!users.check_password("alice", "PW"));
+        assert!(!users.check_password("bob", "pw"));
+        assert!(!format!("{users:?}").contains("\"pw\""));
+    }
+}

@@ -1,0 +1,118 @@
+//! SASL between the client and the broker: PLAIN, SCRAM-SHA-256 and SCRAM-SHA-512 over
+//! plaintext and over TLS; wrong passwords, unknown users, mechanisms the broker does not
+//! offer and clients that skip authentication are refused.
+
+use strom_client::admin::Admin;
+use strom_client::ClientConfig;
+use strom_testkit::Certs;
+
+use crate::support::TestBroker;
+use crate::tls::{round_trip, still_serves};
+
+const JAAS: &str = r#"org.apache.kafka.common.security.plain.PlainLoginModule required
+    username="admin" password="admin-secret" user_alice="alice-secret" user_bob="bob secret";"#;
+
+async fn sasl_broker(
+    listener: &str,
+    configure: impl FnOnce(&mut strom_broker::BrokerConfig),
+) -> TestBroker {
+    let listener = listener.to_owned();
+    TestBroker::start_with(move |c| {
+        c.set("listeners", &listener).unwrap();
+        c.set("listener.name.sasl.plain.sasl.jaas.config", JAAS)
+            .unwrap();
+        configure(c);
+    })
+    .await
+}
+
+fn sasl_config(
+    b: &TestBroker,
+    protocol: &str,
+    mechanism: &str,
+    user: &str,
+    password: &str,
+) -> ClientConfig {
+    let mut config = b.config();
+    config
+        .set("security.protocol", protocol)
+        .unwrap()
+        .set("sasl.mechanism", mechanism)
+        .unwrap()
+        .set("sasl.username", user)
+        .unwrap()
+        .set("sasl.password", password)
+        .unwrap()
+        .set("socket.connection.setup.timeout.ms", "5000")
+        .unwrap();
+    config
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_mechanism_authenticates_and_bad_credentials_are_refused() {
+    let b = sasl_broker("SASL_PLAINTEXT://127.0.0.1:0", |_| {}).await;
+    for mechanism in ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] {
+        let config = sasl_config(&b, "SASL_PLAINTEXT", mechanism, "alice", "alice-secret");
+        round_trip(&config, &format!("sasl-{}", mechanism.to_lowercase())).await;
+        // A password with a space, and the user from a JAAS line.
+        let mut bob = sasl_config(&b, "SASL_PLAINTEXT", mechanism, "x", "y");
+        bob.set(
+            "sasl.jaas.config",
+            r#"org.apache.kafka.common.security.scram.ScramLoginModule required username="bob" password="bob secret";"#,
+        )
+        .unwrap();
+        Admin::connect(bob).await.unwrap();
+        for (user, password) in [("alice", "wrong"), ("mallory", "alice-secret")] {
+            let e = Admin::connect(sasl_config(&b, "SASL_PLAINTEXT", mechanism, user, password))
+                .await
+                .unwrap_err()
+                .to_string();
+            assert!(
+                e.contains("Authentication failed"),
+                "{mechanism} {user}: {e}"
+            );
+        }
+    }
+    // Skipping authentication: the broker closes the connection at the first request.
+    let plain = b
+        .config()
+        .set("socket.connection.setup.timeout.ms", "3000")
+        .unwrap()
+        .clone();
+    assert!(Admin::connect(plain).await.is_err());
+    // Missing credentials are a configuration error.
+    let mut missing = b.config();
+    missing.set("security.protocol", "SASL_PLAINTEXT").unwrap();
+    let e = Admin::connect(missing).await.unwrap_err().to_string();
+    assert!(e.contains("sasl.username"), "{e}");
+    // The broker still serves.
+    let ok = sasl_config(
+        &b,
+        "SASL_PLAINTEXT",
+        "SCRAM-SHA-512",
+        "alice",
+        "alice-secret",
+    );
+    still_serves(ok, "sasl-plain").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scram_over_tls_and_mechanisms_the_broker_does_not_offer() {
+    let certs = Certs::new("sasl ca");
+    let keystore = certs.issue("broker", "broker", &["127.0.0.1"]);
+    let b = sasl_broker("SASL_SSL://127.0.0.1:0", |c| {
+        c.set("ssl.keystore.location", keystore.both.to_str().unwrap())
+            .unwrap();
+        c.set("sasl.enabled.mechanisms", "SCRAM-SHA-512").unwrap();
+    })
+    .await;
+    let mut config = sasl_config(&b, "SASL_SSL", "SCRAM-SHA-512", "alice", "alice-secret");
+    config
+        .set("ssl.ca.location", certs.ca().to_str().unwrap())
+        .unwrap();
+    round_trip(&config, "sasl-ssl").await;
+    let mut plain = config.clone();
+    plain.set("sasl.mechanism", "PLAIN").unwrap();
+    let e = Admin::connect(plain).await.unwrap_err().to_string();
+    assert!(e.contains("offers") && e.contains("SCRAM-SHA-512"), "{e}");
+}
