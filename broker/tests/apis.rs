@@ -37,7 +37,7 @@ async fn every_api_at_every_advertised_version() {
     let conn = b.connect().await;
     let base_id = create_topic(&conn, "base", 1).await;
     let versions = conn.send(&ApiVersionsRequest::default()).await.unwrap();
-    assert_eq!(versions.api_keys.len(), 41);
+    assert_eq!(versions.api_keys.len(), 43);
     for api in &versions.api_keys {
         let key = ApiKey::try_from(api.api_key).unwrap();
         let min = if key == ApiKey::Produce {
@@ -488,6 +488,36 @@ async fn every_api_at_every_advertised_version() {
                     let request = SaslAuthenticateRequest::default();
                     let r = conn.send_version(&request, v).await.unwrap();
                     assert_eq!(r.error_code, 34, "{ctx}: ILLEGAL_SASL_STATE");
+                }
+                ApiKey::DescribeUserScramCredentials => {
+                    let request =
+                        DescribeUserScramCredentialsRequest::default().with_users(Some(vec![
+                            describe_user_scram_credentials_request::UserName::default()
+                                .with_name(s("nobody")),
+                        ]));
+                    let r = conn.send_version(&request, v).await.unwrap();
+                    assert_eq!(r.results[0].error_code, 91, "{ctx}: RESOURCE_NOT_FOUND");
+                }
+                ApiKey::AlterUserScramCredentials => {
+                    let upsertion =
+                        alter_user_scram_credentials_request::ScramCredentialUpsertion::default()
+                            .with_name(s("erin"))
+                            .with_mechanism(2)
+                            .with_iterations(4096)
+                            .with_salt(Bytes::from_static(b"salt"))
+                            .with_salted_password(Bytes::from(vec![7; 64]));
+                    let request = AlterUserScramCredentialsRequest::default()
+                        .with_upsertions(vec![upsertion]);
+                    let r = conn.send_version(&request, v).await.unwrap();
+                    assert_eq!(r.results[0].error_code, 0, "{ctx}");
+                    let described = conn
+                        .send(&DescribeUserScramCredentialsRequest::default())
+                        .await
+                        .unwrap();
+                    assert_eq!(
+                        described.results[0].credential_infos[0].iterations, 4096,
+                        "{ctx}"
+                    );
                 }
                 other => panic!("advertised but not tested: {other:?}"),
             }

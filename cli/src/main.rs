@@ -12,6 +12,7 @@ mod produce_cmd;
 mod quickstart;
 mod sql_cmd;
 mod topics_cmd;
+mod users_cmd;
 
 use clap::{Parser, Subcommand};
 
@@ -41,8 +42,10 @@ enum Command {
     Cluster(cluster_cmd::ClusterArgs),
     /// Query topics with SQL (each topic a table; JSON values as columns).
     Sql(sql_cmd::SqlArgs),
-    /// Run source and sink connectors (Kafka Connect's standalone mode).
+    /// Run source and sink connectors (Kafka Connect's standalone or distributed mode).
     Connect(connect_cmd::ConnectArgs),
+    /// Manage SCRAM users kept in the cluster's metadata.
+    Users(users_cmd::UsersArgs),
 }
 
 // Records are often made on one thread and freed on another (a connector's reader and
@@ -82,6 +85,7 @@ fn main() -> std::process::ExitCode {
             Command::Consume(args) => consume_cmd::run(args).await,
             Command::Groups(args) => groups_cmd::run(args).await,
             Command::Cluster(args) => cluster_cmd::run(args).await,
+            Command::Users(args) => users_cmd::run(args).await,
             Command::Sql(args) => sql_cmd::run(args).await,
             Command::Connect(args) => connect_cmd::run(args).await,
         }

@@ -1326,3 +1326,82 @@ fn secured_clusters_take_a_command_config() {
     assert!(!ok && stderr.contains("ssl.bogus"), "{stderr}");
     broker.stop();
 }
+
+#[test]
+fn users_add_list_and_delete_scram_credentials() {
+    let broker = TestBroker::start_with(|c| {
+        c.set("listeners", "SASL_PLAINTEXT://127.0.0.1:0")
+            .expect("listeners");
+        c.set(
+            "sasl.jaas.config",
+            r#"PlainLoginModule required user_admin="admin-pw";"#,
+        )
+        .expect("users");
+    });
+    let b = broker.bootstrap();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let properties = |user: &str, password: &str| {
+        let path = dir.path().join(format!("{user}.properties"));
+        std::fs::write(
+            &path,
+            format!(
+                "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-512\n\
+                 sasl.username={user}\nsasl.password={password}\n"
+            ),
+        )
+        .expect("write properties");
+        path.to_string_lossy().into_owned()
+    };
+    let admin = properties("admin", "admin-pw");
+    let as_admin = ["-b", &b, "--command-config", &admin];
+    let out = strom_ok(
+        &[
+            &["users"][..],
+            &as_admin,
+            &["add-scram", "carol", "--password", "carol-pw"],
+        ]
+        .concat(),
+        "",
+    );
+    assert!(out.contains("carol: SCRAM-SHA-512 set"), "{out}");
+    let out = strom_ok(&[&["users"][..], &as_admin, &["list"]].concat(), "");
+    assert!(
+        out.contains("carol\tSCRAM-SHA-512 (8192 iterations)"),
+        "{out}"
+    );
+    let carol = properties("carol", "carol-pw");
+    strom_ok(
+        &["topics", "-b", &b, "--command-config", &carol, "list"],
+        "",
+    );
+    strom_ok(
+        &[&["users"][..], &as_admin, &["delete", "carol"]].concat(),
+        "",
+    );
+    let (ok, _, stderr) = strom(
+        &["topics", "-b", &b, "--command-config", &carol, "list"],
+        "",
+    );
+    assert!(!ok && stderr.contains("Authentication failed"), "{stderr}");
+    let (ok, _, stderr) = strom(
+        &[
+            &["users"][..],
+            &as_admin,
+            &[
+                "add-scram",
+                "dave",
+                "--password",
+                "x",
+                "--mechanism",
+                "PLAIN",
+            ],
+        ]
+        .concat(),
+        "",
+    );
+    assert!(
+        !ok && stderr.contains("SCRAM-SHA-256 or SCRAM-SHA-512"),
+        "{stderr}"
+    );
+    broker.stop();
+}

@@ -148,7 +148,7 @@ pub fn parse_plain(message: &[u8]) -> Result<(String, String), SaslError> {
 
 /// What a server keeps of a SCRAM password: the salt, the iteration count and two keys
 /// derived from the salted password, never the password itself.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ScramCredential {
     /// Random salt.
     pub salt: Vec<u8>,
@@ -167,6 +167,33 @@ impl ScramCredential {
         ScramCredential::with_salt(mechanism, password, &salt, iterations)
     }
 
+    /// A credential from a password already salted (`Hi(password, salt, iterations)`), as
+    /// AlterUserScramCredentials carries it.
+    pub fn from_salted(
+        mechanism: Mechanism,
+        salted_password: &[u8],
+        salt: &[u8],
+        iterations: u32,
+    ) -> ScramCredential {
+        let client_key = mechanism.hmac(salted_password, b"Client Key");
+        ScramCredential {
+            salt: salt.to_vec(),
+            iterations,
+            stored_key: mechanism.hash(&client_key),
+            server_key: mechanism.hmac(salted_password, b"Server Key"),
+        }
+    }
+
+    /// `Hi(password, salt, iterations)`: what AlterUserScramCredentials sends.
+    pub fn salt_password(
+        mechanism: Mechanism,
+        password: &[u8],
+        salt: &[u8],
+        iterations: u32,
+    ) -> Vec<u8> {
+        mechanism.salted_password(password, salt, iterations)
+    }
+
     /// A credential for `password` with `salt`.
     pub fn with_salt(
         mechanism: Mechanism,
@@ -175,13 +202,7 @@ impl ScramCredential {
         iterations: u32,
     ) -> ScramCredential {
         let salted = mechanism.salted_password(password, salt, iterations);
-        let client_key = mechanism.hmac(&salted, b"Client Key");
-        ScramCredential {
-            salt: salt.to_vec(),
-            iterations,
-            stored_key: mechanism.hash(&client_key),
-            server_key: mechanism.hmac(&salted, b"Server Key"),
-        }
+        ScramCredential::from_salted(mechanism, &salted, salt, iterations)
     }
 }
 

@@ -67,6 +67,9 @@ pub(crate) struct MetadataImage {
     /// Controller addresses of the nodes that follow the log without voting.
     #[serde(default)]
     pub(crate) quorum_peers: BTreeMap<i32, String>,
+    /// SCRAM credentials by user, then mechanism name.
+    #[serde(default)]
+    pub(crate) scram: BTreeMap<String, BTreeMap<String, strom_protocol::sasl::ScramCredential>>,
     /// Index of the last metadata log entry applied.
     pub(crate) applied: u64,
 }
@@ -261,6 +264,33 @@ impl MetadataImage {
                 // Set once: a second proposal (two leaders racing to set it) loses.
                 if self.cluster_id.is_none() {
                     self.cluster_id = Some(id.clone());
+                }
+            }
+            MetadataRecord::UserScramCredential {
+                user,
+                mechanism,
+                salt,
+                iterations,
+                stored_key,
+                server_key,
+            } => {
+                let credential = strom_protocol::sasl::ScramCredential {
+                    salt: salt.clone(),
+                    iterations: *iterations,
+                    stored_key: stored_key.clone(),
+                    server_key: server_key.clone(),
+                };
+                self.scram
+                    .entry(user.clone())
+                    .or_default()
+                    .insert(mechanism.clone(), credential);
+            }
+            MetadataRecord::RemoveUserScramCredential { user, mechanism } => {
+                if let Some(mechanisms) = self.scram.get_mut(user) {
+                    mechanisms.remove(mechanism);
+                    if mechanisms.is_empty() {
+                        self.scram.remove(user);
+                    }
                 }
             }
         }

@@ -74,6 +74,18 @@ pub(crate) enum MetadataRecord {
     /// A node that follows the metadata log without voting (a broker-only node) and where
     /// its controller listener is, so every controller can reach it when it leads.
     QuorumPeer { id: i32, address: String },
+    /// A user's SCRAM credential for one mechanism (`SCRAM-SHA-256` or `SCRAM-SHA-512`):
+    /// salted keys, never the password (AlterUserScramCredentials).
+    UserScramCredential {
+        user: String,
+        mechanism: String,
+        salt: Vec<u8>,
+        iterations: u32,
+        stored_key: Vec<u8>,
+        server_key: Vec<u8>,
+    },
+    /// A user's SCRAM credential for one mechanism was deleted.
+    RemoveUserScramCredential { user: String, mechanism: String },
 }
 
 impl MetadataRecord {

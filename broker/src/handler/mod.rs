@@ -37,6 +37,7 @@ pub(crate) mod produce;
 pub(crate) mod sync_group;
 pub(crate) mod txn_offset_commit;
 pub(crate) mod txn_requests;
+pub(crate) mod user_scram_credentials;
 pub(crate) mod write_txn_markers;
 
 use kafka_protocol::messages::TopicName;

@@ -75,6 +75,8 @@ pub(crate) const APIS: &[ApiSpec] = &[
     // v0 would carry the SASL tokens outside Kafka frames.
     spec(ApiKey::SaslHandshake, 0, 1),
     spec(ApiKey::SaslAuthenticate, 0, 2),
+    spec(ApiKey::DescribeUserScramCredentials, 0, 0),
+    spec(ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
 /// Lowest Produce version actually served.
@@ -269,6 +271,14 @@ async fn dispatch_buffered(
         ApiKey::SaslHandshake | ApiKey::SaslAuthenticate => {
             super::sasl::illegal_state(api, version, id, out)
         }
+        ApiKey::DescribeUserScramCredentials => serve!(
+            DescribeUserScramCredentialsRequest,
+            handler::user_scram_credentials::describe
+        ),
+        ApiKey::AlterUserScramCredentials => serve!(
+            AlterUserScramCredentialsRequest,
+            handler::user_scram_credentials::alter
+        ),
         ApiKey::TxnOffsetCommit => {
             serve!(TxnOffsetCommitRequest, handler::txn_offset_commit::handle)
         }

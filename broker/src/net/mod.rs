@@ -192,7 +192,7 @@ async fn serve_frames<R: tokio::io::AsyncRead + Unpin>(
     // Reused for reading stored batches on their way to the socket.
     let mut piece = Vec::new();
     // On a SASL listener: nothing but the SASL exchange until the client authenticated.
-    let mut session = users.map(sasl::Session::new);
+    let mut session = users.map(|users| sasl::Session::new(users, &state.quorum));
     loop {
         let frame = tokio::select! {
             frame = reader.next_frame() => frame,

@@ -2,10 +2,10 @@
 //! SaslAuthenticate with PLAIN or SCRAM-SHA-256/512), only ApiVersions and those two are
 //! answered; anything else closes the connection, as Kafka does.
 //!
-//! Users come from `user_<name>="<password>"` entries of a `*sasl.jaas.config` setting;
-//! the broker keeps SCRAM credentials (salt, iterations, stored and server keys) derived
-//! from them at start, never the passwords, and checks PLAIN passwords against the same
-//! salted keys.
+//! Users come from `user_<name>="<password>"` entries of a `*sasl.jaas.config` setting
+//! (the broker keeps SCRAM credentials derived from them at start, never the passwords)
+//! and from the SCRAM credentials in the metadata log (AlterUserScramCredentials); PLAIN
+//! passwords are checked against the same salted keys.
 
 use std::collections::HashMap;
 
@@ -18,6 +18,9 @@ use kafka_protocol::protocol::StrBytes;
 use strom_protocol::header::{decode_body, decode_request_header, encode_response, RequestPrefix};
 use strom_protocol::sasl::{parse_plain, Mechanism, SaslError, ScramCredential, ScramServer};
 use strom_protocol::{ErrorCode, ProtocolError};
+
+use crate::controller::image::MetadataImage;
+use crate::controller::quorum::Quorum;
 
 /// PBKDF2 iterations of the credentials the broker derives (Kafka's minimum for SCRAM).
 const ITERATIONS: u32 = 4096;
@@ -48,22 +51,33 @@ impl SaslUsers {
         }
     }
 
-    fn credential(&self, mechanism: Mechanism, user: &str) -> Option<ScramCredential> {
-        self.credentials.get(&(mechanism, user.to_owned())).cloned()
+    /// `user`'s credential: configured, or in the metadata `image`.
+    fn credential(
+        &self,
+        mechanism: Mechanism,
+        user: &str,
+        image: Option<&MetadataImage>,
+    ) -> Option<ScramCredential> {
+        self.credentials
+            .get(&(mechanism, user.to_owned()))
+            .or_else(|| image?.scram.get(user)?.get(mechanism.name()))
+            .cloned()
     }
 
-    /// Whether `password` is `user`'s (checked against the salted SCRAM-SHA-256 keys).
-    fn check_password(&self, user: &str, password: &str) -> bool {
-        let Some(stored) = self.credential(Mechanism::ScramSha256, user) else {
-            return false;
-        };
-        let given = ScramCredential::with_salt(
-            Mechanism::ScramSha256,
-            password.as_bytes(),
-            &stored.salt,
-            stored.iterations,
-        );
-        given.stored_key == stored.stored_key
+    /// Whether `password` is `user`'s (checked against the salted SCRAM keys).
+    fn check_password(&self, user: &str, password: &str, image: Option<&MetadataImage>) -> bool {
+        [Mechanism::ScramSha256, Mechanism::ScramSha512]
+            .into_iter()
+            .find_map(|m| Some((m, self.credential(m, user, image)?)))
+            .is_some_and(|(m, stored)| {
+                let given = ScramCredential::with_salt(
+                    m,
+                    password.as_bytes(),
+                    &stored.salt,
+                    stored.iterations,
+                );
+                given.stored_key == stored.stored_key
+            })
     }
 
     fn names(&self) -> Vec<StrBytes> {
@@ -97,13 +111,15 @@ pub(crate) enum Step {
 /// A connection's SASL state.
 pub(crate) struct Session<'a> {
     users: &'a SaslUsers,
+    quorum: &'a Quorum,
     state: State,
 }
 
 impl<'a> Session<'a> {
-    pub(crate) fn new(users: &'a SaslUsers) -> Session<'a> {
+    pub(crate) fn new(users: &'a SaslUsers, quorum: &'a Quorum) -> Session<'a> {
         Session {
             users,
+            quorum,
             state: State::Start,
         }
     }
@@ -205,9 +221,11 @@ impl<'a> Session<'a> {
             );
         };
         let users = self.users;
+        let image = self.quorum.image();
+        let image = Some(image.as_ref());
         let result = match (mechanism, scram) {
             (Mechanism::Plain, _) => parse_plain(auth).and_then(|(user, password)| {
-                if users.check_password(&user, &password) {
+                if users.check_password(&user, &password, image) {
                     Ok((Some(user), Bytes::new()))
                 } else {
                     Err(SaslError::BadCredentials)
@@ -215,7 +233,7 @@ impl<'a> Session<'a> {
             }),
             (m, Some(server)) => {
                 let m = *m;
-                match server.first(auth, |user| users.credential(m, user)) {
+                match server.first(auth, |user| users.credential(m, user, image)) {
                     // The first message starts the exchange; a second one ends it.
                     Ok(challenge) => Ok((None, Bytes::from(challenge))),
                     Err(SaslError::Malformed(_)) => server
@@ -312,9 +330,19 @@ mod tests {
     #[test]
     fn plain_passwords_are_checked_against_salted_keys() {
         let users = SaslUsers::new(vec![Mechanism::Plain], [("alice", "pw")].into_iter());
-        assert!(users.check_password("alice", "pw"));
-        assert!(!users.check_password("alice", "PW"));
-        assert!(!users.check_password("bob", "pw"));
+        assert!(users.check_password("alice", "pw", None));
+        assert!(!users.check_password("alice", "PW", None));
+        assert!(!users.check_password("bob", "pw", None));
+        // Users of the metadata log too.
+        let mut image = MetadataImage::default();
+        let bob = ScramCredential::new(Mechanism::ScramSha512, b"bob-pw", 4096);
+        image
+            .scram
+            .entry("bob".to_owned())
+            .or_default()
+            .insert("SCRAM-SHA-512".to_owned(), bob);
+        assert!(users.check_password("bob", "bob-pw", Some(&image)));
+        assert!(!users.check_password("bob", "pw", Some(&image)));
         assert!(!format!("{users:?}").contains("\"pw\""));
     }
 }

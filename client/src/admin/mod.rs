@@ -55,6 +55,7 @@ mod offsets;
 mod reassignments;
 mod retry;
 mod topics;
+mod users;
 
 use std::time::Duration;
 
@@ -67,6 +68,7 @@ pub use groups::{GroupDescription, GroupListing, GroupMember, GroupOffset, Reset
 pub use offsets::{ListedOffset, OffsetSpec};
 pub use reassignments::{ElectionType, OngoingReassignment, PartitionMove, PartitionOutcome};
 pub use topics::{NewTopic, TopicDescription, TopicResults};
+pub use users::ScramCredentialInfo;
 
 use crate::cluster::Cluster;
 use crate::config::ClientConfig;

@@ -116,3 +116,64 @@ async fn scram_over_tls_and_mechanisms_the_broker_does_not_offer() {
     let e = Admin::connect(plain).await.unwrap_err().to_string();
     assert!(e.contains("offers") && e.contains("SCRAM-SHA-512"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scram_users_added_through_the_admin_api_log_in_until_deleted() {
+    use strom_client::admin::ScramCredentialInfo;
+    use strom_protocol::sasl::Mechanism;
+    let b = sasl_broker("SASL_PLAINTEXT://127.0.0.1:0", |_| {}).await;
+    let admin = Admin::connect(sasl_config(
+        &b,
+        "SASL_PLAINTEXT",
+        "SCRAM-SHA-512",
+        "alice",
+        "alice-secret",
+    ))
+    .await
+    .unwrap();
+    admin
+        .upsert_scram_credential("carol", Mechanism::ScramSha256, "carol-pw", 8192)
+        .await
+        .unwrap();
+    let carol = |mechanism| sasl_config(&b, "SASL_PLAINTEXT", mechanism, "carol", "carol-pw");
+    Admin::connect(carol("SCRAM-SHA-256")).await.unwrap();
+    Admin::connect(carol("PLAIN")).await.unwrap();
+    assert!(Admin::connect(carol("SCRAM-SHA-512")).await.is_err());
+    let described = admin.describe_scram_credentials(None).await.unwrap();
+    assert_eq!(
+        described,
+        [(
+            "carol".to_owned(),
+            vec![ScramCredentialInfo {
+                mechanism: Mechanism::ScramSha256,
+                iterations: 8192
+            }]
+        )]
+    );
+    let e = admin
+        .upsert_scram_credential("dave", Mechanism::ScramSha512, "pw", 100)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("iterations"), "{e}");
+    admin
+        .delete_scram_credential("carol", Mechanism::ScramSha256)
+        .await
+        .unwrap();
+    assert!(Admin::connect(carol("SCRAM-SHA-256")).await.is_err());
+    let e = admin
+        .describe_scram_credentials(Some(&["carol"]))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("no SCRAM credential for carol"), "{e}");
+    let e = admin
+        .delete_scram_credential("carol", Mechanism::ScramSha256)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("RESOURCE_NOT_FOUND") || e.contains("no SCRAM-SHA-256"),
+        "{e}"
+    );
+}
