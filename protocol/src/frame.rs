@@ -86,6 +86,12 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }
     }
 
+    /// Changes the largest frame accepted from the next one on (a broker accepts only small
+    /// requests before a client authenticated).
+    pub fn set_max(&mut self, max: usize) {
+        self.max = max;
+    }
+
     /// Reads the next frame body. `Ok(None)` means the peer closed the stream cleanly between
     /// frames; a close inside a frame is [`ProtocolError::ConnectionClosed`].
     pub async fn next_frame(&mut self) -> Result<Option<Bytes>, ProtocolError> {

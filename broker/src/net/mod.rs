@@ -68,6 +68,9 @@ pub(crate) async fn accept_loop(
     }
 }
 
+/// The largest request before SASL authentication (Kafka's `sasl.server.max.receive.size`).
+const SASL_MAX_RECEIVE: usize = 512 * 1024;
+
 /// How long a client has to finish the TLS handshake.
 const HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -191,8 +194,12 @@ async fn serve_frames<R: tokio::io::AsyncRead + Unpin>(
     let mut out = BytesMut::with_capacity(64 * 1024);
     // Reused for reading stored batches on their way to the socket.
     let mut piece = Vec::new();
-    // On a SASL listener: nothing but the SASL exchange until the client authenticated.
+    // On a SASL listener: nothing but the SASL exchange until the client authenticated,
+    // in small requests (Kafka's `sasl.server.max.receive.size`).
     let mut session = users.map(|users| sasl::Session::new(users, &state.quorum));
+    if session.is_some() {
+        reader.set_max(SASL_MAX_RECEIVE.min(state.config.socket_request_max_bytes));
+    }
     loop {
         let frame = tokio::select! {
             frame = reader.next_frame() => frame,
@@ -217,6 +224,7 @@ async fn serve_frames<R: tokio::io::AsyncRead + Unpin>(
                     }
                     if let Some(user) = session.principal() {
                         debug!(%peer, user, "authenticated");
+                        reader.set_max(state.config.socket_request_max_bytes);
                     }
                     continue;
                 }

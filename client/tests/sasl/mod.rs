@@ -177,3 +177,28 @@ async fn scram_users_added_through_the_admin_api_log_in_until_deleted() {
         "{e}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_requests_before_authentication_close_the_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let b = sasl_broker("SASL_PLAINTEXT://127.0.0.1:0", |_| {}).await;
+    let mut stream = tokio::net::TcpStream::connect(b.broker.bootstrap())
+        .await
+        .unwrap();
+    // A frame announcing 1 MiB, above the 512 KiB allowed before authentication.
+    stream
+        .write_all(&(1_048_576_u32).to_be_bytes())
+        .await
+        .unwrap();
+    stream.write_all(&[0; 1024]).await.unwrap();
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        stream.read_to_end(&mut answer),
+    )
+    .await
+    .expect("the broker closes the connection");
+    assert!(read.is_err() || answer.is_empty(), "{answer:?}");
+    let ok = sasl_config(&b, "SASL_PLAINTEXT", "PLAIN", "alice", "alice-secret");
+    Admin::connect(ok).await.unwrap();
+}
