@@ -6,7 +6,7 @@ use std::io::Write;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use strom_client::admin::{Admin, ClusterDescription, QuorumDescription};
+use strom_client::admin::{ClusterDescription, QuorumDescription};
 
 #[derive(Args, Debug)]
 pub struct ClusterArgs {
@@ -28,13 +28,9 @@ enum ClusterCommand {
 }
 
 pub async fn run(args: ClusterArgs) -> anyhow::Result<()> {
-    let admin = Admin::connect(crate::produce_cmd::client_config(
-        &args.bootstrap,
-        args.command_config.as_deref(),
-        &[],
-    )?)
-    .await
-    .with_context(|| format!("connecting to {}", args.bootstrap))?;
+    let admin = crate::produce_cmd::admin(&args.bootstrap, args.command_config.as_deref())
+        .await
+        .with_context(|| format!("connecting to {}", args.bootstrap))?;
     match args.command {
         ClusterCommand::Describe => {
             let cluster = admin.describe_cluster().await?;

@@ -94,13 +94,9 @@ impl Target {
 }
 
 pub async fn run(args: GroupsArgs) -> anyhow::Result<()> {
-    let admin = Admin::connect(crate::produce_cmd::client_config(
-        &args.bootstrap,
-        args.command_config.as_deref(),
-        &[],
-    )?)
-    .await
-    .with_context(|| format!("connecting to {}", args.bootstrap))?;
+    let admin = crate::produce_cmd::admin(&args.bootstrap, args.command_config.as_deref())
+        .await
+        .with_context(|| format!("connecting to {}", args.bootstrap))?;
     match args.command {
         GroupsCommand::List { state } => {
             let groups = admin.list_groups().await?;

@@ -83,6 +83,15 @@ pub fn client_config(
     Ok(config)
 }
 
+/// An admin client for `--bootstrap` and `--command-config FILE`.
+pub async fn admin(
+    bootstrap: &str,
+    command_config: Option<&std::path::Path>,
+) -> anyhow::Result<strom_client::admin::Admin> {
+    let config = client_config(bootstrap, command_config, &[])?;
+    Ok(strom_client::admin::Admin::connect(config).await?)
+}
+
 /// One line of input, as read: its number (from 1) and bytes without the line end.
 type Line = (u64, Vec<u8>);
 

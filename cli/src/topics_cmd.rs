@@ -158,12 +158,7 @@ fn pair(s: &str) -> anyhow::Result<(String, String)> {
 }
 
 pub async fn run(args: TopicsArgs) -> anyhow::Result<()> {
-    let admin = Admin::connect(crate::produce_cmd::client_config(
-        &args.bootstrap,
-        args.command_config.as_deref(),
-        &[],
-    )?)
-    .await?;
+    let admin = crate::produce_cmd::admin(&args.bootstrap, args.command_config.as_deref()).await?;
     match args.command {
         TopicsCommand::List { internal } => {
             for name in admin.list_topics(internal).await? {

@@ -7,7 +7,6 @@ use std::io::Write;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use strom_client::admin::Admin;
 use strom_protocol::sasl::Mechanism;
 
 #[derive(Args, Debug)]
@@ -61,9 +60,7 @@ fn mechanism(name: &str) -> anyhow::Result<Mechanism> {
 }
 
 pub async fn run(args: UsersArgs) -> anyhow::Result<()> {
-    let config =
-        crate::produce_cmd::client_config(&args.bootstrap, args.command_config.as_deref(), &[])?;
-    let admin = Admin::connect(config)
+    let admin = crate::produce_cmd::admin(&args.bootstrap, args.command_config.as_deref())
         .await
         .with_context(|| format!("connecting to {}", args.bootstrap))?;
     let mut out = std::io::stdout().lock();

@@ -341,6 +341,11 @@ impl ScramServer {
         }
     }
 
+    /// Whether the server-first message went out (the client-final message is next).
+    pub fn challenged(&self) -> bool {
+        self.state.is_some()
+    }
+
     /// The server-first message for a client-first message; `lookup` finds the user's
     /// credential. An unknown user gets a made-up challenge, so that the failure comes
     /// at the same step as a wrong password.

@@ -233,13 +233,15 @@ impl<'a> Session<'a> {
             }),
             (m, Some(server)) => {
                 let m = *m;
-                match server.first(auth, |user| users.credential(m, user, image)) {
-                    // The first message starts the exchange; a second one ends it.
-                    Ok(challenge) => Ok((None, Bytes::from(challenge))),
-                    Err(SaslError::Malformed(_)) => server
+                // The first message starts the exchange; the second ends it.
+                if server.challenged() {
+                    server
                         .last(auth)
-                        .map(|(user, verifier)| (Some(user), Bytes::from(verifier))),
-                    Err(e) => Err(e),
+                        .map(|(user, verifier)| (Some(user), Bytes::from(verifier)))
+                } else {
+                    server
+                        .first(auth, |user| users.credential(m, user, image))
+                        .map(|challenge| (None, Bytes::from(challenge)))
                 }
             }
             (_, None) => Err(SaslError::Malformed("no exchange")),

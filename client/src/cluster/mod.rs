@@ -73,7 +73,7 @@ impl Cluster {
     /// # Errors
     /// Configuration errors, or [`ClientError::NoBrokers`] when no bootstrap server answers.
     pub async fn connect(config: ClientConfig) -> Result<Cluster, ClientError> {
-        config.validate()?;
+        config.validate_settings()?;
         let tls = config.tls()?;
         let cluster = Cluster {
             inner: Arc::new(Inner {

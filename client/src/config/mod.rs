@@ -663,13 +663,19 @@ impl ClientConfig {
     /// assert!(err.to_string().contains("enable.idempotence=true requires acks=all"));
     /// ```
     pub fn validate(&self) -> Result<(), ClientError> {
+        self.validate_settings()?;
+        self.tls().map(|_| ())
+    }
+
+    /// Everything [`ClientConfig::validate`] checks but the TLS files (which
+    /// [`ClientConfig::tls`] reads and checks once, where they are used).
+    pub(crate) fn validate_settings(&self) -> Result<(), ClientError> {
         self.validate_ranges()?;
         self.validate_bootstrap()?;
         self.validate_idempotence()?;
         self.validate_timeouts()?;
         self.validate_names()?;
-        self.validate_sasl()?;
-        self.tls().map(|_| ())
+        self.validate_sasl()
     }
 
     fn validate_sasl(&self) -> Result<(), ClientError> {

@@ -167,7 +167,8 @@ impl Producer {
         partitioner: Box<dyn Partitioner>,
     ) -> Result<Producer, ClientError> {
         let config = cluster.config().clone();
-        config.validate()?;
+        // The cluster read the TLS files already.
+        config.validate_settings()?;
         let transactions = config
             .transactional_id
             .clone()

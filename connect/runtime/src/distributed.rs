@@ -390,14 +390,14 @@ impl DistributedWorker {
         let status_partitions = number("status.storage.partitions", 5)?;
         let slot_partitions = number("slots.storage.partitions", 32)?;
         let admin = Admin::connect(config.client.clone()).await?;
-        ensure_topic(
+        let config_partitions = ensure_topic(
             &admin,
             &config_topic,
             1,
             replication("config.storage.replication.factor")?,
         )
         .await?;
-        ensure_topic(
+        let status_partitions = ensure_topic(
             &admin,
             &status_topic,
             status_partitions,
@@ -441,7 +441,7 @@ impl DistributedWorker {
         });
         let mut background = Vec::new();
         // The configs, read to their end before taking any slot.
-        let configs = follower(&client, &config_topic).await?;
+        let configs = follower(&client, &config_topic, config_partitions).await?;
         background.push(tokio::spawn(follow(
             shared.clone(),
             configs,
@@ -453,7 +453,7 @@ impl DistributedWorker {
             .await
             .map_err(|_| RuntimeError::Unavailable(format!("reading {config_topic} timed out")))?
             .map_err(|_| RuntimeError::Unavailable(format!("reading {config_topic} stopped")))?;
-        let statuses = follower(&client, &status_topic).await?;
+        let statuses = follower(&client, &status_topic, status_partitions).await?;
         background.push(tokio::spawn(follow(
             shared.clone(),
             statuses,
@@ -521,17 +521,14 @@ impl DistributedWorker {
     }
 }
 
-/// A consumer of all of `topic`'s partitions from the beginning.
+/// A consumer of `topic`'s `partitions` partitions from the beginning.
 async fn follower(
     client: &strom_client::ClientConfig,
     topic: &str,
+    partitions: usize,
 ) -> Result<Consumer, RuntimeError> {
-    let admin = Admin::connect(client.clone()).await?;
-    let partitions: Vec<(String, i32)> = admin
-        .list_offsets(topic, OffsetSpec::Latest)
-        .await?
-        .keys()
-        .map(|p| (topic.to_owned(), *p))
+    let partitions: Vec<(String, i32)> = (0..i32::try_from(partitions).unwrap_or(i32::MAX))
+        .map(|p| (topic.to_owned(), p))
         .collect();
     let consumer = Consumer::new(client.clone()).await?;
     consumer.assign(&partitions)?;
