@@ -8,6 +8,7 @@
 //! - [`connection`]: an async client connection with correlation ids and pipelining.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+pub mod acl;
 pub mod connection;
 pub mod error;
 pub mod frame;
