@@ -54,6 +54,14 @@ pub struct BrokerConfig {
     /// Users of a SASL listener, from the `user_<name>="<password>"` entries of any
     /// `*sasl.jaas.config` setting (as Kafka's `PlainLoginModule` takes them).
     pub sasl_users: SaslPasswords,
+    /// Whether ACLs are enforced (`authorizer.class.name` set, as to Kafka's
+    /// `org.apache.kafka.metadata.authorizer.StandardAuthorizer`).
+    pub authorizer: bool,
+    /// Principals that may do everything (`super.users`, `User:a;User:b`).
+    pub super_users: Vec<String>,
+    /// Whether a resource no ACL covers is open to everyone
+    /// (`allow.everyone.if.no.acl.found`, false as in Kafka).
+    pub allow_everyone_if_no_acl_found: bool,
     /// Folder holding partition logs and broker metadata (`log.dirs`).
     pub data_dir: PathBuf,
     /// This broker's id (`node.id`).
@@ -193,6 +201,9 @@ impl BrokerConfig {
             ssl: strom_protocol::tls::ServerTls::default(),
             sasl_mechanisms: strom_protocol::sasl::Mechanism::ALL.to_vec(),
             sasl_users: SaslPasswords::default(),
+            authorizer: false,
+            super_users: Vec::new(),
+            allow_everyone_if_no_acl_found: false,
             data_dir: data_dir.into(),
             node_id: 1,
             auto_create_topics: true,
@@ -281,6 +292,25 @@ impl BrokerConfig {
             "ssl.client.auth" => {
                 self.ssl.client_auth = strom_protocol::tls::ClientAuth::parse(value)
                     .ok_or_else(|| bad("expected none, requested or required"))?
+            }
+            "authorizer.class.name" => self.authorizer = !value.trim().is_empty(),
+            "super.users" => {
+                let users: Vec<String> = value
+                    .split(';')
+                    .map(str::trim)
+                    .filter(|u| !u.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                if let Some(bad_user) = users.iter().find(|u| !u.contains(':')) {
+                    return Err(bad(&format!(
+                        "{bad_user:?} is not a principal: write User:NAME, separated by ;"
+                    )));
+                }
+                self.super_users = users;
+            }
+            "allow.everyone.if.no.acl.found" => {
+                self.allow_everyone_if_no_acl_found =
+                    parse_bool(value).ok_or_else(|| bad("expected true or false"))?
             }
             "advertised.host.name" => self.advertised_host = Some(value.to_owned()),
             "advertised.port" => {

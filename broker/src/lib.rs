@@ -14,6 +14,7 @@
 //! self-contained for tests and examples), or run `strom broker`.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod authorizer;
 pub mod config;
 mod controller;
 pub mod error;

@@ -236,7 +236,9 @@ impl Broker {
             })?;
         let transactions = Arc::new(crate::txn::TxnCoordinator::new(topics.clone(), &config));
         let abort_every = config.transaction_abort_interval;
+        let authorizer = crate::authorizer::Authorizer::new(&config);
         let state = Arc::new(BrokerState {
+            authorizer,
             config,
             cluster_id,
             advertised_host,

@@ -37,7 +37,7 @@ async fn every_api_at_every_advertised_version() {
     let conn = b.connect().await;
     let base_id = create_topic(&conn, "base", 1).await;
     let versions = conn.send(&ApiVersionsRequest::default()).await.unwrap();
-    assert_eq!(versions.api_keys.len(), 43);
+    assert_eq!(versions.api_keys.len(), 46);
     for api in &versions.api_keys {
         let key = ApiKey::try_from(api.api_key).unwrap();
         let min = if key == ApiKey::Produce {
@@ -518,6 +518,38 @@ async fn every_api_at_every_advertised_version() {
                         described.results[0].credential_infos[0].iterations, 4096,
                         "{ctx}"
                     );
+                }
+                // Without an authoriser, as Kafka: SECURITY_DISABLED (the tenant tests cover
+                // them with one).
+                ApiKey::DescribeAcls => {
+                    let r = conn
+                        .send_version(&DescribeAclsRequest::default(), v)
+                        .await
+                        .unwrap();
+                    assert_eq!(r.error_code, 54, "{ctx}");
+                }
+                ApiKey::CreateAcls => {
+                    let creation = create_acls_request::AclCreation::default()
+                        .with_resource_type(2)
+                        .with_resource_name(s("base"))
+                        .with_resource_pattern_type(3)
+                        .with_principal(s("User:alice"))
+                        .with_host(s("*"))
+                        .with_operation(3)
+                        .with_permission_type(3);
+                    let request = CreateAclsRequest::default().with_creations(vec![creation]);
+                    let r = conn.send_version(&request, v).await.unwrap();
+                    assert_eq!(r.results[0].error_code, 54, "{ctx}");
+                }
+                ApiKey::DeleteAcls => {
+                    let filter = delete_acls_request::DeleteAclsFilter::default()
+                        .with_resource_type_filter(1)
+                        .with_pattern_type_filter(1)
+                        .with_operation(1)
+                        .with_permission_type(1);
+                    let request = DeleteAclsRequest::default().with_filters(vec![filter]);
+                    let r = conn.send_version(&request, v).await.unwrap();
+                    assert_eq!(r.filter_results[0].error_code, 54, "{ctx}");
                 }
                 other => panic!("advertised but not tested: {other:?}"),
             }

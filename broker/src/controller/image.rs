@@ -70,6 +70,9 @@ pub(crate) struct MetadataImage {
     /// SCRAM credentials by user, then mechanism name.
     #[serde(default)]
     pub(crate) scram: BTreeMap<String, BTreeMap<String, strom_protocol::sasl::ScramCredential>>,
+    /// Access control lists.
+    #[serde(default)]
+    pub(crate) acls: std::collections::BTreeSet<strom_protocol::acl::AclBinding>,
     /// Index of the last metadata log entry applied.
     pub(crate) applied: u64,
 }
@@ -284,6 +287,12 @@ impl MetadataImage {
                     .entry(user.clone())
                     .or_default()
                     .insert(mechanism.clone(), credential);
+            }
+            MetadataRecord::Acl { binding } => {
+                self.acls.insert(binding.clone());
+            }
+            MetadataRecord::RemoveAcl { binding } => {
+                self.acls.remove(binding);
             }
             MetadataRecord::RemoveUserScramCredential { user, mechanism } => {
                 if let Some(mechanisms) = self.scram.get_mut(user) {

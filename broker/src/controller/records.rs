@@ -86,6 +86,14 @@ pub(crate) enum MetadataRecord {
     },
     /// A user's SCRAM credential for one mechanism was deleted.
     RemoveUserScramCredential { user: String, mechanism: String },
+    /// An ACL was created (CreateAcls).
+    Acl {
+        binding: strom_protocol::acl::AclBinding,
+    },
+    /// An ACL was deleted (DeleteAcls).
+    RemoveAcl {
+        binding: strom_protocol::acl::AclBinding,
+    },
 }
 
 impl MetadataRecord {

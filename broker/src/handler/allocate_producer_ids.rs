@@ -5,12 +5,14 @@
 use kafka_protocol::messages::{
     AllocateProducerIdsRequest, AllocateProducerIdsResponse, ProducerId,
 };
+use strom_protocol::acl::Operation;
 use strom_protocol::ErrorCode;
 
 use crate::state::BrokerState;
 
 pub(crate) async fn handle(
     state: &BrokerState,
+    client: &crate::handler::Client,
     request: AllocateProducerIdsRequest,
     _version: i16,
 ) -> AllocateProducerIdsResponse {
@@ -19,6 +21,9 @@ pub(crate) async fn handle(
             .with_error_code(code.code())
             .with_producer_id_start(ProducerId(-1))
     };
+    if !state.allowed_on_cluster(client, Operation::ClusterAction) {
+        return error(ErrorCode::CLUSTER_AUTHORIZATION_FAILED);
+    }
     let image = state.quorum.image();
     match image.brokers.get(&request.broker_id.0) {
         None => return error(ErrorCode::BROKER_ID_NOT_REGISTERED),

@@ -4,6 +4,7 @@
 
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
+use strom_protocol::acl::Operation;
 use strom_protocol::ErrorCode;
 
 use super::{str_bytes, RESOURCE_TOPIC};
@@ -12,6 +13,7 @@ use crate::topics::Failure;
 
 pub(crate) async fn handle(
     state: &BrokerState,
+    client: &crate::handler::Client,
     request: AlterConfigsRequest,
     _version: i16,
 ) -> AlterConfigsResponse {
@@ -29,7 +31,14 @@ pub(crate) async fn handle(
                     .map(|v| (c.name.to_string(), v.to_string()))
             })
             .collect();
-        let outcome = match topic_resource(resource.resource_type) {
+        let denied = super::config_denied(
+            state,
+            client,
+            resource.resource_type,
+            resource.resource_name.as_str(),
+            Operation::AlterConfigs,
+        );
+        let outcome = match denied.map_or_else(|| topic_resource(resource.resource_type), Err) {
             Ok(()) => {
                 state
                     .topics

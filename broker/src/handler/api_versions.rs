@@ -13,6 +13,7 @@ use crate::state::BrokerState;
 
 pub(crate) async fn handle(
     _state: &BrokerState,
+    _client: &crate::handler::Client,
     _request: ApiVersionsRequest,
     _version: i16,
 ) -> ApiVersionsResponse {

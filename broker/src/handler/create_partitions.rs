@@ -2,12 +2,15 @@
 
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
+use strom_protocol::acl::{Operation, ResourceType};
+use strom_protocol::ErrorCode;
 
 use super::str_bytes;
 use crate::state::BrokerState;
 
 pub(crate) async fn handle(
     state: &BrokerState,
+    client: &crate::handler::Client,
     request: CreatePartitionsRequest,
     _version: i16,
 ) -> CreatePartitionsResponse {
@@ -20,15 +23,18 @@ pub(crate) async fn handle(
                 .map(|a| a.broker_ids.into_iter().map(|b| b.0).collect())
                 .collect()
         });
-        let outcome = state
-            .topics
-            .add_partitions(
-                t.name.0.as_str(),
-                t.count,
-                assignments,
-                request.validate_only,
-            )
-            .await;
+        let name = t.name.0.as_str();
+        let outcome = if state.allowed(client, Operation::Alter, ResourceType::Topic, name) {
+            state
+                .topics
+                .add_partitions(name, t.count, assignments, request.validate_only)
+                .await
+        } else {
+            Err((
+                ErrorCode::TOPIC_AUTHORIZATION_FAILED,
+                format!("not authorized to alter topic {name}"),
+            ))
+        };
         results.push(match outcome {
             Ok(()) => result,
             Err((code, message)) => result

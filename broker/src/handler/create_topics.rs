@@ -15,6 +15,7 @@ use kafka_protocol::messages::create_topics_response::{
     CreatableTopicConfigs, CreatableTopicResult,
 };
 use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
+use strom_protocol::acl::{Operation, ResourceType};
 use strom_protocol::ErrorCode;
 
 use super::describe_configs::topic_entries;
@@ -24,6 +25,7 @@ use crate::topics::Failure;
 
 pub(crate) async fn handle(
     state: &BrokerState,
+    client: &crate::handler::Client,
     request: CreateTopicsRequest,
     version: i16,
 ) -> CreateTopicsResponse {
@@ -38,7 +40,14 @@ pub(crate) async fn handle(
     for topic in &request.topics {
         let name = topic.name.0.to_string();
         let result = CreatableTopicResult::default().with_name(topic.name.clone());
-        let created = match plan(state, topic, duplicated.contains(&name)) {
+        let may_create = state.allowed_on_cluster(client, Operation::Create)
+            || state.allowed(client, Operation::Create, ResourceType::Topic, &name);
+        let planned = if may_create {
+            plan(state, topic, duplicated.contains(&name))
+        } else {
+            Err((ErrorCode::TOPIC_AUTHORIZATION_FAILED, String::new()))
+        };
+        let created = match planned {
             Ok(Plan {
                 partitions,
                 factor,

@@ -6,12 +6,14 @@
 
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
+use strom_protocol::acl::Operation;
 use strom_protocol::ErrorCode;
 
 use crate::state::BrokerState;
 
 pub(crate) async fn handle(
     state: &BrokerState,
+    client: &crate::handler::Client,
     request: DeleteGroupsRequest,
     _version: i16,
 ) -> DeleteGroupsResponse {
@@ -19,6 +21,8 @@ pub(crate) async fn handle(
     for group_id in request.groups_names {
         let code = if group_id.is_empty() {
             ErrorCode::INVALID_GROUP_ID
+        } else if let Err(code) = super::group_check(state, client, &group_id, Operation::Delete) {
+            code
         } else {
             state.groups.delete(&group_id.to_string()).await
         };

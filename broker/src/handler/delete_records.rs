@@ -6,11 +6,14 @@ use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
 };
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
+use strom_protocol::acl::{Operation, ResourceType};
+use strom_protocol::ErrorCode;
 
 use crate::state::BrokerState;
 
 pub(crate) async fn handle(
     state: &BrokerState,
+    client: &crate::handler::Client,
     request: DeleteRecordsRequest,
     _version: i16,
 ) -> DeleteRecordsResponse {
@@ -21,12 +24,19 @@ pub(crate) async fn handle(
         for p in &t.partitions {
             let result =
                 DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index);
+            let allowed = state.allowed(
+                client,
+                Operation::Delete,
+                ResourceType::Topic,
+                t.name.0.as_str(),
+            );
             let outcome = match super::led_partition(
                 state,
                 t.name.0.as_str(),
                 topic.as_ref(),
                 p.partition_index,
             ) {
+                _ if !allowed => Err(ErrorCode::TOPIC_AUTHORIZATION_FAILED),
                 Err(code) => Err(code),
                 Ok(partition) => partition.delete_records_before(p.offset).await,
             };

@@ -4,6 +4,7 @@
 
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{DeleteTopicsRequest, DeleteTopicsResponse};
+use strom_protocol::acl::{Operation, ResourceType};
 use strom_protocol::ErrorCode;
 use uuid::Uuid;
 
@@ -12,6 +13,7 @@ use crate::state::BrokerState;
 
 pub(crate) async fn handle(
     state: &BrokerState,
+    client: &crate::handler::Client,
     request: DeleteTopicsRequest,
     version: i16,
 ) -> DeleteTopicsResponse {
@@ -40,7 +42,12 @@ pub(crate) async fn handle(
             continue;
         };
         let result = DeletableTopicResult::default().with_name(Some(topic_name(name.clone())));
-        responses.push(match state.topics.delete(&name).await {
+        let deleted = if state.allowed(client, Operation::Delete, ResourceType::Topic, &name) {
+            state.topics.delete(&name).await
+        } else {
+            Err((ErrorCode::TOPIC_AUTHORIZATION_FAILED, String::new()))
+        };
+        responses.push(match deleted {
             Ok(id) if version >= 6 => result.with_topic_id(id),
             Ok(_) => result,
             Err((code, message)) if version >= 5 => result

@@ -11,6 +11,7 @@ use kafka_protocol::messages::describe_configs_response::{
     DescribeConfigsResourceResult, DescribeConfigsResult,
 };
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
+use strom_protocol::acl::Operation;
 use strom_protocol::ErrorCode;
 
 use super::{str_bytes, RESOURCE_BROKER, RESOURCE_TOPIC};
@@ -128,6 +129,7 @@ fn broker_entries(state: &BrokerState) -> Vec<Entry> {
 
 pub(crate) async fn handle(
     state: &BrokerState,
+    client: &crate::handler::Client,
     request: DescribeConfigsRequest,
     version: i16,
 ) -> DescribeConfigsResponse {
@@ -139,7 +141,15 @@ pub(crate) async fn handle(
             let result = DescribeConfigsResult::default()
                 .with_resource_type(resource.resource_type)
                 .with_resource_name(resource.resource_name.clone());
+            let denied = super::config_denied(
+                state,
+                client,
+                resource.resource_type,
+                &name,
+                Operation::DescribeConfigs,
+            );
             let entries = match resource.resource_type {
+                _ if denied.is_some() => Err(denied.unwrap_or_default()),
                 RESOURCE_TOPIC => match state.quorum.image().topic(&name) {
                     Some(topic) => Ok(topic_entries(state, &topic.configs)),
                     None => Err((

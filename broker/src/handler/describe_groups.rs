@@ -6,6 +6,7 @@
 
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
+use strom_protocol::acl::{Operation, ResourceType};
 use strom_protocol::ErrorCode;
 
 use super::str_bytes;
@@ -16,6 +17,7 @@ const NO_OPERATIONS: i32 = i32::MIN;
 
 pub(crate) async fn handle(
     state: &BrokerState,
+    client: &crate::handler::Client,
     request: DescribeGroupsRequest,
     version: i16,
 ) -> DescribeGroupsResponse {
@@ -23,10 +25,24 @@ pub(crate) async fn handle(
     for group_id in request.groups {
         let mut described = DescribedGroup::default().with_group_id(group_id.clone());
         if version >= 3 {
-            described = described.with_authorized_operations(NO_OPERATIONS);
+            let operations = if request.include_authorized_operations {
+                state.authorizer.authorized_operations(
+                    &state.quorum.image(),
+                    client,
+                    ResourceType::Group,
+                    &group_id,
+                )
+            } else {
+                NO_OPERATIONS
+            };
+            described = described.with_authorized_operations(operations);
         }
         if group_id.is_empty() {
             groups.push(described.with_error_code(ErrorCode::INVALID_GROUP_ID.code()));
+            continue;
+        }
+        if let Err(code) = super::group_check(state, client, &group_id, Operation::Describe) {
+            groups.push(described.with_error_code(code.code()));
             continue;
         }
         let description = match state.groups.describe(&group_id.to_string()).await {

@@ -7,10 +7,14 @@ use kafka_protocol::messages::describe_producers_response::{
 };
 use kafka_protocol::messages::{DescribeProducersRequest, DescribeProducersResponse, ProducerId};
 
+use strom_protocol::acl::{Operation, ResourceType};
+use strom_protocol::ErrorCode;
+
 use crate::state::BrokerState;
 
 pub(crate) async fn handle(
     state: &BrokerState,
+    client: &crate::handler::Client,
     request: DescribeProducersRequest,
     _version: i16,
 ) -> DescribeProducersResponse {
@@ -20,7 +24,12 @@ pub(crate) async fn handle(
         let mut partitions = Vec::with_capacity(topic.partition_indexes.len());
         for index in topic.partition_indexes {
             let answer = PartitionResponse::default().with_partition_index(index);
-            let led = super::led_partition(state, topic.name.0.as_str(), local.as_ref(), index);
+            let name = topic.name.0.as_str();
+            let led = if state.allowed(client, Operation::Read, ResourceType::Topic, name) {
+                super::led_partition(state, name, local.as_ref(), index)
+            } else {
+                Err(ErrorCode::TOPIC_AUTHORIZATION_FAILED)
+            };
             partitions.push(match led {
                 Err(code) => answer.with_error_code(code.code()),
                 Ok(partition) => {

@@ -9,6 +9,7 @@ use kafka_protocol::messages::describe_quorum_response::{PartitionData, ReplicaS
 use kafka_protocol::messages::{
     BrokerId, DescribeQuorumRequest, DescribeQuorumResponse, TopicName,
 };
+use strom_protocol::acl::Operation;
 use strom_protocol::ErrorCode;
 
 use super::str_bytes;
@@ -19,9 +20,14 @@ pub(crate) const METADATA_TOPIC: &str = "__cluster_metadata";
 
 pub(crate) async fn handle(
     state: &BrokerState,
+    client: &crate::handler::Client,
     request: DescribeQuorumRequest,
     version: i16,
 ) -> DescribeQuorumResponse {
+    if !state.allowed_on_cluster(client, Operation::Describe) {
+        return DescribeQuorumResponse::default()
+            .with_error_code(ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code());
+    }
     let status = state.quorum.status();
     let replica = |id: i32, index: u64| {
         let end = i64::try_from(index).unwrap_or(i64::MAX);

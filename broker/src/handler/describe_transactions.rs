@@ -13,6 +13,7 @@ use kafka_protocol::messages::{
     ListTransactionsResponse, ProducerId, TopicName, TransactionalId,
 };
 use kafka_protocol::protocol::StrBytes;
+use strom_protocol::acl::{Operation, ResourceType};
 use strom_protocol::ErrorCode;
 
 use crate::state::{now_ms, BrokerState};
@@ -30,13 +31,25 @@ const STATES: [&str; 6] = [
 
 pub(crate) async fn describe(
     state: &BrokerState,
+    client: &crate::handler::Client,
     request: DescribeTransactionsRequest,
     _version: i16,
 ) -> DescribeTransactionsResponse {
     let mut states = Vec::with_capacity(request.transactional_ids.len());
     for id in request.transactional_ids {
         let answer = TransactionState::default().with_transactional_id(id.clone());
-        let found = state.transactions.describe(id.0.as_str()).await;
+        let id_str = id.0.as_str();
+        if !state.allowed(
+            client,
+            Operation::Describe,
+            ResourceType::TransactionalId,
+            id_str,
+        ) {
+            let code = ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED.code();
+            states.push(answer.with_error_code(code));
+            continue;
+        }
+        let found = state.transactions.describe(id_str).await;
         states.push(match found {
             Err(code) => answer.with_error_code(code.code()),
             Ok(None) => answer.with_error_code(ErrorCode::TRANSACTIONAL_ID_NOT_FOUND.code()),
@@ -67,6 +80,7 @@ pub(crate) async fn describe(
 
 pub(crate) async fn list(
     state: &BrokerState,
+    client: &crate::handler::Client,
     request: ListTransactionsRequest,
     version: i16,
 ) -> ListTransactionsResponse {
@@ -88,6 +102,14 @@ pub(crate) async fn list(
         .snapshot()
         .await
         .into_iter()
+        .filter(|(id, _)| {
+            state.allowed(
+                client,
+                Operation::Describe,
+                ResourceType::TransactionalId,
+                id,
+            )
+        })
         .filter(|(_, meta)| {
             request.state_filters.is_empty()
                 || request

@@ -5,6 +5,7 @@
 
 use kafka_protocol::messages::elect_leaders_response::{PartitionResult, ReplicaElectionResult};
 use kafka_protocol::messages::{ElectLeadersRequest, ElectLeadersResponse, TopicName};
+use strom_protocol::acl::Operation;
 use strom_protocol::ErrorCode;
 
 use super::str_bytes;
@@ -13,9 +14,14 @@ use crate::state::BrokerState;
 
 pub(crate) async fn handle(
     state: &BrokerState,
+    client: &crate::handler::Client,
     request: ElectLeadersRequest,
     version: i16,
 ) -> ElectLeadersResponse {
+    if !state.allowed_on_cluster(client, Operation::Alter) {
+        return ElectLeadersResponse::default()
+            .with_error_code(ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code());
+    }
     let kind = if version >= 1 {
         Election::from_kafka(request.election_type)
     } else {

@@ -9,6 +9,8 @@
 //! consumer can make progress past a batch larger than its limits. When less than
 //! `min_bytes` is available the request waits up to `max_wait_ms` for appends to the
 //! partitions it asks for (long poll; each partition wakes only its own waiters).
+//! Consumers need READ on each topic (TOPIC_AUTHORIZATION_FAILED), followers
+//! CLUSTER_ACTION (CLUSTER_AUTHORIZATION_FAILED for the whole request).
 //! v13+ names topics by id. Fetch sessions (KIP-227) are not created: the response's session
 //! id is always 0, which tells clients to keep sending full requests.
 
@@ -18,6 +20,7 @@ use kafka_protocol::messages::fetch_response::{
     AbortedTransaction, FetchableTopicResponse, PartitionData,
 };
 use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId};
+use strom_protocol::acl::{Operation, ResourceType};
 use strom_protocol::ErrorCode;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -56,6 +59,7 @@ impl FetchOutput {
 
 pub(crate) async fn handle(
     state: &BrokerState,
+    client: &crate::handler::Client,
     request: FetchRequest,
     version: i16,
 ) -> FetchOutput {
@@ -83,8 +87,36 @@ pub(crate) async fn handle(
     // The response limit: the client's, capped by the broker's `fetch.max.bytes`.
     let max_bytes = request.max_bytes.clamp(0, state.config.fetch_max_bytes) as usize;
     // A follower's fetch: its fetch offsets are its log ends, which move the leader's high
-    // watermark and may bring it into the ISR.
+    // watermark and may bring it into the ISR. Followers need CLUSTER_ACTION; consumers
+    // READ on each topic.
     let replica = replica_of(&request, version);
+    if replica >= 0 && !state.allowed_on_cluster(client, Operation::ClusterAction) {
+        let response = FetchResponse::default()
+            .with_error_code(ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code());
+        return FetchOutput {
+            response,
+            regions: Vec::new(),
+        };
+    }
+    let denied: Vec<bool> = request
+        .topics
+        .iter()
+        .zip(&topics)
+        .map(|(t, topic)| {
+            let name = topic
+                .as_ref()
+                .map_or(t.topic.0.as_str(), |t| t.name.as_str());
+            let unnamed = version >= 13 && topic.is_none();
+            replica < 0
+                && !unnamed
+                && !state.allowed(client, Operation::Read, ResourceType::Topic, name)
+        })
+        .collect();
+    let topics: Vec<Option<Arc<Topic>>> = topics
+        .into_iter()
+        .zip(&denied)
+        .map(|(topic, denied)| topic.filter(|_| !denied))
+        .collect();
     if replica >= 0 {
         replica_progress(state, &request, &topics, replica).await;
     }
@@ -99,7 +131,8 @@ pub(crate) async fn handle(
                 }
             }
         }
-        let (output, read) = read_all(state, &request, &topics, version, max_bytes).await;
+        let (output, read) =
+            read_all(state, &request, (&topics, &denied), version, max_bytes).await;
         let min_bytes = usize::try_from(request.min_bytes).unwrap_or(0);
         let nothing_asked = request.topics.iter().all(|t| t.partitions.is_empty());
         if read.bytes >= min_bytes || read.errors || nothing_asked || Instant::now() >= deadline {
@@ -109,7 +142,7 @@ pub(crate) async fn handle(
             .await
             .is_err()
         {
-            return read_all(state, &request, &topics, version, max_bytes)
+            return read_all(state, &request, (&topics, &denied), version, max_bytes)
                 .await
                 .0;
         }
@@ -180,7 +213,7 @@ async fn replica_progress(
 async fn read_all(
     state: &BrokerState,
     request: &FetchRequest,
-    topics: &[Option<Arc<Topic>>],
+    (topics, denied): (&[Option<Arc<Topic>>], &[bool]),
     version: i16,
     max_bytes: usize,
 ) -> (FetchOutput, Read) {
@@ -190,10 +223,17 @@ async fn read_all(
     let mut total = 0usize;
     let mut errors = false;
     let mut responses = Vec::with_capacity(request.topics.len());
-    for (fetch_topic, topic) in request.topics.iter().zip(topics) {
+    for ((fetch_topic, topic), denied) in request.topics.iter().zip(topics).zip(denied) {
         let mut partitions = Vec::with_capacity(fetch_topic.partitions.len());
         for p in &fetch_topic.partitions {
             let data = PartitionData::default().with_partition_index(p.partition);
+            if *denied {
+                let code = ErrorCode::TOPIC_AUTHORIZATION_FAILED.code();
+                partitions.push(data.with_error_code(code).with_high_watermark(-1));
+                regions.push(None);
+                errors = true;
+                continue;
+            }
             let led = super::led_partition(
                 state,
                 fetch_topic.topic.0.as_str(),

@@ -10,6 +10,7 @@
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinatorResponse};
 use kafka_protocol::protocol::StrBytes;
+use strom_protocol::acl::{Operation, ResourceType};
 use strom_protocol::ErrorCode;
 
 use super::str_bytes;
@@ -21,6 +22,7 @@ const TRANSACTION: i8 = 1;
 
 pub(crate) async fn handle(
     state: &BrokerState,
+    client: &crate::handler::Client,
     request: FindCoordinatorRequest,
     version: i16,
 ) -> FindCoordinatorResponse {
@@ -53,7 +55,7 @@ pub(crate) async fn handle(
     if version >= 4 {
         let mut coordinators = Vec::with_capacity(request.coordinator_keys.len());
         for key in request.coordinator_keys {
-            let found = locate(state, request.key_type, key.as_str()).await;
+            let found = locate(state, client, request.key_type, key.as_str()).await;
             let c = Coordinator::default().with_key(key);
             coordinators.push(match found {
                 Ok((node, host, port)) => c
@@ -65,7 +67,7 @@ pub(crate) async fn handle(
         }
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
-    match locate(state, request.key_type, request.key.as_str()).await {
+    match locate(state, client, request.key_type, request.key.as_str()).await {
         Ok((node, host, port)) => FindCoordinatorResponse::default()
             .with_node_id(BrokerId(node))
             .with_host(host)
@@ -79,9 +81,22 @@ pub(crate) async fn handle(
 /// Node id, host and port of the coordinator of `key`.
 async fn locate(
     state: &BrokerState,
+    client: &crate::handler::Client,
     key_type: i8,
     key: &str,
 ) -> Result<(i32, StrBytes, i32), ErrorCode> {
+    // DESCRIBE on the group or transactional id, as Kafka asks.
+    let (resource, denied) = if key_type == GROUP {
+        (ResourceType::Group, ErrorCode::GROUP_AUTHORIZATION_FAILED)
+    } else {
+        (
+            ResourceType::TransactionalId,
+            ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+        )
+    };
+    if !state.allowed(client, Operation::Describe, resource, key) {
+        return Err(denied);
+    }
     let node = if key_type == GROUP {
         state.groups.find(key).await?
     } else {

@@ -5,6 +5,7 @@
 //! membership.
 
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
+use strom_protocol::acl::Operation;
 use strom_protocol::ErrorCode;
 
 use crate::group::Member;
@@ -12,12 +13,15 @@ use crate::state::BrokerState;
 
 pub(crate) async fn handle(
     state: &BrokerState,
+    client: &crate::handler::Client,
     request: HeartbeatRequest,
     _version: i16,
 ) -> HeartbeatResponse {
     let group_id = request.group_id.to_string();
     let code = if group_id.is_empty() {
         ErrorCode::INVALID_GROUP_ID
+    } else if let Err(code) = super::group_check(state, client, &group_id, Operation::Read) {
+        code
     } else {
         let member = Member {
             member_id: request.member_id.to_string(),

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
+use strom_protocol::acl::Operation;
 use strom_protocol::ErrorCode;
 
 use kafka_protocol::messages::incremental_alter_configs_request::AlterableConfig;
@@ -42,6 +43,7 @@ fn list_edit(current: Option<&String>, value: &str, append: bool) -> String {
 
 pub(crate) async fn handle(
     state: &BrokerState,
+    client: &crate::handler::Client,
     request: IncrementalAlterConfigsRequest,
     _version: i16,
 ) -> IncrementalAlterConfigsResponse {
@@ -51,7 +53,14 @@ pub(crate) async fn handle(
             .with_resource_type(resource.resource_type)
             .with_resource_name(resource.resource_name.clone());
         let default_policy = state.topics.defaults().cleanup_policy.as_kafka_str();
-        let outcome = match topic_resource(resource.resource_type) {
+        let denied = super::config_denied(
+            state,
+            client,
+            resource.resource_type,
+            resource.resource_name.as_str(),
+            Operation::AlterConfigs,
+        );
+        let outcome = match denied.map_or_else(|| topic_resource(resource.resource_type), Err) {
             Ok(()) => {
                 let configs = resource.configs;
                 let name = resource.resource_name.as_str();

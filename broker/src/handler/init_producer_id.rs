@@ -8,6 +8,7 @@
 //! earlier producers. Before v4, `PRODUCER_FENCED` is answered as `INVALID_PRODUCER_EPOCH`.
 
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
+use strom_protocol::acl::{Operation, ResourceType};
 use strom_protocol::ErrorCode;
 use tracing::warn;
 
@@ -15,6 +16,7 @@ use crate::state::BrokerState;
 
 pub(crate) async fn handle(
     state: &BrokerState,
+    client: &crate::handler::Client,
     request: InitProducerIdRequest,
     version: i16,
 ) -> InitProducerIdResponse {
@@ -24,6 +26,32 @@ pub(crate) async fn handle(
             .with_producer_id(ProducerId(-1))
             .with_producer_epoch(-1)
     };
+    // A transactional id needs WRITE on it; an idempotent producer IDEMPOTENT_WRITE on the
+    // cluster or WRITE on some topic (KIP-679).
+    let image = state.quorum.image();
+    let allowed = match &request.transactional_id {
+        Some(id) => state
+            .allowed(
+                client,
+                Operation::Write,
+                ResourceType::TransactionalId,
+                id.0.as_str(),
+            )
+            .then_some(())
+            .ok_or(ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED),
+        None => (state.allowed_on_cluster(client, Operation::IdempotentWrite)
+            || state.authorizer.allowed_on_any(
+                &image,
+                client,
+                Operation::Write,
+                ResourceType::Topic,
+            ))
+        .then_some(())
+        .ok_or(ErrorCode::CLUSTER_AUTHORIZATION_FAILED),
+    };
+    if let Err(code) = allowed {
+        return error(code);
+    }
     if let Some(id) = &request.transactional_id {
         let expected =
             (request.producer_id.0 >= 0).then_some((request.producer_id.0, request.producer_epoch));

@@ -7,6 +7,7 @@
 
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
+use strom_protocol::acl::Operation;
 use strom_protocol::ErrorCode;
 
 use super::{str_bytes, Client};
@@ -25,6 +26,9 @@ pub(crate) async fn handle(
             JoinResult::error(&request.member_id, ErrorCode::INVALID_GROUP_ID),
             version,
         );
+    }
+    if let Err(code) = super::group_check(state, client, &group_id, Operation::Read) {
+        return respond(JoinResult::error(&request.member_id, code), version);
     }
     let rebalance_timeout_ms = if version >= 1 {
         request.rebalance_timeout_ms

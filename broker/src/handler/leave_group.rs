@@ -5,6 +5,7 @@
 
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
+use strom_protocol::acl::Operation;
 use strom_protocol::ErrorCode;
 
 use super::str_bytes;
@@ -12,6 +13,7 @@ use crate::state::BrokerState;
 
 pub(crate) async fn handle(
     state: &BrokerState,
+    client: &crate::handler::Client,
     request: LeaveGroupRequest,
     version: i16,
 ) -> LeaveGroupResponse {
@@ -30,6 +32,9 @@ pub(crate) async fn handle(
     };
     if group_id.is_empty() {
         return LeaveGroupResponse::default().with_error_code(ErrorCode::INVALID_GROUP_ID.code());
+    }
+    if let Err(code) = super::group_check(state, client, &group_id, Operation::Read) {
+        return LeaveGroupResponse::default().with_error_code(code.code());
     }
     let codes = state.groups.leave(&group_id, members.clone()).await;
     if version < 3 {

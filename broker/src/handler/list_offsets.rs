@@ -23,6 +23,7 @@ const EARLIEST_PENDING_UPLOAD: i64 = -5;
 
 pub(crate) async fn handle(
     state: &BrokerState,
+    client: &crate::handler::Client,
     request: ListOffsetsRequest,
     version: i16,
 ) -> ListOffsetsResponse {
@@ -34,12 +35,14 @@ pub(crate) async fn handle(
         for p in &t.partitions {
             let response =
                 ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
+            let described = state.may_describe_topic(client, t.name.0.as_str());
             let found = match super::led_partition(
                 state,
                 t.name.0.as_str(),
                 topic.as_ref(),
                 p.partition_index,
             ) {
+                _ if !described => Err(ErrorCode::TOPIC_AUTHORIZATION_FAILED),
                 Err(code) => Err(code),
                 Ok(partition) => lookup(&partition, p.timestamp, committed).await,
             };

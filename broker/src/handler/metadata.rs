@@ -6,7 +6,9 @@
 //! asks the controller with CreateTopics and tells the client LEADER_NOT_AVAILABLE, so it
 //! asks again). v10+ may name topics by id. Brokers,
 //! leaders, replicas, ISRs and leader epochs come from the metadata image, so every broker
-//! that has caught up answers the same.
+//! that has caught up answers the same. Topics the client may not DESCRIBE are left out
+//! of "every topic" and TOPIC_AUTHORIZATION_FAILED when named; creating one needs CREATE on
+//! the cluster or the topic.
 
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
@@ -14,6 +16,7 @@ use kafka_protocol::messages::metadata_response::{
 use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse};
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use strom_protocol::acl::{Operation, ResourceType};
 use strom_protocol::ErrorCode;
 use uuid::Uuid;
 
@@ -25,6 +28,7 @@ use crate::topics::validate_topic_name;
 
 pub(crate) async fn handle(
     state: &BrokerState,
+    client: &crate::handler::Client,
     request: MetadataRequest,
     version: i16,
 ) -> MetadataResponse {
@@ -34,8 +38,13 @@ pub(crate) async fn handle(
         Some(t) => t.is_empty() && version == 0,
     };
     let mut image = status.image.clone();
-    let topics = if all {
-        let mut topics: Vec<&TopicImage> = image.topics.values().collect();
+    let mut topics = if all {
+        // Every topic the client may describe; the others it does not see.
+        let mut topics: Vec<&TopicImage> = image
+            .topics
+            .values()
+            .filter(|t| state.may_describe_topic(client, &t.name))
+            .collect();
         topics.sort_by(|a, b| a.name.cmp(&b.name));
         topics
             .into_iter()
@@ -47,14 +56,42 @@ pub(crate) async fn handle(
         let mut found = Vec::new();
         for t in request.topics.unwrap_or_default() {
             found.push(match t.name {
-                Some(name) => {
-                    by_name(state, &mut image, name.0.as_str(), allow_create, version).await
+                Some(name) if !state.may_describe_topic(client, name.0.as_str()) => {
+                    denied(name.0.as_str())
                 }
-                None => by_id(&image, t.topic_id, version),
+                Some(name) => {
+                    let name = name.0.as_str();
+                    let creating = allow_create && image.topic(name).is_none();
+                    if creating && !may_create(state, client, name) {
+                        denied(name)
+                    } else {
+                        by_name(state, &mut image, name, allow_create, version).await
+                    }
+                }
+                None => match by_id(&image, t.topic_id, version) {
+                    found if found.error_code == 0 => {
+                        let name = found.name.as_ref().map_or("", |n| n.0.as_str());
+                        if state.may_describe_topic(client, name) {
+                            found
+                        } else {
+                            MetadataResponseTopic::default()
+                                .with_topic_id(t.topic_id)
+                                .with_error_code(ErrorCode::TOPIC_AUTHORIZATION_FAILED.code())
+                        }
+                    }
+                    missing => missing,
+                },
             });
         }
         found
     };
+    if version >= 8 && request.include_topic_authorized_operations {
+        for topic in &mut topics {
+            if let Some(name) = topic.name.as_ref().filter(|_| topic.error_code == 0) {
+                topic.topic_authorized_operations = authorized(state, client, name.0.as_str());
+            }
+        }
+    }
     let brokers = image
         .live_brokers()
         .map(|b| {
@@ -78,7 +115,35 @@ pub(crate) async fn handle(
     if version >= 2 {
         response = response.with_cluster_id(Some(str_bytes(state.cluster_id())));
     }
+    if (8..=10).contains(&version) && request.include_cluster_authorized_operations {
+        response.cluster_authorized_operations = state.authorizer.authorized_operations(
+            &state.quorum.image(),
+            client,
+            ResourceType::Cluster,
+            strom_protocol::acl::CLUSTER_NAME,
+        );
+    }
     response
+}
+
+/// A topic the client may not describe.
+fn denied(name: &str) -> MetadataResponseTopic {
+    MetadataResponseTopic::default()
+        .with_name(Some(topic_name(name)))
+        .with_error_code(ErrorCode::TOPIC_AUTHORIZATION_FAILED.code())
+}
+
+/// Whether the client may create topic `name` (CREATE on the cluster or on the topic).
+fn may_create(state: &BrokerState, client: &crate::handler::Client, name: &str) -> bool {
+    state.allowed_on_cluster(client, Operation::Create)
+        || state.allowed(client, Operation::Create, ResourceType::Topic, name)
+}
+
+/// The topic operations the client may do, as Kafka's bit field.
+fn authorized(state: &BrokerState, client: &crate::handler::Client, name: &str) -> i32 {
+    state
+        .authorizer
+        .authorized_operations(&state.quorum.image(), client, ResourceType::Topic, name)
 }
 
 async fn by_name(

@@ -3,6 +3,7 @@
 //! A handler is `async fn handle(state, request, version) -> Response`: it never fails as a
 //! whole; problems become Kafka error codes in the response, per topic or partition.
 
+pub(crate) mod acls;
 pub(crate) mod allocate_producer_ids;
 pub(crate) mod alter_configs;
 pub(crate) mod api_versions;
@@ -47,12 +48,17 @@ use kafka_protocol::protocol::StrBytes;
 pub(crate) const RESOURCE_TOPIC: i8 = 2;
 pub(crate) const RESOURCE_BROKER: i8 = 4;
 
-/// Who sent a request, for the APIs that record it (group membership).
+/// Who sent a request: for authorisation, quotas, and the APIs that record it (group
+/// membership).
 pub(crate) struct Client {
     /// The request header's client id.
     pub(crate) client_id: String,
     /// `/IP` of the peer, as Kafka shows a member's host.
     pub(crate) host: String,
+    /// The peer's IP address, as ACLs name hosts.
+    pub(crate) ip: String,
+    /// The authenticated principal (`User:alice`), or `User:ANONYMOUS`.
+    pub(crate) principal: String,
 }
 
 /// Groups per-partition answers by topic, keeping their order: consecutive answers of one
@@ -103,6 +109,73 @@ pub(crate) fn led_partition(
             .and_then(|topic| topic.partition(index))
             .filter(|partition| partition.leader_epoch() == p.leader_epoch)
             .ok_or(ErrorCode::NOT_LEADER_OR_FOLLOWER),
+    }
+}
+
+/// GROUP_AUTHORIZATION_FAILED unless the client may `operation` the group.
+pub(crate) fn group_check(
+    state: &crate::state::BrokerState,
+    client: &Client,
+    group_id: &str,
+    operation: strom_protocol::acl::Operation,
+) -> Result<(), strom_protocol::ErrorCode> {
+    if state.allowed(
+        client,
+        operation,
+        strom_protocol::acl::ResourceType::Group,
+        group_id,
+    ) {
+        Ok(())
+    } else {
+        Err(strom_protocol::ErrorCode::GROUP_AUTHORIZATION_FAILED)
+    }
+}
+
+/// Commits metadata records through this broker, which must be the active controller
+/// (NOT_CONTROLLER otherwise); nothing to commit is a success.
+pub(crate) async fn commit(
+    state: &crate::state::BrokerState,
+    records: Vec<crate::controller::records::MetadataRecord>,
+) -> Result<(), (strom_protocol::ErrorCode, String)> {
+    use strom_protocol::ErrorCode;
+    if records.is_empty() {
+        return Ok(());
+    }
+    if state.quorum.status().leader != Some(state.config.node_id) {
+        return Err((
+            ErrorCode::NOT_CONTROLLER,
+            "this broker is not the active controller".to_owned(),
+        ));
+    }
+    state
+        .quorum
+        .propose(records)
+        .await
+        .map(|_| ())
+        .map_err(|e| (ErrorCode::REQUEST_TIMED_OUT, e.to_string()))
+}
+
+/// The error for a config resource the client may not `operation` (DESCRIBE_CONFIGS or
+/// ALTER_CONFIGS): topics are checked by name, brokers as the cluster.
+pub(crate) fn config_denied(
+    state: &crate::state::BrokerState,
+    client: &Client,
+    resource_type: i8,
+    name: &str,
+    operation: strom_protocol::acl::Operation,
+) -> Option<(strom_protocol::ErrorCode, String)> {
+    use strom_protocol::acl::ResourceType;
+    use strom_protocol::ErrorCode;
+    match resource_type {
+        RESOURCE_TOPIC if !state.allowed(client, operation, ResourceType::Topic, name) => Some((
+            ErrorCode::TOPIC_AUTHORIZATION_FAILED,
+            format!("not authorized to {operation} topic {name}"),
+        )),
+        RESOURCE_BROKER if !state.allowed_on_cluster(client, operation) => Some((
+            ErrorCode::CLUSTER_AUTHORIZATION_FAILED,
+            format!("not authorized to {operation} the cluster"),
+        )),
+        _ => None,
     }
 }
 

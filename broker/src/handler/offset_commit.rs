@@ -11,6 +11,7 @@ use kafka_protocol::messages::offset_commit_response::{
 };
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse};
 use kafka_protocol::protocol::StrBytes;
+use strom_protocol::acl::{Operation, ResourceType};
 use strom_protocol::ErrorCode;
 
 use super::{by_topic, topic_name};
@@ -19,6 +20,7 @@ use crate::state::{now_ms, BrokerState};
 
 pub(crate) async fn handle(
     state: &BrokerState,
+    client: &crate::handler::Client,
     request: OffsetCommitRequest,
     _version: i16,
 ) -> OffsetCommitResponse {
@@ -30,7 +32,7 @@ pub(crate) async fn handle(
         generation_id: request.generation_id_or_member_epoch,
         group_instance_id: request.group_instance_id.as_ref().map(|i| i.to_string()),
     };
-    let codes = store(state, &group_id, &wanted, |known| {
+    let codes = store((state, client), &group_id, &wanted, |known| {
         state.groups.commit(&group_id, member, known)
     })
     .await;
@@ -76,10 +78,12 @@ pub(crate) fn offset(
 }
 
 /// One code per wanted offset: INVALID_GROUP_ID for an empty group id,
+/// GROUP_AUTHORIZATION_FAILED without READ on the group, TOPIC_AUTHORIZATION_FAILED without
+/// READ on the topic,
 /// UNKNOWN_TOPIC_OR_PARTITION for partitions that do not exist, and for the others what
 /// `commit` (given them) answers.
 pub(crate) async fn store<F: std::future::Future<Output = Vec<ErrorCode>>>(
-    state: &BrokerState,
+    (state, client): (&BrokerState, &crate::handler::Client),
     group_id: &str,
     wanted: &[((String, i32), CommittedOffset)],
     commit: impl FnOnce(Vec<((String, i32), CommittedOffset)>) -> F,
@@ -87,7 +91,20 @@ pub(crate) async fn store<F: std::future::Future<Output = Vec<ErrorCode>>>(
     if group_id.is_empty() {
         return vec![ErrorCode::INVALID_GROUP_ID; wanted.len()];
     }
-    let codes = unknown_topics(state, wanted);
+    if let Err(code) = super::group_check(state, client, group_id, Operation::Read) {
+        return vec![code; wanted.len()];
+    }
+    let codes: Vec<ErrorCode> = unknown_topics(state, wanted)
+        .into_iter()
+        .zip(wanted)
+        .map(|(code, ((topic, _), _))| {
+            if state.allowed(client, Operation::Read, ResourceType::Topic, topic) {
+                code
+            } else {
+                ErrorCode::TOPIC_AUTHORIZATION_FAILED
+            }
+        })
+        .collect();
     let known: Vec<_> = wanted
         .iter()
         .zip(&codes)

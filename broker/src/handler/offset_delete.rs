@@ -7,12 +7,14 @@ use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
 };
 use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
+use strom_protocol::acl::{Operation, ResourceType};
 use strom_protocol::ErrorCode;
 
 use crate::state::BrokerState;
 
 pub(crate) async fn handle(
     state: &BrokerState,
+    client: &crate::handler::Client,
     request: OffsetDeleteRequest,
     _version: i16,
 ) -> OffsetDeleteResponse {
@@ -20,9 +22,14 @@ pub(crate) async fn handle(
     if group_id.is_empty() {
         return OffsetDeleteResponse::default().with_error_code(ErrorCode::INVALID_GROUP_ID.code());
     }
+    if let Err(code) = super::group_check(state, client, &group_id, Operation::Delete) {
+        return OffsetDeleteResponse::default().with_error_code(code.code());
+    }
+    let readable = |topic: &str| state.allowed(client, Operation::Read, ResourceType::Topic, topic);
     let wanted: Vec<(String, i32)> = request
         .topics
         .iter()
+        .filter(|t| readable(t.name.as_str()))
         .flat_map(|t| {
             t.partitions
                 .iter()
@@ -42,7 +49,11 @@ pub(crate) async fn handle(
                 .partitions
                 .iter()
                 .map(|p| {
-                    let code = codes.next().unwrap_or(ErrorCode::UNKNOWN_SERVER_ERROR);
+                    let code = if readable(t.name.as_str()) {
+                        codes.next().unwrap_or(ErrorCode::UNKNOWN_SERVER_ERROR)
+                    } else {
+                        ErrorCode::TOPIC_AUTHORIZATION_FAILED
+                    };
                     OffsetDeleteResponsePartition::default()
                         .with_partition_index(p.partition_index)
                         .with_error_code(code.code())

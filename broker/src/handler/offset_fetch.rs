@@ -11,6 +11,7 @@ use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,
 };
 use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse};
+use strom_protocol::acl::Operation;
 use strom_protocol::ErrorCode;
 
 use super::{by_topic, str_bytes, topic_name};
@@ -22,6 +23,7 @@ type Answer = ((String, i32), Result<Option<CommittedOffset>, ErrorCode>);
 
 pub(crate) async fn handle(
     state: &BrokerState,
+    client: &crate::handler::Client,
     request: OffsetFetchRequest,
     version: i16,
 ) -> OffsetFetchResponse {
@@ -38,7 +40,7 @@ pub(crate) async fn handle(
                 OffsetFetchResponseGroup::default().with_group_id(group.group_id.clone());
             groups.push(
                 match lookup(
-                    state,
+                    (state, client),
                     &group.group_id.to_string(),
                     wanted,
                     request.require_stable,
@@ -59,7 +61,14 @@ pub(crate) async fn handle(
             .collect::<Vec<_>>()
     });
     let stable = version >= 7 && request.require_stable;
-    match lookup(state, &request.group_id.to_string(), wanted.clone(), stable).await {
+    match lookup(
+        (state, client),
+        &request.group_id.to_string(),
+        wanted.clone(),
+        stable,
+    )
+    .await
+    {
         Ok(answers) => {
             let response = OffsetFetchResponse::default().with_topics(topics_v1(answers, version));
             if version >= 2 {
@@ -89,14 +98,21 @@ pub(crate) async fn handle(
 
 /// The committed offsets of `wanted` (every stored one when `None`), in order.
 async fn lookup(
-    state: &BrokerState,
+    (state, client): (&BrokerState, &crate::handler::Client),
     group_id: &str,
     wanted: Option<Vec<(String, i32)>>,
     require_stable: bool,
 ) -> Result<Vec<Answer>, ErrorCode> {
+    super::group_check(state, client, group_id, Operation::Describe)?;
     let found = state.groups.fetch(group_id, wanted.clone()).await?;
+    let described = |topic: &str| state.may_describe_topic(client, topic);
     let answers: Vec<((String, i32), Option<CommittedOffset>)> = match wanted {
-        None => found.into_iter().map(|(tp, c)| (tp, Some(c))).collect(),
+        // Every stored offset: those of topics the client may describe.
+        None => found
+            .into_iter()
+            .filter(|((topic, _), _)| described(topic))
+            .map(|(tp, c)| (tp, Some(c)))
+            .collect(),
         Some(wanted) => wanted
             .into_iter()
             .map(|tp| {
@@ -114,7 +130,9 @@ async fn lookup(
     Ok(answers
         .into_iter()
         .map(|(tp, committed)| {
-            if unstable.contains(&tp) {
+            if !described(&tp.0) {
+                (tp, Err(ErrorCode::TOPIC_AUTHORIZATION_FAILED))
+            } else if unstable.contains(&tp) {
                 (tp, Err(ErrorCode::UNSTABLE_OFFSET_COMMIT))
             } else {
                 (tp, Ok(committed))

@@ -16,6 +16,7 @@ use kafka_protocol::messages::{
     AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, BrokerId,
     ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse, TopicName,
 };
+use strom_protocol::acl::Operation;
 use strom_protocol::ErrorCode;
 
 use super::str_bytes;
@@ -23,9 +24,14 @@ use crate::state::BrokerState;
 
 pub(crate) async fn alter(
     state: &BrokerState,
+    client: &crate::handler::Client,
     request: AlterPartitionReassignmentsRequest,
     version: i16,
 ) -> AlterPartitionReassignmentsResponse {
+    if !state.allowed_on_cluster(client, Operation::Alter) {
+        return AlterPartitionReassignmentsResponse::default()
+            .with_error_code(ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code());
+    }
     let allow_factor_change = version < 1 || request.allow_replication_factor_change;
     let image = state.topics.image();
     let mut wanted = Vec::new();
@@ -97,9 +103,14 @@ pub(crate) async fn alter(
 
 pub(crate) async fn list(
     state: &BrokerState,
+    client: &crate::handler::Client,
     request: ListPartitionReassignmentsRequest,
     _version: i16,
 ) -> ListPartitionReassignmentsResponse {
+    if !state.allowed_on_cluster(client, Operation::Describe) {
+        return ListPartitionReassignmentsResponse::default()
+            .with_error_code(ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code());
+    }
     let named: Option<Vec<(String, Vec<i32>)>> = request.topics.map(|topics| {
         topics
             .into_iter()

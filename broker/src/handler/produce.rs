@@ -6,10 +6,12 @@
 //! are this broker alone, so `acks=all` and `acks=1` answer once the records are in the log
 //! (written to the OS; see the log's flush policy). `acks=0` gets no response; as in Kafka,
 //! a failure then closes the connection, the only way left to tell the client.
-//! Transactional produce is not served yet.
+//! Writing needs WRITE on the topic (TOPIC_AUTHORIZATION_FAILED) and, in a transaction,
+//! on the transactional id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED for every partition).
 
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse};
+use strom_protocol::acl::{Operation, ResourceType};
 use strom_protocol::ErrorCode;
 
 use super::str_bytes;
@@ -27,13 +29,28 @@ pub(crate) enum Produced {
     Failed(ErrorCode),
 }
 
-pub(crate) async fn handle(state: &BrokerState, request: ProduceRequest, version: i16) -> Produced {
+pub(crate) async fn handle(
+    state: &BrokerState,
+    client: &crate::handler::Client,
+    request: ProduceRequest,
+    version: i16,
+) -> Produced {
     let acks = request.acks;
+    let txn_denied = request.transactional_id.as_ref().is_some_and(|id| {
+        !state.allowed(
+            client,
+            Operation::Write,
+            ResourceType::TransactionalId,
+            id.as_str(),
+        )
+    });
     let refuse_all: Option<Refusal> = if !matches!(acks, -1..=1) {
         Some((
             ErrorCode::INVALID_REQUIRED_ACKS,
             Some("acks must be -1 (all), 0 or 1".into()),
         ))
+    } else if txn_denied {
+        Some((ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED, None))
     } else {
         None
     };
@@ -41,12 +58,15 @@ pub(crate) async fn handle(state: &BrokerState, request: ProduceRequest, version
     let mut first_error = None;
     let mut responses = Vec::with_capacity(request.topic_data.len());
     for topic_data in request.topic_data {
-        let topic = state.topics.get(topic_data.name.0.as_str());
+        let name = topic_data.name.0.as_str();
+        let denied = !state.allowed(client, Operation::Write, ResourceType::Topic, name);
+        let topic = state.topics.get(name);
         let mut partition_responses = Vec::with_capacity(topic_data.partition_data.len());
         for data in topic_data.partition_data {
             let response = PartitionProduceResponse::default().with_index(data.index);
             let result = match (&refuse_all, &topic, data.records) {
                 (Some(refusal), _, _) => Err(refusal.clone()),
+                (None, _, _) if denied => Err((ErrorCode::TOPIC_AUTHORIZATION_FAILED, None)),
                 // Not hosted here: led elsewhere, or unknown.
                 (None, None, _) => Err((
                     super::led_partition(state, topic_data.name.0.as_str(), None, data.index)

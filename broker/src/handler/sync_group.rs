@@ -5,6 +5,7 @@
 //! the group's, and echoed).
 
 use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
+use strom_protocol::acl::Operation;
 use strom_protocol::ErrorCode;
 
 use super::str_bytes;
@@ -13,12 +14,15 @@ use crate::state::BrokerState;
 
 pub(crate) async fn handle(
     state: &BrokerState,
+    client: &crate::handler::Client,
     request: SyncGroupRequest,
     version: i16,
 ) -> SyncGroupResponse {
     let group_id = request.group_id.to_string();
     let result = if group_id.is_empty() {
         SyncResult::error(ErrorCode::INVALID_GROUP_ID)
+    } else if let Err(code) = super::group_check(state, client, &group_id, Operation::Read) {
+        SyncResult::error(code)
     } else {
         let args = SyncArgs {
             member_id: request.member_id.to_string(),

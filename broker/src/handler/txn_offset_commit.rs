@@ -15,10 +15,14 @@ use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 use super::offset_commit::{requested_offsets, store};
 use super::{by_topic, topic_name};
 use crate::group::Member;
+use strom_protocol::acl::{Operation, ResourceType};
+use strom_protocol::ErrorCode;
+
 use crate::state::{now_ms, BrokerState};
 
 pub(crate) async fn handle(
     state: &BrokerState,
+    client: &crate::handler::Client,
     request: TxnOffsetCommitRequest,
     version: i16,
 ) -> TxnOffsetCommitResponse {
@@ -31,10 +35,20 @@ pub(crate) async fn handle(
         group_instance_id: request.group_instance_id.as_ref().map(|i| i.to_string()),
     });
     let producer = (request.producer_id.0, request.producer_epoch);
-    let codes = store(state, &group_id, &wanted, |known| {
-        state.groups.txn_commit(&group_id, producer, member, known)
-    })
-    .await;
+    let txn_id = request.transactional_id.0.as_str();
+    let codes = if state.allowed(
+        client,
+        Operation::Write,
+        ResourceType::TransactionalId,
+        txn_id,
+    ) {
+        store((state, client), &group_id, &wanted, |known| {
+            state.groups.txn_commit(&group_id, producer, member, known)
+        })
+        .await
+    } else {
+        vec![ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED; wanted.len()]
+    };
     let partitions = wanted
         .iter()
         .zip(codes)

@@ -11,6 +11,7 @@ use kafka_protocol::messages::{
     AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, AddPartitionsToTxnRequest,
     AddPartitionsToTxnResponse, EndTxnRequest, EndTxnResponse,
 };
+use strom_protocol::acl::{Operation, ResourceType};
 use strom_protocol::ErrorCode;
 
 use crate::group::OFFSETS_TOPIC;
@@ -26,12 +27,34 @@ fn for_version(code: ErrorCode, version: i16, fenced_since: i16) -> ErrorCode {
     }
 }
 
+/// TRANSACTIONAL_ID_AUTHORIZATION_FAILED unless the client may WRITE the transactional id.
+fn txn_write(
+    state: &BrokerState,
+    client: &crate::handler::Client,
+    id: &kafka_protocol::protocol::StrBytes,
+) -> Result<(), ErrorCode> {
+    if state.allowed(
+        client,
+        Operation::Write,
+        ResourceType::TransactionalId,
+        id.as_str(),
+    ) {
+        Ok(())
+    } else {
+        Err(ErrorCode::TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+    }
+}
+
 pub(crate) async fn add_partitions(
     state: &BrokerState,
+    client: &crate::handler::Client,
     request: AddPartitionsToTxnRequest,
     version: i16,
 ) -> AddPartitionsToTxnResponse {
     let image = state.topics.image();
+    let txn_allowed = txn_write(state, client, &request.v3_and_below_transactional_id.0);
+    let writable =
+        |topic: &str| state.allowed(client, Operation::Write, ResourceType::Topic, topic);
     let mut wanted = Vec::new();
     let mut unknown = false;
     for topic in &request.v3_and_below_topics {
@@ -40,10 +63,13 @@ pub(crate) async fn add_partitions(
             .map_or(0, |t| t.partitions.len());
         for &p in &topic.partitions {
             unknown |= usize::try_from(p).map_or(true, |p| p >= count);
+            unknown |= !writable(topic.name.0.as_str());
             wanted.push((topic.name.0.to_string(), p));
         }
     }
-    let outcome = if unknown {
+    let outcome = if let Err(code) = txn_allowed {
+        Err(code)
+    } else if unknown {
         Err(ErrorCode::OPERATION_NOT_ATTEMPTED)
     } else {
         state
@@ -69,6 +95,10 @@ pub(crate) async fn add_partitions(
                 .iter()
                 .map(|&p| {
                     let code = match outcome {
+                        Err(code) if txn_allowed.is_err() => code,
+                        _ if !writable(topic.name.0.as_str()) => {
+                            ErrorCode::TOPIC_AUTHORIZATION_FAILED
+                        }
                         _ if usize::try_from(p).map_or(true, |p| p >= count) => {
                             ErrorCode::UNKNOWN_TOPIC_OR_PARTITION
                         }
@@ -90,11 +120,14 @@ pub(crate) async fn add_partitions(
 
 pub(crate) async fn add_offsets(
     state: &BrokerState,
+    client: &crate::handler::Client,
     request: AddOffsetsToTxnRequest,
     version: i16,
 ) -> AddOffsetsToTxnResponse {
     let group = request.group_id.0.as_str();
     let outcome = async {
+        txn_write(state, client, &request.transactional_id.0)?;
+        super::group_check(state, client, group, Operation::Read)?;
         // The group's offsets partition joins the transaction (the offsets topic created
         // first if this is the first group).
         state.groups.find(group).await?;
@@ -123,9 +156,13 @@ pub(crate) async fn add_offsets(
 
 pub(crate) async fn end(
     state: &BrokerState,
+    client: &crate::handler::Client,
     request: EndTxnRequest,
     version: i16,
 ) -> EndTxnResponse {
+    if let Err(code) = txn_write(state, client, &request.transactional_id.0) {
+        return EndTxnResponse::default().with_error_code(code.code());
+    }
     let outcome = state
         .transactions
         .end(

@@ -13,6 +13,7 @@ use kafka_protocol::messages::{
     AlterUserScramCredentialsRequest, AlterUserScramCredentialsResponse,
     DescribeUserScramCredentialsRequest, DescribeUserScramCredentialsResponse,
 };
+use strom_protocol::acl::Operation;
 use strom_protocol::sasl::{Mechanism, ScramCredential};
 use strom_protocol::ErrorCode;
 
@@ -42,9 +43,14 @@ const ITERATIONS: std::ops::RangeInclusive<i32> = 4096..=16384;
 
 pub(crate) async fn describe(
     state: &BrokerState,
+    client: &crate::handler::Client,
     request: DescribeUserScramCredentialsRequest,
     _version: i16,
 ) -> DescribeUserScramCredentialsResponse {
+    if !state.allowed_on_cluster(client, Operation::Describe) {
+        return DescribeUserScramCredentialsResponse::default()
+            .with_error_code(ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code());
+    }
     let image = state.quorum.image();
     // Null or empty: every user.
     let users: Vec<String> = match request.users.filter(|u| !u.is_empty()) {
@@ -80,15 +86,15 @@ pub(crate) async fn describe(
 
 pub(crate) async fn alter(
     state: &BrokerState,
+    client: &crate::handler::Client,
     request: AlterUserScramCredentialsRequest,
     _version: i16,
 ) -> AlterUserScramCredentialsResponse {
     let image = state.quorum.image();
+    let allowed = state.allowed_on_cluster(client, Operation::Alter);
     let mut records = Vec::new();
     let mut failed: Vec<(String, ErrorCode, String)> = Vec::new();
     let mut users = BTreeSet::new();
-    let status = state.quorum.status();
-    let leader = status.leader == Some(state.config.node_id);
     for deletion in &request.deletions {
         let user = deletion.name.to_string();
         users.insert(user.clone());
@@ -167,26 +173,18 @@ pub(crate) async fn alter(
             server_key: credential.server_key,
         });
     }
-    let committed = if records.is_empty() {
-        Ok(())
-    } else if !leader {
-        Err((
-            ErrorCode::NOT_CONTROLLER,
-            "this broker is not the active controller".to_owned(),
-        ))
-    } else {
-        state
-            .quorum
-            .propose(records)
-            .await
-            .map(|_| ())
-            .map_err(|e| (ErrorCode::REQUEST_TIMED_OUT, e.to_string()))
-    };
+    if !allowed {
+        records.clear();
+    }
+    let committed = super::commit(state, records).await;
     let results = users
         .into_iter()
         .map(|user| {
             let result =
                 AlterUserScramCredentialsResult::default().with_user(str_bytes(user.clone()));
+            if !allowed {
+                return result.with_error_code(ErrorCode::CLUSTER_AUTHORIZATION_FAILED.code());
+            }
             if let Some((_, code, message)) = failed.iter().find(|(u, _, _)| *u == user) {
                 return result
                     .with_error_code(code.code())

@@ -15,6 +15,7 @@ use kafka_protocol::messages::write_txn_markers_response::{
     WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
 };
 use kafka_protocol::messages::{WriteTxnMarkersRequest, WriteTxnMarkersResponse};
+use strom_protocol::acl::Operation;
 use strom_protocol::ErrorCode;
 use tracing::debug;
 
@@ -26,9 +27,12 @@ const REPLICATION_TIMEOUT: Duration = Duration::from_secs(30);
 
 pub(crate) async fn handle(
     state: &BrokerState,
+    client: &crate::handler::Client,
     request: WriteTxnMarkersRequest,
     _version: i16,
 ) -> WriteTxnMarkersResponse {
+    // Only brokers write markers.
+    let allowed = state.allowed_on_cluster(client, Operation::ClusterAction);
     let mut markers = Vec::with_capacity(request.markers.len());
     for marker in request.markers {
         let mut topics = Vec::with_capacity(marker.topics.len());
@@ -38,6 +42,7 @@ pub(crate) async fn handle(
             let mut partitions = Vec::with_capacity(topic.partition_indexes.len());
             for index in topic.partition_indexes {
                 let code = match super::led_partition(state, name, local.as_ref(), index) {
+                    _ if !allowed => ErrorCode::CLUSTER_AUTHORIZATION_FAILED,
                     Err(code) => code,
                     Ok(partition) => {
                         let epoch = partition.leader_epoch();

@@ -77,6 +77,9 @@ pub(crate) const APIS: &[ApiSpec] = &[
     spec(ApiKey::SaslAuthenticate, 0, 2),
     spec(ApiKey::DescribeUserScramCredentials, 0, 0),
     spec(ApiKey::AlterUserScramCredentials, 0, 0),
+    spec(ApiKey::DescribeAcls, 1, 3),
+    spec(ApiKey::CreateAcls, 1, 3),
+    spec(ApiKey::DeleteAcls, 1, 3),
 ];
 
 /// Lowest Produce version actually served.
@@ -104,6 +107,7 @@ pub(crate) async fn dispatch(
     state: &BrokerState,
     frame: Bytes,
     peer: std::net::SocketAddr,
+    principal: &str,
     out: &mut BytesMut,
 ) -> Result<Written, ProtocolError> {
     let mut frame = frame;
@@ -114,7 +118,8 @@ pub(crate) async fn dispatch(
         let version = prefix.api_version;
         let header = decode_request_header(&mut frame, ApiKey::Fetch, version)?;
         let request: FetchRequest = decode_body(&mut frame, version, "Fetch")?;
-        let output = handler::fetch::handle(state, request, version).await;
+        let client = client(&header, peer, principal);
+        let output = handler::fetch::handle(state, &client, request, version).await;
         let id = header.correlation_id;
         return match super::fetch_response::encode(&output, version, id)? {
             Some(chunks) => Ok(Written::Chunks(chunks)),
@@ -125,7 +130,7 @@ pub(crate) async fn dispatch(
             }
         };
     }
-    dispatch_buffered(state, frame, peer, out)
+    dispatch_buffered(state, frame, (peer, principal), out)
         .await
         .map(|()| Written::Buffered)
 }
@@ -133,7 +138,7 @@ pub(crate) async fn dispatch(
 async fn dispatch_buffered(
     state: &BrokerState,
     mut frame: Bytes,
-    peer: std::net::SocketAddr,
+    (peer, principal): (std::net::SocketAddr, &str),
     out: &mut BytesMut,
 ) -> Result<(), ProtocolError> {
     let prefix = RequestPrefix::peek(&frame)?;
@@ -172,34 +177,19 @@ async fn dispatch_buffered(
     }
     let header = decode_request_header(&mut frame, api, version)?;
     let id = header.correlation_id;
+    let client = &client(&header, peer, principal);
     trace!(api = api_name(api), version, correlation_id = id, "request");
     macro_rules! serve {
         ($req:ty, $handler:path) => {{
             let request: $req = decode_body(&mut frame, version, api_name(api))?;
-            let response = $handler(state, request, version).await;
-            encode_response(api, version, id, &response, out)
-        }};
-    }
-    // Group APIs also get who is asking (Kafka names members and shows them by client
-    // id and host).
-    let client = handler::Client {
-        client_id: header
-            .client_id
-            .as_ref()
-            .map_or_else(String::new, |c| c.to_string()),
-        host: format!("/{}", peer.ip()),
-    };
-    macro_rules! serve_client {
-        ($req:ty, $handler:path) => {{
-            let request: $req = decode_body(&mut frame, version, api_name(api))?;
-            let response = $handler(state, &client, request, version).await;
+            let response = $handler(state, client, request, version).await;
             encode_response(api, version, id, &response, out)
         }};
     }
     match api {
         ApiKey::Produce => {
             let request: ProduceRequest = decode_body(&mut frame, version, "Produce")?;
-            match handler::produce::handle(state, request, version).await {
+            match handler::produce::handle(state, client, request, version).await {
                 handler::produce::Produced::Respond(response) => {
                     encode_response(api, version, id, &response, out)
                 }
@@ -279,6 +269,9 @@ async fn dispatch_buffered(
             AlterUserScramCredentialsRequest,
             handler::user_scram_credentials::alter
         ),
+        ApiKey::DescribeAcls => serve!(DescribeAclsRequest, handler::acls::describe),
+        ApiKey::CreateAcls => serve!(CreateAclsRequest, handler::acls::create),
+        ApiKey::DeleteAcls => serve!(DeleteAclsRequest, handler::acls::delete),
         ApiKey::TxnOffsetCommit => {
             serve!(TxnOffsetCommitRequest, handler::txn_offset_commit::handle)
         }
@@ -297,7 +290,7 @@ async fn dispatch_buffered(
         ApiKey::DescribeCluster => {
             serve!(DescribeClusterRequest, handler::describe_cluster::handle)
         }
-        ApiKey::JoinGroup => serve_client!(JoinGroupRequest, handler::join_group::handle),
+        ApiKey::JoinGroup => serve!(JoinGroupRequest, handler::join_group::handle),
         ApiKey::SyncGroup => serve!(SyncGroupRequest, handler::sync_group::handle),
         ApiKey::Heartbeat => serve!(HeartbeatRequest, handler::heartbeat::handle),
         ApiKey::LeaveGroup => serve!(LeaveGroupRequest, handler::leave_group::handle),
@@ -314,6 +307,20 @@ async fn dispatch_buffered(
             version,
             VersionRange { min: 0, max: -1 },
         )),
+    }
+}
+
+/// Who is asking: for ACLs and quotas, and group APIs (Kafka names members and shows them
+/// by client id and host).
+fn client(header: &RequestHeader, peer: std::net::SocketAddr, principal: &str) -> handler::Client {
+    handler::Client {
+        client_id: header
+            .client_id
+            .as_ref()
+            .map_or_else(String::new, |c| c.to_string()),
+        host: format!("/{}", peer.ip()),
+        ip: peer.ip().to_string(),
+        principal: principal.to_owned(),
     }
 }
 

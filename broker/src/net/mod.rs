@@ -96,6 +96,7 @@ async fn serve(
             read,
             Out::Tcp(write),
             sasl.as_deref(),
+            crate::authorizer::ANONYMOUS.to_owned(),
             peer,
             state,
             shutdown,
@@ -122,6 +123,7 @@ async fn serve(
         read,
         Out::Tls(write),
         sasl.as_deref(),
+        format!("User:{principal}"),
         peer,
         state,
         shutdown,
@@ -186,6 +188,7 @@ async fn serve_frames<R: tokio::io::AsyncRead + Unpin>(
     read: R,
     mut write: Out,
     users: Option<&sasl::SaslUsers>,
+    mut principal: String,
     peer: SocketAddr,
     state: Arc<BrokerState>,
     mut shutdown: watch::Receiver<bool>,
@@ -224,6 +227,7 @@ async fn serve_frames<R: tokio::io::AsyncRead + Unpin>(
                     }
                     if let Some(user) = session.principal() {
                         debug!(%peer, user, "authenticated");
+                        principal = format!("User:{user}");
                         reader.set_max(state.config.socket_request_max_bytes);
                     }
                     continue;
@@ -243,7 +247,7 @@ async fn serve_frames<R: tokio::io::AsyncRead + Unpin>(
         }
         // A long poll must not hold up shutdown; nothing is half done when it is dropped.
         let dispatched = tokio::select! {
-            dispatched = dispatch::dispatch(&state, frame, peer, &mut out) => dispatched,
+            dispatched = dispatch::dispatch(&state, frame, peer, &principal, &mut out) => dispatched,
             _ = shutdown.changed() => break,
         };
         let written = match dispatched {
