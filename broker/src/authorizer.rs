@@ -189,6 +189,7 @@ mod tests {
             host: "/10.0.0.1".into(),
             ip: "10.0.0.1".into(),
             principal: principal.into(),
+            listener: "PLAINTEXT".into(),
         }
     }
 

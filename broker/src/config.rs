@@ -26,20 +26,54 @@ impl std::fmt::Debug for SaslPasswords {
     }
 }
 
+/// One listener of `listeners`, with what clients are told of it (`advertised.listeners`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ListenerConfig {
+    /// Its name (`PLAINTEXT`, `SSL`, `CLIENT`, ...): its security protocol, or mapped to
+    /// one by `listener.security.protocol.map`.
+    pub name: String,
+    /// Address to listen on; port 0 picks a free port.
+    pub address: SocketAddr,
+    /// Host given to clients in metadata; defaults to the listen address's IP (or
+    /// 127.0.0.1 when listening on all interfaces).
+    pub advertised_host: Option<String>,
+    /// Port given to clients in metadata; defaults to the bound port. Set it when clients
+    /// reach the broker through a proxy or a port mapping.
+    pub advertised_port: Option<u16>,
+}
+
+impl ListenerConfig {
+    /// A listener named `name` on `address`, advertised as bound.
+    pub fn new(name: &str, address: SocketAddr) -> ListenerConfig {
+        ListenerConfig {
+            name: name.to_uppercase(),
+            address,
+            advertised_host: None,
+            advertised_port: None,
+        }
+    }
+
+    /// The host and port clients are told to connect to, once bound to `bound`.
+    pub fn advertised(&self, bound: SocketAddr) -> (String, i32) {
+        let host = match &self.advertised_host {
+            Some(h) => h.clone(),
+            None if bound.ip().is_unspecified() => "127.0.0.1".to_owned(),
+            None => bound.ip().to_string(),
+        };
+        let port = self.advertised_port.unwrap_or(bound.port());
+        (host, i32::from(port))
+    }
+}
+
 /// Configuration of one broker.
 #[derive(Clone, Debug)]
 pub struct BrokerConfig {
-    /// Address to listen on; port 0 picks a free port.
-    pub listen: SocketAddr,
-    /// Host name given to clients in metadata; defaults to the listen address's IP (or
-    /// 127.0.0.1 when listening on all interfaces).
-    pub advertised_host: Option<String>,
-    /// Port given to clients in metadata; defaults to the bound port. Set it (with
-    /// `advertised.listeners`) when clients reach the broker through a proxy or a port
-    /// mapping.
-    pub advertised_port: Option<u16>,
-    /// The listener's name in `listeners` (`PLAINTEXT` unless given, e.g. `SSL://:9093`).
-    pub listener_name: String,
+    /// The listeners (`listeners`, `NAME://HOST:PORT,...`): each its own port and security
+    /// protocol. One `PLAINTEXT` listener on 127.0.0.1, port 0, unless set.
+    pub listeners: Vec<ListenerConfig>,
+    /// The listener other brokers (replication, transaction markers, controller requests)
+    /// connect to (`inter.broker.listener.name`); the first listener unless set.
+    pub inter_broker_listener_name: Option<String>,
     /// `listener.security.protocol.map`: listener names to security protocols
     /// (`CLIENT:SSL`); a name missing here is its own protocol.
     pub security_protocol_map: std::collections::BTreeMap<String, String>,
@@ -193,10 +227,11 @@ impl BrokerConfig {
     /// Defaults as Kafka has them, listening on 127.0.0.1 port 0, storing in `data_dir`.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         BrokerConfig {
-            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-            advertised_host: None,
-            advertised_port: None,
-            listener_name: "PLAINTEXT".to_owned(),
+            listeners: vec![ListenerConfig::new(
+                "PLAINTEXT",
+                SocketAddr::from(([127, 0, 0, 1], 0)),
+            )],
+            inter_broker_listener_name: None,
             security_protocol_map: std::collections::BTreeMap::new(),
             ssl: strom_protocol::tls::ServerTls::default(),
             sasl_mechanisms: strom_protocol::sasl::Mechanism::ALL.to_vec(),
@@ -249,12 +284,31 @@ impl BrokerConfig {
             reason: reason.to_owned(),
         };
         match key {
-            "listen" => self.listen = value.parse().map_err(|_| bad("expected HOST:PORT"))?,
+            "listen" => self.set_listen(value.parse().map_err(|_| bad("expected HOST:PORT"))?),
             "listeners" => {
-                let (name, listen) = parse_listener(value)
-                    .ok_or_else(|| bad("expected NAME://HOST:PORT, e.g. PLAINTEXT://:9092"))?;
-                self.listener_name = name;
-                self.listen = listen;
+                let mut listeners = Vec::new();
+                for item in value.split(',').map(str::trim).filter(|l| !l.is_empty()) {
+                    let (name, address) = parse_listener(item)
+                        .ok_or_else(|| bad("expected NAME://HOST:PORT, e.g. PLAINTEXT://:9092"))?;
+                    if listeners.iter().any(|l: &ListenerConfig| l.name == name) {
+                        return Err(bad(&format!("listener {name} is named twice")));
+                    }
+                    listeners.push(ListenerConfig::new(&name, address));
+                }
+                if listeners.is_empty() {
+                    return Err(bad("at least one listener is needed"));
+                }
+                // Advertised endpoints set earlier stay with their listeners.
+                for listener in &mut listeners {
+                    if let Some(old) = self.listeners.iter().find(|l| l.name == listener.name) {
+                        listener.advertised_host.clone_from(&old.advertised_host);
+                        listener.advertised_port = old.advertised_port;
+                    }
+                }
+                self.listeners = listeners;
+            }
+            "inter.broker.listener.name" => {
+                self.inter_broker_listener_name = Some(value.trim().to_uppercase())
             }
             "listener.security.protocol.map" => {
                 let mut map = std::collections::BTreeMap::new();
@@ -312,15 +366,31 @@ impl BrokerConfig {
                 self.allow_everyone_if_no_acl_found =
                     parse_bool(value).ok_or_else(|| bad("expected true or false"))?
             }
-            "advertised.host.name" => self.advertised_host = Some(value.to_owned()),
+            "advertised.host.name" => {
+                if let Some(first) = self.listeners.first_mut() {
+                    first.advertised_host = Some(value.to_owned());
+                }
+            }
             "advertised.port" => {
-                self.advertised_port = Some(parse(value).map_err(|_| bad("expected a port"))?)
+                let port = parse(value).map_err(|_| bad("expected a port"))?;
+                if let Some(first) = self.listeners.first_mut() {
+                    first.advertised_port = Some(port);
+                }
             }
             "advertised.listeners" => {
-                let (host, port) =
-                    parse_advertised(value).ok_or_else(|| bad("expected PLAINTEXT://HOST:PORT"))?;
-                self.advertised_host = Some(host);
-                self.advertised_port = Some(port);
+                for item in value.split(',').map(str::trim).filter(|l| !l.is_empty()) {
+                    let (name, host, port) = parse_advertised(item)
+                        .ok_or_else(|| bad("expected NAME://HOST:PORT,..."))?;
+                    let listener = self
+                        .listeners
+                        .iter_mut()
+                        .find(|l| l.name == name)
+                        .ok_or_else(|| {
+                            bad(&format!("{name} is not in listeners (set listeners first)"))
+                        })?;
+                    listener.advertised_host = Some(host);
+                    listener.advertised_port = Some(port);
+                }
             }
             "log.dirs" | "log.dir" | "data.dir" => self.data_dir = PathBuf::from(value),
             "node.id" | "broker.id" => {
@@ -506,56 +576,104 @@ impl BrokerConfig {
         self.log_defaults.insert(topic_key.to_owned(), value);
     }
 
-    /// Whether the listener's protocol is `SASL_PLAINTEXT` or `SASL_SSL`.
-    pub fn listener_sasl(&self) -> bool {
-        let name = &self.listener_name;
-        let protocol = self
-            .security_protocol_map
-            .get(name)
-            .map_or(name.as_str(), String::as_str);
-        protocol.starts_with("SASL_")
-    }
-
-    /// The TLS configuration of the listener (`None` for `PLAINTEXT`).
+    /// The security protocol of listener `name`: `PLAINTEXT`, `SSL`, `SASL_PLAINTEXT` or
+    /// `SASL_SSL`.
     ///
     /// # Errors
-    /// [`BrokerError::Config`] for an unknown or unsupported security protocol, or TLS
-    /// files that cannot be used.
-    pub fn listener_tls(
-        &self,
-    ) -> Result<Option<std::sync::Arc<rustls::ServerConfig>>, BrokerError> {
-        let name = &self.listener_name;
+    /// [`BrokerError::Config`] when the name is no protocol and not mapped to one.
+    pub fn security_protocol<'a>(&'a self, name: &'a str) -> Result<&'a str, BrokerError> {
         let protocol = self
             .security_protocol_map
             .get(name)
-            .map_or(name.as_str(), String::as_str);
-        let bad = |reason: String| BrokerError::Config {
-            key: "listeners".to_owned(),
-            value: name.clone(),
-            reason,
-        };
+            .map_or(name, String::as_str);
         match protocol {
-            "PLAINTEXT" | "SASL_PLAINTEXT" => Ok(None),
+            "PLAINTEXT" | "SSL" | "SASL_PLAINTEXT" | "SASL_SSL" => Ok(protocol),
+            other => Err(BrokerError::Config {
+                key: "listeners".to_owned(),
+                value: name.to_owned(),
+                reason: format!(
+                    "{other} is not a security protocol (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL); map listener names with listener.security.protocol.map"
+                ),
+            }),
+        }
+    }
+
+    /// Whether listener `name` authenticates with SASL.
+    pub fn listener_sasl(&self, name: &str) -> bool {
+        self.security_protocol(name)
+            .is_ok_and(|p| p.starts_with("SASL_"))
+    }
+
+    /// The TLS configuration of listener `name` (`None` without TLS).
+    ///
+    /// # Errors
+    /// [`BrokerError::Config`] for an unknown security protocol, or TLS files that cannot
+    /// be used.
+    pub fn listener_tls(
+        &self,
+        name: &str,
+    ) -> Result<Option<std::sync::Arc<rustls::ServerConfig>>, BrokerError> {
+        match self.security_protocol(name)? {
             "SSL" | "SASL_SSL" => self
                 .ssl
                 .config()
                 .map(Some)
-                .map_err(|e| bad(e.to_string())),
-            other => Err(bad(format!(
-                "{other} is not a security protocol (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL); map listener names with listener.security.protocol.map"
-            ))),
+                .map_err(|e| BrokerError::Config {
+                    key: "listeners".to_owned(),
+                    value: name.to_owned(),
+                    reason: e.to_string(),
+                }),
+            _ => Ok(None),
         }
     }
 
-    /// The host and port clients are told to connect to.
-    pub fn advertised(&self, bound: SocketAddr) -> (String, i32) {
-        let host = match &self.advertised_host {
-            Some(h) => h.clone(),
-            None if bound.ip().is_unspecified() => "127.0.0.1".to_owned(),
-            None => bound.ip().to_string(),
+    /// The listener other brokers connect to (`inter.broker.listener.name`, else the first).
+    ///
+    /// # Errors
+    /// [`BrokerError::Config`] when `inter.broker.listener.name` names no listener, or
+    /// one with SASL (brokers authenticate to each other by TLS certificate or not at all).
+    pub fn inter_broker_listener(&self) -> Result<&ListenerConfig, BrokerError> {
+        let bad = |value: &str, reason: String| BrokerError::Config {
+            key: "inter.broker.listener.name".to_owned(),
+            value: value.to_owned(),
+            reason,
         };
-        let port = self.advertised_port.unwrap_or(bound.port());
-        (host, i32::from(port))
+        let listener = match &self.inter_broker_listener_name {
+            Some(name) => self
+                .listeners
+                .iter()
+                .find(|l| l.name == *name)
+                .ok_or_else(|| bad(name, "no listener has this name".to_owned()))?,
+            None => self
+                .listeners
+                .first()
+                .ok_or_else(|| bad("", "no listeners".to_owned()))?,
+        };
+        if self.listener_sasl(&listener.name) {
+            return Err(bad(
+                &listener.name,
+                "brokers connect to each other over PLAINTEXT or SSL; add such a listener for them"
+                    .to_owned(),
+            ));
+        }
+        Ok(listener)
+    }
+
+    /// The first listener's address (`listeners`).
+    pub fn listen(&self) -> SocketAddr {
+        self.listeners
+            .first()
+            .map_or(SocketAddr::from(([127, 0, 0, 1], 0)), |l| l.address)
+    }
+
+    /// Sets the first listener's address, keeping its name.
+    pub fn set_listen(&mut self, address: SocketAddr) {
+        match self.listeners.first_mut() {
+            Some(first) => first.address = address,
+            None => self
+                .listeners
+                .push(ListenerConfig::new("PLAINTEXT", address)),
+        }
     }
 }
 
@@ -576,23 +694,21 @@ fn hours_to_ms(value: &str) -> Option<String> {
     Some(hours.checked_mul(3_600_000)?.to_string())
 }
 
-/// `PLAINTEXT://host:port` (the first listener) as host and port.
-fn parse_advertised(value: &str) -> Option<(String, u16)> {
-    let first = value.split(',').next()?.trim();
-    let addr = first.split_once("://").map_or(first, |(_, a)| a);
+/// One `NAME://host:port` of `advertised.listeners` as name, host and port.
+fn parse_advertised(item: &str) -> Option<(String, String, u16)> {
+    let (name, addr) = item.split_once("://").unwrap_or(("PLAINTEXT", item));
     let (host, port) = addr.rsplit_once(':')?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let port = port.parse().ok()?;
     if host.is_empty() {
         return None;
     }
-    Some((host.to_owned(), port))
+    Some((name.to_uppercase(), host.to_owned(), port))
 }
 
-/// The first listener of `listeners` (`NAME://host:port`): its name and address.
-fn parse_listener(value: &str) -> Option<(String, SocketAddr)> {
-    let first = value.split(',').next()?.trim();
-    let (name, addr) = first.split_once("://").unwrap_or(("PLAINTEXT", first));
+/// One listener of `listeners` (`NAME://host:port`): its name and address.
+fn parse_listener(item: &str) -> Option<(String, SocketAddr)> {
+    let (name, addr) = item.split_once("://").unwrap_or(("PLAINTEXT", item));
     let addr = if addr.starts_with(':') {
         format!("0.0.0.0{addr}")
     } else {
@@ -636,7 +752,7 @@ mod tests {
         )
         .unwrap();
         assert!(!c.auto_create_topics);
-        assert_eq!(c.listen.port(), 19092);
+        assert_eq!(c.listen().port(), 19092);
         assert_eq!(c.log_defaults["segment.bytes"], "1048576");
         assert_eq!(c.log_defaults["retention.ms"], "1000");
     }
@@ -645,25 +761,56 @@ mod tests {
     fn advertised_listener_overrides_host_and_port() {
         let mut c = BrokerConfig::new("/tmp/d");
         let bound: SocketAddr = "0.0.0.0:9092".parse().unwrap();
-        assert_eq!(c.advertised(bound), ("127.0.0.1".to_owned(), 9092));
+        assert_eq!(
+            c.listeners[0].advertised(bound),
+            ("127.0.0.1".to_owned(), 9092)
+        );
         c.set("advertised.listeners", "PLAINTEXT://kafka.example:19092")
             .unwrap();
-        assert_eq!(c.advertised(bound), ("kafka.example".to_owned(), 19092));
+        assert_eq!(
+            c.listeners[0].advertised(bound),
+            ("kafka.example".to_owned(), 19092)
+        );
         assert!(c.set("advertised.listeners", "PLAINTEXT://nohost").is_err());
+        assert!(c.set("advertised.listeners", "SSL://a:1").is_err());
+    }
+
+    #[test]
+    fn several_listeners_each_advertised_and_one_for_brokers() {
+        let mut c = BrokerConfig::new("/tmp/d");
+        c.set("listeners", "INTERNAL://127.0.0.1:0, CLIENT://0.0.0.0:9093")
+            .unwrap();
+        c.set(
+            "listener.security.protocol.map",
+            "INTERNAL:PLAINTEXT,CLIENT:SASL_SSL",
+        )
+        .unwrap();
+        c.set("advertised.listeners", "CLIENT://kafka.example:443")
+            .unwrap();
+        assert_eq!(c.listeners.len(), 2);
+        assert_eq!(c.listeners[1].advertised_port, Some(443));
+        assert!(c.listener_sasl("CLIENT") && !c.listener_sasl("INTERNAL"));
+        assert_eq!(c.inter_broker_listener().unwrap().name, "INTERNAL");
+        c.set("inter.broker.listener.name", "client").unwrap();
+        let e = c.inter_broker_listener().unwrap_err().to_string();
+        assert!(e.contains("PLAINTEXT or SSL"), "{e}");
+        c.set("inter.broker.listener.name", "nowhere").unwrap();
+        assert!(c.inter_broker_listener().is_err());
+        assert!(c.set("listeners", "A://:1,A://:2").is_err());
     }
 
     #[test]
     fn listeners_name_their_security_protocol() {
         let mut c = BrokerConfig::new("/tmp/d");
-        assert!(c.listener_tls().unwrap().is_none());
+        assert!(c.listener_tls("PLAINTEXT").unwrap().is_none());
         c.set("listeners", "SSL://127.0.0.1:9093").unwrap();
-        assert_eq!(c.listener_name, "SSL");
-        assert_eq!(c.listen, "127.0.0.1:9093".parse().unwrap());
-        let e = c.listener_tls().unwrap_err().to_string();
+        assert_eq!(c.listeners[0].name, "SSL");
+        assert_eq!(c.listen(), "127.0.0.1:9093".parse().unwrap());
+        let e = c.listener_tls("SSL").unwrap_err().to_string();
         assert!(e.contains("ssl.keystore.location"), "{e}");
         c.set("ssl.keystore.location", "/nonexistent/broker.pem")
             .unwrap();
-        let e = c.listener_tls().unwrap_err().to_string();
+        let e = c.listener_tls("SSL").unwrap_err().to_string();
         assert!(e.contains("/nonexistent/broker.pem"), "{e}");
         // Names mapped to protocols.
         c.set("listeners", "CLIENT://:9094").unwrap();
@@ -672,10 +819,10 @@ mod tests {
             "CLIENT:PLAINTEXT,OTHER:SSL",
         )
         .unwrap();
-        assert!(c.listener_tls().unwrap().is_none());
+        assert!(c.listener_tls("CLIENT").unwrap().is_none());
         c.set("listener.security.protocol.map", "CLIENT:SASL_PLAINTEXT")
             .unwrap();
-        assert!(c.listener_sasl() && c.listener_tls().unwrap().is_none());
+        assert!(c.listener_sasl("CLIENT") && c.listener_tls("CLIENT").unwrap().is_none());
         c.set(
             "listener.name.client.plain.sasl.jaas.config",
             r#"PlainLoginModule required user_alice="pw";"#,
@@ -686,7 +833,7 @@ mod tests {
         assert!(c.set("sasl.jaas.config", "nothing").is_err());
         assert!(c.set("sasl.enabled.mechanisms", "GSSAPI").is_err());
         c.set("listener.security.protocol.map", "").unwrap();
-        let e = c.listener_tls().unwrap_err().to_string();
+        let e = c.listener_tls("CLIENT").unwrap_err().to_string();
         assert!(e.contains("CLIENT is not a security protocol"), "{e}");
         assert!(c.set("ssl.keystore.type", "JKS").is_err());
         assert!(c.set("ssl.client.auth", "maybe").is_err());

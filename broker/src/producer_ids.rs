@@ -78,7 +78,7 @@ impl ProducerIds {
                     .brokers
                     .get(&self.node_id)
                     .map_or(-1, |b| b.epoch);
-                let conn = crate::controller::client::connect(&status).await?;
+                let conn = crate::controller::client::connect(&self.quorum, &status).await?;
                 ask_controller(&conn, self.node_id, epoch).await
             }
             None => Err(ErrorCode::COORDINATOR_NOT_AVAILABLE),

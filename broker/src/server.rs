@@ -12,6 +12,7 @@ use tracing::{info, warn};
 
 use crate::config::BrokerConfig;
 use crate::controller::quorum::{Quorum, QuorumSetup};
+use crate::controller::records::Endpoint;
 use crate::error::BrokerError;
 use crate::group::Coordinator;
 use crate::log::LogConfig;
@@ -26,7 +27,7 @@ use crate::topics::Topics;
 async fn start_quorum(
     config: &BrokerConfig,
     cluster_id: &str,
-    advertised: (String, i32),
+    (advertised, endpoints): ((String, i32), Vec<Endpoint>),
     listener: Option<std::net::TcpListener>,
     shutdown: watch::Receiver<bool>,
 ) -> Result<Quorum, BrokerError> {
@@ -55,7 +56,7 @@ async fn start_quorum(
                 BrokerError::io(format!("binding controller address {address}"), e)
             })?),
             (None, None) if learner => {
-                let address = SocketAddr::new(config.listen.ip(), 0);
+                let address = SocketAddr::new(config.listen().ip(), 0);
                 Some(TcpListener::bind(address).await.map_err(|e| {
                     BrokerError::io(format!("binding a controller listener on {address}"), e)
                 })?)
@@ -81,6 +82,8 @@ async fn start_quorum(
         election_timeout: config.controller_election_timeout,
         session_timeout: config.broker_session_timeout,
         advertised,
+        endpoints,
+        connector: crate::net::inter_broker::InterBroker::new(config)?,
         rack: config.rack.clone(),
         cluster_id: cluster_id.to_owned(),
         learner_address,
@@ -101,6 +104,43 @@ async fn start_quorum(
         }
     }
     Ok(quorum)
+}
+
+/// Binds `listener` with its security: TLS acceptor, SASL users.
+async fn bind_listener(
+    config: &BrokerConfig,
+    listener: &crate::config::ListenerConfig,
+) -> Result<crate::net::Bound, BrokerError> {
+    let tls = config
+        .listener_tls(&listener.name)?
+        .map(tokio_rustls::TlsAcceptor::from);
+    let sasl = config.listener_sasl(&listener.name).then(|| {
+        let users = config
+            .sasl_users
+            .0
+            .iter()
+            .map(|(u, p)| (u.as_str(), p.as_str()));
+        Arc::new(crate::net::sasl::SaslUsers::new(
+            config.sasl_mechanisms.clone(),
+            users,
+        ))
+    });
+    let tcp = TcpListener::bind(listener.address).await.map_err(|e| {
+        BrokerError::io(
+            format!("binding {} ({})", listener.address, listener.name),
+            e,
+        )
+    })?;
+    let addr = tcp
+        .local_addr()
+        .map_err(|e| BrokerError::io("reading the bound address", e))?;
+    Ok(crate::net::Bound {
+        tcp,
+        name: Arc::from(listener.name.as_str()),
+        tls,
+        sasl,
+        addr,
+    })
 }
 
 /// How long a broker alone may take to register itself in its metadata log.
@@ -124,6 +164,8 @@ pub(crate) const METADATA_DIR: &str = "__cluster_metadata";
 pub struct Broker {
     state: Arc<BrokerState>,
     local_addr: SocketAddr,
+    /// Each listener's name and advertised `host:port`.
+    bootstrap: Vec<(String, String)>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -176,31 +218,45 @@ impl Broker {
                 .map(|(k, v)| (k.as_str(), v.as_str())),
         )?;
         let cluster_id = load_cluster_id(&config.data_dir, config.node_id)?;
-        let tls = config.listener_tls()?.map(tokio_rustls::TlsAcceptor::from);
-        let sasl = config.listener_sasl().then(|| {
-            let users = config
-                .sasl_users
-                .0
-                .iter()
-                .map(|(u, p)| (u.as_str(), p.as_str()));
-            Arc::new(crate::net::sasl::SaslUsers::new(
-                config.sasl_mechanisms.clone(),
-                users,
-            ))
-        });
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let listener = TcpListener::bind(config.listen)
-            .await
-            .map_err(|e| BrokerError::io(format!("binding {}", config.listen), e))?;
-        let local_addr = listener
-            .local_addr()
-            .map_err(|e| BrokerError::io("reading the bound address", e))?;
-        let (advertised_host, advertised_port) = config.advertised(local_addr);
-        let advertised = (advertised_host.clone(), advertised_port);
+        let mut listeners = Vec::new();
+        let mut endpoints = Vec::new();
+        for listener in &config.listeners {
+            let bound = bind_listener(&config, listener).await?;
+            let (host, port) = listener.advertised(bound.addr);
+            listeners.push(bound);
+            endpoints.push(Endpoint {
+                name: listener.name.clone(),
+                host,
+                port,
+            });
+        }
+        let inter_broker = config.inter_broker_listener()?.name.clone();
+        let advertised = endpoints
+            .iter()
+            .find(|e| e.name == inter_broker)
+            .map(|e| (e.host.clone(), e.port))
+            .unwrap_or_default();
+        // The first listener's, for [`Broker::bootstrap`].
+        let bootstrap: Vec<(String, String)> = endpoints
+            .iter()
+            .map(|e| (e.name.clone(), format!("{}:{}", e.host, e.port)))
+            .collect();
+        let (local_addr, (advertised_host, advertised_port)) =
+            match (listeners.first(), endpoints.first()) {
+                (Some(l), Some(e)) => (l.addr, (e.host.clone(), e.port)),
+                _ => {
+                    return Err(BrokerError::Config {
+                        key: "listeners".to_owned(),
+                        value: String::new(),
+                        reason: "at least one listener is needed".to_owned(),
+                    })
+                }
+            };
         let quorum = start_quorum(
             &config,
             &cluster_id,
-            advertised,
+            (advertised, endpoints),
             controller_listener,
             shutdown_rx.clone(),
         )
@@ -249,28 +305,41 @@ impl Broker {
             transactions,
             quorum,
         });
-        let tasks = vec![
-            tokio::spawn(crate::net::accept_loop(
-                listener,
-                tls,
-                sasl,
-                state.clone(),
-                shutdown_rx.clone(),
-            )),
+        let mut tasks: Vec<JoinHandle<()>> = listeners
+            .into_iter()
+            .map(|bound| {
+                tokio::spawn(crate::net::accept_loop(
+                    bound,
+                    state.clone(),
+                    shutdown_rx.clone(),
+                ))
+            })
+            .collect();
+        tasks.extend([
             tokio::spawn(crate::txn::abort_timed_out(
                 state.transactions.clone(),
                 abort_every,
                 shutdown_rx.clone(),
             )),
             tokio::spawn(maintenance(state.clone(), retention_every, shutdown_rx)),
-        ];
+        ]);
         info!(addr = %local_addr, cluster_id = %state.cluster_id, node_id = state.config.node_id, "broker started");
         Ok(Broker {
             state,
             local_addr,
+            bootstrap,
             shutdown,
             tasks,
         })
+    }
+
+    /// `host:port` of listener `name` (as advertised), for clients of that listener.
+    pub fn listener_bootstrap(&self, name: &str) -> Option<String> {
+        let name = name.to_uppercase();
+        self.bootstrap
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, address)| address.clone())
     }
 
     /// The address the listener is bound to.

@@ -149,7 +149,7 @@ pub(crate) struct Topics {
     reconciling: tokio::sync::Mutex<()>,
     temp_files: AtomicU64,
     node_id: i32,
-    quorum: Arc<Quorum>,
+    pub(crate) quorum: Arc<Quorum>,
     /// Index of the last metadata record applied here.
     reconciled: tokio::sync::watch::Sender<u64>,
     /// The fetchers of the partitions this node follows.
@@ -408,7 +408,7 @@ impl Topics {
             Err((ErrorCode::NOT_CONTROLLER, _)) => {
                 let unavailable = |reason: String| (ErrorCode::LEADER_NOT_AVAILABLE, reason);
                 let status = self.quorum.status();
-                let conn = crate::controller::client::connect(&status)
+                let conn = crate::controller::client::connect(&self.quorum, &status)
                     .await
                     .map_err(|code| unavailable(format!("controller unreachable: {code}")))?;
                 let configs = overrides

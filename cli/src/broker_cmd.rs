@@ -13,9 +13,10 @@ pub struct BrokerArgs {
     /// Folder for logs and broker metadata.
     #[arg(long, default_value = "./strom-data")]
     data_dir: PathBuf,
-    /// Address to listen on (port 0 picks a free port).
-    #[arg(long, default_value = "127.0.0.1:9092")]
-    listen: SocketAddr,
+    /// Address of the first listener (port 0 picks a free port); 127.0.0.1:9092 unless
+    /// given here or by `listeners` in the config file.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
     /// This node's id (`node.id`).
     #[arg(long)]
     node_id: Option<i32>,
@@ -38,7 +39,14 @@ pub async fn run(args: BrokerArgs) -> anyhow::Result<()> {
     }
     // Flags win over the file.
     config.data_dir = args.data_dir.clone();
-    config.listen = args.listen;
+    let defaults = BrokerConfig::new(&args.data_dir).listeners;
+    match args.listen {
+        Some(address) => config.set_listen(address),
+        None if config.listeners == defaults => {
+            config.set_listen(SocketAddr::from(([127, 0, 0, 1], 9092)))
+        }
+        None => {}
+    }
     if let Some(id) = args.node_id {
         config.node_id = id;
     }

@@ -6,22 +6,21 @@ use strom_protocol::connection::Connection;
 use strom_protocol::ErrorCode;
 use tracing::debug;
 
-use super::quorum::QuorumStatus;
+use super::quorum::{Quorum, QuorumStatus};
 
-/// A connection to the active controller, as `status` knows it. COORDINATOR_NOT_AVAILABLE
-/// (retriable) when there is none or it cannot be reached.
-pub(crate) async fn connect(status: &QuorumStatus) -> Result<Connection, ErrorCode> {
+/// A connection to the active controller, as `status` knows it, through `quorum`'s
+/// inter-broker connector. COORDINATOR_NOT_AVAILABLE (retriable) when there is none or it
+/// cannot be reached.
+pub(crate) async fn connect(
+    quorum: &Quorum,
+    status: &QuorumStatus,
+) -> Result<Connection, ErrorCode> {
     let leader = status.leader.ok_or(ErrorCode::COORDINATOR_NOT_AVAILABLE)?;
-    let broker = status
-        .image
-        .brokers
-        .get(&leader)
-        .ok_or(ErrorCode::COORDINATOR_NOT_AVAILABLE)?;
-    let address = format!("{}:{}", broker.host, broker.port);
-    Connection::connect(&address, "strom-broker")
+    quorum
+        .connect_broker(leader, "strom-broker")
         .await
         .map_err(|e| {
-            debug!(%address, error = %e, "controller unreachable");
+            debug!(leader, error = %e, "controller unreachable");
             ErrorCode::COORDINATOR_NOT_AVAILABLE
         })
 }

@@ -113,6 +113,7 @@ mod tests {
                     host: "h".into(),
                     port: 1,
                     rack: None,
+                    endpoints: Vec::new(),
                 },
             );
             apply(

@@ -21,6 +21,22 @@ pub(crate) struct BrokerRegistration {
     pub(crate) rack: Option<String>,
     /// Fenced brokers lead nothing and are in no ISR.
     pub(crate) fenced: bool,
+    /// Every listener's advertised endpoint.
+    #[serde(default)]
+    pub(crate) endpoints: Vec<super::records::Endpoint>,
+}
+
+impl BrokerRegistration {
+    /// The host and port of listener `name`, as a client of that listener is told:
+    /// the inter-broker endpoint for a broker that does not have that listener.
+    pub(crate) fn endpoint(&self, name: &str) -> (&str, i32) {
+        self.endpoints
+            .iter()
+            .find(|e| e.name == name)
+            .map_or((self.host.as_str(), self.port), |e| {
+                (e.host.as_str(), e.port)
+            })
+    }
 }
 
 /// One partition's replicas and leadership.
@@ -126,6 +142,7 @@ impl MetadataImage {
                 host,
                 port,
                 rack,
+                endpoints,
             } => {
                 if self.brokers.get(id).is_some_and(|b| b.epoch != *epoch) {
                     self.restarted(*id);
@@ -138,6 +155,7 @@ impl MetadataImage {
                         host: host.clone(),
                         port: *port,
                         rack: rack.clone(),
+                        endpoints: endpoints.clone(),
                         fenced: true,
                     },
                 );
@@ -317,6 +335,7 @@ mod tests {
             host: "127.0.0.1".into(),
             port: 9000 + id,
             rack: None,
+            endpoints: Vec::new(),
         }
     }
 

@@ -89,6 +89,8 @@ enum Command {
 pub(crate) struct Quorum {
     commands: mpsc::Sender<Command>,
     status: watch::Receiver<QuorumStatus>,
+    /// How to reach the brokers registered in the image.
+    connector: crate::net::inter_broker::InterBroker,
 }
 
 /// Where the quorum task keeps and finds what it needs.
@@ -107,6 +109,9 @@ pub(crate) struct QuorumSetup<'a> {
     pub(crate) session_timeout: Duration,
     /// Where clients reach this broker, registered in the metadata log.
     pub(crate) advertised: (String, i32),
+    /// Every listener's advertised endpoint.
+    pub(crate) endpoints: Vec<super::records::Endpoint>,
+    pub(crate) connector: crate::net::inter_broker::InterBroker,
     pub(crate) rack: Option<String>,
     /// This node's cluster id, given to the metadata log if it has none yet.
     pub(crate) cluster_id: String,
@@ -122,6 +127,7 @@ impl Quorum {
         shutdown: watch::Receiver<bool>,
     ) -> Result<Quorum, QuorumError> {
         let me = raft_id(setup.node_id);
+        let connector = setup.connector.clone();
         let peers: Vec<(u64, String)> = setup
             .voters
             .iter()
@@ -174,6 +180,7 @@ impl Quorum {
             host: setup.advertised.0.clone(),
             port: setup.advertised.1,
             rack: setup.rack.clone(),
+            endpoints: setup.endpoints.clone(),
         };
         let (status_tx, status) = watch::channel(status_of(&node, epoch, None));
         let (commands, command_rx) = mpsc::channel(256);
@@ -196,7 +203,11 @@ impl Quorum {
             joined_at: None,
         };
         tokio::spawn(task.run(inbound, command_rx, tick, shutdown));
-        Ok(Quorum { commands, status })
+        Ok(Quorum {
+            commands,
+            status,
+            connector,
+        })
     }
 
     /// Appends `records` to the metadata log through this node, which must be the leader;
@@ -219,6 +230,27 @@ impl Quorum {
     /// The quorum as last seen.
     pub(crate) fn status(&self) -> QuorumStatus {
         self.status.borrow().clone()
+    }
+
+    /// A connection to broker `node`'s inter-broker listener, as the image has it.
+    ///
+    /// # Errors
+    /// What went wrong, for the log: not registered, unreachable, refused.
+    pub(crate) async fn connect_broker(
+        &self,
+        node: i32,
+        client_id: &str,
+    ) -> Result<strom_protocol::connection::Connection, String> {
+        let image = self.image();
+        let broker = image
+            .brokers
+            .get(&node)
+            .ok_or_else(|| format!("broker {node} is not registered"))?;
+        let address = format!("{}:{}", broker.host, broker.port);
+        self.connector
+            .connect(&address, client_id)
+            .await
+            .map_err(|e| format!("{address}: {e}"))
     }
 
     /// The metadata image as last applied here.
@@ -579,6 +611,8 @@ pub(crate) async fn single_node(dir: &Path) -> (Arc<Quorum>, watch::Sender<bool>
         election_timeout: Duration::from_millis(100),
         session_timeout: Duration::from_millis(500),
         advertised: ("127.0.0.1".into(), 9092),
+        endpoints: Vec::new(),
+        connector: Default::default(),
         rack: None,
         cluster_id: "test-cluster".into(),
         learner_address: None,
@@ -604,6 +638,8 @@ mod tests {
             election_timeout: Duration::from_millis(100),
             session_timeout: Duration::from_millis(500),
             advertised: ("127.0.0.1".to_owned(), 9092),
+            endpoints: Vec::new(),
+            connector: Default::default(),
             rack: None,
             cluster_id: "test-cluster".to_owned(),
             learner_address: None,

@@ -9,6 +9,15 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+/// Where a broker's listener is, as clients are told.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Endpoint {
+    /// The listener's name.
+    pub(crate) name: String,
+    pub(crate) host: String,
+    pub(crate) port: i32,
+}
+
 /// One change to the cluster metadata.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -22,6 +31,10 @@ pub(crate) enum MetadataRecord {
         port: i32,
         #[serde(default)]
         rack: Option<String>,
+        /// Every listener's advertised endpoint; `host` and `port` are the inter-broker
+        /// listener's.
+        #[serde(default)]
+        endpoints: Vec<Endpoint>,
     },
     /// A registered broker's fencing changed: fenced brokers lead no partition and are in
     /// no ISR.
@@ -123,6 +136,7 @@ mod tests {
                 host: "127.0.0.1".into(),
                 port: 9092,
                 rack: Some("a".into()),
+                endpoints: Vec::new(),
             },
             MetadataRecord::Topic {
                 name: "orders".into(),

@@ -29,8 +29,8 @@ pub(crate) async fn handle(
         .map(|b| {
             DescribeClusterBroker::default()
                 .with_broker_id(BrokerId(b.id))
-                .with_host(str_bytes(b.host.clone()))
-                .with_port(b.port)
+                .with_host(str_bytes(b.endpoint(&client.listener).0))
+                .with_port(b.endpoint(&client.listener).1)
                 .with_rack(b.rack.clone().map(str_bytes))
         })
         .collect();

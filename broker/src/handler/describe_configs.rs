@@ -96,7 +96,15 @@ fn broker_entries(state: &BrokerState) -> Vec<Entry> {
         entry("node.id", c.node_id.to_string(), TYPE_INT),
         entry("broker.id", c.node_id.to_string(), TYPE_INT),
         entry("log.dirs", c.data_dir.display().to_string(), TYPE_STRING),
-        entry("listeners", format!("PLAINTEXT://{}", c.listen), TYPE_LIST),
+        entry(
+            "listeners",
+            c.listeners
+                .iter()
+                .map(|l| format!("{}://{}", l.name, l.address))
+                .collect::<Vec<_>>()
+                .join(","),
+            TYPE_LIST,
+        ),
         entry(
             "auto.create.topics.enable",
             c.auto_create_topics.to_string(),

@@ -107,5 +107,6 @@ async fn locate(
         .brokers
         .get(&node)
         .ok_or(ErrorCode::COORDINATOR_NOT_AVAILABLE)?;
-    Ok((node, str_bytes(broker.host.clone()), broker.port))
+    let (host, port) = broker.endpoint(&client.listener);
+    Ok((node, str_bytes(host), port))
 }

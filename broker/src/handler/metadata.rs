@@ -97,8 +97,8 @@ pub(crate) async fn handle(
         .map(|b| {
             let broker = MetadataResponseBroker::default()
                 .with_node_id(BrokerId(b.id))
-                .with_host(str_bytes(b.host.clone()))
-                .with_port(b.port);
+                .with_host(str_bytes(b.endpoint(&client.listener).0))
+                .with_port(b.endpoint(&client.listener).1);
             if version >= 1 {
                 broker.with_rack(b.rack.clone().map(str_bytes))
             } else {

@@ -59,6 +59,8 @@ pub(crate) struct Client {
     pub(crate) ip: String,
     /// The authenticated principal (`User:alice`), or `User:ANONYMOUS`.
     pub(crate) principal: String,
+    /// The name of the listener the request came on.
+    pub(crate) listener: String,
 }
 
 /// Groups per-partition answers by topic, keeping their order: consecutive answers of one

@@ -89,6 +89,9 @@ pub(crate) fn find(key: i16) -> Option<ApiSpec> {
     APIS.iter().copied().find(|s| s.key as i16 == key)
 }
 
+/// The connection a request came on: peer address, listener name, principal.
+pub(crate) type Who<'a> = (std::net::SocketAddr, &'a str, &'a str);
+
 /// How a response leaves: encoded into the connection's buffer, or as chunks that include
 /// stored record batches by reference (Fetch).
 pub(crate) enum Written {
@@ -106,8 +109,7 @@ pub(crate) enum Written {
 pub(crate) async fn dispatch(
     state: &BrokerState,
     frame: Bytes,
-    peer: std::net::SocketAddr,
-    principal: &str,
+    who: Who<'_>,
     out: &mut BytesMut,
 ) -> Result<Written, ProtocolError> {
     let mut frame = frame;
@@ -118,7 +120,7 @@ pub(crate) async fn dispatch(
         let version = prefix.api_version;
         let header = decode_request_header(&mut frame, ApiKey::Fetch, version)?;
         let request: FetchRequest = decode_body(&mut frame, version, "Fetch")?;
-        let client = client(&header, peer, principal);
+        let client = client(&header, who);
         let output = handler::fetch::handle(state, &client, request, version).await;
         let id = header.correlation_id;
         return match super::fetch_response::encode(&output, version, id)? {
@@ -130,7 +132,7 @@ pub(crate) async fn dispatch(
             }
         };
     }
-    dispatch_buffered(state, frame, (peer, principal), out)
+    dispatch_buffered(state, frame, who, out)
         .await
         .map(|()| Written::Buffered)
 }
@@ -138,7 +140,7 @@ pub(crate) async fn dispatch(
 async fn dispatch_buffered(
     state: &BrokerState,
     mut frame: Bytes,
-    (peer, principal): (std::net::SocketAddr, &str),
+    who: Who<'_>,
     out: &mut BytesMut,
 ) -> Result<(), ProtocolError> {
     let prefix = RequestPrefix::peek(&frame)?;
@@ -177,7 +179,7 @@ async fn dispatch_buffered(
     }
     let header = decode_request_header(&mut frame, api, version)?;
     let id = header.correlation_id;
-    let client = &client(&header, peer, principal);
+    let client = &client(&header, who);
     trace!(api = api_name(api), version, correlation_id = id, "request");
     macro_rules! serve {
         ($req:ty, $handler:path) => {{
@@ -312,8 +314,9 @@ async fn dispatch_buffered(
 
 /// Who is asking: for ACLs and quotas, and group APIs (Kafka names members and shows them
 /// by client id and host).
-fn client(header: &RequestHeader, peer: std::net::SocketAddr, principal: &str) -> handler::Client {
+fn client(header: &RequestHeader, (peer, listener, principal): Who<'_>) -> handler::Client {
     handler::Client {
+        listener: listener.to_owned(),
         client_id: header
             .client_id
             .as_ref()

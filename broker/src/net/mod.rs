@@ -6,6 +6,7 @@
 
 pub(crate) mod dispatch;
 pub(crate) mod fetch_response;
+pub(crate) mod inter_broker;
 pub(crate) mod sasl;
 
 use std::net::SocketAddr;
@@ -23,23 +24,38 @@ use crate::state::BrokerState;
 /// How long shutdown waits for connections to finish the request they are serving.
 const DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// A bound listener with its security.
+pub(crate) struct Bound {
+    pub(crate) tcp: TcpListener,
+    /// The listener's name: Metadata answers with the brokers' endpoints of this name.
+    pub(crate) name: Arc<str>,
+    pub(crate) tls: Option<tokio_rustls::TlsAcceptor>,
+    pub(crate) sasl: Option<Arc<sasl::SaslUsers>>,
+    pub(crate) addr: SocketAddr,
+}
+
 /// Accepts connections until `shutdown` turns true, then waits for the connections to
 /// finish their current request (up to [`DRAIN`]), so every partition is free to be closed
 /// cleanly.
 pub(crate) async fn accept_loop(
-    listener: TcpListener,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    sasl: Option<Arc<sasl::SaslUsers>>,
+    bound: Bound,
     state: Arc<BrokerState>,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    let Bound {
+        tcp: listener,
+        name,
+        tls,
+        sasl,
+        ..
+    } = bound;
     let mut connections = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let span = info_span!("connection", %peer);
-                    let security = (tls.clone(), sasl.clone());
+                    let span = info_span!("connection", %peer, listener = %name);
+                    let security = (tls.clone(), sasl.clone(), name.clone());
                     let serving = serve(stream, security, peer, state.clone(), shutdown.clone());
                     connections.spawn(serving.instrument(span));
                     // Reap finished connections as we go.
@@ -74,15 +90,16 @@ const SASL_MAX_RECEIVE: usize = 512 * 1024;
 /// How long a client has to finish the TLS handshake.
 const HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// A listener's TLS acceptor and SASL users, where it has them.
+/// A listener's TLS acceptor and SASL users, where it has them, and its name.
 type Security = (
     Option<tokio_rustls::TlsAcceptor>,
     Option<Arc<sasl::SaslUsers>>,
+    Arc<str>,
 );
 
 async fn serve(
     stream: TcpStream,
-    (tls, sasl): Security,
+    (tls, sasl, listener): Security,
     peer: SocketAddr,
     state: Arc<BrokerState>,
     shutdown: watch::Receiver<bool>,
@@ -95,7 +112,7 @@ async fn serve(
         serve_frames(
             read,
             Out::Tcp(write),
-            sasl.as_deref(),
+            (sasl.as_deref(), listener),
             crate::authorizer::ANONYMOUS.to_owned(),
             peer,
             state,
@@ -122,7 +139,7 @@ async fn serve(
     serve_frames(
         read,
         Out::Tls(write),
-        sasl.as_deref(),
+        (sasl.as_deref(), listener),
         format!("User:{principal}"),
         peer,
         state,
@@ -187,7 +204,7 @@ impl Out {
 async fn serve_frames<R: tokio::io::AsyncRead + Unpin>(
     read: R,
     mut write: Out,
-    users: Option<&sasl::SaslUsers>,
+    (users, listener): (Option<&sasl::SaslUsers>, Arc<str>),
     mut principal: String,
     peer: SocketAddr,
     state: Arc<BrokerState>,
@@ -247,7 +264,7 @@ async fn serve_frames<R: tokio::io::AsyncRead + Unpin>(
         }
         // A long poll must not hold up shutdown; nothing is half done when it is dropped.
         let dispatched = tokio::select! {
-            dispatched = dispatch::dispatch(&state, frame, peer, &principal, &mut out) => dispatched,
+            dispatched = dispatch::dispatch(&state, frame, (peer, &listener, &principal), &mut out) => dispatched,
             _ = shutdown.changed() => break,
         };
         let written = match dispatched {

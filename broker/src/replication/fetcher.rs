@@ -115,18 +115,12 @@ async fn run(me: i32, leader: i32, set: Set, quorum: Arc<Quorum>) {
             return;
         }
         if conn.as_ref().is_none_or(Connection::is_closed) {
-            let image = quorum.image();
-            let Some(broker) = image.brokers.get(&leader) else {
-                tokio::time::sleep(BACKOFF).await;
-                continue;
-            };
-            let address = format!("{}:{}", broker.host, broker.port);
             // Named as Kafka names its replica fetchers, so logs and proxies tell them apart.
             let client_id = format!("broker-{me}-fetcher");
-            match Connection::connect(&address, &client_id).await {
+            match quorum.connect_broker(leader, &client_id).await {
                 Ok(c) => conn = Some(c),
                 Err(e) => {
-                    debug!(leader, %address, error = %e, "leader unreachable");
+                    debug!(leader, error = %e, "leader unreachable");
                     tokio::time::sleep(BACKOFF).await;
                     continue;
                 }

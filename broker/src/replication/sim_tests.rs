@@ -437,6 +437,7 @@ impl Sim {
                 host: "sim".into(),
                 port: 9092,
                 rack: None,
+                endpoints: Vec::new(),
             });
             sim.apply(MetadataRecord::FenceBroker {
                 id,
@@ -648,6 +649,7 @@ impl Sim {
                     host: "sim".into(),
                     port: 9092,
                     rack: None,
+                    endpoints: Vec::new(),
                 };
                 self.apply(record);
             }

@@ -458,15 +458,11 @@ impl TxnCoordinator {
         if let Some(conn) = connections.get(&node) {
             return Ok(conn.clone());
         }
-        let image = self.topics.image();
-        let broker = image
-            .brokers
-            .get(&node)
-            .ok_or_else(|| format!("broker {node} is not registered"))?;
-        let addr = format!("{}:{}", broker.host, broker.port);
-        let conn = Connection::connect(&addr, &format!("broker-{}-txn", self.node_id))
-            .await
-            .map_err(|e| e.to_string())?;
+        let conn = self
+            .topics
+            .quorum
+            .connect_broker(node, &format!("broker-{}-txn", self.node_id))
+            .await?;
         let conn = Arc::new(conn);
         connections.insert(node, conn.clone());
         Ok(conn)

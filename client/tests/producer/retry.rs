@@ -100,8 +100,8 @@ async fn proxied_broker() -> (Fixture, Proxy, String) {
     let proxy_addr = listener.local_addr().unwrap();
     let fx = Fixture::start_with(|c| {
         c.num_partitions = 1;
-        c.advertised_host = Some("127.0.0.1".to_owned());
-        c.advertised_port = Some(proxy_addr.port());
+        c.listeners[0].advertised_host = Some("127.0.0.1".to_owned());
+        c.listeners[0].advertised_port = Some(proxy_addr.port());
     })
     .await;
     let proxy = Proxy::start(listener, fx.broker.local_addr());

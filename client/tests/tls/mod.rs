@@ -133,3 +133,99 @@ async fn a_broker_that_requires_client_certificates_refuses_clients_without_one(
     // Metadata sends the client back to 127.0.0.1, which the certificate names.
     Admin::connect(elsewhere).await.unwrap();
 }
+
+/// Listeners by name: a client of each is told that listener's endpoints, so the
+/// plaintext and the TLS clients each stay on their own port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_listener_advertises_its_own_endpoints() {
+    let certs = Certs::new("test ca");
+    let keystore = certs.issue("broker", "broker", &["127.0.0.1"]).both;
+    let truststore = certs.ca();
+    let b = TestBroker::start_with(move |c| {
+        c.set("listeners", "INTERNAL://127.0.0.1:0,EXTERNAL://127.0.0.1:0")
+            .unwrap();
+        c.set(
+            "listener.security.protocol.map",
+            "INTERNAL:PLAINTEXT,EXTERNAL:SSL",
+        )
+        .unwrap();
+        c.set("inter.broker.listener.name", "INTERNAL").unwrap();
+        c.set("ssl.keystore.location", keystore.to_str().unwrap())
+            .unwrap();
+        c.set("ssl.truststore.location", truststore.to_str().unwrap())
+            .unwrap();
+    })
+    .await;
+    let internal = b.broker.listener_bootstrap("internal").unwrap();
+    let external = b.broker.listener_bootstrap("EXTERNAL").unwrap();
+    assert_ne!(internal, external);
+    let mut tls = ssl_config(&b, &certs.ca());
+    tls.bootstrap_servers = vec![external.clone()];
+    round_trip(&tls, "over-tls").await;
+    let described = Admin::connect(tls.clone())
+        .await
+        .unwrap()
+        .describe_cluster()
+        .await
+        .unwrap();
+    let told: Vec<String> = described
+        .brokers
+        .iter()
+        .map(|b| format!("{}:{}", b.host, b.port))
+        .collect();
+    assert_eq!(told, [external]);
+    let plain = b.config();
+    assert_eq!(plain.bootstrap_servers, [internal]);
+    round_trip(&plain, "in-the-clear").await;
+}
+
+/// A broker with nothing but a TLS listener reaches itself over TLS too: transaction
+/// markers go through its own listener.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_commit_on_a_broker_with_only_tls() {
+    use strom_client::producer::{Producer, Record};
+    let certs = Certs::new("test ca");
+    let b = tls_broker(&certs, "required", &["127.0.0.1"]).await;
+    let alice = certs.issue("alice", "alice", &["alice"]);
+    let mut config = ssl_config(&b, &certs.ca());
+    config
+        .set("ssl.certificate.location", alice.cert.to_str().unwrap())
+        .unwrap()
+        .set("ssl.key.location", alice.key.to_str().unwrap())
+        .unwrap();
+    let admin = Admin::connect(config.clone()).await.unwrap();
+    admin
+        .create_topic(NewTopic::new("txn-tls").partitions(1))
+        .await
+        .unwrap();
+    let mut txn = config.clone();
+    txn.set("transactional.id", "tls-txn").unwrap();
+    let producer = Producer::new(txn).await.unwrap();
+    producer.begin_transaction().unwrap();
+    let delivery = producer
+        .send(Record::new("txn-tls").value("committed"))
+        .await
+        .unwrap();
+    producer.commit_transaction().await.unwrap();
+    delivery.await.unwrap();
+    producer.close().await;
+    let mut reader = config;
+    reader.set("isolation.level", "read_committed").unwrap();
+    let consumer = Consumer::new(reader).await.unwrap();
+    let partitions = [("txn-tls".to_owned(), 0)];
+    consumer.assign(&partitions).unwrap();
+    consumer.seek_to_beginning(&partitions).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut values = Vec::new();
+    while values.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the committed record never showed"
+        );
+        for r in consumer.poll(Duration::from_millis(100)).await.unwrap() {
+            values.push(r.value.unwrap());
+        }
+    }
+    assert_eq!(values[0].as_ref(), b"committed");
+    consumer.close();
+}
