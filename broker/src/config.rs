@@ -96,6 +96,11 @@ pub struct BrokerConfig {
     /// Whether a resource no ACL covers is open to everyone
     /// (`allow.everyone.if.no.acl.found`, false as in Kafka).
     pub allow_everyone_if_no_acl_found: bool,
+    /// Quota rates are measured over `quota.window.num` samples (11) of
+    /// `quota.window.size.seconds` (1).
+    pub quota_window_num: usize,
+    /// See `quota_window_num`.
+    pub quota_window_size: Duration,
     /// Folder holding partition logs and broker metadata (`log.dirs`).
     pub data_dir: PathBuf,
     /// This broker's id (`node.id`).
@@ -239,6 +244,8 @@ impl BrokerConfig {
             authorizer: false,
             super_users: Vec::new(),
             allow_everyone_if_no_acl_found: false,
+            quota_window_num: 11,
+            quota_window_size: Duration::from_secs(1),
             data_dir: data_dir.into(),
             node_id: 1,
             auto_create_topics: true,
@@ -346,6 +353,19 @@ impl BrokerConfig {
             "ssl.client.auth" => {
                 self.ssl.client_auth = strom_protocol::tls::ClientAuth::parse(value)
                     .ok_or_else(|| bad("expected none, requested or required"))?
+            }
+            "quota.window.num" => {
+                self.quota_window_num = parse(value).map_err(|_| bad("expected a count"))?;
+                if self.quota_window_num < 2 {
+                    return Err(bad("must be at least 2"));
+                }
+            }
+            "quota.window.size.seconds" => {
+                let seconds: u64 = parse(value).map_err(|_| bad("expected seconds"))?;
+                if seconds == 0 {
+                    return Err(bad("must be at least 1"));
+                }
+                self.quota_window_size = Duration::from_secs(seconds);
             }
             "authorizer.class.name" => self.authorizer = !value.trim().is_empty(),
             "super.users" => {

@@ -26,6 +26,7 @@ mod net;
 mod partition;
 mod producer_ids;
 pub mod producer_state;
+mod quota;
 mod replication;
 mod server;
 mod state;

@@ -293,8 +293,13 @@ impl Broker {
         let transactions = Arc::new(crate::txn::TxnCoordinator::new(topics.clone(), &config));
         let abort_every = config.transaction_abort_interval;
         let authorizer = crate::authorizer::Authorizer::new(&config);
+        let quotas = crate::quota::Quotas::new(crate::quota::Window {
+            samples: config.quota_window_num,
+            size_ms: u64::try_from(config.quota_window_size.as_millis()).unwrap_or(1000),
+        });
         let state = Arc::new(BrokerState {
             authorizer,
+            quotas,
             config,
             cluster_id,
             advertised_host,

@@ -26,6 +26,8 @@ pub(crate) struct BrokerState {
     pub(crate) transactions: Arc<crate::txn::TxnCoordinator>,
     /// The metadata quorum this node takes part in.
     pub(crate) quorum: Arc<crate::controller::quorum::Quorum>,
+    /// Client quota sensors.
+    pub(crate) quotas: crate::quota::Quotas,
     /// Who may do what.
     pub(crate) authorizer: crate::authorizer::Authorizer,
 }

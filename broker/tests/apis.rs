@@ -37,7 +37,7 @@ async fn every_api_at_every_advertised_version() {
     let conn = b.connect().await;
     let base_id = create_topic(&conn, "base", 1).await;
     let versions = conn.send(&ApiVersionsRequest::default()).await.unwrap();
-    assert_eq!(versions.api_keys.len(), 46);
+    assert_eq!(versions.api_keys.len(), 48);
     for api in &versions.api_keys {
         let key = ApiKey::try_from(api.api_key).unwrap();
         let min = if key == ApiKey::Produce {
@@ -518,6 +518,44 @@ async fn every_api_at_every_advertised_version() {
                         described.results[0].credential_infos[0].iterations, 4096,
                         "{ctx}"
                     );
+                }
+                ApiKey::AlterClientQuotas => {
+                    let entity = alter_client_quotas_request::EntityData::default()
+                        .with_entity_type(s("user"))
+                        .with_entity_name(Some(s("nobody")));
+                    let op = alter_client_quotas_request::OpData::default()
+                        .with_key(s("producer_byte_rate"))
+                        .with_value(1024.0 * f64::from(v + 1));
+                    let entry = alter_client_quotas_request::EntryData::default()
+                        .with_entity(vec![entity])
+                        .with_ops(vec![op]);
+                    let request = AlterClientQuotasRequest::default().with_entries(vec![entry]);
+                    let r = conn.send_version(&request, v).await.unwrap();
+                    assert_eq!(r.entries[0].error_code, 0, "{ctx}");
+                    // Unknown keys are refused by name.
+                    let mut bad = request.clone();
+                    bad.entries[0].ops[0].key = s("bogus_rate");
+                    let r = conn.send_version(&bad, v).await.unwrap();
+                    assert_eq!(r.entries[0].error_code, 42, "{ctx}: INVALID_REQUEST");
+                    assert!(r.entries[0]
+                        .error_message
+                        .as_deref()
+                        .unwrap()
+                        .contains("bogus_rate"));
+                }
+                ApiKey::DescribeClientQuotas => {
+                    let component = describe_client_quotas_request::ComponentData::default()
+                        .with_entity_type(s("user"))
+                        .with_match_type(0)
+                        .with_match(Some(s("nobody")));
+                    let request =
+                        DescribeClientQuotasRequest::default().with_components(vec![component]);
+                    let r = conn.send_version(&request, v).await.unwrap();
+                    assert_eq!(r.error_code, 0, "{ctx}");
+                    // Set by AlterClientQuotas, tested before at its last version.
+                    let entries = r.entries.unwrap();
+                    assert_eq!(entries.len(), 1, "{ctx}");
+                    assert_eq!(entries[0].values[0].value, 2048.0, "{ctx}");
                 }
                 // Without an authoriser, as Kafka: SECURITY_DISABLED (the tenant tests cover
                 // them with one).

@@ -86,6 +86,10 @@ pub(crate) struct MetadataImage {
     /// SCRAM credentials by user, then mechanism name.
     #[serde(default)]
     pub(crate) scram: BTreeMap<String, BTreeMap<String, strom_protocol::sasl::ScramCredential>>,
+    /// Client quotas by entity, then key.
+    #[serde(default)]
+    pub(crate) quotas:
+        BTreeMap<crate::quota::QuotaEntity, BTreeMap<String, crate::quota::QuotaValue>>,
     /// Access control lists.
     #[serde(default)]
     pub(crate) acls: std::collections::BTreeSet<strom_protocol::acl::AclBinding>,
@@ -305,6 +309,16 @@ impl MetadataImage {
                     .entry(user.clone())
                     .or_default()
                     .insert(mechanism.clone(), credential);
+            }
+            MetadataRecord::ClientQuota { entity, key, value } => {
+                let values = self.quotas.entry(entity.clone()).or_default();
+                match value {
+                    Some(value) => values.insert(key.clone(), *value),
+                    None => values.remove(key),
+                };
+                if values.is_empty() {
+                    self.quotas.remove(entity);
+                }
             }
             MetadataRecord::Acl { binding } => {
                 self.acls.insert(binding.clone());

@@ -99,6 +99,12 @@ pub(crate) enum MetadataRecord {
     },
     /// A user's SCRAM credential for one mechanism was deleted.
     RemoveUserScramCredential { user: String, mechanism: String },
+    /// A client quota was set (`Some`) or removed (`None`) (AlterClientQuotas).
+    ClientQuota {
+        entity: crate::quota::QuotaEntity,
+        key: String,
+        value: Option<crate::quota::QuotaValue>,
+    },
     /// An ACL was created (CreateAcls).
     Acl {
         binding: strom_protocol::acl::AclBinding,

@@ -43,6 +43,20 @@ pub(crate) struct FetchOutput {
 }
 
 impl FetchOutput {
+    /// Bytes of records in the response, for the consumer byte-rate quota.
+    pub(crate) fn bytes(&self) -> usize {
+        let regions: usize = self.regions.iter().flatten().map(|r| r.len()).sum();
+        let inline: usize = self
+            .response
+            .responses
+            .iter()
+            .flat_map(|t| &t.partitions)
+            .filter_map(|p| p.records.as_ref())
+            .map(bytes::Bytes::len)
+            .sum();
+        regions + inline
+    }
+
     /// Reads every region into its partition's `records`, for the generic encoder.
     pub(crate) fn materialize(mut self) -> std::io::Result<FetchResponse> {
         let mut regions = self.regions.into_iter();

@@ -7,6 +7,7 @@ pub(crate) mod acls;
 pub(crate) mod allocate_producer_ids;
 pub(crate) mod alter_configs;
 pub(crate) mod api_versions;
+pub(crate) mod client_quotas;
 pub(crate) mod create_partitions;
 pub(crate) mod create_topics;
 pub(crate) mod delete_groups;
@@ -50,6 +51,7 @@ pub(crate) const RESOURCE_BROKER: i8 = 4;
 
 /// Who sent a request: for authorisation, quotas, and the APIs that record it (group
 /// membership).
+#[derive(Clone, Debug)]
 pub(crate) struct Client {
     /// The request header's client id.
     pub(crate) client_id: String,

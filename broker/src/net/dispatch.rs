@@ -12,6 +12,7 @@ use strom_protocol::ProtocolError;
 use tracing::trace;
 
 use crate::handler;
+use crate::quota::Kind;
 use crate::state::BrokerState;
 
 /// An API the broker serves, with the versions it advertises.
@@ -77,6 +78,8 @@ pub(crate) const APIS: &[ApiSpec] = &[
     spec(ApiKey::SaslAuthenticate, 0, 2),
     spec(ApiKey::DescribeUserScramCredentials, 0, 0),
     spec(ApiKey::AlterUserScramCredentials, 0, 0),
+    spec(ApiKey::AlterClientQuotas, 0, 1),
+    spec(ApiKey::DescribeClientQuotas, 0, 1),
     spec(ApiKey::DescribeAcls, 1, 3),
     spec(ApiKey::CreateAcls, 1, 3),
     spec(ApiKey::DeleteAcls, 1, 3),
@@ -102,7 +105,8 @@ pub(crate) enum Written {
 }
 
 /// Handles one request frame, appending the response frame (if any) to `out` or returning
-/// it as chunks.
+/// it as chunks, with how long the connection should then stop reading (a quota's
+/// throttle time, in milliseconds).
 ///
 /// An error means the connection should be closed (as Kafka does for requests it cannot
 /// parse or versions it cannot answer).
@@ -111,7 +115,7 @@ pub(crate) async fn dispatch(
     frame: Bytes,
     who: Who<'_>,
     out: &mut BytesMut,
-) -> Result<Written, ProtocolError> {
+) -> Result<(Written, i32), ProtocolError> {
     let mut frame = frame;
     let prefix = RequestPrefix::peek(&frame)?;
     let fetch =
@@ -121,28 +125,48 @@ pub(crate) async fn dispatch(
         let header = decode_request_header(&mut frame, ApiKey::Fetch, version)?;
         let request: FetchRequest = decode_body(&mut frame, version, "Fetch")?;
         let client = client(&header, who);
-        let output = handler::fetch::handle(state, &client, request, version).await;
+        let mut output = handler::fetch::handle(state, &client, request, version).await;
+        // Fetched bytes count against `consumer_byte_rate` (long polls are not request
+        // time).
+        let throttle = charge(state, &client, Kind::Fetch, output.bytes() as f64);
+        output.response.throttle_time_ms = throttle;
         let id = header.correlation_id;
-        return match super::fetch_response::encode(&output, version, id)? {
-            Some(chunks) => Ok(Written::Chunks(chunks)),
+        let written = match super::fetch_response::encode(&output, version, id)? {
+            Some(chunks) => Written::Chunks(chunks),
             None => {
                 let response = output.materialize()?;
-                encode_response(ApiKey::Fetch, version, id, &response, out)
-                    .map(|()| Written::Buffered)
+                encode_response(ApiKey::Fetch, version, id, &response, out)?;
+                Written::Buffered
             }
         };
+        return Ok((written, throttle));
     }
-    dispatch_buffered(state, frame, who, out)
-        .await
-        .map(|()| Written::Buffered)
+    let started = std::time::Instant::now();
+    let produced = (prefix.api_key == ApiKey::Produce as i16).then_some(frame.len());
+    let (client, throttle) = dispatch_buffered(state, frame, who, produced, out).await?;
+    // Handling time counts against `request_percentage` (percent of one thread).
+    let busy = started.elapsed().as_secs_f64() * 100.0;
+    let request_throttle = client.map_or(0, |c| charge(state, &c, Kind::Request, busy));
+    Ok((Written::Buffered, throttle.max(request_throttle)))
 }
 
+/// Charges `amount` to the client's quota of `kind`; the throttle time in milliseconds.
+fn charge(state: &BrokerState, client: &handler::Client, kind: Kind, amount: f64) -> i32 {
+    let now = u64::try_from(crate::state::now_ms()).unwrap_or(0);
+    state
+        .quotas
+        .record(&state.quorum.image(), client, kind, amount, now)
+}
+
+/// Handles a request answered from memory: who sent it (once its header is read), and the
+/// throttle time a Produce of `produced` bytes earned.
 async fn dispatch_buffered(
     state: &BrokerState,
     mut frame: Bytes,
     who: Who<'_>,
+    produced: Option<usize>,
     out: &mut BytesMut,
-) -> Result<(), ProtocolError> {
+) -> Result<(Option<handler::Client>, i32), ProtocolError> {
     let prefix = RequestPrefix::peek(&frame)?;
     let api = ApiKey::try_from(prefix.api_key)
         .map_err(|_| ProtocolError::UnknownApiKey(prefix.api_key))?;
@@ -166,7 +190,7 @@ async fn dispatch_buffered(
                 min: spec.min,
                 max: spec.max,
             });
-            return encode_response(api, 0, prefix.correlation_id, &body, out);
+            return encode_response(api, 0, prefix.correlation_id, &body, out).map(|()| (None, 0));
         }
         return Err(unsupported(
             api,
@@ -180,6 +204,10 @@ async fn dispatch_buffered(
     let header = decode_request_header(&mut frame, api, version)?;
     let id = header.correlation_id;
     let client = &client(&header, who);
+    // Produced bytes count against `producer_byte_rate`.
+    let throttle = produced.map_or(0, |bytes| {
+        charge(state, client, Kind::Produce, bytes as f64)
+    });
     trace!(api = api_name(api), version, correlation_id = id, "request");
     macro_rules! serve {
         ($req:ty, $handler:path) => {{
@@ -188,11 +216,12 @@ async fn dispatch_buffered(
             encode_response(api, version, id, &response, out)
         }};
     }
-    match api {
+    let served = match api {
         ApiKey::Produce => {
             let request: ProduceRequest = decode_body(&mut frame, version, "Produce")?;
             match handler::produce::handle(state, client, request, version).await {
                 handler::produce::Produced::Respond(response) => {
+                    let response = response.with_throttle_time_ms(throttle);
                     encode_response(api, version, id, &response, out)
                 }
                 handler::produce::Produced::Silent => Ok(()),
@@ -271,6 +300,13 @@ async fn dispatch_buffered(
             AlterUserScramCredentialsRequest,
             handler::user_scram_credentials::alter
         ),
+        ApiKey::DescribeClientQuotas => serve!(
+            DescribeClientQuotasRequest,
+            handler::client_quotas::describe
+        ),
+        ApiKey::AlterClientQuotas => {
+            serve!(AlterClientQuotasRequest, handler::client_quotas::alter)
+        }
         ApiKey::DescribeAcls => serve!(DescribeAclsRequest, handler::acls::describe),
         ApiKey::CreateAcls => serve!(CreateAclsRequest, handler::acls::create),
         ApiKey::DeleteAcls => serve!(DeleteAclsRequest, handler::acls::delete),
@@ -309,7 +345,8 @@ async fn dispatch_buffered(
             version,
             VersionRange { min: 0, max: -1 },
         )),
-    }
+    };
+    served.map(|()| (Some(client.clone()), throttle))
 }
 
 /// Who is asking: for ACLs and quotas, and group APIs (Kafka names members and shows them

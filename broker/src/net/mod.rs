@@ -267,8 +267,8 @@ async fn serve_frames<R: tokio::io::AsyncRead + Unpin>(
             dispatched = dispatch::dispatch(&state, frame, (peer, &listener, &principal), &mut out) => dispatched,
             _ = shutdown.changed() => break,
         };
-        let written = match dispatched {
-            Ok(written) => written,
+        let (written, throttle_ms) = match dispatched {
+            Ok(dispatched) => dispatched,
             Err(e) => {
                 warn!(%peer, error = %e, "closing connection: bad request");
                 break;
@@ -285,6 +285,15 @@ async fn serve_frames<R: tokio::io::AsyncRead + Unpin>(
         }
         if out.capacity() > 8 << 20 {
             out = BytesMut::with_capacity(64 * 1024);
+        }
+        // Over a quota: the response said how long to wait; read nothing until then
+        // (Kafka mutes the channel), so clients that ignore it wait too.
+        if throttle_ms > 0 {
+            let pause = std::time::Duration::from_millis(u64::from(throttle_ms.unsigned_abs()));
+            tokio::select! {
+                () = tokio::time::sleep(pause) => {}
+                _ = shutdown.changed() => break,
+            }
         }
     }
     write.shutdown().await;

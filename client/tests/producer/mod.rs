@@ -1,6 +1,7 @@
 //! The producer against the embedded broker; records are read back with raw Fetch requests.
 
 mod delivery;
+mod quotas;
 mod retry;
 mod transactions;
 

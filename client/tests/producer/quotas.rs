@@ -1,0 +1,91 @@
+//! Client quotas: a producer over its `producer_byte_rate` is held to it by the broker's
+//! throttling (the response says how long to wait; the connection reads nothing meanwhile),
+//! and a consumer over its `consumer_byte_rate` is told to wait.
+
+use std::time::{Duration, Instant};
+
+use strom_client::producer::Record;
+use strom_protocol::connection::Connection;
+use strom_protocol::kafka_protocol::messages::alter_client_quotas_request::{
+    EntityData, EntryData, OpData,
+};
+use strom_protocol::kafka_protocol::messages::AlterClientQuotasRequest;
+use strom_protocol::kafka_protocol::protocol::StrBytes;
+
+use super::Fixture;
+
+/// Sets `key` = `value` for client id `client_id`.
+async fn set_quota(fx: &Fixture, client_id: &str, key: &str, value: f64) {
+    let conn = Connection::connect(&fx.broker.bootstrap(), "quota-admin")
+        .await
+        .unwrap();
+    let entry = EntryData::default()
+        .with_entity(vec![EntityData::default()
+            .with_entity_type(StrBytes::from_static_str("client-id"))
+            .with_entity_name(Some(StrBytes::from_string(client_id.to_owned())))])
+        .with_ops(vec![OpData::default()
+            .with_key(StrBytes::from_string(key.to_owned()))
+            .with_value(value)]);
+    let r = conn
+        .send(&AlterClientQuotasRequest::default().with_entries(vec![entry]))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.entries[0].error_code, 0,
+        "{:?}",
+        r.entries[0].error_message
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_producer_over_its_byte_rate_is_held_to_it() {
+    const QUOTA: f64 = 512.0 * 1024.0;
+    let fx = Fixture::start_with(|c| {
+        c.num_partitions = 1;
+        c.set("quota.window.num", "2").unwrap();
+        c.set("quota.window.size.seconds", "1").unwrap();
+    })
+    .await;
+    set_quota(&fx, "throttled", "producer_byte_rate", QUOTA).await;
+    let config = fx
+        .config()
+        .client_id("throttled")
+        .linger(Duration::from_millis(5));
+    let producer = fx.producer(config).await;
+    let value = vec![b'q'; 1024];
+    // Past the first window (which may take a burst), then measured over four seconds:
+    // the bytes acknowledged against the time they took.
+    let mut acked = 0usize;
+    let mut measured_from: Option<(Instant, usize)> = None;
+    let started = Instant::now();
+    let mut pending = std::collections::VecDeque::new();
+    loop {
+        pending.push_back(
+            producer
+                .send(Record::new("quota").value(value.clone()))
+                .await
+                .unwrap(),
+        );
+        // Keep a bounded number in flight so the time is the broker's, not the buffer's.
+        while pending.len() > 64 {
+            pending.pop_front().unwrap().await.unwrap();
+            acked += value.len();
+        }
+        let elapsed = started.elapsed();
+        if measured_from.is_none() && elapsed >= Duration::from_secs(2) {
+            measured_from = Some((Instant::now(), acked));
+        }
+        if elapsed >= Duration::from_secs(6) {
+            break;
+        }
+    }
+    let (from, acked_then) = measured_from.unwrap();
+    let rate = (acked - acked_then) as f64 / from.elapsed().as_secs_f64();
+    // Requests carry a little more than the values (batch and record headers).
+    let ratio = rate / QUOTA;
+    assert!(
+        (0.9..=1.1).contains(&ratio),
+        "{rate:.0} B/s of values against a quota of {QUOTA} B/s ({ratio:.3})"
+    );
+    producer.close().await;
+}
