@@ -1,5 +1,6 @@
 //! The admin client: create, describe and delete topics, read and change configs, look up
-//! and trim offsets, list, describe, reset and delete consumer groups.
+//! and trim offsets, list, describe, reset and delete consumer groups, manage SCRAM users
+//! and ACLs.
 //!
 //! [`Admin`] is a thin layer over a [`Cluster`]: each call builds one Kafka request, sends
 //! it to the broker Kafka requires for it, and turns per-item error codes into
@@ -14,6 +15,8 @@
 //!  list_groups                                        ──▶ every broker (ListGroups)
 //!  describe_group / group_offsets / reset_group_offsets
 //!  / delete_groups                                    ──▶ the group's coordinator
+//!  create_acls / delete_acls                          ──▶ controller
+//!  describe_acls                                      ──▶ any broker
 //! ```
 //!
 //! Calls retry on their own when the cluster answers that it is moving: `NOT_CONTROLLER`,
@@ -48,6 +51,7 @@
 //! # Ok(()) }
 //! ```
 
+mod acls;
 mod cluster_info;
 mod configs;
 mod groups;
@@ -69,6 +73,12 @@ pub use offsets::{ListedOffset, OffsetSpec};
 pub use reassignments::{ElectionType, OngoingReassignment, PartitionMove, PartitionOutcome};
 pub use topics::{NewTopic, TopicDescription, TopicResults};
 pub use users::ScramCredentialInfo;
+// Kafka's ACL vocabulary, for `Admin::create_acls`, `describe_acls` and `delete_acls`,
+// so that callers need not depend on strom-protocol.
+pub use strom_protocol::acl::{
+    AclBinding, AclError, AclFilter, Operation, PatternType, Permission, ResourceType,
+    CLUSTER_NAME, WILDCARD,
+};
 
 use crate::cluster::Cluster;
 use crate::config::ClientConfig;
