@@ -287,7 +287,7 @@ fn print_table(header: &[&str], rows: Vec<Vec<String>>) {
     }
 }
 
-fn table(header: &[&str], rows: &[Vec<String>]) -> Vec<String> {
+pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> Vec<String> {
     let header: Vec<String> = header.iter().map(|h| (*h).to_owned()).collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {

@@ -3,6 +3,7 @@
 // Printing to stdout is this binary's job.
 #![allow(clippy::print_stdout)]
 
+mod acls_cmd;
 mod broker_cmd;
 mod cluster_cmd;
 mod connect_cmd;
@@ -46,6 +47,8 @@ enum Command {
     Connect(connect_cmd::ConnectArgs),
     /// Manage SCRAM users kept in the cluster's metadata.
     Users(users_cmd::UsersArgs),
+    /// Add, list and remove ACLs kept in the cluster's metadata.
+    Acls(acls_cmd::AclsArgs),
 }
 
 // Records are often made on one thread and freed on another (a connector's reader and
@@ -86,6 +89,7 @@ fn main() -> std::process::ExitCode {
             Command::Groups(args) => groups_cmd::run(args).await,
             Command::Cluster(args) => cluster_cmd::run(args).await,
             Command::Users(args) => users_cmd::run(args).await,
+            Command::Acls(args) => acls_cmd::run(args).await,
             Command::Sql(args) => sql_cmd::run(args).await,
             Command::Connect(args) => connect_cmd::run(args).await,
         }
