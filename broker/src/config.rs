@@ -88,6 +88,12 @@ pub struct BrokerConfig {
     /// Users of a SASL listener, from the `user_<name>="<password>"` entries of any
     /// `*sasl.jaas.config` setting (as Kafka's `PlainLoginModule` takes them).
     pub sasl_users: SaslPasswords,
+    /// What this broker authenticates as to other brokers over a SASL inter-broker
+    /// listener: the `username="..."` and `password="..."` of a `*sasl.jaas.config`, as
+    /// in Kafka.
+    pub inter_broker_credentials: SaslPasswords,
+    /// The mechanism for that (`sasl.mechanism.inter.broker.protocol`; PLAIN unless set).
+    pub inter_broker_sasl_mechanism: strom_protocol::sasl::Mechanism,
     /// Whether ACLs are enforced (`authorizer.class.name` set, as to Kafka's
     /// `org.apache.kafka.metadata.authorizer.StandardAuthorizer`).
     pub authorizer: bool,
@@ -96,6 +102,9 @@ pub struct BrokerConfig {
     /// Whether a resource no ACL covers is open to everyone
     /// (`allow.everyone.if.no.acl.found`, false as in Kafka).
     pub allow_everyone_if_no_acl_found: bool,
+    /// How long a SASL session lasts before the client must re-authenticate
+    /// (`connections.max.reauth.ms`, KIP-368); `None` (0) for as long as the connection.
+    pub connections_max_reauth: Option<Duration>,
     /// Quota rates are measured over `quota.window.num` samples (11) of
     /// `quota.window.size.seconds` (1).
     pub quota_window_num: usize,
@@ -241,9 +250,12 @@ impl BrokerConfig {
             ssl: strom_protocol::tls::ServerTls::default(),
             sasl_mechanisms: strom_protocol::sasl::Mechanism::ALL.to_vec(),
             sasl_users: SaslPasswords::default(),
+            inter_broker_credentials: SaslPasswords::default(),
+            inter_broker_sasl_mechanism: strom_protocol::sasl::Mechanism::Plain,
             authorizer: false,
             super_users: Vec::new(),
             allow_everyone_if_no_acl_found: false,
+            connections_max_reauth: None,
             quota_window_num: 11,
             quota_window_size: Duration::from_secs(1),
             data_dir: data_dir.into(),
@@ -345,14 +357,31 @@ impl BrokerConfig {
             }
             key if key.ends_with("sasl.jaas.config") => {
                 let users = crate::net::sasl::jaas_users(value);
-                if users.is_empty() {
-                    return Err(bad("no user_<name>=\"<password>\" entries"));
+                let login = crate::net::sasl::jaas_login(value);
+                if users.is_empty() && login.is_none() {
+                    return Err(bad(
+                        "neither user_<name>=\"<password>\" entries nor username=\"...\" password=\"...\"",
+                    ));
                 }
                 self.sasl_users.0.extend(users);
+                if let Some(login) = login {
+                    self.inter_broker_credentials = SaslPasswords(vec![login]);
+                }
+            }
+            "sasl.mechanism.inter.broker.protocol" => {
+                self.inter_broker_sasl_mechanism = strom_protocol::sasl::Mechanism::parse(value)
+                    .ok_or_else(|| bad("expected PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512"))?
             }
             "ssl.client.auth" => {
                 self.ssl.client_auth = strom_protocol::tls::ClientAuth::parse(value)
                     .ok_or_else(|| bad("expected none, requested or required"))?
+            }
+            key if key == "connections.max.reauth.ms"
+                || key.starts_with("listener.name.")
+                    && key.ends_with(".connections.max.reauth.ms") =>
+            {
+                let ms: u64 = parse(value).map_err(|_| bad("expected milliseconds"))?;
+                self.connections_max_reauth = (ms > 0).then(|| Duration::from_millis(ms));
             }
             "quota.window.num" => {
                 self.quota_window_num = parse(value).map_err(|_| bad("expected a count"))?;
@@ -650,8 +679,7 @@ impl BrokerConfig {
     /// The listener other brokers connect to (`inter.broker.listener.name`, else the first).
     ///
     /// # Errors
-    /// [`BrokerError::Config`] when `inter.broker.listener.name` names no listener, or
-    /// one with SASL (brokers authenticate to each other by TLS certificate or not at all).
+    /// [`BrokerError::Config`] when `inter.broker.listener.name` names no listener.
     pub fn inter_broker_listener(&self) -> Result<&ListenerConfig, BrokerError> {
         let bad = |value: &str, reason: String| BrokerError::Config {
             key: "inter.broker.listener.name".to_owned(),
@@ -669,13 +697,6 @@ impl BrokerConfig {
                 .first()
                 .ok_or_else(|| bad("", "no listeners".to_owned()))?,
         };
-        if self.listener_sasl(&listener.name) {
-            return Err(bad(
-                &listener.name,
-                "brokers connect to each other over PLAINTEXT or SSL; add such a listener for them"
-                    .to_owned(),
-            ));
-        }
         Ok(listener)
     }
 
@@ -812,8 +833,7 @@ mod tests {
         assert!(c.listener_sasl("CLIENT") && !c.listener_sasl("INTERNAL"));
         assert_eq!(c.inter_broker_listener().unwrap().name, "INTERNAL");
         c.set("inter.broker.listener.name", "client").unwrap();
-        let e = c.inter_broker_listener().unwrap_err().to_string();
-        assert!(e.contains("PLAINTEXT or SSL"), "{e}");
+        assert_eq!(c.inter_broker_listener().unwrap().name, "CLIENT");
         c.set("inter.broker.listener.name", "nowhere").unwrap();
         assert!(c.inter_broker_listener().is_err());
         assert!(c.set("listeners", "A://:1,A://:2").is_err());

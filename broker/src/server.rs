@@ -120,10 +120,9 @@ async fn bind_listener(
             .0
             .iter()
             .map(|(u, p)| (u.as_str(), p.as_str()));
-        Arc::new(crate::net::sasl::SaslUsers::new(
-            config.sasl_mechanisms.clone(),
-            users,
-        ))
+        let mut users = crate::net::sasl::SaslUsers::new(config.sasl_mechanisms.clone(), users);
+        users.session_lifetime = config.connections_max_reauth;
+        Arc::new(users)
     });
     let tcp = TcpListener::bind(listener.address).await.map_err(|e| {
         BrokerError::io(

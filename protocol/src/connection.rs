@@ -94,6 +94,9 @@ pub struct Connection {
     client_id: StrBytes,
     broker_versions: HashMap<i16, VersionRange>,
     request_timeout: Duration,
+    /// When the connection should be replaced: its SASL session's end, less a margin
+    /// (KIP-368).
+    retire_at: std::sync::OnceLock<std::time::Instant>,
 }
 
 impl std::fmt::Debug for Connection {
@@ -168,6 +171,7 @@ impl Connection {
             client_id: StrBytes::from_string(client_id.to_owned()),
             broker_versions: HashMap::new(),
             request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            retire_at: std::sync::OnceLock::new(),
         }
     }
 
@@ -374,6 +378,22 @@ impl Connection {
     /// True once the connection has failed or been closed by the peer.
     pub fn is_closed(&self) -> bool {
         self.shared.closed.load(Ordering::Acquire)
+    }
+
+    /// Marks the connection to be replaced from `at` on (a SASL session that ends soon
+    /// after). Requests still go through; [`Connection::is_usable`] turns false, so pools
+    /// open a new, freshly authenticated connection for the next ones. Set once.
+    pub fn retire_at(&self, at: std::time::Instant) {
+        let _ = self.retire_at.set(at);
+    }
+
+    /// True while the connection is open and not due to be replaced.
+    pub fn is_usable(&self) -> bool {
+        !self.is_closed()
+            && self
+                .retire_at
+                .get()
+                .is_none_or(|at| std::time::Instant::now() < *at)
     }
 
     async fn enqueue<R: Request>(

@@ -514,3 +514,93 @@ mod tests {
         assert_eq!(Mechanism::parse("GSSAPI"), None);
     }
 }
+
+/// Why a client-side SASL exchange failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthenticateError {
+    /// The connection failed, or the broker sent something undecodable.
+    #[error(transparent)]
+    Protocol(#[from] crate::ProtocolError),
+    /// The broker refused: the mechanism, the credentials, the exchange.
+    #[error("{context}: {code}")]
+    Refused {
+        /// Kafka's error code.
+        code: crate::ErrorCode,
+        /// What was tried, and the broker's message.
+        context: String,
+    },
+}
+
+/// Authenticates `conn` as `user`: SaslHandshake v1 naming `mechanism`, then
+/// SaslAuthenticate with PLAIN's one message or SCRAM's two (the broker's signature
+/// checked). Returns the session lifetime the broker gave, in milliseconds (0 for none;
+/// KIP-368).
+///
+/// # Errors
+/// [`AuthenticateError::Refused`] with the broker's code (UNSUPPORTED_SASL_MECHANISM,
+/// SASL_AUTHENTICATION_FAILED, ...); [`AuthenticateError::Protocol`] when the
+/// connection fails.
+pub async fn authenticate(
+    conn: &crate::connection::Connection,
+    mechanism: Mechanism,
+    user: &str,
+    password: &str,
+) -> Result<i64, AuthenticateError> {
+    use crate::ErrorCode;
+    use kafka_protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
+    use kafka_protocol::protocol::StrBytes;
+    let refused = |code: ErrorCode, context: String| AuthenticateError::Refused { code, context };
+    let handshake = conn
+        .send(
+            &SaslHandshakeRequest::default()
+                .with_mechanism(StrBytes::from_static_str(mechanism.name())),
+        )
+        .await?;
+    let code = ErrorCode(handshake.error_code);
+    if !code.is_ok() {
+        let offered: Vec<String> = handshake
+            .mechanisms
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        return Err(refused(
+            code,
+            format!("SASL {}: the broker offers {offered:?}", mechanism.name()),
+        ));
+    }
+    let step = |bytes: Vec<u8>| async move {
+        let response = conn
+            .send(&SaslAuthenticateRequest::default().with_auth_bytes(bytes.into()))
+            .await?;
+        let code = ErrorCode(response.error_code);
+        if code.is_ok() {
+            Ok((response.auth_bytes, response.session_lifetime_ms))
+        } else {
+            let message = response
+                .error_message
+                .map(|m| m.to_string())
+                .unwrap_or_default();
+            Err(refused(
+                code,
+                format!("SASL {} as {user}: {message}", mechanism.name()),
+            ))
+        }
+    };
+    let failed = |e: SaslError| {
+        refused(
+            ErrorCode::SASL_AUTHENTICATION_FAILED,
+            format!("SASL {}: {e}", mechanism.name()),
+        )
+    };
+    match mechanism {
+        Mechanism::Plain => Ok(step(plain_message(user, password)).await?.1),
+        Mechanism::ScramSha256 | Mechanism::ScramSha512 => {
+            let mut scram = ScramClient::new(mechanism, user, password);
+            let (challenge, _) = step(scram.first()).await?;
+            let last = scram.last(&challenge).map_err(failed)?;
+            let (verifier, lifetime_ms) = step(last).await?;
+            scram.verify(&verifier).map_err(failed)?;
+            Ok(lifetime_ms)
+        }
+    }
+}

@@ -2,6 +2,11 @@
 //! SaslAuthenticate with PLAIN or SCRAM-SHA-256/512), only ApiVersions and those two are
 //! answered; anything else closes the connection, as Kafka does.
 //!
+//! Re-authentication (KIP-368): with `connections.max.reauth.ms`, SaslAuthenticate tells
+//! the client how long its session lasts; it authenticates again on the same connection
+//! (same user, same mechanism) before then, or the connection is closed at its next
+//! request. Clients may re-authenticate at any time.
+//!
 //! Users come from `user_<name>="<password>"` entries of a `*sasl.jaas.config` setting
 //! (the broker keeps SCRAM credentials derived from them at start, never the passwords)
 //! and from the SCRAM credentials in the metadata log (AlterUserScramCredentials); PLAIN
@@ -30,6 +35,9 @@ const ITERATIONS: u32 = 4096;
 pub(crate) struct SaslUsers {
     mechanisms: Vec<Mechanism>,
     credentials: HashMap<(Mechanism, String), ScramCredential>,
+    /// How long a session lasts before the client must authenticate again
+    /// (`connections.max.reauth.ms`); `None` for as long as the connection.
+    pub(crate) session_lifetime: Option<std::time::Duration>,
 }
 
 impl SaslUsers {
@@ -48,6 +56,7 @@ impl SaslUsers {
         SaslUsers {
             mechanisms,
             credentials,
+            session_lifetime: None,
         }
     }
 
@@ -97,6 +106,13 @@ enum State {
     Done(String),
 }
 
+/// Who a connection authenticated as, with which mechanism, until when.
+struct Authenticated {
+    user: String,
+    mechanism: Mechanism,
+    expires: Option<std::time::Instant>,
+}
+
 /// What the connection does with a frame.
 pub(crate) enum Step {
     /// Served normally (ApiVersions, or anything once authenticated).
@@ -113,6 +129,8 @@ pub(crate) struct Session<'a> {
     users: &'a SaslUsers,
     quorum: &'a Quorum,
     state: State,
+    /// The last successful authentication; kept through a re-authentication.
+    authenticated: Option<Authenticated>,
 }
 
 impl<'a> Session<'a> {
@@ -121,6 +139,7 @@ impl<'a> Session<'a> {
             users,
             quorum,
             state: State::Start,
+            authenticated: None,
         }
     }
 
@@ -132,16 +151,31 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// Handles `frame` before authentication.
+    /// Handles `frame`: the SASL exchange (first or again), or, once authenticated and
+    /// while the session lasts, anything.
     pub(crate) fn handle(
         &mut self,
         frame: &Bytes,
         out: &mut BytesMut,
     ) -> Result<Step, ProtocolError> {
-        if self.principal().is_some() {
-            return Ok(Step::Dispatch);
-        }
         let prefix = RequestPrefix::peek(frame)?;
+        if self.principal().is_some() {
+            if prefix.api_key == ApiKey::SaslHandshake as i16 {
+                // Re-authentication: the exchange again.
+                self.state = State::Start;
+            } else if self
+                .authenticated
+                .as_ref()
+                .and_then(|a| a.expires)
+                .is_some_and(|at| std::time::Instant::now() >= at)
+            {
+                return Ok(Step::Close(
+                    "the SASL session expired without re-authentication (KIP-368)".to_owned(),
+                ));
+            } else {
+                return Ok(Step::Dispatch);
+            }
+        }
         let version = prefix.api_version;
         let mut frame = frame.clone();
         match ApiKey::try_from(prefix.api_key) {
@@ -186,8 +220,15 @@ impl<'a> Session<'a> {
                 let request: SaslAuthenticateRequest =
                     decode_body(&mut frame, version, "SaslAuthenticate")?;
                 let (outcome, close) = self.authenticate(&request.auth_bytes);
+                let lifetime = self
+                    .users
+                    .session_lifetime
+                    .filter(|_| self.principal().is_some() && version >= 1)
+                    .map_or(0, |l| i64::try_from(l.as_millis()).unwrap_or(i64::MAX));
                 let response = match outcome {
-                    Ok(bytes) => SaslAuthenticateResponse::default().with_auth_bytes(bytes),
+                    Ok(bytes) => SaslAuthenticateResponse::default()
+                        .with_auth_bytes(bytes)
+                        .with_session_lifetime_ms(lifetime),
                     Err(e) => SaslAuthenticateResponse::default()
                         .with_error_code(ErrorCode::SASL_AUTHENTICATION_FAILED.code())
                         .with_error_message(Some(StrBytes::from_string(format!(
@@ -220,6 +261,7 @@ impl<'a> Session<'a> {
                 Some("no handshake".to_owned()),
             );
         };
+        let mechanism_used = *mechanism;
         let users = self.users;
         let image = self.quorum.image();
         let image = Some(image.as_ref());
@@ -248,6 +290,29 @@ impl<'a> Session<'a> {
         };
         match result {
             Ok((Some(user), bytes)) => {
+                if let Some(before) = &self.authenticated {
+                    if before.user != user || before.mechanism != mechanism_used {
+                        let reason = format!(
+                            "re-authentication as {user} with {} on a connection of {} with {}",
+                            mechanism_used.name(),
+                            before.user,
+                            before.mechanism.name()
+                        );
+                        return (
+                            Err(SaslError::Malformed("a different principal or mechanism")),
+                            Some(reason),
+                        );
+                    }
+                }
+                let expires = self
+                    .users
+                    .session_lifetime
+                    .map(|l| std::time::Instant::now() + l);
+                self.authenticated = Some(Authenticated {
+                    user: user.clone(),
+                    mechanism: mechanism_used,
+                    expires,
+                });
                 self.state = State::Done(user);
                 (Ok(bytes), None)
             }
@@ -261,7 +326,7 @@ impl<'a> Session<'a> {
 }
 
 /// The answers to SaslHandshake and SaslAuthenticate outside an exchange (on a listener
-/// without SASL, or after authenticating: re-authentication is not offered).
+/// without SASL).
 pub(crate) fn illegal_state(
     api: ApiKey,
     version: i16,
@@ -283,6 +348,27 @@ pub(crate) fn illegal_state(
             encode_response(api, version, correlation_id, &response, out)
         }
     }
+}
+
+/// The `username="..."` and `password="..."` of a JAAS configuration: what a broker logs
+/// in to other brokers as.
+pub(crate) fn jaas_login(jaas: &str) -> Option<(String, String)> {
+    let quoted = |key: &str| {
+        let mut rest = jaas;
+        loop {
+            let at = rest.find(key)?;
+            let before = rest[..at].chars().last();
+            rest = &rest[at + key.len()..];
+            // A whole word: not the tail of `user_username`.
+            if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
+                continue;
+            }
+            let value = rest.trim_start().strip_prefix('=')?.trim_start();
+            let value = value.strip_prefix('"')?;
+            return value.split_once('"').map(|(v, _)| v.to_owned());
+        }
+    };
+    Some((quoted("username")?, quoted("password")?))
 }
 
 /// The users of `user_<name>="<password>"` entries in a JAAS configuration, as Kafka's
@@ -326,6 +412,11 @@ mod tests {
             ]
         );
         assert!(jaas_users("user_x=unquoted;").is_empty());
+        assert_eq!(
+            jaas_login(jaas),
+            Some(("admin".to_owned(), "admin-secret".to_owned()))
+        );
+        assert_eq!(jaas_login(r#"user_password="x" username="u";"#), None);
         assert!(jaas_users("user_broken=\"no end").is_empty());
     }
 

@@ -114,7 +114,7 @@ async fn run(me: i32, leader: i32, set: Set, quorum: Arc<Quorum>) {
         if followed.is_empty() {
             return;
         }
-        if conn.as_ref().is_none_or(Connection::is_closed) {
+        if !conn.as_ref().is_some_and(Connection::is_usable) {
             // Named as Kafka names its replica fetchers, so logs and proxies tell them apart.
             let client_id = format!("broker-{me}-fetcher");
             match quorum.connect_broker(leader, &client_id).await {

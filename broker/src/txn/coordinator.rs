@@ -455,7 +455,7 @@ impl TxnCoordinator {
     /// A connection to broker `node`, opened on first use.
     async fn connection(&self, node: i32) -> Result<Arc<Connection>, String> {
         let mut connections = self.connections.lock().await;
-        if let Some(conn) = connections.get(&node) {
+        if let Some(conn) = connections.get(&node).filter(|c| c.is_usable()) {
             return Ok(conn.clone());
         }
         let conn = self

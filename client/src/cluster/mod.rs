@@ -252,7 +252,7 @@ impl Cluster {
     fn open_connection(&self, node_id: i32) -> Option<Arc<Connection>> {
         self.connections()
             .get(&node_id)
-            .filter(|conn| !conn.is_closed())
+            .filter(|conn| conn.is_usable())
             .cloned()
     }
 
@@ -269,11 +269,7 @@ impl Cluster {
     /// # Errors
     /// [`ClientError::NoBrokers`] when none can be reached.
     pub async fn any_broker(&self) -> Result<Arc<Connection>, ClientError> {
-        let open = self
-            .connections()
-            .values()
-            .find(|c| !c.is_closed())
-            .cloned();
+        let open = self.connections().values().find(|c| c.is_usable()).cloned();
         if let Some(conn) = open {
             return Ok(conn);
         }
@@ -286,7 +282,7 @@ impl Cluster {
             }
         }
         let mut bootstrap = self.inner.bootstrap.lock().await;
-        if let Some(conn) = bootstrap.as_ref().filter(|c| !c.is_closed()) {
+        if let Some(conn) = bootstrap.as_ref().filter(|c| c.is_usable()) {
             return Ok(conn.clone());
         }
         let mut last = "no bootstrap server".to_owned();
@@ -400,73 +396,37 @@ impl Cluster {
     }
 }
 
-/// SASL on a new connection: SaslHandshake v1 naming `sasl.mechanism`, then
-/// SaslAuthenticate with PLAIN's one message or SCRAM's two.
+/// SASL on a new connection, as `sasl.mechanism`, `sasl.username` and `sasl.password`
+/// say; a session the broker limits is replaced before it ends.
 async fn authenticate(conn: &Connection, config: &ClientConfig) -> Result<(), ClientError> {
-    use kafka_protocol::messages::{SaslAuthenticateRequest, SaslHandshakeRequest};
-    use strom_protocol::sasl::{plain_message, Mechanism, ScramClient};
-    let mechanism = config.sasl_mechanism;
+    use strom_protocol::sasl::AuthenticateError;
     let user = config.sasl_username.clone().unwrap_or_default();
     let password = config
         .sasl_password
         .as_ref()
         .map(|p| p.0.clone())
         .unwrap_or_default();
-    let failed = |code: ErrorCode, context: String| ClientError::Broker { code, context };
-    let handshake = conn
-        .send(
-            &SaslHandshakeRequest::default()
-                .with_mechanism(StrBytes::from_static_str(mechanism.name())),
-        )
-        .await?;
-    let code = ErrorCode(handshake.error_code);
-    if !code.is_ok() {
-        let offered: Vec<String> = handshake
-            .mechanisms
-            .iter()
-            .map(ToString::to_string)
-            .collect();
-        return Err(failed(
-            code,
-            format!("SASL {}: the broker offers {offered:?}", mechanism.name()),
-        ));
-    }
-    let user = user.as_str();
-    let step = |bytes: Vec<u8>| async move {
-        let response = conn
-            .send(&SaslAuthenticateRequest::default().with_auth_bytes(bytes.into()))
-            .await?;
-        let code = ErrorCode(response.error_code);
-        if code.is_ok() {
-            Ok(response.auth_bytes)
-        } else {
-            let message = response
-                .error_message
-                .map(|m| m.to_string())
-                .unwrap_or_default();
-            Err(failed(
-                code,
-                format!("SASL {} as {user}: {message}", mechanism.name()),
-            ))
-        }
-    };
-    let refused = |e: strom_protocol::sasl::SaslError| {
-        failed(
-            ErrorCode::SASL_AUTHENTICATION_FAILED,
-            format!("SASL {}: {e}", mechanism.name()),
-        )
-    };
-    match mechanism {
-        Mechanism::Plain => {
-            step(plain_message(user, &password)).await?;
-        }
-        Mechanism::ScramSha256 | Mechanism::ScramSha512 => {
-            let mut scram = ScramClient::new(mechanism, user, &password);
-            let challenge = step(scram.first()).await?;
-            let last = scram.last(&challenge).map_err(refused)?;
-            let verifier = step(last).await?;
-            scram.verify(&verifier).map_err(refused)?;
-        }
-    }
+    let lifetime_ms =
+        strom_protocol::sasl::authenticate(conn, config.sasl_mechanism, &user, &password)
+            .await
+            .map_err(|e| match e {
+                AuthenticateError::Protocol(e) => ClientError::from(e),
+                AuthenticateError::Refused { code, context } => {
+                    ClientError::Broker { code, context }
+                }
+            })?;
+    retire_before_expiry(conn, lifetime_ms);
     Ok(())
+}
+
+/// KIP-368: a session the broker limits to `lifetime_ms` is replaced by a new connection
+/// (authenticated afresh) once 85-95% of it has passed, as Kafka clients re-authenticate
+/// then; requests already on the old connection finish there.
+fn retire_before_expiry(conn: &Connection, lifetime_ms: i64) {
+    if lifetime_ms <= 0 {
+        return;
+    }
+    let share = 0.85 + rand::random::<f64>() * 0.10;
+    let lifetime = Duration::from_millis(u64::try_from(lifetime_ms).unwrap_or(u64::MAX));
+    conn.retire_at(std::time::Instant::now() + lifetime.mul_f64(share));
 }

@@ -202,3 +202,108 @@ async fn large_requests_before_authentication_close_the_connection() {
     let ok = sasl_config(&b, "SASL_PLAINTEXT", "PLAIN", "alice", "alice-secret");
     Admin::connect(ok).await.unwrap();
 }
+
+/// Re-authentication (KIP-368): with `connections.max.reauth.ms` the broker limits each
+/// session, closes a connection whose session ran out at its next request, and lets the
+/// client authenticate again on it, as the same user only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_end_unless_the_client_authenticates_again() {
+    use std::time::{Duration, Instant};
+    use strom_protocol::connection::Connection;
+    use strom_protocol::kafka_protocol::messages::{
+        MetadataRequest, SaslAuthenticateRequest, SaslHandshakeRequest,
+    };
+    use strom_protocol::kafka_protocol::protocol::StrBytes;
+    use strom_protocol::sasl::plain_message;
+
+    const LIFETIME: Duration = Duration::from_millis(3000);
+    let b = sasl_broker("SASL_PLAINTEXT://127.0.0.1:0", |c| {
+        c.set("connections.max.reauth.ms", "3000").unwrap();
+    })
+    .await;
+    async fn authenticate(
+        conn: &Connection,
+        user: &str,
+        password: &str,
+    ) -> Result<
+        strom_protocol::kafka_protocol::messages::SaslAuthenticateResponse,
+        strom_protocol::ProtocolError,
+    > {
+        let handshake =
+            SaslHandshakeRequest::default().with_mechanism(StrBytes::from_static_str("PLAIN"));
+        let r = conn.send(&handshake).await.unwrap();
+        assert_eq!(r.error_code, 0);
+        let message = plain_message(user, password);
+        conn.send(&SaslAuthenticateRequest::default().with_auth_bytes(message.into()))
+            .await
+    }
+    let conn = Connection::connect(&b.broker.bootstrap(), "reauth")
+        .await
+        .unwrap();
+    let first = authenticate(&conn, "alice", "alice-secret").await.unwrap();
+    assert_eq!((first.error_code, first.session_lifetime_ms), (0, 3000));
+    let authenticated_at = Instant::now();
+    conn.send(&MetadataRequest::default()).await.unwrap();
+    // Again, as the same user, half way through the session: a new session.
+    tokio::time::sleep(LIFETIME / 2).await;
+    let again = authenticate(&conn, "alice", "alice-secret").await.unwrap();
+    assert_eq!((again.error_code, again.session_lifetime_ms), (0, 3000));
+    // Past the first session's end, inside the second's: still served.
+    tokio::time::sleep((authenticated_at + LIFETIME + Duration::from_millis(200)) - Instant::now())
+        .await;
+    conn.send(&MetadataRequest::default()).await.unwrap();
+    // Past the second's end: the next request closes the connection.
+    tokio::time::sleep(LIFETIME / 2).await;
+    assert!(conn.send(&MetadataRequest::default()).await.is_err());
+
+    // Another user on the same connection: refused, and the connection closed.
+    let conn = Connection::connect(&b.broker.bootstrap(), "reauth")
+        .await
+        .unwrap();
+    authenticate(&conn, "alice", "alice-secret").await.unwrap();
+    let switched = authenticate(&conn, "bob", "bob secret").await.unwrap();
+    assert_eq!(switched.error_code, 58, "SASL_AUTHENTICATION_FAILED");
+    assert!(conn.send(&MetadataRequest::default()).await.is_err());
+
+    // The client replaces a connection before its session ends, so requests keep
+    // going through without a failure.
+    let config = sasl_config(
+        &b,
+        "SASL_PLAINTEXT",
+        "SCRAM-SHA-512",
+        "alice",
+        "alice-secret",
+    );
+    let cluster = strom_client::Cluster::connect(config).await.unwrap();
+    let before = cluster.any_broker().await.unwrap();
+    tokio::time::sleep(LIFETIME).await;
+    let after = cluster.any_broker().await.unwrap();
+    assert!(!std::sync::Arc::ptr_eq(&before, &after));
+    after.send(&MetadataRequest::default()).await.unwrap();
+}
+
+/// A broker with nothing but a SASL listener logs in to itself (the `username` and
+/// `password` of its JAAS line) to write transaction markers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transactions_commit_on_a_broker_with_only_sasl() {
+    let b = sasl_broker("SASL_PLAINTEXT://127.0.0.1:0", |c| {
+        let jaas = r#"org.apache.kafka.common.security.scram.ScramLoginModule required
+            username="broker" password="broker-secret" user_broker="broker-secret";"#;
+        c.set(
+            "listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config",
+            jaas,
+        )
+        .unwrap();
+        c.set("sasl.mechanism.inter.broker.protocol", "SCRAM-SHA-256")
+            .unwrap();
+    })
+    .await;
+    let config = sasl_config(
+        &b,
+        "SASL_PLAINTEXT",
+        "SCRAM-SHA-512",
+        "alice",
+        "alice-secret",
+    );
+    crate::tls::committed_transaction(&config, "txn-sasl").await;
+}

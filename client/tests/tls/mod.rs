@@ -183,7 +183,6 @@ async fn each_listener_advertises_its_own_endpoints() {
 /// markers go through its own listener.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transactions_commit_on_a_broker_with_only_tls() {
-    use strom_client::producer::{Producer, Record};
     let certs = Certs::new("test ca");
     let b = tls_broker(&certs, "required", &["127.0.0.1"]).await;
     let alice = certs.issue("alice", "alice", &["alice"]);
@@ -193,26 +192,34 @@ async fn transactions_commit_on_a_broker_with_only_tls() {
         .unwrap()
         .set("ssl.key.location", alice.key.to_str().unwrap())
         .unwrap();
+    committed_transaction(&config, "txn-tls").await;
+}
+
+/// Commits one record in a transaction to a new `topic` and reads it back
+/// `read_committed`: the markers went through the broker's inter-broker connection.
+pub(crate) async fn committed_transaction(config: &ClientConfig, topic: &str) {
+    use strom_client::producer::{Producer, Record};
     let admin = Admin::connect(config.clone()).await.unwrap();
     admin
-        .create_topic(NewTopic::new("txn-tls").partitions(1))
+        .create_topic(NewTopic::new(topic).partitions(1))
         .await
         .unwrap();
     let mut txn = config.clone();
-    txn.set("transactional.id", "tls-txn").unwrap();
+    txn.set("transactional.id", &format!("{topic}-txn"))
+        .unwrap();
     let producer = Producer::new(txn).await.unwrap();
     producer.begin_transaction().unwrap();
     let delivery = producer
-        .send(Record::new("txn-tls").value("committed"))
+        .send(Record::new(topic).value("committed"))
         .await
         .unwrap();
     producer.commit_transaction().await.unwrap();
     delivery.await.unwrap();
     producer.close().await;
-    let mut reader = config;
+    let mut reader = config.clone();
     reader.set("isolation.level", "read_committed").unwrap();
     let consumer = Consumer::new(reader).await.unwrap();
-    let partitions = [("txn-tls".to_owned(), 0)];
+    let partitions = [(topic.to_owned(), 0)];
     consumer.assign(&partitions).unwrap();
     consumer.seek_to_beginning(&partitions).unwrap();
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -101,7 +101,7 @@ impl Coordinator {
 
     async fn connection(&self) -> Result<Arc<Connection>, ClientError> {
         let mut conn = self.conn.lock().await;
-        if let Some(c) = conn.as_ref().filter(|c| !c.is_closed()) {
+        if let Some(c) = conn.as_ref().filter(|c| c.is_usable()) {
             return Ok(c.clone());
         }
         let address = self.find().await?;
