@@ -2,6 +2,7 @@
 //! with a module per client part.
 #![allow(clippy::unwrap_used, missing_docs)]
 
+mod acls;
 mod admin;
 mod cluster;
 mod consumer;

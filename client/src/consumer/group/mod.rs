@@ -225,7 +225,11 @@ impl GroupMember {
     /// Every `metadata.max.age.ms` (and at once after a pattern subscription): the topics a
     /// pattern matches, and the partition counts of the subscribed topics; a change to
     /// either calls for a rebalance.
-    async fn check_metadata(&self) {
+    ///
+    /// # Errors
+    /// TOPIC_AUTHORIZATION_FAILED naming the subscribed topics the client may not
+    /// describe (as the Java consumer's `TopicAuthorizationException`).
+    async fn check_metadata(&self) -> Result<(), ClientError> {
         let (pattern, due) = {
             let state = self.lock();
             let age = Duration::from_millis(self.config().metadata_max_age_ms);
@@ -238,7 +242,7 @@ impl GroupMember {
             )
         };
         if !due {
-            return;
+            return Ok(());
         }
         self.lock().last_metadata_check = Some(Instant::now());
         let topics = match &pattern {
@@ -249,10 +253,27 @@ impl GroupMember {
             Ok(metadata) => metadata,
             Err(e) => {
                 debug!(group = %self.group_id, error = %e, "metadata check failed");
-                return;
+                return Ok(());
             }
         };
         let mut state = self.lock();
+        let unauthorized: Vec<&str> = state
+            .topics
+            .iter()
+            .filter(|t| {
+                metadata
+                    .topics
+                    .get(*t)
+                    .is_some_and(|t| t.error == ErrorCode::TOPIC_AUTHORIZATION_FAILED)
+            })
+            .map(String::as_str)
+            .collect();
+        if !unauthorized.is_empty() {
+            return Err(ClientError::Broker {
+                code: ErrorCode::TOPIC_AUTHORIZATION_FAILED,
+                context: format!("not authorized to subscribe to {unauthorized:?}"),
+            });
+        }
         if let Some(pattern) = &pattern {
             let mut matching: Vec<String> = metadata
                 .topics
@@ -273,6 +294,7 @@ impl GroupMember {
             debug!(group = %self.group_id, "partitions of subscribed topics changed");
             state.rejoin = true;
         }
+        Ok(())
     }
 
     fn listener(&self) -> Arc<dyn RebalanceListener> {
@@ -287,7 +309,7 @@ impl GroupMember {
         self: &Arc<Self>,
         consumer: &Consumer,
     ) -> Result<(), ClientError> {
-        self.check_metadata().await;
+        self.check_metadata().await?;
         let (rejoin, commit_due) = {
             let mut state = self.lock();
             state.last_poll = Some(Instant::now());
