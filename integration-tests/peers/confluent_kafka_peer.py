@@ -24,6 +24,11 @@ Scenarios:
                             manual commits after every poll) until stdin closes; prints
                             `assigned P,P,..` after each rebalance and `record P O VALUE` per
                             record, then commits, leaves the group and prints `closed`
+  acls PRINCIPAL PREFIX     (as a user allowed to alter the cluster) allows PRINCIPAL
+                            everything on topics and groups starting with PREFIX
+                            (CreateAcls), then finds both bindings with DescribeAcls
+  acls-delete PRINCIPAL     deletes every binding of PRINCIPAL (DeleteAcls); prints
+                            `deleted N`
   mock-broker               (development aid) starts librdkafka's mock cluster, prints
                             `mock broker listening on HOST:PORT`, runs until killed;
                             BOOTSTRAP is ignored
@@ -45,7 +50,18 @@ from confluent_kafka import (
     TopicCollection,
     TopicPartition,
 )
-from confluent_kafka.admin import AdminClient, ConfigResource, NewPartitions, NewTopic
+from confluent_kafka.admin import (
+    AclBinding,
+    AclBindingFilter,
+    AclOperation,
+    AclPermissionType,
+    AdminClient,
+    ConfigResource,
+    NewPartitions,
+    NewTopic,
+    ResourcePatternType,
+    ResourceType,
+)
 
 import peer_common as pc
 
@@ -612,6 +628,36 @@ def scenario_group_member(bootstrap, group, topic):
     pc.say("closed")
 
 
+def scenario_acls(bootstrap, principal, prefix):
+    admin = admin_client(bootstrap)
+    bindings = [
+        AclBinding(kind, prefix, ResourcePatternType.PREFIXED, principal, "*",
+                   AclOperation.ALL, AclPermissionType.ALLOW)
+        for kind in (ResourceType.TOPIC, ResourceType.GROUP)
+    ]
+    for binding, fut in admin.create_acls(bindings, request_timeout=10).items():
+        wait_future(fut, f"create_acls {binding}")
+    found = wait_future(
+        admin.describe_acls(
+            AclBindingFilter(ResourceType.ANY, prefix, ResourcePatternType.PREFIXED, principal,
+                             None, AclOperation.ANY, AclPermissionType.ANY),
+            request_timeout=10),
+        f"describe_acls {principal}")
+    pc.check(sorted(str(b) for b in found) == sorted(str(b) for b in bindings),
+             f"describe_acls {principal}: {found}")
+    pc.log(f"allowed {principal} on {prefix}*: {len(found)} bindings")
+
+
+def scenario_acls_delete(bootstrap, principal):
+    admin = admin_client(bootstrap)
+    everything = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, principal,
+                                  None, AclOperation.ANY, AclPermissionType.ANY)
+    deleted = 0
+    for _, fut in admin.delete_acls([everything], request_timeout=10).items():
+        deleted += len(wait_future(fut, f"delete_acls {principal}"))
+    print(f"deleted {deleted}", flush=True)
+
+
 def scenario_mock_broker(_bootstrap):
     prod = Producer({"bootstrap.servers": "ignored:1", "test.mock.num.brokers": 1, "log_level": 3})
     md = prod.list_topics(timeout=10)
@@ -639,6 +685,8 @@ SCENARIOS = {
     "produce-until-stdin-closed": (scenario_produce_until_stdin_closed, 600.0),
     # Development aid, runs until killed.
     "group-member": (scenario_group_member, pc.GROUP_MEMBER_TIMEOUT_S),
+    "acls": (scenario_acls, pc.SCENARIO_TIMEOUT_S),
+    "acls-delete": (scenario_acls_delete, pc.SCENARIO_TIMEOUT_S),
     "mock-broker": (scenario_mock_broker, None),
 }
 

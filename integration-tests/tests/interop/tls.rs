@@ -2,7 +2,8 @@
 //! kafkajs against a broker with an `SSL://` listener, with a server certificate only and
 //! with client certificates required (mTLS), and with a `SASL_SSL://` listener and
 //! SCRAM-SHA-512; plaintext, an untrusted CA, a missing client certificate and a wrong
-//! password are refused, and the broker carries on.
+//! password are refused, and the broker carries on. ACLs managed through confluent-kafka's
+//! admin client hold its producers and consumers to them.
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
@@ -253,4 +254,66 @@ fn kafkajs_over_mutual_tls() {
     if let Some(peer) = Peer::kafkajs() {
         roundtrip_over_mutual_tls(&peer);
     }
+}
+
+/// ACLs through a third-party admin client (confluent-kafka's CreateAcls, DescribeAcls,
+/// DeleteAcls), enforced on third-party producers: alice writes under her prefix, bob is
+/// refused there, and after the ACLs are deleted alice is refused too.
+#[test]
+fn confluent_kafka_manages_acls_and_is_held_to_them() {
+    let Some(peer) = Peer::confluent() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let broker = TestBroker::start_with(dir.path(), |c| {
+        c.set("listeners", "SASL_PLAINTEXT://127.0.0.1:0").unwrap();
+        c.set(
+            "sasl.jaas.config",
+            r#"PlainLoginModule required username="admin" password="admin-secret"
+                user_admin="admin-secret" user_alice="alice-secret" user_bob="bob-secret";"#,
+        )
+        .unwrap();
+        c.set(
+            "authorizer.class.name",
+            "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        )
+        .unwrap();
+        c.set("super.users", "User:admin").unwrap();
+    });
+    let bootstrap = broker.bootstrap();
+    let run = |user: &str, args: &[&str]| {
+        let mut cmd = peer.command(&bootstrap, args);
+        cmd.env("STROM_PEER_SASL_MECHANISM", "SCRAM-SHA-256")
+            .env("STROM_PEER_SASL_USER", user)
+            .env("STROM_PEER_SASL_PASSWORD", format!("{user}-secret"));
+        run_command(&mut cmd, PEER_TIMEOUT).expect("run the peer")
+    };
+    let out = run("admin", &["acls", "User:alice", "alice."]);
+    assert!(out.success(), "admin creating ACLs:\n{out}");
+    // The peer's consumer looks up the coordinator of its (throwaway) group.
+    let out = run(
+        "admin",
+        &["acls", "User:alice", "strom-interop-unused-group"],
+    );
+    assert!(out.success(), "admin creating ACLs:\n{out}");
+    let out = run("alice", &["produce", "alice.orders", "10"]);
+    assert!(out.success(), "alice writing her topic:\n{out}");
+    let out = run("alice", &["consume", "alice.orders", "10"]);
+    assert!(out.success(), "alice reading her topic:\n{out}");
+    let refused = |out: &CommandOutput| {
+        let text = format!("{}{}", out.stdout, out.stderr).to_lowercase();
+        !out.success() && text.contains("authorization")
+    };
+    let out = run("bob", &["produce", "alice.orders", "1"]);
+    assert!(refused(&out), "bob writing alice's topic:\n{out}");
+    let out = run("bob", &["acls", "User:bob", "alice."]);
+    assert!(refused(&out), "bob granting himself alice's topics:\n{out}");
+    let out = run("admin", &["acls-delete", "User:alice"]);
+    assert!(
+        out.stdout.contains("deleted 4"),
+        "deleting alice's ACLs:\n{out}"
+    );
+    let out = run("alice", &["produce", "alice.orders", "1"]);
+    assert!(refused(&out), "alice without her ACLs:\n{out}");
+    broker.shutdown();
 }
