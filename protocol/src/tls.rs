@@ -31,8 +31,19 @@ pub enum TlsError {
     Verifier(String),
 }
 
+/// ring's provider with AES-128-GCM first: as secure for Kafka's traffic, and a third
+/// cheaper per byte than AES-256-GCM, which is most of what TLS costs a busy fetch.
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider
+        .cipher_suites
+        .sort_by_key(|suite| match suite.suite() {
+            rustls::CipherSuite::TLS13_AES_128_GCM_SHA256 => 0,
+            rustls::CipherSuite::TLS13_AES_256_GCM_SHA384 => 1,
+            rustls::CipherSuite::TLS13_CHACHA20_POLY1305_SHA256 => 2,
+            _ => 3,
+        });
+    Arc::new(provider)
 }
 
 /// The certificates in a PEM file.
@@ -257,7 +268,10 @@ impl ServerTls {
                 ))
             }
         };
-        Ok(Arc::new(builder.with_single_cert(chain, key)?))
+        let mut config = builder.with_single_cert(chain, key)?;
+        // Our order (AES-128-GCM first), whatever the client prefers.
+        config.ignore_client_order = true;
+        Ok(Arc::new(config))
     }
 }
 
