@@ -49,10 +49,32 @@ impl Certs {
     /// # Panics
     /// When it cannot be made or written (a test helper).
     pub fn issue(&self, file: &str, cn: &str, names: &[&str]) -> Issued {
+        self.issue_with(file, cn, names, |_| {})
+    }
+
+    /// Like [`Certs::issue`], but valid only during 2020: expired.
+    ///
+    /// # Panics
+    /// When it cannot be made or written (a test helper).
+    pub fn issue_expired(&self, file: &str, cn: &str, names: &[&str]) -> Issued {
+        self.issue_with(file, cn, names, |params| {
+            params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+            params.not_after = rcgen::date_time_ymd(2020, 12, 31);
+        })
+    }
+
+    fn issue_with(
+        &self,
+        file: &str,
+        cn: &str,
+        names: &[&str],
+        adjust: impl FnOnce(&mut CertificateParams),
+    ) -> Issued {
         let key = KeyPair::generate().expect("key");
         let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
         let mut params = CertificateParams::new(names).expect("params");
         params.distinguished_name.push(DnType::CommonName, cn);
+        adjust(&mut params);
         let cert = params
             .signed_by(&key, &self.ca, &self.ca_key)
             .expect("signing");

@@ -40,6 +40,17 @@ fn ssl_config(b: &TestBroker, ca: &Path) -> ClientConfig {
     config
 }
 
+/// `ssl_config` showing the client certificate `issued`.
+fn with_certificate(b: &TestBroker, ca: &Path, issued: &strom_testkit::Issued) -> ClientConfig {
+    let mut config = ssl_config(b, ca);
+    config
+        .set("ssl.certificate.location", issued.cert.to_str().unwrap())
+        .unwrap()
+        .set("ssl.key.location", issued.key.to_str().unwrap())
+        .unwrap();
+    config
+}
+
 /// Writes and reads back records over TLS.
 pub(crate) async fn round_trip(config: &ClientConfig, topic: &str) {
     let admin = Admin::connect(config.clone()).await.unwrap();
@@ -114,11 +125,7 @@ async fn a_broker_that_requires_client_certificates_refuses_clients_without_one(
     let without = ssl_config(&b, &certs.ca());
     assert!(Admin::connect(without.clone()).await.is_err());
     let alice = certs.issue("alice", "alice", &["alice"]);
-    let mut with = without;
-    with.set("ssl.certificate.location", alice.cert.to_str().unwrap())
-        .unwrap()
-        .set("ssl.key.location", alice.key.to_str().unwrap())
-        .unwrap();
+    let with = with_certificate(&b, &certs.ca(), &alice);
     round_trip(&with, "mutual").await;
     // Host names are checked unless turned off: the broker's certificate does not
     // name localhost.
@@ -186,12 +193,7 @@ async fn transactions_commit_on_a_broker_with_only_tls() {
     let certs = Certs::new("test ca");
     let b = tls_broker(&certs, "required", &["127.0.0.1"]).await;
     let alice = certs.issue("alice", "alice", &["alice"]);
-    let mut config = ssl_config(&b, &certs.ca());
-    config
-        .set("ssl.certificate.location", alice.cert.to_str().unwrap())
-        .unwrap()
-        .set("ssl.key.location", alice.key.to_str().unwrap())
-        .unwrap();
+    let config = with_certificate(&b, &certs.ca(), &alice);
     committed_transaction(&config, "txn-tls").await;
 }
 
@@ -235,4 +237,37 @@ pub(crate) async fn committed_transaction(config: &ClientConfig, topic: &str) {
     }
     assert_eq!(values[0].as_ref(), b"committed");
     consumer.close();
+}
+
+/// Expired certificates are refused on both sides: a broker's by the client, a client's by
+/// a broker that requires certificates; the broker serves on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_certificates_are_refused() {
+    let certs = Certs::new("test ca");
+    // The broker's own certificate expired.
+    let expired = certs
+        .issue_expired("old-broker", "broker", &["127.0.0.1"])
+        .both;
+    let truststore = certs.ca();
+    let b = TestBroker::start_with(move |c| {
+        c.set("listeners", "SSL://127.0.0.1:0").unwrap();
+        c.set("ssl.keystore.location", expired.to_str().unwrap())
+            .unwrap();
+        c.set("ssl.truststore.location", truststore.to_str().unwrap())
+            .unwrap();
+    })
+    .await;
+    let e = Admin::connect(ssl_config(&b, &certs.ca()))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("certificate expired"), "{e}");
+
+    // A client's certificate expired.
+    let b = tls_broker(&certs, "required", &["127.0.0.1"]).await;
+    let old = certs.issue_expired("old-alice", "alice", &["alice"]);
+    let config = with_certificate(&b, &certs.ca(), &old);
+    assert!(Admin::connect(config).await.is_err());
+    let alice = certs.issue("alice", "alice", &["alice"]);
+    let config = with_certificate(&b, &certs.ca(), &alice);
+    round_trip(&config, "after-expired").await;
 }

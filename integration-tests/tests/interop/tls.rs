@@ -1,8 +1,8 @@
 //! Third-party clients over TLS and SASL: kcat and confluent-kafka (librdkafka) and
 //! kafkajs against a broker with an `SSL://` listener, with a server certificate only and
 //! with client certificates required (mTLS), and with a `SASL_SSL://` listener and
-//! SCRAM-SHA-512; plaintext, an untrusted CA, a missing client certificate and a wrong
-//! password are refused, and the broker carries on. ACLs managed through confluent-kafka's
+//! SCRAM-SHA-512; plaintext, an untrusted CA, a missing or expired client certificate and
+//! a wrong password are refused, and the broker carries on. ACLs managed through confluent-kafka's
 //! admin client hold its producers and consumers to them.
 #![allow(clippy::unwrap_used)]
 
@@ -130,6 +130,14 @@ fn kcat_produces_and_consumes_over_tls_and_mutual_tls() {
     let bootstrap = broker.bootstrap();
     let without = kcat(&kcat_bin, &bootstrap, &ssl, &["-L", "-m", "3"]);
     assert!(!without.success(), "no client certificate:\n{without}");
+    let expired = certs.issue_expired("old-alice", "alice", &["alice"]);
+    let old = kcat(
+        &kcat_bin,
+        &bootstrap,
+        &ssl_settings(&certs.ca(), Some(&expired)),
+        &["-L", "-m", "3"],
+    );
+    assert!(!old.success(), "an expired client certificate:\n{old}");
     let alice = certs.issue("alice", "alice", &["alice"]);
     let with = ssl_settings(&certs.ca(), Some(&alice));
     kcat_round_trip(&kcat_bin, &bootstrap, &with, "mtls", input, &lines);
