@@ -89,3 +89,55 @@ async fn a_producer_over_its_byte_rate_is_held_to_it() {
     );
     producer.close().await;
 }
+
+/// A consumer over its `consumer_byte_rate` is told how long to wait in the Fetch
+/// response, and its connection reads nothing until then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_over_the_consumer_byte_rate_is_throttled() {
+    use strom_protocol::kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
+    use strom_protocol::kafka_protocol::messages::{FetchRequest, MetadataRequest, TopicName};
+    let fx = Fixture::start_with(|c| {
+        c.num_partitions = 1;
+        c.set("quota.window.num", "2").unwrap();
+    })
+    .await;
+    let producer = fx.producer(fx.config()).await;
+    super::send_all(&producer, "slow", (0..100).map(|i| format!("{i:0>1000}"))).await;
+    producer.close().await;
+    set_quota(&fx, "slow-reader", "consumer_byte_rate", 50_000.0).await;
+    let mut conn = Connection::connect(&fx.broker.bootstrap(), "slow-reader")
+        .await
+        .unwrap();
+    conn.set_request_timeout(Duration::from_secs(30));
+    let fetch = FetchRequest::default()
+        .with_max_wait_ms(0)
+        .with_min_bytes(1)
+        .with_max_bytes(1 << 20)
+        .with_topics(vec![FetchTopic::default()
+            .with_topic(TopicName(StrBytes::from_static_str("slow")))
+            .with_partitions(vec![FetchPartition::default()
+                .with_partition(0)
+                .with_fetch_offset(0)
+                .with_partition_max_bytes(1 << 20)])]);
+    let response = conn.send_version(&fetch, 12).await.unwrap();
+    let fetched = response.responses[0].partitions[0]
+        .records
+        .as_ref()
+        .map_or(0, |r| r.len());
+    assert!(fetched > 100_000, "{fetched} bytes");
+    // ~100 KB in a one-second window against 50 KB/s: about a second to wait.
+    assert!(
+        (500..=1_500).contains(&response.throttle_time_ms),
+        "throttle {} ms",
+        response.throttle_time_ms
+    );
+    // The next request on the connection is read only after the throttle time.
+    let asked = Instant::now();
+    conn.send(&MetadataRequest::default()).await.unwrap();
+    let waited = asked.elapsed().as_millis();
+    assert!(
+        waited + 100 >= u128::from(response.throttle_time_ms.unsigned_abs()),
+        "answered after {waited} ms against a throttle of {} ms",
+        response.throttle_time_ms
+    );
+}
