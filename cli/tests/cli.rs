@@ -1405,3 +1405,131 @@ fn users_add_list_and_delete_scram_credentials() {
     );
     broker.stop();
 }
+
+#[test]
+fn acls_add_list_and_remove_and_take_effect() {
+    let broker = TestBroker::start_with(|c| {
+        c.set("listeners", "SASL_PLAINTEXT://127.0.0.1:0")
+            .expect("listeners");
+        c.set(
+            "sasl.jaas.config",
+            r#"PlainLoginModule required username="admin" password="admin-pw"
+                user_admin="admin-pw" user_alice="alice-pw" user_bob="bob-pw";"#,
+        )
+        .expect("users");
+        c.set("authorizer.class.name", "StandardAuthorizer")
+            .expect("authorizer");
+        c.set("super.users", "User:admin").expect("super users");
+    });
+    let b = broker.bootstrap();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let properties = |user: &str| {
+        let path = dir.path().join(format!("{user}.properties"));
+        std::fs::write(
+            &path,
+            format!(
+                "security.protocol=SASL_PLAINTEXT\nsasl.mechanism=SCRAM-SHA-256\n\
+                 sasl.username={user}\nsasl.password={user}-pw\n"
+            ),
+        )
+        .expect("write properties");
+        path.to_string_lossy().into_owned()
+    };
+    let (admin, alice, bob) = (properties("admin"), properties("alice"), properties("bob"));
+    let acls = |config: &str, args: &[&str]| {
+        strom(
+            &[&["acls", "-b", &b, "--command-config", config][..], args].concat(),
+            "",
+        )
+    };
+    let alice_prefix = [
+        "--allow-principal",
+        "User:alice",
+        "--operation",
+        "All",
+        "--topic",
+        "alice.",
+        "--group",
+        "alice.",
+        "--resource-pattern-type",
+        "prefixed",
+    ];
+    let (ok, out, stderr) = acls(&admin, &[&["add"][..], &alice_prefix].concat());
+    assert!(ok, "{stderr}");
+    assert!(
+        out.contains("TOPIC") && out.contains("PREFIXED") && out.contains("alice."),
+        "{out}"
+    );
+    let (ok, _, stderr) = acls(
+        &admin,
+        &[
+            "add",
+            "--consumer",
+            "--allow-principal",
+            "User:bob",
+            "--topic",
+            "shared",
+            "--group",
+            "bob-group",
+        ],
+    );
+    assert!(ok, "{stderr}");
+    let (_, out, _) = acls(&admin, &["list"]);
+    // A header and five bindings: alice's two, bob's READ and DESCRIBE on the topic and
+    // READ on the group.
+    assert_eq!(out.lines().count(), 6, "{out}");
+    let (_, out, _) = acls(&admin, &["list", "--principal", "User:alice"]);
+    assert_eq!(out.lines().count(), 3, "{out}");
+    assert!(!out.contains("User:bob"), "{out}");
+    let (_, out, _) = acls(
+        &admin,
+        &[
+            "list",
+            "--topic",
+            "alice.orders",
+            "--resource-pattern-type",
+            "match",
+        ],
+    );
+    assert!(out.contains("alice.") && out.contains("PREFIXED"), "{out}");
+
+    // The ACLs hold: alice creates under her prefix only; bob sees none of it.
+    let topics = |config: &str, args: &[&str]| {
+        strom(
+            &[&["topics", "-b", &b, "--command-config", config][..], args].concat(),
+            "",
+        )
+    };
+    let (ok, _, stderr) = topics(&alice, &["create", "alice.orders"]);
+    assert!(ok, "{stderr}");
+    let (ok, _, stderr) = topics(&alice, &["create", "bob.orders"]);
+    assert!(!ok && stderr.contains("AUTHORIZATION"), "{stderr}");
+    let (ok, out, stderr) = topics(&bob, &["list"]);
+    assert!(ok && !out.contains("alice.orders"), "{out}{stderr}");
+    // Only the super user changes ACLs.
+    let (ok, _, stderr) = acls(
+        &alice,
+        &["add", "--allow-principal", "User:alice", "--cluster"],
+    );
+    assert!(
+        !ok && stderr.contains("CLUSTER_AUTHORIZATION_FAILED"),
+        "{stderr}"
+    );
+
+    let (ok, out, stderr) = acls(
+        &admin,
+        &[&["remove"][..], &alice_prefix, &["--force"]].concat(),
+    );
+    assert!(ok && out.contains("alice."), "{out}{stderr}");
+    let (_, out, _) = acls(&admin, &["list", "--principal", "User:alice"]);
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let (ok, _, stderr) = topics(&alice, &["create", "alice.more"]);
+    assert!(!ok && stderr.contains("AUTHORIZATION"), "{stderr}");
+    broker.stop();
+
+    // Without an authoriser the broker says so.
+    let plain = TestBroker::start_with(|_| {});
+    let (ok, _, stderr) = strom(&["acls", "-b", &plain.bootstrap(), "list"], "");
+    assert!(!ok && stderr.contains("SECURITY_DISABLED"), "{stderr}");
+    plain.stop();
+}
