@@ -4,4 +4,5 @@ mod cluster;
 mod configs;
 mod groups;
 mod offsets;
+mod quotas;
 mod topics;
