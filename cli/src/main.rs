@@ -11,6 +11,7 @@ mod consume_cmd;
 mod groups_cmd;
 mod produce_cmd;
 mod quickstart;
+mod quotas_cmd;
 mod sql_cmd;
 mod topics_cmd;
 mod users_cmd;
@@ -49,6 +50,8 @@ enum Command {
     Users(users_cmd::UsersArgs),
     /// Add, list and remove ACLs kept in the cluster's metadata.
     Acls(acls_cmd::AclsArgs),
+    /// Manage client quotas per user and client id.
+    Quotas(quotas_cmd::QuotasArgs),
 }
 
 // Records are often made on one thread and freed on another (a connector's reader and
@@ -90,6 +93,7 @@ fn main() -> std::process::ExitCode {
             Command::Cluster(args) => cluster_cmd::run(args).await,
             Command::Users(args) => users_cmd::run(args).await,
             Command::Acls(args) => acls_cmd::run(args).await,
+            Command::Quotas(args) => quotas_cmd::run(args).await,
             Command::Sql(args) => sql_cmd::run(args).await,
             Command::Connect(args) => connect_cmd::run(args).await,
         }

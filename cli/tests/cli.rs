@@ -1533,3 +1533,43 @@ fn acls_add_list_and_remove_and_take_effect() {
     assert!(!ok && stderr.contains("SECURITY_DISABLED"), "{stderr}");
     plain.stop();
 }
+
+#[test]
+fn quotas_alter_and_describe() {
+    let broker = TestBroker::start_with(|_| {});
+    let b = broker.bootstrap();
+    let quotas = |args: &[&str]| strom(&[&["quotas", "-b", &b][..], args].concat(), "");
+    let (ok, out, stderr) = quotas(&[
+        "alter",
+        "--user",
+        "alice",
+        "--add",
+        "producer_byte_rate=1048576,request_percentage=50",
+    ]);
+    assert!(ok && out.contains("user=alice"), "{out}{stderr}");
+    let (ok, _, stderr) = quotas(&[
+        "alter",
+        "--client-id-default",
+        "--add",
+        "consumer_byte_rate=2048",
+    ]);
+    assert!(ok, "{stderr}");
+    let (_, out, _) = quotas(&["describe"]);
+    assert!(
+        out.contains("user=alice\tproducer_byte_rate=1048576"),
+        "{out}"
+    );
+    assert!(
+        out.contains("client-id=<default>\tconsumer_byte_rate=2048"),
+        "{out}"
+    );
+    let (ok, _, stderr) = quotas(&["alter", "--user", "alice", "--delete", "request_percentage"]);
+    assert!(ok, "{stderr}");
+    let (_, out, _) = quotas(&["describe", "--user", "alice"]);
+    assert_eq!(out, "user=alice\tproducer_byte_rate=1048576\n");
+    let (ok, _, stderr) = quotas(&["alter", "--user", "alice", "--add", "bogus_rate=1"]);
+    assert!(!ok && stderr.contains("bogus_rate"), "{stderr}");
+    let (ok, _, stderr) = quotas(&["alter", "--add", "producer_byte_rate=1"]);
+    assert!(!ok && stderr.contains("name an entity"), "{stderr}");
+    broker.stop();
+}
