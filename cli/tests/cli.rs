@@ -1406,8 +1406,10 @@ fn users_add_list_and_delete_scram_credentials() {
     broker.stop();
 }
 
-#[test]
-fn acls_add_list_and_remove_and_take_effect() {
+/// A broker on a SASL_PLAINTEXT listener with an authoriser, where `admin` is a super user
+/// and `alice` and `bob` are not, and a `--command-config` file in `dir` for each of them.
+/// Its groups rebalance at once.
+fn acl_broker(dir: &std::path::Path) -> (TestBroker, [String; 3]) {
     let broker = TestBroker::start_with(|c| {
         c.set("listeners", "SASL_PLAINTEXT://127.0.0.1:0")
             .expect("listeners");
@@ -1417,14 +1419,16 @@ fn acls_add_list_and_remove_and_take_effect() {
                 user_admin="admin-pw" user_alice="alice-pw" user_bob="bob-pw";"#,
         )
         .expect("users");
-        c.set("authorizer.class.name", "StandardAuthorizer")
-            .expect("authorizer");
+        c.set(
+            "authorizer.class.name",
+            "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+        )
+        .expect("authorizer");
         c.set("super.users", "User:admin").expect("super users");
+        c.group_initial_rebalance_delay = Duration::ZERO;
     });
-    let b = broker.bootstrap();
-    let dir = tempfile::tempdir().expect("tempdir");
-    let properties = |user: &str| {
-        let path = dir.path().join(format!("{user}.properties"));
+    let config = |user: &str| {
+        let path = dir.join(format!("{user}.properties"));
         std::fs::write(
             &path,
             format!(
@@ -1435,78 +1439,123 @@ fn acls_add_list_and_remove_and_take_effect() {
         .expect("write properties");
         path.to_string_lossy().into_owned()
     };
-    let (admin, alice, bob) = (properties("admin"), properties("alice"), properties("bob"));
-    let acls = |config: &str, args: &[&str]| {
-        strom(
-            &[&["acls", "-b", &b, "--command-config", config][..], args].concat(),
-            "",
-        )
-    };
-    let alice_prefix = [
-        "--allow-principal",
-        "User:alice",
-        "--operation",
-        "All",
-        "--topic",
-        "alice.",
-        "--group",
-        "alice.",
-        "--resource-pattern-type",
-        "prefixed",
-    ];
-    let (ok, out, stderr) = acls(&admin, &[&["add"][..], &alice_prefix].concat());
-    assert!(ok, "{stderr}");
-    assert!(
-        out.contains("TOPIC") && out.contains("PREFIXED") && out.contains("alice."),
-        "{out}"
-    );
-    let (ok, _, stderr) = acls(
-        &admin,
-        &[
-            "add",
-            "--consumer",
-            "--allow-principal",
-            "User:bob",
-            "--topic",
-            "shared",
-            "--group",
-            "bob-group",
-        ],
-    );
-    assert!(ok, "{stderr}");
-    let (_, out, _) = acls(&admin, &["list"]);
-    // A header and five bindings: alice's two, bob's READ and DESCRIBE on the topic and
-    // READ on the group.
-    assert_eq!(out.lines().count(), 6, "{out}");
-    let (_, out, _) = acls(&admin, &["list", "--principal", "User:alice"]);
-    assert_eq!(out.lines().count(), 3, "{out}");
-    assert!(!out.contains("User:bob"), "{out}");
-    let (_, out, _) = acls(
-        &admin,
-        &[
-            "list",
-            "--topic",
-            "alice.orders",
-            "--resource-pattern-type",
-            "match",
-        ],
-    );
-    assert!(out.contains("alice.") && out.contains("PREFIXED"), "{out}");
+    let configs = ["admin", "alice", "bob"].map(config);
+    (broker, configs)
+}
 
-    // The ACLs hold: alice creates under her prefix only; bob sees none of it.
-    let topics = |config: &str, args: &[&str]| {
-        strom(
-            &[&["topics", "-b", &b, "--command-config", config][..], args].concat(),
-            "",
-        )
+/// The rows of a `strom acls` table, below its header.
+fn acl_rows(out: &str) -> Vec<Vec<&str>> {
+    let mut lines = out
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>());
+    let header = lines.next().unwrap_or_default();
+    assert_eq!(header.first(), Some(&"RESOURCE-TYPE"), "{out}");
+    lines.collect()
+}
+
+const ALICE_TOPICS: [&str; 7] = [
+    "TOPIC",
+    "PREFIXED",
+    "alice.",
+    "User:alice",
+    "*",
+    "ALL",
+    "ALLOW",
+];
+const ALICE_GROUPS: [&str; 7] = [
+    "GROUP",
+    "PREFIXED",
+    "alice.",
+    "User:alice",
+    "*",
+    "ALL",
+    "ALLOW",
+];
+const BOB_READ: [&str; 7] = [
+    "TOPIC", "LITERAL", "shared", "User:bob", "*", "READ", "ALLOW",
+];
+const BOB_DESCRIBE: [&str; 7] = [
+    "TOPIC", "LITERAL", "shared", "User:bob", "*", "DESCRIBE", "ALLOW",
+];
+const BOB_GROUP: [&str; 7] = [
+    "GROUP",
+    "LITERAL",
+    "bob-group",
+    "User:bob",
+    "*",
+    "READ",
+    "ALLOW",
+];
+
+/// `add`, `list` and `remove --force` of alice's prefixed ACLs, as `kafka-acls` takes them.
+const ALICE_PREFIX: [&str; 10] = [
+    "--allow-principal",
+    "User:alice",
+    "--operation",
+    "All",
+    "--topic",
+    "alice.",
+    "--group",
+    "alice.",
+    "--resource-pattern-type",
+    "prefixed",
+];
+
+#[test]
+fn acls_add_list_and_remove_and_take_effect() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (broker, [admin, alice, bob]) = acl_broker(dir.path());
+    let b = broker.bootstrap();
+    let run = |command: &str, config: &str, args: &[&str], stdin: &str| {
+        let secured = [command, "-b", &b, "--command-config", config];
+        strom(&[&secured[..], args].concat(), stdin)
     };
-    let (ok, _, stderr) = topics(&alice, &["create", "alice.orders"]);
-    assert!(ok, "{stderr}");
-    let (ok, _, stderr) = topics(&alice, &["create", "bob.orders"]);
-    assert!(!ok && stderr.contains("AUTHORIZATION"), "{stderr}");
-    let (ok, out, stderr) = topics(&bob, &["list"]);
-    assert!(ok && !out.contains("alice.orders"), "{out}{stderr}");
-    // Only the super user changes ACLs.
+    let acls = |config: &str, args: &[&str]| run("acls", config, args, "");
+    let acls_ok = |args: &[&str]| {
+        let (ok, out, stderr) = acls(&admin, args);
+        assert!(ok, "strom acls {args:?}\n{out}{stderr}");
+        out
+    };
+
+    // As the super user: each add prints the bindings it made.
+    let out = acls_ok(&[&["add"][..], &ALICE_PREFIX].concat());
+    assert_eq!(acl_rows(&out), [ALICE_TOPICS, ALICE_GROUPS], "{out}");
+    let out = acls_ok(&[
+        "add",
+        "--consumer",
+        "--allow-principal",
+        "User:bob",
+        "--topic",
+        "shared",
+        "--group",
+        "bob-group",
+    ]);
+    assert_eq!(acl_rows(&out), [BOB_READ, BOB_DESCRIBE, BOB_GROUP], "{out}");
+    let every = [
+        ALICE_TOPICS,
+        BOB_READ,
+        BOB_DESCRIBE,
+        ALICE_GROUPS,
+        BOB_GROUP,
+    ];
+    assert_eq!(acl_rows(&acls_ok(&["list"])), every);
+    let out = acls_ok(&["list", "--principal", "User:alice"]);
+    assert_eq!(acl_rows(&out), [ALICE_TOPICS, ALICE_GROUPS], "{out}");
+    // A topic named exactly has no ACL of its own; matched, alice's prefix applies to it.
+    let out = acls_ok(&["list", "--topic", "alice.orders"]);
+    assert!(acl_rows(&out).is_empty(), "{out}");
+    let matched = ["list", "--topic", "alice.orders", "--resource-pattern-type"];
+    let out = acls_ok(&[&matched[..], &["match"]].concat());
+    assert_eq!(acl_rows(&out), [ALICE_TOPICS], "{out}");
+
+    acls_hold_for_alice_and_bob(&b, &admin, &alice, &bob);
+
+    // Only a super user reads or changes ACLs.
+    let (ok, _, stderr) = acls(&alice, &["list"]);
+    assert!(
+        !ok && stderr.contains("CLUSTER_AUTHORIZATION_FAILED"),
+        "{stderr}"
+    );
     let (ok, _, stderr) = acls(
         &alice,
         &["add", "--allow-principal", "User:alice", "--cluster"],
@@ -1516,22 +1565,93 @@ fn acls_add_list_and_remove_and_take_effect() {
         "{stderr}"
     );
 
-    let (ok, out, stderr) = acls(
-        &admin,
-        &[&["remove"][..], &alice_prefix, &["--force"]].concat(),
+    // Remove prints what it removed; alice is back to nothing.
+    let out = acls_ok(&[&["remove"][..], &ALICE_PREFIX, &["--force"]].concat());
+    assert_eq!(acl_rows(&out), [ALICE_TOPICS, ALICE_GROUPS], "{out}");
+    assert_eq!(
+        acl_rows(&acls_ok(&["list"])),
+        [BOB_READ, BOB_DESCRIBE, BOB_GROUP]
     );
-    assert!(ok && out.contains("alice."), "{out}{stderr}");
-    let (_, out, _) = acls(&admin, &["list", "--principal", "User:alice"]);
-    assert_eq!(out.lines().count(), 1, "{out}");
-    let (ok, _, stderr) = topics(&alice, &["create", "alice.more"]);
-    assert!(!ok && stderr.contains("AUTHORIZATION"), "{stderr}");
+    let (ok, _, stderr) = run("topics", &alice, &["create", "alice.more"], "");
+    assert!(
+        !ok && stderr.contains("TOPIC_AUTHORIZATION_FAILED"),
+        "{stderr}"
+    );
     broker.stop();
+}
 
-    // Without an authoriser the broker says so.
-    let plain = TestBroker::start_with(|_| {});
-    let (ok, _, stderr) = strom(&["acls", "-b", &plain.bootstrap(), "list"], "");
+/// With alice's prefixed ACLs and bob's consumer ACLs in place: each does what they allow
+/// and is refused, with the authorisation error named, what they do not.
+fn acls_hold_for_alice_and_bob(b: &str, admin: &str, alice: &str, bob: &str) {
+    let run = |command: &str, config: &str, args: &[&str], stdin: &str| {
+        let secured = [command, "-b", b, "--command-config", config];
+        strom(&[&secured[..], args].concat(), stdin)
+    };
+    let run_ok = |command: &str, config: &str, args: &[&str], stdin: &str| {
+        let (ok, out, stderr) = run(command, config, args, stdin);
+        assert!(ok, "strom {command} {args:?}\n{out}{stderr}");
+        out
+    };
+    let refused = |command: &str, config: &str, args: &[&str], error: &str| {
+        let (ok, out, stderr) = run(command, config, args, "x\n");
+        assert!(
+            !ok && stderr.contains(error),
+            "strom {command} {args:?}\n{out}{stderr}"
+        );
+    };
+    let from_start = ["--from-beginning", "--exit-at-end"];
+
+    run_ok("topics", alice, &["create", "alice.orders"], "");
+    refused(
+        "topics",
+        alice,
+        &["create", "bob.x"],
+        "TOPIC_AUTHORIZATION_FAILED",
+    );
+    run_ok("produce", alice, &["alice.orders"], "hi\n");
+    let group = ["alice.orders", "-g", "alice.app"];
+    let out = run_ok("consume", alice, &[&group[..], &from_start].concat(), "");
+    assert_eq!(out, "hi\n");
+    run_ok("topics", admin, &["create", "shared"], "");
+    run_ok("produce", admin, &["shared"], "for bob\n");
+
+    // bob sees only his topic, reads it in his group only, and writes nowhere: not even
+    // an idempotent producer id, which needs WRITE on some topic.
+    assert_eq!(run_ok("topics", bob, &["list"], ""), "shared\n");
+    let group = ["shared", "-g", "bob-group"];
+    let out = run_ok("consume", bob, &[&group[..], &from_start].concat(), "");
+    assert_eq!(out, "for bob\n");
+    let group = ["shared", "-g", "alice.app"];
+    refused(
+        "consume",
+        bob,
+        &[&group[..], &from_start].concat(),
+        "GROUP_AUTHORIZATION_FAILED",
+    );
+    let alices = ["alice.orders"];
+    refused(
+        "consume",
+        bob,
+        &[&alices[..], &from_start].concat(),
+        "TOPIC_AUTHORIZATION_FAILED",
+    );
+    refused("produce", bob, &alices, "CLUSTER_AUTHORIZATION_FAILED");
+    let not_idempotent = ["alice.orders", "--property", "enable.idempotence=false"];
+    refused(
+        "produce",
+        bob,
+        &not_idempotent,
+        "TOPIC_AUTHORIZATION_FAILED",
+    );
+    refused("produce", bob, &["shared"], "CLUSTER_AUTHORIZATION_FAILED");
+}
+
+#[test]
+fn acls_need_an_authoriser() {
+    let broker = TestBroker::start();
+    let (ok, _, stderr) = strom(&["acls", "-b", &broker.bootstrap(), "list"], "");
     assert!(!ok && stderr.contains("SECURITY_DISABLED"), "{stderr}");
-    plain.stop();
+    broker.stop();
 }
 
 #[test]
