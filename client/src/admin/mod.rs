@@ -1,6 +1,6 @@
 //! The admin client: create, describe and delete topics, read and change configs, look up
-//! and trim offsets, list, describe, reset and delete consumer groups, manage SCRAM users
-//! and ACLs.
+//! and trim offsets, list, describe, reset and delete consumer groups, manage SCRAM users,
+//! ACLs and client quotas.
 //!
 //! [`Admin`] is a thin layer over a [`Cluster`]: each call builds one Kafka request, sends
 //! it to the broker Kafka requires for it, and turns per-item error codes into
@@ -17,6 +17,8 @@
 //!  / delete_groups                                    ──▶ the group's coordinator
 //!  create_acls / delete_acls                          ──▶ controller
 //!  describe_acls                                      ──▶ any broker
+//!  alter_client_quotas                                ──▶ controller
+//!  describe_client_quotas                             ──▶ any broker
 //! ```
 //!
 //! Calls retry on their own when the cluster answers that it is moving: `NOT_CONTROLLER`,
@@ -71,7 +73,7 @@ pub use cluster_info::{ClusterDescription, QuorumDescription};
 pub use configs::{AlterConfigOp, ConfigEntry, ConfigResource, ConfigSource};
 pub use groups::{GroupDescription, GroupListing, GroupMember, GroupOffset, ResetTo};
 pub use offsets::{ListedOffset, OffsetSpec};
-pub use quotas::QuotaEntity;
+pub use quotas::{QuotaEntity, QuotaFilter, QuotaMatch};
 pub use reassignments::{ElectionType, OngoingReassignment, PartitionMove, PartitionOutcome};
 pub use topics::{NewTopic, TopicDescription, TopicResults};
 pub use users::ScramCredentialInfo;
