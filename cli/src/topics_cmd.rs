@@ -458,6 +458,9 @@ async fn describe(admin: &Admin, name: &str) -> anyhow::Result<()> {
     let Some(topic) = descriptions.into_iter().next() else {
         bail!("topic {name} not found");
     };
+    if !topic.error.is_ok() {
+        bail!("topic {name}: {}", topic.error.name());
+    }
     println!(
         "topic {}  id {}  partitions {}{}",
         topic.name,

@@ -100,6 +100,11 @@ fn topics_commands_manage_topics() {
     topics(&b, &["delete", "orders"], true);
     let (_, out, _) = topics(&b, &["list"], true);
     assert!(out.trim().is_empty(), "{out}");
+    let (ok, out, err) = topics(&b, &["describe", "orders"], false);
+    assert!(
+        !ok && out.is_empty() && err.contains("UNKNOWN_TOPIC_OR_PARTITION"),
+        "{out}{err}"
+    );
     runtime.block_on(broker.shutdown()).expect("shutdown");
 }
 
@@ -1655,41 +1660,87 @@ fn acls_need_an_authoriser() {
 }
 
 #[test]
-fn quotas_alter_and_describe() {
-    let broker = TestBroker::start_with(|_| {});
+fn quotas_are_altered_and_described_per_entity() {
+    let broker = TestBroker::start();
     let b = broker.bootstrap();
     let quotas = |args: &[&str]| strom(&[&["quotas", "-b", &b][..], args].concat(), "");
-    let (ok, out, stderr) = quotas(&[
+    let quotas_ok = |args: &[&str]| {
+        let (ok, out, stderr) = quotas(args);
+        assert!(
+            ok,
+            "strom quotas {args:?}\nstdout:\n{out}\nstderr:\n{stderr}"
+        );
+        out
+    };
+    assert_eq!(
+        quotas_ok(&[
+            "alter",
+            "--user",
+            "alice",
+            "--add",
+            "producer_byte_rate=1048576,request_percentage=50",
+        ]),
+        "quotas of user=alice altered\n"
+    );
+    quotas_ok(&[
         "alter",
         "--user",
         "alice",
+        "--client-id",
+        "app",
         "--add",
-        "producer_byte_rate=1048576,request_percentage=50",
+        "consumer_byte_rate=4096",
     ]);
-    assert!(ok && out.contains("user=alice"), "{out}{stderr}");
-    let (ok, _, stderr) = quotas(&[
+    quotas_ok(&[
         "alter",
         "--client-id-default",
         "--add",
         "consumer_byte_rate=2048",
     ]);
-    assert!(ok, "{stderr}");
-    let (_, out, _) = quotas(&["describe"]);
-    assert!(
-        out.contains("user=alice\tproducer_byte_rate=1048576"),
-        "{out}"
+    quotas_ok(&[
+        "alter",
+        "--user-default",
+        "--add",
+        "producer_byte_rate=1024",
+    ]);
+
+    assert_eq!(
+        quotas_ok(&["describe"]),
+        "client-id=<default>\tconsumer_byte_rate=2048\n\
+         user=<default>\tproducer_byte_rate=1024\n\
+         user=alice\tproducer_byte_rate=1048576\n\
+         user=alice\trequest_percentage=50\n\
+         user=alice,client-id=app\tconsumer_byte_rate=4096\n"
     );
-    assert!(
-        out.contains("client-id=<default>\tconsumer_byte_rate=2048"),
-        "{out}"
+    assert_eq!(
+        quotas_ok(&["describe", "--user", "alice", "--client-id", "app"]),
+        "user=alice,client-id=app\tconsumer_byte_rate=4096\n"
     );
-    let (ok, _, stderr) = quotas(&["alter", "--user", "alice", "--delete", "request_percentage"]);
-    assert!(ok, "{stderr}");
-    let (_, out, _) = quotas(&["describe", "--user", "alice"]);
-    assert_eq!(out, "user=alice\tproducer_byte_rate=1048576\n");
+    assert_eq!(
+        quotas_ok(&["describe", "--client-id-default"]),
+        "client-id=<default>\tconsumer_byte_rate=2048\n"
+    );
+
+    quotas_ok(&["alter", "--user", "alice", "--delete", "request_percentage"]);
+    assert_eq!(
+        quotas_ok(&["describe", "--user", "alice"]),
+        "user=alice\tproducer_byte_rate=1048576\n"
+    );
+    assert_eq!(quotas_ok(&["describe", "--user", "bob"]), "");
+
     let (ok, _, stderr) = quotas(&["alter", "--user", "alice", "--add", "bogus_rate=1"]);
-    assert!(!ok && stderr.contains("bogus_rate"), "{stderr}");
+    assert!(
+        !ok && stderr.contains("bogus_rate") && stderr.contains("INVALID_REQUEST"),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = quotas(&["alter", "--client-id", "x", "--add", "producer_byte_rate=0"]);
+    assert!(!ok && stderr.contains("positive"), "{stderr}");
     let (ok, _, stderr) = quotas(&["alter", "--add", "producer_byte_rate=1"]);
     assert!(!ok && stderr.contains("name an entity"), "{stderr}");
+    assert_eq!(
+        quotas_ok(&["describe", "--client-id", "x"]),
+        "",
+        "a refused alter changes nothing"
+    );
     broker.stop();
 }
