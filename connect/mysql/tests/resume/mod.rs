@@ -122,9 +122,11 @@ async fn a_worker_killed_mid_stream_loses_no_change() {
                 .unwrap();
         }
     });
-    // Killed in the middle of the stream, after offsets were stored a few times.
+    // Killed in the middle of the stream, after offsets were stored more than once. (Not
+    // a fixed larger count: offsets are stored only while changes come, and a quick
+    // writer may be done before a fifth flush.)
     wait_for_records(&s.client, topic, 2000, None).await;
-    crate::support::wait_for_size(&s.client, "connect-offsets", 5, None).await;
+    crate::support::wait_for_size(&s.client, "connect-offsets", 2, None).await;
     child.kill().unwrap();
     child.wait().unwrap();
     let killed_at = topic_size(&s.client, topic).await;
