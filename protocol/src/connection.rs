@@ -437,7 +437,12 @@ impl Connection {
             shared: &self.shared,
             armed: true,
         };
-        let written = write.write_all(buf).await;
+        // Flushed: over TLS a write may leave the last bytes in the session when the
+        // socket was full, and nothing would send them before the next request.
+        let written = match write.write_all(buf).await {
+            Ok(()) => write.flush().await,
+            Err(e) => Err(e),
+        };
         if written.is_ok() {
             guard.armed = false;
         }

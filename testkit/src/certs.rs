@@ -43,6 +43,45 @@ impl Certs {
         self.dir.path().join("ca.pem")
     }
 
+    /// A TLS session over an in-memory transport that holds `capacity` bytes, with a
+    /// certificate for `localhost` signed by the CA: the client's end and the server's.
+    /// A small capacity keeps each writer waiting on its reader.
+    ///
+    /// # Panics
+    /// When the handshake fails.
+    pub async fn tls_over_duplex(
+        &self,
+        capacity: usize,
+    ) -> (
+        tokio_rustls::client::TlsStream<tokio::io::DuplexStream>,
+        tokio_rustls::server::TlsStream<tokio::io::DuplexStream>,
+    ) {
+        let server = strom_protocol::tls::ServerTls {
+            keystore: Some(self.issue("localhost", "localhost", &["localhost"]).both),
+            ..Default::default()
+        }
+        .config()
+        .expect("server TLS config");
+        let client = strom_protocol::tls::ClientTls {
+            ca: Some(self.ca()),
+            ..Default::default()
+        }
+        .config()
+        .expect("client TLS config");
+        let (near, far) = tokio::io::duplex(capacity);
+        let accepted = tokio::spawn(tokio_rustls::TlsAcceptor::from(server).accept(far));
+        let name = rustls_pki_types::ServerName::try_from("localhost").expect("server name");
+        let near = tokio_rustls::TlsConnector::from(client)
+            .connect(name, near)
+            .await
+            .expect("TLS handshake");
+        let far = accepted
+            .await
+            .expect("accepting task")
+            .expect("TLS handshake");
+        (near, far)
+    }
+
     /// A certificate named `file` for `names` (host names or IP addresses) with common
     /// name `cn`, signed by the CA.
     ///

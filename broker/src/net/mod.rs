@@ -148,22 +148,29 @@ async fn serve(
     .await;
 }
 
-/// A connection's writing side.
-enum Out {
+/// A connection's writing side (`T` is the TLS stream's, generic for tests).
+enum Out<T = tokio::io::WriteHalf<tokio_rustls::server::TlsStream<TcpStream>>> {
     Tcp(tokio::net::tcp::OwnedWriteHalf),
-    Tls(tokio::io::WriteHalf<tokio_rustls::server::TlsStream<TcpStream>>),
+    Tls(T),
 }
 
-impl Out {
+impl<T: tokio::io::AsyncWrite + Unpin> Out<T> {
+    /// Writes one whole response.
     async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         match self {
             Out::Tcp(w) => w.write_all(bytes).await,
-            Out::Tls(w) => w.write_all(bytes).await,
+            Out::Tls(w) => {
+                w.write_all(bytes).await?;
+                w.flush().await
+            }
         }
     }
 
     /// Writes a response's chunks in order; over plain TCP stored batches go from the page
-    /// cache to the socket, over TLS through memory.
+    /// cache to the socket, over TLS through memory. Over TLS the response is flushed at
+    /// the end: a TLS write returns once rustls took the bytes, which may still hold the
+    /// last records when the socket was full, and nothing else would send them before the
+    /// client's next request (which waits for this response).
     async fn write_chunks(
         &mut self,
         chunks: Vec<fetch_response::Chunk>,
@@ -183,7 +190,11 @@ impl Out {
                 }
             }
         }
-        self.write_all_vectored(&pending).await
+        self.write_all_vectored(&pending).await?;
+        match self {
+            Out::Tcp(_) => Ok(()),
+            Out::Tls(w) => w.flush().await,
+        }
     }
 
     async fn write_all_vectored(&mut self, buffers: &[bytes::Bytes]) -> std::io::Result<()> {
@@ -369,4 +380,68 @@ async fn write_all_vectored<W: tokio::io::AsyncWrite + Unpin>(
         std::io::IoSlice::advance_slices(&mut rest, n);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use tokio::io::AsyncReadExt;
+
+    use super::*;
+
+    /// The broker's writing side of a TLS session over a transport that holds 1 KiB (so
+    /// that the writer waits on the reader all the time), and the client's end.
+    async fn tls_pair() -> (
+        Out<tokio::io::WriteHalf<tokio_rustls::server::TlsStream<tokio::io::DuplexStream>>>,
+        tokio_rustls::client::TlsStream<tokio::io::DuplexStream>,
+    ) {
+        let (client, server) = strom_testkit::Certs::new("test ca")
+            .tls_over_duplex(1024)
+            .await;
+        let (_read, write) = tokio::io::split(server);
+        (Out::Tls(write), client)
+    }
+
+    /// Reads `len` bytes; panics when they do not come (paused time moves on only when
+    /// both sides are stuck, and then the timeout fires).
+    async fn written<F: std::future::Future<Output = std::io::Result<()>>>(
+        write: F,
+        client: &mut tokio_rustls::client::TlsStream<tokio::io::DuplexStream>,
+        len: usize,
+    ) -> Vec<u8> {
+        let mut got = vec![0; len];
+        let (written, read) = tokio::time::timeout(Duration::from_secs(60), async {
+            tokio::join!(write, client.read_exact(&mut got))
+        })
+        .await
+        .expect("the whole response arrives");
+        written.unwrap();
+        read.unwrap();
+        got
+    }
+
+    #[tokio::test(flavor = "current_thread", start_paused = true)]
+    async fn responses_over_tls_reach_a_slow_client_whole() {
+        let (mut out, mut client) = tls_pair().await;
+        let response: Vec<u8> = (0..1 << 20).map(|i: u32| i as u8).collect();
+        let got = written(out.write_all(&response), &mut client, response.len()).await;
+        assert!(got == response);
+
+        let chunks = vec![
+            fetch_response::Chunk::Bytes(Bytes::from(response[..1000].to_vec())),
+            fetch_response::Chunk::Bytes(Bytes::from(response[1000..].to_vec())),
+        ];
+        let mut piece = Vec::new();
+        let got = written(
+            out.write_chunks(chunks, &mut piece),
+            &mut client,
+            response.len(),
+        )
+        .await;
+        assert!(got == response);
+    }
 }

@@ -111,6 +111,44 @@ async fn clients_speak_tls_and_bad_peers_are_refused() {
     still_serves(ssl_config(&b, &certs.ca()), "encrypted").await;
 }
 
+/// A request larger than the transport holds at once reaches the peer whole: a TLS write
+/// returns once rustls took the bytes, which may still hold the end of the request, so
+/// the connection flushes it.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_large_request_over_tls_reaches_the_peer_whole() {
+    use strom_protocol::connection::Connection;
+    use strom_protocol::frame::{FrameReader, DEFAULT_MAX_FRAME_BYTES};
+    use strom_protocol::kafka_protocol::messages::produce_request::{
+        PartitionProduceData, TopicProduceData,
+    };
+    use strom_protocol::kafka_protocol::messages::{ProduceRequest, TopicName};
+    use strom_protocol::kafka_protocol::protocol::StrBytes;
+
+    // A transport that holds 1 KiB: the writer waits on the reader all the time.
+    let (near, far) = Certs::new("test ca").tls_over_duplex(1024).await;
+    let conn = Connection::from_stream(near, "test");
+
+    let records = bytes::Bytes::from(vec![7u8; 1 << 20]);
+    let request =
+        ProduceRequest::default()
+            .with_acks(0)
+            .with_topic_data(vec![TopicProduceData::default()
+                .with_name(TopicName(StrBytes::from_static_str("t")))
+                .with_partition_data(vec![PartitionProduceData::default()
+                    .with_index(0)
+                    .with_records(Some(records))])]);
+    let mut reader = FrameReader::new(far, DEFAULT_MAX_FRAME_BYTES);
+    // Paused time moves on only when both sides are stuck: then the timeout fires.
+    let (sent, frame) = tokio::time::timeout(Duration::from_secs(60), async {
+        tokio::join!(conn.send_no_response(&request, 3), reader.next_frame())
+    })
+    .await
+    .expect("the whole request arrives");
+    sent.unwrap();
+    let frame = frame.unwrap().unwrap();
+    assert!(frame.len() > 1 << 20, "a frame of {} bytes", frame.len());
+}
+
 /// The broker still serves after bad peers: `topic` is listed.
 pub(crate) async fn still_serves(config: ClientConfig, topic: &str) {
     let admin = Admin::connect(config).await.unwrap();
