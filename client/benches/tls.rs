@@ -3,7 +3,8 @@
 //! for the run):
 //!
 //! ```text
-//! cargo bench -p strom-client --bench tls -- [--records 1000000] [--sizes 100,1024]
+//! cargo bench -p strom-client --bench tls -- [--records 1000000] [--sizes 100,1024] \
+//!     [--transports plaintext,TLS] [--runs 3]
 //! ```
 #![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
 
@@ -25,6 +26,10 @@ const WINDOW: usize = 50_000;
 struct TlsArgs {
     records: u64,
     sizes: Vec<usize>,
+    /// `plaintext`, `TLS` or both: one alone is for profiling.
+    transports: Vec<String>,
+    /// Runs of each transport; the medians are compared.
+    runs: usize,
 }
 
 impl TlsArgs {
@@ -40,6 +45,10 @@ impl TlsArgs {
             records: value("--records").map_or(1_000_000, |v| v.parse().unwrap()),
             sizes: value("--sizes").map_or(vec![100, 1024], |v| {
                 v.split(',').map(|s| s.parse().unwrap()).collect()
+            }),
+            runs: value("--runs").map_or(3, |v| v.parse().unwrap()),
+            transports: value("--transports").map_or(vec!["plaintext".into(), "TLS".into()], |v| {
+                v.split(',').map(str::to_owned).collect()
             }),
         }
     }
@@ -121,38 +130,73 @@ async fn consume(config: &ClientConfig, topic: &str, records: u64) -> anyhow::Re
     Ok(elapsed)
 }
 
+/// The median of `values` (the upper one of an even count).
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+/// One run of `records` records of `size` bytes against a fresh broker: produce and
+/// consume rates in records per second.
+async fn run(args: &TlsArgs, size: usize, tls: Option<&Certs>) -> anyhow::Result<(f64, f64)> {
+    let dir = tempfile::tempdir()?;
+    let (broker, client) = start(dir.path(), tls).await?;
+    let topic = format!("bench-{size}");
+    Admin::connect(client.clone())
+        .await?
+        .create_topic(NewTopic::new(&topic).partitions(1))
+        .await?;
+    let produced = produce(&client, &topic, args.records, size).await?;
+    let consumed = consume(&client, &topic, args.records).await?;
+    broker.shutdown().await?;
+    let per_sec = |d: Duration| args.records as f64 / d.as_secs_f64();
+    Ok((per_sec(produced), per_sec(consumed)))
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = &TlsArgs::parse();
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let certs = Certs::new("strom-bench");
     println!(
         "{:<10} {:>6} {:>14} {:>10} {:>14} {:>10}",
         "transport", "bytes", "produce rec/s", "MB/s", "consume rec/s", "MB/s"
     );
+    let transports: Vec<(&str, Option<&Certs>)> = [("plaintext", None), ("TLS", Some(&certs))]
+        .into_iter()
+        .filter(|(name, _)| args.transports.iter().any(|t| t.eq_ignore_ascii_case(name)))
+        .collect();
     for &size in &args.sizes {
-        let mut results = Vec::new();
-        for (name, tls) in [("plaintext", None), ("TLS", Some(&certs))] {
-            let dir = tempfile::tempdir()?;
-            let (broker, client) = start(dir.path(), tls).await?;
-            let topic = format!("bench-{size}");
-            Admin::connect(client.clone())
-                .await?
-                .create_topic(NewTopic::new(&topic).partitions(1))
-                .await?;
-            let produced = produce(&client, &topic, args.records, size).await?;
-            let consumed = consume(&client, &topic, args.records).await?;
-            broker.shutdown().await?;
-            let per_sec = |d: Duration| args.records as f64 / d.as_secs_f64();
-            let (p, c) = (per_sec(produced), per_sec(consumed));
-            let mb = |r: f64| r * size as f64 / 1e6;
+        let mb = |r: f64| r * size as f64 / 1e6;
+        let line = |name: &str, p: f64, c: f64| {
             println!(
                 "{name:<10} {size:>6} {p:>14.0} {:>10.1} {c:>14.0} {:>10.1}",
                 mb(p),
                 mb(c)
             );
-            results.push((p, c));
+        };
+        // Runs alternate between the transports, so that a slow spell of the machine
+        // falls on both.
+        let mut rates: Vec<(Vec<f64>, Vec<f64>)> = vec![Default::default(); transports.len()];
+        for _ in 0..args.runs {
+            for (i, &(name, tls)) in transports.iter().enumerate() {
+                let (p, c) = run(args, size, tls).await?;
+                line(name, p, c);
+                rates[i].0.push(p);
+                rates[i].1.push(c);
+            }
         }
-        if let [(pp, pc), (tp, tc)] = results[..] {
+        let medians: Vec<(f64, f64)> = rates.iter().map(|(p, c)| (median(p), median(c))).collect();
+        for (&(name, _), &(p, c)) in transports.iter().zip(&medians) {
+            line(&format!("{name} med"), p, c);
+        }
+        if let [(pp, pc), (tp, tc)] = medians[..] {
             println!(
                 "{:<10} {size:>6} {:>13.0}% {:>10} {:>13.0}%",
                 "TLS/plain",
