@@ -470,10 +470,21 @@ fn api_versions_retry_version(response: &ApiVersionsResponse) -> i16 {
         .map_or(0, |k| k.max_version.clamp(0, API_VERSIONS_FIRST))
 }
 
+/// How long a dropped connection's close (TLS `close_notify`, then FIN) may take.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
+
 impl Drop for Connection {
     fn drop(&mut self) {
         self.shared.closed.store(true, Ordering::Release);
         self.shared.dropped.notify_one();
+        // Close the sending side properly (over TLS: `close_notify`), in the background.
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let writer = self.writer.get_mut();
+            let mut write = std::mem::replace(&mut writer.write, Box::new(tokio::io::sink()));
+            runtime.spawn(async move {
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, write.shutdown()).await;
+            });
+        }
     }
 }
 

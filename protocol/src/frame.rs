@@ -107,7 +107,13 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             if self.buf.capacity() - self.buf.len() < 4096 {
                 self.buf.reserve(READ_BUFFER_BYTES);
             }
-            let n = self.inner.read_buf(&mut self.buf).await?;
+            let n = match self.inner.read_buf(&mut self.buf).await {
+                Ok(n) => n,
+                // A TLS peer that closed without `close_notify` (many do): between frames
+                // that loses nothing, frames carrying their own lengths.
+                Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => 0,
+                Err(e) => return Err(e.into()),
+            };
             if n == 0 {
                 return if self.buf.is_empty() {
                     Ok(None)
@@ -187,6 +193,39 @@ mod tests {
             &b"hello world"[..]
         );
         assert!(reader.next_frame().await.unwrap().is_none());
+    }
+
+    /// Bytes, then the error rustls gives for a close without `close_notify`.
+    struct TlsTruncated<'a>(&'a [u8]);
+
+    impl tokio::io::AsyncRead for TlsTruncated<'_> {
+        fn poll_read(
+            mut self: std::pin::Pin<&mut Self>,
+            _: &mut std::task::Context<'_>,
+            buf: &mut tokio::io::ReadBuf<'_>,
+        ) -> std::task::Poll<std::io::Result<()>> {
+            if self.0.is_empty() {
+                return std::task::Poll::Ready(Err(std::io::ErrorKind::UnexpectedEof.into()));
+            }
+            let n = self.0.len().min(buf.remaining());
+            buf.put_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            std::task::Poll::Ready(Ok(()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_tls_close_without_notify_ends_the_stream_only_between_frames() {
+        let whole = [0u8, 0, 0, 2, 7, 8];
+        let mut reader = FrameReader::new(TlsTruncated(&whole), 1024);
+        assert_eq!(reader.next_frame().await.unwrap().unwrap(), &[7u8, 8][..]);
+        assert!(reader.next_frame().await.unwrap().is_none());
+        let cut = [0u8, 0, 0, 5, 1, 2];
+        let mut reader = FrameReader::new(TlsTruncated(&cut), 1024);
+        assert!(matches!(
+            reader.next_frame().await,
+            Err(ProtocolError::ConnectionClosed)
+        ));
     }
 
     #[tokio::test]

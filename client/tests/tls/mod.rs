@@ -147,6 +147,12 @@ async fn a_large_request_over_tls_reaches_the_peer_whole() {
     sent.unwrap();
     let frame = frame.unwrap().unwrap();
     assert!(frame.len() > 1 << 20, "a frame of {} bytes", frame.len());
+
+    // Dropped, the connection says goodbye: `close_notify`, not a bare close.
+    drop(conn);
+    let mut rest = Vec::new();
+    let read = tokio::io::AsyncReadExt::read_to_end(reader.get_mut(), &mut rest).await;
+    assert_eq!(read.unwrap(), 0);
 }
 
 /// The broker still serves after bad peers: `topic` is listed.
