@@ -9,6 +9,8 @@
 //!   tests that must kill a broker the hard way; [`ProcessCluster`]: several of them
 //!   forming one cluster on 127.0.0.1, .2, ...
 //! - [`MariaDb`]: a MariaDB server of the test's own with the binary log on.
+//! - [`Certs`]: a CA and certificates made with rcgen for TLS tests, and a TLS session
+//!   over an in-memory transport ([`Certs::tls_over_duplex`]).
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 mod broker_process;
