@@ -1,6 +1,6 @@
 //! Produce and consume throughput of Strom's client over TLS against plaintext, each
 //! against an embedded broker of its own (an `SSL://` listener with a certificate made
-//! for the run):
+//! for the run) on a runtime of its own, as a broker process would be:
 //!
 //! ```text
 //! cargo bench -p strom-client --bench tls -- [--records 1000000] [--sizes 100,1024] \
@@ -56,6 +56,7 @@ impl TlsArgs {
 
 /// Starts a broker in `dir`, with TLS when `certs` are given; its client settings.
 async fn start(
+    runtime: &tokio::runtime::Handle,
     dir: &std::path::Path,
     certs: Option<&Certs>,
 ) -> anyhow::Result<(Broker, ClientConfig)> {
@@ -65,7 +66,7 @@ async fn start(
         config.set("listeners", "SSL://127.0.0.1:0")?;
         config.set("ssl.keystore.location", &keystore.both.to_string_lossy())?;
     }
-    let broker = Broker::start(config).await?;
+    let broker = runtime.spawn(Broker::start(config)).await??;
     let mut client = ClientConfig::new().bootstrap(&broker.bootstrap());
     if let Some(certs) = certs {
         client.set("security.protocol", "SSL")?;
@@ -141,7 +142,12 @@ fn median(values: &[f64]) -> f64 {
 /// consume rates in records per second.
 async fn run(args: &TlsArgs, size: usize, tls: Option<&Certs>) -> anyhow::Result<(f64, f64)> {
     let dir = tempfile::tempdir()?;
-    let (broker, client) = start(dir.path(), tls).await?;
+    // The broker on threads of its own, as in a process of its own.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let (broker, client) = start(runtime.handle(), dir.path(), tls).await?;
     let topic = format!("bench-{size}");
     Admin::connect(client.clone())
         .await?
@@ -149,7 +155,8 @@ async fn run(args: &TlsArgs, size: usize, tls: Option<&Certs>) -> anyhow::Result
         .await?;
     let produced = produce(&client, &topic, args.records, size).await?;
     let consumed = consume(&client, &topic, args.records).await?;
-    broker.shutdown().await?;
+    runtime.spawn(broker.shutdown()).await??;
+    runtime.shutdown_background();
     let per_sec = |d: Duration| args.records as f64 / d.as_secs_f64();
     Ok((per_sec(produced), per_sec(consumed)))
 }
