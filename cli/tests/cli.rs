@@ -1664,14 +1664,7 @@ fn quotas_are_altered_and_described_per_entity() {
     let broker = TestBroker::start();
     let b = broker.bootstrap();
     let quotas = |args: &[&str]| strom(&[&["quotas", "-b", &b][..], args].concat(), "");
-    let quotas_ok = |args: &[&str]| {
-        let (ok, out, stderr) = quotas(args);
-        assert!(
-            ok,
-            "strom quotas {args:?}\nstdout:\n{out}\nstderr:\n{stderr}"
-        );
-        out
-    };
+    let quotas_ok = |args: &[&str]| strom_ok(&[&["quotas", "-b", &b][..], args].concat(), "");
     assert_eq!(
         quotas_ok(&[
             "alter",

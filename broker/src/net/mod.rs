@@ -158,19 +158,25 @@ impl<T: tokio::io::AsyncWrite + Unpin> Out<T> {
     /// Writes one whole response.
     async fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         match self {
-            Out::Tcp(w) => w.write_all(bytes).await,
-            Out::Tls(w) => {
-                w.write_all(bytes).await?;
-                w.flush().await
-            }
+            Out::Tcp(w) => w.write_all(bytes).await?,
+            Out::Tls(w) => w.write_all(bytes).await?,
+        }
+        self.flush().await
+    }
+
+    /// Sends what a TLS session still holds of a response: a TLS write returns once
+    /// rustls took the bytes, which may still hold the end of the response when the
+    /// socket was full, and nothing else would send them before the client's next request
+    /// (which waits for this response). A TCP write leaves nothing behind.
+    async fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Out::Tcp(_) => Ok(()),
+            Out::Tls(w) => w.flush().await,
         }
     }
 
     /// Writes a response's chunks in order; over plain TCP stored batches go from the page
-    /// cache to the socket, over TLS through memory. Over TLS the response is flushed at
-    /// the end: a TLS write returns once rustls took the bytes, which may still hold the
-    /// last records when the socket was full, and nothing else would send them before the
-    /// client's next request (which waits for this response).
+    /// cache to the socket, over TLS through memory.
     async fn write_chunks(
         &mut self,
         chunks: Vec<fetch_response::Chunk>,
@@ -191,10 +197,7 @@ impl<T: tokio::io::AsyncWrite + Unpin> Out<T> {
             }
         }
         self.write_all_vectored(&pending).await?;
-        match self {
-            Out::Tcp(_) => Ok(()),
-            Out::Tls(w) => w.flush().await,
-        }
+        self.flush().await
     }
 
     async fn write_all_vectored(&mut self, buffers: &[bytes::Bytes]) -> std::io::Result<()> {
