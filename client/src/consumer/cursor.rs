@@ -51,6 +51,14 @@ pub(crate) struct Cursor {
     pub(crate) error: Option<ClientError>,
     buffer: VecDeque<ConsumerRecord>,
     buffered_bytes: usize,
+    /// Fetched responses whose records are still being decoded: `fetch_offset` is
+    /// already past them, so the next fetch can be on its way meanwhile.
+    decoding: usize,
+    /// Their bytes, counted against the buffer's bound.
+    decoding_bytes: usize,
+    /// The broker whose fetch loop decodes them; only it may fetch the partition until
+    /// they are in the buffer, so records arrive in offset order.
+    decoding_node: i32,
 }
 
 impl Cursor {
@@ -71,6 +79,9 @@ impl Cursor {
             error: None,
             buffer: VecDeque::new(),
             buffered_bytes: 0,
+            decoding: 0,
+            decoding_bytes: 0,
+            decoding_node: -1,
         }
     }
 
@@ -92,6 +103,8 @@ impl Cursor {
         self.version = version;
         self.buffer.clear();
         self.buffered_bytes = 0;
+        self.decoding = 0;
+        self.decoding_bytes = 0;
         self.error = None;
         self.retry_at = None;
         self.in_flight = false;
@@ -99,7 +112,9 @@ impl Cursor {
 
     /// Whether the fetch loop of broker `node` should ask for this partition now: it has a
     /// position, is routed there, is neither paused nor in flight nor failed, waits for no
-    /// backoff, and its buffer holds less than `max_buffered` bytes.
+    /// backoff, and its buffer (with what is being decoded) holds less than
+    /// `max_buffered` bytes. Records still being decoded by another broker's loop hold it
+    /// back until they are in the buffer.
     pub(crate) fn is_fetchable(&self, node: i32, max_buffered: usize, now: Instant) -> bool {
         self.position.is_some()
             && self.leader == Some(node)
@@ -107,7 +122,24 @@ impl Cursor {
             && !self.in_flight
             && self.error.is_none()
             && self.retry_at.is_none_or(|at| at <= now)
-            && self.buffered_bytes < max_buffered
+            && (self.decoding == 0 || self.decoding_node == node)
+            && self.buffered_bytes + self.decoding_bytes < max_buffered
+    }
+
+    /// Takes a fetched response of `bytes` bytes ending before `next_fetch_offset` for
+    /// decoding on broker `node`'s loop: the fetch offset moves past it now, its records
+    /// follow with [`Cursor::finish_decode`].
+    pub(crate) fn begin_decode(&mut self, next_fetch_offset: i64, bytes: usize, node: i32) {
+        self.fetch_offset = self.fetch_offset.max(next_fetch_offset);
+        self.decoding += 1;
+        self.decoding_bytes += bytes;
+        self.decoding_node = node;
+    }
+
+    /// Ends what [`Cursor::begin_decode`] began; the caller then pushes the records.
+    pub(crate) fn finish_decode(&mut self, bytes: usize) {
+        self.decoding = self.decoding.saturating_sub(1);
+        self.decoding_bytes = self.decoding_bytes.saturating_sub(bytes);
     }
 
     /// Appends fetched records (those below the fetch offset already dropped) and moves the
@@ -134,7 +166,7 @@ impl Cursor {
             self.position = Some(record.offset + 1);
             out.push(record);
         }
-        if self.buffer.is_empty() {
+        if self.buffer.is_empty() && self.decoding == 0 {
             // Control batches and aborted records advance the fetch offset without
             // yielding records; the position follows once nothing is left to hand out.
             self.position = Some(self.fetch_offset);
@@ -143,7 +175,7 @@ impl Cursor {
 
     /// Whether every fetched record has been handed out (paused or not).
     pub(crate) fn is_drained(&self) -> bool {
-        self.buffer.is_empty()
+        self.buffer.is_empty() && self.decoding == 0
     }
 
     /// Whether records wait to be handed out.

@@ -69,6 +69,34 @@ pub(crate) fn decode_partition(
     Ok(decoded)
 }
 
+/// What the batch headers of a partition's fetched bytes say, before any record is
+/// decoded.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(crate) struct Scanned {
+    /// The offset after the last whole batch: what [`decode_partition`] gives as
+    /// `next_offset`.
+    pub(crate) next_offset: Option<i64>,
+    /// About what the decoded records will count against the buffer's bound (see
+    /// [`ConsumerRecord::size`]): the bytes plus the per-record overhead.
+    pub(crate) size: usize,
+}
+
+/// Reads the batch headers of `data` (not their records).
+///
+/// # Errors
+/// A batch whose header is corrupt (bad length or magic).
+pub(crate) fn scan(data: &[u8]) -> Result<Scanned, RecordsError> {
+    let mut scanned = Scanned::default();
+    let mut records = 0usize;
+    for batch in records::batches(data) {
+        let (header, _) = batch?;
+        scanned.next_offset = Some(header.next_offset());
+        records += usize::try_from(header.records_count).unwrap_or(0);
+    }
+    scanned.size = data.len() + records * ConsumerRecord::OVERHEAD;
+    Ok(scanned)
+}
+
 /// Which batches `read_committed` hides: those of producers with an aborted transaction
 /// open at the batch, until that producer's control (abort) marker.
 struct AbortFilter {
@@ -124,6 +152,22 @@ mod tests {
             buf.extend_from_slice(p);
         }
         buf
+    }
+
+    #[test]
+    fn scan_reads_what_decoding_finds() {
+        let mut data = BytesMut::new();
+        data.extend_from_slice(&batch(0, &["a", "b"], Compression::None));
+        data.extend_from_slice(&batch(2, &["c"], Compression::Lz4));
+        let whole = data.len();
+        data.extend_from_slice(&batch(3, &["d"], Compression::None)[..30]);
+        let scanned = scan(&data).unwrap();
+        let decoded = decode_partition("t", 0, 0, &data, None).unwrap();
+        assert_eq!(scanned.next_offset, decoded.next_offset);
+        assert_eq!(scanned.next_offset, Some(3));
+        assert_eq!(scanned.size, data.len() + 3 * ConsumerRecord::OVERHEAD);
+        assert!(whole < data.len());
+        assert_eq!(scan(&[]).unwrap(), Scanned::default());
     }
 
     #[test]

@@ -45,11 +45,14 @@ impl ConsumerRecord {
         }
     }
 
+    /// What [`ConsumerRecord::size`] counts for a record beyond its key, value and headers.
+    pub(crate) const OVERHEAD: usize = 64;
+
     /// Approximate memory held: key, value and headers; what the per-partition buffer
     /// bound counts.
     pub(crate) fn size(&self) -> usize {
         let len = |b: &Option<Bytes>| b.as_ref().map_or(0, Bytes::len);
         let headers: usize = self.headers.iter().map(|(k, v)| k.len() + len(v)).sum();
-        len(&self.key) + len(&self.value) + headers + 64
+        len(&self.key) + len(&self.value) + headers + Self::OVERHEAD
     }
 }

@@ -5,11 +5,20 @@
 //!          │     not in flight, buffer under its bound), marked in flight
 //!          ├─▶ one Fetch (v4..=16) for all of them, long-polled by
 //!          │   fetch.min.bytes / fetch.max.wait.ms, sized by fetch.max.bytes and
-//!          │   max.partition.fetch.bytes
-//!          └─▶ apply: records into each cursor's buffer (if its version is unchanged),
+//!          │   max.partition.fetch.bytes; once it is written:
+//!          ├─▶ decode the previous response's records into the cursors' buffers
+//!          └─▶ apply the response (on the connection's reader): each cursor's fetch
+//!              offset moves past its whole batches (read from the batch headers),
 //!              OFFSET_OUT_OF_RANGE → reset, leader errors → unrouted (poll re-routes),
-//!              other retriable errors → retry.backoff.ms
+//!              other retriable errors → retry.backoff.ms; a small response's records
+//!              are decoded there and then
 //! ```
+//!
+//! Decoding a large response while the broker reads and sends the next keeps both sides
+//! busy: the fetch offset is known from the batch headers, so the next request need not
+//! wait for the records. Until they are in the buffer, records being decoded count
+//! against its bound, the position does not move past them, and only this loop may fetch
+//! their partition, so records reach the buffer in offset order.
 //!
 //! With nothing to fetch the loop sleeps until woken (a seek, resume, drained buffer) or
 //! `retry.backoff.ms` passes. Fetch v13+ names topics by id (from the metadata); when the
@@ -18,7 +27,9 @@
 //! 0.11 (Fetch v4).
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
@@ -31,7 +42,7 @@ use tracing::{debug, warn, Instrument};
 use uuid::Uuid;
 
 use super::cursor::{Cursor, Reset};
-use super::decode::{decode_partition, Aborted};
+use super::decode::{decode_partition, scan, Aborted, Scanned};
 use super::fetcher::{Shared, State};
 use super::offsets::TopicPartition;
 use crate::config::IsolationLevel;
@@ -71,17 +82,35 @@ pub(crate) async fn run(shared: Arc<Shared>, node: i32) {
 
 async fn fetch_loop(shared: Arc<Shared>, node: i32) {
     let backoff = shared.retry_backoff().max(Duration::from_millis(10));
+    // The last response's records, decoded while the next fetch is on its way.
+    let mut fetched: Vec<Fetched> = Vec::new();
     while !shared.is_closed() {
         let woken = shared.wake.notified();
         let plan = plan(&shared, node);
         if plan.is_empty() {
-            let _ = tokio::time::timeout(backoff, woken).await;
+            if fetched.is_empty() {
+                let _ = tokio::time::timeout(backoff, woken).await;
+            } else {
+                decode_fetched(&shared, std::mem::take(&mut fetched));
+            }
             continue;
         }
         let plan = Arc::new(plan);
-        match fetch(&shared, node, &plan).await {
-            Ok(true) => {}
-            Ok(false) => tokio::time::sleep(backoff).await,
+        let mut request = std::pin::pin!(fetch(&shared, node, &plan));
+        // Send the request (its first poll writes it), then decode the last response
+        // while the broker prepares the next.
+        let sent = std::future::poll_fn(|cx| Poll::Ready(request.as_mut().poll(cx))).await;
+        decode_fetched(&shared, std::mem::take(&mut fetched));
+        let result = match sent {
+            Poll::Ready(result) => result,
+            Poll::Pending => request.await,
+        };
+        match result {
+            Ok((true, next)) => fetched = next,
+            Ok((false, next)) => {
+                fetched = next;
+                tokio::time::sleep(backoff).await;
+            }
             Err(e) => {
                 warn!(error = %e, partitions = plan.len(), "fetch failed; re-routing");
                 unroute(&shared, &plan);
@@ -112,13 +141,14 @@ fn plan(shared: &Shared, node: i32) -> Vec<Planned> {
 }
 
 /// Sends one Fetch for `plan` to `node`; the response is applied to the cursors on the
-/// connection's reader as soon as it arrives, so `poll` wakes without a hand-over through
-/// this loop. Returns whether the request as a whole succeeded.
+/// connection's reader as soon as it arrives (errors, fetch offsets), so `poll` wakes
+/// without a hand-over through this loop. Returns whether the request as a whole
+/// succeeded, and the fetched records, to be decoded with [`decode_fetched`].
 async fn fetch(
     shared: &Arc<Shared>,
     node: i32,
     plan: &Arc<Vec<Planned>>,
-) -> Result<bool, ClientError> {
+) -> Result<(bool, Vec<Fetched>), ClientError> {
     let conn = shared.cluster.broker(node).await?;
     let mut version = conn.version_for::<FetchRequest>()?.min(MAX_FETCH_VERSION);
     let ids = if version > LAST_FETCH_VERSION_BY_NAME {
@@ -134,12 +164,37 @@ async fn fetch(
     let (shared, plan) = (shared.clone(), plan.clone());
     let applied = conn
         .send_then(&request, version, move |response| {
-            let applied = response.map(|response| apply(&shared, &plan, ids.as_ref(), response));
-            // `poll` is woken after this loop, so that it runs first.
-            (applied, move || shared.data.notify_waiters())
+            let applied =
+                response.map(|response| apply(&shared, node, &plan, ids.as_ref(), response));
+            // A small response is decoded here at once (latency is what counts for it); a
+            // large one by the loop, while the next fetch is out.
+            let (applied, now) = match applied {
+                Ok((ok, fetched)) if fetched_size(&fetched) < DECODE_LATER_BYTES => {
+                    (Ok((ok, Vec::new())), fetched)
+                }
+                other => (other, Vec::new()),
+            };
+            let later = applied.as_ref().is_ok_and(|(_, f)| !f.is_empty());
+            // After this loop has been woken: `poll` runs first.
+            (applied, move || {
+                if !now.is_empty() {
+                    decode_fetched(&shared, now);
+                } else if !later {
+                    // Errors, resets, unrouted partitions.
+                    shared.data.notify_waiters();
+                }
+            })
         })
         .await;
     Ok(applied??)
+}
+
+/// Fetched bytes from which a response's records are decoded by the fetch loop while the
+/// next fetch is out, rather than at once on the connection's reader.
+const DECODE_LATER_BYTES: usize = 64 * 1024;
+
+fn fetched_size(fetched: &[Fetched]) -> usize {
+    fetched.iter().map(|f| f.records.records.len()).sum()
 }
 
 /// The ids of the planned topics by name; `None` unless the metadata has every one.
@@ -187,14 +242,24 @@ fn fetch_request(
         .with_topics(topics.into_iter().map(|(_, t)| t).collect())
 }
 
-/// Applies a Fetch response to the cursors still as planned. Returns `false` when the
-/// whole request failed (the loop backs off).
+/// One partition's fetched records, their fetch offset already moved past them
+/// ([`Cursor::begin_decode`]), to be decoded outside the lock.
+struct Fetched {
+    tp: TopicPartition,
+    version: u64,
+    fetch_offset: i64,
+    records: ToDecode,
+}
+
+/// Applies a Fetch response to the cursors still as planned, from broker `node`. Returns
+/// `false` when the whole request failed (the loop backs off), and the records to decode.
 fn apply(
     shared: &Shared,
+    node: i32,
     plan: &[Planned],
     ids: Option<&HashMap<String, Uuid>>,
     response: FetchResponse,
-) -> bool {
+) -> (bool, Vec<Fetched>) {
     let read_committed = shared.cluster.config().isolation_level == IsolationLevel::ReadCommitted;
     let backoff = shared.retry_backoff();
     let mut state = shared.lock();
@@ -206,8 +271,9 @@ fn apply(
     let whole = ErrorCode::from(response.error_code);
     if !whole.is_ok() {
         warn!(error = %whole, "fetch request failed");
-        return false;
+        return (false, Vec::new());
     }
+    let mut fetched = Vec::new();
     for topic in response.responses {
         // v13+ answers by topic id.
         let by_id = ids.and_then(|ids| ids.iter().find(|(_, id)| **id == topic.topic_id));
@@ -222,18 +288,57 @@ fn apply(
             };
             let version = state.version();
             if let Some(c) = current(&mut state, planned) {
-                apply_partition(
+                let records = apply_partition(
                     c,
                     planned.fetch_offset,
                     data,
-                    read_committed,
-                    backoff,
+                    (read_committed, backoff, node),
                     version,
                 );
+                fetched.extend(records.map(|records| Fetched {
+                    tp,
+                    version: planned.version,
+                    fetch_offset: planned.fetch_offset,
+                    records,
+                }));
             }
         }
     }
-    true
+    (true, fetched)
+}
+
+/// Decodes fetched records and hands them to their cursors, unless a cursor moved since
+/// (a seek, a reset, a failed batch before them).
+fn decode_fetched(shared: &Shared, fetched: Vec<Fetched>) {
+    if fetched.is_empty() {
+        return;
+    }
+    let decoded: Vec<_> = fetched
+        .into_iter()
+        .map(|f| {
+            let (topic, partition, r) = (&f.tp.0, f.tp.1, f.records);
+            let records = decode_partition(topic, partition, f.fetch_offset, &r.records, r.aborted);
+            (f.tp, f.version, r.next_offset, r.size, records)
+        })
+        .collect();
+    let mut state = shared.lock();
+    for (tp, version, next_offset, size, records) in decoded {
+        let Some(c) = state.cursors.get_mut(&tp).filter(|c| c.version == version) else {
+            continue;
+        };
+        c.finish_decode(size);
+        if c.error.is_some() {
+            continue;
+        }
+        match records {
+            Ok(decoded) => c.push(decoded.records, next_offset),
+            Err(e) => c.error = Some(ClientError::Protocol(e.into())),
+        }
+    }
+    drop(state);
+    shared.data.notify_waiters();
+    // Partitions held back for this loop's decoding may now be fetched by others.
+    shared.wake.notify_waiters();
 }
 
 /// The cursor `planned` was made from, if nothing moved it since.
@@ -244,23 +349,34 @@ fn current<'a>(state: &'a mut State, planned: &Planned) -> Option<&'a mut Cursor
         .filter(|c| c.version == planned.version)
 }
 
+/// Records of one partition to decode.
+#[derive(Debug)]
+struct ToDecode {
+    /// The offset after them.
+    next_offset: i64,
+    /// What they count against the buffer's bound until decoded.
+    size: usize,
+    records: bytes::Bytes,
+    /// Under `read_committed`, the response's aborted transactions.
+    aborted: Option<Vec<Aborted>>,
+}
+
 /// One partition's answer; `version` is a fresh version should the cursor be reset.
 fn apply_partition(
     c: &mut Cursor,
     fetch_offset: i64,
     data: PartitionData,
-    read_committed: bool,
-    backoff: Duration,
+    (read_committed, backoff, node): (bool, Duration, i32),
     version: u64,
-) {
+) -> Option<ToDecode> {
     let code = ErrorCode::from(data.error_code);
     if code.is_ok() {
         // A response that arrives after its request timed out and the cursor moved on
-        // (fetched elsewhere since) is stale.
-        if c.fetch_offset != fetch_offset {
-            return;
+        // (fetched elsewhere since) is stale; so is one after a batch that failed.
+        if c.fetch_offset != fetch_offset || c.error.is_some() {
+            return None;
         }
-        return apply_records(c, fetch_offset, data, read_committed, backoff);
+        return apply_records(c, data, read_committed, backoff, node);
     }
     debug!(topic = %c.topic, partition = c.partition, error = %code, "partition fetch error");
     if code == ErrorCode::OFFSET_OUT_OF_RANGE {
@@ -283,15 +399,18 @@ fn apply_partition(
             context: format!("fetch {}-{} at {fetch_offset}", c.topic, c.partition),
         });
     }
+    None
 }
 
+/// Moves the cursor's fetch offset past the whole batches of `data` (their headers
+/// read, not their records) and returns them for decoding.
 fn apply_records(
     c: &mut Cursor,
-    fetch_offset: i64,
     data: PartitionData,
     read_committed: bool,
     backoff: Duration,
-) {
+    node: i32,
+) -> Option<ToDecode> {
     let records = data.records.unwrap_or_default();
     let aborted = read_committed.then(|| {
         data.aborted_transactions
@@ -303,18 +422,30 @@ fn apply_records(
             })
             .collect()
     });
-    match decode_partition(&c.topic, c.partition, fetch_offset, &records, aborted) {
-        Ok(decoded) => match decoded.next_offset {
-            Some(next) => c.push(decoded.records, next),
-            None if !records.is_empty() => {
-                warn!(topic = %c.topic, partition = c.partition, bytes = records.len(),
-                    "fetch returned only part of a batch; retrying");
-                c.retry_at = Some(Instant::now() + backoff);
-            }
-            None => {}
-        },
+    match scan(&records) {
+        Ok(Scanned {
+            next_offset: Some(next),
+            size,
+        }) => {
+            c.begin_decode(next, size, node);
+            return Some(ToDecode {
+                next_offset: next,
+                size,
+                records,
+                aborted,
+            });
+        }
+        Ok(Scanned {
+            next_offset: None, ..
+        }) if !records.is_empty() => {
+            warn!(topic = %c.topic, partition = c.partition, bytes = records.len(),
+                "fetch returned only part of a batch; retrying");
+            c.retry_at = Some(Instant::now() + backoff);
+        }
+        Ok(_) => {}
         Err(e) => c.error = Some(ClientError::Protocol(e.into())),
     }
+    None
 }
 
 /// After a failed request: the planned partitions go back to `poll` for routing.
@@ -335,6 +466,8 @@ fn unroute(shared: &Shared, plan: &[Planned]) {
 mod tests {
     use super::*;
     use crate::consumer::ConsumerRecord;
+    use bytes::BytesMut;
+    use strom_protocol::records::{BatchBuilder, Compression};
 
     fn out_of_range() -> PartitionData {
         PartitionData::default().with_error_code(ErrorCode::OFFSET_OUT_OF_RANGE.code())
@@ -360,13 +493,100 @@ mod tests {
         c.push(records, 3);
         let mut out = Vec::new();
         c.take(1, &mut out);
-        apply_partition(&mut c, 3, out_of_range(), false, backoff, 3);
+        apply_partition(&mut c, 3, out_of_range(), (false, backoff, 1), 3);
         assert_eq!(c.position, Some(1), "records 1 and 2 are still to come");
         assert!(c.retry_at.is_some(), "the fetch is tried again later");
         c.take(10, &mut out);
         assert_eq!(out.len(), 3);
-        apply_partition(&mut c, 3, out_of_range(), false, backoff, 4);
+        apply_partition(&mut c, 3, out_of_range(), (false, backoff, 1), 4);
         assert_eq!(c.position, None);
         assert_eq!(c.reset, Reset::Auto(Some(3)));
+    }
+
+    fn batch(base: i64, count: usize) -> bytes::Bytes {
+        let mut b = BatchBuilder::new(Compression::None).base_offset(base);
+        for _ in 0..count {
+            b.push(1000, None, Some(b"value"), &[]);
+        }
+        b.build().unwrap()
+    }
+
+    #[test]
+    fn a_response_moves_the_fetch_offset_before_its_records_are_decoded() {
+        let backoff = Duration::from_millis(100);
+        let mut c = Cursor::new("t".into(), 0, 1);
+        c.seek(0, 2);
+        c.leader = Some(1);
+        let mut wire = BytesMut::new();
+        // Five records of 5 bytes in two batches (and a partial one): they count as
+        // their bytes and 64 each against the bound while decoded.
+        wire.extend_from_slice(&batch(0, 3));
+        wire.extend_from_slice(&batch(3, 2));
+        // A partial batch at the end, cut by the size limit.
+        wire.extend_from_slice(&batch(5, 4)[..20]);
+        let data = PartitionData::default().with_records(Some(wire.freeze()));
+        let ToDecode {
+            next_offset: next,
+            size,
+            records,
+            aborted,
+        } = apply_partition(&mut c, 0, data, (false, backoff, 1), 3).unwrap();
+        assert_eq!((next, c.fetch_offset), (5, 5));
+        assert!(aborted.is_none());
+        assert_eq!(size, records.len() + 5 * ConsumerRecord::OVERHEAD);
+        // The next fetch may go out meanwhile, from the same broker only.
+        let now = Instant::now();
+        assert!(c.is_fetchable(1, 1 << 20, now));
+        assert!(!c.is_fetchable(1, size, now));
+        assert!(!c.is_fetchable(2, 1 << 20, now));
+        // Nothing to hand out yet, and the position waits for the records.
+        let mut out = Vec::new();
+        c.take(10, &mut out);
+        assert_eq!((out.len(), c.position), (0, Some(0)));
+        assert!(!c.is_drained());
+        // An out-of-range answer to that next fetch does not reset past them.
+        apply_partition(&mut c, 5, out_of_range(), (false, backoff, 1), 4);
+        assert_eq!(c.position, Some(0));
+        let decoded = decode_partition("t", 0, 0, &records, None).unwrap();
+        c.finish_decode(size);
+        c.push(decoded.records, next);
+        c.take(10, &mut out);
+        let offsets: Vec<i64> = out.iter().map(|r| r.offset).collect();
+        assert_eq!(offsets, [0, 1, 2, 3, 4]);
+        assert_eq!(c.position, Some(5));
+        assert!(c.is_drained());
+        // Decoded: another broker may fetch it (after the out-of-range answer's backoff).
+        c.leader = Some(2);
+        assert!(c.is_fetchable(2, 1 << 20, Instant::now() + backoff));
+    }
+
+    #[test]
+    fn records_being_decoded_count_against_the_buffer_bound() {
+        let mut c = Cursor::new("t".into(), 0, 1);
+        c.seek(0, 2);
+        c.leader = Some(1);
+        c.begin_decode(10, 1000, 1);
+        let now = Instant::now();
+        assert!(!c.is_fetchable(1, 1000, now));
+        assert!(c.is_fetchable(1, 1001, now));
+        // A seek drops them: the cursor is free for any broker again.
+        c.seek(0, 3);
+        assert!(c.is_drained());
+        c.leader = Some(2);
+        assert!(c.is_fetchable(2, 1000, now));
+    }
+
+    #[test]
+    fn a_corrupt_batch_header_fails_the_partition_without_moving_it() {
+        let backoff = Duration::from_millis(100);
+        let mut c = Cursor::new("t".into(), 0, 1);
+        c.seek(0, 2);
+        let mut wire = BytesMut::from(&batch(0, 3)[..]);
+        // The magic byte.
+        wire[16] = 7;
+        let data = PartitionData::default().with_records(Some(wire.freeze()));
+        assert!(apply_partition(&mut c, 0, data, (false, backoff, 1), 3).is_none());
+        assert!(c.error.is_some());
+        assert_eq!(c.fetch_offset, 0);
     }
 }
