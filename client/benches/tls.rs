@@ -6,6 +6,11 @@
 //! cargo bench -p strom-client --bench tls -- [--records 1000000] [--sizes 100,1024] \
 //!     [--transports plaintext,TLS] [--runs 3]
 //! ```
+//!
+//! Besides the rates, each run prints the CPU time the client's threads and the broker's
+//! used over each phase, as a share of one core. The brokers' logs go to the temporary
+//! directory: `TMPDIR=/dev/shm` keeps them in memory, out of reach of page-cache
+//! writeback.
 #![allow(clippy::unwrap_used, clippy::print_stdout, missing_docs)]
 
 use std::collections::VecDeque;
@@ -80,7 +85,7 @@ async fn produce(
     topic: &str,
     records: u64,
     size: usize,
-) -> anyhow::Result<Duration> {
+) -> anyhow::Result<Phase> {
     let mut config = config
         .clone()
         .acks(Acks::All)
@@ -94,7 +99,7 @@ async fn produce(
         .send(Record::new(topic).partition(0).value(payload.clone()))
         .await?
         .await?;
-    let start = Instant::now();
+    let start = Phase::start();
     let mut pending = VecDeque::with_capacity(WINDOW);
     for _ in 0..records {
         pending.push_back(
@@ -112,23 +117,94 @@ async fn produce(
     for delivery in pending {
         delivery.await?;
     }
-    let elapsed = start.elapsed();
+    let phase = start.end();
     producer.close().await;
-    Ok(elapsed)
+    Ok(phase)
 }
 
-async fn consume(config: &ClientConfig, topic: &str, records: u64) -> anyhow::Result<Duration> {
+async fn consume(config: &ClientConfig, topic: &str, records: u64) -> anyhow::Result<Phase> {
     let consumer = Consumer::new(config.clone().auto_offset_reset(OffsetReset::Earliest)).await?;
     consumer.assign(&[(topic.to_owned(), 0)])?;
-    let start = Instant::now();
+    let start = Phase::start();
     let mut read = 0;
     // The warm-up record and the run's.
     while read < records + 1 {
         read += consumer.poll(Duration::from_millis(500)).await?.len() as u64;
     }
-    let elapsed = start.elapsed();
+    let phase = start.end();
     consumer.close();
-    Ok(elapsed)
+    Ok(phase)
+}
+
+/// How long a phase of a run took, and the CPU time the process (client and broker)
+/// used meanwhile.
+#[derive(Clone, Copy)]
+struct Phase {
+    wall: Duration,
+    cpu: Cpu,
+}
+
+impl Phase {
+    fn start() -> PhaseStart {
+        PhaseStart(Instant::now(), cpu_time())
+    }
+}
+
+/// When a phase started, and the CPU time used until then.
+struct PhaseStart(Instant, Cpu);
+
+impl PhaseStart {
+    fn end(self) -> Phase {
+        let cpu = cpu_time();
+        Phase {
+            wall: self.0.elapsed(),
+            cpu: Cpu {
+                broker: cpu.broker.saturating_sub(self.1.broker),
+                client: cpu.client.saturating_sub(self.1.client),
+            },
+        }
+    }
+}
+
+/// CPU time used so far by the broker's threads and by the rest of the process (user
+/// and system), from `/proc/self/task/*/stat` in clock ticks of 10 ms; zero where those
+/// files are absent.
+fn cpu_time() -> Cpu {
+    let mut cpu = Cpu::default();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return cpu;
+    };
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        // The command name is in parentheses (and may hold spaces); the fields after it
+        // start with the state, so utime and stime are the 12th and 13th.
+        let Some((name, rest)) = stat.split_once('(').and_then(|(_, r)| r.rsplit_once(')')) else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        let used = Duration::from_millis((ticks(11) + ticks(12)) * 10);
+        if name.starts_with("broker") {
+            cpu.broker += used;
+        } else {
+            cpu.client += used;
+        }
+    }
+    cpu
+}
+
+/// CPU time of the broker's threads and of the client's.
+#[derive(Clone, Copy, Default)]
+struct Cpu {
+    broker: Duration,
+    client: Duration,
 }
 
 /// The median of `values` (the upper one of an even count).
@@ -140,11 +216,12 @@ fn median(values: &[f64]) -> f64 {
 
 /// One run of `records` records of `size` bytes against a fresh broker: produce and
 /// consume rates in records per second.
-async fn run(args: &TlsArgs, size: usize, tls: Option<&Certs>) -> anyhow::Result<(f64, f64)> {
+async fn run(args: &TlsArgs, size: usize, tls: Option<&Certs>) -> anyhow::Result<(Phase, Phase)> {
     let dir = tempfile::tempdir()?;
     // The broker on threads of its own, as in a process of its own.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .thread_name("broker")
         .enable_all()
         .build()?;
     let (broker, client) = start(runtime.handle(), dir.path(), tls).await?;
@@ -157,8 +234,7 @@ async fn run(args: &TlsArgs, size: usize, tls: Option<&Certs>) -> anyhow::Result
     let consumed = consume(&client, &topic, args.records).await?;
     runtime.spawn(broker.shutdown()).await??;
     runtime.shutdown_background();
-    let per_sec = |d: Duration| args.records as f64 / d.as_secs_f64();
-    Ok((per_sec(produced), per_sec(consumed)))
+    Ok((produced, consumed))
 }
 
 #[tokio::main]
@@ -172,8 +248,15 @@ async fn main() -> anyhow::Result<()> {
     }
     let certs = Certs::new("strom-bench");
     println!(
-        "{:<10} {:>6} {:>14} {:>10} {:>14} {:>10}",
-        "transport", "bytes", "produce rec/s", "MB/s", "consume rec/s", "MB/s"
+        "{:<10} {:>6} {:>14} {:>10} {:>14} {:>10}  {:>13}  {:>13}",
+        "transport",
+        "bytes",
+        "produce rec/s",
+        "MB/s",
+        "consume rec/s",
+        "MB/s",
+        "CPU cl+br P",
+        "CPU cl+br C"
     );
     let transports: Vec<(&str, Option<&Certs>)> = [("plaintext", None), ("TLS", Some(&certs))]
         .into_iter()
@@ -193,8 +276,24 @@ async fn main() -> anyhow::Result<()> {
         let mut rates: Vec<(Vec<f64>, Vec<f64>)> = vec![Default::default(); transports.len()];
         for _ in 0..args.runs {
             for (i, &(name, tls)) in transports.iter().enumerate() {
-                let (p, c) = run(args, size, tls).await?;
-                line(name, p, c);
+                let (produced, consumed) = run(args, size, tls).await?;
+                let per_sec = |phase: Phase| args.records as f64 / phase.wall.as_secs_f64();
+                let cpu = |phase: Phase| {
+                    let share = |d: Duration| 100.0 * d.as_secs_f64() / phase.wall.as_secs_f64();
+                    format!(
+                        "{:.0}%+{:.0}%",
+                        share(phase.cpu.client),
+                        share(phase.cpu.broker)
+                    )
+                };
+                let (p, c) = (per_sec(produced), per_sec(consumed));
+                println!(
+                    "{name:<10} {size:>6} {p:>14.0} {:>10.1} {c:>14.0} {:>10.1}  {:>13}  {:>13}",
+                    mb(p),
+                    mb(c),
+                    cpu(produced),
+                    cpu(consumed)
+                );
                 rates[i].0.push(p);
                 rates[i].1.push(c);
             }
