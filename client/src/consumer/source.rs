@@ -106,10 +106,11 @@ async fn fetch_loop(shared: Arc<Shared>, node: i32) {
             Poll::Pending => request.await,
         };
         match result {
-            Ok((true, next)) => fetched = next,
-            Ok((false, next)) => {
+            Ok((ok, next)) => {
                 fetched = next;
-                tokio::time::sleep(backoff).await;
+                if !ok {
+                    tokio::time::sleep(backoff).await;
+                }
             }
             Err(e) => {
                 warn!(error = %e, partitions = plan.len(), "fetch failed; re-routing");
