@@ -442,27 +442,53 @@ def scenario_transform(bootstrap, source, sink, group, n):
     """Consume-transform-produce with exactly-once: reads `n` records of `source` in group
     `group`, writes each upper-cased to `sink` in transactions that also commit the
     group's offsets (send_offsets_to_transaction). The first transaction is aborted: its
-    output and offsets must vanish. Prints the group's committed offset at the end."""
+    output and offsets must vanish. Prints the group's committed offset at the end.
+
+    Logs every batch, rebalance and committed-offset answer to stderr, so a failure shows
+    its history. Records handed out again from before a seek (offsets below the next one
+    expected) are logged and skipped, as an exactly-once application must."""
     n = int(n)
     cons = consumer(bootstrap, group_id=group, isolation_level="read_committed",
                     auto_offset_reset="earliest")
     prod = Producer({**base_conf(bootstrap), "transactional.id": pc.fresh_topic("strom-transform"),
                      "linger.ms": 5})
     prod.init_transactions(OP_TIMEOUT_S)
-    cons.subscribe([source])
-    done = 0
+    next_offset = {}
+
+    def on_assign(_consumer, parts):
+        pc.log(f"transform: assigned {[(tp.partition, tp.offset) for tp in parts]}")
+        next_offset.clear()
+
+    def on_revoke(_consumer, parts):
+        pc.log(f"transform: revoked {[tp.partition for tp in parts]}")
+
+    cons.subscribe([source], on_assign=on_assign, on_revoke=on_revoke)
+    position = 0
     aborted_once = False
     deadline = time.monotonic() + OP_TIMEOUT_S
     try:
-        while done < n and time.monotonic() < deadline:
-            msgs = [m for m in cons.consume(num_messages=50, timeout=0.5) if m.error() is None]
+        while position < n and time.monotonic() < deadline:
+            msgs = []
+            for m in cons.consume(num_messages=50, timeout=0.5):
+                if m.error() is not None:
+                    continue
+                expected = next_offset.get(m.partition())
+                if expected is not None and m.offset() < expected:
+                    pc.log(f"transform: skipped offset {m.offset()} of partition "
+                           f"{m.partition()}, next is {expected}")
+                    continue
+                next_offset[m.partition()] = m.offset() + 1
+                msgs.append(m)
             if not msgs:
                 continue
             prod.begin_transaction()
             for m in msgs:
                 prod.produce(sink, value=m.value().upper(), partition=0)
-            prod.send_offsets_to_transaction(cons.position(cons.assignment()),
-                                             cons.consumer_group_metadata(), OP_TIMEOUT_S)
+            offsets = cons.position(cons.assignment())
+            pc.log(f"transform: batch {msgs[0].offset()}..{msgs[-1].offset()} "
+                   f"({len(msgs)}), position {[(tp.partition, tp.offset) for tp in offsets]}")
+            prod.send_offsets_to_transaction(offsets, cons.consumer_group_metadata(),
+                                             OP_TIMEOUT_S)
             if not aborted_once:
                 aborted_once = True
                 prod.abort_transaction(OP_TIMEOUT_S)
@@ -472,12 +498,22 @@ def scenario_transform(bootstrap, source, sink, group, n):
                          f"offsets of an aborted transaction were committed: {committed}")
                 for tp in cons.assignment():
                     cons.seek(TopicPartition(tp.topic, tp.partition, 0))
+                    next_offset[tp.partition] = 0
                 continue
             prod.commit_transaction(OP_TIMEOUT_S)
-            done += len(msgs)
-        pc.check(done == n, f"transformed {done} of {n} records")
-        committed = cons.committed([TopicPartition(source, 0)], timeout=OP_TIMEOUT_S)
-        print(f"committed {committed[0].offset}")
+            position = sum(max(tp.offset, 0) for tp in offsets)
+        pc.check(position == n, f"transformed up to position {position} of {n}")
+        # The offsets count once the commit markers are written, which follows
+        # commit_transaction; until then the group answers the previous offset (or, asked
+        # for stable offsets, an error).
+        while True:
+            committed = cons.committed([TopicPartition(source, 0)], timeout=OP_TIMEOUT_S)[0]
+            if committed.offset == n or time.monotonic() >= deadline:
+                break
+            pc.log(f"transform: committed offset {committed.offset} ({committed.error}), "
+                   "asking again")
+            time.sleep(0.05)
+        print(f"committed {committed.offset}")
     finally:
         cons.close()
     sys.stdout.flush()
