@@ -4,10 +4,11 @@
 //!
 //! ```text
 //! cargo bench -p strom-client --bench tls -- [--records 1000000] [--sizes 100,1024] \
-//!     [--transports plaintext,TLS] [--runs 3]
+//!     [--transports plaintext,TLS] [--runs 3] [--pin]
 //! ```
 //!
-//! Besides the rates, each run prints the CPU time the client's threads and the broker's
+//! `--pin` keeps the broker's threads on CPU 0 and the client's on CPU 1 (`taskset`), as a
+//! broker and a client on machines of their own. Besides the rates, each run prints the CPU time the client's threads and the broker's
 //! used over each phase, as a share of one core. The brokers' logs go to the temporary
 //! directory: `TMPDIR=/dev/shm` keeps them in memory, out of reach of page-cache
 //! writeback.
@@ -35,6 +36,8 @@ struct TlsArgs {
     transports: Vec<String>,
     /// Runs of each transport; the medians are compared.
     runs: usize,
+    /// `--pin`: the broker's threads on CPU 0 and the client's on CPU 1.
+    pin: bool,
 }
 
 impl TlsArgs {
@@ -52,6 +55,7 @@ impl TlsArgs {
                 v.split(',').map(|s| s.parse().unwrap()).collect()
             }),
             runs: value("--runs").map_or(3, |v| v.parse().unwrap()),
+            pin: args.iter().any(|a| a == "--pin"),
             transports: value("--transports").map_or(vec!["plaintext".into(), "TLS".into()], |v| {
                 v.split(',').map(str::to_owned).collect()
             }),
@@ -200,6 +204,22 @@ fn cpu_time() -> Cpu {
     cpu
 }
 
+/// The broker's threads to CPU 0 and the others to CPU 1 (with `taskset`), as a broker
+/// and a client on machines of their own; threads started later inherit their starter's.
+fn pin_threads() {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return;
+    };
+    for task in tasks.flatten() {
+        let name = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        let cpu = if name.starts_with("broker") { "0" } else { "1" };
+        let _ = std::process::Command::new("taskset")
+            .args(["-pc", cpu, &task.file_name().to_string_lossy()])
+            .stdout(std::process::Stdio::null())
+            .status();
+    }
+}
+
 /// CPU time of the broker's threads and of the client's.
 #[derive(Clone, Copy, Default)]
 struct Cpu {
@@ -225,6 +245,9 @@ async fn run(args: &TlsArgs, size: usize, tls: Option<&Certs>) -> anyhow::Result
         .enable_all()
         .build()?;
     let (broker, client) = start(runtime.handle(), dir.path(), tls).await?;
+    if args.pin {
+        pin_threads();
+    }
     let topic = format!("bench-{size}");
     Admin::connect(client.clone())
         .await?
