@@ -187,7 +187,7 @@ struct Read {
 
 /// The node id of the follower sending a fetch (v15+ says it in the replica state), -1 for
 /// a consumer.
-fn replica_of(request: &FetchRequest, version: i16) -> i32 {
+pub(crate) fn replica_of(request: &FetchRequest, version: i16) -> i32 {
     if version >= 15 {
         request.replica_state.replica_id.0
     } else {

@@ -125,10 +125,18 @@ pub(crate) async fn dispatch(
         let header = decode_request_header(&mut frame, ApiKey::Fetch, version)?;
         let request: FetchRequest = decode_body(&mut frame, version, "Fetch")?;
         let client = client(&header, who);
-        let mut output = handler::fetch::handle(state, &client, request, version).await;
-        // Fetched bytes count against `consumer_byte_rate` (long polls are not request
-        // time).
-        let throttle = charge(state, &client, Kind::Fetch, output.bytes() as f64);
+        let follower = handler::fetch::replica_of(&request, version) >= 0;
+        let (mut output, busy) =
+            busy_time(handler::fetch::handle(state, &client, request, version)).await;
+        // Fetched bytes count against `consumer_byte_rate`, and the handling (not the long
+        // poll) against `request_percentage`; replication is not a client's (Kafka leaves
+        // it to replication quotas).
+        let throttle = if follower {
+            0
+        } else {
+            charge(state, &client, Kind::Fetch, output.bytes() as f64)
+                .max(charge_busy(state, &client, busy))
+        };
         output.response.throttle_time_ms = throttle;
         let id = header.correlation_id;
         let written = match super::fetch_response::encode(&output, version, id)? {
@@ -141,13 +149,33 @@ pub(crate) async fn dispatch(
         };
         return Ok((written, throttle));
     }
-    let started = std::time::Instant::now();
     let produced = (prefix.api_key == ApiKey::Produce as i16).then_some(frame.len());
-    let (client, throttle) = dispatch_buffered(state, frame, who, produced, out).await?;
-    // Handling time counts against `request_percentage` (percent of one thread).
-    let busy = started.elapsed().as_secs_f64() * 100.0;
-    let request_throttle = client.map_or(0, |c| charge(state, &c, Kind::Request, busy));
-    Ok((Written::Buffered, throttle.max(request_throttle)))
+    let throttle = dispatch_buffered(state, frame, who, produced, out).await?;
+    Ok((Written::Buffered, throttle))
+}
+
+/// Charges `busy`, the time spent handling a request, to the client's
+/// `request_percentage` (percent of one thread); the throttle time in milliseconds. Time
+/// spent waiting (a JoinGroup for its rebalance, a Produce for its replicas, a Fetch for
+/// records) is not charged, as in Kafka, where such requests wait in purgatory off the
+/// request threads.
+fn charge_busy(state: &BrokerState, client: &handler::Client, busy: std::time::Duration) -> i32 {
+    charge(state, client, Kind::Request, busy.as_secs_f64() * 100.0)
+}
+
+/// Runs `future` to its end; its output and the time spent polling it (the time it was
+/// working, not waiting).
+async fn busy_time<F: std::future::Future>(future: F) -> (F::Output, std::time::Duration) {
+    let mut future = std::pin::pin!(future);
+    let mut busy = std::time::Duration::ZERO;
+    let output = std::future::poll_fn(|cx| {
+        let started = std::time::Instant::now();
+        let polled = future.as_mut().poll(cx);
+        busy += started.elapsed();
+        polled
+    })
+    .await;
+    (output, busy)
 }
 
 /// Charges `amount` to the client's quota of `kind`; the throttle time in milliseconds.
@@ -158,15 +186,16 @@ fn charge(state: &BrokerState, client: &handler::Client, kind: Kind, amount: f64
         .record(&state.quorum.image(), client, kind, amount, now)
 }
 
-/// Handles a request answered from memory: who sent it (once its header is read), and the
-/// throttle time a Produce of `produced` bytes earned.
+/// Handles a request answered from memory; the throttle time its quotas earned (a
+/// Produce of `produced` bytes its `producer_byte_rate`, any request its handling time),
+/// also given in the response.
 async fn dispatch_buffered(
     state: &BrokerState,
     mut frame: Bytes,
     who: Who<'_>,
     produced: Option<usize>,
     out: &mut BytesMut,
-) -> Result<(Option<handler::Client>, i32), ProtocolError> {
+) -> Result<i32, ProtocolError> {
     let prefix = RequestPrefix::peek(&frame)?;
     let api = ApiKey::try_from(prefix.api_key)
         .map_err(|_| ProtocolError::UnknownApiKey(prefix.api_key))?;
@@ -190,7 +219,7 @@ async fn dispatch_buffered(
                 min: spec.min,
                 max: spec.max,
             });
-            return encode_response(api, 0, prefix.correlation_id, &body, out).map(|()| (None, 0));
+            return encode_response(api, 0, prefix.correlation_id, &body, out).map(|()| 0);
         }
         return Err(unsupported(
             api,
@@ -205,12 +234,21 @@ async fn dispatch_buffered(
     let id = header.correlation_id;
     let client = &client(&header, who);
     // Produced bytes count against `producer_byte_rate`.
-    let throttle = produced.map_or(0, |bytes| {
+    let mut throttle = produced.map_or(0, |bytes| {
         charge(state, client, Kind::Produce, bytes as f64)
     });
     trace!(api = api_name(api), version, correlation_id = id, "request");
+    // A response with a throttle time carries the longest its quotas earned; those without
+    // one (answers to other brokers) are not charged.
     macro_rules! serve {
         ($req:ty, $handler:path) => {{
+            let request: $req = decode_body(&mut frame, version, api_name(api))?;
+            let (response, busy) = busy_time($handler(state, client, request, version)).await;
+            throttle = throttle.max(charge_busy(state, client, busy));
+            let response = response.with_throttle_time_ms(throttle);
+            encode_response(api, version, id, &response, out)
+        }};
+        (unthrottled $req:ty, $handler:path) => {{
             let request: $req = decode_body(&mut frame, version, api_name(api))?;
             let response = $handler(state, client, request, version).await;
             encode_response(api, version, id, &response, out)
@@ -219,7 +257,10 @@ async fn dispatch_buffered(
     let served = match api {
         ApiKey::Produce => {
             let request: ProduceRequest = decode_body(&mut frame, version, "Produce")?;
-            match handler::produce::handle(state, client, request, version).await {
+            let (produced, busy) =
+                busy_time(handler::produce::handle(state, client, request, version)).await;
+            throttle = throttle.max(charge_busy(state, client, busy));
+            match produced {
                 handler::produce::Produced::Respond(response) => {
                     let response = response.with_throttle_time_ms(throttle);
                     encode_response(api, version, id, &response, out)
@@ -245,12 +286,12 @@ async fn dispatch_buffered(
         ),
         ApiKey::AllocateProducerIds => {
             serve!(
-                AllocateProducerIdsRequest,
+                unthrottled AllocateProducerIdsRequest,
                 handler::allocate_producer_ids::handle
             )
         }
         ApiKey::DescribeQuorum => {
-            serve!(DescribeQuorumRequest, handler::describe_quorum::handle)
+            serve!(unthrottled DescribeQuorumRequest, handler::describe_quorum::handle)
         }
         ApiKey::ElectLeaders => serve!(ElectLeadersRequest, handler::elect_leaders::handle),
         ApiKey::AlterPartitionReassignments => serve!(
@@ -262,7 +303,7 @@ async fn dispatch_buffered(
             handler::partition_reassignments::list
         ),
         ApiKey::WriteTxnMarkers => {
-            serve!(WriteTxnMarkersRequest, handler::write_txn_markers::handle)
+            serve!(unthrottled WriteTxnMarkersRequest, handler::write_txn_markers::handle)
         }
         ApiKey::AddPartitionsToTxn => serve!(
             AddPartitionsToTxnRequest,
@@ -346,7 +387,7 @@ async fn dispatch_buffered(
             VersionRange { min: 0, max: -1 },
         )),
     };
-    served.map(|()| (Some(client.clone()), throttle))
+    served.map(|()| throttle)
 }
 
 /// Who is asking: for ACLs and quotas, and group APIs (Kafka names members and shows them
@@ -398,5 +439,23 @@ mod tests {
         }
         use kafka_protocol::protocol::Message;
         assert_eq!(ApiVersionsRequest::VERSIONS.max, 4);
+    }
+
+    /// Waiting is not busy time; work done while polled is.
+    #[tokio::test]
+    async fn busy_time_counts_polls_not_waits() {
+        let wait = std::time::Duration::from_millis(200);
+        let (_, busy) = busy_time(tokio::time::sleep(wait)).await;
+        assert!(busy < wait / 4, "{busy:?} busy in a {wait:?} sleep");
+        let work = std::time::Duration::from_millis(30);
+        let (value, busy) = busy_time(async {
+            tokio::time::sleep(wait).await;
+            // Work the poll does: the thread is held for `work`.
+            std::thread::sleep(work);
+            7
+        })
+        .await;
+        assert_eq!(value, 7);
+        assert!(busy >= work && busy < wait, "{busy:?}");
     }
 }

@@ -141,3 +141,64 @@ async fn a_fetch_over_the_consumer_byte_rate_is_throttled() {
         response.throttle_time_ms
     );
 }
+
+/// `request_percentage` charges the time the broker spends handling a client's requests:
+/// a JoinGroup that waits a second for its rebalance is not charged for the wait, and a
+/// client sending request after request is throttled once over its share.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_time_is_charged_for_handling_not_waiting() {
+    use bytes::Bytes;
+    use strom_protocol::kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
+    use strom_protocol::kafka_protocol::messages::{GroupId, JoinGroupRequest, MetadataRequest};
+    use strom_protocol::ErrorCode;
+    let fx = Fixture::start_with(|c| {
+        c.num_partitions = 1;
+        c.set("quota.window.num", "2").unwrap();
+        c.set("group.initial.rebalance.delay.ms", "1000").unwrap();
+    })
+    .await;
+    // 1% of a thread: 10 ms of handling per second.
+    set_quota(&fx, "joiner", "request_percentage", 1.0).await;
+    let conn = Connection::connect(&fx.broker.bootstrap(), "joiner")
+        .await
+        .unwrap();
+    let join = JoinGroupRequest::default()
+        .with_group_id(GroupId(StrBytes::from_static_str("waiters")))
+        .with_session_timeout_ms(10_000)
+        .with_rebalance_timeout_ms(10_000)
+        .with_protocol_type(StrBytes::from_static_str("consumer"))
+        .with_protocols(vec![JoinGroupRequestProtocol::default()
+            .with_name(StrBytes::from_static_str("range"))
+            .with_metadata(Bytes::new())]);
+    let first = conn.send_version(&join, 5).await.unwrap();
+    assert_eq!(first.error_code, ErrorCode::MEMBER_ID_REQUIRED.code());
+    let asked = Instant::now();
+    let joined = conn
+        .send_version(&join.clone().with_member_id(first.member_id), 5)
+        .await
+        .unwrap();
+    assert_eq!(joined.error_code, 0);
+    let waited = asked.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900),
+        "joined after {waited:?}"
+    );
+    assert_eq!(
+        joined.throttle_time_ms, 0,
+        "a join that waited {waited:?} was charged for it"
+    );
+    // Handling does count: requests one after another pass 10 ms of handling a second.
+    let mut throttled = None;
+    for sent in 1..=50_000 {
+        let response = conn.send(&MetadataRequest::default()).await.unwrap();
+        if response.throttle_time_ms > 0 {
+            throttled = Some((sent, response.throttle_time_ms));
+            break;
+        }
+    }
+    let (sent, throttle_ms) = throttled.expect("50,000 requests never throttled");
+    assert!(
+        throttle_ms <= 2_000,
+        "throttled {throttle_ms} ms after {sent} requests"
+    );
+}
