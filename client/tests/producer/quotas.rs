@@ -1,6 +1,7 @@
 //! Client quotas: a producer over its `producer_byte_rate` is held to it by the broker's
 //! throttling (the response says how long to wait; the connection reads nothing meanwhile),
-//! and a consumer over its `consumer_byte_rate` is told to wait.
+//! a consumer over its `consumer_byte_rate` is told to wait, and `request_percentage`
+//! charges handling time, not waiting.
 
 use std::time::{Duration, Instant};
 
