@@ -43,7 +43,10 @@ pub(crate) fn decode_partition(
     aborted: Option<Vec<Aborted>>,
 ) -> Result<Decoded, RecordsError> {
     let mut filter = aborted.map(AbortFilter::new);
-    let mut decoded = Decoded::default();
+    let mut decoded = Decoded {
+        records: Vec::with_capacity(record_count(data)),
+        next_offset: None,
+    };
     for batch in records::batches(data) {
         let (header, range) = batch?;
         decoded.next_offset = Some(header.next_offset());
@@ -68,6 +71,20 @@ pub(crate) fn decode_partition(
     }
     Ok(decoded)
 }
+
+/// About how many records `data` holds, for the capacity of their vector: what its whole
+/// batches declare, but never more than its bytes could hold uncompressed (a count is the
+/// peer's word, not a reason to allocate).
+fn record_count(data: &[u8]) -> usize {
+    let declared: usize = records::batches(data)
+        .map_while(Result::ok)
+        .map(|(header, _)| usize::try_from(header.records_count).unwrap_or(0))
+        .sum();
+    declared.min(data.len() / MIN_RECORD_BYTES)
+}
+
+/// The smallest record on the wire: its length and six one-byte fields.
+const MIN_RECORD_BYTES: usize = 7;
 
 /// What the batch headers of a partition's fetched bytes say, before any record is
 /// decoded.
@@ -242,5 +259,17 @@ mod tests {
         let last = data.len() - 1;
         data[last] ^= 0xff;
         assert!(decode_partition("t", 0, 0, &data, None).is_err());
+    }
+
+    #[test]
+    fn a_lying_record_count_reserves_nothing_for_it() {
+        let mut data = BytesMut::from(&batch(0, &["a"], Compression::None)[..]);
+        // recordsCount (bytes 57..61 of the header) claims i32::MAX records; the CRC no
+        // longer matches.
+        data[57..61].copy_from_slice(&i32::MAX.to_be_bytes());
+        assert!(record_count(&data) <= data.len() / MIN_RECORD_BYTES);
+        assert!(decode_partition("t", 0, 0, &data, None).is_err());
+        let whole = batch(0, &["a", "b", "c"], Compression::Lz4);
+        assert_eq!(record_count(&whole), 3);
     }
 }
