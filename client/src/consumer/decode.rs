@@ -76,10 +76,8 @@ pub(crate) fn decode_partition(
 /// batches declare, but never more than its bytes could hold uncompressed (a count is the
 /// peer's word, not a reason to allocate).
 fn record_count(data: &[u8]) -> usize {
-    let declared: usize = records::batches(data)
-        .map_while(Result::ok)
-        .map(|(header, _)| usize::try_from(header.records_count).unwrap_or(0))
-        .sum();
+    // A corrupt header fails decoding anyway; the capacity does not matter then.
+    let declared = scan(data).map_or(0, |scanned| scanned.records);
     declared.min(data.len() / MIN_RECORD_BYTES)
 }
 
@@ -93,6 +91,8 @@ pub(crate) struct Scanned {
     /// The offset after the last whole batch: what [`decode_partition`] gives as
     /// `next_offset`.
     pub(crate) next_offset: Option<i64>,
+    /// The records the whole batches declare.
+    pub(crate) records: usize,
     /// About what the decoded records will count against the buffer's bound (see
     /// [`ConsumerRecord::size`]): the bytes plus the per-record overhead.
     pub(crate) size: usize,
@@ -104,13 +104,16 @@ pub(crate) struct Scanned {
 /// A batch whose header is corrupt (bad length or magic).
 pub(crate) fn scan(data: &[u8]) -> Result<Scanned, RecordsError> {
     let mut scanned = Scanned::default();
-    let mut records = 0usize;
     for batch in records::batches(data) {
         let (header, _) = batch?;
         scanned.next_offset = Some(header.next_offset());
-        records += usize::try_from(header.records_count).unwrap_or(0);
+        scanned.records = scanned
+            .records
+            .saturating_add(usize::try_from(header.records_count).unwrap_or(0));
     }
-    scanned.size = data.len() + records * ConsumerRecord::OVERHEAD;
+    scanned.size = data
+        .len()
+        .saturating_add(scanned.records.saturating_mul(ConsumerRecord::OVERHEAD));
     Ok(scanned)
 }
 

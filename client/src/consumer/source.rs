@@ -427,6 +427,7 @@ fn apply_records(
         Ok(Scanned {
             next_offset: Some(next),
             size,
+            ..
         }) => {
             c.begin_decode(next, size, node);
             return Some(ToDecode {
