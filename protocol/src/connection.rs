@@ -137,7 +137,7 @@ impl Connection {
             std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{host}: {e}"))
         })?;
         let stream = tokio_rustls::TlsConnector::from(tls)
-            .connect(name, stream)
+            .connect(name, crate::tls::buffered(stream))
             .await?;
         let mut conn = Connection::from_stream(stream, client_id);
         conn.negotiate_versions().await?;

@@ -275,6 +275,17 @@ impl ServerTls {
     }
 }
 
+/// Bytes read from the socket at a time on a TLS connection.
+pub const READ_BUFFER_BYTES: usize = 64 * 1024;
+
+/// `stream` read through a buffer of [`READ_BUFFER_BYTES`], for rustls to read from: rustls
+/// asks for at most 4 KiB more than it holds, so reading its 16 KiB records straight from
+/// the socket costs several system calls each; through the buffer one call brings in
+/// several records. Writes go straight to `stream`.
+pub fn buffered<S: tokio::io::AsyncRead>(stream: S) -> tokio::io::BufReader<S> {
+    tokio::io::BufReader::with_capacity(READ_BUFFER_BYTES, stream)
+}
+
 /// The principal of a client certificate: its subject's distinguished name as Kafka
 /// writes it (`CN=alice,O=acme`), or `ANONYMOUS` without one.
 pub fn principal(peer: Option<&[CertificateDer<'_>]>) -> String {

@@ -87,6 +87,10 @@ pub(crate) async fn accept_loop(
 /// The largest request before SASL authentication (Kafka's `sasl.server.max.receive.size`).
 const SASL_MAX_RECEIVE: usize = 512 * 1024;
 
+/// How much encrypted data a TLS session holds before writing it (rustls' default is
+/// 64 KiB).
+const TLS_SEND_BUFFER: usize = 1 << 20;
+
 /// How long a client has to finish the TLS handshake.
 const HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -121,7 +125,12 @@ async fn serve(
         .await;
         return;
     };
-    let stream = match tokio::time::timeout(HANDSHAKE, acceptor.accept(stream)).await {
+    let mut stream = match tokio::time::timeout(
+        HANDSHAKE,
+        acceptor.accept(strom_protocol::tls::buffered(stream)),
+    )
+    .await
+    {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => {
             // Plaintext on a TLS port, an untrusted client certificate, ...
@@ -135,6 +144,7 @@ async fn serve(
     };
     let principal = strom_protocol::tls::principal(stream.get_ref().1.peer_certificates());
     debug!(%peer, %principal, "TLS connection");
+    stream.get_mut().1.set_buffer_limit(Some(TLS_SEND_BUFFER));
     let (read, write) = tokio::io::split(stream);
     serve_frames(
         read,
@@ -149,7 +159,8 @@ async fn serve(
 }
 
 /// A connection's writing side (`T` is the TLS stream's, generic for tests).
-enum Out<T = tokio::io::WriteHalf<tokio_rustls::server::TlsStream<TcpStream>>> {
+enum Out<T = tokio::io::WriteHalf<tokio_rustls::server::TlsStream<tokio::io::BufReader<TcpStream>>>>
+{
     Tcp(tokio::net::tcp::OwnedWriteHalf),
     Tls(T),
 }
