@@ -4,8 +4,12 @@
 //!
 //! ```text
 //! cargo bench -p strom-client --bench tls -- [--records 1000000] [--sizes 100,1024] \
-//!     [--transports plaintext,TLS] [--runs 3] [--pin]
+//!     [--transports plaintext,TLS] [--runs 3] [--pin] [--kcat]
 //! ```
+//!
+//! `--kcat` also consumes each run's records with `kcat` (librdkafka) over the same
+//! transport from the same broker, for librdkafka's own TLS/plaintext ratio; its time
+//! includes starting the process and its handshake.
 //!
 //! `--pin` keeps the broker's threads on CPU 0 and the client's on CPU 1 (`taskset`), as a
 //! broker and a client on machines of their own. Besides the rates, each run prints the CPU time the client's threads and the broker's
@@ -38,6 +42,8 @@ struct TlsArgs {
     runs: usize,
     /// `--pin`: the broker's threads on CPU 0 and the client's on CPU 1.
     pin: bool,
+    /// `--kcat`: also consume with kcat.
+    kcat: bool,
 }
 
 impl TlsArgs {
@@ -56,6 +62,7 @@ impl TlsArgs {
             }),
             runs: value("--runs").map_or(3, |v| v.parse().unwrap()),
             pin: args.iter().any(|a| a == "--pin"),
+            kcat: args.iter().any(|a| a == "--kcat"),
             transports: value("--transports").map_or(vec!["plaintext".into(), "TLS".into()], |v| {
                 v.split(',').map(str::to_owned).collect()
             }),
@@ -138,6 +145,59 @@ async fn consume(config: &ClientConfig, topic: &str, records: u64) -> anyhow::Re
     let phase = start.end();
     consumer.close();
     Ok(phase)
+}
+
+/// Consumes partition 0 of `topic` from its start to its end with kcat (on CPU 1 with
+/// `pin`), checking that it read `records` records; how long that took.
+fn kcat_consume(
+    bootstrap: &str,
+    certs: Option<&Certs>,
+    topic: &str,
+    records: u64,
+    pin: bool,
+) -> anyhow::Result<Duration> {
+    let mut command = if pin {
+        let mut taskset = std::process::Command::new("taskset");
+        taskset.args(["-c", "1", "kcat"]);
+        taskset
+    } else {
+        std::process::Command::new("kcat")
+    };
+    command.args([
+        "-C",
+        "-b",
+        bootstrap,
+        "-t",
+        topic,
+        "-p",
+        "0",
+        "-o",
+        "beginning",
+        "-e",
+    ]);
+    command.args(["-f", "%o\n"]);
+    if let Some(certs) = certs {
+        command.args(["-X", "security.protocol=ssl", "-X"]);
+        command.arg(format!("ssl.ca.location={}", certs.ca().display()));
+    }
+    let start = Instant::now();
+    let output = command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .output()?;
+    let took = start.elapsed();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    // "% Reached end of topic T [0] at offset N: exiting"
+    let end = stderr
+        .lines()
+        .find_map(|l| l.split(" at offset ").nth(1))
+        .and_then(|rest| rest.split(':').next())
+        .and_then(|n| n.trim().parse::<u64>().ok());
+    anyhow::ensure!(
+        output.status.success() && end == Some(records),
+        "kcat read to {end:?} of {records}: {stderr}"
+    );
+    Ok(took)
 }
 
 /// How long a phase of a run took, and the CPU time the process (client and broker)
@@ -234,9 +294,13 @@ fn median(values: &[f64]) -> f64 {
     sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
-/// One run of `records` records of `size` bytes against a fresh broker: produce and
-/// consume rates in records per second.
-async fn run(args: &TlsArgs, size: usize, tls: Option<&Certs>) -> anyhow::Result<(Phase, Phase)> {
+/// One run of `records` records of `size` bytes against a fresh broker: the produce and
+/// consume phases, and with `--kcat` how long kcat took to read them.
+async fn run(
+    args: &TlsArgs,
+    size: usize,
+    tls: Option<&Certs>,
+) -> anyhow::Result<(Phase, Phase, Option<Duration>)> {
     let dir = tempfile::tempdir()?;
     // The broker on threads of its own, as in a process of its own.
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -255,9 +319,22 @@ async fn run(args: &TlsArgs, size: usize, tls: Option<&Certs>) -> anyhow::Result
         .await?;
     let produced = produce(&client, &topic, args.records, size).await?;
     let consumed = consume(&client, &topic, args.records).await?;
+    let kcat = if args.kcat {
+        // The warm-up record and the run's.
+        let bootstrap = broker.bootstrap();
+        Some(kcat_consume(
+            &bootstrap,
+            tls,
+            &topic,
+            args.records + 1,
+            args.pin,
+        )?)
+    } else {
+        None
+    };
     runtime.spawn(broker.shutdown()).await??;
     runtime.shutdown_background();
-    Ok((produced, consumed))
+    Ok((produced, consumed, kcat))
 }
 
 #[tokio::main]
@@ -281,6 +358,9 @@ async fn main() -> anyhow::Result<()> {
         "CPU cl+br P",
         "CPU cl+br C"
     );
+    if args.kcat {
+        println!("{:>96}", "kcat MB/s");
+    }
     let transports: Vec<(&str, Option<&Certs>)> = [("plaintext", None), ("TLS", Some(&certs))]
         .into_iter()
         .filter(|(name, _)| args.transports.iter().any(|t| t.eq_ignore_ascii_case(name)))
@@ -297,9 +377,10 @@ async fn main() -> anyhow::Result<()> {
         // Runs alternate between the transports, so that a slow spell of the machine
         // falls on both.
         let mut rates: Vec<(Vec<f64>, Vec<f64>)> = vec![Default::default(); transports.len()];
+        let mut kcat_rates: Vec<Vec<f64>> = vec![Vec::new(); transports.len()];
         for _ in 0..args.runs {
             for (i, &(name, tls)) in transports.iter().enumerate() {
-                let (produced, consumed) = run(args, size, tls).await?;
+                let (produced, consumed, kcat) = run(args, size, tls).await?;
                 let per_sec = |phase: Phase| args.records as f64 / phase.wall.as_secs_f64();
                 let cpu = |phase: Phase| {
                     let share = |d: Duration| 100.0 * d.as_secs_f64() / phase.wall.as_secs_f64();
@@ -310,13 +391,16 @@ async fn main() -> anyhow::Result<()> {
                     )
                 };
                 let (p, c) = (per_sec(produced), per_sec(consumed));
+                let kcat = kcat.map(|took| args.records as f64 / took.as_secs_f64());
                 println!(
-                    "{name:<10} {size:>6} {p:>14.0} {:>10.1} {c:>14.0} {:>10.1}  {:>13}  {:>13}",
+                    "{name:<10} {size:>6} {p:>14.0} {:>10.1} {c:>14.0} {:>10.1}  {:>13}  {:>13}{}",
                     mb(p),
                     mb(c),
                     cpu(produced),
-                    cpu(consumed)
+                    cpu(consumed),
+                    kcat.map_or(String::new(), |k| format!(" {:>10.1}", mb(k)))
                 );
+                kcat_rates[i].extend(kcat);
                 rates[i].0.push(p);
                 rates[i].1.push(c);
             }
@@ -333,6 +417,16 @@ async fn main() -> anyhow::Result<()> {
                 "",
                 100.0 * tc / pc
             );
+            if let [plain, tls] = &kcat_rates[..] {
+                if !plain.is_empty() {
+                    println!(
+                        "kcat TLS/plaintext consume {:.0}% (medians {:.1} and {:.1} MB/s)",
+                        100.0 * median(tls) / median(plain),
+                        mb(median(tls)),
+                        mb(median(plain))
+                    );
+                }
+            }
         }
     }
     Ok(())
