@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use strom_protocol::records::Compression;
 
 use super::batch::{BatchKey, ProducerBatch};
+use super::record::BATCH_OVERHEAD;
 
 /// What the accumulator needs from the producer's configuration.
 #[derive(Clone, Copy, Debug)]
@@ -202,7 +203,9 @@ impl Accumulator {
             }
             _ => {}
         }
-        let mut batch = self.new_batch(topic, partition);
+        // Room for the batch's header and this record, however large.
+        let capacity = batch_size.max(BATCH_OVERHEAD + size);
+        let mut batch = self.new_batch(topic, partition, capacity);
         add(&mut batch);
         outcome.batch_full |= close_if_full(&mut batch, batch_size);
         outcome.new_batch = true;
@@ -239,8 +242,9 @@ impl Accumulator {
             .map_or_else(|| Arc::from(topic), |(k, _)| k.clone())
     }
 
-    /// A new empty batch for the partition, registered as incomplete.
-    fn new_batch(&mut self, topic: &str, partition: i32) -> ProducerBatch {
+    /// A new empty batch for the partition with room for `capacity` bytes, registered as
+    /// incomplete.
+    fn new_batch(&mut self, topic: &str, partition: i32, capacity: usize) -> ProducerBatch {
         let id = self.next_batch_id;
         self.next_batch_id += 1;
         self.incomplete.insert(id);
@@ -249,6 +253,7 @@ impl Accumulator {
             self.topic_key(topic),
             partition,
             self.config.compression,
+            capacity,
         )
     }
 

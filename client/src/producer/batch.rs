@@ -78,12 +78,20 @@ pub(crate) struct ProducerBatch {
 }
 
 impl ProducerBatch {
-    pub(crate) fn new(id: u64, topic: Arc<str>, partition: i32, codec: Compression) -> Self {
+    /// An empty batch with room for `capacity` bytes of encoded batch (`batch.size`, or one
+    /// larger record), so that its records are encoded without moving.
+    pub(crate) fn new(
+        id: u64,
+        topic: Arc<str>,
+        partition: i32,
+        codec: Compression,
+        capacity: usize,
+    ) -> Self {
         ProducerBatch {
             id,
             topic,
             partition,
-            builder: Some(BatchBuilder::new(codec)),
+            builder: Some(BatchBuilder::with_capacity(codec, capacity)),
             built: None,
             base_sequence: None,
             epoch_bump: 0,
@@ -251,7 +259,7 @@ mod tests {
     use crate::producer::record::DeliveryFuture;
 
     fn batch_with(values: &[&'static str], memory: &Arc<Semaphore>) -> Vec<DeliveryFuture> {
-        let mut batch = ProducerBatch::new(0, Arc::from("t"), 2, Compression::None);
+        let mut batch = ProducerBatch::new(0, Arc::from("t"), 2, Compression::None, 1024);
         let mut futures = Vec::new();
         for v in values {
             let (tx, fut) = DeliveryFuture::channel();

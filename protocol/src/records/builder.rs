@@ -1,7 +1,5 @@
 //! [`BatchBuilder`]: accumulates records and writes one batch (compressed, CRC-stamped).
 
-use std::borrow::Cow;
-
 use bytes::Bytes;
 
 use super::batch::{
@@ -19,7 +17,9 @@ const CONTROL_BIT: i16 = 1 << 5;
 /// Builds one record batch.
 ///
 /// Records are encoded as they are pushed (offset delta = push index, timestamp delta from the
-/// first record's timestamp); [`BatchBuilder::build`] compresses them and writes the header.
+/// first record's timestamp), after room left for the header; [`BatchBuilder::build`]
+/// compresses them and writes the header (uncompressed, into that room, so the records are
+/// not copied again).
 /// Defaults: base offset 0, partition leader epoch -1, producer id / epoch / sequence -1,
 /// `CreateTime`, not transactional, not control.
 #[derive(Debug, Clone)]
@@ -32,6 +32,7 @@ pub struct BatchBuilder {
     base_sequence: i32,
     transactional: bool,
     control: bool,
+    /// Room for the header, then the encoded records.
     records: Vec<u8>,
     scratch: Vec<u8>,
     count: usize,
@@ -43,6 +44,14 @@ pub struct BatchBuilder {
 impl BatchBuilder {
     /// An empty builder writing with `compression`.
     pub fn new(compression: Compression) -> Self {
+        Self::with_capacity(compression, 0)
+    }
+
+    /// An empty builder writing with `compression`, with room for a batch of `capacity`
+    /// bytes before it grows (a producer's `batch.size`).
+    pub fn with_capacity(compression: Compression, capacity: usize) -> Self {
+        let mut records = Vec::with_capacity(capacity.max(BATCH_HEADER_LEN));
+        records.resize(BATCH_HEADER_LEN, 0);
         Self {
             compression,
             base_offset: 0,
@@ -52,7 +61,7 @@ impl BatchBuilder {
             base_sequence: NO_SEQUENCE,
             transactional: false,
             control: false,
-            records: Vec::new(),
+            records,
             scratch: Vec::new(),
             count: 0,
             base_timestamp: NO_TIMESTAMP,
@@ -108,7 +117,7 @@ impl BatchBuilder {
         }
         self.max_timestamp = self.max_timestamp.max(timestamp);
         let Ok(offset_delta) = i32::try_from(self.count) else {
-            self.oversized = Some(self.records.len());
+            self.oversized = Some(self.estimated_size());
             return;
         };
         let timestamp_delta = timestamp.wrapping_sub(self.base_timestamp);
@@ -140,7 +149,7 @@ impl BatchBuilder {
     /// Size of the batch if it were built uncompressed: an upper estimate for compressed
     /// batches, used by producers to decide when a batch is full.
     pub fn estimated_size(&self) -> usize {
-        BATCH_HEADER_LEN + self.records.len()
+        self.records.len()
     }
 
     /// Compresses the records and writes the batch with its CRC.
@@ -148,33 +157,44 @@ impl BatchBuilder {
     /// An empty builder gives a batch with `recordsCount` 0, `lastOffsetDelta` -1 and
     /// timestamps -1 (which [`validate_batches`](super::validate_batches) rejects, as Kafka
     /// does for produce).
-    pub fn build(self) -> Result<Bytes, RecordsError> {
+    pub fn build(mut self) -> Result<Bytes, RecordsError> {
         if let Some(size) = self.oversized {
             return Err(RecordsError::BatchTooLarge { size });
         }
         let too_large = |size| RecordsError::BatchTooLarge { size };
         let count = i32::try_from(self.count).map_err(|_| too_large(self.records.len()))?;
-        let payload = match self.compression {
-            Compression::None => Cow::Borrowed(&self.records[..]),
-            codec => Cow::Owned(codec.compress(&self.records)?),
+        let mut out = match self.compression {
+            Compression::None => std::mem::take(&mut self.records),
+            codec => {
+                let payload =
+                    codec.compress(self.records.get(BATCH_HEADER_LEN..).unwrap_or_default())?;
+                let mut out = Vec::with_capacity(BATCH_HEADER_LEN + payload.len());
+                out.resize(BATCH_HEADER_LEN, 0);
+                out.extend_from_slice(&payload);
+                out
+            }
         };
-        let total = BATCH_HEADER_LEN + payload.len();
+        let total = out.len();
         let batch_length = i32::try_from(total - LOG_OVERHEAD).map_err(|_| too_large(total))?;
-        let mut out = Vec::with_capacity(total);
-        out.extend_from_slice(&self.base_offset.to_be_bytes());
-        out.extend_from_slice(&batch_length.to_be_bytes());
-        out.extend_from_slice(&self.partition_leader_epoch.to_be_bytes());
-        out.extend_from_slice(&MAGIC_V2.to_be_bytes());
-        out.extend_from_slice(&0u32.to_be_bytes()); // CRC, stamped below
-        out.extend_from_slice(&self.attributes().to_be_bytes());
-        out.extend_from_slice(&(count - 1).to_be_bytes());
-        out.extend_from_slice(&self.base_timestamp.to_be_bytes());
-        out.extend_from_slice(&self.max_timestamp.to_be_bytes());
-        out.extend_from_slice(&self.producer_id.to_be_bytes());
-        out.extend_from_slice(&self.producer_epoch.to_be_bytes());
-        out.extend_from_slice(&self.base_sequence.to_be_bytes());
-        out.extend_from_slice(&count.to_be_bytes());
-        out.extend_from_slice(&payload);
+        let mut header = Vec::with_capacity(BATCH_HEADER_LEN);
+        header.extend_from_slice(&self.base_offset.to_be_bytes());
+        header.extend_from_slice(&batch_length.to_be_bytes());
+        header.extend_from_slice(&self.partition_leader_epoch.to_be_bytes());
+        header.extend_from_slice(&MAGIC_V2.to_be_bytes());
+        header.extend_from_slice(&0u32.to_be_bytes()); // CRC, stamped below
+        header.extend_from_slice(&self.attributes().to_be_bytes());
+        header.extend_from_slice(&(count - 1).to_be_bytes());
+        header.extend_from_slice(&self.base_timestamp.to_be_bytes());
+        header.extend_from_slice(&self.max_timestamp.to_be_bytes());
+        header.extend_from_slice(&self.producer_id.to_be_bytes());
+        header.extend_from_slice(&self.producer_epoch.to_be_bytes());
+        header.extend_from_slice(&self.base_sequence.to_be_bytes());
+        header.extend_from_slice(&count.to_be_bytes());
+        // The records start after exactly this many bytes.
+        debug_assert_eq!(header.len(), BATCH_HEADER_LEN);
+        if let Some(room) = out.get_mut(..header.len()) {
+            room.copy_from_slice(&header);
+        }
         write_crc(&mut out);
         Ok(Bytes::from(out))
     }
@@ -252,6 +272,24 @@ mod tests {
             (0, -1, -1)
         );
         assert_eq!(h.next_offset(), h.base_offset);
+    }
+
+    #[test]
+    fn uncompressed_batches_are_built_where_their_records_were_encoded() {
+        let mut b = BatchBuilder::with_capacity(Compression::None, 4096);
+        let room = b.records.as_ptr();
+        for i in 0..20u8 {
+            b.push(i64::from(i), Some(&[i]), Some(&[i; 100]), &[("h", None)]);
+        }
+        assert_eq!(b.records.as_ptr(), room, "the records outgrew the capacity");
+        let size = b.estimated_size();
+        let batch = b.build().unwrap();
+        assert_eq!(batch.as_ptr(), room);
+        assert_eq!(batch.len(), size);
+        let (h, records) = decode_batch(&batch).unwrap();
+        assert_eq!(h.records_count, 20);
+        assert_eq!(records[7].value.as_deref(), Some(&[7u8; 100][..]));
+        assert_eq!(records[7].key.as_deref(), Some(&[7u8][..]));
     }
 
     #[test]
