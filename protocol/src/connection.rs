@@ -136,9 +136,13 @@ impl Connection {
         let name = rustls::pki_types::ServerName::try_from(host.to_owned()).map_err(|e| {
             std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{host}: {e}"))
         })?;
-        let stream = tokio_rustls::TlsConnector::from(tls)
+        let mut stream = tokio_rustls::TlsConnector::from(tls)
             .connect(name, crate::tls::buffered(stream))
             .await?;
+        stream
+            .get_mut()
+            .1
+            .set_buffer_limit(Some(crate::tls::SEND_BUFFER_BYTES));
         let mut conn = Connection::from_stream(stream, client_id);
         conn.negotiate_versions().await?;
         Ok(conn)

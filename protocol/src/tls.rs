@@ -275,6 +275,11 @@ impl ServerTls {
     }
 }
 
+/// Encrypted bytes a TLS session may hold before writing them (rustls' default is 64 KiB):
+/// a 1 MiB fetch response or produce request then leaves in a few large writes, not
+/// sixteen.
+pub const SEND_BUFFER_BYTES: usize = 1 << 20;
+
 /// Bytes read from the socket at a time on a TLS connection.
 pub const READ_BUFFER_BYTES: usize = 64 * 1024;
 

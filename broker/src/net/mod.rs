@@ -87,10 +87,6 @@ pub(crate) async fn accept_loop(
 /// The largest request before SASL authentication (Kafka's `sasl.server.max.receive.size`).
 const SASL_MAX_RECEIVE: usize = 512 * 1024;
 
-/// How much encrypted data a TLS session holds before writing it (rustls' default is
-/// 64 KiB).
-const TLS_SEND_BUFFER: usize = 1 << 20;
-
 /// How long a client has to finish the TLS handshake.
 const HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -144,7 +140,10 @@ async fn serve(
     };
     let principal = strom_protocol::tls::principal(stream.get_ref().1.peer_certificates());
     debug!(%peer, %principal, "TLS connection");
-    stream.get_mut().1.set_buffer_limit(Some(TLS_SEND_BUFFER));
+    stream
+        .get_mut()
+        .1
+        .set_buffer_limit(Some(strom_protocol::tls::SEND_BUFFER_BYTES));
     let (read, write) = tokio::io::split(stream);
     serve_frames(
         read,
