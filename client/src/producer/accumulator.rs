@@ -69,6 +69,10 @@ struct PartitionQueue {
     /// A batch's fate is unknown: the numbering restarts under the next epoch once no
     /// batch is out.
     bump_pending: bool,
+    /// Size of the partition's last batch taken out: a new batch starts with that much
+    /// room (up to `batch.size`), so that a busy partition's batches fill without moving
+    /// and a quiet one's do not each hold `batch.size`.
+    last_size: usize,
 }
 
 impl PartitionQueue {
@@ -203,8 +207,14 @@ impl Accumulator {
             }
             _ => {}
         }
-        // Room for the batch's header and this record, however large.
-        let capacity = batch_size.max(BATCH_OVERHEAD + size);
+        let queue = self.queue(topic, partition);
+        let previous = queue
+            .batches
+            .back()
+            .map_or(queue.last_size, ProducerBatch::estimated_size);
+        // As much as the partition's last batch held, and room for this record however
+        // large.
+        let capacity = previous.min(batch_size).max(BATCH_OVERHEAD + size);
         let mut batch = self.new_batch(topic, partition, capacity);
         add(&mut batch);
         outcome.batch_full |= close_if_full(&mut batch, batch_size);
@@ -449,6 +459,7 @@ fn not_ready_until(
 fn take_front(queue: &mut PartitionQueue, idempotent: bool) -> Option<ProducerBatch> {
     let mut batch = queue.batches.pop_front()?;
     batch.closed = true;
+    queue.last_size = batch.estimated_size();
     if idempotent && batch.base_sequence.is_none() {
         batch.base_sequence = Some(queue.next_sequence);
         batch.epoch_bump = queue.epoch_bump;

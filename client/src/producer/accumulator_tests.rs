@@ -82,6 +82,40 @@ fn batches_fill_up_to_batch_size() {
 }
 
 #[test]
+fn a_new_batch_has_room_for_what_the_last_one_held() {
+    let mut acc = Accumulator::new(config(400, 50));
+    let room = |acc: &Accumulator| {
+        acc.topics["t"][&0]
+            .batches
+            .back()
+            .map(ProducerBatch::capacity)
+            .unwrap()
+    };
+    // The partition's first batch: room for its first record.
+    append(&mut acc, "t", 0);
+    assert_eq!(room(&acc), BATCH_OVERHEAD + 110);
+    // The fourth record starts a second batch, with room for what the full first one held.
+    for _ in 0..3 {
+        append(&mut acc, "t", 0);
+    }
+    let full = acc.topics["t"][&0].batches[0].estimated_size();
+    assert!(full > 300, "{full}");
+    assert_eq!(room(&acc), full);
+    // Both go out, one at a time (the second after its linger).
+    let later = Instant::now() + Duration::from_millis(60);
+    for expected in [3, 1] {
+        let drained = acc.drain(later, leader_zero, any_slot, 1 << 20);
+        assert_eq!(drained_counts(&drained), [expected]);
+        for batch in drained.by_leader.into_values().flatten() {
+            acc.finish(&batch.key(), Finished::Acked);
+        }
+    }
+    // The last one held a single record: the next starts small again.
+    append(&mut acc, "t", 0);
+    assert_eq!(room(&acc), BATCH_OVERHEAD + 110);
+}
+
+#[test]
 fn linger_and_flush_make_batches_ready() {
     let mut acc = Accumulator::new(config(16_384, 50));
     append(&mut acc, "t", 0);

@@ -126,6 +126,12 @@ impl ProducerBatch {
         }
     }
 
+    /// Bytes the open batch has room for before its buffer grows.
+    #[cfg(test)]
+    pub(crate) fn capacity(&self) -> usize {
+        self.builder.as_ref().map_or(0, BatchBuilder::capacity)
+    }
+
     pub(crate) fn record_count(&self) -> usize {
         self.deliveries.len()
     }

@@ -136,6 +136,11 @@ impl BatchBuilder {
         }
     }
 
+    /// Bytes of batch (header included) the builder has room for before its buffer grows.
+    pub fn capacity(&self) -> usize {
+        self.records.capacity()
+    }
+
     /// Number of records pushed.
     pub fn len(&self) -> usize {
         self.count
