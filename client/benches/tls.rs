@@ -12,7 +12,9 @@
 //! includes starting the process and its handshake.
 //!
 //! `--pin` keeps the broker's threads on CPU 0 and the client's on CPU 1 (`taskset`), as a
-//! broker and a client on machines of their own. Besides the rates, each run prints the CPU time the client's threads and the broker's
+//! broker and a client on machines of their own.
+//!
+//! Besides the rates, each run prints the CPU time the client's threads and the broker's
 //! used over each phase, as a share of one core. The brokers' logs go to the temporary
 //! directory: `TMPDIR=/dev/shm` keeps them in memory, out of reach of page-cache
 //! writeback.

@@ -78,8 +78,8 @@ pub(crate) struct ProducerBatch {
 }
 
 impl ProducerBatch {
-    /// An empty batch with room for `capacity` bytes of encoded batch (`batch.size`, or one
-    /// larger record), so that its records are encoded without moving.
+    /// An empty batch with room for `capacity` bytes of encoded batch (what the accumulator
+    /// expects it to hold), so that its records are encoded without moving.
     pub(crate) fn new(
         id: u64,
         topic: Arc<str>,
